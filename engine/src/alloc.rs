@@ -1,0 +1,193 @@
+//! Page allocation and the page-reclamation rules.
+//!
+//! A freed page goes through up to two waiting stages before it can be reused:
+//!
+//! 1. **Checkpoint rule.** A page that existed when the durable checkpoint was taken may belong
+//!    to the durable tree, which recovery starts from. It is not reused until the next
+//!    checkpoint is durable (`awaiting_checkpoint`). A page allocated after the last checkpoint
+//!    (`epoch_allocated`) was never part of a durable tree and skips this stage.
+//! 2. **Reader rule.** A page freed by the commit with sequence number `s` may still be read by a
+//!    snapshot older than `s`. It is reused only once every live snapshot is at `s` or later
+//!    (`awaiting_readers`).
+//!
+//! Pages allocated and freed inside one unsealed batch were never visible to anyone and return to
+//! `free` at once. Every page in `[2, high_water)` is, at any time, exactly one of: reachable from
+//! the writer's roots, in `free`, awaiting, or holding the persisted free list (`check.rs`
+//! verifies this partition).
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use crate::page::PageId;
+
+/// The writer's page allocator.
+#[derive(Debug, Default)]
+pub(crate) struct Allocator {
+    /// Pages [0, high_water) exist; new pages beyond come from here.
+    pub(crate) high_water: u64,
+    /// Reusable now.
+    pub(crate) free: BTreeSet<PageId>,
+    /// Allocated since the last checkpoint: not part of any durable tree.
+    pub(crate) epoch_allocated: HashSet<PageId>,
+    /// Freed, possibly part of the durable tree: (freeing sequence number, page).
+    pub(crate) awaiting_checkpoint: Vec<(u64, PageId)>,
+    /// Freed and outside every durable tree, but maybe visible to snapshots older than the key.
+    pub(crate) awaiting_readers: BTreeMap<u64, Vec<PageId>>,
+    /// Pages holding the free list of the durable meta.
+    pub(crate) freelist_pages: Vec<PageId>,
+}
+
+impl Allocator {
+    /// Allocator for a file whose durable checkpoint lists `free` and keeps its free list in
+    /// `freelist_pages`.
+    pub(crate) fn new(high_water: u64, free: Vec<PageId>, freelist_pages: Vec<PageId>) -> Self {
+        Allocator {
+            high_water,
+            free: free.into_iter().collect(),
+            freelist_pages,
+            ..Default::default()
+        }
+    }
+
+    /// One page, the lowest free one (keeps the file dense) or a new one at the end.
+    pub(crate) fn alloc(&mut self) -> PageId {
+        let id = self.free.pop_first().unwrap_or_else(|| {
+            self.high_water += 1;
+            self.high_water - 1
+        });
+        self.epoch_allocated.insert(id);
+        id
+    }
+
+    /// `n` contiguous pages (for an overflow value): a free run if one exists among the first
+    /// free pages scanned, otherwise new pages at the end (reusing free pages that end there).
+    pub(crate) fn alloc_run(&mut self, n: u64) -> PageId {
+        if n == 1 {
+            return self.alloc();
+        }
+        let mut start = None;
+        let mut run_start = 0;
+        let mut run_len = 0;
+        let mut prev = None;
+        for &p in self.free.iter().take(65_536) {
+            if prev.is_some_and(|q: u64| q + 1 == p) {
+                run_len += 1;
+            } else {
+                run_start = p;
+                run_len = 1;
+            }
+            prev = Some(p);
+            if run_len == n {
+                start = Some(run_start);
+                break;
+            }
+        }
+        let first = match start {
+            Some(s) => s,
+            None => {
+                // Extend a free tail run up to the high-water mark, if there is one.
+                let mut s = self.high_water;
+                while s > 2 && self.high_water - s < n && self.free.contains(&(s - 1)) {
+                    s -= 1;
+                }
+                let end = s + n;
+                self.high_water = self.high_water.max(end);
+                s
+            }
+        };
+        for p in first..first + n {
+            self.free.remove(&p);
+            self.epoch_allocated.insert(p);
+        }
+        first
+    }
+
+    /// Frees a page no reader or checkpoint has seen.
+    pub(crate) fn free_unpublished(&mut self, id: PageId) {
+        self.epoch_allocated.remove(&id);
+        self.free.insert(id);
+    }
+
+    /// Frees a published page, replaced by the commit with sequence number `seq`.
+    pub(crate) fn free_published(&mut self, id: PageId, seq: u64) {
+        if self.epoch_allocated.remove(&id) {
+            self.awaiting_readers.entry(seq).or_default().push(id);
+        } else {
+            self.awaiting_checkpoint.push((seq, id));
+        }
+    }
+
+    /// Makes pages freed by commits up to `oldest_live` reusable: no snapshot older than them
+    /// exists any more.
+    pub(crate) fn release_readers(&mut self, oldest_live: u64) {
+        while let Some(entry) = self.awaiting_readers.first_entry() {
+            if *entry.key() > oldest_live {
+                break;
+            }
+            self.free.extend(entry.remove());
+        }
+    }
+
+    /// Every page that is free in the tree being checkpointed (excluding the pages that will
+    /// hold this list, which the caller allocates first).
+    pub(crate) fn free_for_checkpoint(&self) -> Vec<PageId> {
+        let mut all: Vec<PageId> = self.free.iter().copied().collect();
+        all.extend(self.awaiting_readers.values().flatten());
+        all.extend(self.awaiting_checkpoint.iter().map(|&(_, p)| p));
+        all.extend(&self.freelist_pages);
+        all.sort_unstable();
+        all
+    }
+
+    /// A checkpoint whose free list lives in `new_freelist_pages` is durable: pages waiting for
+    /// it move on to the reader rule, the old free-list pages are free, and the new epoch starts.
+    pub(crate) fn checkpoint_durable(&mut self, new_freelist_pages: Vec<PageId>) {
+        for (seq, p) in std::mem::take(&mut self.awaiting_checkpoint) {
+            self.awaiting_readers.entry(seq).or_default().push(p);
+        }
+        let old = std::mem::replace(&mut self.freelist_pages, new_freelist_pages);
+        self.free.extend(old);
+        self.epoch_allocated.clear();
+    }
+
+    /// Number of pages not holding live data (free, waiting, or free-list pages).
+    pub(crate) fn unused_pages(&self) -> u64 {
+        (self.free.len()
+            + self.awaiting_readers.values().map(Vec::len).sum::<usize>()
+            + self.awaiting_checkpoint.len()
+            + self.freelist_pages.len()) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durable_pages_wait_for_checkpoint_then_readers() {
+        let mut a = Allocator::new(10, vec![5], vec![]);
+        assert_eq!(a.alloc(), 5);
+        assert_eq!(a.alloc(), 10);
+        a.free_published(3, 7); // existed at the checkpoint
+        a.free_published(10, 7); // allocated this epoch
+        a.release_readers(7);
+        assert!(a.free.contains(&10) && !a.free.contains(&3));
+        a.checkpoint_durable(vec![]);
+        a.release_readers(6);
+        assert!(!a.free.contains(&3));
+        a.release_readers(7);
+        assert!(a.free.contains(&3));
+    }
+
+    #[test]
+    fn runs_come_from_free_space_or_the_end() {
+        let mut a = Allocator::new(20, vec![3, 4, 6, 7, 8], vec![]);
+        assert_eq!(a.alloc_run(3), 6);
+        assert_eq!(a.alloc_run(3), 20);
+        assert_eq!(a.high_water, 23);
+        a.free_unpublished(22);
+        a.free_unpublished(21);
+        a.free_unpublished(20);
+        assert_eq!(a.alloc_run(4), 20);
+        assert_eq!(a.high_water, 24);
+    }
+}

@@ -1,0 +1,461 @@
+//! Copy-on-write B+tree over pages: lookups and cursors for readers, insert and remove for the
+//! writer.
+//!
+//! Invariants (checked by `check.rs`):
+//! - keys within a node are strictly increasing under the tree's [`KeyOrder`];
+//! - every key in child i of a branch is >= separator i - 1 and < separator i;
+//! - all leaves are at the same depth;
+//! - no node but the root is empty, and a branch root has at least one separator.
+//!
+//! The writer never modifies a page that a reader or the durable checkpoint can see: the first
+//! change to a node in a batch copies it to a fresh page (`TreeWriter::cow`), later changes in the
+//! same batch edit that copy in place, since no reader sees a batch before it is sealed.
+
+use std::cmp::Ordering;
+
+use crate::error::{Error, Result};
+use crate::node::{Node, NodeRef, StoredValue, ValueRef};
+use crate::page::PageId;
+
+/// Deepest tree the code will walk; a deeper one can only come from a corrupt (cyclic) file.
+pub(crate) const MAX_DEPTH: usize = 48;
+
+/// How a tree orders its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyOrder {
+    /// Plain lexicographic byte order.
+    Bytes,
+    /// Keys are `user_key ++ u64 big-endian revision`: ordered by user key, then revision. Plain
+    /// byte order would interleave "a"+rev with "a\0"+rev.
+    RevSuffix,
+}
+
+impl KeyOrder {
+    pub(crate) fn cmp(self, a: &[u8], b: &[u8]) -> Ordering {
+        match self {
+            KeyOrder::Bytes => a.cmp(b),
+            KeyOrder::RevSuffix => {
+                let (ak, ar) = a.split_at(a.len().saturating_sub(8));
+                let (bk, br) = b.split_at(b.len().saturating_sub(8));
+                ak.cmp(bk).then_with(|| ar.cmp(br))
+            }
+        }
+    }
+}
+
+/// Read access to nodes and overflow values.
+pub(crate) trait NodeSource {
+    /// The node stored at `id`, verified.
+    fn node(&self, id: PageId) -> Result<NodeRef<'_>>;
+    /// The bytes of an overflow value, verified against its checksum.
+    fn overflow(&self, page: PageId, len: u32, crc: u32) -> Result<&[u8]>;
+
+    /// Resolves a value reference to its bytes.
+    fn value_bytes<'a>(&'a self, v: ValueRef<'a>) -> Result<&'a [u8]> {
+        match v {
+            ValueRef::Inline(b) => Ok(b),
+            ValueRef::Overflow { page, len, crc } => self.overflow(page, len, crc),
+        }
+    }
+}
+
+/// Position of `key` in a node: index of the first key >= `key`, and whether it is equal.
+fn search(node: &NodeRef<'_>, order: KeyOrder, key: &[u8]) -> (usize, bool) {
+    let (mut lo, mut hi) = (0, node.count());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match order.cmp(node.key(mid), key) {
+            Ordering::Less => lo = mid + 1,
+            Ordering::Equal => return (mid, true),
+            Ordering::Greater => hi = mid,
+        }
+    }
+    (lo, false)
+}
+
+/// Child of a branch that covers `key`: the number of separators <= key.
+fn child_index(node: &NodeRef<'_>, order: KeyOrder, key: &[u8]) -> usize {
+    match search(node, order, key) {
+        (i, true) => i + 1,
+        (i, false) => i,
+    }
+}
+
+fn too_deep(root: PageId) -> Error {
+    Error::corrupt(format!(
+        "tree rooted at page {root} is deeper than {MAX_DEPTH} levels (cycle?)"
+    ))
+}
+
+/// Point lookup: one descent from the root.
+pub(crate) fn get<'a, S: NodeSource>(
+    src: &'a S,
+    root: PageId,
+    order: KeyOrder,
+    key: &[u8],
+) -> Result<Option<ValueRef<'a>>> {
+    if root == 0 {
+        return Ok(None);
+    }
+    let mut id = root;
+    for _ in 0..MAX_DEPTH {
+        let node = src.node(id)?;
+        if node.is_leaf() {
+            return Ok(match search(&node, order, key) {
+                (i, true) => Some(node.value(i)),
+                _ => None,
+            });
+        }
+        id = node.child(child_index(&node, order, key));
+    }
+    Err(too_deep(root))
+}
+
+/// A position in a tree, for ordered scans in both directions.
+pub(crate) struct Cursor<'a, S: NodeSource> {
+    src: &'a S,
+    root: PageId,
+    order: KeyOrder,
+    /// Path from the root: (node, index). For branches the index is the child taken; for the
+    /// leaf it is the entry. Empty means the cursor is not on an entry.
+    stack: Vec<(NodeRef<'a>, usize)>,
+}
+
+impl<'a, S: NodeSource> Cursor<'a, S> {
+    pub(crate) fn new(src: &'a S, root: PageId, order: KeyOrder) -> Self {
+        Cursor {
+            src,
+            root,
+            order,
+            stack: Vec::new(),
+        }
+    }
+
+    /// The entry under the cursor, if any.
+    pub(crate) fn current(&self) -> Option<(&'a [u8], ValueRef<'a>)> {
+        let (node, i) = self.stack.last()?;
+        if *i < node.count() {
+            Some((node.key(*i), node.value(*i)))
+        } else {
+            None
+        }
+    }
+
+    fn push_path(&mut self, mut id: PageId, leftmost: bool) -> Result<()> {
+        loop {
+            if self.stack.len() >= MAX_DEPTH {
+                return Err(too_deep(self.root));
+            }
+            let node = self.src.node(id)?;
+            if node.is_leaf() {
+                let i = if leftmost {
+                    0
+                } else {
+                    node.count().saturating_sub(1)
+                };
+                self.stack.push((node, i));
+                return Ok(());
+            }
+            let i = if leftmost { 0 } else { node.count() };
+            self.stack.push((node, i));
+            id = node.child(i);
+        }
+    }
+
+    /// Positions on the first entry.
+    pub(crate) fn first(&mut self) -> Result<()> {
+        self.stack.clear();
+        if self.root != 0 {
+            self.push_path(self.root, true)?;
+            self.skip_empty_forward()?;
+        }
+        Ok(())
+    }
+
+    /// Positions on the last entry.
+    pub(crate) fn last(&mut self) -> Result<()> {
+        self.stack.clear();
+        if self.root != 0 {
+            self.push_path(self.root, false)?;
+            self.skip_empty_backward()?;
+        }
+        Ok(())
+    }
+
+    /// Positions on the first entry >= `key`.
+    pub(crate) fn seek_ge(&mut self, key: &[u8]) -> Result<()> {
+        self.stack.clear();
+        if self.root == 0 {
+            return Ok(());
+        }
+        let mut id = self.root;
+        loop {
+            if self.stack.len() >= MAX_DEPTH {
+                return Err(too_deep(self.root));
+            }
+            let node = self.src.node(id)?;
+            if node.is_leaf() {
+                let (i, _) = search(&node, self.order, key);
+                self.stack.push((node, i));
+                return self.skip_empty_forward();
+            }
+            let i = child_index(&node, self.order, key);
+            self.stack.push((node, i));
+            id = node.child(i);
+        }
+    }
+
+    /// Positions on the last entry <= `key`.
+    pub(crate) fn seek_le(&mut self, key: &[u8]) -> Result<()> {
+        self.seek_ge(key)?;
+        match self.current() {
+            Some((k, _)) if self.order.cmp(k, key) == Ordering::Equal => Ok(()),
+            Some(_) => self.prev(),
+            None => self.last(),
+        }
+    }
+
+    /// Moves to the next entry (or off the end).
+    pub(crate) fn next(&mut self) -> Result<()> {
+        if let Some((_, i)) = self.stack.last_mut() {
+            *i += 1;
+        }
+        self.skip_empty_forward()
+    }
+
+    /// Moves to the previous entry (or off the start).
+    pub(crate) fn prev(&mut self) -> Result<()> {
+        match self.stack.last_mut() {
+            Some((_, i)) if *i > 0 => {
+                *i -= 1;
+                Ok(())
+            }
+            Some(_) => self.step_back_leaf(),
+            None => Ok(()),
+        }
+    }
+
+    /// If the leaf index ran past the end, climb to the next subtree.
+    fn skip_empty_forward(&mut self) -> Result<()> {
+        loop {
+            match self.stack.last() {
+                None => return Ok(()),
+                Some((node, i)) if *i < node.count() => return Ok(()),
+                Some(_) => {}
+            }
+            self.stack.pop();
+            loop {
+                let Some((node, i)) = self.stack.last_mut() else {
+                    return Ok(());
+                };
+                if *i < node.count() {
+                    *i += 1;
+                    let child = node.child(*i);
+                    self.push_path(child, true)?;
+                    break;
+                }
+                self.stack.pop();
+            }
+        }
+    }
+
+    fn step_back_leaf(&mut self) -> Result<()> {
+        self.stack.pop();
+        loop {
+            let Some((node, i)) = self.stack.last_mut() else {
+                return Ok(());
+            };
+            if *i > 0 {
+                *i -= 1;
+                let child = node.child(*i);
+                self.push_path(child, false)?;
+                return self.skip_empty_backward();
+            }
+            self.stack.pop();
+        }
+    }
+
+    fn skip_empty_backward(&mut self) -> Result<()> {
+        match self.stack.last() {
+            Some((node, _)) if node.count() == 0 => self.step_back_leaf(),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Write access for the tree algorithms; implemented by the pager.
+pub(crate) trait TreeWriter: NodeSource {
+    /// Page size in bytes; a node must encode into one page.
+    fn page_size(&self) -> usize;
+    /// Makes node `id` writable in this batch: a no-op for a node already copied in this batch,
+    /// otherwise a copy to a fresh page (the old page is freed). Returns the writable node's id.
+    fn cow(&mut self, id: PageId) -> Result<PageId>;
+    /// The writable node `id` (must have come from `cow` or `alloc_node`).
+    fn dirty(&mut self, id: PageId) -> Result<&mut Node>;
+    /// Stores a new node on a fresh page.
+    fn alloc_node(&mut self, node: Node) -> PageId;
+    /// Removes writable node `id` and frees its page.
+    fn take_node(&mut self, id: PageId) -> Result<Node>;
+    /// Frees the page of node `id`, writable or not.
+    fn free_node(&mut self, id: PageId);
+}
+
+/// Inserts or replaces `key`; returns the previous value (whose overflow pages the caller frees).
+pub(crate) fn insert<W: TreeWriter>(
+    w: &mut W,
+    root: &mut PageId,
+    order: KeyOrder,
+    tag: u8,
+    key: &[u8],
+    value: StoredValue,
+) -> Result<Option<StoredValue>> {
+    if *root == 0 {
+        let mut leaf = Node::new_leaf(tag);
+        leaf.leaf_insert(0, key.to_vec(), value);
+        *root = w.alloc_node(leaf);
+        return Ok(None);
+    }
+    let id = w.cow(*root)?;
+    *root = id;
+    let (old, split) = insert_rec(w, id, order, key, value, 0)?;
+    if let Some((sep, right)) = split {
+        let mut branch = Node::new_branch(tag, id);
+        branch.branch_insert(0, sep, right);
+        *root = w.alloc_node(branch);
+    }
+    Ok(old)
+}
+
+type Split = Option<(Vec<u8>, PageId)>;
+
+fn split_if_full<W: TreeWriter>(w: &mut W, id: PageId) -> Result<Split> {
+    let page_size = w.page_size();
+    let node = w.dirty(id)?;
+    if node.size <= page_size {
+        return Ok(None);
+    }
+    let (sep, right) = node.split();
+    Ok(Some((sep, w.alloc_node(right))))
+}
+
+fn insert_rec<W: TreeWriter>(
+    w: &mut W,
+    id: PageId,
+    order: KeyOrder,
+    key: &[u8],
+    value: StoredValue,
+    depth: usize,
+) -> Result<(Option<StoredValue>, Split)> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(id));
+    }
+    let node = w.dirty(id)?;
+    let view = NodeRef::Owned(node);
+    if view.is_leaf() {
+        let (i, found) = search(&view, order, key);
+        let old = if found {
+            Some(node.leaf_replace(i, value))
+        } else {
+            node.leaf_insert(i, key.to_vec(), value);
+            None
+        };
+        return Ok((old, split_if_full(w, id)?));
+    }
+    let ci = child_index(&view, order, key);
+    let child = node.child(ci);
+    let child = w.cow(child)?;
+    w.dirty(id)?.set_child(ci, child);
+    let (old, split) = insert_rec(w, child, order, key, value, depth + 1)?;
+    if let Some((sep, right)) = split {
+        w.dirty(id)?.branch_insert(ci, sep, right);
+    }
+    Ok((old, split_if_full(w, id)?))
+}
+
+/// Removes `key`; returns its value if it was present.
+pub(crate) fn remove<W: TreeWriter>(
+    w: &mut W,
+    root: &mut PageId,
+    order: KeyOrder,
+    key: &[u8],
+) -> Result<Option<StoredValue>> {
+    if *root == 0 || get(w, *root, order, key)?.is_none() {
+        return Ok(None);
+    }
+    let id = w.cow(*root)?;
+    *root = id;
+    let old = remove_rec(w, id, order, key, 0)?;
+    // Shrink the root: an empty leaf root means an empty tree; a branch root with a single child
+    // hands the root to that child.
+    loop {
+        let node = w.node(*root)?;
+        if node.is_leaf() {
+            if node.count() == 0 {
+                w.free_node(*root);
+                *root = 0;
+            }
+            break;
+        }
+        if node.count() > 0 {
+            break;
+        }
+        let only = node.child(0);
+        w.free_node(*root);
+        *root = only;
+    }
+    Ok(old)
+}
+
+fn remove_rec<W: TreeWriter>(
+    w: &mut W,
+    id: PageId,
+    order: KeyOrder,
+    key: &[u8],
+    depth: usize,
+) -> Result<Option<StoredValue>> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(id));
+    }
+    let node = w.dirty(id)?;
+    let view = NodeRef::Owned(node);
+    if view.is_leaf() {
+        return Ok(match search(&view, order, key) {
+            (i, true) => Some(node.leaf_remove(i).value),
+            _ => None,
+        });
+    }
+    let ci = child_index(&view, order, key);
+    let child = node.child(ci);
+    let child = w.cow(child)?;
+    w.dirty(id)?.set_child(ci, child);
+    let old = remove_rec(w, child, order, key, depth + 1)?;
+    let page_size = w.page_size();
+    let child_node = w.dirty(child)?;
+    if child_node.count() == 0 || child_node.size < page_size / 4 {
+        rebalance(w, id, ci)?;
+    }
+    Ok(old)
+}
+
+/// Merges underfull child `ci` of `parent` with a neighbour, splitting again if the merged node
+/// does not fit. Afterwards every child of `parent` is non-empty.
+fn rebalance<W: TreeWriter>(w: &mut W, parent: PageId, ci: usize) -> Result<()> {
+    let pnode = w.dirty(parent)?;
+    if pnode.count() == 0 {
+        return Ok(()); // a lone child: the grandparent (or the root shrink) deals with it
+    }
+    let left_idx = if ci > 0 { ci - 1 } else { 0 };
+    let (left, right) = (pnode.child(left_idx), pnode.child(left_idx + 1));
+    let sep = pnode.key(left_idx).to_vec();
+    let left = w.cow(left)?;
+    let right = w.cow(right)?;
+    w.dirty(parent)?.set_child(left_idx, left);
+    let right_node = w.take_node(right)?;
+    let pnode = w.dirty(parent)?;
+    pnode.branch_remove(left_idx);
+    w.dirty(left)?.merge(sep, right_node);
+    if let Some((sep, new_right)) = split_if_full(w, left)? {
+        w.dirty(parent)?.branch_insert(left_idx, sep, new_right);
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! The one error type of the engine.
+//!
+//! Every fallible public function returns [`Result<T>`](Result). Variants are grouped by what the
+//! caller can do about them: fix the request (`EmptyKey`, `KeyTooLarge`, ...), pick another
+//! revision (`Compacted`, `FutureRevision`), wait or pick another file (`Locked`), or give up on
+//! this handle (`Corrupt`, `Io` after a failed sync, which poisons the store).
+
+use std::path::PathBuf;
+
+/// Result alias used throughout etch.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in etch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A key was empty; etcd rejects empty keys and so does etch.
+    #[error("key is empty")]
+    EmptyKey,
+    /// A key is longer than the configured maximum.
+    #[error("key of {len} bytes exceeds the maximum key size of {max} bytes")]
+    KeyTooLarge {
+        /// Length of the offending key.
+        len: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A request (the keys and values of one write) is larger than the configured maximum
+    /// (etcd's `--max-request-bytes`, 1.5 MiB by default).
+    #[error("request of {size} bytes exceeds the maximum request size of {max} bytes")]
+    RequestTooLarge {
+        /// Size of the request in bytes.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A batch or transaction has more operations than allowed (etcd's `--max-txn-ops`, 128).
+    #[error("too many operations in one transaction: {count} > {max}")]
+    TooManyOps {
+        /// Number of operations in the request.
+        count: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The same key is written twice in one batch (etcd: "duplicate key given in txn request").
+    #[error("duplicate key given in txn request: {key:?}")]
+    DuplicateKey {
+        /// The key written twice (lossy UTF-8 for display).
+        key: String,
+    },
+    /// `ignore_value` or `ignore_lease` was used on a key that does not exist.
+    #[error("key not found")]
+    KeyNotFound,
+    /// `ignore_value` was set together with a non-empty value.
+    #[error("value is provided")]
+    ValueProvided,
+    /// `ignore_lease` was set together with a lease.
+    #[error("lease is provided")]
+    LeaseProvided,
+    /// The requested revision has been compacted.
+    #[error("required revision {requested} has been compacted (compact revision {compacted})")]
+    Compacted {
+        /// The revision asked for.
+        requested: i64,
+        /// The store's compact revision.
+        compacted: i64,
+    },
+    /// The requested revision is newer than the store's current revision.
+    #[error("required revision {requested} is a future revision (current revision {current})")]
+    FutureRevision {
+        /// The revision asked for.
+        requested: i64,
+        /// The store's current revision.
+        current: i64,
+    },
+    /// The file does not start with etch's magic number.
+    #[error("{path}: not an etch file")]
+    NotEtchFile {
+        /// The file that was opened.
+        path: PathBuf,
+    },
+    /// The file was written by a newer version of etch.
+    #[error("{path}: file format version {found} is newer than the supported version {supported}")]
+    NewerFormat {
+        /// The file that was opened.
+        path: PathBuf,
+        /// Version found in the file.
+        found: u32,
+        /// Highest version this build reads.
+        supported: u32,
+    },
+    /// The file (or its WAL) is damaged; the message names the page or offset and what failed.
+    #[error("corrupt database: {0}")]
+    Corrupt(String),
+    /// Another process (or another `Store` in this process) holds the file open for writing.
+    #[error("{path}: database is locked by another process")]
+    Locked {
+        /// The file that was opened.
+        path: PathBuf,
+    },
+    /// The disk is full. Nothing acknowledged is lost; free space and reopen.
+    #[error("no space left on device: {0}")]
+    NoSpace(std::io::Error),
+    /// An I/O error from the operating system.
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+    /// An earlier write or sync failed, so this handle refuses further writes: the state on disk
+    /// is consistent and a reopen recovers every acknowledged commit. (Like SQLite and redb, a
+    /// failed fsync is never retried as if the data were safe.)
+    #[error("store is read-only after an earlier fatal I/O error ({0}); reopen it to recover")]
+    Poisoned(String),
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// An option passed to the builder is out of range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        // ENOSPC (28) and EDQUOT (122) both mean "the disk will not take more bytes".
+        match err.raw_os_error() {
+            Some(28) | Some(122) => Error::NoSpace(err),
+            _ => Error::Io(err),
+        }
+    }
+}
+
+impl Error {
+    /// Builds a [`Error::Corrupt`] from anything printable.
+    pub(crate) fn corrupt(msg: impl Into<String>) -> Self {
+        Error::Corrupt(msg.into())
+    }
+}

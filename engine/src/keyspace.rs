@@ -1,0 +1,623 @@
+//! etcd's MVCC keyspace on three B+trees.
+//!
+//! - `current`: user key -> record of the key's live version. A read at the current revision is
+//!   one descent of this tree.
+//! - `history`: (user key, mod revision) -> superseded versions and tombstones. When a put
+//!   replaces a live version, or a delete removes it, the old record moves here unchanged (an
+//!   overflow value moves by reference, not by copy); a delete also adds a tombstone at its
+//!   revision. Reading key K at revision R: the current record if its mod revision <= R, else the
+//!   newest history entry of K at or below R (a tombstone, or none, means absent).
+//! - `log`: (revision, sub-revision) -> (event kind, user key): every change in revision order,
+//!   for replaying changes since a revision (watch) and for compaction, which walks the log up to
+//!   the compact revision and drops the history it no longer needs.
+//!
+//! Record layout (value of `current` and `history` entries):
+//!
+//! ```text
+//! 0  u8  kind (1 = put, 2 = tombstone)
+//! 1  u64 create revision
+//! 9  u64 mod revision
+//! 17 u64 version
+//! 25 i64 lease
+//! 33 ..  value
+//! ```
+//! Log entries: key = u64 big-endian revision | u32 big-endian sub-revision; value = u8 kind | key.
+
+use std::collections::HashSet;
+
+use crate::btree::{self, Cursor, KeyOrder, NodeSource};
+use crate::error::{Error, Result};
+use crate::meta::Roots;
+use crate::node::{max_inline_entry, StoredValue, ValueRef};
+use crate::pager::Pager;
+use crate::types::{
+    BatchResponse, DeleteResponse, KeyValue, OpResponse, PutResponse, Range, RangeOptions,
+    RangeResponse, SortOrder, SortTarget, WriteOp,
+};
+
+const RECORD_HEADER: usize = 33;
+const KIND_PUT: u8 = 1;
+const KIND_TOMBSTONE: u8 = 2;
+/// Tree tags written into node headers, so `check` can tell the trees apart.
+pub(crate) const TAG_CURRENT: u8 = 1;
+pub(crate) const TAG_HISTORY: u8 = 2;
+pub(crate) const TAG_LOG: u8 = 3;
+
+/// Logical state of the keyspace at one revision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct KsState {
+    pub(crate) roots: Roots,
+    pub(crate) revision: u64,
+    pub(crate) compact_revision: u64,
+    pub(crate) key_count: u64,
+}
+
+/// Request limits, from the options.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_key_size: usize,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_txn_ops: usize,
+}
+
+/// Decoded record header.
+#[derive(Clone, Copy, Debug)]
+struct RecordHeader {
+    kind: u8,
+    create: u64,
+    modr: u64,
+    version: u64,
+    lease: i64,
+}
+
+fn encode_record(h: RecordHeader, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(RECORD_HEADER + value.len());
+    out.push(h.kind);
+    out.extend_from_slice(&h.create.to_le_bytes());
+    out.extend_from_slice(&h.modr.to_le_bytes());
+    out.extend_from_slice(&h.version.to_le_bytes());
+    out.extend_from_slice(&h.lease.to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_header(b: &[u8]) -> Result<RecordHeader> {
+    if b.len() < RECORD_HEADER || !(b[0] == KIND_PUT || b[0] == KIND_TOMBSTONE) {
+        return Err(Error::corrupt(format!(
+            "key record of {} bytes is malformed",
+            b.len()
+        )));
+    }
+    Ok(RecordHeader {
+        kind: b[0],
+        create: crate::page::get_u64(b, 1),
+        modr: crate::page::get_u64(b, 9),
+        version: crate::page::get_u64(b, 17),
+        lease: crate::page::get_u64(b, 25) as i64,
+    })
+}
+
+fn to_kv(key: &[u8], h: RecordHeader, value: &[u8], keys_only: bool) -> KeyValue {
+    KeyValue {
+        key: key.to_vec(),
+        value: if keys_only {
+            Vec::new()
+        } else {
+            value.to_vec()
+        },
+        create_revision: h.create as i64,
+        mod_revision: h.modr as i64,
+        version: h.version as i64,
+        lease: h.lease,
+    }
+}
+
+/// Reads a record: header and value bytes.
+fn read_record<'a, S: NodeSource>(src: &'a S, v: ValueRef<'a>) -> Result<(RecordHeader, &'a [u8])> {
+    let bytes = src.value_bytes(v)?;
+    let h = decode_header(bytes)?;
+    Ok((h, &bytes[RECORD_HEADER..]))
+}
+
+fn history_key(key: &[u8], rev: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(key.len() + 8);
+    k.extend_from_slice(key);
+    k.extend_from_slice(&rev.to_be_bytes());
+    k
+}
+
+fn log_key(rev: u64, sub: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&rev.to_be_bytes());
+    k[8..].copy_from_slice(&sub.to_be_bytes());
+    k
+}
+
+/// Static checks of a batch that need no tree access: key sizes, request size, op count,
+/// duplicate keys, flag combinations. Runs before anything is changed.
+pub(crate) fn validate(ops: &[WriteOp], limits: &Limits) -> Result<()> {
+    if ops.len() > limits.max_txn_ops {
+        return Err(Error::TooManyOps {
+            count: ops.len(),
+            max: limits.max_txn_ops,
+        });
+    }
+    let mut size = 0usize;
+    let mut put_keys: HashSet<&[u8]> = HashSet::new();
+    for op in ops {
+        match op {
+            WriteOp::Put(p) => {
+                check_key(&p.key, limits)?;
+                if p.ignore_value && !p.value.is_empty() {
+                    return Err(Error::ValueProvided);
+                }
+                if p.ignore_lease && p.lease != 0 {
+                    return Err(Error::LeaseProvided);
+                }
+                size += p.key.len() + p.value.len();
+                if !put_keys.insert(&p.key) {
+                    return Err(Error::DuplicateKey {
+                        key: String::from_utf8_lossy(&p.key).into_owned(),
+                    });
+                }
+            }
+            WriteOp::DeleteRange { range, .. } => {
+                check_key(&range.start, limits)?;
+                size += range.start.len() + range.end.len();
+            }
+        }
+    }
+    // etcd also rejects a put to a key that a delete in the same transaction covers.
+    for op in ops {
+        if let WriteOp::DeleteRange { range, .. } = op {
+            if let Some(k) = put_keys.iter().find(|k| range.contains(k)) {
+                return Err(Error::DuplicateKey {
+                    key: String::from_utf8_lossy(k).into_owned(),
+                });
+            }
+        }
+    }
+    if size > limits.max_request_bytes {
+        return Err(Error::RequestTooLarge {
+            size,
+            max: limits.max_request_bytes,
+        });
+    }
+    Ok(())
+}
+
+fn check_key(key: &[u8], limits: &Limits) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::EmptyKey);
+    }
+    if key.len() > limits.max_key_size {
+        return Err(Error::KeyTooLarge {
+            len: key.len(),
+            max: limits.max_key_size,
+        });
+    }
+    Ok(())
+}
+
+/// Checks that depend on the tree but must hold before any change: `ignore_value` and
+/// `ignore_lease` need the key to exist. (No earlier op in the batch can change that, since
+/// a batch never touches a key twice.)
+pub(crate) fn precheck<S: NodeSource>(src: &S, st: &KsState, ops: &[WriteOp]) -> Result<()> {
+    for op in ops {
+        if let WriteOp::Put(p) = op {
+            if (p.ignore_value || p.ignore_lease)
+                && btree::get(src, st.roots.current, KeyOrder::Bytes, &p.key)?.is_none()
+            {
+                return Err(Error::KeyNotFound);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stores a record as a tree value: inline if the entry fits a quarter page, else overflow.
+fn store_value(pager: &mut Pager, key_len: usize, record: Vec<u8>) -> Result<StoredValue> {
+    if 2 + 7 + key_len + 8 + record.len() <= max_inline_entry(pager.page_size) {
+        Ok(StoredValue::Inline(record))
+    } else {
+        pager.write_overflow(&record)
+    }
+}
+
+/// Applies a validated batch at revision `st.revision + 1`. Bumps the revision only if
+/// something changed. Errors here are I/O or corruption errors and poison the writer.
+pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Result<BatchResponse> {
+    let rev = st.revision + 1;
+    let mut sub: u32 = 0;
+    let mut responses = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            WriteOp::Put(p) => {
+                let existing = match btree::get(pager, st.roots.current, KeyOrder::Bytes, &p.key)? {
+                    Some(v) => {
+                        let (h, value) = read_record(pager, v)?;
+                        let keep_value = if p.ignore_value {
+                            Some(value.to_vec())
+                        } else {
+                            None
+                        };
+                        let prev = if p.prev_kv {
+                            Some(to_kv(&p.key, h, value, false))
+                        } else {
+                            None
+                        };
+                        Some((h, keep_value, prev))
+                    }
+                    None => None,
+                };
+                let (create, version, lease, prev_kv) = match &existing {
+                    Some((h, _, prev)) => (
+                        h.create,
+                        h.version + 1,
+                        if p.ignore_lease { h.lease } else { p.lease },
+                        prev.clone(),
+                    ),
+                    None => (rev, 1, p.lease, None),
+                };
+                let value: &[u8] = match &existing {
+                    Some((_, Some(v), _)) => v,
+                    _ => &p.value,
+                };
+                let header = RecordHeader {
+                    kind: KIND_PUT,
+                    create,
+                    modr: rev,
+                    version,
+                    lease,
+                };
+                let stored = store_value(pager, p.key.len(), encode_record(header, value))?;
+                let old = btree::insert(
+                    pager,
+                    &mut st.roots.current,
+                    KeyOrder::Bytes,
+                    TAG_CURRENT,
+                    &p.key,
+                    stored,
+                )?;
+                match (old, &existing) {
+                    (Some(old), Some((h, _, _))) => {
+                        // The replaced version moves to history as is.
+                        btree::insert(
+                            pager,
+                            &mut st.roots.history,
+                            KeyOrder::RevSuffix,
+                            TAG_HISTORY,
+                            &history_key(&p.key, h.modr),
+                            old,
+                        )?;
+                    }
+                    (None, None) => st.key_count += 1,
+                    _ => {
+                        return Err(Error::corrupt(
+                            "internal: current tree changed during a put",
+                        ))
+                    }
+                }
+                let mut log_value = vec![KIND_PUT];
+                log_value.extend_from_slice(&p.key);
+                btree::insert(
+                    pager,
+                    &mut st.roots.log,
+                    KeyOrder::Bytes,
+                    TAG_LOG,
+                    &log_key(rev, sub),
+                    StoredValue::Inline(log_value),
+                )?;
+                sub += 1;
+                responses.push(OpResponse::Put(PutResponse {
+                    header_revision: 0,
+                    prev_kv,
+                }));
+            }
+            WriteOp::DeleteRange { range, prev_kv } => {
+                let mut victims: Vec<(Vec<u8>, RecordHeader, Option<KeyValue>)> = Vec::new();
+                scan_current(pager, st.roots.current, range, |key, v| {
+                    let (h, value) = read_record(pager, v)?;
+                    victims.push((
+                        key.to_vec(),
+                        h,
+                        (*prev_kv).then(|| to_kv(key, h, value, false)),
+                    ));
+                    Ok(true)
+                })?;
+                let mut prev_kvs = Vec::new();
+                for (key, h, prev) in &victims {
+                    let old = btree::remove(pager, &mut st.roots.current, KeyOrder::Bytes, key)?
+                        .ok_or_else(|| Error::corrupt("internal: key vanished during delete"))?;
+                    btree::insert(
+                        pager,
+                        &mut st.roots.history,
+                        KeyOrder::RevSuffix,
+                        TAG_HISTORY,
+                        &history_key(key, h.modr),
+                        old,
+                    )?;
+                    let tomb = RecordHeader {
+                        kind: KIND_TOMBSTONE,
+                        create: 0,
+                        modr: rev,
+                        version: 0,
+                        lease: 0,
+                    };
+                    btree::insert(
+                        pager,
+                        &mut st.roots.history,
+                        KeyOrder::RevSuffix,
+                        TAG_HISTORY,
+                        &history_key(key, rev),
+                        StoredValue::Inline(encode_record(tomb, &[])),
+                    )?;
+                    let mut log_value = vec![KIND_TOMBSTONE];
+                    log_value.extend_from_slice(key);
+                    btree::insert(
+                        pager,
+                        &mut st.roots.log,
+                        KeyOrder::Bytes,
+                        TAG_LOG,
+                        &log_key(rev, sub),
+                        StoredValue::Inline(log_value),
+                    )?;
+                    sub += 1;
+                    st.key_count -= 1;
+                    if let Some(kv) = prev {
+                        prev_kvs.push(kv.clone());
+                    }
+                }
+                responses.push(OpResponse::Delete(DeleteResponse {
+                    header_revision: 0,
+                    deleted: victims.len() as i64,
+                    prev_kvs,
+                }));
+            }
+        }
+    }
+    if sub > 0 {
+        st.revision = rev;
+    }
+    let header_revision = st.revision as i64;
+    for r in &mut responses {
+        match r {
+            OpResponse::Put(p) => p.header_revision = header_revision,
+            OpResponse::Delete(d) => d.header_revision = header_revision,
+        }
+    }
+    Ok(BatchResponse {
+        header_revision,
+        responses,
+    })
+}
+
+/// Visits the live keys of `range` in the current tree in key order until `f` returns false.
+fn scan_current<'a, S: NodeSource>(
+    src: &'a S,
+    root: u64,
+    range: &Range,
+    mut f: impl FnMut(&[u8], ValueRef<'a>) -> Result<bool>,
+) -> Result<()> {
+    if range.is_single() {
+        if let Some(v) = btree::get(src, root, KeyOrder::Bytes, &range.start)? {
+            f(&range.start, v)?;
+        }
+        return Ok(());
+    }
+    let mut c = Cursor::new(src, root, KeyOrder::Bytes);
+    c.seek_ge(range.scan_start())?;
+    let end = range.scan_end();
+    while let Some((k, v)) = c.current() {
+        if end.is_some_and(|e| k >= e) || !f(k, v)? {
+            break;
+        }
+        c.next()?;
+    }
+    Ok(())
+}
+
+/// The current version of one key: one descent of the `current` tree.
+pub(crate) fn get<S: NodeSource>(src: &S, st: &KsState, key: &[u8]) -> Result<Option<KeyValue>> {
+    match btree::get(src, st.roots.current, KeyOrder::Bytes, key)? {
+        Some(v) => {
+            let (h, value) = read_record(src, v)?;
+            Ok(Some(to_kv(key, h, value, false)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A range read with etcd's semantics (see `RangeOptions`).
+pub(crate) fn range<S: NodeSource>(
+    src: &S,
+    st: &KsState,
+    range: &Range,
+    opts: &RangeOptions,
+) -> Result<RangeResponse> {
+    let current = st.revision as i64;
+    let rev = if opts.revision <= 0 {
+        current
+    } else {
+        opts.revision
+    };
+    if rev > current {
+        return Err(Error::FutureRevision {
+            requested: rev,
+            current,
+        });
+    }
+    if rev < st.compact_revision as i64 {
+        return Err(Error::Compacted {
+            requested: rev,
+            compacted: st.compact_revision as i64,
+        });
+    }
+    let filtered = opts.min_mod_revision != 0
+        || opts.max_mod_revision != 0
+        || opts.min_create_revision != 0
+        || opts.max_create_revision != 0;
+    let sorted = opts.sort_order != SortOrder::None || opts.sort_target != SortTarget::Key;
+    // As etcd: with sorting or filters everything is fetched and then cut; otherwise one key
+    // beyond the limit is enough to know whether there are more.
+    let fetch_limit = if opts.limit > 0 && !sorted && !filtered {
+        opts.limit as usize + 1
+    } else {
+        usize::MAX
+    };
+    let mut out = Collector {
+        kvs: Vec::new(),
+        count: 0,
+        fetch_limit,
+        count_only: opts.count_only,
+        keys_only: opts.keys_only,
+    };
+    if rev == current {
+        scan_current(src, st.roots.current, range, |key, v| {
+            if out.wants_kv() {
+                let (h, value) = read_record(src, v)?;
+                out.push(key, h, value);
+            } else {
+                out.count += 1;
+            }
+            Ok(true)
+        })?;
+    } else {
+        scan_at(src, st, range, rev as u64, |key, h, value| {
+            out.push(key, h, value);
+            Ok(())
+        })?;
+    }
+    let Collector { mut kvs, count, .. } = out;
+    if filtered {
+        kvs.retain(|kv| {
+            (opts.min_mod_revision == 0 || kv.mod_revision >= opts.min_mod_revision)
+                && (opts.max_mod_revision == 0 || kv.mod_revision <= opts.max_mod_revision)
+                && (opts.min_create_revision == 0 || kv.create_revision >= opts.min_create_revision)
+                && (opts.max_create_revision == 0 || kv.create_revision <= opts.max_create_revision)
+        });
+    }
+    let order = match (opts.sort_order, opts.sort_target) {
+        (SortOrder::None, SortTarget::Key) => SortOrder::None,
+        (SortOrder::None, _) => SortOrder::Ascend,
+        (o, _) => o,
+    };
+    if order != SortOrder::None {
+        let target = opts.sort_target;
+        kvs.sort_by(|a, b| {
+            let o = match target {
+                SortTarget::Key => a.key.cmp(&b.key),
+                SortTarget::Version => a.version.cmp(&b.version),
+                SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+                SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+                SortTarget::Value => a.value.cmp(&b.value),
+            };
+            if order == SortOrder::Descend {
+                o.reverse()
+            } else {
+                o
+            }
+        });
+    }
+    let mut more = false;
+    if opts.limit > 0 && kvs.len() > opts.limit as usize {
+        kvs.truncate(opts.limit as usize);
+        more = true;
+    }
+    Ok(RangeResponse {
+        header_revision: current,
+        kvs,
+        more,
+        count,
+    })
+}
+
+/// Accumulates a range result: counts every key, keeps key-values up to the fetch limit.
+struct Collector {
+    kvs: Vec<KeyValue>,
+    count: i64,
+    fetch_limit: usize,
+    count_only: bool,
+    keys_only: bool,
+}
+
+impl Collector {
+    fn wants_kv(&self) -> bool {
+        !self.count_only && self.kvs.len() < self.fetch_limit
+    }
+
+    fn push(&mut self, key: &[u8], h: RecordHeader, value: &[u8]) {
+        self.count += 1;
+        if self.wants_kv() {
+            self.kvs.push(to_kv(key, h, value, self.keys_only));
+        }
+    }
+}
+
+/// Visits every key of `range` as it was at revision `rev` (< current), in key order.
+fn scan_at<S: NodeSource>(
+    src: &S,
+    st: &KsState,
+    range: &Range,
+    rev: u64,
+    mut f: impl FnMut(&[u8], RecordHeader, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let end = range.scan_end();
+    let in_range = |k: &[u8]| {
+        if range.is_single() {
+            k == range.start.as_slice()
+        } else {
+            end.is_none_or(|e| k < e)
+        }
+    };
+    let mut cur = Cursor::new(src, st.roots.current, KeyOrder::Bytes);
+    let mut hist = Cursor::new(src, st.roots.history, KeyOrder::RevSuffix);
+    let start = range.scan_start();
+    cur.seek_ge(start)?;
+    hist.seek_ge(&history_key(start, 0))?;
+    loop {
+        let ck = cur.current().map(|(k, _)| k).filter(|k| in_range(k));
+        let hk = hist
+            .current()
+            .map(|(k, _)| &k[..k.len().saturating_sub(8)])
+            .filter(|k| in_range(k));
+        let key: Vec<u8> = match (ck, hk) {
+            (None, None) => break,
+            (Some(c), None) => c.to_vec(),
+            (None, Some(h)) => h.to_vec(),
+            (Some(c), Some(h)) => c.min(h).to_vec(),
+        };
+        let mut found = None;
+        if ck == Some(key.as_slice()) {
+            if let Some((_, v)) = cur.current() {
+                let (h, value) = read_record(src, v)?;
+                if h.modr <= rev {
+                    found = Some((h, value));
+                }
+            }
+            cur.next()?;
+        }
+        if hk == Some(key.as_slice()) {
+            if found.is_none() {
+                let mut probe = Cursor::new(src, st.roots.history, KeyOrder::RevSuffix);
+                probe.seek_le(&history_key(&key, rev))?;
+                if let Some((k, v)) = probe.current() {
+                    if &k[..k.len().saturating_sub(8)] == key.as_slice() {
+                        let (h, value) = read_record(src, v)?;
+                        if h.kind == KIND_PUT {
+                            found = Some((h, value));
+                        }
+                    }
+                }
+            }
+            hist.seek_ge(&history_key(&key, u64::MAX))?;
+        }
+        if let Some((h, value)) = found {
+            f(&key, h, value)?;
+        }
+        if range.is_single() {
+            break;
+        }
+    }
+    Ok(())
+}

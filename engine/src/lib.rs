@@ -1,0 +1,47 @@
+//! etch-engine: etcd's data model in one file.
+//!
+//! A paged, copy-on-write B+tree file read through a memory map, a write-ahead log with group
+//! commit, and etcd's MVCC keyspace (revisions, create/mod revision, version, lease; range reads
+//! at past revisions). Users normally depend on the `etch` facade crate, which re-exports this.
+//!
+//! ```no_run
+//! use etch_engine::{Range, RangeOptions, Store};
+//! let db = Store::open("app.etch")?;
+//! let first = db.put("cfg/mode", "fast")?.header_revision;
+//! db.put("cfg/mode", "safe")?;
+//! assert_eq!(db.get("cfg/mode")?.unwrap().value, b"safe");
+//! let old = db.range_with(&Range::key("cfg/mode"), &RangeOptions { revision: first, ..Default::default() })?;
+//! assert_eq!(old.kvs[0].value, b"fast");
+//! # Ok::<(), etch_engine::Error>(())
+//! ```
+//!
+//! The file format, commit protocol and recovery argument are in `docs/design.md`.
+
+#![deny(missing_docs)]
+
+mod alloc;
+mod btree;
+mod check;
+mod error;
+mod file;
+mod keyspace;
+mod meta;
+mod node;
+mod options;
+mod page;
+mod pager;
+mod record;
+mod snapshot;
+mod store;
+mod types;
+mod wal;
+
+pub use error::{Error, Result};
+pub use options::{Durability, Options};
+pub use snapshot::ReadTxn;
+pub use store::Store;
+pub use types::{
+    prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp,
+    PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget, Status,
+    WriteOp,
+};

@@ -1,0 +1,226 @@
+//! The two meta slots at pages 0 and 1.
+//!
+//! A checkpoint writes the slot that does not hold the newest valid meta, so a torn meta write
+//! can only damage the older copy; open picks the valid slot with the higher checkpoint counter.
+//! Layout (little-endian), in the first 256 bytes of the page; the rest of the page is zero:
+//!
+//! ```text
+//! offset size field
+//!      0    8 magic "etch\x00db\x1a"
+//!      8    4 format version (1)
+//!     12    4 page size in bytes
+//!     16    8 database id (random, chosen at creation; ties the WAL to this file)
+//!     24    8 checkpoint counter (the newer slot has the higher value)
+//!     32    8 page count: pages [0, page count) are in use or free; later pages are unused
+//!     40    8 first free-list page (0 = none)
+//!     48    8 number of page ids on the free list
+//!     56    8 root of the `current` tree (0 = empty)
+//!     64    8 root of the `history` tree
+//!     72    8 root of the `log` tree
+//!     80   40 five more root slots, reserved (0) for later trees (leases, ...)
+//!    120    8 revision (etcd's current revision)
+//!    128    8 compact revision
+//!    136    8 last applied WAL sequence number (the Raft index, later)
+//!    144    8 term of that record (0 without Raft)
+//!    152    8 WAL offset where the record after the last applied one starts
+//!    160    8 WAL salt: mixed into every frame checksum of this WAL generation
+//!    168    8 number of live keys
+//!    176   76 reserved (0)
+//!    252    4 crc32 of bytes [0, 252)
+//! ```
+
+use crate::error::{Error, Result};
+use crate::page::{get_u32, get_u64, put_u32, put_u64, PageId};
+
+/// First bytes of every etch file.
+pub(crate) const MAGIC: [u8; 8] = *b"etch\x00db\x1a";
+/// Format version this build writes and the newest it reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+const META_LEN: usize = 256;
+const CRC_AT: usize = 252;
+
+/// Decoded meta slot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) page_size: u32,
+    pub(crate) db_id: u64,
+    pub(crate) counter: u64,
+    pub(crate) page_count: u64,
+    pub(crate) freelist_head: PageId,
+    pub(crate) freelist_count: u64,
+    pub(crate) roots: Roots,
+    pub(crate) revision: u64,
+    pub(crate) compact_revision: u64,
+    pub(crate) applied_seq: u64,
+    pub(crate) applied_term: u64,
+    pub(crate) wal_offset: u64,
+    pub(crate) wal_salt: u64,
+    pub(crate) key_count: u64,
+}
+
+/// Roots of the keyspace trees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Roots {
+    /// user key -> latest record of each live key.
+    pub(crate) current: PageId,
+    /// (user key, revision) -> superseded records and tombstones.
+    pub(crate) history: PageId,
+    /// (revision, sub-revision) -> (event kind, user key): the change log in revision order.
+    pub(crate) log: PageId,
+}
+
+/// Why a slot did not decode.
+pub(crate) enum SlotError {
+    /// No magic number: not an etch file (or a zeroed slot).
+    NoMagic,
+    /// Written by a newer etch.
+    Newer(u32),
+    /// Magic present but checksum or fields are wrong.
+    Damaged(String),
+}
+
+impl Meta {
+    pub(crate) fn encode(&self, page: &mut [u8]) {
+        page.fill(0);
+        page[0..8].copy_from_slice(&MAGIC);
+        put_u32(page, 8, FORMAT_VERSION);
+        put_u32(page, 12, self.page_size);
+        put_u64(page, 16, self.db_id);
+        put_u64(page, 24, self.counter);
+        put_u64(page, 32, self.page_count);
+        put_u64(page, 40, self.freelist_head);
+        put_u64(page, 48, self.freelist_count);
+        put_u64(page, 56, self.roots.current);
+        put_u64(page, 64, self.roots.history);
+        put_u64(page, 72, self.roots.log);
+        put_u64(page, 120, self.revision);
+        put_u64(page, 128, self.compact_revision);
+        put_u64(page, 136, self.applied_seq);
+        put_u64(page, 144, self.applied_term);
+        put_u64(page, 152, self.wal_offset);
+        put_u64(page, 160, self.wal_salt);
+        put_u64(page, 168, self.key_count);
+        let crc = crc32fast::hash(&page[..CRC_AT]);
+        put_u32(page, CRC_AT, crc);
+    }
+
+    pub(crate) fn decode(page: &[u8]) -> Result<Meta, SlotError> {
+        if page.len() < META_LEN || page[0..8] != MAGIC {
+            return Err(SlotError::NoMagic);
+        }
+        let version = get_u32(page, 8);
+        let crc = crc32fast::hash(&page[..CRC_AT]);
+        if crc != get_u32(page, CRC_AT) {
+            return Err(SlotError::Damaged("meta checksum mismatch".into()));
+        }
+        if version > FORMAT_VERSION {
+            return Err(SlotError::Newer(version));
+        }
+        if version == 0 {
+            return Err(SlotError::Damaged("format version 0".into()));
+        }
+        let meta = Meta {
+            page_size: get_u32(page, 12),
+            db_id: get_u64(page, 16),
+            counter: get_u64(page, 24),
+            page_count: get_u64(page, 32),
+            freelist_head: get_u64(page, 40),
+            freelist_count: get_u64(page, 48),
+            roots: Roots {
+                current: get_u64(page, 56),
+                history: get_u64(page, 64),
+                log: get_u64(page, 72),
+            },
+            revision: get_u64(page, 120),
+            compact_revision: get_u64(page, 128),
+            applied_seq: get_u64(page, 136),
+            applied_term: get_u64(page, 144),
+            wal_offset: get_u64(page, 152),
+            wal_salt: get_u64(page, 160),
+            key_count: get_u64(page, 168),
+        };
+        meta.sanity().map_err(SlotError::Damaged)?;
+        Ok(meta)
+    }
+
+    /// Field checks that a checksum cannot make: a valid checksum over nonsense still fails here.
+    fn sanity(&self) -> std::result::Result<(), String> {
+        let ps = self.page_size as usize;
+        if !ps.is_power_of_two() || !(4096..=65536).contains(&ps) {
+            return Err(format!("invalid page size {ps}"));
+        }
+        if self.page_count < 2 {
+            return Err(format!("page count {} is below 2", self.page_count));
+        }
+        for (name, root) in [
+            ("current", self.roots.current),
+            ("history", self.roots.history),
+            ("log", self.roots.log),
+        ] {
+            if root == 1 || (root != 0 && root >= self.page_count) {
+                return Err(format!(
+                    "{name} root page {root} outside the file ({} pages)",
+                    self.page_count
+                ));
+            }
+        }
+        if self.freelist_head == 1
+            || (self.freelist_head != 0 && self.freelist_head >= self.page_count)
+        {
+            return Err(format!(
+                "free-list page {} outside the file",
+                self.freelist_head
+            ));
+        }
+        if self.compact_revision > self.revision || self.revision == 0 {
+            return Err(format!(
+                "revision {} / compact revision {} are inconsistent",
+                self.revision, self.compact_revision
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Picks the newest valid meta from the two slots, or explains why there is none.
+pub(crate) fn choose(slot0: &[u8], slot1: &[u8], path: &std::path::Path) -> Result<(Meta, usize)> {
+    let a = Meta::decode(slot0);
+    let b = Meta::decode(slot1);
+    // A slot written by a newer etch means the file was upgraded: opening the older slot would
+    // silently roll the database back, so refuse.
+    for slot in [&a, &b] {
+        if let Err(SlotError::Newer(v)) = slot {
+            return Err(Error::NewerFormat {
+                path: path.to_path_buf(),
+                found: *v,
+                supported: FORMAT_VERSION,
+            });
+        }
+    }
+    match (a, b) {
+        (Ok(x), Ok(y)) => {
+            if x.db_id != y.db_id || x.page_size != y.page_size {
+                // Both valid but from different databases: trust neither silently.
+                return Err(Error::corrupt(
+                    "meta slots disagree on database id or page size",
+                ));
+            }
+            Ok(if y.counter > x.counter {
+                (y, 1)
+            } else {
+                (x, 0)
+            })
+        }
+        (Ok(x), Err(_)) => Ok((x, 0)),
+        (Err(_), Ok(y)) => Ok((y, 1)),
+        (Err(e0), Err(e1)) => Err(match (e0, e1) {
+            (SlotError::NoMagic, SlotError::NoMagic) => Error::NotEtchFile {
+                path: path.to_path_buf(),
+            },
+            (SlotError::Damaged(m), _) | (_, SlotError::Damaged(m)) => {
+                Error::corrupt(format!("both meta slots are invalid: {m}"))
+            }
+            (SlotError::Newer(_), _) | (_, SlotError::Newer(_)) => unreachable!("handled above"),
+        }),
+    }
+}

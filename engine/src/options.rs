@@ -1,0 +1,178 @@
+//! Options for opening a store, set through a builder.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// When a commit is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// A commit returns only after its WAL record is on stable storage (fdatasync), and readers
+    /// see it only from then on. Concurrent commits share one sync (group commit). The default.
+    #[default]
+    Immediate,
+    /// A commit returns as soon as its record is in the WAL's memory map and is visible to
+    /// readers at once; the WAL is synced by a background thread every
+    /// [`Options::relaxed_sync_interval`] and by [`Store::sync`]. A power cut may lose the
+    /// commits of that last interval (a suffix: never a gap, never a torn commit); a crash of the
+    /// process alone loses nothing, because the record is already in the OS page cache.
+    Relaxed,
+}
+
+/// Builder for opening a [`Store`].
+///
+/// ```no_run
+/// use etch_engine::{Durability, Options};
+/// let db = Options::new().durability(Durability::Immediate).max_txn_ops(1024).open("app.etch")?;
+/// # Ok::<(), etch_engine::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub(crate) page_size: usize,
+    pub(crate) durability: Durability,
+    pub(crate) relaxed_sync_interval: Duration,
+    pub(crate) max_key_size: usize,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_txn_ops: usize,
+    pub(crate) wal_capacity: u64,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) checkpoint_wal_fraction: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            page_size: 4096,
+            durability: Durability::Immediate,
+            relaxed_sync_interval: Duration::from_millis(100),
+            max_key_size: 960,
+            max_request_bytes: 1536 * 1024,
+            max_txn_ops: 128,
+            wal_capacity: 64 << 20,
+            checkpoint_interval: Duration::from_secs(30),
+            checkpoint_wal_fraction: 0.5,
+        }
+    }
+}
+
+impl Options {
+    /// Default options: 4 KiB pages, immediate durability, etcd's request limits
+    /// (1.5 MiB per request, 128 operations per transaction), a 64 MiB WAL checkpointed when half
+    /// full or every 30 seconds.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Page size for a new file (a power of two from 4 KiB to 64 KiB). An existing file keeps the
+    /// page size it was created with.
+    pub fn page_size(mut self, bytes: usize) -> Self {
+        self.page_size = bytes;
+        self
+    }
+
+    /// When commits are acknowledged; see [`Durability`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// How often the WAL is synced in [`Durability::Relaxed`] mode.
+    pub fn relaxed_sync_interval(mut self, interval: Duration) -> Self {
+        self.relaxed_sync_interval = interval;
+        self
+    }
+
+    /// Maximum key length in bytes. It cannot exceed `page_size / 4 - 64` (960 with 4 KiB pages),
+    /// which keeps at least four entries on every B+tree page.
+    pub fn max_key_size(mut self, bytes: usize) -> Self {
+        self.max_key_size = bytes;
+        self
+    }
+
+    /// Maximum total size of the keys and values of one write request (default 1.5 MiB, as
+    /// etcd's `--max-request-bytes`).
+    pub fn max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
+    /// Maximum number of operations in one batch or transaction (default 128, as etcd's
+    /// `--max-txn-ops`).
+    pub fn max_txn_ops(mut self, count: usize) -> Self {
+        self.max_txn_ops = count;
+        self
+    }
+
+    /// Size in bytes of the preallocated WAL file (default 64 MiB, at least 1 MiB).
+    pub fn wal_capacity(mut self, bytes: u64) -> Self {
+        self.wal_capacity = bytes;
+        self
+    }
+
+    /// A checkpoint runs at least this often while the WAL holds records (default 30 s).
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
+        self
+    }
+
+    /// A checkpoint runs once the WAL is this fraction full (default 0.5, range 0.05..=0.95).
+    pub fn checkpoint_wal_fraction(mut self, fraction: f64) -> Self {
+        self.checkpoint_wal_fraction = fraction;
+        self
+    }
+
+    /// Opens (or creates) the store at `path` with these options.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), self)
+    }
+
+    /// Checks ranges; called by `open` before anything touches the disk.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !self.page_size.is_power_of_two() || !(4096..=65536).contains(&self.page_size) {
+            return Err(Error::InvalidOption(format!(
+                "page_size {} is not a power of two between 4096 and 65536",
+                self.page_size
+            )));
+        }
+        if self.max_key_size == 0 || self.max_key_size > key_size_cap(self.page_size) {
+            return Err(Error::InvalidOption(format!(
+                "max_key_size {} is not between 1 and {} for {}-byte pages",
+                self.max_key_size,
+                key_size_cap(self.page_size),
+                self.page_size
+            )));
+        }
+        if self.max_request_bytes == 0 || self.max_request_bytes > (1 << 31) {
+            return Err(Error::InvalidOption(format!(
+                "max_request_bytes {} is not between 1 and 2 GiB",
+                self.max_request_bytes
+            )));
+        }
+        if self.max_txn_ops == 0 {
+            return Err(Error::InvalidOption(
+                "max_txn_ops must be at least 1".into(),
+            ));
+        }
+        if self.wal_capacity < (1 << 20) || self.wal_capacity > (1 << 40) {
+            return Err(Error::InvalidOption(format!(
+                "wal_capacity {} is not between 1 MiB and 1 TiB",
+                self.wal_capacity
+            )));
+        }
+        if !(0.05..=0.95).contains(&self.checkpoint_wal_fraction) {
+            return Err(Error::InvalidOption(format!(
+                "checkpoint_wal_fraction {} is not between 0.05 and 0.95",
+                self.checkpoint_wal_fraction
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Largest key a page size allows: a quarter page minus room for entry headers and the 8-byte
+/// revision suffix of history keys.
+pub(crate) fn key_size_cap(page_size: usize) -> usize {
+    page_size / 4 - 64
+}

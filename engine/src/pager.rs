@@ -1,0 +1,489 @@
+//! The pager: the read-only memory map readers use, and the writer's dirty pages.
+//!
+//! Readers reach pages only through [`MapState`]: a read-only map of the main file plus one bit
+//! per page saying whether its checksum has been verified. Verification is lazy: the first read
+//! of a page checks its crc32 and structure, later reads trust the bit. The writer writes pages
+//! with `pwrite`, never through the map; the OS page cache makes those writes visible in the map.
+//!
+//! The map reserves address space beyond the end of the file so the file can grow without a
+//! remap; when it must grow past that, a new, larger map is made and published with the next
+//! snapshot. Old maps live as long as a snapshot refers to them.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
+
+use crate::alloc::Allocator;
+use crate::btree::{NodeSource, TreeWriter};
+use crate::error::{Error, Result};
+use crate::node::{Node, NodeRef, PageView, StoredValue};
+use crate::page::{
+    get_u64, put_u16, put_u64, seal_page, verify_page, PageId, PageKind, PAGE_HEADER,
+};
+
+/// Smallest address-space reservation for the map.
+const MIN_MAP_BYTES: u64 = 1 << 30;
+
+/// A read-only map of the main file and its verified-page bitmap.
+pub(crate) struct MapState {
+    map: Mmap,
+    page_size: usize,
+    /// Pages [0, capacity) lie inside the mapping.
+    capacity: u64,
+    verified: Box<[AtomicU64]>,
+}
+
+impl MapState {
+    /// Maps `file` with room for at least `pages` pages. Verified bits of `old` carry over.
+    pub(crate) fn new(
+        file: &File,
+        page_size: usize,
+        pages: u64,
+        old: Option<&MapState>,
+    ) -> Result<MapState> {
+        let bytes = (pages.saturating_mul(page_size as u64) * 2)
+            .max(MIN_MAP_BYTES)
+            .next_power_of_two();
+        let len = usize::try_from(bytes)
+            .map_err(|_| Error::InvalidOption("file too large for this platform".into()))?;
+        // SAFETY: the map is read-only and the file is locked exclusively by this process, so no
+        // other process writes or truncates it (the lock is advisory: a process that ignores it
+        // is outside what etch can defend against, as with LMDB and SQLite). This process never
+        // truncates the file while mapped and only writes pages that no live snapshot can reach
+        // (alloc.rs), so the bytes a reader looks at do not change under it. Readers touch only
+        // pages below their snapshot's page count, which lie inside the file, so the part of the
+        // mapping beyond the end of the file is never accessed.
+        let map = unsafe { MmapOptions::new().len(len).map(file)? };
+        let capacity = bytes / page_size as u64;
+        let words = capacity.div_ceil(64) as usize;
+        let verified: Box<[AtomicU64]> = (0..words)
+            .map(|i| {
+                AtomicU64::new(
+                    old.and_then(|o| o.verified.get(i))
+                        .map_or(0, |w| w.load(Ordering::Relaxed)),
+                )
+            })
+            .collect();
+        Ok(MapState {
+            map,
+            page_size,
+            capacity,
+            verified,
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    fn bytes(&self, first: PageId, len: usize) -> &[u8] {
+        let start = first as usize * self.page_size;
+        &self.map[start..start + len]
+    }
+
+    fn is_verified(&self, id: PageId) -> bool {
+        let word = &self.verified[(id / 64) as usize];
+        word.load(Ordering::Acquire) & (1 << (id % 64)) != 0
+    }
+
+    /// Records that page `id` holds verified content. The writer calls this for pages it writes,
+    /// since it computed their checksums itself.
+    pub(crate) fn mark_verified(&self, id: PageId) {
+        if let Some(word) = self.verified.get((id / 64) as usize) {
+            word.fetch_or(1 << (id % 64), Ordering::Release);
+        }
+    }
+}
+
+/// Read access to the pages of one snapshot: pages [2, page_count) of a map.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadView<'a> {
+    pub(crate) map: &'a MapState,
+    pub(crate) page_count: u64,
+}
+
+impl ReadView<'_> {
+    fn check_range(&self, first: PageId, n: u64) -> Result<()> {
+        if first < 2
+            || first.saturating_add(n) > self.page_count
+            || first.saturating_add(n) > self.map.capacity
+        {
+            return Err(Error::corrupt(format!(
+                "reference to pages {first}..{} outside the file ({} pages)",
+                first.saturating_add(n),
+                self.page_count
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<'a> ReadView<'a> {
+    /// The verified node at `id`, borrowed for the map's lifetime.
+    pub(crate) fn node_at(&self, id: PageId) -> Result<NodeRef<'a>> {
+        self.check_range(id, 1)?;
+        let data = self.map.bytes(id, self.map.page_size);
+        if self.map.is_verified(id) {
+            return Ok(NodeRef::Page(PageView::trusted(data)));
+        }
+        let view = match verify_page(data, id)? {
+            PageKind::Branch | PageKind::Leaf => PageView::validate(id, data)?,
+            PageKind::FreeList => {
+                return Err(Error::corrupt(format!(
+                    "page {id}: free-list page where a tree node was expected"
+                )))
+            }
+        };
+        self.map.mark_verified(id);
+        Ok(NodeRef::Page(view))
+    }
+
+    /// The verified bytes of an overflow value, borrowed for the map's lifetime.
+    pub(crate) fn overflow_at(&self, page: PageId, len: u32, crc: u32) -> Result<&'a [u8]> {
+        let n = (len as u64).div_ceil(self.map.page_size as u64).max(1);
+        self.check_range(page, n)?;
+        let data = self.map.bytes(page, len as usize);
+        if !self.map.is_verified(page) {
+            if crc32fast::hash(data) != crc {
+                return Err(Error::corrupt(format!(
+                    "overflow value at page {page} ({len} bytes): checksum mismatch"
+                )));
+            }
+            self.map.mark_verified(page);
+        }
+        Ok(data)
+    }
+}
+
+impl NodeSource for ReadView<'_> {
+    fn node(&self, id: PageId) -> Result<NodeRef<'_>> {
+        self.node_at(id)
+    }
+
+    fn overflow(&self, page: PageId, len: u32, crc: u32) -> Result<&[u8]> {
+        self.overflow_at(page, len, crc)
+    }
+}
+
+/// The writer's view of the file: dirty nodes of the batch being built, plus the allocator.
+pub(crate) struct Pager {
+    pub(crate) page_size: usize,
+    pub(crate) file: Arc<File>,
+    pub(crate) map: Arc<MapState>,
+    file_len: u64,
+    /// Nodes created or copied since the last seal, by page id. None of them is visible to any
+    /// reader or part of any checkpoint, so they are edited in place.
+    dirty: HashMap<PageId, Node>,
+    /// Overflow runs written since the last seal: first page -> page count.
+    unsealed_overflow: HashMap<PageId, u64>,
+    pub(crate) alloc: Allocator,
+    /// Sequence number of the commit being built; frees are tagged with it.
+    pub(crate) seq: u64,
+}
+
+impl Pager {
+    pub(crate) fn new(
+        file: Arc<File>,
+        page_size: usize,
+        map: Arc<MapState>,
+        alloc: Allocator,
+    ) -> Result<Pager> {
+        let file_len = file.metadata()?.len();
+        Ok(Pager {
+            page_size,
+            file,
+            map,
+            file_len,
+            dirty: HashMap::new(),
+            unsealed_overflow: HashMap::new(),
+            alloc,
+            seq: 0,
+        })
+    }
+
+    fn view(&self) -> ReadView<'_> {
+        ReadView {
+            map: &self.map,
+            page_count: self.alloc.high_water,
+        }
+    }
+
+    /// Grows the file (in steps, so growth is rare) and the map to hold `pages` pages.
+    fn ensure_room(&mut self, pages: u64) -> Result<()> {
+        let need = pages * self.page_size as u64;
+        if need > self.file_len {
+            let step = (self.file_len / 8).clamp(64 << 10, 64 << 20);
+            let new_len = need.max(self.file_len + step).next_multiple_of(64 << 10);
+            self.file.set_len(new_len)?;
+            self.file_len = new_len;
+        }
+        if pages > self.map.capacity() {
+            self.map = Arc::new(MapState::new(
+                &self.file,
+                self.page_size,
+                pages,
+                Some(&self.map),
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Writes a large value to fresh contiguous pages.
+    pub(crate) fn write_overflow(&mut self, value: &[u8]) -> Result<StoredValue> {
+        let n = (value.len() as u64).div_ceil(self.page_size as u64).max(1);
+        let first = self.alloc.alloc_run(n);
+        self.ensure_room(self.alloc.high_water)?;
+        self.file
+            .write_all_at(value, first * self.page_size as u64)?;
+        self.unsealed_overflow.insert(first, n);
+        self.map.mark_verified(first);
+        Ok(StoredValue::Overflow {
+            page: first,
+            len: value.len() as u32,
+            crc: crc32fast::hash(value),
+        })
+    }
+
+    /// Frees the pages of a value that was removed or replaced. (Versions only leave the
+    /// trees through compaction, which calls this.)
+    #[allow(dead_code)]
+    pub(crate) fn free_value(&mut self, value: &StoredValue) {
+        if let StoredValue::Overflow { page, len, .. } = *value {
+            let n = (len as u64).div_ceil(self.page_size as u64).max(1);
+            let unpublished = self.unsealed_overflow.remove(&page).is_some();
+            for p in page..page + n {
+                if unpublished {
+                    self.alloc.free_unpublished(p);
+                } else {
+                    self.alloc.free_published(p, self.seq);
+                }
+            }
+        }
+    }
+
+    /// Writes every dirty node to the file (unsynced) and makes the batch immutable: the next
+    /// change copies again. After this, a snapshot of the current roots may be published.
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.ensure_room(self.alloc.high_water)?;
+        let mut ids: Vec<PageId> = self.dirty.keys().copied().collect();
+        ids.sort_unstable();
+        let ps = self.page_size;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < ids.len() {
+            // Coalesce consecutive page ids into one write of up to 1 MiB.
+            let run_start = ids[i];
+            buf.clear();
+            let mut next = run_start;
+            while i < ids.len() && ids[i] == next && buf.len() < (1 << 20) {
+                let start = buf.len();
+                buf.resize(start + ps, 0);
+                self.dirty[&ids[i]].encode(ids[i], &mut buf[start..]);
+                next += 1;
+                i += 1;
+            }
+            self.file.write_all_at(&buf, run_start * ps as u64)?;
+        }
+        for id in ids {
+            self.map.mark_verified(id);
+        }
+        self.dirty.clear();
+        self.unsealed_overflow.clear();
+        Ok(())
+    }
+
+    /// Writes the free list for a checkpoint into freshly allocated pages. Returns the pages (in
+    /// chain order) and the number of ids listed.
+    pub(crate) fn write_freelist(&mut self) -> Result<(Vec<PageId>, u64)> {
+        let per_page = ((self.page_size - PAGE_HEADER) / 8) as u64;
+        let listed = self.alloc.free_for_checkpoint().len() as u64;
+        let n_pages = listed.div_ceil(per_page);
+        let pages: Vec<PageId> = (0..n_pages).map(|_| self.alloc.alloc()).collect();
+        // Allocation took pages off the free set; list what remains.
+        let ids = self.alloc.free_for_checkpoint();
+        self.ensure_room(self.alloc.high_water)?;
+        let mut buf = vec![0u8; self.page_size];
+        for (k, chunk) in ids.chunks(per_page as usize).enumerate() {
+            buf.fill(0);
+            buf[4] = PageKind::FreeList as u8;
+            put_u16(&mut buf, 6, chunk.len() as u16);
+            put_u64(&mut buf, 8, pages[k]);
+            put_u64(&mut buf, 16, pages.get(k + 1).copied().unwrap_or(0));
+            for (j, id) in chunk.iter().enumerate() {
+                put_u64(&mut buf, PAGE_HEADER + 8 * j, *id);
+            }
+            seal_page(&mut buf);
+            self.file
+                .write_all_at(&buf, pages[k] * self.page_size as u64)?;
+        }
+        // Pages allocated beyond what the list needed (it shrank) are written as empty links.
+        for k in ids.len().div_ceil(per_page as usize)..pages.len() {
+            buf.fill(0);
+            buf[4] = PageKind::FreeList as u8;
+            put_u64(&mut buf, 8, pages[k]);
+            put_u64(&mut buf, 16, pages.get(k + 1).copied().unwrap_or(0));
+            seal_page(&mut buf);
+            self.file
+                .write_all_at(&buf, pages[k] * self.page_size as u64)?;
+        }
+        Ok((pages, ids.len() as u64))
+    }
+}
+
+impl Pager {
+    /// Re-verifies page `id` from the file even if it was verified before (for `check`).
+    pub(crate) fn verify_fully(&self, id: PageId) -> Result<()> {
+        if self.dirty.contains_key(&id) {
+            return Ok(());
+        }
+        let view = self.view();
+        view.check_range(id, 1)?;
+        let data = self.map.bytes(id, self.page_size);
+        verify_page(data, id)?;
+        PageView::validate(id, data)?;
+        Ok(())
+    }
+
+    /// Re-verifies an overflow value's checksum (for `check`).
+    pub(crate) fn verify_overflow_fully(&self, page: PageId, len: u32, crc: u32) -> Result<()> {
+        let n = (len as u64).div_ceil(self.page_size as u64).max(1);
+        self.view().check_range(page, n)?;
+        if crc32fast::hash(self.map.bytes(page, len as usize)) != crc {
+            return Err(Error::corrupt(format!(
+                "overflow value at page {page}: checksum mismatch"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Tree tag of node `id`.
+    pub(crate) fn node_tag(&self, id: PageId) -> Option<u8> {
+        match self.dirty.get(&id) {
+            Some(n) => Some(n.tree),
+            None => match self.view().node_at(id) {
+                Ok(NodeRef::Page(p)) => Some(p.tree_tag()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Reads the free list of a checkpoint: returns (free page ids, pages holding the list).
+pub(crate) fn read_freelist(
+    view: &ReadView<'_>,
+    head: PageId,
+    expected: u64,
+) -> Result<(Vec<PageId>, Vec<PageId>)> {
+    let mut ids = Vec::new();
+    let mut pages = Vec::new();
+    let mut next = head;
+    while next != 0 {
+        if pages.len() as u64 >= view.page_count {
+            return Err(Error::corrupt("free list forms a cycle"));
+        }
+        view.check_range(next, 1)?;
+        let data = view.map.bytes(next, view.map.page_size);
+        if verify_page(data, next)? != PageKind::FreeList {
+            return Err(Error::corrupt(format!(
+                "page {next}: expected a free-list page"
+            )));
+        }
+        let count = crate::page::get_u16(data, 6) as usize;
+        if PAGE_HEADER + 8 * count > data.len() {
+            return Err(Error::corrupt(format!(
+                "page {next}: free-list count {count} too large"
+            )));
+        }
+        for j in 0..count {
+            let id = get_u64(data, PAGE_HEADER + 8 * j);
+            if id < 2 || id >= view.page_count {
+                return Err(Error::corrupt(format!(
+                    "page {next}: free page id {id} outside the file"
+                )));
+            }
+            ids.push(id);
+        }
+        pages.push(next);
+        next = get_u64(data, 16);
+    }
+    if ids.len() as u64 != expected {
+        return Err(Error::corrupt(format!(
+            "free list holds {} ids, meta says {expected}",
+            ids.len()
+        )));
+    }
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != ids.len() || pages.iter().any(|p| sorted.binary_search(p).is_ok()) {
+        return Err(Error::corrupt(
+            "free list lists a page twice or lists its own pages",
+        ));
+    }
+    Ok((sorted, pages))
+}
+
+impl NodeSource for Pager {
+    fn node(&self, id: PageId) -> Result<NodeRef<'_>> {
+        match self.dirty.get(&id) {
+            Some(n) => Ok(NodeRef::Owned(n)),
+            None => self.view().node_at(id),
+        }
+    }
+
+    fn overflow(&self, page: PageId, len: u32, crc: u32) -> Result<&[u8]> {
+        self.view().overflow_at(page, len, crc)
+    }
+}
+
+impl TreeWriter for Pager {
+    fn page_size(&self) -> usize {
+        self.page_size
+    }
+
+    fn cow(&mut self, id: PageId) -> Result<PageId> {
+        if self.dirty.contains_key(&id) {
+            return Ok(id);
+        }
+        let node = match self.view().node_at(id)? {
+            NodeRef::Page(p) => p.to_node(),
+            NodeRef::Owned(n) => n.clone(),
+        };
+        let new_id = self.alloc.alloc();
+        self.dirty.insert(new_id, node);
+        self.alloc.free_published(id, self.seq);
+        Ok(new_id)
+    }
+
+    fn dirty(&mut self, id: PageId) -> Result<&mut Node> {
+        self.dirty.get_mut(&id).ok_or_else(|| {
+            Error::corrupt(format!("internal: page {id} is not writable in this batch"))
+        })
+    }
+
+    fn alloc_node(&mut self, node: Node) -> PageId {
+        let id = self.alloc.alloc();
+        self.dirty.insert(id, node);
+        id
+    }
+
+    fn take_node(&mut self, id: PageId) -> Result<Node> {
+        let node = self.dirty.remove(&id).ok_or_else(|| {
+            Error::corrupt(format!("internal: page {id} is not writable in this batch"))
+        })?;
+        self.alloc.free_unpublished(id);
+        Ok(node)
+    }
+
+    fn free_node(&mut self, id: PageId) {
+        if self.dirty.remove(&id).is_some() {
+            self.alloc.free_unpublished(id);
+        } else {
+            self.alloc.free_published(id, self.seq);
+        }
+    }
+}

@@ -1,0 +1,756 @@
+//! The store: opening and recovery, the commit pipeline with group commit, checkpoints, close.
+//!
+//! Commit protocol (durability `Immediate`):
+//!
+//! 1. Under the writer lock: validate, apply the batch to the working trees (dirty nodes in
+//!    memory), append one logical record to the WAL map. Release the lock.
+//! 2. Wait until the record is durable. One waiting committer at a time becomes the syncer: it
+//!    takes the writer lock briefly to *seal* (write all dirty nodes to the file, unsynced, and
+//!    register a snapshot of the working state), releases it, fdatasyncs the WAL, then
+//!    publishes the snapshot and wakes every committer whose record that sync covered. Commits
+//!    arriving during the sync join the next one (group commit).
+//!
+//! So a reader sees a commit only after its record is durable, and the writer builds the next
+//! batch while a sync is in flight. Checkpoints (by WAL size, by time, on close) write the
+//! sealed tree and free list, fsync the main file, write the other meta slot, fsync again, and
+//! start a new WAL generation. See docs/design.md for why a crash at any point loses nothing
+//! acknowledged.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::alloc::Allocator;
+use crate::error::{Error, Result};
+use crate::keyspace::{self, KsState, Limits};
+use crate::meta::{self, Meta};
+use crate::options::{Durability, Options};
+use crate::pager::{read_freelist, MapState, Pager, ReadView};
+use crate::record;
+use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
+use crate::types::{
+    BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp, PutResponse, Range,
+    RangeOptions, RangeResponse, Revision, Status, WriteOp,
+};
+use crate::wal::{Wal, WAL_START};
+
+/// An open etch store. Cheap to clone (all clones share one store), `Send` and `Sync`.
+///
+/// ```no_run
+/// use etch_engine::{Range, Store};
+/// let db = Store::open("app.etch")?;
+/// let rev = db.put("svc/a", "10.0.0.1")?.header_revision;
+/// assert_eq!(db.get("svc/a")?.unwrap().value, b"10.0.0.1");
+/// let listed = db.range(Range::prefix("svc/"))?;
+/// assert_eq!(listed.kvs.len(), 1);
+/// # let _ = rev;
+/// # Ok::<(), etch_engine::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    opts: Options,
+    limits: Limits,
+    file: Arc<File>,
+    wal_file: Arc<File>,
+    page_size: usize,
+    published: RwLock<Arc<SnapshotData>>,
+    live: LiveSnapshots,
+    writer: Mutex<Writer>,
+    sync: Mutex<SyncState>,
+    sync_cv: Condvar,
+    closed: AtomicBool,
+    background: Mutex<Background>,
+    background_cv: Condvar,
+}
+
+#[derive(Default)]
+struct Background {
+    stop: bool,
+    checkpoint_requested: bool,
+}
+
+struct SyncState {
+    /// Every commit with a sequence number <= this is durable.
+    durable_seq: u64,
+    /// A syncer is at work.
+    syncing: bool,
+    /// A sync failed: the store refuses writes until reopened.
+    poisoned: Option<String>,
+}
+
+struct Writer {
+    pager: Pager,
+    wal: Wal,
+    /// Working state: includes appended commits that may not be durable yet.
+    state: KsState,
+    /// Sequence number of the last appended (or checkpointed) commit.
+    seq: u64,
+    term: u64,
+    slots: MetaSlots,
+    poisoned: Option<String>,
+    last_checkpoint: Instant,
+}
+
+/// Which meta slot is newest, and the values every new meta carries over.
+struct MetaSlots {
+    counter: u64,
+    /// Slot (0 or 1) holding the newest durable meta.
+    newest: usize,
+    db_id: u64,
+}
+
+fn poison_message(e: &Error) -> String {
+    e.to_string()
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if it does not exist, with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), Options::default())
+    }
+
+    /// The options builder; `Store::options().durability(..).open(path)`.
+    pub fn options() -> Options {
+        Options::default()
+    }
+
+    pub(crate) fn open_with(path: &Path, opts: Options) -> Result<Store> {
+        opts.validate()?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        crate::file::lock_exclusive(&file, path)?;
+        let mut len = file.metadata()?.len();
+        if len == 0 {
+            init_file(&file, path, opts.page_size)?;
+            len = file.metadata()?.len();
+        }
+        let (meta, slot) = read_meta(&file, path, len)?;
+        let ps = meta.page_size as usize;
+        if len < meta.page_count * ps as u64 {
+            return Err(Error::corrupt(format!(
+                "file is truncated: the meta needs {} pages ({} bytes), the file has {len} bytes",
+                meta.page_count,
+                meta.page_count * ps as u64
+            )));
+        }
+        let file = Arc::new(file);
+        let map = Arc::new(MapState::new(&file, ps, meta.page_count, None)?);
+        let view = ReadView {
+            map: &map,
+            page_count: meta.page_count,
+        };
+        let (free, fl_pages) = read_freelist(&view, meta.freelist_head, meta.freelist_count)?;
+        let alloc = Allocator::new(meta.page_count, free, fl_pages);
+        let mut pager = Pager::new(file.clone(), ps, map.clone(), alloc)?;
+        let mut state = KsState {
+            roots: meta.roots,
+            revision: meta.revision,
+            compact_revision: meta.compact_revision,
+            key_count: meta.key_count,
+        };
+        let mut seq = meta.applied_seq;
+        let mut term = meta.applied_term;
+
+        // Recovery: replay the records after the checkpoint, in order.
+        let wal_path = Wal::path_for(path);
+        let mut replayed = 0usize;
+        if let Some((wal_file, wal_map, _)) = Wal::open_existing(&wal_path, meta.db_id)? {
+            let records = Wal::scan(
+                &wal_map,
+                meta.wal_offset,
+                meta.applied_seq + 1,
+                meta.wal_salt,
+                meta.db_id,
+            );
+            for r in records {
+                let (rev, ops) = record::decode(&r.payload)?;
+                if rev != state.revision + 1 {
+                    return Err(Error::corrupt(format!(
+                        "WAL record {} creates revision {rev}, expected {}",
+                        r.seq,
+                        state.revision + 1
+                    )));
+                }
+                pager.seq = r.seq;
+                keyspace::apply(&mut pager, &mut state, &ops)?;
+                if state.revision != rev {
+                    return Err(Error::corrupt(format!(
+                        "WAL record {} did not reproduce revision {rev}",
+                        r.seq
+                    )));
+                }
+                seq = r.seq;
+                term = r.term;
+                replayed += 1;
+            }
+            drop(wal_map);
+            drop(wal_file);
+        }
+        let mut slots = MetaSlots {
+            counter: meta.counter,
+            newest: slot,
+            db_id: meta.db_id,
+        };
+        // The replayed state must be in the main file before the old WAL is replaced.
+        let salt = if replayed == 0 && meta.wal_offset == WAL_START {
+            meta.wal_salt
+        } else {
+            let salt = crate::file::random_u64();
+            write_checkpoint(&file, &mut pager, &state, (seq, term), &mut slots, salt)?;
+            salt
+        };
+        let wal = Wal::create(&wal_path, meta.db_id, opts.wal_capacity, salt)?;
+        let writer = Writer {
+            pager,
+            wal,
+            state,
+            seq,
+            term,
+            slots,
+            poisoned: None,
+            last_checkpoint: Instant::now(),
+        };
+        let wal_file = writer.wal.file.clone();
+        let snap = Arc::new(make_snapshot(&writer));
+        let live = LiveSnapshots::default();
+        live.register(&snap);
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            limits: Limits {
+                max_key_size: opts.max_key_size,
+                max_request_bytes: opts.max_request_bytes,
+                max_txn_ops: opts.max_txn_ops,
+            },
+            opts,
+            file,
+            wal_file,
+            page_size: ps,
+            published: RwLock::new(snap),
+            live,
+            writer: Mutex::new(writer),
+            sync: Mutex::new(SyncState {
+                durable_seq: seq,
+                syncing: false,
+                poisoned: None,
+            }),
+            sync_cv: Condvar::new(),
+            closed: AtomicBool::new(false),
+            background: Mutex::new(Background::default()),
+            background_cv: Condvar::new(),
+        });
+        spawn_background(Arc::downgrade(&shared));
+        Ok(Store { shared })
+    }
+
+    /// Path of the main file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// A consistent read-only view of the newest durable state. Never waits for the writer.
+    pub fn read(&self) -> Result<ReadTxn> {
+        self.check_open()?;
+        Ok(ReadTxn {
+            snap: self.shared.published.read().clone(),
+        })
+    }
+
+    /// Current revision (of the newest state readers can see).
+    pub fn revision(&self) -> Revision {
+        self.shared.published.read().state.revision as i64
+    }
+
+    /// The current value and metadata of `key`, or `None`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
+        self.read()?.get(key)
+    }
+
+    /// The keys of a range at the current revision.
+    pub fn range(&self, range: Range) -> Result<RangeResponse> {
+        self.read()?.range(range)
+    }
+
+    /// The keys of a range with etcd's options (limit, revision, sort, filters, count/keys only).
+    pub fn range_with(&self, range: &Range, opts: &RangeOptions) -> Result<RangeResponse> {
+        self.read()?.range_with(range, opts)
+    }
+
+    /// Puts `key = value`; returns the new revision.
+    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<PutResponse> {
+        self.put_with(PutOp {
+            key: key.as_ref().to_vec(),
+            value: value.as_ref().to_vec(),
+            ..Default::default()
+        })
+    }
+
+    /// A put with etcd's options (lease, prev_kv, ignore_value, ignore_lease).
+    pub fn put_with(&self, op: PutOp) -> Result<PutResponse> {
+        let mut resp = self.batch(vec![WriteOp::Put(op)])?;
+        match resp.responses.pop() {
+            Some(OpResponse::Put(p)) => Ok(p),
+            _ => Err(Error::corrupt("internal: put produced no put response")),
+        }
+    }
+
+    /// Deletes one key; `deleted` is 0 or 1.
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<DeleteResponse> {
+        self.delete_range(Range::key(key), false)
+    }
+
+    /// Deletes every key of a range at one revision.
+    pub fn delete_range(&self, range: Range, prev_kv: bool) -> Result<DeleteResponse> {
+        let mut resp = self.batch(vec![WriteOp::DeleteRange { range, prev_kv }])?;
+        match resp.responses.pop() {
+            Some(OpResponse::Delete(d)) => Ok(d),
+            _ => Err(Error::corrupt(
+                "internal: delete produced no delete response",
+            )),
+        }
+    }
+
+    /// Applies several writes atomically at one revision. A batch that changes nothing (say,
+    /// deleting absent keys) leaves the revision unchanged and writes no record.
+    pub fn batch(&self, ops: Vec<WriteOp>) -> Result<BatchResponse> {
+        self.check_open()?;
+        keyspace::validate(&ops, &self.shared.limits)?;
+        let mut guard = self.shared.writer.lock();
+        let (resp, wait_for) = self.commit_locked(&mut guard, &ops)?;
+        drop(guard);
+        if let Some(seq) = wait_for {
+            self.wait_durable(seq)?;
+        }
+        Ok(resp)
+    }
+
+    /// The part of a commit done under the writer lock. Returns the response and, if the caller
+    /// must wait for durability, the sequence number to wait for.
+    fn commit_locked(
+        &self,
+        w: &mut Writer,
+        ops: &[WriteOp],
+    ) -> Result<(BatchResponse, Option<u64>)> {
+        let shared = &*self.shared;
+        self.check_open()?;
+        if let Some(p) = &w.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        keyspace::precheck(&w.pager, &w.state, ops)?;
+        if let Some(oldest) = shared.live.oldest() {
+            w.pager.alloc.release_readers(oldest);
+        }
+        let seq = w.seq + 1;
+        w.pager.seq = seq;
+        let before = w.state.revision;
+        let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
+        if w.state.revision == before {
+            // Nothing changed, so no record; still wait until what this batch saw is durable.
+            return Ok((resp, Some(w.seq)));
+        }
+        w.seq = seq;
+        let payload = record::encode(w.state.revision, ops);
+        let appended = w.wal.fits_at_all(payload.len())
+            && self.guard(w, |w| w.wal.append(seq, w.term, &payload))?;
+        if !appended {
+            // The WAL is full, or the record is too big for it: a checkpoint makes this commit
+            // (and all before it) durable directly in the main file.
+            self.checkpoint_locked(w)?;
+            return Ok((resp, None));
+        }
+        let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
+        if w.wal.used() > threshold {
+            self.request_checkpoint();
+        }
+        match shared.opts.durability {
+            Durability::Relaxed => {
+                let snap = self.guard(w, |w| {
+                    w.pager.seal()?;
+                    Ok(make_snapshot(w))
+                })?;
+                let snap = Arc::new(snap);
+                shared.live.register(&snap);
+                self.publish(snap);
+                Ok((resp, None))
+            }
+            Durability::Immediate => Ok((resp, Some(seq))),
+        }
+    }
+
+    /// Runs `f` on the writer; an error poisons the writer (its in-memory state may be ahead of
+    /// what is on disk in a way the writer cannot undo).
+    fn guard<T>(&self, w: &mut Writer, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        match f(w) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                w.poisoned = Some(poison_message(&e));
+                self.shared
+                    .sync
+                    .lock()
+                    .poisoned
+                    .get_or_insert_with(|| poison_message(&e));
+                self.shared.sync_cv.notify_all();
+                Err(e)
+            }
+        }
+    }
+
+    fn request_checkpoint(&self) {
+        self.shared.background.lock().checkpoint_requested = true;
+        self.shared.background_cv.notify_all();
+    }
+
+    /// Makes the newest snapshot visible to readers (never goes backwards).
+    fn publish(&self, snap: Arc<SnapshotData>) {
+        let mut cur = self.shared.published.write();
+        if snap.version > cur.version || (snap.version == cur.version && snap.state != cur.state) {
+            *cur = snap;
+        }
+    }
+
+    /// Blocks until every commit up to `seq` is durable, syncing the WAL itself if no other
+    /// thread is (group commit).
+    fn wait_durable(&self, seq: u64) -> Result<()> {
+        let shared = &*self.shared;
+        let mut s = shared.sync.lock();
+        loop {
+            if s.durable_seq >= seq {
+                return Ok(());
+            }
+            if let Some(p) = &s.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            if s.syncing {
+                shared.sync_cv.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            drop(s);
+            let result = self.sync_round();
+            s = shared.sync.lock();
+            s.syncing = false;
+            match result {
+                Ok(upto) => s.durable_seq = s.durable_seq.max(upto),
+                Err(e) => {
+                    s.poisoned.get_or_insert_with(|| poison_message(&e));
+                }
+            }
+            shared.sync_cv.notify_all();
+        }
+    }
+
+    /// One group-commit round: seal, sync the WAL, publish. Returns the sequence number now
+    /// durable.
+    fn sync_round(&self) -> Result<u64> {
+        let shared = &*self.shared;
+        let snap = {
+            let mut w = shared.writer.lock();
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            let snap = self.guard(&mut w, |w| {
+                w.pager.seal()?;
+                Ok(make_snapshot(w))
+            })?;
+            let snap = Arc::new(snap);
+            shared.live.register(&snap);
+            snap
+        };
+        if let Err(e) = shared.wal_file.sync_data() {
+            let e = Error::from(e);
+            shared
+                .writer
+                .lock()
+                .poisoned
+                .get_or_insert_with(|| poison_message(&e));
+            return Err(e);
+        }
+        let upto = snap.version;
+        self.publish(snap);
+        Ok(upto)
+    }
+
+    /// Makes every commit so far durable (useful with [`Durability::Relaxed`]).
+    pub fn sync(&self) -> Result<()> {
+        self.check_open()?;
+        let target = self.shared.writer.lock().seq;
+        self.wait_durable(target)
+    }
+
+    /// Runs a checkpoint now: the main file then holds every commit and the WAL is emptied.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_open()?;
+        let mut w = self.shared.writer.lock();
+        if let Some(p) = &w.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        self.checkpoint_locked(&mut w)
+    }
+
+    fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        let salt = crate::file::random_u64();
+        let file = self.shared.file.clone();
+        self.guard(w, |w| {
+            write_checkpoint(
+                &file,
+                &mut w.pager,
+                &w.state,
+                (w.seq, w.term),
+                &mut w.slots,
+                salt,
+            )
+        })?;
+        w.wal.reset(salt);
+        w.last_checkpoint = Instant::now();
+        let snap = Arc::new(make_snapshot(w));
+        self.shared.live.register(&snap);
+        let upto = snap.version;
+        self.publish(snap);
+        let mut s = self.shared.sync.lock();
+        s.durable_seq = s.durable_seq.max(upto);
+        self.shared.sync_cv.notify_all();
+        Ok(())
+    }
+
+    /// Status figures: revisions, key count, file and WAL sizes.
+    pub fn status(&self) -> Result<Status> {
+        let r = self.read()?;
+        let s = &r.snap;
+        let file_size = self.shared.file.metadata()?.len();
+        Ok(Status {
+            revision: s.state.revision as i64,
+            compact_revision: s.state.compact_revision as i64,
+            key_count: s.state.key_count,
+            file_size,
+            size_in_use: (s.page_count - s.unused_pages) * self.shared.page_size as u64,
+            wal_size: s.wal_used,
+            page_size: self.shared.page_size as u32,
+            applied_index: s.version,
+        })
+    }
+
+    /// Integrity check: walks every reachable page of the working state, verifying checksums,
+    /// key order, tree shape, record encoding and that every page of the file is accounted for
+    /// exactly once. Blocks writers while it runs.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.check_open()?;
+        let w = self.shared.writer.lock();
+        crate::check::check(&w.pager, &w.state)
+    }
+
+    /// Checkpoints, removes the WAL (leaving one file) and releases the file lock. Other clones
+    /// of this handle get [`Error::Closed`] afterwards.
+    pub fn close(self) -> Result<()> {
+        self.shared.close()
+    }
+}
+
+impl Shared {
+    fn close(&self) -> Result<()> {
+        let mut w = self.writer.lock();
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        {
+            let mut bg = self.background.lock();
+            bg.stop = true;
+            self.background_cv.notify_all();
+        }
+        let result = match w.poisoned.clone() {
+            Some(p) => Err(Error::Poisoned(p)),
+            None => {
+                let salt = crate::file::random_u64();
+                let w = &mut *w;
+                write_checkpoint(
+                    &self.file,
+                    &mut w.pager,
+                    &w.state,
+                    (w.seq, w.term),
+                    &mut w.slots,
+                    salt,
+                )
+                .and_then(|_| {
+                    std::fs::remove_file(Wal::path_for(&self.path))?;
+                    crate::file::sync_dir(&self.path)
+                })
+            }
+        };
+        drop(w);
+        let _ = self.file.unlock();
+        result
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // A drop without close still checkpoints; errors cannot be reported here, and nothing
+        // is lost by ignoring them: the WAL stays and the next open recovers from it.
+        let _ = self.close();
+    }
+}
+
+/// Writes the initial meta slots of a new file.
+fn init_file(file: &File, path: &Path, page_size: usize) -> Result<()> {
+    let meta = Meta {
+        page_size: page_size as u32,
+        db_id: crate::file::random_u64(),
+        counter: 1,
+        page_count: 2,
+        revision: 1,
+        wal_offset: WAL_START,
+        wal_salt: crate::file::random_u64(),
+        ..Default::default()
+    };
+    let mut buf = vec![0u8; page_size * 2];
+    meta.encode(&mut buf[..page_size]);
+    Meta { counter: 0, ..meta }.encode(&mut buf[page_size..]);
+    file.write_all_at(&buf, 0)?;
+    file.sync_all()?;
+    crate::file::sync_dir(path)
+}
+
+/// Reads both meta slots and picks the newest valid one.
+fn read_meta(file: &File, path: &Path, len: u64) -> Result<(Meta, usize)> {
+    let mut slot0 = vec![0u8; 256];
+    if len < 256 {
+        let mut head = vec![0u8; len as usize];
+        file.read_exact_at(&mut head, 0)?;
+        return Err(if head.len() >= 8 && head[..8] == meta::MAGIC {
+            Error::corrupt(format!("file is truncated to {len} bytes"))
+        } else {
+            Error::NotEtchFile {
+                path: path.to_path_buf(),
+            }
+        });
+    }
+    file.read_exact_at(&mut slot0, 0)?;
+    // Slot 1 sits one page in; the page size comes from slot 0, or, if slot 0 is damaged, from
+    // whichever candidate page size finds a valid slot 1.
+    let candidates: Vec<u64> = match Meta::decode(&slot0) {
+        Ok(m) => vec![m.page_size as u64],
+        Err(_) => (12..=16).map(|s| 1u64 << s).collect(),
+    };
+    let mut slot1 = vec![0u8; 256];
+    for ps in candidates {
+        if len >= ps + 256 {
+            file.read_exact_at(&mut slot1, ps)?;
+            if Meta::decode(&slot1).is_ok() {
+                break;
+            }
+        }
+    }
+    meta::choose(&slot0, &slot1, path)
+}
+
+/// Seals the writer's state and makes it the durable checkpoint: free list, fsync, meta in the
+/// other slot, fsync. Afterwards the WAL may start a new generation with `salt` at WAL_START.
+/// `applied` is the (sequence number, term) of the last commit in `state`.
+fn write_checkpoint(
+    file: &File,
+    pager: &mut Pager,
+    state: &KsState,
+    applied: (u64, u64),
+    slots: &mut MetaSlots,
+    salt: u64,
+) -> Result<()> {
+    pager.seal()?;
+    let (fl_pages, fl_count) = pager.write_freelist()?;
+    file.sync_data()?;
+    let meta = Meta {
+        page_size: pager.page_size as u32,
+        db_id: slots.db_id,
+        counter: slots.counter + 1,
+        page_count: pager.alloc.high_water,
+        freelist_head: fl_pages.first().copied().unwrap_or(0),
+        freelist_count: fl_count,
+        roots: state.roots,
+        revision: state.revision,
+        compact_revision: state.compact_revision,
+        applied_seq: applied.0,
+        applied_term: applied.1,
+        wal_offset: WAL_START,
+        wal_salt: salt,
+        key_count: state.key_count,
+    };
+    let slot = 1 - slots.newest;
+    let mut page = vec![0u8; pager.page_size];
+    meta.encode(&mut page);
+    file.write_all_at(&page, (slot * pager.page_size) as u64)?;
+    file.sync_data()?;
+    slots.newest = slot;
+    slots.counter += 1;
+    pager.alloc.checkpoint_durable(fl_pages);
+    Ok(())
+}
+
+fn make_snapshot(w: &Writer) -> SnapshotData {
+    SnapshotData {
+        version: w.seq,
+        state: w.state,
+        map: w.pager.map.clone(),
+        page_count: w.pager.alloc.high_water,
+        unused_pages: w.pager.alloc.unused_pages(),
+        wal_used: w.wal.used(),
+    }
+}
+
+/// The background thread: checkpoints by WAL size and by time, and syncs the WAL periodically
+/// in relaxed mode. Holds only a weak reference, so it never keeps a store open.
+fn spawn_background(weak: Weak<Shared>) {
+    let _ = std::thread::Builder::new()
+        .name("etch-background".into())
+        .spawn(move || loop {
+            let Some(shared) = weak.upgrade() else { return };
+            let tick = shared
+                .opts
+                .checkpoint_interval
+                .min(shared.opts.relaxed_sync_interval)
+                .min(Duration::from_millis(500));
+            let requested = {
+                let mut bg = shared.background.lock();
+                if !bg.stop && !bg.checkpoint_requested {
+                    shared.background_cv.wait_for(&mut bg, tick);
+                }
+                if bg.stop {
+                    return;
+                }
+                std::mem::take(&mut bg.checkpoint_requested)
+            };
+            let store = Store { shared };
+            let (due, pending) = {
+                let w = store.shared.writer.lock();
+                (
+                    w.last_checkpoint.elapsed() >= store.shared.opts.checkpoint_interval,
+                    w.wal.used() > 0,
+                )
+            };
+            if (requested || due) && pending {
+                let _ = store.checkpoint();
+            } else if store.shared.opts.durability == Durability::Relaxed && pending {
+                let _ = store.sync();
+            }
+            // Release the strong reference before sleeping; if it was the last one, dropping it
+            // closes the store here, and the next upgrade fails.
+            drop(store);
+        });
+}

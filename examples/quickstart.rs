@@ -1,0 +1,59 @@
+//! The README's main job: open `./quickstart.etch`, write, read at two revisions, range a
+//! prefix, print status. Run with `cargo run --release --example quickstart`.
+
+use etch::{Range, RangeOptions, Store};
+
+fn main() -> Result<(), etch::Error> {
+    let db = Store::open("quickstart.etch")?;
+    println!("opened quickstart.etch at revision {}", db.revision());
+
+    let first = db.put("config/mode", "fast")?.header_revision;
+    db.put("config/mode", "safe")?;
+    for (i, host) in ["10.0.0.1", "10.0.0.2", "10.0.0.3"].iter().enumerate() {
+        db.put(format!("svc/api/{i}"), host)?;
+    }
+    println!("wrote 5 keys; revision is now {}", db.revision());
+
+    let now = db.get("config/mode")?.expect("just written");
+    let then = db.range_with(
+        &Range::key("config/mode"),
+        &RangeOptions {
+            revision: first,
+            ..Default::default()
+        },
+    )?;
+    println!(
+        "config/mode = {:?} (version {}), and at revision {first} it was {:?}",
+        String::from_utf8_lossy(&now.value),
+        now.version,
+        String::from_utf8_lossy(&then.kvs[0].value)
+    );
+
+    let services = db.range(Range::prefix("svc/api/"))?;
+    println!("{} keys under svc/api/:", services.count);
+    for kv in &services.kvs {
+        println!(
+            "  {} = {} (created at {}, modified at {})",
+            String::from_utf8_lossy(&kv.key),
+            String::from_utf8_lossy(&kv.value),
+            kv.create_revision,
+            kv.mod_revision
+        );
+    }
+
+    let removed = db.delete_range(Range::prefix("svc/api/"), false)?;
+    println!(
+        "deleted {} keys at revision {}",
+        removed.deleted, removed.header_revision
+    );
+
+    let report = db.check()?;
+    let status = db.status()?;
+    println!(
+        "status: revision {}, {} live keys, file {} bytes ({} in use), WAL {} bytes; check: {} tree pages ok",
+        status.revision, status.key_count, status.file_size, status.size_in_use, status.wal_size, report.tree_pages
+    );
+    db.close()?;
+    println!("closed cleanly: quickstart.etch is one file again");
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! etch: etcd's data model as an embeddable, single-file library.
+//!
+//! Open a file and get revisions, range reads at any retained revision, atomic batches and
+//! durable group commit, with no server:
+//!
+//! ```no_run
+//! let db = etch::Store::open("app.etch")?;
+//! db.put("svc/api", "10.0.0.7:8080")?;
+//! for kv in db.range(etch::Range::prefix("svc/"))?.kvs {
+//!     println!("{} = {}", String::from_utf8_lossy(&kv.key), String::from_utf8_lossy(&kv.value));
+//! }
+//! # Ok::<(), etch::Error>(())
+//! ```
+//!
+//! This crate re-exports the engine (`etch-engine`); see its documentation for the details.
+
+#![deny(missing_docs)]
+
+pub use etch_engine::*;
