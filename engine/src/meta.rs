@@ -1,7 +1,9 @@
 //! The two meta slots at pages 0 and 1.
 //!
-//! A checkpoint writes the slot that does not hold the newest valid meta, so a torn meta write
-//! can only damage the older copy; open picks the valid slot with the higher checkpoint counter.
+//! A checkpoint writes the new meta to slot 0, syncs, then to slot 1, syncs. A torn write can
+//! damage only the slot being written while the other holds a valid meta (the old one, or the
+//! new one); open picks the valid slot with the higher checkpoint counter. Once a checkpoint is
+//! complete both slots are equal, so damage to either alone loses nothing.
 //! Layout (little-endian), in the first 256 bytes of the page; the rest of the page is zero:
 //!
 //! ```text

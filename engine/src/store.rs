@@ -101,11 +101,10 @@ struct Writer {
     last_checkpoint: Instant,
 }
 
-/// Which meta slot is newest, and the values every new meta carries over.
+/// Values every new meta carries over from the last one.
 struct MetaSlots {
+    /// Checkpoint counter of the newest durable meta.
     counter: u64,
-    /// Slot (0 or 1) holding the newest durable meta.
-    newest: usize,
     db_id: u64,
 }
 
@@ -138,7 +137,7 @@ impl Store {
             init_file(&file, path, opts.page_size)?;
             len = file.metadata()?.len();
         }
-        let (meta, slot) = read_meta(&file, path, len)?;
+        let meta = read_meta(&file, path, len)?;
         let ps = meta.page_size as usize;
         if len < meta.page_count * ps as u64 {
             return Err(Error::corrupt(format!(
@@ -202,7 +201,6 @@ impl Store {
         }
         let mut slots = MetaSlots {
             counter: meta.counter,
-            newest: slot,
             db_id: meta.db_id,
         };
         // The replayed state must be in the main file before the old WAL is replaced.
@@ -630,7 +628,7 @@ fn init_file(file: &File, path: &Path, page_size: usize) -> Result<()> {
 }
 
 /// Reads both meta slots and picks the newest valid one.
-fn read_meta(file: &File, path: &Path, len: u64) -> Result<(Meta, usize)> {
+fn read_meta(file: &File, path: &Path, len: u64) -> Result<Meta> {
     let mut slot0 = vec![0u8; 256];
     if len < 256 {
         let mut head = vec![0u8; len as usize];
@@ -659,7 +657,7 @@ fn read_meta(file: &File, path: &Path, len: u64) -> Result<(Meta, usize)> {
             }
         }
     }
-    meta::choose(&slot0, &slot1, path)
+    meta::choose(&slot0, &slot1, path).map(|(m, _)| m)
 }
 
 /// Seals the writer's state and makes it the durable checkpoint: free list, fsync, meta in the
@@ -692,12 +690,15 @@ fn write_checkpoint(
         wal_salt: salt,
         key_count: state.key_count,
     };
-    let slot = 1 - slots.newest;
+    // Both slots get the new meta, one after the other, each followed by a sync: a torn write
+    // of one slot leaves the other intact (the old meta while slot 0 is written, the new one
+    // while slot 1 is), and afterwards damage to either slot alone loses nothing.
     let mut page = vec![0u8; pager.page_size];
     meta.encode(&mut page);
-    file.write_all_at(&page, (slot * pager.page_size) as u64)?;
-    file.sync_data()?;
-    slots.newest = slot;
+    for slot in 0..2 {
+        file.write_all_at(&page, (slot * pager.page_size) as u64)?;
+        file.sync_data()?;
+    }
     slots.counter += 1;
     pager.alloc.checkpoint_durable(fl_pages);
     Ok(())
