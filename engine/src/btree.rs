@@ -310,32 +310,62 @@ pub(crate) fn insert<W: TreeWriter>(
     value: StoredValue,
 ) -> Result<Option<StoredValue>> {
     if *root == 0 {
-        let mut leaf = Node::new_leaf(tag);
-        leaf.leaf_insert(0, key.to_vec(), value);
+        let mut leaf = Node::new_leaf(tag, w.page_size());
+        if !leaf.leaf_insert(0, key, &value) {
+            return Err(internal("an entry does not fit in an empty page"));
+        }
         *root = w.alloc_node(leaf);
         return Ok(None);
     }
     let id = w.cow(*root)?;
     *root = id;
     let (old, split) = insert_rec(w, id, order, key, value, 0)?;
-    if let Some((sep, right)) = split {
-        let mut branch = Node::new_branch(tag, id);
-        branch.branch_insert(0, sep, right);
-        *root = w.alloc_node(branch);
-    }
+    grow_root(w, root, tag, split);
     Ok(old)
 }
 
+/// A node split in two: the separator and the new right node, for the parent to adopt.
 type Split = Option<(Vec<u8>, PageId)>;
 
-fn split_if_full<W: TreeWriter>(w: &mut W, id: PageId) -> Result<Split> {
-    let page_size = w.page_size();
+fn internal(what: &str) -> Error {
+    Error::corrupt(format!("internal: {what}"))
+}
+
+/// A split of the root adds a level.
+fn grow_root<W: TreeWriter>(w: &mut W, root: &mut PageId, tag: u8, split: Split) {
+    if let Some((sep, right)) = split {
+        let mut branch = Node::new_branch(tag, w.page_size(), *root);
+        // One separator always fits in an empty page.
+        let _ = branch.branch_insert(0, &sep, right);
+        *root = w.alloc_node(branch);
+    }
+}
+
+/// Puts separator `sep` with right child `right` into branch `id`, splitting the branch if it
+/// is full.
+fn insert_separator<W: TreeWriter>(
+    w: &mut W,
+    id: PageId,
+    order: KeyOrder,
+    sep: Vec<u8>,
+    right: PageId,
+) -> Result<Split> {
     let node = w.dirty(id)?;
-    if node.size <= page_size {
+    let (i, _) = search(&NodeRef::Owned(node), order, &sep);
+    if node.branch_insert(i, &sep, right) {
         return Ok(None);
     }
-    let (sep, right) = node.split();
-    Ok(Some((sep, w.alloc_node(right))))
+    let (up, mut right_half) = node.split();
+    let target = if order.cmp(&sep, &up) == Ordering::Less {
+        w.dirty(id)?
+    } else {
+        &mut right_half
+    };
+    let (i, _) = search(&NodeRef::Owned(target), order, &sep);
+    if !target.branch_insert(i, &sep, right) {
+        return Err(internal("separator does not fit after a split"));
+    }
+    Ok(Some((up, w.alloc_node(right_half))))
 }
 
 fn insert_rec<W: TreeWriter>(
@@ -350,26 +380,38 @@ fn insert_rec<W: TreeWriter>(
         return Err(too_deep(id));
     }
     let node = w.dirty(id)?;
-    let view = NodeRef::Owned(node);
-    if view.is_leaf() {
-        let (i, found) = search(&view, order, key);
+    if node.is_leaf() {
+        let (i, found) = search(&NodeRef::Owned(node), order, key);
         let old = if found {
-            Some(node.leaf_replace(i, value))
+            Some(node.leaf_remove(i))
         } else {
-            node.leaf_insert(i, key.to_vec(), value);
             None
         };
-        return Ok((old, split_if_full(w, id)?));
+        if node.leaf_insert(i, key, &value) {
+            return Ok((old, None));
+        }
+        // Full: split, then insert into the half that covers the key.
+        let (sep, mut right) = node.split();
+        let target = if order.cmp(key, &sep) == Ordering::Less {
+            w.dirty(id)?
+        } else {
+            &mut right
+        };
+        let (i, _) = search(&NodeRef::Owned(target), order, key);
+        if !target.leaf_insert(i, key, &value) {
+            return Err(internal("entry does not fit after a split"));
+        }
+        return Ok((old, Some((sep, w.alloc_node(right)))));
     }
-    let ci = child_index(&view, order, key);
+    let ci = child_index(&NodeRef::Owned(node), order, key);
     let child = node.child(ci);
     let child = w.cow(child)?;
     w.dirty(id)?.set_child(ci, child);
     let (old, split) = insert_rec(w, child, order, key, value, depth + 1)?;
-    if let Some((sep, right)) = split {
-        w.dirty(id)?.branch_insert(ci, sep, right);
+    match split {
+        Some((sep, right)) => Ok((old, insert_separator(w, id, order, sep, right)?)),
+        None => Ok((old, None)),
     }
-    Ok((old, split_if_full(w, id)?))
 }
 
 /// Removes `key`; returns its value if it was present.
@@ -377,6 +419,7 @@ pub(crate) fn remove<W: TreeWriter>(
     w: &mut W,
     root: &mut PageId,
     order: KeyOrder,
+    tag: u8,
     key: &[u8],
 ) -> Result<Option<StoredValue>> {
     if *root == 0 || get(w, *root, order, key)?.is_none() {
@@ -384,7 +427,8 @@ pub(crate) fn remove<W: TreeWriter>(
     }
     let id = w.cow(*root)?;
     *root = id;
-    let old = remove_rec(w, id, order, key, 0)?;
+    let (old, split) = remove_rec(w, id, order, key, 0)?;
+    grow_root(w, root, tag, split);
     // Shrink the root: an empty leaf root means an empty tree; a branch root with a single child
     // hands the root to that child.
     loop {
@@ -412,50 +456,61 @@ fn remove_rec<W: TreeWriter>(
     order: KeyOrder,
     key: &[u8],
     depth: usize,
-) -> Result<Option<StoredValue>> {
+) -> Result<(Option<StoredValue>, Split)> {
     if depth >= MAX_DEPTH {
         return Err(too_deep(id));
     }
     let node = w.dirty(id)?;
-    let view = NodeRef::Owned(node);
-    if view.is_leaf() {
-        return Ok(match search(&view, order, key) {
-            (i, true) => Some(node.leaf_remove(i).value),
-            _ => None,
+    if node.is_leaf() {
+        return Ok(match search(&NodeRef::Owned(node), order, key) {
+            (i, true) => (Some(node.leaf_remove(i)), None),
+            _ => (None, None),
         });
     }
-    let ci = child_index(&view, order, key);
+    let ci = child_index(&NodeRef::Owned(node), order, key);
     let child = node.child(ci);
     let child = w.cow(child)?;
     w.dirty(id)?.set_child(ci, child);
-    let old = remove_rec(w, child, order, key, depth + 1)?;
+    let (old, split) = remove_rec(w, child, order, key, depth + 1)?;
+    if let Some((sep, right)) = split {
+        // A child grew while rebalancing its own children (a longer separator): adopt it.
+        return Ok((old, insert_separator(w, id, order, sep, right)?));
+    }
     let page_size = w.page_size();
     let child_node = w.dirty(child)?;
-    if child_node.count() == 0 || child_node.size < page_size / 4 {
-        rebalance(w, id, ci)?;
+    if child_node.count() == 0 || child_node.used() < page_size / 4 {
+        return Ok((old, rebalance(w, id, order, ci)?));
     }
-    Ok(old)
+    Ok((old, None))
 }
 
-/// Merges underfull child `ci` of `parent` with a neighbour, splitting again if the merged node
-/// does not fit. Afterwards every child of `parent` is non-empty.
-fn rebalance<W: TreeWriter>(w: &mut W, parent: PageId, ci: usize) -> Result<()> {
+/// Merges underfull child `ci` of `parent` with a neighbour, or evens out the two if they do
+/// not fit in one page. Afterwards no child of `parent` is empty. Returns a split of `parent`
+/// if the new separator did not fit in it.
+fn rebalance<W: TreeWriter>(
+    w: &mut W,
+    parent: PageId,
+    order: KeyOrder,
+    ci: usize,
+) -> Result<Split> {
     let pnode = w.dirty(parent)?;
     if pnode.count() == 0 {
-        return Ok(()); // a lone child: the grandparent (or the root shrink) deals with it
+        return Ok(None); // a lone child: the grandparent (or the root shrink) deals with it
     }
-    let left_idx = if ci > 0 { ci - 1 } else { 0 };
+    let left_idx = ci.saturating_sub(1);
     let (left, right) = (pnode.child(left_idx), pnode.child(left_idx + 1));
     let sep = pnode.key(left_idx).to_vec();
     let left = w.cow(left)?;
     let right = w.cow(right)?;
     w.dirty(parent)?.set_child(left_idx, left);
     let right_node = w.take_node(right)?;
-    let pnode = w.dirty(parent)?;
-    pnode.branch_remove(left_idx);
-    w.dirty(left)?.merge(sep, right_node);
-    if let Some((sep, new_right)) = split_if_full(w, left)? {
-        w.dirty(parent)?.branch_insert(left_idx, sep, new_right);
+    let balanced = w.dirty(left)?.merge_or_balance(&sep, &right_node);
+    w.dirty(parent)?.branch_remove(left_idx);
+    match balanced {
+        None => Ok(None),
+        Some((new_sep, new_right)) => {
+            let rid = w.alloc_node(new_right);
+            insert_separator(w, parent, order, new_sep, rid)
+        }
     }
-    Ok(())
 }

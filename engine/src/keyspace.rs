@@ -327,8 +327,14 @@ pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Res
                 })?;
                 let mut prev_kvs = Vec::new();
                 for (key, h, prev) in &victims {
-                    let old = btree::remove(pager, &mut st.roots.current, KeyOrder::Bytes, key)?
-                        .ok_or_else(|| Error::corrupt("internal: key vanished during delete"))?;
+                    let old = btree::remove(
+                        pager,
+                        &mut st.roots.current,
+                        KeyOrder::Bytes,
+                        TAG_CURRENT,
+                        key,
+                    )?
+                    .ok_or_else(|| Error::corrupt("internal: key vanished during delete"))?;
                     btree::insert(
                         pager,
                         &mut st.roots.history,

@@ -16,7 +16,7 @@
 //! keys below the first separator, entry i's child holds keys >= its separator and below the next.
 
 use crate::error::{Error, Result};
-use crate::page::{get_u16, get_u32, get_u64, put_u16, put_u32, put_u64, seal_page, PageId};
+use crate::page::{get_u16, get_u32, get_u64, put_u16, put_u64, seal_page, PageId};
 use crate::page::{PageKind, PAGE_HEADER};
 
 /// Leaf entry header: key_len u16, flags u8, value_len u32.
@@ -197,304 +197,350 @@ impl<'a> PageView<'a> {
             self.entry_child(i - 1)
         }
     }
+}
 
-    /// Decodes into the writer's owned form.
-    pub(crate) fn to_node(self) -> Node {
-        let n = self.count();
-        if self.is_leaf() {
-            let mut leaf = Node::new_leaf(self.tree_tag());
-            for i in 0..n {
-                leaf.leaf_insert(i, self.key(i).to_vec(), self.value(i).to_stored());
-            }
-            leaf
+/// Length of the entry at `off` in a node page of the given kind.
+fn entry_len(data: &[u8], off: usize, leaf: bool) -> usize {
+    let key_len = get_u16(data, off) as usize;
+    if leaf {
+        let flags = data.get(off + 2).copied().unwrap_or(0);
+        let body = if flags & FLAG_OVERFLOW != 0 {
+            OVERFLOW_REF
         } else {
-            let mut branch = Node::new_branch(self.tree_tag(), self.first_child());
-            for i in 0..n {
-                branch.branch_insert(i, self.key(i).to_vec(), self.entry_child(i));
-            }
-            branch
-        }
+            get_u32(data, off + 3) as usize
+        };
+        LEAF_ENTRY_HEADER + key_len + body
+    } else {
+        BRANCH_ENTRY_HEADER + key_len
     }
 }
 
-/// One leaf entry in owned form.
-#[derive(Clone, Debug)]
-pub(crate) struct LeafEntry {
-    pub(crate) key: Vec<u8>,
-    pub(crate) value: StoredValue,
+/// Key of the entry at `off`.
+fn entry_key(data: &[u8], off: usize, leaf: bool) -> &[u8] {
+    let key_len = get_u16(data, off) as usize;
+    let start = off
+        + if leaf {
+            LEAF_ENTRY_HEADER
+        } else {
+            BRANCH_ENTRY_HEADER
+        };
+    data.get(start..start + key_len).unwrap_or(&[])
 }
 
-/// Writer-side node. `size` is always the encoded size in bytes (header + slots + entries).
+/// Encodes a leaf entry.
+fn leaf_entry(key: &[u8], value: &StoredValue) -> Vec<u8> {
+    let mut e = Vec::with_capacity(LEAF_ENTRY_HEADER + key.len() + value.encoded_len());
+    e.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    match value {
+        StoredValue::Inline(v) => {
+            e.push(0);
+            e.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            e.extend_from_slice(key);
+            e.extend_from_slice(v);
+        }
+        StoredValue::Overflow { page, len, crc } => {
+            e.push(FLAG_OVERFLOW);
+            e.extend_from_slice(&len.to_le_bytes());
+            e.extend_from_slice(key);
+            e.extend_from_slice(&page.to_le_bytes());
+            e.extend_from_slice(&crc.to_le_bytes());
+        }
+    }
+    e
+}
+
+/// Encodes a branch entry.
+fn branch_entry(key: &[u8], child: PageId) -> Vec<u8> {
+    let mut e = Vec::with_capacity(BRANCH_ENTRY_HEADER + key.len());
+    e.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    e.extend_from_slice(&child.to_le_bytes());
+    e.extend_from_slice(key);
+    e
+}
+
+/// A node the writer may change: one page buffer in the on-disk format, edited in place
+/// (LMDB-style), so copying a page for copy-on-write is one memcpy and writing it is one pwrite.
+///
+/// Invariant: slots occupy `[PAGE_HEADER, PAGE_HEADER + 2 * count)`, live entries lie in
+/// `[lower, page_size)`, and `garbage` counts the bytes of dead entries in that area.
 #[derive(Clone, Debug)]
 pub(crate) struct Node {
-    pub(crate) tree: u8,
-    pub(crate) size: usize,
-    pub(crate) body: NodeBody,
-}
-
-/// Contents of an owned node.
-#[derive(Clone, Debug)]
-pub(crate) enum NodeBody {
-    Leaf(Vec<LeafEntry>),
-    Branch {
-        first: PageId,
-        entries: Vec<(Vec<u8>, PageId)>,
-    },
-}
-
-pub(crate) fn leaf_entry_size(key_len: usize, value: &StoredValue) -> usize {
-    2 + LEAF_ENTRY_HEADER + key_len + value.encoded_len()
-}
-
-pub(crate) fn branch_entry_size(key_len: usize) -> usize {
-    2 + BRANCH_ENTRY_HEADER + key_len
+    buf: Box<[u8]>,
+    lower: usize,
+    garbage: usize,
 }
 
 impl Node {
-    pub(crate) fn new_leaf(tree: u8) -> Node {
+    fn empty(kind: PageKind, tree: u8, page_size: usize) -> Node {
+        let mut buf = vec![0u8; page_size].into_boxed_slice();
+        buf[4] = kind as u8;
+        buf[5] = tree;
         Node {
-            tree,
-            size: PAGE_HEADER,
-            body: NodeBody::Leaf(Vec::new()),
+            buf,
+            lower: page_size,
+            garbage: 0,
         }
     }
 
-    pub(crate) fn new_branch(tree: u8, first: PageId) -> Node {
-        Node {
-            tree,
-            size: PAGE_HEADER,
-            body: NodeBody::Branch {
-                first,
-                entries: Vec::new(),
-            },
+    pub(crate) fn new_leaf(tree: u8, page_size: usize) -> Node {
+        Node::empty(PageKind::Leaf, tree, page_size)
+    }
+
+    pub(crate) fn new_branch(tree: u8, page_size: usize, first: PageId) -> Node {
+        let mut n = Node::empty(PageKind::Branch, tree, page_size);
+        put_u64(&mut n.buf, 16, first);
+        n
+    }
+
+    /// Copies a validated page.
+    pub(crate) fn from_view(view: PageView<'_>) -> Node {
+        let buf: Box<[u8]> = view.data.into();
+        let leaf = view.is_leaf();
+        let mut lower = buf.len();
+        let mut live = 0;
+        for i in 0..view.count() {
+            let off = get_u16(&buf, PAGE_HEADER + 2 * i) as usize;
+            lower = lower.min(off);
+            live += entry_len(&buf, off, leaf);
         }
+        let garbage = (buf.len() - lower).saturating_sub(live);
+        Node {
+            buf,
+            lower,
+            garbage,
+        }
+    }
+
+    pub(crate) fn tree(&self) -> u8 {
+        self.buf[5]
     }
 
     pub(crate) fn is_leaf(&self) -> bool {
-        matches!(self.body, NodeBody::Leaf(_))
+        self.buf[4] == PageKind::Leaf as u8
     }
 
     pub(crate) fn count(&self) -> usize {
-        match &self.body {
-            NodeBody::Leaf(e) => e.len(),
-            NodeBody::Branch { entries, .. } => entries.len(),
-        }
+        get_u16(&self.buf, 6) as usize
+    }
+
+    fn set_count(&mut self, n: usize) {
+        put_u16(&mut self.buf, 6, n as u16);
+    }
+
+    fn slot(&self, i: usize) -> usize {
+        get_u16(&self.buf, PAGE_HEADER + 2 * i) as usize
+    }
+
+    fn view(&self) -> PageView<'_> {
+        PageView { data: &self.buf }
     }
 
     pub(crate) fn key(&self, i: usize) -> &[u8] {
-        match &self.body {
-            NodeBody::Leaf(e) => &e[i].key,
-            NodeBody::Branch { entries, .. } => &entries[i].0,
-        }
+        entry_key(&self.buf, self.slot(i), self.is_leaf())
     }
 
     pub(crate) fn value(&self, i: usize) -> ValueRef<'_> {
-        match &self.body {
-            NodeBody::Leaf(e) => match &e[i].value {
-                StoredValue::Inline(v) => ValueRef::Inline(v),
-                StoredValue::Overflow { page, len, crc } => ValueRef::Overflow {
-                    page: *page,
-                    len: *len,
-                    crc: *crc,
-                },
-            },
-            NodeBody::Branch { .. } => ValueRef::Inline(&[]),
-        }
+        self.view().value(i)
     }
 
     pub(crate) fn child(&self, i: usize) -> PageId {
-        match &self.body {
-            NodeBody::Branch { first, entries } => {
-                if i == 0 {
-                    *first
-                } else {
-                    entries[i - 1].1
-                }
-            }
-            NodeBody::Leaf(_) => 0,
-        }
+        self.view().child(i)
     }
 
     pub(crate) fn set_child(&mut self, i: usize, id: PageId) {
-        if let NodeBody::Branch { first, entries } = &mut self.body {
-            if i == 0 {
-                *first = id;
-            } else {
-                entries[i - 1].1 = id;
-            }
+        let at = if i == 0 { 16 } else { self.slot(i - 1) + 2 };
+        put_u64(&mut self.buf, at, id);
+    }
+
+    /// Bytes in use: header, slots and live entries.
+    pub(crate) fn used(&self) -> usize {
+        PAGE_HEADER + 2 * self.count() + (self.buf.len() - self.lower) - self.garbage
+    }
+
+    /// Raw bytes of entry `i`.
+    fn raw(&self, i: usize) -> &[u8] {
+        let off = self.slot(i);
+        &self.buf[off..off + entry_len(&self.buf, off, self.is_leaf())]
+    }
+
+    /// Rewrites the live entries densely at the end of the page.
+    fn compact(&mut self) {
+        let leaf = self.is_leaf();
+        let old = self.buf.clone();
+        let mut end = self.buf.len();
+        for i in 0..self.count() {
+            let off = get_u16(&old, PAGE_HEADER + 2 * i) as usize;
+            let len = entry_len(&old, off, leaf);
+            end -= len;
+            self.buf[end..end + len].copy_from_slice(&old[off..off + len]);
+            put_u16(&mut self.buf, PAGE_HEADER + 2 * i, end as u16);
         }
+        self.lower = end;
+        self.garbage = 0;
     }
 
-    pub(crate) fn leaf_insert(&mut self, i: usize, key: Vec<u8>, value: StoredValue) {
-        self.size += leaf_entry_size(key.len(), &value);
-        if let NodeBody::Leaf(e) = &mut self.body {
-            e.insert(i, LeafEntry { key, value });
+    /// Inserts raw entry bytes as entry `i`; false (and no change) if the page is full.
+    fn insert_raw(&mut self, i: usize, entry: &[u8]) -> bool {
+        let n = self.count();
+        let slots_end = PAGE_HEADER + 2 * n;
+        let need = slots_end + 2 + entry.len();
+        if self.lower < need {
+            if self.lower + self.garbage < need {
+                return false;
+            }
+            self.compact();
         }
+        self.lower -= entry.len();
+        let at = self.lower;
+        self.buf[at..at + entry.len()].copy_from_slice(entry);
+        self.buf
+            .copy_within(PAGE_HEADER + 2 * i..slots_end, PAGE_HEADER + 2 * i + 2);
+        put_u16(&mut self.buf, PAGE_HEADER + 2 * i, at as u16);
+        self.set_count(n + 1);
+        true
     }
 
-    /// Replaces the value of entry `i`, returning the old one.
-    pub(crate) fn leaf_replace(&mut self, i: usize, value: StoredValue) -> StoredValue {
-        let NodeBody::Leaf(e) = &mut self.body else {
-            return value;
-        };
-        self.size = self.size + value.encoded_len() - e[i].value.encoded_len();
-        std::mem::replace(&mut e[i].value, value)
-    }
-
-    pub(crate) fn leaf_remove(&mut self, i: usize) -> LeafEntry {
-        let NodeBody::Leaf(e) = &mut self.body else {
-            unreachable!("leaf_remove on a branch")
-        };
-        let entry = e.remove(i);
-        self.size -= leaf_entry_size(entry.key.len(), &entry.value);
-        entry
-    }
-
-    /// Inserts separator `key` with right child `child` as entry `i` (child index i + 1).
-    pub(crate) fn branch_insert(&mut self, i: usize, key: Vec<u8>, child: PageId) {
-        self.size += branch_entry_size(key.len());
-        if let NodeBody::Branch { entries, .. } = &mut self.body {
-            entries.insert(i, (key, child));
-        }
-    }
-
-    /// Removes entry `i` (separator and child i + 1).
-    pub(crate) fn branch_remove(&mut self, i: usize) -> (Vec<u8>, PageId) {
-        let NodeBody::Branch { entries, .. } = &mut self.body else {
-            unreachable!("branch_remove on a leaf")
-        };
-        let entry = entries.remove(i);
-        self.size -= branch_entry_size(entry.0.len());
-        entry
-    }
-
-    /// Splits off the upper part of an overfull node. Returns the separator (first key of the
-    /// right part) and the right node. The split point balances bytes, so with entries of at most
-    /// a quarter page both halves fit in a page.
-    pub(crate) fn split(&mut self) -> (Vec<u8>, Node) {
-        let half = (self.size - PAGE_HEADER) / 2;
-        match &mut self.body {
-            NodeBody::Leaf(entries) => {
-                let mut acc = 0;
-                let mut at = entries.len() - 1;
-                for (i, e) in entries.iter().enumerate() {
-                    acc += leaf_entry_size(e.key.len(), &e.value);
-                    if acc >= half {
-                        at = (i + 1).min(entries.len() - 1).max(1);
-                        break;
-                    }
-                }
-                let right_entries = entries.split_off(at);
-                let mut right = Node::new_leaf(self.tree);
-                for e in right_entries {
-                    let n = right.count();
-                    right.leaf_insert(n, e.key, e.value);
-                }
-                self.size -= right.size - PAGE_HEADER;
-                let sep = right.key(0).to_vec();
-                (sep, right)
-            }
-            NodeBody::Branch { entries, .. } => {
-                // The separator at `at` moves up; its child becomes the right node's leftmost.
-                let hi = entries.len().saturating_sub(2).max(1);
-                let mut acc = 0;
-                let mut at = entries.len() / 2;
-                for (i, (k, _)) in entries.iter().enumerate() {
-                    acc += branch_entry_size(k.len());
-                    if acc >= half {
-                        at = i.max(1).min(hi);
-                        break;
-                    }
-                }
-                let mut upper = entries.split_off(at);
-                let (sep, right_first) = upper.remove(0);
-                let mut right = Node::new_branch(self.tree, right_first);
-                for (k, c) in upper {
-                    let n = right.count();
-                    right.branch_insert(n, k, c);
-                }
-                self.size -= right.size - PAGE_HEADER + branch_entry_size(sep.len());
-                (sep, right)
-            }
-        }
-    }
-
-    /// Appends all entries of `right` (the next sibling) to this node; for branches `sep` is the
-    /// separator between them in the parent, which comes down between the two halves.
-    pub(crate) fn merge(&mut self, sep: Vec<u8>, right: Node) {
-        match right.body {
-            NodeBody::Leaf(entries) => {
-                for e in entries {
-                    let n = self.count();
-                    self.leaf_insert(n, e.key, e.value);
-                }
-            }
-            NodeBody::Branch { first, entries } => {
-                let n = self.count();
-                self.branch_insert(n, sep, first);
-                for (k, c) in entries {
-                    let n = self.count();
-                    self.branch_insert(n, k, c);
-                }
-            }
-        }
-    }
-
-    /// Encodes into `buf` (one page, zeroed by the caller or not: every byte is written).
-    pub(crate) fn encode(&self, id: PageId, buf: &mut [u8]) {
-        buf.fill(0);
-        let page_size = buf.len();
-        buf[4] = if self.is_leaf() {
-            PageKind::Leaf as u8
-        } else {
-            PageKind::Branch as u8
-        };
-        buf[5] = self.tree;
-        put_u16(buf, 6, self.count() as u16);
-        put_u64(buf, 8, id);
-        let mut end = page_size;
-        match &self.body {
-            NodeBody::Leaf(entries) => {
-                for (i, e) in entries.iter().enumerate() {
-                    let len = LEAF_ENTRY_HEADER + e.key.len() + e.value.encoded_len();
-                    end -= len;
-                    put_u16(buf, PAGE_HEADER + 2 * i, end as u16);
-                    put_u16(buf, end, e.key.len() as u16);
-                    let kstart = end + LEAF_ENTRY_HEADER;
-                    buf[kstart..kstart + e.key.len()].copy_from_slice(&e.key);
-                    let vstart = kstart + e.key.len();
-                    match &e.value {
-                        StoredValue::Inline(v) => {
-                            buf[end + 2] = 0;
-                            put_u32(buf, end + 3, v.len() as u32);
-                            buf[vstart..vstart + v.len()].copy_from_slice(v);
-                        }
-                        StoredValue::Overflow { page, len, crc } => {
-                            buf[end + 2] = FLAG_OVERFLOW;
-                            put_u32(buf, end + 3, *len);
-                            put_u64(buf, vstart, *page);
-                            put_u32(buf, vstart + 8, *crc);
-                        }
-                    }
-                }
-            }
-            NodeBody::Branch { first, entries } => {
-                put_u64(buf, 16, *first);
-                for (i, (k, c)) in entries.iter().enumerate() {
-                    let len = BRANCH_ENTRY_HEADER + k.len();
-                    end -= len;
-                    put_u16(buf, PAGE_HEADER + 2 * i, end as u16);
-                    put_u16(buf, end, k.len() as u16);
-                    put_u64(buf, end + 2, *c);
-                    buf[end + BRANCH_ENTRY_HEADER..end + len].copy_from_slice(k);
-                }
-            }
-        }
-        debug_assert!(
-            PAGE_HEADER + 2 * self.count() <= end,
-            "node overflows its page"
+    /// Removes entry `i`.
+    fn remove_raw(&mut self, i: usize) {
+        let n = self.count();
+        let off = self.slot(i);
+        let len = entry_len(&self.buf, off, self.is_leaf());
+        self.buf.copy_within(
+            PAGE_HEADER + 2 * i + 2..PAGE_HEADER + 2 * n,
+            PAGE_HEADER + 2 * i,
         );
-        seal_page(buf);
+        self.set_count(n - 1);
+        if off == self.lower {
+            self.lower += len;
+        } else {
+            self.garbage += len;
+        }
+    }
+
+    /// Inserts a leaf entry at `i`; false (and no change) if it does not fit.
+    pub(crate) fn leaf_insert(&mut self, i: usize, key: &[u8], value: &StoredValue) -> bool {
+        self.insert_raw(i, &leaf_entry(key, value))
+    }
+
+    /// Removes leaf entry `i`, returning its value.
+    pub(crate) fn leaf_remove(&mut self, i: usize) -> StoredValue {
+        let v = self.value(i).to_stored();
+        self.remove_raw(i);
+        v
+    }
+
+    /// Inserts separator `key` with right child `child` as entry `i` (child index i + 1);
+    /// false (and no change) if it does not fit.
+    pub(crate) fn branch_insert(&mut self, i: usize, key: &[u8], child: PageId) -> bool {
+        self.insert_raw(i, &branch_entry(key, child))
+    }
+
+    /// Removes branch entry `i` (separator and child i + 1).
+    pub(crate) fn branch_remove(&mut self, i: usize) {
+        self.remove_raw(i);
+    }
+
+    /// Splits this node in two by bytes. Returns the separator (for leaves the first key of the
+    /// right node; for branches the middle key, which moves up) and the right node. Entries are
+    /// at most a quarter page, so each half keeps room for the insert that did not fit.
+    pub(crate) fn split(&mut self) -> (Vec<u8>, Node) {
+        let entries: Vec<Vec<u8>> = (0..self.count()).map(|i| self.raw(i).to_vec()).collect();
+        let first = get_u64(&self.buf, 16);
+        let (left, sep, right) =
+            distribute(self.is_leaf(), self.tree(), self.buf.len(), first, &entries);
+        *self = left;
+        (sep, right)
+    }
+
+    /// Merges `right` (the next sibling; `sep` is the separator between them) into this node if
+    /// both fit in one page, otherwise spreads their entries evenly over the two. Returns the new
+    /// separator and right node, or `None` if everything now lives in this node.
+    pub(crate) fn merge_or_balance(&mut self, sep: &[u8], right: &Node) -> Option<(Vec<u8>, Node)> {
+        let leaf = self.is_leaf();
+        let mut entries: Vec<Vec<u8>> = (0..self.count()).map(|i| self.raw(i).to_vec()).collect();
+        if !leaf {
+            entries.push(branch_entry(sep, get_u64(&right.buf, 16)));
+        }
+        entries.extend((0..right.count()).map(|i| right.raw(i).to_vec()));
+        let total: usize = PAGE_HEADER + entries.iter().map(|e| e.len() + 2).sum::<usize>();
+        let first = get_u64(&self.buf, 16);
+        let page_size = self.buf.len();
+        if total <= page_size {
+            let mut merged = if leaf {
+                Node::new_leaf(self.tree(), page_size)
+            } else {
+                Node::new_branch(self.tree(), page_size, first)
+            };
+            for (i, e) in entries.iter().enumerate() {
+                merged.insert_raw(i, e);
+            }
+            *self = merged;
+            return None;
+        }
+        let (left, sep, right) = distribute(leaf, self.tree(), page_size, first, &entries);
+        *self = left;
+        Some((sep, right))
+    }
+
+    /// Finishes the page for writing (page id, zeroed free space, checksum); returns its bytes.
+    pub(crate) fn finish(&mut self, id: PageId) -> &[u8] {
+        if self.garbage > 0 {
+            self.compact();
+        }
+        put_u64(&mut self.buf, 8, id);
+        let slots_end = PAGE_HEADER + 2 * self.count();
+        self.buf[slots_end..self.lower].fill(0);
+        seal_page(&mut self.buf);
+        &self.buf
+    }
+}
+
+/// Builds two nodes from a sequence of raw entries, split where the bytes balance.
+fn distribute(
+    leaf: bool,
+    tree: u8,
+    page_size: usize,
+    first: PageId,
+    entries: &[Vec<u8>],
+) -> (Node, Vec<u8>, Node) {
+    let total: usize = entries.iter().map(|e| e.len() + 2).sum();
+    let n = entries.len();
+    let mut acc = 0;
+    let mut at = n / 2;
+    for (i, e) in entries.iter().enumerate() {
+        acc += e.len() + 2;
+        if acc * 2 >= total {
+            at = i + 1;
+            break;
+        }
+    }
+    if leaf {
+        // An entry on each side.
+        let at = at.clamp(1, n.saturating_sub(1).max(1));
+        let mut left = Node::new_leaf(tree, page_size);
+        let mut right = Node::new_leaf(tree, page_size);
+        for (i, e) in entries[..at].iter().enumerate() {
+            left.insert_raw(i, e);
+        }
+        for (i, e) in entries[at..].iter().enumerate() {
+            right.insert_raw(i, e);
+        }
+        let sep = right.key(0).to_vec();
+        (left, sep, right)
+    } else {
+        // Entry `at` moves up; its child becomes the right node's leftmost.
+        let at = at.clamp(1, n.saturating_sub(2).max(1));
+        let mid = &entries[at];
+        let sep = entry_key(mid, 0, false).to_vec();
+        let mut left = Node::new_branch(tree, page_size, first);
+        let mut right = Node::new_branch(tree, page_size, get_u64(mid, 2));
+        for (i, e) in entries[..at].iter().enumerate() {
+            left.insert_raw(i, e);
+        }
+        for (i, e) in entries[at + 1..].iter().enumerate() {
+            right.insert_raw(i, e);
+        }
+        (left, sep, right)
     }
 }
 

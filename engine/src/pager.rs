@@ -280,9 +280,9 @@ impl Pager {
             buf.clear();
             let mut next = run_start;
             while i < ids.len() && ids[i] == next && buf.len() < (1 << 20) {
-                let start = buf.len();
-                buf.resize(start + ps, 0);
-                self.dirty[&ids[i]].encode(ids[i], &mut buf[start..]);
+                if let Some(node) = self.dirty.get_mut(&ids[i]) {
+                    buf.extend_from_slice(node.finish(ids[i]));
+                }
                 next += 1;
                 i += 1;
             }
@@ -363,7 +363,7 @@ impl Pager {
     /// Tree tag of node `id`.
     pub(crate) fn node_tag(&self, id: PageId) -> Option<u8> {
         match self.dirty.get(&id) {
-            Some(n) => Some(n.tree),
+            Some(n) => Some(n.tree()),
             None => match self.view().node_at(id) {
                 Ok(NodeRef::Page(p)) => Some(p.tree_tag()),
                 _ => None,
@@ -450,7 +450,7 @@ impl TreeWriter for Pager {
             return Ok(id);
         }
         let node = match self.view().node_at(id)? {
-            NodeRef::Page(p) => p.to_node(),
+            NodeRef::Page(p) => Node::from_view(p),
             NodeRef::Owned(n) => n.clone(),
         };
         let new_id = self.alloc.alloc();
