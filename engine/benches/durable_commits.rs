@@ -38,7 +38,6 @@ fn fdatasync_floor(n: usize) -> Duration {
     let dir = bench_dir();
     let mut f = OpenOptions::new()
         .create(true)
-        .truncate(true)
         .append(true)
         .open(dir.path().join("floor"))
         .unwrap();
