@@ -319,7 +319,7 @@ pub(crate) fn insert<W: TreeWriter>(
     }
     let id = w.cow(*root)?;
     *root = id;
-    let (old, split) = insert_rec(w, id, order, key, value, 0)?;
+    let (old, split) = insert_rec(w, id, order, key, value, 0, true)?;
     grow_root(w, root, tag, split);
     Ok(old)
 }
@@ -349,11 +349,25 @@ fn insert_separator<W: TreeWriter>(
     order: KeyOrder,
     sep: Vec<u8>,
     right: PageId,
+    rightmost: bool,
 ) -> Result<Split> {
     let node = w.dirty(id)?;
     let (i, _) = search(&NodeRef::Owned(node), order, &sep);
     if node.branch_insert(i, &sep, right) {
         return Ok(None);
+    }
+    if rightmost && i == node.count() && node.count() >= 2 {
+        // Appending at the right edge of the tree (the log tree always does): keep this node
+        // full and start a new one, so sequential inserts fill pages instead of halving them.
+        let last = node.count() - 1;
+        let up = node.key(last).to_vec();
+        let up_child = node.child(last + 1);
+        node.branch_remove(last);
+        let mut fresh = Node::new_branch(node.tree(), w.page_size(), up_child);
+        if !fresh.branch_insert(0, &sep, right) {
+            return Err(internal("separator does not fit in an empty page"));
+        }
+        return Ok(Some((up, w.alloc_node(fresh))));
     }
     let (up, mut right_half) = node.split();
     let target = if order.cmp(&sep, &up) == Ordering::Less {
@@ -368,6 +382,7 @@ fn insert_separator<W: TreeWriter>(
     Ok(Some((up, w.alloc_node(right_half))))
 }
 
+/// `rightmost` says whether `id` is on the right edge of the tree.
 fn insert_rec<W: TreeWriter>(
     w: &mut W,
     id: PageId,
@@ -375,6 +390,7 @@ fn insert_rec<W: TreeWriter>(
     key: &[u8],
     value: StoredValue,
     depth: usize,
+    rightmost: bool,
 ) -> Result<(Option<StoredValue>, Split)> {
     if depth >= MAX_DEPTH {
         return Err(too_deep(id));
@@ -390,6 +406,14 @@ fn insert_rec<W: TreeWriter>(
         if node.leaf_insert(i, key, &value) {
             return Ok((old, None));
         }
+        if rightmost && i == node.count() {
+            // Appending at the right edge: leave this leaf full, start a new one.
+            let mut fresh = Node::new_leaf(node.tree(), w.page_size());
+            if !fresh.leaf_insert(0, key, &value) {
+                return Err(internal("an entry does not fit in an empty page"));
+            }
+            return Ok((old, Some((key.to_vec(), w.alloc_node(fresh)))));
+        }
         // Full: split, then insert into the half that covers the key.
         let (sep, mut right) = node.split();
         let target = if order.cmp(key, &sep) == Ordering::Less {
@@ -404,12 +428,16 @@ fn insert_rec<W: TreeWriter>(
         return Ok((old, Some((sep, w.alloc_node(right)))));
     }
     let ci = child_index(&NodeRef::Owned(node), order, key);
+    let child_rightmost = rightmost && ci == node.count();
     let child = node.child(ci);
     let child = w.cow(child)?;
     w.dirty(id)?.set_child(ci, child);
-    let (old, split) = insert_rec(w, child, order, key, value, depth + 1)?;
+    let (old, split) = insert_rec(w, child, order, key, value, depth + 1, child_rightmost)?;
     match split {
-        Some((sep, right)) => Ok((old, insert_separator(w, id, order, sep, right)?)),
+        Some((sep, right)) => Ok((
+            old,
+            insert_separator(w, id, order, sep, right, child_rightmost)?,
+        )),
         None => Ok((old, None)),
     }
 }
@@ -474,7 +502,7 @@ fn remove_rec<W: TreeWriter>(
     let (old, split) = remove_rec(w, child, order, key, depth + 1)?;
     if let Some((sep, right)) = split {
         // A child grew while rebalancing its own children (a longer separator): adopt it.
-        return Ok((old, insert_separator(w, id, order, sep, right)?));
+        return Ok((old, insert_separator(w, id, order, sep, right, false)?));
     }
     let page_size = w.page_size();
     let child_node = w.dirty(child)?;
@@ -510,7 +538,7 @@ fn rebalance<W: TreeWriter>(
         None => Ok(None),
         Some((new_sep, new_right)) => {
             let rid = w.alloc_node(new_right);
-            insert_separator(w, parent, order, new_sep, rid)
+            insert_separator(w, parent, order, new_sep, rid, false)
         }
     }
 }
