@@ -39,6 +39,7 @@ pub struct Options {
     pub(crate) wal_capacity: u64,
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_wal_fraction: f64,
+    pub(crate) random_access: bool,
 }
 
 impl Default for Options {
@@ -53,6 +54,7 @@ impl Default for Options {
             wal_capacity: 64 << 20,
             checkpoint_interval: Duration::from_secs(30),
             checkpoint_wal_fraction: 0.5,
+            random_access: false,
         }
     }
 }
@@ -120,6 +122,14 @@ impl Options {
     /// A checkpoint runs once the WAL is this fraction full (default 0.5, range 0.05..=0.95).
     pub fn checkpoint_wal_fraction(mut self, fraction: f64) -> Self {
         self.checkpoint_wal_fraction = fraction;
+        self
+    }
+
+    /// Page-cache hint: tell the kernel that reads of the main file are random, turning off
+    /// read-ahead (as LMDB's `MDB_NORDAHEAD`). Helps point reads on files larger than memory;
+    /// hurts long range scans. Off by default.
+    pub fn random_access(mut self, random: bool) -> Self {
+        self.random_access = random;
         self
     }
 

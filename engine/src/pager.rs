@@ -44,6 +44,7 @@ impl MapState {
         page_size: usize,
         pages: u64,
         old: Option<&MapState>,
+        random_access: bool,
     ) -> Result<MapState> {
         let bytes = (pages.saturating_mul(page_size as u64) * 2)
             .max(MIN_MAP_BYTES)
@@ -58,6 +59,10 @@ impl MapState {
         // pages below their snapshot's page count, which lie inside the file, so the part of the
         // mapping beyond the end of the file is never accessed.
         let map = unsafe { MmapOptions::new().len(len).map(file)? };
+        if random_access {
+            // Only a hint; a kernel that ignores it changes nothing but speed.
+            let _ = map.advise(memmap2::Advice::Random);
+        }
         let capacity = bytes / page_size as u64;
         let words = capacity.div_ceil(64) as usize;
         let verified: Box<[AtomicU64]> = (0..words)
@@ -183,6 +188,8 @@ pub(crate) struct Pager {
     pub(crate) alloc: Allocator,
     /// Sequence number of the commit being built; frees are tagged with it.
     pub(crate) seq: u64,
+    /// Advise the kernel that map reads are random (no read-ahead).
+    pub(crate) random_access: bool,
 }
 
 impl Pager {
@@ -202,6 +209,7 @@ impl Pager {
             unsealed_overflow: HashMap::new(),
             alloc,
             seq: 0,
+            random_access: false,
         })
     }
 
@@ -227,6 +235,7 @@ impl Pager {
                 self.page_size,
                 pages,
                 Some(&self.map),
+                self.random_access,
             )?);
         }
         Ok(())

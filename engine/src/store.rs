@@ -147,7 +147,13 @@ impl Store {
             )));
         }
         let file = Arc::new(file);
-        let map = Arc::new(MapState::new(&file, ps, meta.page_count, None)?);
+        let map = Arc::new(MapState::new(
+            &file,
+            ps,
+            meta.page_count,
+            None,
+            opts.random_access,
+        )?);
         let view = ReadView {
             map: &map,
             page_count: meta.page_count,
@@ -155,6 +161,7 @@ impl Store {
         let (free, fl_pages) = read_freelist(&view, meta.freelist_head, meta.freelist_count)?;
         let alloc = Allocator::new(meta.page_count, free, fl_pages);
         let mut pager = Pager::new(file.clone(), ps, map.clone(), alloc)?;
+        pager.random_access = opts.random_access;
         let mut state = KsState {
             roots: meta.roots,
             revision: meta.revision,
