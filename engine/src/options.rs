@@ -1,9 +1,11 @@
 //! Options for opening a store, set through a builder.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::storage::{FsStorage, Storage};
 use crate::store::Store;
 
 /// When a commit is acknowledged.
@@ -28,7 +30,7 @@ pub enum Durability {
 /// let db = Options::new().durability(Durability::Immediate).max_txn_ops(1024).open("app.etch")?;
 /// # Ok::<(), etch_engine::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     pub(crate) page_size: usize,
     pub(crate) durability: Durability,
@@ -40,6 +42,23 @@ pub struct Options {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) checkpoint_wal_fraction: f64,
     pub(crate) random_access: bool,
+    pub(crate) storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("page_size", &self.page_size)
+            .field("durability", &self.durability)
+            .field("max_key_size", &self.max_key_size)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_txn_ops", &self.max_txn_ops)
+            .field("wal_capacity", &self.wal_capacity)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("checkpoint_wal_fraction", &self.checkpoint_wal_fraction)
+            .field("random_access", &self.random_access)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Options {
@@ -55,6 +74,7 @@ impl Default for Options {
             checkpoint_interval: Duration::from_secs(30),
             checkpoint_wal_fraction: 0.5,
             random_access: false,
+            storage: Arc::new(FsStorage),
         }
     }
 }
@@ -130,6 +150,13 @@ impl Options {
     /// hurts long range scans. Off by default.
     pub fn random_access(mut self, random: bool) -> Self {
         self.random_access = random;
+        self
+    }
+
+    /// The file system to use (default: the real one, [`FsStorage`]). Tests pass a
+    /// [`crate::sim::SimDisk`] to simulate power cuts and I/O errors.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
         self
     }
 

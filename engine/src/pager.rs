@@ -10,12 +10,8 @@
 //! snapshot. Old maps live as long as a snapshot refers to them.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-use memmap2::{Mmap, MmapOptions};
 
 use crate::alloc::Allocator;
 use crate::btree::{NodeSource, TreeWriter};
@@ -24,13 +20,14 @@ use crate::node::{Node, NodeRef, PageView, StoredValue};
 use crate::page::{
     get_u64, put_u16, put_u64, seal_page, verify_page, PageId, PageKind, PAGE_HEADER,
 };
+use crate::storage::{Mapping, StorageFile};
 
 /// Smallest address-space reservation for the map.
 const MIN_MAP_BYTES: u64 = 1 << 30;
 
 /// A read-only map of the main file and its verified-page bitmap.
 pub(crate) struct MapState {
-    map: Mmap,
+    map: Box<dyn Mapping>,
     page_size: usize,
     /// Pages [0, capacity) lie inside the mapping.
     capacity: u64,
@@ -40,7 +37,7 @@ pub(crate) struct MapState {
 impl MapState {
     /// Maps `file` with room for at least `pages` pages. Verified bits of `old` carry over.
     pub(crate) fn new(
-        file: &File,
+        file: &dyn StorageFile,
         page_size: usize,
         pages: u64,
         old: Option<&MapState>,
@@ -51,18 +48,7 @@ impl MapState {
             .next_power_of_two();
         let len = usize::try_from(bytes)
             .map_err(|_| Error::InvalidOption("file too large for this platform".into()))?;
-        // SAFETY: the map is read-only and the file is locked exclusively by this process, so no
-        // other process writes or truncates it (the lock is advisory: a process that ignores it
-        // is outside what etch can defend against, as with LMDB and SQLite). This process never
-        // truncates the file while mapped and only writes pages that no live snapshot can reach
-        // (alloc.rs), so the bytes a reader looks at do not change under it. Readers touch only
-        // pages below their snapshot's page count, which lie inside the file, so the part of the
-        // mapping beyond the end of the file is never accessed.
-        let map = unsafe { MmapOptions::new().len(len).map(file)? };
-        if random_access {
-            // Only a hint; a kernel that ignores it changes nothing but speed.
-            let _ = map.advise(memmap2::Advice::Random);
-        }
+        let map = file.map(len, random_access)?;
         let capacity = bytes / page_size as u64;
         let words = capacity.div_ceil(64) as usize;
         let verified: Box<[AtomicU64]> = (0..words)
@@ -87,7 +73,7 @@ impl MapState {
 
     fn bytes(&self, first: PageId, len: usize) -> &[u8] {
         let start = first as usize * self.page_size;
-        &self.map[start..start + len]
+        &self.map.bytes()[start..start + len]
     }
 
     fn is_verified(&self, id: PageId) -> bool {
@@ -177,7 +163,7 @@ impl NodeSource for ReadView<'_> {
 /// The writer's view of the file: dirty nodes of the batch being built, plus the allocator.
 pub(crate) struct Pager {
     pub(crate) page_size: usize,
-    pub(crate) file: Arc<File>,
+    pub(crate) file: Arc<dyn StorageFile>,
     pub(crate) map: Arc<MapState>,
     file_len: u64,
     /// Nodes created or copied since the last seal, by page id. None of them is visible to any
@@ -194,12 +180,12 @@ pub(crate) struct Pager {
 
 impl Pager {
     pub(crate) fn new(
-        file: Arc<File>,
+        file: Arc<dyn StorageFile>,
         page_size: usize,
         map: Arc<MapState>,
         alloc: Allocator,
     ) -> Result<Pager> {
-        let file_len = file.metadata()?.len();
+        let file_len = file.len()?;
         Ok(Pager {
             page_size,
             file,
@@ -231,7 +217,7 @@ impl Pager {
         }
         if pages > self.map.capacity() {
             self.map = Arc::new(MapState::new(
-                &self.file,
+                &*self.file,
                 self.page_size,
                 pages,
                 Some(&self.map),

@@ -16,8 +16,6 @@
 //! start a new WAL generation. See docs/design.md for why a crash at any point loses nothing
 //! acknowledged.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -33,6 +31,7 @@ use crate::options::{Durability, Options};
 use crate::pager::{read_freelist, MapState, Pager, ReadView};
 use crate::record;
 use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
+use crate::storage::{Storage, StorageFile};
 use crate::types::{
     BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp, PutResponse, Range,
     RangeOptions, RangeResponse, Revision, Status, WriteOp,
@@ -54,14 +53,29 @@ use crate::wal::{Wal, WAL_START};
 #[derive(Clone)]
 pub struct Store {
     shared: Arc<Shared>,
+    /// Shared by the user's clones only (not by the background thread): when the last clone
+    /// goes, the store closes right there, in the dropping thread, so a reopen straight after
+    /// finds the file unlocked.
+    _close_on_drop: Option<Arc<CloseOnDrop>>,
+}
+
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        // Errors cannot be reported from a drop; nothing is lost by ignoring them: if the final
+        // checkpoint fails the WAL stays, and the next open recovers from it.
+        let _ = self.0.close();
+    }
 }
 
 struct Shared {
     path: PathBuf,
     opts: Options,
     limits: Limits,
-    file: Arc<File>,
-    wal_file: Arc<File>,
+    storage: Arc<dyn Storage>,
+    file: Arc<dyn StorageFile>,
+    wal_file: Arc<dyn StorageFile>,
     page_size: usize,
     published: RwLock<Arc<SnapshotData>>,
     live: LiveSnapshots,
@@ -76,7 +90,6 @@ struct Shared {
 #[derive(Default)]
 struct Background {
     stop: bool,
-    checkpoint_requested: bool,
 }
 
 struct SyncState {
@@ -125,19 +138,19 @@ impl Store {
 
     pub(crate) fn open_with(path: &Path, opts: Options) -> Result<Store> {
         opts.validate()?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        crate::file::lock_exclusive(&file, path)?;
-        let mut len = file.metadata()?.len();
-        if len == 0 {
-            init_file(&file, path, opts.page_size)?;
-            len = file.metadata()?.len();
+        let storage = opts.storage.clone();
+        let file = storage.open(path, true)?;
+        if !file.try_lock()? {
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+            });
         }
-        let meta = read_meta(&file, path, len)?;
+        let mut len = file.len()?;
+        if len == 0 {
+            init_file(&*file, &*storage, path, opts.page_size)?;
+            len = file.len()?;
+        }
+        let meta = read_meta(&*file, path, len)?;
         let ps = meta.page_size as usize;
         if len < meta.page_count * ps as u64 {
             return Err(Error::corrupt(format!(
@@ -146,9 +159,8 @@ impl Store {
                 meta.page_count * ps as u64
             )));
         }
-        let file = Arc::new(file);
         let map = Arc::new(MapState::new(
-            &file,
+            &*file,
             ps,
             meta.page_count,
             None,
@@ -174,9 +186,10 @@ impl Store {
         // Recovery: replay the records after the checkpoint, in order.
         let wal_path = Wal::path_for(path);
         let mut replayed = 0usize;
-        if let Some((wal_file, wal_map, _)) = Wal::open_existing(&wal_path, meta.db_id)? {
+        if let Some((wal_file, wal_map, _)) = Wal::open_existing(&*storage, &wal_path, meta.db_id)?
+        {
             let records = Wal::scan(
-                &wal_map,
+                wal_map.bytes(),
                 meta.wal_offset,
                 meta.applied_seq + 1,
                 meta.wal_salt,
@@ -215,10 +228,10 @@ impl Store {
             meta.wal_salt
         } else {
             let salt = crate::file::random_u64();
-            write_checkpoint(&file, &mut pager, &state, (seq, term), &mut slots, salt)?;
+            write_checkpoint(&*file, &mut pager, &state, (seq, term), &mut slots, salt)?;
             salt
         };
-        let wal = Wal::create(&wal_path, meta.db_id, opts.wal_capacity, salt)?;
+        let wal = Wal::create(&*storage, &wal_path, meta.db_id, opts.wal_capacity, salt)?;
         let writer = Writer {
             pager,
             wal,
@@ -241,6 +254,7 @@ impl Store {
                 max_txn_ops: opts.max_txn_ops,
             },
             opts,
+            storage,
             file,
             wal_file,
             page_size: ps,
@@ -258,7 +272,10 @@ impl Store {
             background_cv: Condvar::new(),
         });
         spawn_background(Arc::downgrade(&shared));
-        Ok(Store { shared })
+        Ok(Store {
+            _close_on_drop: Some(Arc::new(CloseOnDrop(shared.clone()))),
+            shared,
+        })
     }
 
     /// Path of the main file.
@@ -377,15 +394,14 @@ impl Store {
         let payload = record::encode(w.state.revision, ops);
         let appended = w.wal.fits_at_all(payload.len())
             && self.guard(w, |w| w.wal.append(seq, w.term, &payload))?;
-        if !appended {
-            // The WAL is full, or the record is too big for it: a checkpoint makes this commit
-            // (and all before it) durable directly in the main file.
+        let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
+        if !appended || w.wal.used() > threshold {
+            // The WAL is past its checkpoint threshold, full, or too small for this record: a
+            // checkpoint makes this commit (and all before it) durable in the main file. It runs
+            // here, in the committing thread, so the commit's acknowledgement waits for it
+            // rather than for a WAL sync, and a workload's I/O happens in a deterministic order.
             self.checkpoint_locked(w)?;
             return Ok((resp, None));
-        }
-        let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
-        if w.wal.used() > threshold {
-            self.request_checkpoint();
         }
         match shared.opts.durability {
             Durability::Relaxed => {
@@ -418,11 +434,6 @@ impl Store {
                 Err(e)
             }
         }
-    }
-
-    fn request_checkpoint(&self) {
-        self.shared.background.lock().checkpoint_requested = true;
-        self.shared.background_cv.notify_all();
     }
 
     /// Makes the newest snapshot visible to readers (never goes backwards).
@@ -517,7 +528,7 @@ impl Store {
         let file = self.shared.file.clone();
         self.guard(w, |w| {
             write_checkpoint(
-                &file,
+                &*file,
                 &mut w.pager,
                 &w.state,
                 (w.seq, w.term),
@@ -541,7 +552,7 @@ impl Store {
     pub fn status(&self) -> Result<Status> {
         let r = self.read()?;
         let s = &r.snap;
-        let file_size = self.shared.file.metadata()?.len();
+        let file_size = self.shared.file.len()?;
         Ok(Status {
             revision: s.state.revision as i64,
             compact_revision: s.state.compact_revision as i64,
@@ -587,7 +598,7 @@ impl Shared {
                 let salt = crate::file::random_u64();
                 let w = &mut *w;
                 write_checkpoint(
-                    &self.file,
+                    &*self.file,
                     &mut w.pager,
                     &w.state,
                     (w.seq, w.term),
@@ -595,8 +606,8 @@ impl Shared {
                     salt,
                 )
                 .and_then(|_| {
-                    std::fs::remove_file(Wal::path_for(&self.path))?;
-                    crate::file::sync_dir(&self.path)
+                    self.storage.remove(&Wal::path_for(&self.path))?;
+                    Ok(self.storage.sync_dir(&self.path)?)
                 })
             }
         };
@@ -615,7 +626,12 @@ impl Drop for Shared {
 }
 
 /// Writes the initial meta slots of a new file.
-fn init_file(file: &File, path: &Path, page_size: usize) -> Result<()> {
+fn init_file(
+    file: &dyn StorageFile,
+    storage: &dyn Storage,
+    path: &Path,
+    page_size: usize,
+) -> Result<()> {
     let meta = Meta {
         page_size: page_size as u32,
         db_id: crate::file::random_u64(),
@@ -631,11 +647,11 @@ fn init_file(file: &File, path: &Path, page_size: usize) -> Result<()> {
     Meta { counter: 0, ..meta }.encode(&mut buf[page_size..]);
     file.write_all_at(&buf, 0)?;
     file.sync_all()?;
-    crate::file::sync_dir(path)
+    Ok(storage.sync_dir(path)?)
 }
 
 /// Reads both meta slots and picks the newest valid one.
-fn read_meta(file: &File, path: &Path, len: u64) -> Result<Meta> {
+fn read_meta(file: &dyn StorageFile, path: &Path, len: u64) -> Result<Meta> {
     let mut slot0 = vec![0u8; 256];
     if len < 256 {
         let mut head = vec![0u8; len as usize];
@@ -671,7 +687,7 @@ fn read_meta(file: &File, path: &Path, len: u64) -> Result<Meta> {
 /// other slot, fsync. Afterwards the WAL may start a new generation with `salt` at WAL_START.
 /// `applied` is the (sequence number, term) of the last commit in `state`.
 fn write_checkpoint(
-    file: &File,
+    file: &dyn StorageFile,
     pager: &mut Pager,
     state: &KsState,
     applied: (u64, u64),
@@ -734,17 +750,19 @@ fn spawn_background(weak: Weak<Shared>) {
                 .checkpoint_interval
                 .min(shared.opts.relaxed_sync_interval)
                 .min(Duration::from_millis(500));
-            let requested = {
+            {
                 let mut bg = shared.background.lock();
-                if !bg.stop && !bg.checkpoint_requested {
+                if !bg.stop {
                     shared.background_cv.wait_for(&mut bg, tick);
                 }
                 if bg.stop {
                     return;
                 }
-                std::mem::take(&mut bg.checkpoint_requested)
+            }
+            let store = Store {
+                shared,
+                _close_on_drop: None,
             };
-            let store = Store { shared };
             let (due, pending) = {
                 let w = store.shared.writer.lock();
                 (
@@ -752,7 +770,7 @@ fn spawn_background(weak: Weak<Shared>) {
                     w.wal.used() > 0,
                 )
             };
-            if (requested || due) && pending {
+            if due && pending {
                 let _ = store.checkpoint();
             } else if store.shared.opts.durability == Durability::Relaxed && pending {
                 let _ = store.sync();

@@ -33,15 +33,12 @@
 //! uncommitted suffix (Raft) is moving `head` back to a frame boundary; purging a checkpointed
 //! prefix is moving `tail` forward.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::{Mmap, MmapOptions};
-
 use crate::error::{Error, Result};
 use crate::page::{get_u32, get_u64, put_u32, put_u64};
+use crate::storage::{Mapping, Storage, StorageFile};
 
 /// First byte of the ring.
 pub(crate) const WAL_START: u64 = 4096;
@@ -60,9 +57,12 @@ pub(crate) struct ScannedRecord {
     pub(crate) payload: Vec<u8>,
 }
 
+/// An existing WAL opened for recovery: the file, a read-only map of it, its usable length.
+pub(crate) type ExistingWal = (Arc<dyn StorageFile>, Box<dyn Mapping>, u64);
+
 /// The open WAL. Only the writer (under the writer lock) appends; syncing needs only `file`.
 pub(crate) struct Wal {
-    pub(crate) file: Arc<File>,
+    pub(crate) file: Arc<dyn StorageFile>,
     /// Frame being written (reused to avoid an allocation per commit).
     buf: Vec<u8>,
     len: u64,
@@ -90,15 +90,7 @@ fn frame_crc(salt: u64, db_id: u64, header: &[u8], payload: &[u8]) -> u32 {
     h.finalize()
 }
 
-fn map_file(file: &File, len: u64) -> Result<Mmap> {
-    // SAFETY: the map is read-only and used only during recovery, before the store starts
-    // writing. The WAL is guarded by the exclusive lock on the main file, which every etch
-    // process takes before touching the WAL, so no one writes or truncates it meanwhile; `len`
-    // does not exceed the file's length.
-    Ok(unsafe { MmapOptions::new().len(len as usize).map(file)? })
-}
-
-fn write_zeros(file: &File, from: u64, to: u64) -> Result<()> {
+fn write_zeros(file: &dyn StorageFile, from: u64, to: u64) -> Result<()> {
     let zeros = vec![0u8; 1 << 20];
     let mut off = from;
     while off < to {
@@ -119,13 +111,17 @@ impl Wal {
 
     /// Opens an existing WAL for recovery. Returns `None` if there is none or it holds nothing
     /// that could be acknowledged (a WAL whose header never became durable).
-    pub(crate) fn open_existing(path: &Path, db_id: u64) -> Result<Option<(File, Mmap, u64)>> {
-        let file = match OpenOptions::new().read(true).write(true).open(path) {
+    pub(crate) fn open_existing(
+        storage: &dyn Storage,
+        path: &Path,
+        db_id: u64,
+    ) -> Result<Option<ExistingWal>> {
+        let file = match storage.open(path, false) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let len = file.metadata()?.len();
+        let len = file.len()?;
         if len < WAL_START + FRAME_HEADER {
             return Ok(None);
         }
@@ -153,7 +149,7 @@ impl Wal {
             )));
         }
         let len = len - len % 8;
-        let map = map_file(&file, len)?;
+        let map = file.map(len as usize, false)?;
         Ok(Some((file, map, len)))
     }
 
@@ -215,15 +211,17 @@ impl Wal {
 
     /// Creates (or re-initialises) the WAL: zero-filled, so later overwrites change no file
     /// metadata and an fdatasync costs one data write, then synced along with its directory.
-    pub(crate) fn create(path: &Path, db_id: u64, max_len: u64, salt: u64) -> Result<Wal> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
+    pub(crate) fn create(
+        storage: &dyn Storage,
+        path: &Path,
+        db_id: u64,
+        max_len: u64,
+        salt: u64,
+    ) -> Result<Wal> {
+        let file = storage.open(path, true)?;
+        file.set_len(0)?;
         let len = INITIAL_BYTES.min(max_len).max(WAL_START + (64 << 10));
-        write_zeros(&file, 0, len)?;
+        write_zeros(&*file, 0, len)?;
         let mut header = [0u8; 28];
         header[0..8].copy_from_slice(&WAL_MAGIC);
         put_u32(&mut header, 8, WAL_VERSION);
@@ -232,9 +230,9 @@ impl Wal {
         put_u32(&mut header, 24, crc);
         file.write_all_at(&header, 0)?;
         file.sync_all()?;
-        crate::file::sync_dir(path)?;
+        storage.sync_dir(path)?;
         Ok(Wal {
-            file: Arc::new(file),
+            file,
             buf: Vec::new(),
             len,
             max_len: max_len.max(len),
@@ -283,7 +281,7 @@ impl Wal {
         if new_len < self.head + need {
             return Ok(false);
         }
-        write_zeros(&self.file, self.len, new_len)?;
+        write_zeros(&*self.file, self.len, new_len)?;
         self.file.sync_all()?;
         self.len = new_len;
         Ok(true)
@@ -370,7 +368,14 @@ mod tests {
     use super::*;
 
     fn wal(dir: &tempfile::TempDir, cap: u64) -> Wal {
-        Wal::create(&dir.path().join("t-wal"), 7, cap, 99).unwrap()
+        Wal::create(
+            &crate::storage::FsStorage,
+            &dir.path().join("t-wal"),
+            7,
+            cap,
+            99,
+        )
+        .unwrap()
     }
 
     fn bytes(w: &Wal) -> Vec<u8> {

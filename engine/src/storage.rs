@@ -1,0 +1,163 @@
+//! The storage seam: everything the engine asks of the file system, as a trait.
+//!
+//! The engine reaches files only through [`Storage`] and [`StorageFile`]. The default,
+//! [`FsStorage`], is the real file system (`pread`/`pwrite`/`fdatasync`, `flock`, and a read-only
+//! `mmap` for readers). Tests substitute [`crate::sim::SimDisk`], which keeps synced and unsynced
+//! bytes apart so it can produce the disk image a power cut would leave, and can fail any chosen
+//! operation — as SQLite's test VFS and redb's fault-injecting backend do.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::{Mmap, MmapOptions};
+
+/// A file system: opens files, removes them, makes directory changes durable.
+pub trait Storage: Send + Sync {
+    /// Opens `path` for reading and writing; with `create`, creates it if missing. A missing
+    /// file without `create` is an `io::ErrorKind::NotFound` error.
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>>;
+    /// Removes `path` (not durable until [`Storage::sync_dir`]).
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes creations and removals in the directory holding `path` durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+}
+
+/// An open file.
+#[allow(clippy::len_without_is_empty)] // `len` is an I/O call; emptiness is never asked
+pub trait StorageFile: Send + Sync {
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Grows or shrinks the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` (not durable until a sync).
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the file's data (and the metadata needed to read it) durable: `fdatasync`.
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes the file's data and all metadata durable: `fsync`.
+    fn sync_all(&self) -> io::Result<()>;
+    /// Takes an exclusive lock; `Ok(false)` if someone else holds it.
+    fn try_lock(&self) -> io::Result<bool>;
+    /// Releases the lock.
+    fn unlock(&self) -> io::Result<()>;
+    /// A read-only view of bytes `[0, len)` that reflects every later write through this file.
+    /// `len` may exceed the file's length; the engine never reads past the end of the file.
+    fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>>;
+}
+
+impl std::fmt::Debug for dyn StorageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageFile")
+    }
+}
+
+/// A read-only view of a file (see [`StorageFile::map`]).
+pub trait Mapping: Send + Sync {
+    /// All mapped bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsStorage;
+
+impl Storage for FsStorage {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .truncate(false)
+            .open(path)?;
+        Ok(Arc::new(FsFile(file)))
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// A file of [`FsStorage`].
+#[derive(Debug)]
+pub struct FsFile(File);
+
+impl FsFile {
+    /// Wraps an open file.
+    pub fn from_file(file: File) -> FsFile {
+        FsFile(file)
+    }
+}
+
+impl StorageFile for FsFile {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        match self.0.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.0.unlock()
+    }
+
+    fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>> {
+        // SAFETY: the map is read-only and the file is locked exclusively by this process, so no
+        // other etch process writes or truncates it (the lock is advisory: a process ignoring it
+        // is outside what etch can defend against, as with LMDB and SQLite). This process never
+        // truncates a mapped file and writes only pages that no live snapshot can reach
+        // (alloc.rs), so bytes a reader looks at do not change under it. Readers touch only
+        // pages below their snapshot's page count, which lie inside the file, so the part of the
+        // mapping beyond the end of the file is never accessed.
+        let map = unsafe { MmapOptions::new().len(len).map(&self.0)? };
+        if random_access {
+            // Only a hint; a kernel that ignores it changes nothing but speed.
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+        Ok(Box::new(FsMapping(map)))
+    }
+}
+
+struct FsMapping(Mmap);
+
+impl Mapping for FsMapping {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
