@@ -8,7 +8,7 @@
 //! reopened, and checked: every acknowledged commit is present with its exact revision (every
 //! acknowledged revision reads back exactly as it read before the crash), the one commit in flight
 //! is either wholly present or wholly absent, `check()` passes, and the store takes a new write
-//! and survives a second power cut. The I/O-error loop fails each operation in turn with EIO or
+//! and survives a second power cut. The I/O-error loop fails each operation in turn with EIO and
 //! ENOSPC and checks the typed error, the refusal of further writes, and recovery.
 //!
 //! `ETCH_SIM_STEPS` (default 40) sets the workload length; `ETCH_SIM_SEED` the workload seed.
@@ -326,12 +326,7 @@ fn io_error_at_every_operation() {
     assert!(run(&full_disk, &steps).error.is_none());
     let ops = full_disk.ops();
     let mut injected = 0;
-    for n in 1..=ops {
-        let fault = if n % 2 == 0 {
-            Fault::Io
-        } else {
-            Fault::NoSpace
-        };
+    for (n, fault) in (1..=ops).flat_map(|n| [(n, Fault::Io), (n, Fault::NoSpace)]) {
         let disk = SimDisk::new(&scratch(root.path(), "run"));
         disk.fail_op(n, fault);
         let obs = run(&disk, &steps);
@@ -370,5 +365,5 @@ fn io_error_at_every_operation() {
             );
         }
     }
-    println!("I/O errors: {injected} faults injected over {ops} operations, each recovered from 2 images");
+    println!("I/O errors: {injected} faults injected (EIO and ENOSPC at each of {ops} operations), each recovered from 2 images");
 }
