@@ -367,3 +367,54 @@ fn io_error_at_every_operation() {
     }
     println!("I/O errors: {injected} faults injected (EIO and ENOSPC at each of {ops} operations), each recovered from 2 images");
 }
+
+#[test]
+fn relaxed_durability_loses_at_most_a_suffix_and_sync_makes_it_durable() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new(&scratch(root.path(), "relaxed"));
+    let store = options(&disk)
+        .durability(etch_engine::Durability::Relaxed)
+        .relaxed_sync_interval(Duration::from_secs(3600))
+        .open(DB)
+        .unwrap();
+    for i in 0..20 {
+        let rev = store
+            .put(format!("r/{i:02}"), format!("{i}"))
+            .unwrap()
+            .header_revision;
+        // Visible at once, before any sync.
+        assert_eq!(
+            store
+                .get(format!("r/{i:02}"))
+                .unwrap()
+                .unwrap()
+                .mod_revision,
+            rev
+        );
+    }
+    store.sync().unwrap();
+    for i in 20..30 {
+        store.put(format!("r/{i:02}"), format!("{i}")).unwrap();
+    }
+    for (n, policy) in policies(7).into_iter().enumerate() {
+        let image = disk.crash_image(policy);
+        let dir = scratch(root.path(), &format!("img{n}"));
+        let reopened = options(&SimDisk::from_image(&dir, &image).unwrap())
+            .open(DB)
+            .unwrap();
+        let rev = reopened.revision();
+        // Everything synced survives; of the rest, a prefix in order.
+        assert!((21..=31).contains(&rev), "{policy:?}: revision {rev}");
+        let keys = reopened.range(Range::prefix("r/")).unwrap().kvs;
+        assert_eq!(
+            keys.len() as i64,
+            rev - 1,
+            "{policy:?}: not a prefix of the commits"
+        );
+        for (i, kv) in keys.iter().enumerate() {
+            assert_eq!(kv.key, format!("r/{i:02}").into_bytes());
+            assert_eq!(kv.mod_revision, i as i64 + 2);
+        }
+        reopened.check().unwrap();
+    }
+}
