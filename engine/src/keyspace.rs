@@ -463,9 +463,11 @@ pub(crate) fn range<S: NodeSource>(
         || opts.max_mod_revision != 0
         || opts.min_create_revision != 0
         || opts.max_create_revision != 0;
-    let sorted = opts.sort_order != SortOrder::None || opts.sort_target != SortTarget::Key;
-    // As etcd: with sorting or filters everything is fetched and then cut; otherwise one key
-    // beyond the limit is enough to know whether there are more.
+    // As etcd (v3 `Range`): with a sort order or a revision filter everything is fetched,
+    // sorted and then cut to the limit. Otherwise only the first limit + 1 keys in key order are
+    // fetched (the extra one tells whether there are more) — and a sort target without an order
+    // then sorts just those, ascending, exactly as etcd does.
+    let sorted = opts.sort_order != SortOrder::None;
     let fetch_limit = if opts.limit > 0 && !sorted && !filtered {
         opts.limit as usize + 1
     } else {
