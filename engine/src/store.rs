@@ -17,7 +17,7 @@
 //! acknowledged.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,9 @@ struct Shared {
     sync: Mutex<SyncState>,
     sync_cv: Condvar,
     closed: AtomicBool,
+    /// Committers between entering `batch` and releasing the writer lock; the group-commit
+    /// leader waits briefly for them so their records ride its sync rather than the next one.
+    committing: AtomicUsize,
     background: Mutex<Background>,
     background_cv: Condvar,
 }
@@ -120,6 +123,9 @@ struct MetaSlots {
     counter: u64,
     db_id: u64,
 }
+
+/// Longest a group-commit leader waits for committers still appending.
+const GROUP_WAIT: Duration = Duration::from_micros(100);
 
 fn poison_message(e: &Error) -> String {
     e.to_string()
@@ -268,6 +274,7 @@ impl Store {
             }),
             sync_cv: Condvar::new(),
             closed: AtomicBool::new(false),
+            committing: AtomicUsize::new(0),
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
         });
@@ -357,9 +364,12 @@ impl Store {
     pub fn batch(&self, ops: Vec<WriteOp>) -> Result<BatchResponse> {
         self.check_open()?;
         keyspace::validate(&ops, &self.shared.limits)?;
+        self.shared.committing.fetch_add(1, Ordering::AcqRel);
         let mut guard = self.shared.writer.lock();
-        let (resp, wait_for) = self.commit_locked(&mut guard, &ops)?;
+        let committed = self.commit_locked(&mut guard, &ops);
         drop(guard);
+        self.shared.committing.fetch_sub(1, Ordering::AcqRel);
+        let (resp, wait_for) = committed?;
         if let Some(seq) = wait_for {
             self.wait_durable(seq)?;
         }
@@ -479,6 +489,12 @@ impl Store {
     /// durable.
     fn sync_round(&self) -> Result<u64> {
         let shared = &*self.shared;
+        // Committers that are appending right now would otherwise miss this sync and wait a
+        // whole extra round: give them a moment (bounded) to land in this group.
+        let start = Instant::now();
+        while shared.committing.load(Ordering::Acquire) > 0 && start.elapsed() < GROUP_WAIT {
+            std::thread::yield_now();
+        }
         let snap = {
             let mut w = shared.writer.lock();
             if let Some(p) = &w.poisoned {
