@@ -186,7 +186,7 @@ pub(crate) fn validate(ops: &[WriteOp], limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-fn check_key(key: &[u8], limits: &Limits) -> Result<()> {
+pub(crate) fn check_key(key: &[u8], limits: &Limits) -> Result<()> {
     if key.is_empty() {
         return Err(Error::EmptyKey);
     }
@@ -224,13 +224,30 @@ fn store_value(pager: &mut Pager, key_len: usize, record: Vec<u8>) -> Result<Sto
     }
 }
 
-/// Applies a validated batch at revision `st.revision + 1`. Bumps the revision only if
-/// something changed. Errors here are I/O or corruption errors and poison the writer.
-pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Result<BatchResponse> {
-    let rev = st.revision + 1;
-    let mut sub: u32 = 0;
-    let mut responses = Vec::with_capacity(ops.len());
-    for op in ops {
+/// Applies write operations at one revision, one change (sub-revision) at a time: the batch
+/// path and transactions share it.
+pub(crate) struct Applier {
+    rev: u64,
+    sub: u32,
+}
+
+impl Applier {
+    /// Starts a write at revision `st.revision + 1`.
+    pub(crate) fn new(st: &KsState) -> Applier {
+        Applier {
+            rev: st.revision + 1,
+            sub: 0,
+        }
+    }
+
+    /// Applies one validated write. Errors are I/O or corruption errors and poison the writer.
+    pub(crate) fn write(
+        &mut self,
+        pager: &mut Pager,
+        st: &mut KsState,
+        op: &WriteOp,
+    ) -> Result<OpResponse> {
+        let rev = self.rev;
         match op {
             WriteOp::Put(p) => {
                 let existing = match btree::get(pager, st.roots.current, KeyOrder::Bytes, &p.key)? {
@@ -305,14 +322,14 @@ pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Res
                     &mut st.roots.log,
                     KeyOrder::Bytes,
                     TAG_LOG,
-                    &log_key(rev, sub),
+                    &log_key(rev, self.sub),
                     StoredValue::Inline(log_value),
                 )?;
-                sub += 1;
-                responses.push(OpResponse::Put(PutResponse {
+                self.sub += 1;
+                Ok(OpResponse::Put(PutResponse {
                     header_revision: 0,
                     prev_kv,
-                }));
+                }))
             }
             WriteOp::DeleteRange { range, prev_kv } => {
                 let mut victims: Vec<(Vec<u8>, RecordHeader, Option<KeyValue>)> = Vec::new();
@@ -365,33 +382,53 @@ pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Res
                         &mut st.roots.log,
                         KeyOrder::Bytes,
                         TAG_LOG,
-                        &log_key(rev, sub),
+                        &log_key(rev, self.sub),
                         StoredValue::Inline(log_value),
                     )?;
-                    sub += 1;
+                    self.sub += 1;
                     st.key_count -= 1;
                     if let Some(kv) = prev {
                         prev_kvs.push(kv.clone());
                     }
                 }
-                responses.push(OpResponse::Delete(DeleteResponse {
+                Ok(OpResponse::Delete(DeleteResponse {
                     header_revision: 0,
                     deleted: victims.len() as i64,
                     prev_kvs,
-                }));
+                }))
             }
         }
     }
-    if sub > 0 {
-        st.revision = rev;
+
+    /// Ends the write: the revision moves on only if something changed. Returns the revision.
+    pub(crate) fn finish(self, st: &mut KsState) -> i64 {
+        if self.sub > 0 {
+            st.revision = self.rev;
+        }
+        st.revision as i64
     }
-    let header_revision = st.revision as i64;
-    for r in &mut responses {
+}
+
+/// Stamps the header revision on write responses.
+pub(crate) fn stamp(responses: &mut [OpResponse], header_revision: i64) {
+    for r in responses {
         match r {
             OpResponse::Put(p) => p.header_revision = header_revision,
             OpResponse::Delete(d) => d.header_revision = header_revision,
         }
     }
+}
+
+/// Applies a validated batch at revision `st.revision + 1`. Bumps the revision only if
+/// something changed. Errors here are I/O or corruption errors and poison the writer.
+pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Result<BatchResponse> {
+    let mut applier = Applier::new(st);
+    let mut responses = Vec::with_capacity(ops.len());
+    for op in ops {
+        responses.push(applier.write(pager, st, op)?);
+    }
+    let header_revision = applier.finish(st);
+    stamp(&mut responses, header_revision);
     Ok(BatchResponse {
         header_revision,
         responses,

@@ -35,6 +35,7 @@ pub mod sim;
 mod snapshot;
 pub mod storage;
 mod store;
+mod txn;
 mod types;
 mod wal;
 
@@ -42,6 +43,7 @@ pub use error::{Error, Result};
 pub use options::{Durability, Options};
 pub use snapshot::ReadTxn;
 pub use store::Store;
+pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
     prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp,
     PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget, Status,

@@ -32,6 +32,7 @@ use crate::pager::{read_freelist, MapState, Pager, ReadView};
 use crate::record;
 use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
 use crate::storage::{Storage, StorageFile};
+use crate::txn::{Txn, TxnResponse};
 use crate::types::{
     BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp, PutResponse, Range,
     RangeOptions, RangeResponse, Revision, Status, WriteOp,
@@ -383,25 +384,85 @@ impl Store {
         w: &mut Writer,
         ops: &[WriteOp],
     ) -> Result<(BatchResponse, Option<u64>)> {
-        let shared = &*self.shared;
+        let seq = self.begin_commit(w)?;
+        keyspace::precheck(&w.pager, &w.state, ops)?;
+        let before = w.state.revision;
+        let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
+        let wait_for = self.end_commit(w, seq, before, ops)?;
+        Ok((resp, wait_for))
+    }
+
+    /// Runs a transaction; see [`Txn`].
+    pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.check_open()?;
+        crate::txn::validate(&txn, &self.shared.limits)?;
+        self.shared.committing.fetch_add(1, Ordering::AcqRel);
+        let mut guard = self.shared.writer.lock();
+        let committed = self.txn_locked(&mut guard, &txn);
+        drop(guard);
+        self.shared.committing.fetch_sub(1, Ordering::AcqRel);
+        let (resp, wait_for) = committed?;
+        if let Some(seq) = wait_for {
+            self.wait_durable(seq)?;
+        }
+        Ok(resp)
+    }
+
+    fn txn_locked(&self, w: &mut Writer, txn: &Txn) -> Result<(TxnResponse, Option<u64>)> {
+        let seq = self.begin_commit(w)?;
+        let plan = crate::txn::plan(&w.pager, &w.state, txn)?;
+        let before = w.state.revision;
+        let mut log = Vec::new();
+        let mut resp = self.guard(w, |w| {
+            let mut applier = keyspace::Applier::new(&w.state);
+            let resp = crate::txn::execute(
+                &mut w.pager,
+                &mut w.state,
+                &mut applier,
+                txn,
+                &plan,
+                &mut log,
+            )?;
+            applier.finish(&mut w.state);
+            Ok(resp)
+        })?;
+        crate::txn::stamp(&mut resp, w.state.revision as i64);
+        let wait_for = self.end_commit(w, seq, before, &log)?;
+        Ok((resp, wait_for))
+    }
+
+    /// First step of every commit, under the writer lock: refuses if closed or poisoned,
+    /// releases pages no snapshot needs any more, and numbers the commit.
+    fn begin_commit(&self, w: &mut Writer) -> Result<u64> {
         self.check_open()?;
         if let Some(p) = &w.poisoned {
             return Err(Error::Poisoned(p.clone()));
         }
-        keyspace::precheck(&w.pager, &w.state, ops)?;
-        if let Some(oldest) = shared.live.oldest() {
+        if let Some(oldest) = self.shared.live.oldest() {
             w.pager.alloc.release_readers(oldest);
         }
         let seq = w.seq + 1;
         w.pager.seq = seq;
-        let before = w.state.revision;
-        let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
+        Ok(seq)
+    }
+
+    /// Last step of every commit, after its writes were applied to the working state: logs
+    /// them and decides how the commit becomes durable. Returns the sequence number to wait
+    /// for, if the caller must wait.
+    fn end_commit(
+        &self,
+        w: &mut Writer,
+        seq: u64,
+        before: u64,
+        writes: &[WriteOp],
+    ) -> Result<Option<u64>> {
+        let shared = &*self.shared;
         if w.state.revision == before {
-            // Nothing changed, so no record; still wait until what this batch saw is durable.
-            return Ok((resp, Some(w.seq)));
+            // Nothing changed, so no record; still wait until what this commit saw is durable.
+            return Ok(Some(w.seq));
         }
         w.seq = seq;
-        let payload = record::encode(w.state.revision, ops);
+        let payload = record::encode(w.state.revision, writes);
         let appended = w.wal.fits_at_all(payload.len())
             && self.guard(w, |w| w.wal.append(seq, w.term, &payload))?;
         let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
@@ -411,7 +472,7 @@ impl Store {
             // here, in the committing thread, so the commit's acknowledgement waits for it
             // rather than for a WAL sync, and a workload's I/O happens in a deterministic order.
             self.checkpoint_locked(w)?;
-            return Ok((resp, None));
+            return Ok(None);
         }
         match shared.opts.durability {
             Durability::Relaxed => {
@@ -422,9 +483,9 @@ impl Store {
                 let snap = Arc::new(snap);
                 shared.live.register(&snap);
                 self.publish(snap);
-                Ok((resp, None))
+                Ok(None)
             }
-            Durability::Immediate => Ok((resp, Some(seq))),
+            Durability::Immediate => Ok(Some(seq)),
         }
     }
 
