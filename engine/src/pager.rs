@@ -243,9 +243,8 @@ impl Pager {
         })
     }
 
-    /// Frees the pages of a value that was removed or replaced. (Versions only leave the
-    /// trees through compaction, which calls this.)
-    #[allow(dead_code)]
+    /// Frees the pages of a value that was removed (versions leave the trees only through
+    /// compaction).
     pub(crate) fn free_value(&mut self, value: &StoredValue) {
         if let StoredValue::Overflow { page, len, .. } = *value {
             let n = (len as u64).div_ceil(self.page_size as u64).max(1);

@@ -11,6 +11,8 @@
 //!     u8 tag 2 = delete: u32 start length | start | u32 end length | end (etcd's range_end)
 //! ```
 //!
+//! A compaction is its own record (version byte 2): `u8 2 | u64 compact revision`.
+//!
 //! Replaying the operations against the checkpointed tree reproduces the commit exactly, because
 //! applying a batch is a deterministic function of the tree and the operations. The same record
 //! will be a Raft log entry's payload.
@@ -19,6 +21,23 @@ use crate::error::{Error, Result};
 use crate::types::{PutOp, Range, WriteOp};
 
 const RECORD_VERSION: u8 = 1;
+const RECORD_COMPACT: u8 = 2;
+
+/// A decoded record.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// Writes creating `revision`.
+    Write { revision: u64, ops: Vec<WriteOp> },
+    /// Compaction of history up to `revision`.
+    Compact { revision: u64 },
+}
+
+/// Encodes a compaction record.
+pub(crate) fn encode_compact(revision: u64) -> Vec<u8> {
+    let mut out = vec![RECORD_COMPACT];
+    out.extend_from_slice(&revision.to_le_bytes());
+    out
+}
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 
@@ -88,10 +107,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes a record: (revision, operations).
-pub(crate) fn decode(payload: &[u8]) -> Result<(u64, Vec<WriteOp>)> {
+/// Decodes a record.
+pub(crate) fn decode(payload: &[u8]) -> Result<Record> {
     let mut r = Reader { b: payload, at: 0 };
     let version = r.u8()?;
+    if version == RECORD_COMPACT {
+        let revision = r.u64()?;
+        if r.at != payload.len() {
+            return Err(Error::corrupt("WAL compaction record has trailing bytes"));
+        }
+        return Ok(Record::Compact { revision });
+    }
     if version != RECORD_VERSION {
         return Err(Error::corrupt(format!(
             "WAL record version {version} is unknown"
@@ -134,7 +160,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<(u64, Vec<WriteOp>)> {
     if r.at != payload.len() {
         return Err(Error::corrupt("WAL record has trailing bytes"));
     }
-    Ok((revision, ops))
+    Ok(Record::Write { revision, ops })
 }
 
 #[cfg(test)]
@@ -156,7 +182,13 @@ mod tests {
                 prev_kv: true,
             },
         ];
-        let (rev, back) = decode(&encode(42, &ops)).unwrap();
+        let Record::Write {
+            revision: rev,
+            ops: back,
+        } = decode(&encode(42, &ops)).unwrap()
+        else {
+            panic!("not a write record")
+        };
         assert_eq!(rev, 42);
         assert_eq!(back[0], ops[0]);
         assert_eq!(
@@ -167,5 +199,9 @@ mod tests {
             }
         );
         assert!(decode(&encode(42, &ops)[..10]).is_err());
+        assert_eq!(
+            decode(&encode_compact(9)).unwrap(),
+            Record::Compact { revision: 9 }
+        );
     }
 }

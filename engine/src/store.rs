@@ -203,21 +203,33 @@ impl Store {
                 meta.db_id,
             );
             for r in records {
-                let (rev, ops) = record::decode(&r.payload)?;
-                if rev != state.revision + 1 {
-                    return Err(Error::corrupt(format!(
-                        "WAL record {} creates revision {rev}, expected {}",
-                        r.seq,
-                        state.revision + 1
-                    )));
-                }
                 pager.seq = r.seq;
-                keyspace::apply(&mut pager, &mut state, &ops)?;
-                if state.revision != rev {
-                    return Err(Error::corrupt(format!(
-                        "WAL record {} did not reproduce revision {rev}",
-                        r.seq
-                    )));
+                match record::decode(&r.payload)? {
+                    record::Record::Write { revision: rev, ops } => {
+                        if rev != state.revision + 1 {
+                            return Err(Error::corrupt(format!(
+                                "WAL record {} creates revision {rev}, expected {}",
+                                r.seq,
+                                state.revision + 1
+                            )));
+                        }
+                        keyspace::apply(&mut pager, &mut state, &ops)?;
+                        if state.revision != rev {
+                            return Err(Error::corrupt(format!(
+                                "WAL record {} did not reproduce revision {rev}",
+                                r.seq
+                            )));
+                        }
+                    }
+                    record::Record::Compact { revision } => {
+                        if revision <= state.compact_revision || revision > state.revision {
+                            return Err(Error::corrupt(format!(
+                                "WAL record {} compacts to revision {revision}, outside ({}, {}]",
+                                r.seq, state.compact_revision, state.revision
+                            )));
+                        }
+                        keyspace::compact(&mut pager, &mut state, revision)?;
+                    }
                 }
                 seq = r.seq;
                 term = r.term;
@@ -388,8 +400,55 @@ impl Store {
         keyspace::precheck(&w.pager, &w.state, ops)?;
         let before = w.state.revision;
         let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
-        let wait_for = self.end_commit(w, seq, before, ops)?;
+        let changed = w.state.revision != before;
+        let wait_for = self.end_commit(
+            w,
+            seq,
+            changed.then(|| record::encode(w.state.revision, ops)),
+        )?;
         Ok((resp, wait_for))
+    }
+
+    /// Compacts history: afterwards reads below `revision` fail with [`Error::Compacted`], and
+    /// every version superseded at or before it is gone (each key keeps its value as of
+    /// `revision`), as etcd's compaction. The space is reused for new pages.
+    pub fn compact(&self, revision: Revision) -> Result<Revision> {
+        self.check_open()?;
+        self.shared.committing.fetch_add(1, Ordering::AcqRel);
+        let mut guard = self.shared.writer.lock();
+        let committed = self.compact_locked(&mut guard, revision);
+        drop(guard);
+        self.shared.committing.fetch_sub(1, Ordering::AcqRel);
+        let (rev, wait_for) = committed?;
+        if let Some(seq) = wait_for {
+            self.wait_durable(seq)?;
+        }
+        Ok(rev)
+    }
+
+    fn compact_locked(
+        &self,
+        w: &mut Writer,
+        revision: Revision,
+    ) -> Result<(Revision, Option<u64>)> {
+        let (current, compacted) = (w.state.revision as i64, w.state.compact_revision as i64);
+        if revision <= compacted {
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted,
+            });
+        }
+        if revision > current {
+            return Err(Error::FutureRevision {
+                requested: revision,
+                current,
+            });
+        }
+        let seq = self.begin_commit(w)?;
+        let target = revision as u64;
+        self.guard(w, |w| keyspace::compact(&mut w.pager, &mut w.state, target))?;
+        let wait_for = self.end_commit(w, seq, Some(record::encode_compact(target)))?;
+        Ok((current, wait_for))
     }
 
     /// Runs a transaction; see [`Txn`].
@@ -427,7 +486,12 @@ impl Store {
             Ok(resp)
         })?;
         crate::txn::stamp(&mut resp, w.state.revision as i64);
-        let wait_for = self.end_commit(w, seq, before, &log)?;
+        let changed = w.state.revision != before;
+        let wait_for = self.end_commit(
+            w,
+            seq,
+            changed.then(|| record::encode(w.state.revision, &log)),
+        )?;
         Ok((resp, wait_for))
     }
 
@@ -446,23 +510,16 @@ impl Store {
         Ok(seq)
     }
 
-    /// Last step of every commit, after its writes were applied to the working state: logs
-    /// them and decides how the commit becomes durable. Returns the sequence number to wait
-    /// for, if the caller must wait.
-    fn end_commit(
-        &self,
-        w: &mut Writer,
-        seq: u64,
-        before: u64,
-        writes: &[WriteOp],
-    ) -> Result<Option<u64>> {
+    /// Last step of every commit, after it was applied to the working state: logs `record` (or,
+    /// with `None`, notes that nothing changed) and decides how the commit becomes durable.
+    /// Returns the sequence number to wait for, if the caller must wait.
+    fn end_commit(&self, w: &mut Writer, seq: u64, record: Option<Vec<u8>>) -> Result<Option<u64>> {
         let shared = &*self.shared;
-        if w.state.revision == before {
+        let Some(payload) = record else {
             // Nothing changed, so no record; still wait until what this commit saw is durable.
             return Ok(Some(w.seq));
-        }
+        };
         w.seq = seq;
-        let payload = record::encode(w.state.revision, writes);
         let appended = w.wal.fits_at_all(payload.len())
             && self.guard(w, |w| w.wal.append(seq, w.term, &payload))?;
         let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;

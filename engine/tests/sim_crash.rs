@@ -41,6 +41,8 @@ impl Rng {
 enum Step {
     Batch(Vec<WriteOp>),
     Checkpoint,
+    /// Compact to this many revisions before the current one.
+    Compact(i64),
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -64,8 +66,9 @@ fn workload(seed: u64, steps: usize) -> Vec<Step> {
     };
     let mut out = Vec::new();
     for i in 0..steps {
-        let step = match rng.below(12) {
+        let step = match rng.below(13) {
             0 => Step::Checkpoint,
+            12 => Step::Compact(rng.below(6) as i64),
             1 => Step::Batch(vec![WriteOp::delete(Range::key(key(&mut rng)))]),
             2 => Step::Batch(vec![WriteOp::delete(Range::prefix(format!(
                 "k/{}",
@@ -114,6 +117,10 @@ struct Observed {
     after_error: Option<Result<(), Error>>,
     /// The failure came from `close()`, after the whole workload succeeded.
     close_failed: bool,
+    /// Highest acknowledged compaction.
+    compacted: i64,
+    /// Target of a compaction that failed (it may or may not have become durable).
+    compact_in_flight: Option<i64>,
 }
 
 fn apply_model(model: &mut BTreeMap<Vec<u8>, Vec<u8>>, ops: &[WriteOp]) {
@@ -154,6 +161,23 @@ fn run(disk: &SimDisk, steps: &[Step]) -> Observed {
     for step in steps {
         let result = match step {
             Step::Checkpoint => store.checkpoint().map(|_| ()),
+            Step::Compact(back) => {
+                let target = store.revision() - back;
+                if target <= obs.compacted.max(1) {
+                    Ok(())
+                } else {
+                    match store.compact(target) {
+                        Ok(_) => {
+                            obs.compacted = target;
+                            Ok(())
+                        }
+                        Err(e) => {
+                            obs.compact_in_flight = Some(target);
+                            Err(e)
+                        }
+                    }
+                }
+            }
             Step::Batch(ops) => match store.batch(ops.clone()) {
                 Ok(resp) => {
                     apply_model(&mut obs.model, ops);
@@ -202,7 +226,27 @@ fn verify(root: &Path, image: &SimImage, obs: &Observed, what: &str) -> i64 {
         rev == acked || (in_flight && rev == acked + 1),
         "{what}: revision {rev} after recovery, last acknowledged {acked}"
     );
+    let compacted = store.status().unwrap().compact_revision;
+    assert!(
+        compacted == obs.compacted || Some(compacted) == obs.compact_in_flight,
+        "{what}: compact revision {compacted} after recovery, acknowledged {}",
+        obs.compacted
+    );
     for (&r, expected) in &obs.at_rev {
+        if r < compacted {
+            let res = store.range_with(
+                &Range::all(),
+                &RangeOptions {
+                    revision: r,
+                    ..Default::default()
+                },
+            );
+            assert!(
+                matches!(res, Err(Error::Compacted { .. })),
+                "{what}: revision {r} below the compact revision"
+            );
+            continue;
+        }
         assert_eq!(
             &contents(&store, r),
             expected,
@@ -275,6 +319,12 @@ fn power_cut_at_every_sync_and_between() {
         full.error
     );
     let (syncs, ops) = (full_disk.syncs(), full_disk.ops());
+    if std::env::var_os("ETCH_SIM_SEED").is_none() {
+        assert!(
+            full.compacted > 1,
+            "the default workload must include compactions"
+        );
+    }
     let mut crash_points = 0;
     let mut images = 0;
     let mut points: Vec<(bool, u64)> = (1..=syncs).map(|k| (true, k)).collect();
