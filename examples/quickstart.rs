@@ -1,7 +1,7 @@
 //! The README's main job: open `./quickstart.etch`, write, read at two revisions, range a
 //! prefix, print status. Run with `cargo run --release --example quickstart`.
 
-use etch::{Range, RangeOptions, Store};
+use etch::{Compare, CompareOp, Range, RangeOptions, Store, Txn, TxnOp};
 
 fn main() -> Result<(), etch::Error> {
     let db = Store::open("quickstart.etch")?;
@@ -41,10 +41,28 @@ fn main() -> Result<(), etch::Error> {
         );
     }
 
+    // Compare-and-swap: only the first claimant becomes leader.
+    for who in ["node-a", "node-b"] {
+        let claim = Txn::new()
+            .when([Compare::version("election/leader", CompareOp::Equal, 0)])
+            .and_then([TxnOp::put("election/leader", who)]);
+        let won = db.txn(claim)?.succeeded;
+        println!(
+            "{who} claims leadership: {}",
+            if won { "won" } else { "lost" }
+        );
+    }
+
     let removed = db.delete_range(Range::prefix("svc/api/"), false)?;
     println!(
         "deleted {} keys at revision {}",
         removed.deleted, removed.header_revision
+    );
+
+    db.compact(removed.header_revision)?;
+    println!(
+        "compacted history before revision {}",
+        removed.header_revision
     );
 
     let report = db.check()?;
