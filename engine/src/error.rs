@@ -112,6 +112,13 @@ pub enum Error {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// An optimistic read-write transaction ([`crate::Store::write`]) kept conflicting with
+    /// concurrent writers and gave up.
+    #[error("transaction conflicted with concurrent writes {attempts} times; giving up")]
+    Conflict {
+        /// How many times it was tried.
+        attempts: u32,
+    },
     /// An option passed to the builder is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),

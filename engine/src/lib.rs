@@ -33,6 +33,7 @@ mod pager;
 mod record;
 pub mod sim;
 mod snapshot;
+mod stm;
 pub mod storage;
 mod store;
 mod txn;
@@ -42,6 +43,7 @@ mod wal;
 pub use error::{Error, Result};
 pub use options::{Durability, Options};
 pub use snapshot::ReadTxn;
+pub use stm::WriteTxn;
 pub use store::Store;
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{

@@ -43,6 +43,7 @@ pub struct Options {
     pub(crate) checkpoint_wal_fraction: f64,
     pub(crate) random_access: bool,
     pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) write_attempts: u32,
 }
 
 impl std::fmt::Debug for Options {
@@ -75,6 +76,7 @@ impl Default for Options {
             checkpoint_wal_fraction: 0.5,
             random_access: false,
             storage: Arc::new(FsStorage),
+            write_attempts: 16,
         }
     }
 }
@@ -153,6 +155,13 @@ impl Options {
         self
     }
 
+    /// How many times [`Store::write`] runs its closure before giving up with
+    /// [`Error::Conflict`] (default 16, at least 1).
+    pub fn write_attempts(mut self, attempts: u32) -> Self {
+        self.write_attempts = attempts;
+        self
+    }
+
     /// The file system to use (default: the real one, [`FsStorage`]). Tests pass a
     /// [`crate::sim::SimDisk`] to simulate power cuts and I/O errors.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
@@ -186,6 +195,9 @@ impl Options {
                 "max_request_bytes {} is not between 1 and 2 GiB",
                 self.max_request_bytes
             )));
+        }
+        if self.write_attempts == 0 {
+            return Err(Error::InvalidOption("write_attempts must be at least 1".into()));
         }
         if self.max_txn_ops == 0 {
             return Err(Error::InvalidOption(

@@ -298,6 +298,18 @@ impl Store {
         })
     }
 
+    pub(crate) fn write_attempts(&self) -> u32 {
+        self.shared.opts.write_attempts
+    }
+
+    /// The request limits with no bound on the number of operations.
+    pub(crate) fn unbounded_op_limits(&self) -> Limits {
+        Limits {
+            max_txn_ops: usize::MAX,
+            ..self.shared.limits
+        }
+    }
+
     /// Path of the main file.
     pub fn path(&self) -> &Path {
         &self.shared.path
@@ -453,8 +465,14 @@ impl Store {
 
     /// Runs a transaction; see [`Txn`].
     pub fn txn(&self, txn: Txn) -> Result<TxnResponse> {
+        self.txn_with_limits(txn, &self.shared.limits)
+    }
+
+    /// A transaction under explicit limits ([`Store::write`] lifts the operation-count limit,
+    /// since its guard holds one compare per key read).
+    pub(crate) fn txn_with_limits(&self, txn: Txn, limits: &Limits) -> Result<TxnResponse> {
         self.check_open()?;
-        crate::txn::validate(&txn, &self.shared.limits)?;
+        crate::txn::validate(&txn, limits)?;
         self.shared.committing.fetch_add(1, Ordering::AcqRel);
         let mut guard = self.shared.writer.lock();
         let committed = self.txn_locked(&mut guard, &txn);

@@ -1,0 +1,158 @@
+//! Optimistic read-write transactions (etcd's STM idea), in the host language.
+//!
+//! [`Store::write`] runs a closure against a snapshot. Reads go through the [`WriteTxn`], which
+//! remembers the mod revision of every key it read (0 for an absent key) and every range it
+//! scanned; writes are buffered. At the end everything commits as one [`Txn`] guarded by those
+//! observations: each key read must still have the mod revision seen, and no key in a scanned
+//! range may have changed since the snapshot (which also catches keys inserted into it). If a
+//! concurrent writer got there first, the closure runs again on a fresh snapshot, up to
+//! `Options::write_attempts` times. Because the guard is an ordinary transaction, this works
+//! unchanged over replication.
+
+use std::collections::BTreeMap;
+
+use crate::error::{Error, Result};
+use crate::snapshot::ReadTxn;
+use crate::store::Store;
+use crate::txn::{Compare, CompareOp, Txn, TxnOp};
+use crate::types::{KeyValue, PutOp, Range, RangeOptions, RangeResponse, Revision};
+
+/// The view a [`Store::write`] closure works with.
+pub struct WriteTxn {
+    snapshot: ReadTxn,
+    /// Keys read, with the mod revision seen (0 = absent).
+    read_keys: BTreeMap<Vec<u8>, Revision>,
+    /// Ranges scanned.
+    read_ranges: Vec<Range>,
+    /// Buffered writes by key: `Some(value)` put, `None` delete.
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl WriteTxn {
+    fn new(snapshot: ReadTxn) -> WriteTxn {
+        WriteTxn {
+            snapshot,
+            read_keys: BTreeMap::new(),
+            read_ranges: Vec::new(),
+            writes: BTreeMap::new(),
+        }
+    }
+
+    /// Revision of the snapshot this attempt reads.
+    pub fn revision(&self) -> Revision {
+        self.snapshot.revision()
+    }
+
+    /// Reads a key. A key this transaction wrote reads back its new value (with zero
+    /// revisions and version, since it has none yet) or `None` if it deleted it.
+    pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
+        let key = key.as_ref();
+        if let Some(w) = self.writes.get(key) {
+            return Ok(w.as_ref().map(|v| KeyValue {
+                key: key.to_vec(),
+                value: v.clone(),
+                ..Default::default()
+            }));
+        }
+        let kv = self.snapshot.get(key)?;
+        self.read_keys
+            .entry(key.to_vec())
+            .or_insert(kv.as_ref().map_or(0, |kv| kv.mod_revision));
+        Ok(kv)
+    }
+
+    /// Reads the keys of a range as of the snapshot (this transaction's own writes are not
+    /// merged in). Any change to the range before commit makes the attempt retry.
+    pub fn range(&mut self, range: Range) -> Result<RangeResponse> {
+        let resp = self.snapshot.range_with(&range, &RangeOptions::default())?;
+        // The range compare catches keys changed or inserted since the snapshot; a compare per
+        // key returned catches keys deleted since.
+        for kv in &resp.kvs {
+            self.read_keys
+                .entry(kv.key.clone())
+                .or_insert(kv.mod_revision);
+        }
+        self.read_ranges.push(range);
+        Ok(resp)
+    }
+
+    /// Buffers a put.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.writes
+            .insert(key.as_ref().to_vec(), Some(value.as_ref().to_vec()));
+    }
+
+    /// Buffers the deletion of one key.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) {
+        self.writes.insert(key.as_ref().to_vec(), None);
+    }
+
+    fn into_txn(self) -> Txn {
+        let next = self.snapshot.revision() + 1;
+        let mut compare: Vec<Compare> = self
+            .read_keys
+            .into_iter()
+            .map(|(k, rev)| Compare::mod_revision(k, CompareOp::Equal, rev))
+            .collect();
+        compare.extend(
+            self.read_ranges
+                .into_iter()
+                .map(|r| Compare::mod_revision(b"\0", CompareOp::Less, next).over(r)),
+        );
+        let success = self
+            .writes
+            .into_iter()
+            .map(|(k, w)| match w {
+                Some(value) => TxnOp::Put(PutOp {
+                    key: k,
+                    value,
+                    ..Default::default()
+                }),
+                None => TxnOp::delete(Range::key(k)),
+            })
+            .collect::<Vec<_>>();
+        Txn {
+            compare,
+            success,
+            failure: Vec::new(),
+        }
+    }
+}
+
+impl Store {
+    /// Runs `f` as an optimistic read-write transaction: reads through the [`WriteTxn`] are
+    /// validated at commit, writes are applied atomically at one revision, and on a conflict
+    /// with a concurrent writer `f` runs again on a fresh snapshot (so it must not have other
+    /// side effects). Returns `f`'s result, or [`Error::Conflict`] after the configured number
+    /// of attempts; an error from `f` aborts without writing.
+    ///
+    /// ```no_run
+    /// let db = etch_engine::Store::open("app.etch")?;
+    /// // Move 10 from a to b, atomically with respect to every other writer.
+    /// db.write(|tx| {
+    ///     let a: i64 = tx.get("a")?.map_or(0, |kv| String::from_utf8_lossy(&kv.value).parse().unwrap_or(0));
+    ///     let b: i64 = tx.get("b")?.map_or(0, |kv| String::from_utf8_lossy(&kv.value).parse().unwrap_or(0));
+    ///     tx.put("a", (a - 10).to_string());
+    ///     tx.put("b", (b + 10).to_string());
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
+    pub fn write<T>(&self, mut f: impl FnMut(&mut WriteTxn) -> Result<T>) -> Result<T> {
+        let attempts = self.write_attempts();
+        for _ in 0..attempts {
+            let mut tx = WriteTxn::new(self.read()?);
+            let out = f(&mut tx)?;
+            if tx.writes.is_empty() {
+                return Ok(out); // read-only: the snapshot was consistent by construction
+            }
+            if self
+                .txn_with_limits(tx.into_txn(), &self.unbounded_op_limits())?
+                .succeeded
+            {
+                return Ok(out);
+            }
+        }
+        Err(Error::Conflict { attempts })
+    }
+}
