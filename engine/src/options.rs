@@ -197,7 +197,9 @@ impl Options {
             )));
         }
         if self.write_attempts == 0 {
-            return Err(Error::InvalidOption("write_attempts must be at least 1".into()));
+            return Err(Error::InvalidOption(
+                "write_attempts must be at least 1".into(),
+            ));
         }
         if self.max_txn_ops == 0 {
             return Err(Error::InvalidOption(
