@@ -748,3 +748,106 @@ pub(crate) fn compact(pager: &mut Pager, st: &mut KsState, c: u64) -> Result<()>
     st.compact_revision = c;
     Ok(())
 }
+
+/// One change read back from the log (see `watch.rs`).
+pub(crate) struct LoggedEvent {
+    pub(crate) is_put: bool,
+    pub(crate) kv: KeyValue,
+    pub(crate) prev_kv: Option<KeyValue>,
+}
+
+/// The version of `key` as of revision `rev` (`None` if absent then, or if that history was
+/// compacted away).
+fn version_at<S: NodeSource>(
+    src: &S,
+    st: &KsState,
+    key: &[u8],
+    rev: u64,
+) -> Result<Option<KeyValue>> {
+    if let Some(v) = btree::get(src, st.roots.current, KeyOrder::Bytes, key)? {
+        let (h, value) = read_record(src, v)?;
+        if h.modr <= rev {
+            return Ok(Some(to_kv(key, h, value, false)));
+        }
+    }
+    let mut probe = Cursor::new(src, st.roots.history, KeyOrder::RevSuffix);
+    probe.seek_le(&history_key(key, rev))?;
+    if let Some((k, v)) = probe.current() {
+        if &k[..k.len().saturating_sub(8)] == key {
+            let (h, value) = read_record(src, v)?;
+            if h.kind == KIND_PUT {
+                return Ok(Some(to_kv(key, h, value, false)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Changes to keys of `range` at revisions from `from` up to `st.revision`, in revision order.
+/// Stops at a revision boundary once `soft_limit` events are collected, so one revision's
+/// events are never split. Returns the events and the next revision to read from.
+pub(crate) fn events_since<S: NodeSource>(
+    src: &S,
+    st: &KsState,
+    from: u64,
+    range: &Range,
+    prev_kv: bool,
+    soft_limit: usize,
+) -> Result<(Vec<LoggedEvent>, u64)> {
+    let mut out = Vec::new();
+    let mut cur = Cursor::new(src, st.roots.log, KeyOrder::Bytes);
+    cur.seek_ge(&log_key(from, 0))?;
+    let mut last_rev = 0;
+    let mut stopped_at = None;
+    while let Some((k, v)) = cur.current() {
+        if k.len() != 12 {
+            return Err(Error::corrupt("change-log key is not 12 bytes"));
+        }
+        let mut r = [0u8; 8];
+        r.copy_from_slice(&k[..8]);
+        let rev = u64::from_be_bytes(r);
+        if rev > st.revision {
+            break;
+        }
+        if rev != last_rev && out.len() >= soft_limit {
+            stopped_at = Some(rev); // a new revision begins and the batch is full
+            break;
+        }
+        last_rev = rev;
+        let entry = src.value_bytes(v)?;
+        let (kind, key) = (
+            entry.first().copied().unwrap_or(0),
+            entry.get(1..).unwrap_or(&[]),
+        );
+        if range.contains(key) {
+            let is_put = kind == KIND_PUT;
+            let kv = if is_put {
+                version_at(src, st, key, rev)?
+                    .filter(|kv| kv.mod_revision as u64 == rev)
+                    .ok_or_else(|| {
+                        Error::corrupt(format!("change at revision {rev} has no stored version"))
+                    })?
+            } else {
+                KeyValue {
+                    key: key.to_vec(),
+                    mod_revision: rev as i64,
+                    ..Default::default()
+                }
+            };
+            // Log entries at or below the compact revision are gone, so rev - 1 is readable.
+            let prev = if prev_kv {
+                version_at(src, st, key, rev - 1)?
+            } else {
+                None
+            };
+            out.push(LoggedEvent {
+                is_put,
+                kv,
+                prev_kv: prev,
+            });
+        }
+        cur.next()?;
+    }
+    let next = stopped_at.unwrap_or(st.revision + 1).max(from);
+    Ok((out, next))
+}

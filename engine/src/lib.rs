@@ -39,6 +39,7 @@ mod store;
 mod txn;
 mod types;
 mod wal;
+mod watch;
 
 pub use error::{Error, Result};
 pub use options::{Durability, Options};
@@ -51,3 +52,4 @@ pub use types::{
     PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget, Status,
     WriteOp,
 };
+pub use watch::{Event, EventKind, WatchOptions, WatchResponse, Watcher};

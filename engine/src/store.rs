@@ -87,6 +87,9 @@ struct Shared {
     /// Committers between entering `batch` and releasing the writer lock; the group-commit
     /// leader waits briefly for them so their records ride its sync rather than the next one.
     committing: AtomicUsize,
+    /// Bumped on every publish; watchers wait on `published_cv` for it to change.
+    publish_generation: Mutex<u64>,
+    published_cv: Condvar,
     background: Mutex<Background>,
     background_cv: Condvar,
 }
@@ -288,6 +291,8 @@ impl Store {
             sync_cv: Condvar::new(),
             closed: AtomicBool::new(false),
             committing: AtomicUsize::new(0),
+            publish_generation: Mutex::new(0),
+            published_cv: Condvar::new(),
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
         });
@@ -584,9 +589,37 @@ impl Store {
 
     /// Makes the newest snapshot visible to readers (never goes backwards).
     fn publish(&self, snap: Arc<SnapshotData>) {
-        let mut cur = self.shared.published.write();
-        if snap.version > cur.version || (snap.version == cur.version && snap.state != cur.state) {
-            *cur = snap;
+        {
+            let mut cur = self.shared.published.write();
+            if snap.version > cur.version
+                || (snap.version == cur.version && snap.state != cur.state)
+            {
+                *cur = snap;
+            } else {
+                return;
+            }
+        }
+        *self.shared.publish_generation.lock() += 1;
+        self.shared.published_cv.notify_all();
+    }
+
+    /// Counter of publishes, for watchers.
+    pub(crate) fn publish_generation(&self) -> u64 {
+        *self.shared.publish_generation.lock()
+    }
+
+    /// Waits until a publish after `generation`, the store closes, or `until`.
+    pub(crate) fn wait_for_publish(&self, generation: u64, until: Instant) {
+        let mut g = self.shared.publish_generation.lock();
+        while *g == generation && !self.shared.closed.load(Ordering::Acquire) {
+            if self
+                .shared
+                .published_cv
+                .wait_until(&mut g, until)
+                .timed_out()
+            {
+                return;
+            }
         }
     }
 
@@ -765,6 +798,8 @@ impl Shared {
         };
         drop(w);
         let _ = self.file.unlock();
+        *self.publish_generation.lock() += 1;
+        self.published_cv.notify_all();
         result
     }
 }
