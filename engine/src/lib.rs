@@ -22,6 +22,7 @@
 mod alloc;
 mod btree;
 mod check;
+mod copy;
 mod error;
 mod file;
 mod keyspace;

@@ -122,10 +122,10 @@ struct Writer {
 }
 
 /// Values every new meta carries over from the last one.
-struct MetaSlots {
+pub(crate) struct MetaSlots {
     /// Checkpoint counter of the newest durable meta.
-    counter: u64,
-    db_id: u64,
+    pub(crate) counter: u64,
+    pub(crate) db_id: u64,
 }
 
 /// Longest a group-commit leader waits for committers still appending.
@@ -733,6 +733,47 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
+    /// must not exist), while writers go on. Its history is the store's (from the compact
+    /// revision on); restoring it is opening it. Returns the revision copied and the file size.
+    pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<(Revision, u64)> {
+        let read = self.read()?;
+        let size = crate::copy::write_copy(
+            &*self.shared.storage,
+            &read.snap,
+            path.as_ref(),
+            self.shared.page_size,
+        )?;
+        Ok((read.revision(), size))
+    }
+
+    /// A hash of the keyspace as of `revision` (0 for the current one): every key with its
+    /// value, create and mod revision, version and lease, in key order. Two stores with the same
+    /// history give the same hash at the same revision (etcd's `HashKV`, for comparing copies).
+    pub fn hash_kv(&self, revision: Revision) -> Result<u32> {
+        let read = self.read()?;
+        let kvs = read
+            .range_with(
+                &Range::all(),
+                &RangeOptions {
+                    revision,
+                    ..Default::default()
+                },
+            )?
+            .kvs;
+        let mut h = crc32fast::Hasher::new();
+        for kv in kvs {
+            for part in [&kv.key[..], &kv.value[..]] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+            for n in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
+                h.update(&n.to_le_bytes());
+            }
+        }
+        Ok(h.finalize())
+    }
+
     /// Status figures: revisions, key count, file and WAL sizes.
     pub fn status(&self) -> Result<Status> {
         let r = self.read()?;
@@ -873,7 +914,7 @@ fn read_meta(file: &dyn StorageFile, path: &Path, len: u64) -> Result<Meta> {
 /// Seals the writer's state and makes it the durable checkpoint: free list, fsync, meta in the
 /// other slot, fsync. Afterwards the WAL may start a new generation with `salt` at WAL_START.
 /// `applied` is the (sequence number, term) of the last commit in `state`.
-fn write_checkpoint(
+pub(crate) fn write_checkpoint(
     file: &dyn StorageFile,
     pager: &mut Pager,
     state: &KsState,

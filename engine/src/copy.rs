@@ -1,0 +1,119 @@
+//! Snapshot files: a consistent, compact, single-file copy of one state of the store, written
+//! while writers go on (for backups, `snapshot save/restore`, and later Raft snapshot
+//! installation and defragmentation).
+//!
+//! The copy is made from a read snapshot, so it needs no lock: the pages it reads stay valid
+//! while the snapshot is held (the reader rule). Each tree is rebuilt by inserting its entries in
+//! key order, so every insert lands on the right edge and fills pages completely; overflow values
+//! are copied to fresh runs. The result is an ordinary etch file with a new database id, closed
+//! cleanly (no WAL): restoring is opening it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::alloc::Allocator;
+use crate::btree::{self, Cursor, KeyOrder, NodeSource};
+use crate::error::{Error, Result};
+use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LOG};
+use crate::meta::Roots;
+use crate::node::{max_inline_entry, StoredValue, ValueRef};
+use crate::pager::{MapState, Pager};
+use crate::snapshot::SnapshotData;
+use crate::storage::Storage;
+use crate::store::{write_checkpoint, MetaSlots};
+
+/// Seal after this many entries, to bound the memory of dirty pages.
+const SEAL_EVERY: usize = 20_000;
+
+/// Writes `snap` to a new file at `path`. Returns the file's size in bytes.
+pub(crate) fn write_copy(
+    storage: &dyn Storage,
+    snap: &SnapshotData,
+    path: &Path,
+    page_size: usize,
+) -> Result<u64> {
+    let file = storage.open(path, true)?;
+    if file.len()? != 0 {
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{}: snapshot target already exists", path.display()),
+        )));
+    }
+    let result = (|| {
+        let map = Arc::new(MapState::new(&*file, page_size, 2, None, false)?);
+        let mut pager = Pager::new(
+            file.clone(),
+            page_size,
+            map,
+            Allocator::new(2, Vec::new(), Vec::new()),
+        )?;
+        let src = snap.view();
+        let mut roots = Roots::default();
+        let trees = [
+            (
+                snap.state.roots.current,
+                &mut roots.current,
+                KeyOrder::Bytes,
+                TAG_CURRENT,
+            ),
+            (
+                snap.state.roots.history,
+                &mut roots.history,
+                KeyOrder::RevSuffix,
+                TAG_HISTORY,
+            ),
+            (
+                snap.state.roots.log,
+                &mut roots.log,
+                KeyOrder::Bytes,
+                TAG_LOG,
+            ),
+        ];
+        for (from, to, order, tag) in trees {
+            let mut cur = Cursor::new(&src, from, order);
+            cur.first()?;
+            let mut n = 0;
+            while let Some((k, v)) = cur.current() {
+                let stored = match v {
+                    ValueRef::Inline(b) => StoredValue::Inline(b.to_vec()),
+                    ValueRef::Overflow { .. } => {
+                        let bytes = src.value_bytes(v)?;
+                        if bytes.len() + k.len() + 32 <= max_inline_entry(page_size) {
+                            StoredValue::Inline(bytes.to_vec())
+                        } else {
+                            pager.write_overflow(bytes)?
+                        }
+                    }
+                };
+                btree::insert(&mut pager, to, order, tag, k, stored)?;
+                n += 1;
+                if n % SEAL_EVERY == 0 {
+                    pager.seal()?;
+                }
+                cur.next()?;
+            }
+        }
+        let state = KsState {
+            roots,
+            ..snap.state
+        };
+        let mut slots = MetaSlots {
+            counter: 0,
+            db_id: crate::file::random_u64(),
+        };
+        write_checkpoint(
+            &*file,
+            &mut pager,
+            &state,
+            (0, 0),
+            &mut slots,
+            crate::file::random_u64(),
+        )?;
+        storage.sync_dir(path)?;
+        Ok(file.len()?)
+    })();
+    if result.is_err() {
+        let _ = storage.remove(path);
+    }
+    result
+}
