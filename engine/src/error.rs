@@ -112,6 +112,15 @@ pub enum Error {
     /// The store was closed.
     #[error("store is closed")]
     Closed,
+    /// The store is past its space quota (etcd's NOSPACE alarm): writes that add data are refused;
+    /// reads, deletes and compaction still work, so space can be reclaimed.
+    #[error("database space exceeded (NOSPACE): {used} bytes in use, quota {quota} bytes")]
+    QuotaExceeded {
+        /// Bytes of the file in use.
+        used: u64,
+        /// The configured quota.
+        quota: u64,
+    },
     /// An optimistic read-write transaction ([`crate::Store::write`]) kept conflicting with
     /// concurrent writers and gave up.
     #[error("transaction conflicted with concurrent writes {attempts} times; giving up")]

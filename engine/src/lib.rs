@@ -43,7 +43,7 @@ mod wal;
 mod watch;
 
 pub use error::{Error, Result};
-pub use options::{Durability, Options};
+pub use options::{AutoCompaction, Durability, Options};
 pub use snapshot::ReadTxn;
 pub use stm::WriteTxn;
 pub use store::Store;

@@ -23,6 +23,18 @@ pub enum Durability {
     Relaxed,
 }
 
+/// Automatic compaction, as etcd's `--auto-compaction-mode` and `--auto-compaction-retention`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoCompaction {
+    /// Never compact automatically.
+    Off,
+    /// Keep the history of the last `n` revisions (compacting in steps of a tenth of `n`).
+    Revisions(u64),
+    /// Keep the history of the last interval (compacting to the revision that was current that
+    /// long ago, checked every tick of the background thread).
+    Periodic(Duration),
+}
+
 /// Builder for opening a [`Store`].
 ///
 /// ```no_run
@@ -44,6 +56,8 @@ pub struct Options {
     pub(crate) random_access: bool,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) write_attempts: u32,
+    pub(crate) auto_compaction: AutoCompaction,
+    pub(crate) quota_bytes: Option<u64>,
 }
 
 impl std::fmt::Debug for Options {
@@ -58,6 +72,9 @@ impl std::fmt::Debug for Options {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("checkpoint_wal_fraction", &self.checkpoint_wal_fraction)
             .field("random_access", &self.random_access)
+            .field("write_attempts", &self.write_attempts)
+            .field("auto_compaction", &self.auto_compaction)
+            .field("quota_bytes", &self.quota_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +94,8 @@ impl Default for Options {
             random_access: false,
             storage: Arc::new(FsStorage),
             write_attempts: 16,
+            auto_compaction: AutoCompaction::Revisions(100_000),
+            quota_bytes: Some(8 << 30),
         }
     }
 }
@@ -162,6 +181,21 @@ impl Options {
         self
     }
 
+    /// Automatic compaction. The default keeps the last 100,000 revisions, so an
+    /// overwrite-heavy store does not grow without bound; `AutoCompaction::Off` keeps all history
+    /// until [`Store::compact`].
+    pub fn auto_compaction(mut self, mode: AutoCompaction) -> Self {
+        self.auto_compaction = mode;
+        self
+    }
+
+    /// Space quota: past it, writes that add data fail with [`Error::QuotaExceeded`] while reads,
+    /// deletes and compaction go on (etcd's NOSPACE alarm). Default 8 GiB; `None` for no quota.
+    pub fn quota_bytes(mut self, quota: Option<u64>) -> Self {
+        self.quota_bytes = quota;
+        self
+    }
+
     /// The file system to use (default: the real one, [`FsStorage`]). Tests pass a
     /// [`crate::sim::SimDisk`] to simulate power cuts and I/O errors.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
@@ -195,6 +229,11 @@ impl Options {
                 "max_request_bytes {} is not between 1 and 2 GiB",
                 self.max_request_bytes
             )));
+        }
+        if self.auto_compaction == AutoCompaction::Revisions(0) {
+            return Err(Error::InvalidOption(
+                "auto-compaction must keep at least one revision".into(),
+            ));
         }
         if self.write_attempts == 0 {
             return Err(Error::InvalidOption(

@@ -27,7 +27,7 @@ use crate::alloc::Allocator;
 use crate::error::{Error, Result};
 use crate::keyspace::{self, KsState, Limits};
 use crate::meta::{self, Meta};
-use crate::options::{Durability, Options};
+use crate::options::{AutoCompaction, Durability, Options};
 use crate::pager::{read_freelist, MapState, Pager, ReadView};
 use crate::record;
 use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
@@ -413,6 +413,9 @@ impl Store {
         w: &mut Writer,
         ops: &[WriteOp],
     ) -> Result<(BatchResponse, Option<u64>)> {
+        if ops.iter().any(|op| matches!(op, WriteOp::Put(_))) {
+            self.check_quota(w)?;
+        }
         let seq = self.begin_commit(w)?;
         keyspace::precheck(&w.pager, &w.state, ops)?;
         let before = w.state.revision;
@@ -491,6 +494,9 @@ impl Store {
     }
 
     fn txn_locked(&self, w: &mut Writer, txn: &Txn) -> Result<(TxnResponse, Option<u64>)> {
+        if crate::txn::has_put(txn) {
+            self.check_quota(w)?;
+        }
         let seq = self.begin_commit(w)?;
         let plan = crate::txn::plan(&w.pager, &w.state, txn)?;
         let before = w.state.revision;
@@ -516,6 +522,19 @@ impl Store {
             changed.then(|| record::encode(w.state.revision, &log)),
         )?;
         Ok((resp, wait_for))
+    }
+
+    /// Refuses writes that add data once the file is past its quota.
+    fn check_quota(&self, w: &Writer) -> Result<()> {
+        let Some(quota) = self.shared.opts.quota_bytes else {
+            return Ok(());
+        };
+        let a = &w.pager.alloc;
+        let used = (a.high_water - a.unused_pages()) * self.shared.page_size as u64;
+        if used > quota {
+            return Err(Error::QuotaExceeded { used, quota });
+        }
+        Ok(())
     }
 
     /// First step of every commit, under the writer lock: refuses if closed or poisoned,
@@ -971,40 +990,81 @@ fn make_snapshot(w: &Writer) -> SnapshotData {
 fn spawn_background(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-background".into())
-        .spawn(move || loop {
-            let Some(shared) = weak.upgrade() else { return };
-            let tick = shared
-                .opts
-                .checkpoint_interval
-                .min(shared.opts.relaxed_sync_interval)
-                .min(Duration::from_millis(500));
-            {
-                let mut bg = shared.background.lock();
-                if !bg.stop {
-                    shared.background_cv.wait_for(&mut bg, tick);
+        .spawn(move || {
+            // (time, revision) samples for periodic auto-compaction.
+            let mut samples: std::collections::VecDeque<(Instant, i64)> =
+                std::collections::VecDeque::new();
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                let tick = shared
+                    .opts
+                    .checkpoint_interval
+                    .min(shared.opts.relaxed_sync_interval)
+                    .min(Duration::from_millis(500));
+                {
+                    let mut bg = shared.background.lock();
+                    if !bg.stop {
+                        shared.background_cv.wait_for(&mut bg, tick);
+                    }
+                    if bg.stop {
+                        return;
+                    }
                 }
-                if bg.stop {
-                    return;
+                let store = Store {
+                    shared,
+                    _close_on_drop: None,
+                };
+                let (due, pending) = {
+                    let w = store.shared.writer.lock();
+                    (
+                        w.last_checkpoint.elapsed() >= store.shared.opts.checkpoint_interval,
+                        w.wal.used() > 0,
+                    )
+                };
+                if due && pending {
+                    let _ = store.checkpoint();
+                } else if store.shared.opts.durability == Durability::Relaxed && pending {
+                    let _ = store.sync();
                 }
+                auto_compact(&store, &mut samples);
+                // Release the strong reference before sleeping, so it never keeps the store open.
+                drop(store);
             }
-            let store = Store {
-                shared,
-                _close_on_drop: None,
-            };
-            let (due, pending) = {
-                let w = store.shared.writer.lock();
-                (
-                    w.last_checkpoint.elapsed() >= store.shared.opts.checkpoint_interval,
-                    w.wal.used() > 0,
-                )
-            };
-            if due && pending {
-                let _ = store.checkpoint();
-            } else if store.shared.opts.durability == Durability::Relaxed && pending {
-                let _ = store.sync();
-            }
-            // Release the strong reference before sleeping; if it was the last one, dropping it
-            // closes the store here, and the next upgrade fails.
-            drop(store);
         });
+}
+
+/// One tick of automatic compaction (see [`AutoCompaction`]).
+fn auto_compact(store: &Store, samples: &mut std::collections::VecDeque<(Instant, i64)>) {
+    let Ok(read) = store.read() else { return };
+    let (revision, compacted) = (read.revision(), read.compact_revision());
+    drop(read);
+    let target = match store.shared.opts.auto_compaction {
+        AutoCompaction::Off => return,
+        AutoCompaction::Revisions(n) => {
+            let n = n as i64;
+            let target = revision - n;
+            // Compact in steps of a tenth of the retention, not at every revision.
+            if target < compacted.max(1) + (n / 10).max(1) {
+                return;
+            }
+            target
+        }
+        AutoCompaction::Periodic(keep) => {
+            let now = Instant::now();
+            samples.push_back((now, revision));
+            let mut target = None;
+            while let Some(&(t, r)) = samples.front() {
+                if now.duration_since(t) < keep {
+                    break;
+                }
+                target = Some(r);
+                samples.pop_front();
+            }
+            match target {
+                Some(r) if r > compacted.max(1) => r,
+                _ => return,
+            }
+        }
+    };
+    let _ = store.compact(target);
 }

@@ -344,6 +344,16 @@ fn branch_writes(
     Ok((puts, dels))
 }
 
+/// True if any branch of `txn` (nested ones included) puts a key: such a transaction is
+/// refused past the space quota.
+pub(crate) fn has_put(txn: &Txn) -> bool {
+    txn.success.iter().chain(&txn.failure).any(|op| match op {
+        TxnOp::Put(_) => true,
+        TxnOp::Txn(t) => has_put(t),
+        _ => false,
+    })
+}
+
 /// Which branch each transaction on the chosen path takes, decided before any write.
 pub(crate) struct Plan {
     succeeded: bool,

@@ -212,3 +212,96 @@ fn compaction_survives_a_power_cut_and_replay() {
     assert_eq!(at(&db, Range::all(), 15).unwrap(), before);
     db.check().unwrap();
 }
+
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn auto_compaction_by_revision_count_keeps_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::new()
+        .auto_compaction(etch_engine::AutoCompaction::Revisions(50))
+        .open(dir.path().join("auto.etch"))
+        .unwrap();
+    for i in 0..300 {
+        db.put("k", format!("{i}")).unwrap();
+    }
+    let rev = db.revision();
+    wait_until("auto-compaction", || {
+        db.status().unwrap().compact_revision >= rev - 55
+    });
+    let compacted = db.status().unwrap().compact_revision;
+    assert!(
+        compacted <= rev - 50,
+        "compacted to {compacted}, inside the kept window of 50 below {rev}"
+    );
+    assert_eq!(
+        at(&db, Range::key("k"), rev - 50).unwrap()[0].value,
+        format!("{}", 300 - 51).into_bytes()
+    );
+    db.check().unwrap();
+}
+
+#[test]
+fn periodic_auto_compaction_keeps_the_last_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::new()
+        .auto_compaction(etch_engine::AutoCompaction::Periodic(
+            std::time::Duration::from_millis(300),
+        ))
+        .open(dir.path().join("periodic.etch"))
+        .unwrap();
+    for i in 0..50 {
+        db.put("k", format!("{i}")).unwrap();
+    }
+    let old = db.revision();
+    std::thread::sleep(std::time::Duration::from_millis(900));
+    db.put("k", "late").unwrap();
+    wait_until("periodic compaction", || {
+        db.status().unwrap().compact_revision >= old
+    });
+    assert!(
+        db.status().unwrap().compact_revision < db.revision(),
+        "the last interval is kept"
+    );
+    db.check().unwrap();
+}
+
+#[test]
+fn past_the_quota_only_reads_deletes_and_compaction_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Options::new()
+        .quota_bytes(Some(400 << 10))
+        .auto_compaction(etch_engine::AutoCompaction::Off)
+        .open(dir.path().join("quota.etch"))
+        .unwrap();
+    let mut refused = None;
+    for i in 0..200 {
+        match db.put(format!("k{}", i % 10), vec![b'x'; 10_000]) {
+            Ok(_) => {}
+            Err(Error::QuotaExceeded { used, quota }) => {
+                assert!(used > quota);
+                refused = Some(i);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused.is_some(), "the quota never tripped");
+    assert!(db.get("k1").unwrap().is_some(), "reads work past the quota");
+    let txn = etch_engine::Txn::new().and_then([etch_engine::TxnOp::put("t", "x")]);
+    assert!(matches!(db.txn(txn), Err(Error::QuotaExceeded { .. })));
+    // Deleting and compacting reclaim the space; then writes work again.
+    db.delete_range(Range::prefix("k"), false).unwrap();
+    db.compact(db.revision()).unwrap();
+    db.put("again", "ok").unwrap();
+    db.check().unwrap();
+}
