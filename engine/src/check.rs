@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 use crate::btree::{self, KeyOrder, NodeSource, MAX_DEPTH};
 use crate::error::{Error, Result};
-use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LOG};
+use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LEASES, TAG_LEASE_KEYS, TAG_LOG};
 use crate::node::ValueRef;
 use crate::page::PageId;
 use crate::pager::Pager;
@@ -23,6 +23,9 @@ struct Walk<'a> {
     owner: Vec<u8>,
     leaf_depth: Option<usize>,
     report: CheckReport,
+    /// Live keys with a lease, and entries of the lease index.
+    leased_keys: u64,
+    lease_index_entries: u64,
 }
 
 const OWNER_TREE: u8 = 1;
@@ -135,11 +138,25 @@ impl Walk<'_> {
         }
         let bytes = self.pager.value_bytes(v)?;
         match tag {
+            TAG_LEASES => {
+                if key.len() != 8 || bytes.len() != 8 {
+                    return Err(Error::corrupt("lease entry is malformed"));
+                }
+            }
+            TAG_LEASE_KEYS => {
+                if key.len() < 9 || !bytes.is_empty() {
+                    return Err(Error::corrupt("lease index entry is malformed"));
+                }
+                self.lease_index_entries += 1;
+            }
             TAG_CURRENT | TAG_HISTORY => {
                 if bytes.len() < 33 || !(bytes[0] == 1 || bytes[0] == 2) {
                     return Err(Error::corrupt(format!(
                         "record of key {key:?} is malformed"
                     )));
+                }
+                if tag == TAG_CURRENT && crate::page::get_u64(bytes, 25) != 0 {
+                    self.leased_keys += 1;
                 }
                 if tag == TAG_CURRENT {
                     if bytes[0] != 1 {
@@ -167,6 +184,8 @@ impl Walk<'_> {
 pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
     let hw = pager.alloc.high_water;
     let mut walk = Walk {
+        leased_keys: 0,
+        lease_index_entries: 0,
         pager,
         owner: vec![0; hw as usize],
         leaf_depth: None,
@@ -178,6 +197,8 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
         (st.roots.current, KeyOrder::Bytes, TAG_CURRENT),
         (st.roots.history, KeyOrder::RevSuffix, TAG_HISTORY),
         (st.roots.log, KeyOrder::Bytes, TAG_LOG),
+        (st.roots.leases, KeyOrder::Bytes, TAG_LEASES),
+        (st.roots.lease_keys, KeyOrder::Bytes, TAG_LEASE_KEYS),
     ] {
         walk.leaf_depth = None;
         if root != 0 {
@@ -206,6 +227,36 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
             "current tree holds {} keys, the store counts {}",
             walk.report.keys, st.key_count
         )));
+    }
+    // The lease index lists exactly the live keys that have a lease, under leases that exist.
+    if walk.leased_keys != walk.lease_index_entries {
+        return Err(Error::corrupt(format!(
+            "{} live keys have a lease but the lease index holds {} entries",
+            walk.leased_keys, walk.lease_index_entries
+        )));
+    }
+    let mut cursor = btree::Cursor::new(pager, st.roots.lease_keys, KeyOrder::Bytes);
+    cursor.first()?;
+    while let Some((k, _)) = cursor.current() {
+        let (id, key) = k.split_at(8);
+        if btree::get(pager, st.roots.leases, KeyOrder::Bytes, id)?.is_none() {
+            return Err(Error::corrupt(
+                "the lease index names a lease that does not exist",
+            ));
+        }
+        let mut be = [0u8; 8];
+        be.copy_from_slice(id);
+        let lease = u64::from_be_bytes(be);
+        let attached = match btree::get(pager, st.roots.current, KeyOrder::Bytes, key)? {
+            Some(v) => crate::page::get_u64(pager.value_bytes(v)?, 25) == lease,
+            None => false,
+        };
+        if !attached {
+            return Err(Error::corrupt(
+                "the lease index names a key that does not have that lease",
+            ));
+        }
+        cursor.next()?;
     }
     // Every change-log entry must point at a stored version of its key.
     let mut cursor = btree::Cursor::new(pager, st.roots.log, KeyOrder::Bytes);

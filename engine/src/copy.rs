@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::alloc::Allocator;
 use crate::btree::{self, Cursor, KeyOrder, NodeSource};
 use crate::error::{Error, Result};
-use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LOG};
+use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LEASES, TAG_LEASE_KEYS, TAG_LOG};
 use crate::meta::Roots;
 use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::pager::{MapState, Pager};
@@ -67,6 +67,18 @@ pub(crate) fn write_copy(
                 &mut roots.log,
                 KeyOrder::Bytes,
                 TAG_LOG,
+            ),
+            (
+                snap.state.roots.leases,
+                &mut roots.leases,
+                KeyOrder::Bytes,
+                TAG_LEASES,
+            ),
+            (
+                snap.state.roots.lease_keys,
+                &mut roots.lease_keys,
+                KeyOrder::Bytes,
+                TAG_LEASE_KEYS,
             ),
         ];
         for (from, to, order, tag) in trees {

@@ -57,6 +57,18 @@ pub enum Error {
     /// `ignore_lease` was set together with a lease.
     #[error("lease is provided")]
     LeaseProvided,
+    /// No lease with this id exists (never granted, revoked, or expired).
+    #[error("requested lease {id} not found")]
+    LeaseNotFound {
+        /// The lease id.
+        id: i64,
+    },
+    /// A lease with this id already exists.
+    #[error("lease {id} already exists")]
+    LeaseExists {
+        /// The lease id.
+        id: i64,
+    },
     /// The requested revision has been compacted.
     #[error("required revision {requested} has been compacted (compact revision {compacted})")]
     Compacted {

@@ -42,6 +42,16 @@ const KIND_TOMBSTONE: u8 = 2;
 pub(crate) const TAG_CURRENT: u8 = 1;
 pub(crate) const TAG_HISTORY: u8 = 2;
 pub(crate) const TAG_LOG: u8 = 3;
+pub(crate) const TAG_LEASES: u8 = 4;
+pub(crate) const TAG_LEASE_KEYS: u8 = 5;
+
+/// Key of the lease-index tree: lease id (big-endian) then user key.
+fn lease_index_key(id: i64, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&(id as u64).to_be_bytes());
+    k.extend_from_slice(key);
+    k
+}
 
 /// Logical state of the keyspace at one revision.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -210,6 +220,9 @@ pub(crate) fn precheck<S: NodeSource>(src: &S, st: &KsState, ops: &[WriteOp]) ->
             {
                 return Err(Error::KeyNotFound);
             }
+            if p.lease != 0 && lease_ttl(src, st, p.lease)?.is_none() {
+                return Err(Error::LeaseNotFound { id: p.lease });
+            }
         }
     }
     Ok(())
@@ -280,6 +293,28 @@ impl Applier {
                     Some((_, Some(v), _)) => v,
                     _ => &p.value,
                 };
+                let old_lease = existing.as_ref().map_or(0, |(h, _, _)| h.lease);
+                if old_lease != lease {
+                    if old_lease != 0 {
+                        btree::remove(
+                            pager,
+                            &mut st.roots.lease_keys,
+                            KeyOrder::Bytes,
+                            TAG_LEASE_KEYS,
+                            &lease_index_key(old_lease, &p.key),
+                        )?;
+                    }
+                    if lease != 0 {
+                        btree::insert(
+                            pager,
+                            &mut st.roots.lease_keys,
+                            KeyOrder::Bytes,
+                            TAG_LEASE_KEYS,
+                            &lease_index_key(lease, &p.key),
+                            StoredValue::Inline(Vec::new()),
+                        )?;
+                    }
+                }
                 let header = RecordHeader {
                     kind: KIND_PUT,
                     create,
@@ -344,6 +379,15 @@ impl Applier {
                 })?;
                 let mut prev_kvs = Vec::new();
                 for (key, h, prev) in &victims {
+                    if h.lease != 0 {
+                        btree::remove(
+                            pager,
+                            &mut st.roots.lease_keys,
+                            KeyOrder::Bytes,
+                            TAG_LEASE_KEYS,
+                            &lease_index_key(h.lease, key),
+                        )?;
+                    }
                     let old = btree::remove(
                         pager,
                         &mut st.roots.current,
@@ -850,4 +894,95 @@ pub(crate) fn events_since<S: NodeSource>(
     }
     let next = stopped_at.unwrap_or(st.revision + 1).max(from);
     Ok((out, next))
+}
+
+/// Granted TTL of lease `id`, if it exists.
+pub(crate) fn lease_ttl<S: NodeSource>(src: &S, st: &KsState, id: i64) -> Result<Option<i64>> {
+    match btree::get(
+        src,
+        st.roots.leases,
+        KeyOrder::Bytes,
+        &(id as u64).to_be_bytes(),
+    )? {
+        Some(v) => {
+            let b = src.value_bytes(v)?;
+            Ok(Some(crate::page::get_u64(b, 0) as i64))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Every lease: (id, granted TTL), by id.
+pub(crate) fn lease_list<S: NodeSource>(src: &S, st: &KsState) -> Result<Vec<(i64, i64)>> {
+    let mut out = Vec::new();
+    let mut cur = Cursor::new(src, st.roots.leases, KeyOrder::Bytes);
+    cur.first()?;
+    while let Some((k, v)) = cur.current() {
+        let mut id = [0u8; 8];
+        id.copy_from_slice(
+            k.get(..8)
+                .ok_or_else(|| Error::corrupt("lease key is short"))?,
+        );
+        out.push((
+            u64::from_be_bytes(id) as i64,
+            crate::page::get_u64(src.value_bytes(v)?, 0) as i64,
+        ));
+        cur.next()?;
+    }
+    Ok(out)
+}
+
+/// Keys attached to lease `id`, in key order.
+pub(crate) fn lease_keys<S: NodeSource>(src: &S, st: &KsState, id: i64) -> Result<Vec<Vec<u8>>> {
+    let prefix = (id as u64).to_be_bytes();
+    let mut out = Vec::new();
+    let mut cur = Cursor::new(src, st.roots.lease_keys, KeyOrder::Bytes);
+    cur.seek_ge(&prefix)?;
+    while let Some((k, _)) = cur.current() {
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        out.push(k[8..].to_vec());
+        cur.next()?;
+    }
+    Ok(out)
+}
+
+/// Records a new lease (no revision: as in etcd, granting changes no key).
+pub(crate) fn lease_grant(pager: &mut Pager, st: &mut KsState, id: i64, ttl: i64) -> Result<()> {
+    btree::insert(
+        pager,
+        &mut st.roots.leases,
+        KeyOrder::Bytes,
+        TAG_LEASES,
+        &(id as u64).to_be_bytes(),
+        StoredValue::Inline(ttl.to_le_bytes().to_vec()),
+    )?;
+    Ok(())
+}
+
+/// Revokes lease `id`: deletes every key attached to it at one revision (if there are any) and
+/// removes the lease. Deterministic, so WAL replay reproduces it.
+pub(crate) fn lease_revoke(pager: &mut Pager, st: &mut KsState, id: i64) -> Result<()> {
+    let keys = lease_keys(&*pager, st, id)?;
+    let mut applier = Applier::new(st);
+    for key in keys {
+        applier.write(
+            pager,
+            st,
+            &WriteOp::DeleteRange {
+                range: Range::key(key),
+                prev_kv: false,
+            },
+        )?;
+    }
+    applier.finish(st);
+    btree::remove(
+        pager,
+        &mut st.roots.leases,
+        KeyOrder::Bytes,
+        TAG_LEASES,
+        &(id as u64).to_be_bytes(),
+    )?;
+    Ok(())
 }

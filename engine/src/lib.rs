@@ -46,7 +46,7 @@ pub use error::{Error, Result};
 pub use options::{AutoCompaction, Durability, Options};
 pub use snapshot::ReadTxn;
 pub use stm::WriteTxn;
-pub use store::Store;
+pub use store::{LeaseGrant, LeaseInfo, Store};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
     prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp,

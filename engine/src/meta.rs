@@ -19,7 +19,9 @@
 //!     56    8 root of the `current` tree (0 = empty)
 //!     64    8 root of the `history` tree
 //!     72    8 root of the `log` tree
-//!     80   40 five more root slots, reserved (0) for later trees (leases, ...)
+//!     80    8 root of the `leases` tree
+//!     88    8 root of the `lease_keys` tree
+//!     96   24 three more root slots, reserved (0)
 //!    120    8 revision (etcd's current revision)
 //!    128    8 compact revision
 //!    136    8 last applied WAL sequence number (the Raft index, later)
@@ -69,6 +71,10 @@ pub(crate) struct Roots {
     pub(crate) history: PageId,
     /// (revision, sub-revision) -> (event kind, user key): the change log in revision order.
     pub(crate) log: PageId,
+    /// lease id -> granted TTL.
+    pub(crate) leases: PageId,
+    /// (lease id, user key) -> nothing: the keys attached to each lease.
+    pub(crate) lease_keys: PageId,
 }
 
 /// Why a slot did not decode.
@@ -95,6 +101,8 @@ impl Meta {
         put_u64(page, 56, self.roots.current);
         put_u64(page, 64, self.roots.history);
         put_u64(page, 72, self.roots.log);
+        put_u64(page, 80, self.roots.leases);
+        put_u64(page, 88, self.roots.lease_keys);
         put_u64(page, 120, self.revision);
         put_u64(page, 128, self.compact_revision);
         put_u64(page, 136, self.applied_seq);
@@ -132,6 +140,8 @@ impl Meta {
                 current: get_u64(page, 56),
                 history: get_u64(page, 64),
                 log: get_u64(page, 72),
+                leases: get_u64(page, 80),
+                lease_keys: get_u64(page, 88),
             },
             revision: get_u64(page, 120),
             compact_revision: get_u64(page, 128),
@@ -158,6 +168,8 @@ impl Meta {
             ("current", self.roots.current),
             ("history", self.roots.history),
             ("log", self.roots.log),
+            ("leases", self.roots.leases),
+            ("lease keys", self.roots.lease_keys),
         ] {
             if root == 1 || (root != 0 && root >= self.page_count) {
                 return Err(format!(

@@ -11,7 +11,9 @@
 //!     u8 tag 2 = delete: u32 start length | start | u32 end length | end (etcd's range_end)
 //! ```
 //!
-//! A compaction is its own record (version byte 2): `u8 2 | u64 compact revision`.
+//! Records that are not write batches start with their own first byte: a compaction
+//! `u8 2 | u64 compact revision`; a lease grant `u8 3 | i64 id | i64 ttl`; a lease revocation
+//! `u8 4 | i64 id`.
 //!
 //! Replaying the operations against the checkpointed tree reproduces the commit exactly, because
 //! applying a batch is a deterministic function of the tree and the operations. The same record
@@ -22,6 +24,8 @@ use crate::types::{PutOp, Range, WriteOp};
 
 const RECORD_VERSION: u8 = 1;
 const RECORD_COMPACT: u8 = 2;
+const RECORD_LEASE_GRANT: u8 = 3;
+const RECORD_LEASE_REVOKE: u8 = 4;
 
 /// A decoded record.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,6 +34,25 @@ pub(crate) enum Record {
     Write { revision: u64, ops: Vec<WriteOp> },
     /// Compaction of history up to `revision`.
     Compact { revision: u64 },
+    /// A lease granted.
+    LeaseGrant { id: i64, ttl: i64 },
+    /// A lease revoked (or expired): its keys deleted at one revision.
+    LeaseRevoke { id: i64 },
+}
+
+/// Encodes a lease grant.
+pub(crate) fn encode_lease_grant(id: i64, ttl: i64) -> Vec<u8> {
+    let mut out = vec![RECORD_LEASE_GRANT];
+    out.extend_from_slice(&id.to_le_bytes());
+    out.extend_from_slice(&ttl.to_le_bytes());
+    out
+}
+
+/// Encodes a lease revocation.
+pub(crate) fn encode_lease_revoke(id: i64) -> Vec<u8> {
+    let mut out = vec![RECORD_LEASE_REVOKE];
+    out.extend_from_slice(&id.to_le_bytes());
+    out
 }
 
 /// Encodes a compaction record.
@@ -111,12 +134,22 @@ impl<'a> Reader<'a> {
 pub(crate) fn decode(payload: &[u8]) -> Result<Record> {
     let mut r = Reader { b: payload, at: 0 };
     let version = r.u8()?;
-    if version == RECORD_COMPACT {
-        let revision = r.u64()?;
+    let small = match version {
+        RECORD_COMPACT => Some(Record::Compact { revision: r.u64()? }),
+        RECORD_LEASE_GRANT => Some(Record::LeaseGrant {
+            id: r.u64()? as i64,
+            ttl: r.u64()? as i64,
+        }),
+        RECORD_LEASE_REVOKE => Some(Record::LeaseRevoke {
+            id: r.u64()? as i64,
+        }),
+        _ => None,
+    };
+    if let Some(record) = small {
         if r.at != payload.len() {
-            return Err(Error::corrupt("WAL compaction record has trailing bytes"));
+            return Err(Error::corrupt("WAL record has trailing bytes"));
         }
-        return Ok(Record::Compact { revision });
+        return Ok(record);
     }
     if version != RECORD_VERSION {
         return Err(Error::corrupt(format!(

@@ -16,6 +16,7 @@
 //! start a new WAL generation. See docs/design.md for why a crash at any point loses nothing
 //! acknowledged.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -90,6 +91,9 @@ struct Shared {
     /// Bumped on every publish; watchers wait on `published_cv` for it to change.
     publish_generation: Mutex<u64>,
     published_cv: Condvar,
+    /// Deadline and granted TTL of every lease. Not persisted: as in etcd, a reopened store
+    /// gives every lease its full TTL again.
+    lease_clocks: Mutex<HashMap<i64, LeaseClock>>,
     background: Mutex<Background>,
     background_cv: Condvar,
 }
@@ -97,6 +101,42 @@ struct Shared {
 #[derive(Default)]
 struct Background {
     stop: bool,
+}
+
+#[derive(Clone, Copy)]
+struct LeaseClock {
+    ttl: i64,
+    deadline: Instant,
+}
+
+/// When a lease of `ttl` seconds granted or renewed now expires (far in the future if that
+/// instant is not representable).
+fn lease_deadline(ttl: i64) -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(ttl.max(0) as u64))
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+}
+
+/// A granted lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaseGrant {
+    /// The lease id.
+    pub id: i64,
+    /// Its TTL in seconds.
+    pub ttl: i64,
+}
+
+/// What [`Store::lease_time_to_live`] reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseInfo {
+    /// The lease id.
+    pub id: i64,
+    /// Seconds left before it expires (rounded up).
+    pub ttl: i64,
+    /// The TTL it was granted with.
+    pub granted_ttl: i64,
+    /// Keys attached to it, if asked for.
+    pub keys: Vec<Vec<u8>>,
 }
 
 struct SyncState {
@@ -233,6 +273,12 @@ impl Store {
                         }
                         keyspace::compact(&mut pager, &mut state, revision)?;
                     }
+                    record::Record::LeaseGrant { id, ttl } => {
+                        keyspace::lease_grant(&mut pager, &mut state, id, ttl)?
+                    }
+                    record::Record::LeaseRevoke { id } => {
+                        keyspace::lease_revoke(&mut pager, &mut state, id)?
+                    }
                 }
                 seq = r.seq;
                 term = r.term;
@@ -265,6 +311,18 @@ impl Store {
             last_checkpoint: Instant::now(),
         };
         let wal_file = writer.wal.file.clone();
+        let lease_clocks = keyspace::lease_list(&writer.pager, &writer.state)?
+            .into_iter()
+            .map(|(id, ttl)| {
+                (
+                    id,
+                    LeaseClock {
+                        ttl,
+                        deadline: lease_deadline(ttl),
+                    },
+                )
+            })
+            .collect();
         let snap = Arc::new(make_snapshot(&writer));
         let live = LiveSnapshots::default();
         live.register(&snap);
@@ -293,6 +351,7 @@ impl Store {
             committing: AtomicUsize::new(0),
             publish_generation: Mutex::new(0),
             published_cv: Condvar::new(),
+            lease_clocks: Mutex::new(lease_clocks),
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
         });
@@ -752,6 +811,142 @@ impl Store {
         Ok(())
     }
 
+    /// Grants a lease of `ttl` seconds (1 to 9,000,000,000); `id` 0 picks a fresh one. Keys put
+    /// with the lease are deleted, at one revision, when it is revoked or expires without
+    /// [`Store::lease_keep_alive`]. Expiry runs on the background thread.
+    pub fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrant> {
+        self.check_open()?;
+        if !(1..=9_000_000_000).contains(&ttl) {
+            return Err(Error::InvalidOption(format!(
+                "lease TTL {ttl} is not between 1 and 9000000000 seconds"
+            )));
+        }
+        if id < 0 {
+            return Err(Error::InvalidOption(format!("lease id {id} is negative")));
+        }
+        let mut guard = self.shared.writer.lock();
+        let w = &mut *guard;
+        let id = if id != 0 {
+            if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_some() {
+                return Err(Error::LeaseExists { id });
+            }
+            id
+        } else {
+            loop {
+                let candidate = (crate::file::random_u64() >> 1) as i64;
+                if candidate != 0 && keyspace::lease_ttl(&w.pager, &w.state, candidate)?.is_none() {
+                    break candidate;
+                }
+            }
+        };
+        let seq = self.begin_commit(w)?;
+        self.guard(w, |w| {
+            keyspace::lease_grant(&mut w.pager, &mut w.state, id, ttl)
+        })?;
+        let deadline = lease_deadline(ttl);
+        self.shared
+            .lease_clocks
+            .lock()
+            .insert(id, LeaseClock { ttl, deadline });
+        let wait_for = self.end_commit(w, seq, Some(record::encode_lease_grant(id, ttl)))?;
+        drop(guard);
+        if let Some(seq) = wait_for {
+            self.wait_durable(seq)?;
+        }
+        Ok(LeaseGrant { id, ttl })
+    }
+
+    /// Revokes a lease: its keys are deleted at one revision (returned; unchanged if it had no
+    /// keys) and watchers see the deletes.
+    pub fn lease_revoke(&self, id: i64) -> Result<Revision> {
+        self.check_open()?;
+        let mut guard = self.shared.writer.lock();
+        let w = &mut *guard;
+        if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_none() {
+            return Err(Error::LeaseNotFound { id });
+        }
+        let seq = self.begin_commit(w)?;
+        self.guard(w, |w| {
+            keyspace::lease_revoke(&mut w.pager, &mut w.state, id)
+        })?;
+        self.shared.lease_clocks.lock().remove(&id);
+        let revision = w.state.revision as i64;
+        let wait_for = self.end_commit(w, seq, Some(record::encode_lease_revoke(id)))?;
+        drop(guard);
+        if let Some(seq) = wait_for {
+            self.wait_durable(seq)?;
+        }
+        Ok(revision)
+    }
+
+    /// Renews a lease for its full TTL; returns the TTL.
+    pub fn lease_keep_alive(&self, id: i64) -> Result<i64> {
+        self.check_open()?;
+        let mut clocks = self.shared.lease_clocks.lock();
+        let clock = clocks.get_mut(&id).ok_or(Error::LeaseNotFound { id })?;
+        clock.deadline = lease_deadline(clock.ttl);
+        Ok(clock.ttl)
+    }
+
+    /// Remaining and granted TTL of a lease, and optionally its keys.
+    pub fn lease_time_to_live(&self, id: i64, with_keys: bool) -> Result<LeaseInfo> {
+        let read = self.read()?;
+        let granted_ttl = keyspace::lease_ttl(&read.snap.view(), &read.snap.state, id)?
+            .ok_or(Error::LeaseNotFound { id })?;
+        let remaining = self.shared.lease_clocks.lock().get(&id).map_or(0, |c| {
+            c.deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .div_ceil(1000) as i64
+        });
+        let keys = if with_keys {
+            keyspace::lease_keys(&read.snap.view(), &read.snap.state, id)?
+        } else {
+            Vec::new()
+        };
+        Ok(LeaseInfo {
+            id,
+            ttl: remaining,
+            granted_ttl,
+            keys,
+        })
+    }
+
+    /// Every lease: (id, granted TTL).
+    pub fn lease_list(&self) -> Result<Vec<LeaseGrant>> {
+        let read = self.read()?;
+        Ok(keyspace::lease_list(&read.snap.view(), &read.snap.state)?
+            .into_iter()
+            .map(|(id, ttl)| LeaseGrant { id, ttl })
+            .collect())
+    }
+
+    /// Revokes every lease whose deadline has passed (the background thread calls this).
+    fn expire_leases(&self) {
+        let now = Instant::now();
+        let expired: Vec<i64> = self
+            .shared
+            .lease_clocks
+            .lock()
+            .iter()
+            .filter(|(_, c)| c.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            // Keep-alive may have raced with us; check again right before revoking.
+            let still = self
+                .shared
+                .lease_clocks
+                .lock()
+                .get(&id)
+                .is_some_and(|c| c.deadline <= Instant::now());
+            if still && self.lease_revoke(id).is_err() {
+                // Gone already, or the store cannot write: drop the clock either way.
+                self.shared.lease_clocks.lock().remove(&id);
+            }
+        }
+    }
+
     /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
     /// must not exist), while writers go on. Its history is the store's (from the compact
     /// revision on); restoring it is opening it. Returns the revision copied and the file size.
@@ -1026,6 +1221,7 @@ fn spawn_background(weak: Weak<Shared>) {
                 } else if store.shared.opts.durability == Durability::Relaxed && pending {
                     let _ = store.sync();
                 }
+                store.expire_leases();
                 auto_compact(&store, &mut samples);
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);

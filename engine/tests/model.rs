@@ -397,11 +397,15 @@ fn range_strat() -> impl Strategy<Value = RangeSpec> {
     ]
 }
 
+/// Leases granted on every store the harness creates; puts may use them. Any other id must be
+/// rejected with `LeaseNotFound`.
+const GRANTED_LEASES: [i64; 5] = [1, 2, 3, 500, i64::MAX];
+
 fn lease_strat() -> impl Strategy<Value = i64> {
     prop_oneof![
         6 => Just(0i64),
-        2 => 1i64..1000,
-        1 => Just(i64::MAX),
+        3 => prop::sample::select(GRANTED_LEASES.to_vec()),
+        1 => Just(999i64),
         1 => Just(-7i64),
     ]
 }
@@ -734,6 +738,7 @@ enum ErrKind {
     KeyNotFound,
     TooManyOps,
     RequestTooLarge,
+    LeaseNotFound,
 }
 
 fn err_kind(e: &Error) -> Option<ErrKind> {
@@ -746,6 +751,7 @@ fn err_kind(e: &Error) -> Option<ErrKind> {
         Error::KeyNotFound => ErrKind::KeyNotFound,
         Error::TooManyOps { .. } => ErrKind::TooManyOps,
         Error::RequestTooLarge { .. } => ErrKind::RequestTooLarge,
+        Error::LeaseNotFound { .. } => ErrKind::LeaseNotFound,
         _ => return None,
     })
 }
@@ -798,6 +804,9 @@ impl Model {
                     }
                     if (p.ignore_value || p.ignore_lease) && !self.current().contains_key(&p.key) {
                         errs.push(ErrKind::KeyNotFound);
+                    }
+                    if p.lease != 0 && !GRANTED_LEASES.contains(&p.lease) {
+                        errs.push(ErrKind::LeaseNotFound);
                     }
                     size += p.key.len() + p.value.len();
                 }
@@ -1082,6 +1091,9 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let (opts, limits) = config(cfg, page_size);
         let store = open_retry(&dir.path().join("db.etch"), opts);
+        for id in GRANTED_LEASES {
+            store.lease_grant(9_000_000_000, id).unwrap();
+        }
         let h = Harness {
             dir,
             rel: "db.etch".into(),
@@ -1595,6 +1607,9 @@ proptest! {
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("db.etch")).unwrap();
+    for id in [3, 5, 9, 10] {
+        store.lease_grant(3600, id).unwrap();
+    }
     (dir, store)
 }
 

@@ -56,6 +56,7 @@ fn create_if_absent_is_a_compare_and_swap() {
 #[test]
 fn compares_on_every_target_and_relation() {
     let (_d, db) = store();
+    db.lease_grant(60, 7).unwrap();
     db.put_with(PutOp {
         key: b"k".to_vec(),
         value: b"m".to_vec(),
