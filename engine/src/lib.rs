@@ -31,6 +31,7 @@ mod node;
 mod options;
 mod page;
 mod pager;
+mod recipes;
 mod record;
 pub mod sim;
 mod snapshot;
@@ -44,6 +45,7 @@ mod watch;
 
 pub use error::{Error, Result};
 pub use options::{AutoCompaction, Durability, Options};
+pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::ReadTxn;
 pub use stm::WriteTxn;
 pub use store::{LeaseGrant, LeaseInfo, Store};
