@@ -1,7 +1,9 @@
 //! The README's main job: open `./quickstart.etch`, write, read at two revisions, range a
 //! prefix, print status. Run with `cargo run --release --example quickstart`.
 
-use etch::{Compare, CompareOp, Range, RangeOptions, Store, Txn, TxnOp};
+use std::time::Duration;
+
+use etch::{Compare, CompareOp, PutOp, Range, RangeOptions, Store, Txn, TxnOp};
 
 fn main() -> Result<(), etch::Error> {
     let db = Store::open("quickstart.etch")?;
@@ -39,6 +41,40 @@ fn main() -> Result<(), etch::Error> {
             kv.create_revision,
             kv.mod_revision
         );
+    }
+
+    // Watch a prefix from now on, while a lease-bound key comes and goes.
+    let mut watcher = db.watch(Range::prefix("session/"))?;
+    let lease = db.lease_grant(60, 0)?;
+    db.put_with(PutOp {
+        key: b"session/alice".to_vec(),
+        value: b"online".to_vec(),
+        lease: lease.id,
+        ..Default::default()
+    })?;
+    let ttl = db.lease_time_to_live(lease.id, true)?;
+    println!(
+        "lease {:x}: {} s left, keys {:?}",
+        lease.id,
+        ttl.ttl,
+        ttl.keys
+            .iter()
+            .map(|k| String::from_utf8_lossy(k))
+            .collect::<Vec<_>>()
+    );
+    db.lease_revoke(lease.id)?; // expiry would do the same after 60 s without keep-alive
+    while let Some(resp) = watcher.recv_timeout(Duration::from_secs(1))? {
+        for ev in &resp.events {
+            println!(
+                "watch: {:?} {} at revision {}",
+                ev.kind,
+                String::from_utf8_lossy(&ev.kv.key),
+                ev.kv.mod_revision
+            );
+        }
+        if db.get("session/alice")?.is_none() && resp.header_revision >= db.revision() {
+            break;
+        }
     }
 
     // Compare-and-swap: only the first claimant becomes leader.
