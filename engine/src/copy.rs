@@ -19,13 +19,24 @@ use crate::meta::Roots;
 use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::pager::{MapState, Pager};
 use crate::snapshot::SnapshotData;
-use crate::storage::Storage;
+use crate::storage::{Storage, StorageFile};
 use crate::store::{write_checkpoint, MetaSlots};
 
 /// Seal after this many entries, to bound the memory of dirty pages.
 const SEAL_EVERY: usize = 20_000;
 
-/// Writes `snap` to a new file at `path`. Returns the file's size in bytes.
+/// Identity of a copy: a snapshot file gets a new database id and starts its WAL sequence
+/// afresh; a defragmented store keeps both.
+pub(crate) struct CopyIdentity {
+    pub(crate) db_id: u64,
+    /// (last applied sequence number, term).
+    pub(crate) applied: (u64, u64),
+    /// WAL salt recorded in the copy's meta.
+    pub(crate) wal_salt: u64,
+}
+
+/// Writes `snap` to a new file at `path` (which must not exist or be empty). Returns the file's
+/// size in bytes.
 pub(crate) fn write_copy(
     storage: &dyn Storage,
     snap: &SnapshotData,
@@ -39,93 +50,109 @@ pub(crate) fn write_copy(
             format!("{}: snapshot target already exists", path.display()),
         )));
     }
-    let result = (|| {
-        let map = Arc::new(MapState::new(&*file, page_size, 2, None, false)?);
-        let mut pager = Pager::new(
-            file.clone(),
-            page_size,
-            map,
-            Allocator::new(2, Vec::new(), Vec::new()),
-        )?;
-        let src = snap.view();
-        let mut roots = Roots::default();
-        let trees = [
-            (
-                snap.state.roots.current,
-                &mut roots.current,
-                KeyOrder::Bytes,
-                TAG_CURRENT,
-            ),
-            (
-                snap.state.roots.history,
-                &mut roots.history,
-                KeyOrder::RevSuffix,
-                TAG_HISTORY,
-            ),
-            (
-                snap.state.roots.log,
-                &mut roots.log,
-                KeyOrder::Bytes,
-                TAG_LOG,
-            ),
-            (
-                snap.state.roots.leases,
-                &mut roots.leases,
-                KeyOrder::Bytes,
-                TAG_LEASES,
-            ),
-            (
-                snap.state.roots.lease_keys,
-                &mut roots.lease_keys,
-                KeyOrder::Bytes,
-                TAG_LEASE_KEYS,
-            ),
-        ];
-        for (from, to, order, tag) in trees {
-            let mut cur = Cursor::new(&src, from, order);
-            cur.first()?;
-            let mut n = 0;
-            while let Some((k, v)) = cur.current() {
-                let stored = match v {
-                    ValueRef::Inline(b) => StoredValue::Inline(b.to_vec()),
-                    ValueRef::Overflow { .. } => {
-                        let bytes = src.value_bytes(v)?;
-                        if bytes.len() + k.len() + 32 <= max_inline_entry(page_size) {
-                            StoredValue::Inline(bytes.to_vec())
-                        } else {
-                            pager.write_overflow(bytes)?
-                        }
-                    }
-                };
-                btree::insert(&mut pager, to, order, tag, k, stored)?;
-                n += 1;
-                if n % SEAL_EVERY == 0 {
-                    pager.seal()?;
-                }
-                cur.next()?;
-            }
-        }
-        let state = KsState {
-            roots,
-            ..snap.state
-        };
-        let mut slots = MetaSlots {
-            counter: 0,
-            db_id: crate::file::random_u64(),
-        };
-        write_checkpoint(
-            &*file,
-            &mut pager,
-            &state,
-            (0, 0),
-            &mut slots,
-            crate::file::random_u64(),
-        )?;
-        storage.sync_dir(path)?;
-        Ok(file.len()?)
-    })();
+    let identity = CopyIdentity {
+        db_id: crate::file::random_u64(),
+        applied: (0, 0),
+        wal_salt: crate::file::random_u64(),
+    };
+    let result = write_into(storage, &file, snap, path, page_size, &identity);
     if result.is_err() {
         let _ = storage.remove(path);
     }
     result
+}
+
+/// Writes `snap` into the empty `file` at `path` with the given identity, synced, directory
+/// included. Returns the file's size.
+pub(crate) fn write_into(
+    storage: &dyn Storage,
+    file: &Arc<dyn StorageFile>,
+    snap: &SnapshotData,
+    path: &Path,
+    page_size: usize,
+    identity: &CopyIdentity,
+) -> Result<u64> {
+    let map = Arc::new(MapState::new(&**file, page_size, 2, None, false)?);
+    let mut pager = Pager::new(
+        file.clone(),
+        page_size,
+        map,
+        Allocator::new(2, Vec::new(), Vec::new()),
+    )?;
+    let src = snap.view();
+    let mut roots = Roots::default();
+    let trees = [
+        (
+            snap.state.roots.current,
+            &mut roots.current,
+            KeyOrder::Bytes,
+            TAG_CURRENT,
+        ),
+        (
+            snap.state.roots.history,
+            &mut roots.history,
+            KeyOrder::RevSuffix,
+            TAG_HISTORY,
+        ),
+        (
+            snap.state.roots.log,
+            &mut roots.log,
+            KeyOrder::Bytes,
+            TAG_LOG,
+        ),
+        (
+            snap.state.roots.leases,
+            &mut roots.leases,
+            KeyOrder::Bytes,
+            TAG_LEASES,
+        ),
+        (
+            snap.state.roots.lease_keys,
+            &mut roots.lease_keys,
+            KeyOrder::Bytes,
+            TAG_LEASE_KEYS,
+        ),
+    ];
+    for (from, to, order, tag) in trees {
+        let mut cur = Cursor::new(&src, from, order);
+        cur.first()?;
+        let mut n = 0;
+        while let Some((k, v)) = cur.current() {
+            let stored = match v {
+                ValueRef::Inline(b) => StoredValue::Inline(b.to_vec()),
+                ValueRef::Overflow { .. } => {
+                    let bytes = src.value_bytes(v)?;
+                    if bytes.len() + k.len() + 32 <= max_inline_entry(page_size) {
+                        StoredValue::Inline(bytes.to_vec())
+                    } else {
+                        pager.write_overflow(bytes)?
+                    }
+                }
+            };
+            btree::insert(&mut pager, to, order, tag, k, stored)?;
+            n += 1;
+            if n % SEAL_EVERY == 0 {
+                pager.seal()?;
+            }
+            cur.next()?;
+        }
+    }
+    let state = KsState {
+        roots,
+        ..snap.state
+    };
+    let mut slots = MetaSlots {
+        counter: 0,
+        db_id: identity.db_id,
+    };
+    write_checkpoint(
+        &**file,
+        &mut pager,
+        &state,
+        identity.applied,
+        &mut slots,
+        identity.wal_salt,
+    )?;
+    storage.sync_dir(path)?;
+    Ok(file.len()?)
 }

@@ -352,6 +352,19 @@ impl Storage for SimDisk {
         }
     }
 
+    /// Moves the entry; simplification: the move is as durable as the source entry was (the
+    /// engine syncs the directory right after renaming).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.state.lock();
+        st.mutate(false)?;
+        let f = match st.files.remove(from) {
+            Some(f) if f.present => f,
+            _ => return Err(io::Error::from(io::ErrorKind::NotFound)),
+        };
+        st.files.insert(to.to_path_buf(), f);
+        Ok(())
+    }
+
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut st = self.state.lock();
         st.mutate(true)?;

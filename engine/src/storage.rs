@@ -23,6 +23,8 @@ pub trait Storage: Send + Sync {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes creations and removals in the directory holding `path` durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Atomically replaces `to` with `from` (not durable until [`Storage::sync_dir`]).
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 }
 
 /// An open file.
@@ -78,6 +80,10 @@ impl Storage for FsStorage {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {

@@ -76,7 +76,8 @@ struct Shared {
     opts: Options,
     limits: Limits,
     storage: Arc<dyn Storage>,
-    file: Arc<dyn StorageFile>,
+    /// The main file (swapped by `defrag`; the writer uses its pager's handle).
+    file: Mutex<Arc<dyn StorageFile>>,
     wal_file: Arc<dyn StorageFile>,
     page_size: usize,
     published: RwLock<Arc<SnapshotData>>,
@@ -335,7 +336,7 @@ impl Store {
             },
             opts,
             storage,
-            file,
+            file: Mutex::new(file),
             wal_file,
             page_size: ps,
             published: RwLock::new(snap),
@@ -788,7 +789,7 @@ impl Store {
 
     fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
         let salt = crate::file::random_u64();
-        let file = self.shared.file.clone();
+        let file = w.pager.file.clone();
         self.guard(w, |w| {
             write_checkpoint(
                 &*file,
@@ -988,11 +989,91 @@ impl Store {
         Ok(h.finalize())
     }
 
+    /// Rewrites the store compactly into a new file that atomically replaces the old one, so the
+    /// file shrinks after deletes and compaction (etcd's defrag). Writers wait while it runs;
+    /// readers go on, old snapshots on the old file's map. Crash-safe: until the rename the old
+    /// file is the store, after it the new one, complete and synced. Returns the file size
+    /// before and after.
+    pub fn defrag(&self) -> Result<(u64, u64)> {
+        self.check_open()?;
+        let shared = &*self.shared;
+        let mut guard = shared.writer.lock();
+        let w = &mut *guard;
+        if let Some(p) = &w.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        let before = w.pager.file.len()?;
+        // Everything into the main file; the WAL is empty afterwards.
+        self.checkpoint_locked(w)?;
+        // A compact copy beside it, with this store's identity and WAL position, locked before it
+        // takes the store's name so no other process can open it in between.
+        let mut tmp = shared.path.as_os_str().to_owned();
+        tmp.push(".defrag");
+        let tmp = PathBuf::from(tmp);
+        let _ = shared.storage.remove(&tmp);
+        let file = shared.storage.open(&tmp, true)?;
+        file.set_len(0)?;
+        if !file.try_lock()? {
+            return Err(Error::Locked { path: tmp });
+        }
+        let salt = crate::file::random_u64();
+        let identity = crate::copy::CopyIdentity {
+            db_id: w.slots.db_id,
+            applied: (w.seq, w.term),
+            wal_salt: salt,
+        };
+        let snap = make_snapshot(w);
+        if let Err(e) = crate::copy::write_into(
+            &*shared.storage,
+            &file,
+            &snap,
+            &tmp,
+            shared.page_size,
+            &identity,
+        ) {
+            let _ = shared.storage.remove(&tmp);
+            return Err(e);
+        }
+        // The swap. From here on the new file is the store; any failure poisons the handle
+        // (a reopen finds the new file, complete).
+        self.guard(w, |w| {
+            shared.storage.rename(&tmp, &shared.path)?;
+            shared.storage.sync_dir(&shared.path)?;
+            let meta = read_meta(&*file, &shared.path, file.len()?)?;
+            let map = Arc::new(MapState::new(
+                &*file,
+                shared.page_size,
+                meta.page_count,
+                None,
+                shared.opts.random_access,
+            )?);
+            let view = ReadView {
+                map: &map,
+                page_count: meta.page_count,
+            };
+            let (free, fl_pages) = read_freelist(&view, meta.freelist_head, meta.freelist_count)?;
+            let alloc = Allocator::new(meta.page_count, free, fl_pages);
+            let mut pager = Pager::new(file.clone(), shared.page_size, map.clone(), alloc)?;
+            pager.random_access = shared.opts.random_access;
+            w.pager = pager;
+            w.state.roots = meta.roots;
+            w.slots.counter = meta.counter;
+            w.wal.reset(salt);
+            Ok(())
+        })?;
+        *shared.file.lock() = file.clone();
+        let after = file.len()?;
+        let snap = Arc::new(make_snapshot(w));
+        shared.live.register(&snap);
+        self.publish(snap);
+        Ok((before, after))
+    }
+
     /// Status figures: revisions, key count, file and WAL sizes.
     pub fn status(&self) -> Result<Status> {
         let r = self.read()?;
         let s = &r.snap;
-        let file_size = self.shared.file.len()?;
+        let file_size = self.shared.file.lock().len()?;
         Ok(Status {
             revision: s.state.revision as i64,
             compact_revision: s.state.compact_revision as i64,
@@ -1038,7 +1119,7 @@ impl Shared {
                 let salt = crate::file::random_u64();
                 let w = &mut *w;
                 write_checkpoint(
-                    &*self.file,
+                    &*w.pager.file.clone(),
                     &mut w.pager,
                     &w.state,
                     (w.seq, w.term),
@@ -1052,7 +1133,7 @@ impl Shared {
             }
         };
         drop(w);
-        let _ = self.file.unlock();
+        let _ = self.file.lock().unlock();
         *self.publish_generation.lock() += 1;
         self.published_cv.notify_all();
         result
