@@ -90,6 +90,9 @@ struct MEvent {
     prev: Option<MKv>,
 }
 
+/// A write in the model: key, and `Some((value, lease))` for a put or `None` for a delete.
+type Write = (Vec<u8>, Option<(Vec<u8>, i64)>);
+
 struct Model {
     states: Vec<BTreeMap<Vec<u8>, MKv>>, // states[r] = keyspace at revision r (index 0 unused)
     log: Vec<MEvent>,
@@ -105,7 +108,7 @@ impl Model {
         self.states.last().unwrap()
     }
     /// Applies writes (key, Some(value, lease) = put / None = delete) at one revision.
-    fn write(&mut self, writes: &[(Vec<u8>, Option<(Vec<u8>, i64)>)]) {
+    fn write(&mut self, writes: &[Write]) {
         let rev = self.rev() + 1;
         let mut st = self.cur().clone();
         let mut events = Vec::new();
