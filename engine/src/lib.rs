@@ -22,6 +22,7 @@
 mod alloc;
 mod btree;
 mod check;
+mod clock;
 mod copy;
 mod error;
 mod file;
@@ -43,6 +44,7 @@ mod types;
 mod wal;
 mod watch;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::storage::{FsStorage, Storage};
 use crate::store::Store;
@@ -58,6 +59,7 @@ pub struct Options {
     pub(crate) write_attempts: u32,
     pub(crate) auto_compaction: AutoCompaction,
     pub(crate) quota_bytes: Option<u64>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Options {
@@ -96,6 +98,7 @@ impl Default for Options {
             write_attempts: 16,
             auto_compaction: AutoCompaction::Revisions(100_000),
             quota_bytes: Some(8 << 30),
+            clock: Arc::new(SystemClock::default()),
         }
     }
 }
@@ -193,6 +196,13 @@ impl Options {
     /// deletes and compaction go on (etcd's NOSPACE alarm). Default 8 GiB; `None` for no quota.
     pub fn quota_bytes(mut self, quota: Option<u64>) -> Self {
         self.quota_bytes = quota;
+        self
+    }
+
+    /// The time source for lease expiry (default: the system's monotonic clock). Tests pass a
+    /// [`crate::ManualClock`].
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 

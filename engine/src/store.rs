@@ -107,15 +107,8 @@ struct Background {
 #[derive(Clone, Copy)]
 struct LeaseClock {
     ttl: i64,
-    deadline: Instant,
-}
-
-/// When a lease of `ttl` seconds granted or renewed now expires (far in the future if that
-/// instant is not representable).
-fn lease_deadline(ttl: i64) -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(ttl.max(0) as u64))
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
+    /// Expiry, on the store's clock.
+    deadline: Duration,
 }
 
 /// A granted lease.
@@ -319,7 +312,10 @@ impl Store {
                     id,
                     LeaseClock {
                         ttl,
-                        deadline: lease_deadline(ttl),
+                        deadline: opts
+                            .clock
+                            .now()
+                            .saturating_add(Duration::from_secs(ttl as u64)),
                     },
                 )
             })
@@ -844,7 +840,7 @@ impl Store {
         self.guard(w, |w| {
             keyspace::lease_grant(&mut w.pager, &mut w.state, id, ttl)
         })?;
-        let deadline = lease_deadline(ttl);
+        let deadline = self.lease_deadline(ttl);
         self.shared
             .lease_clocks
             .lock()
@@ -885,7 +881,12 @@ impl Store {
         self.check_open()?;
         let mut clocks = self.shared.lease_clocks.lock();
         let clock = clocks.get_mut(&id).ok_or(Error::LeaseNotFound { id })?;
-        clock.deadline = lease_deadline(clock.ttl);
+        clock.deadline = self
+            .shared
+            .opts
+            .clock
+            .now()
+            .saturating_add(Duration::from_secs(clock.ttl as u64));
         Ok(clock.ttl)
     }
 
@@ -896,7 +897,7 @@ impl Store {
             .ok_or(Error::LeaseNotFound { id })?;
         let remaining = self.shared.lease_clocks.lock().get(&id).map_or(0, |c| {
             c.deadline
-                .saturating_duration_since(Instant::now())
+                .saturating_sub(self.shared.opts.clock.now())
                 .as_millis()
                 .div_ceil(1000) as i64
         });
@@ -922,10 +923,22 @@ impl Store {
             .collect())
     }
 
-    /// Revokes every lease whose deadline has passed (the background thread calls this).
-    fn expire_leases(&self) {
-        let now = Instant::now();
-        let expired: Vec<i64> = self
+    /// When a lease of `ttl` seconds granted or renewed now expires.
+    fn lease_deadline(&self, ttl: i64) -> Duration {
+        self.shared
+            .opts
+            .clock
+            .now()
+            .saturating_add(Duration::from_secs(ttl.max(0) as u64))
+    }
+
+    /// Revokes every lease whose deadline has passed, in ascending id order, and returns their
+    /// ids. The background thread calls this every tick; tests with a [`crate::ManualClock`]
+    /// call it after advancing the clock.
+    pub fn expire_leases(&self) -> Result<Vec<i64>> {
+        self.check_open()?;
+        let now = self.shared.opts.clock.now();
+        let mut expired: Vec<i64> = self
             .shared
             .lease_clocks
             .lock()
@@ -933,6 +946,8 @@ impl Store {
             .filter(|(_, c)| c.deadline <= now)
             .map(|(id, _)| *id)
             .collect();
+        expired.sort_unstable();
+        let mut revoked = Vec::new();
         for id in expired {
             // Keep-alive may have raced with us; check again right before revoking.
             let still = self
@@ -940,12 +955,20 @@ impl Store {
                 .lease_clocks
                 .lock()
                 .get(&id)
-                .is_some_and(|c| c.deadline <= Instant::now());
-            if still && self.lease_revoke(id).is_err() {
-                // Gone already, or the store cannot write: drop the clock either way.
-                self.shared.lease_clocks.lock().remove(&id);
+                .is_some_and(|c| c.deadline <= now);
+            if !still {
+                continue;
+            }
+            match self.lease_revoke(id) {
+                Ok(_) => revoked.push(id),
+                // Revoked meanwhile by someone else.
+                Err(Error::LeaseNotFound { .. }) => {
+                    self.shared.lease_clocks.lock().remove(&id);
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok(revoked)
     }
 
     /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
@@ -1347,7 +1370,7 @@ fn spawn_background(weak: Weak<Shared>) {
                 } else if store.shared.opts.durability == Durability::Relaxed && pending {
                     let _ = store.sync();
                 }
-                store.expire_leases();
+                let _ = store.expire_leases();
                 auto_compact(&store, &mut samples);
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);

@@ -3,8 +3,9 @@
 //! equal the model's change log for its range, in order, exactly once; watchers that start at a
 //! compacted revision must be cancelled with the compact revision.
 //!
-//! Lease *expiry* is revocation by the background thread and is tested with real time in
-//! `lease.rs`; here leases are revoked explicitly so the model stays deterministic.
+//! Lease expiry runs on a `ManualClock`: the test advances it and calls `expire_leases`, which
+//! revokes expired leases in id order (the background thread may beat it to some; the outcome
+//! is the same).
 //! `ETCH_PROPTEST_CASES` raises the case count (default 200).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -62,6 +63,12 @@ enum Op {
         back: i64,
         prev_kv: bool,
     },
+    KeepAlive {
+        lease: usize,
+    },
+    Tick {
+        secs: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -77,6 +84,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..LEASES.len()).prop_map(|lease| Op::Grant { lease }),
         1 => (0..LEASES.len()).prop_map(|lease| Op::Revoke { lease }),
         2 => (k, 0i64..10, any::<bool>()).prop_map(|(prefix, back, prev_kv)| Op::Watch { prefix, back, prev_kv }),
+        1 => (0..LEASES.len()).prop_map(|lease| Op::KeepAlive { lease }),
+        1 => (1u64..4).prop_map(|secs| Op::Tick { secs }),
     ]
 }
 
@@ -98,7 +107,13 @@ struct Model {
     log: Vec<MEvent>,
     compacted: i64,
     leases: BTreeSet<i64>,
+    /// Lease deadlines in seconds on the manual clock.
+    deadlines: BTreeMap<i64, u64>,
+    now: u64,
 }
+
+/// TTL of every lease the test grants.
+const TTL: u64 = 5;
 
 impl Model {
     fn rev(&self) -> i64 {
@@ -196,19 +211,34 @@ fn drain(w: &mut Watch, m: &Model) {
         return;
     }
     while w.watcher.next_revision() <= m.rev() {
-        // No response is fine if the watcher only skipped revisions outside its range.
-        let Some(r) = w
-            .watcher
-            .recv_timeout(std::time::Duration::from_millis(0))
-            .unwrap()
-        else {
+        // No response is fine if the watcher only skipped revisions outside its range; a commit
+        // made by the background thread may also take a moment to be published.
+        let Some(r) = w.watcher.recv_timeout(std::time::Duration::ZERO).unwrap() else {
+            if w.watcher.next_revision() > m.rev() {
+                break;
+            }
+            let r = w
+                .watcher
+                .recv_timeout(std::time::Duration::from_secs(2))
+                .unwrap();
             assert!(
-                w.watcher.next_revision() > m.rev(),
+                r.is_some() || w.watcher.next_revision() > m.rev(),
                 "watch from {} stalled at {}",
                 w.start,
                 w.watcher.next_revision()
             );
-            break;
+            if let Some(r) = r {
+                for e in r.events {
+                    w.got.push(MEvent {
+                        rev: e.kv.mod_revision,
+                        kind: e.kind,
+                        key: e.kv.key.clone(),
+                        kv: (e.kind == EventKind::Put).then(|| to_mkv(&e.kv)),
+                        prev: e.prev_kv.as_ref().map(to_mkv),
+                    });
+                }
+            }
+            continue;
         };
         assert!(!r.canceled, "watch from {} cancelled unexpectedly", w.start);
         for e in r.events {
@@ -269,8 +299,10 @@ fn check_state(db: &Store, m: &Model) {
 
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(etch_engine::ManualClock::new());
     let db = etch_engine::Options::new()
         .auto_compaction(etch_engine::AutoCompaction::Off)
+        .clock(clock.clone())
         .open(dir.path().join("m.etch"))
         .unwrap();
     let mut m = Model {
@@ -278,6 +310,8 @@ fn run(ops: Vec<Op>) {
         log: Vec::new(),
         compacted: 0,
         leases: BTreeSet::new(),
+        deadlines: BTreeMap::new(),
+        now: 0,
     };
     let mut watches: Vec<Watch> = Vec::new();
     for op in ops {
@@ -414,9 +448,10 @@ fn run(ops: Vec<Op>) {
             }
             Op::Grant { lease } => {
                 let id = LEASES[lease];
-                let r = db.lease_grant(3600, id);
+                let r = db.lease_grant(TTL as i64, id);
                 if m.leases.insert(id) {
                     r.unwrap();
+                    m.deadlines.insert(id, m.now + TTL);
                 } else {
                     assert!(matches!(r, Err(Error::LeaseExists { .. })));
                 }
@@ -426,6 +461,7 @@ fn run(ops: Vec<Op>) {
                 let r = db.lease_revoke(id);
                 if m.leases.remove(&id) {
                     r.unwrap();
+                    m.deadlines.remove(&id);
                     let victims: Vec<_> = m
                         .cur()
                         .iter()
@@ -436,6 +472,39 @@ fn run(ops: Vec<Op>) {
                 } else {
                     assert!(matches!(r, Err(Error::LeaseNotFound { .. })));
                 }
+            }
+            Op::KeepAlive { lease } => {
+                let id = LEASES[lease];
+                let r = db.lease_keep_alive(id);
+                if m.leases.contains(&id) {
+                    assert_eq!(r.unwrap(), TTL as i64);
+                    m.deadlines.insert(id, m.now + TTL);
+                } else {
+                    assert!(matches!(r, Err(Error::LeaseNotFound { .. })));
+                }
+            }
+            Op::Tick { secs } => {
+                clock.advance(std::time::Duration::from_secs(secs));
+                m.now += secs;
+                db.expire_leases().unwrap();
+                let expired: Vec<i64> = m
+                    .deadlines
+                    .iter()
+                    .filter(|(_, &d)| d <= m.now)
+                    .map(|(&id, _)| id)
+                    .collect();
+                for id in expired {
+                    m.leases.remove(&id);
+                    m.deadlines.remove(&id);
+                    let victims: Vec<_> = m
+                        .cur()
+                        .iter()
+                        .filter(|(_, kv)| kv.lease == id)
+                        .map(|(k, _)| (k.clone(), None))
+                        .collect();
+                    m.write(&victims);
+                }
+                assert_eq!(db.lease_list().unwrap().len(), m.leases.len());
             }
             Op::Watch {
                 prefix,
