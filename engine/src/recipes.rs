@@ -154,6 +154,16 @@ impl Mutex {
     }
 
     /// Waits for the lock, holding a place in line with `lease` (which must exist).
+    ///
+    /// ```no_run
+    /// use etch_engine::{Mutex, Store};
+    /// let db = Store::open("app.etch")?;
+    /// let lease = db.lease_grant(15, 0)?;
+    /// let guard = Mutex::new(&db, "locks/report").lock(lease.id)?;
+    /// // ... work, fenced by guard.revision() ...
+    /// guard.unlock()?;
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn lock(&self, lease: i64) -> Result<MutexGuard> {
         self.lock_until(lease, None)?
             .ok_or_else(|| Error::corrupt("internal: lock wait ended early"))
@@ -232,6 +242,17 @@ impl Election {
     }
 
     /// Waits to become leader, proposing `value`, with `lease` keeping the candidacy alive.
+    ///
+    /// ```no_run
+    /// use etch_engine::{Election, Store};
+    /// let db = Store::open("app.etch")?;
+    /// let lease = db.lease_grant(10, 0)?;
+    /// let election = Election::new(&db, "elect/scheduler");
+    /// let leadership = election.campaign(lease.id, "node-1")?;
+    /// leadership.proclaim("node-1, epoch 2")?;
+    /// leadership.resign()?;
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn campaign(&self, lease: i64, value: impl AsRef<[u8]>) -> Result<Leadership> {
         let key = format!("{}{lease:x}", self.prefix).into_bytes();
         let (revision, _) = enqueue(&self.store, &key, value.as_ref(), lease)?;

@@ -488,6 +488,14 @@ impl Store {
     /// Compacts history: afterwards reads below `revision` fail with [`Error::Compacted`], and
     /// every version superseded at or before it is gone (each key keeps its value as of
     /// `revision`), as etcd's compaction. The space is reused for new pages.
+    ///
+    /// ```no_run
+    /// let db = etch_engine::Store::open("app.etch")?;
+    /// let rev = db.put("k", "v1")?.header_revision;
+    /// db.put("k", "v2")?;
+    /// db.compact(rev + 1)?; // reads below rev + 1 now fail with Error::Compacted
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn compact(&self, revision: Revision) -> Result<Revision> {
         self.check_open()?;
         self.shared.committing.fetch_add(1, Ordering::AcqRel);
@@ -811,6 +819,15 @@ impl Store {
     /// Grants a lease of `ttl` seconds (1 to 9,000,000,000); `id` 0 picks a fresh one. Keys put
     /// with the lease are deleted, at one revision, when it is revoked or expires without
     /// [`Store::lease_keep_alive`]. Expiry runs on the background thread.
+    ///
+    /// ```no_run
+    /// use etch_engine::{PutOp, Store};
+    /// let db = Store::open("app.etch")?;
+    /// let lease = db.lease_grant(10, 0)?;
+    /// db.put_with(PutOp { key: b"svc/me".to_vec(), value: b"10.0.0.7".to_vec(), lease: lease.id, ..Default::default() })?;
+    /// db.lease_keep_alive(lease.id)?; // call more often than every 10 s, or the key goes
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrant> {
         self.check_open()?;
         if !(1..=9_000_000_000).contains(&ttl) {
@@ -974,6 +991,15 @@ impl Store {
     /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
     /// must not exist), while writers go on. Its history is the store's (from the compact
     /// revision on); restoring it is opening it. Returns the revision copied and the file size.
+    ///
+    /// ```no_run
+    /// let db = etch_engine::Store::open("app.etch")?;
+    /// let (revision, bytes) = db.snapshot("backup.etch")?;
+    /// let restored = etch_engine::Store::restore("backup.etch", "restored.etch", etch_engine::Options::new())?;
+    /// assert_eq!(restored.revision(), revision);
+    /// # let _ = bytes;
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<(Revision, u64)> {
         let read = self.read()?;
         let size = crate::copy::write_copy(
@@ -1062,6 +1088,14 @@ impl Store {
     /// readers go on, old snapshots on the old file's map. Crash-safe: until the rename the old
     /// file is the store, after it the new one, complete and synced. Returns the file size
     /// before and after.
+    ///
+    /// ```no_run
+    /// let db = etch_engine::Store::open("app.etch")?;
+    /// db.compact(db.revision())?;
+    /// let (before, after) = db.defrag()?;
+    /// println!("{before} -> {after} bytes");
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn defrag(&self) -> Result<(u64, u64)> {
         self.check_open()?;
         let shared = &*self.shared;

@@ -87,6 +87,19 @@ pub struct Watcher {
 
 impl Store {
     /// Watches the keys of `range` from now on.
+    ///
+    /// ```no_run
+    /// use etch_engine::{Range, Store};
+    /// let db = Store::open("app.etch")?;
+    /// let mut watcher = db.watch(Range::prefix("cfg/"))?;
+    /// db.put("cfg/mode", "safe")?;
+    /// for resp in watcher.by_ref().take(1) {
+    ///     for ev in resp?.events {
+    ///         println!("{:?} {:?} at {}", ev.kind, ev.kv.key, ev.kv.mod_revision);
+    ///     }
+    /// }
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
     pub fn watch(&self, range: Range) -> Result<Watcher> {
         self.watch_with(range, WatchOptions::default())
     }
