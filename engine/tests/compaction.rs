@@ -303,7 +303,10 @@ fn past_the_quota_only_reads_deletes_and_compaction_work() {
     db.delete_range(Range::prefix("k"), false).unwrap();
     db.compact(db.revision()).unwrap();
     let (before, after) = db.defrag().unwrap();
-    assert!(after < before, "defrag works past the quota and shrinks the file");
+    assert!(
+        after < before,
+        "defrag works past the quota and shrinks the file"
+    );
     db.put("again", "ok").unwrap();
     db.check().unwrap();
 }
