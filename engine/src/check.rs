@@ -271,14 +271,15 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
             },
             0,
         );
-        if rev > st.revision || rev <= st.compact_revision && st.compact_revision > 0 && rev == 0 {
+        // Compaction removes log entries at or below the compact revision.
+        if rev > st.revision || rev <= st.compact_revision || rev < 2 {
             return Err(Error::corrupt(format!(
-                "change-log entry at revision {rev} beyond revision {}",
-                st.revision
+                "change-log entry at revision {rev} outside ({}, {}]",
+                st.compact_revision, st.revision
             )));
         }
         let entry = pager.value_bytes(v)?;
-        let key = &entry[1..];
+        let key = entry.get(1..).unwrap_or(&[]);
         let in_current = match btree::get(pager, st.roots.current, KeyOrder::Bytes, key)? {
             Some(cv) => crate::page::get_u64(pager.value_bytes(cv)?, 9) == rev,
             None => false,

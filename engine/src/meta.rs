@@ -234,7 +234,12 @@ pub(crate) fn choose(slot0: &[u8], slot1: &[u8], path: &std::path::Path) -> Resu
             (SlotError::Damaged(m), _) | (_, SlotError::Damaged(m)) => {
                 Error::corrupt(format!("both meta slots are invalid: {m}"))
             }
-            (SlotError::Newer(_), _) | (_, SlotError::Newer(_)) => unreachable!("handled above"),
+            // Already returned above; kept so the match needs no panic.
+            (SlotError::Newer(v), _) | (_, SlotError::Newer(v)) => Error::NewerFormat {
+                path: path.to_path_buf(),
+                found: v,
+                supported: FORMAT_VERSION,
+            },
         }),
     }
 }
