@@ -74,7 +74,9 @@ pub struct WatchResponse {
 }
 
 /// A watch on a range. Iterate it, or call [`Watcher::recv`] / [`Watcher::recv_timeout`].
-/// Dropping it cancels the watch. `Send`, so it can live on its own thread.
+/// Dropping it cancels the watch. `Send`, so it can live on its own thread. A watcher holds a
+/// handle on the store, so the store stays open while it lives; after an explicit
+/// [`Store::close`] the watcher ends (its iterator returns `None`).
 pub struct Watcher {
     store: Store,
     range: Range,
