@@ -45,11 +45,11 @@ impl Engine for Etch {
     }
 
     fn get_all(&self, _reader: usize, keys: &[Vec<u8>]) -> u64 {
-        let store = self.store();
+        // One read transaction per reader thread, as the redb and LMDB adapters do.
+        let txn = self.store().read().expect("etch read txn");
         keys.iter()
             .map(|k| {
-                store
-                    .get(k)
+                txn.get(k)
                     .expect("etch get")
                     .map_or(0, |kv| kv.value.len() as u64)
             })
@@ -57,7 +57,7 @@ impl Engine for Etch {
     }
 
     fn range_all(&self, _reader: usize, ranges: &[Pair], limit: usize) -> u64 {
-        let store = self.store();
+        let txn = self.store().read().expect("etch read txn");
         let opts = RangeOptions {
             limit: limit as i64,
             ..Default::default()
@@ -65,7 +65,7 @@ impl Engine for Etch {
         ranges
             .iter()
             .map(|(a, b)| {
-                let resp = store
+                let resp = txn
                     .range_with(&Range::between(a, b), &opts)
                     .expect("etch range");
                 resp.kvs.len() as u64
