@@ -450,16 +450,22 @@ impl Store {
     pub fn batch(&self, ops: Vec<WriteOp>) -> Result<BatchResponse> {
         self.check_open()?;
         keyspace::validate(&ops, &self.shared.limits)?;
+        self.commit_with(|w| self.commit_locked(w, &ops))
+    }
+
+    /// Runs `f` under the writer lock (counted as a committer, for the group-commit leader),
+    /// then waits for the durability of the sequence number it returns, if any.
+    fn commit_with<T>(&self, f: impl FnOnce(&mut Writer) -> Result<(T, Option<u64>)>) -> Result<T> {
         self.shared.committing.fetch_add(1, Ordering::AcqRel);
         let mut guard = self.shared.writer.lock();
-        let committed = self.commit_locked(&mut guard, &ops);
+        let committed = f(&mut guard);
         drop(guard);
         self.shared.committing.fetch_sub(1, Ordering::AcqRel);
-        let (resp, wait_for) = committed?;
+        let (out, wait_for) = committed?;
         if let Some(seq) = wait_for {
             self.wait_durable(seq)?;
         }
-        Ok(resp)
+        Ok(out)
     }
 
     /// The part of a commit done under the writer lock. Returns the response and, if the caller
@@ -498,16 +504,7 @@ impl Store {
     /// ```
     pub fn compact(&self, revision: Revision) -> Result<Revision> {
         self.check_open()?;
-        self.shared.committing.fetch_add(1, Ordering::AcqRel);
-        let mut guard = self.shared.writer.lock();
-        let committed = self.compact_locked(&mut guard, revision);
-        drop(guard);
-        self.shared.committing.fetch_sub(1, Ordering::AcqRel);
-        let (rev, wait_for) = committed?;
-        if let Some(seq) = wait_for {
-            self.wait_durable(seq)?;
-        }
-        Ok(rev)
+        self.commit_with(|w| self.compact_locked(w, revision))
     }
 
     fn compact_locked(
@@ -545,16 +542,7 @@ impl Store {
     pub(crate) fn txn_with_limits(&self, txn: Txn, limits: &Limits) -> Result<TxnResponse> {
         self.check_open()?;
         crate::txn::validate(&txn, limits)?;
-        self.shared.committing.fetch_add(1, Ordering::AcqRel);
-        let mut guard = self.shared.writer.lock();
-        let committed = self.txn_locked(&mut guard, &txn);
-        drop(guard);
-        self.shared.committing.fetch_sub(1, Ordering::AcqRel);
-        let (resp, wait_for) = committed?;
-        if let Some(seq) = wait_for {
-            self.wait_durable(seq)?;
-        }
-        Ok(resp)
+        self.commit_with(|w| self.txn_locked(w, &txn))
     }
 
     fn txn_locked(&self, w: &mut Writer, txn: &Txn) -> Result<(TxnResponse, Option<u64>)> {
@@ -838,59 +826,53 @@ impl Store {
         if id < 0 {
             return Err(Error::InvalidOption(format!("lease id {id} is negative")));
         }
-        let mut guard = self.shared.writer.lock();
-        let w = &mut *guard;
-        let id = if id != 0 {
-            if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_some() {
-                return Err(Error::LeaseExists { id });
-            }
-            id
-        } else {
-            loop {
-                let candidate = (crate::file::random_u64() >> 1) as i64;
-                if candidate != 0 && keyspace::lease_ttl(&w.pager, &w.state, candidate)?.is_none() {
-                    break candidate;
+        self.commit_with(|w| {
+            let id = if id != 0 {
+                if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_some() {
+                    return Err(Error::LeaseExists { id });
                 }
-            }
-        };
-        let seq = self.begin_commit(w)?;
-        self.guard(w, |w| {
-            keyspace::lease_grant(&mut w.pager, &mut w.state, id, ttl)
-        })?;
-        let deadline = self.lease_deadline(ttl);
-        self.shared
-            .lease_clocks
-            .lock()
-            .insert(id, LeaseClock { ttl, deadline });
-        let wait_for = self.end_commit(w, seq, Some(record::encode_lease_grant(id, ttl)))?;
-        drop(guard);
-        if let Some(seq) = wait_for {
-            self.wait_durable(seq)?;
-        }
-        Ok(LeaseGrant { id, ttl })
+                id
+            } else {
+                loop {
+                    let candidate = (crate::file::random_u64() >> 1) as i64;
+                    if candidate != 0
+                        && keyspace::lease_ttl(&w.pager, &w.state, candidate)?.is_none()
+                    {
+                        break candidate;
+                    }
+                }
+            };
+            let seq = self.begin_commit(w)?;
+            self.guard(w, |w| {
+                keyspace::lease_grant(&mut w.pager, &mut w.state, id, ttl)
+            })?;
+            let deadline = self.lease_deadline(ttl);
+            self.shared
+                .lease_clocks
+                .lock()
+                .insert(id, LeaseClock { ttl, deadline });
+            let wait_for = self.end_commit(w, seq, Some(record::encode_lease_grant(id, ttl)))?;
+            Ok((LeaseGrant { id, ttl }, wait_for))
+        })
     }
 
     /// Revokes a lease: its keys are deleted at one revision (returned; unchanged if it had no
     /// keys) and watchers see the deletes.
     pub fn lease_revoke(&self, id: i64) -> Result<Revision> {
         self.check_open()?;
-        let mut guard = self.shared.writer.lock();
-        let w = &mut *guard;
-        if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_none() {
-            return Err(Error::LeaseNotFound { id });
-        }
-        let seq = self.begin_commit(w)?;
-        self.guard(w, |w| {
-            keyspace::lease_revoke(&mut w.pager, &mut w.state, id)
-        })?;
-        self.shared.lease_clocks.lock().remove(&id);
-        let revision = w.state.revision as i64;
-        let wait_for = self.end_commit(w, seq, Some(record::encode_lease_revoke(id)))?;
-        drop(guard);
-        if let Some(seq) = wait_for {
-            self.wait_durable(seq)?;
-        }
-        Ok(revision)
+        self.commit_with(|w| {
+            if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_none() {
+                return Err(Error::LeaseNotFound { id });
+            }
+            let seq = self.begin_commit(w)?;
+            self.guard(w, |w| {
+                keyspace::lease_revoke(&mut w.pager, &mut w.state, id)
+            })?;
+            self.shared.lease_clocks.lock().remove(&id);
+            let revision = w.state.revision as i64;
+            let wait_for = self.end_commit(w, seq, Some(record::encode_lease_revoke(id)))?;
+            Ok((revision, wait_for))
+        })
     }
 
     /// Renews a lease for its full TTL; returns the TTL.
