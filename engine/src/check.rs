@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 
 use crate::btree::{self, KeyOrder, NodeSource, MAX_DEPTH};
 use crate::error::{Error, Result};
-use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LEASES, TAG_LEASE_KEYS, TAG_LOG};
+use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LEASES, TAG_LEASE_KEYS};
 use crate::node::ValueRef;
 use crate::page::PageId;
 use crate::pager::Pager;
@@ -193,13 +193,8 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
     };
     walk.claim(0, OWNER_META)?;
     walk.claim(1, OWNER_META)?;
-    for (root, order, tag) in [
-        (st.roots.current, KeyOrder::Bytes, TAG_CURRENT),
-        (st.roots.history, KeyOrder::RevSuffix, TAG_HISTORY),
-        (st.roots.log, KeyOrder::Bytes, TAG_LOG),
-        (st.roots.leases, KeyOrder::Bytes, TAG_LEASES),
-        (st.roots.lease_keys, KeyOrder::Bytes, TAG_LEASE_KEYS),
-    ] {
+    for (tag, order) in crate::keyspace::TREES {
+        let root = crate::keyspace::root(&st.roots, tag);
         walk.leaf_depth = None;
         if root != 0 {
             walk.node(root, order, tag, 0, None, None, true)?;

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::alloc::Allocator;
-use crate::btree::{self, Cursor, KeyOrder, NodeSource};
+use crate::btree::{self, Cursor, NodeSource};
 use crate::error::{Error, Result};
-use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LEASES, TAG_LEASE_KEYS, TAG_LOG};
+use crate::keyspace::{root, root_mut, KsState, TREES};
 use crate::meta::Roots;
 use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::pager::{MapState, Pager};
@@ -81,39 +81,9 @@ pub(crate) fn write_into(
     )?;
     let src = snap.view();
     let mut roots = Roots::default();
-    let trees = [
-        (
-            snap.state.roots.current,
-            &mut roots.current,
-            KeyOrder::Bytes,
-            TAG_CURRENT,
-        ),
-        (
-            snap.state.roots.history,
-            &mut roots.history,
-            KeyOrder::RevSuffix,
-            TAG_HISTORY,
-        ),
-        (
-            snap.state.roots.log,
-            &mut roots.log,
-            KeyOrder::Bytes,
-            TAG_LOG,
-        ),
-        (
-            snap.state.roots.leases,
-            &mut roots.leases,
-            KeyOrder::Bytes,
-            TAG_LEASES,
-        ),
-        (
-            snap.state.roots.lease_keys,
-            &mut roots.lease_keys,
-            KeyOrder::Bytes,
-            TAG_LEASE_KEYS,
-        ),
-    ];
-    for (from, to, order, tag) in trees {
+    for (tag, order) in TREES {
+        let from = root(&snap.state.roots, tag);
+        let to = root_mut(&mut roots, tag);
         let mut cur = Cursor::new(&src, from, order);
         cur.first()?;
         let mut n = 0;

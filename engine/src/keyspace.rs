@@ -29,6 +29,7 @@ use crate::btree::{self, Cursor, KeyOrder, NodeSource};
 use crate::error::{Error, Result};
 use crate::meta::Roots;
 use crate::node::{max_inline_entry, StoredValue, ValueRef};
+use crate::page::PageId;
 use crate::pager::Pager;
 use crate::types::{
     BatchResponse, DeleteResponse, KeyValue, OpResponse, PutResponse, Range, RangeOptions,
@@ -44,6 +45,32 @@ pub(crate) const TAG_HISTORY: u8 = 2;
 pub(crate) const TAG_LOG: u8 = 3;
 pub(crate) const TAG_LEASES: u8 = 4;
 pub(crate) const TAG_LEASE_KEYS: u8 = 5;
+
+/// Every tree of the keyspace, by tag, with its key order.
+pub(crate) const TREES: [(u8, KeyOrder); 5] = [
+    (TAG_CURRENT, KeyOrder::Bytes),
+    (TAG_HISTORY, KeyOrder::RevSuffix),
+    (TAG_LOG, KeyOrder::Bytes),
+    (TAG_LEASES, KeyOrder::Bytes),
+    (TAG_LEASE_KEYS, KeyOrder::Bytes),
+];
+
+/// The root of the tree with `tag` (one of [`TREES`]).
+pub(crate) fn root(roots: &Roots, tag: u8) -> PageId {
+    let mut copy = *roots;
+    *root_mut(&mut copy, tag)
+}
+
+/// The root slot of the tree with `tag` (one of [`TREES`]).
+pub(crate) fn root_mut(roots: &mut Roots, tag: u8) -> &mut PageId {
+    match tag {
+        TAG_CURRENT => &mut roots.current,
+        TAG_HISTORY => &mut roots.history,
+        TAG_LOG => &mut roots.log,
+        TAG_LEASES => &mut roots.leases,
+        _ => &mut roots.lease_keys,
+    }
+}
 
 /// Key of the lease-index tree: lease id (big-endian) then user key.
 fn lease_index_key(id: i64, key: &[u8]) -> Vec<u8> {
@@ -688,16 +715,7 @@ fn scan_at<S: NodeSource>(
         }
         if hk == Some(key.as_slice()) {
             if found.is_none() {
-                let mut probe = Cursor::new(src, st.roots.history, KeyOrder::RevSuffix);
-                probe.seek_le(&history_key(&key, rev))?;
-                if let Some((k, v)) = probe.current() {
-                    if &k[..k.len().saturating_sub(8)] == key.as_slice() {
-                        let (h, value) = read_record(src, v)?;
-                        if h.kind == KIND_PUT {
-                            found = Some((h, value));
-                        }
-                    }
-                }
+                found = history_version_at(src, st, &key, rev)?;
             }
             hist.seek_ge(&history_key(&key, u64::MAX))?;
         }
@@ -814,13 +832,24 @@ fn version_at<S: NodeSource>(
             return Ok(Some(to_kv(key, h, value, false)));
         }
     }
+    Ok(history_version_at(src, st, key, rev)?.map(|(h, value)| to_kv(key, h, value, false)))
+}
+
+/// The newest superseded version of `key` at or below `rev`, from the history tree (`None` if
+/// there is none or it is a tombstone).
+fn history_version_at<'a, S: NodeSource>(
+    src: &'a S,
+    st: &KsState,
+    key: &[u8],
+    rev: u64,
+) -> Result<Option<(RecordHeader, &'a [u8])>> {
     let mut probe = Cursor::new(src, st.roots.history, KeyOrder::RevSuffix);
     probe.seek_le(&history_key(key, rev))?;
     if let Some((k, v)) = probe.current() {
         if &k[..k.len().saturating_sub(8)] == key {
             let (h, value) = read_record(src, v)?;
             if h.kind == KIND_PUT {
-                return Ok(Some(to_kv(key, h, value, false)));
+                return Ok(Some((h, value)));
             }
         }
     }

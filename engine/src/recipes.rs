@@ -52,8 +52,25 @@ pub struct Leadership {
     revision: Revision,
 }
 
-/// Puts `key` with `lease` unless it exists; returns (create revision, value now stored).
-fn enqueue(store: &Store, key: &[u8], value: &[u8], lease: i64) -> Result<(Revision, Revision)> {
+/// `prefix` with a trailing `/`, so "locks/a" and "locks/ab" are different queues.
+fn queue_prefix(prefix: &str) -> String {
+    if prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// Deletes `key` only if it is still the incarnation created at `revision`.
+fn delete_if_created_at(store: &Store, key: &[u8], revision: Revision) -> Result<()> {
+    let txn = Txn::new()
+        .when([Compare::create_revision(key, CompareOp::Equal, revision)])
+        .and_then([TxnOp::delete(Range::key(key))]);
+    store.txn(txn).map(|_| ())
+}
+
+/// Puts `key` with `lease` unless it exists; returns the key's create revision.
+fn enqueue(store: &Store, key: &[u8], value: &[u8], lease: i64) -> Result<Revision> {
     let put = PutOp {
         key: key.to_vec(),
         value: value.to_vec(),
@@ -74,7 +91,30 @@ fn enqueue(store: &Store, key: &[u8], value: &[u8], lease: i64) -> Result<(Revis
             _ => 0,
         }
     };
-    Ok((created, resp.header_revision))
+    Ok(created)
+}
+
+/// Joins the queue under `prefix` with `lease` (key `<prefix><lease in hex>`, value `value`) and
+/// waits for the front. Returns the key and its create revision once it is first, or `None`
+/// (having left the queue) if `deadline` passed first.
+fn join_queue(
+    store: &Store,
+    prefix: &str,
+    lease: i64,
+    value: &[u8],
+    deadline: Option<Instant>,
+) -> Result<Option<(Vec<u8>, Revision)>> {
+    let key = format!("{prefix}{lease:x}").into_bytes();
+    let revision = enqueue(store, &key, value, lease)?;
+    if !wait_turn(store, prefix, revision, deadline)? {
+        store.delete(&key)?;
+        return Ok(None);
+    }
+    // Our key may have vanished meanwhile (lease expired): then we are not first after all.
+    match store.get(&key)? {
+        Some(kv) if kv.create_revision == revision => Ok(Some((key, revision))),
+        _ => Err(Error::LeaseNotFound { id: lease }),
+    }
 }
 
 /// The key under `prefix` created just before `revision`, if any.
@@ -142,14 +182,9 @@ fn wait_turn(
 impl Mutex {
     /// A mutex whose contenders live under `prefix` (a trailing `/` is added if missing).
     pub fn new(store: &Store, prefix: &str) -> Mutex {
-        let prefix = if prefix.ends_with('/') {
-            prefix.to_string()
-        } else {
-            format!("{prefix}/")
-        };
         Mutex {
             store: store.clone(),
-            prefix,
+            prefix: queue_prefix(prefix),
         }
     }
 
@@ -175,23 +210,15 @@ impl Mutex {
     }
 
     fn lock_until(&self, lease: i64, deadline: Option<Instant>) -> Result<Option<MutexGuard>> {
-        let key = format!("{}{lease:x}", self.prefix).into_bytes();
-        let (revision, _) = enqueue(&self.store, &key, b"", lease)?;
-        if wait_turn(&self.store, &self.prefix, revision, deadline)? {
-            // Our key may have vanished meanwhile (lease expired): then we do not hold it.
-            match self.store.get(&key)? {
-                Some(kv) if kv.create_revision == revision => {
-                    return Ok(Some(MutexGuard {
-                        store: self.store.clone(),
-                        key,
-                        revision,
-                    }))
+        Ok(
+            join_queue(&self.store, &self.prefix, lease, b"", deadline)?.map(|(key, revision)| {
+                MutexGuard {
+                    store: self.store.clone(),
+                    key,
+                    revision,
                 }
-                _ => return Err(Error::LeaseNotFound { id: lease }),
-            }
-        }
-        self.store.delete(&key)?;
-        Ok(None)
+            }),
+        )
     }
 }
 
@@ -216,28 +243,16 @@ impl MutexGuard {
 
     /// Releases the lock.
     pub fn unlock(self) -> Result<()> {
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                &self.key,
-                CompareOp::Equal,
-                self.revision,
-            )])
-            .and_then([TxnOp::delete(Range::key(&self.key))]);
-        self.store.txn(txn).map(|_| ())
+        delete_if_created_at(&self.store, &self.key, self.revision)
     }
 }
 
 impl Election {
     /// An election whose candidates live under `prefix`.
     pub fn new(store: &Store, prefix: &str) -> Election {
-        let prefix = if prefix.ends_with('/') {
-            prefix.to_string()
-        } else {
-            format!("{prefix}/")
-        };
         Election {
             store: store.clone(),
-            prefix,
+            prefix: queue_prefix(prefix),
         }
     }
 
@@ -254,17 +269,14 @@ impl Election {
     /// # Ok::<(), etch_engine::Error>(())
     /// ```
     pub fn campaign(&self, lease: i64, value: impl AsRef<[u8]>) -> Result<Leadership> {
-        let key = format!("{}{lease:x}", self.prefix).into_bytes();
-        let (revision, _) = enqueue(&self.store, &key, value.as_ref(), lease)?;
-        wait_turn(&self.store, &self.prefix, revision, None)?;
-        match self.store.get(&key)? {
-            Some(kv) if kv.create_revision == revision => Ok(Leadership {
-                store: self.store.clone(),
-                key,
-                revision,
-            }),
-            _ => Err(Error::LeaseNotFound { id: lease }),
-        }
+        let (key, revision) =
+            join_queue(&self.store, &self.prefix, lease, value.as_ref(), None)?
+                .ok_or_else(|| Error::corrupt("internal: campaign wait ended early"))?;
+        Ok(Leadership {
+            store: self.store.clone(),
+            key,
+            revision,
+        })
     }
 
     /// The current leader's key-value (the oldest candidate), if any.
@@ -336,13 +348,6 @@ impl Leadership {
 
     /// Gives up leadership.
     pub fn resign(self) -> Result<()> {
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                &self.key,
-                CompareOp::Equal,
-                self.revision,
-            )])
-            .and_then([TxnOp::delete(Range::key(&self.key))]);
-        self.store.txn(txn).map(|_| ())
+        delete_if_created_at(&self.store, &self.key, self.revision)
     }
 }

@@ -203,21 +203,7 @@ impl Store {
                 meta.page_count * ps as u64
             )));
         }
-        let map = Arc::new(MapState::new(
-            &*file,
-            ps,
-            meta.page_count,
-            None,
-            opts.random_access,
-        )?);
-        let view = ReadView {
-            map: &map,
-            page_count: meta.page_count,
-        };
-        let (free, fl_pages) = read_freelist(&view, meta.freelist_head, meta.freelist_count)?;
-        let alloc = Allocator::new(meta.page_count, free, fl_pages);
-        let mut pager = Pager::new(file.clone(), ps, map.clone(), alloc)?;
-        pager.random_access = opts.random_access;
+        let mut pager = load_pager(&file, &meta, opts.random_access)?;
         let mut state = KsState {
             roots: meta.roots,
             revision: meta.revision,
@@ -1124,21 +1110,7 @@ impl Store {
             shared.storage.rename(&tmp, &shared.path)?;
             shared.storage.sync_dir(&shared.path)?;
             let meta = read_meta(&*file, &shared.path, file.len()?)?;
-            let map = Arc::new(MapState::new(
-                &*file,
-                shared.page_size,
-                meta.page_count,
-                None,
-                shared.opts.random_access,
-            )?);
-            let view = ReadView {
-                map: &map,
-                page_count: meta.page_count,
-            };
-            let (free, fl_pages) = read_freelist(&view, meta.freelist_head, meta.freelist_count)?;
-            let alloc = Allocator::new(meta.page_count, free, fl_pages);
-            let mut pager = Pager::new(file.clone(), shared.page_size, map.clone(), alloc)?;
-            pager.random_access = shared.opts.random_access;
+            let pager = load_pager(&file, &meta, shared.opts.random_access)?;
             w.pager = pager;
             w.state.roots = meta.roots;
             w.slots.counter = meta.counter;
@@ -1255,6 +1227,28 @@ fn init_file(
     file.write_all_at(&buf, 0)?;
     file.sync_all()?;
     Ok(storage.sync_dir(path)?)
+}
+
+/// The writer's pager for a file whose newest meta is `meta`: a map of its pages and an
+/// allocator seeded with the meta's free list.
+fn load_pager(file: &Arc<dyn StorageFile>, meta: &Meta, random_access: bool) -> Result<Pager> {
+    let ps = meta.page_size as usize;
+    let map = Arc::new(MapState::new(
+        &**file,
+        ps,
+        meta.page_count,
+        None,
+        random_access,
+    )?);
+    let view = ReadView {
+        map: &map,
+        page_count: meta.page_count,
+    };
+    let (free, fl_pages) = read_freelist(&view, meta.freelist_head, meta.freelist_count)?;
+    let alloc = Allocator::new(meta.page_count, free, fl_pages);
+    let mut pager = Pager::new(file.clone(), ps, map.clone(), alloc)?;
+    pager.random_access = random_access;
+    Ok(pager)
 }
 
 /// Reads both meta slots and picks the newest valid one.
