@@ -54,3 +54,12 @@ impl Clock for ManualClock {
         Duration::from_millis(self.millis.load(Ordering::SeqCst))
     }
 }
+
+/// `start + d`, saturating far in the future instead of panicking when a caller passes a huge
+/// timeout (`Duration::MAX` is a fair way to say "no timeout").
+pub(crate) fn deadline_after(start: Instant, d: Duration) -> Instant {
+    start
+        .checked_add(d)
+        .or_else(|| start.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(start)
+}

@@ -206,7 +206,10 @@ impl Mutex {
 
     /// Like [`Mutex::lock`], giving up (and leaving the line) after `timeout`.
     pub fn try_lock_for(&self, lease: i64, timeout: Duration) -> Result<Option<MutexGuard>> {
-        self.lock_until(lease, Some(Instant::now() + timeout))
+        self.lock_until(
+            lease,
+            Some(crate::clock::deadline_after(Instant::now(), timeout)),
+        )
     }
 
     fn lock_until(&self, lease: i64, deadline: Option<Instant>) -> Result<Option<MutexGuard>> {
@@ -303,7 +306,7 @@ impl Election {
         current: Option<&KeyValue>,
         timeout: Duration,
     ) -> Result<Option<Option<KeyValue>>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(Instant::now(), timeout);
         let mut w = self.store.watch(Range::prefix(&self.prefix))?;
         loop {
             let now = self.leader()?;

@@ -156,7 +156,7 @@ impl Watcher {
     /// Waits up to `timeout` for the next response (events, a progress notification, or the
     /// cancellation). `Ok(None)` if none came in time or the watch has ended.
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<WatchResponse>> {
-        let deadline = Instant::now() + timeout;
+        let deadline = crate::clock::deadline_after(Instant::now(), timeout);
         loop {
             if self.done {
                 return Ok(None);
@@ -215,7 +215,7 @@ impl Watcher {
             }
             let now = Instant::now();
             if let Some(every) = self.opts.progress_notify {
-                if now >= self.last_sent + every {
+                if now >= crate::clock::deadline_after(self.last_sent, every) {
                     self.last_sent = now;
                     return Ok(Some(WatchResponse {
                         header_revision: revision,
@@ -228,7 +228,7 @@ impl Watcher {
             }
             let mut until = deadline;
             if let Some(every) = self.opts.progress_notify {
-                until = until.min(self.last_sent + every);
+                until = until.min(crate::clock::deadline_after(self.last_sent, every));
             }
             self.store.wait_for_publish(generation, until);
         }

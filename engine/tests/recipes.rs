@@ -136,3 +136,15 @@ fn election_succession_proclaim_and_observe() {
     assert!(!leader2.proclaim("stale").unwrap());
     assert!(e.leader().unwrap().is_none());
 }
+
+#[test]
+fn a_free_lock_is_taken_at_once_even_with_an_unbounded_timeout() {
+    let (_d, db) = store();
+    let a = db.lease_grant(60, 0).unwrap().id;
+    let m = Mutex::new(&db, "locks/huge");
+    let guard = m
+        .try_lock_for(a, Duration::MAX)
+        .unwrap()
+        .expect("a free lock is acquired");
+    assert!(guard.is_held().unwrap());
+}

@@ -251,3 +251,28 @@ fn a_slow_consumer_blocks_nobody_and_loses_nothing() {
     sorted.dedup();
     assert_eq!(sorted.len(), 5000, "no event twice");
 }
+
+#[test]
+fn huge_timeouts_mean_no_timeout_rather_than_a_panic() {
+    let (_d, db) = store();
+    let mut w = db.watch(Range::prefix("t/")).unwrap();
+    db.put("t/1", "x").unwrap();
+    let r = w
+        .recv_timeout(Duration::MAX)
+        .unwrap()
+        .expect("the pending event");
+    assert_eq!(r.events.len(), 1);
+    let mut p = db
+        .watch_with(
+            Range::prefix("t/"),
+            WatchOptions {
+                progress_notify: Some(Duration::MAX),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    db.put("t/2", "y").unwrap();
+    let r = p.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(r.events.len(), 1);
+    assert_eq!(r.events[0].kv.key, b"t/2");
+}
