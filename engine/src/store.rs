@@ -445,9 +445,20 @@ impl Store {
         self.shared.committing.fetch_add(1, Ordering::AcqRel);
         let mut guard = self.shared.writer.lock();
         let committed = f(&mut guard);
+        let seen = guard.seq;
         drop(guard);
         self.shared.committing.fetch_sub(1, Ordering::AcqRel);
-        let (out, wait_for) = committed?;
+        let (out, wait_for) = match committed {
+            Ok(v) => v,
+            Err(e) => {
+                // A refusal (lease not found, a failed precheck) may rest on another thread's
+                // commit that is applied but not yet durable. Wait for it, so that a read after
+                // the error sees the state the error was decided on. If that wait fails, the
+                // store is poisoned and the original error still says what happened.
+                let _ = self.wait_durable(seen);
+                return Err(e);
+            }
+        };
         if let Some(seq) = wait_for {
             self.wait_durable(seq)?;
         }
