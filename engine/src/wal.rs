@@ -47,8 +47,10 @@ const WAL_MAGIC: [u8; 8] = *b"etchwal\x1a";
 const WAL_VERSION: u32 = 1;
 const KIND_COMMIT: u8 = 1;
 const KIND_WRAP: u8 = 2;
-/// A new WAL starts this large (or at its capacity, if smaller) and doubles as needed.
-const INITIAL_BYTES: u64 = 4 << 20;
+/// A new WAL starts this large (or at its capacity, if smaller) and doubles as needed. Every
+/// open creates the WAL anew, zero-filled and synced, so this is paid by every open: 256 KiB
+/// keeps opening a store to a few milliseconds, while a busy writer grows it in a few doublings.
+const INITIAL_BYTES: u64 = 256 << 10;
 
 /// A record read back during recovery.
 pub(crate) struct ScannedRecord {
