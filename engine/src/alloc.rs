@@ -15,8 +15,9 @@
 //! the writer's roots, in `free`, awaiting, or holding the persisted free list (`check.rs`
 //! verifies this partition).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
+use crate::idhash::IdSet;
 use crate::page::PageId;
 
 /// The writer's page allocator.
@@ -27,7 +28,7 @@ pub(crate) struct Allocator {
     /// Reusable now.
     pub(crate) free: BTreeSet<PageId>,
     /// Allocated since the last checkpoint: not part of any durable tree.
-    pub(crate) epoch_allocated: HashSet<PageId>,
+    pub(crate) epoch_allocated: IdSet,
     /// Freed, possibly part of the durable tree: (freeing sequence number, page).
     pub(crate) awaiting_checkpoint: Vec<(u64, PageId)>,
     /// Freed and outside every durable tree, but maybe visible to snapshots older than the key.

@@ -33,14 +33,32 @@ pub(crate) enum KeyOrder {
 impl KeyOrder {
     pub(crate) fn cmp(self, a: &[u8], b: &[u8]) -> Ordering {
         match self {
-            KeyOrder::Bytes => a.cmp(b),
+            KeyOrder::Bytes => compare_bytes(a, b),
             KeyOrder::RevSuffix => {
                 let (ak, ar) = a.split_at(a.len().saturating_sub(8));
                 let (bk, br) = b.split_at(b.len().saturating_sub(8));
-                ak.cmp(bk).then_with(|| ar.cmp(br))
+                compare_bytes(ak, bk).then_with(|| compare_bytes(ar, br))
             }
         }
     }
+}
+
+/// Lexicographic byte order, eight bytes at a time: keys that differ early (random keys, hashed
+/// ids) are told apart by one integer comparison instead of a call to `memcmp`.
+#[inline]
+pub(crate) fn compare_bytes(a: &[u8], b: &[u8]) -> Ordering {
+    let mut a_chunks = a.chunks_exact(8);
+    let mut b_chunks = b.chunks_exact(8);
+    for (x, y) in (&mut a_chunks).zip(&mut b_chunks) {
+        let (x, y) = (crate::node::key_prefix(x), crate::node::key_prefix(y));
+        if x != y {
+            return x.cmp(&y);
+        }
+    }
+    // The common whole chunks are equal; what is left of each (a short tail, or whole chunks of
+    // the longer slice) decides, with length as the tie-break.
+    let done = a.len().min(b.len()) / 8 * 8;
+    a[done..].cmp(&b[done..])
 }
 
 /// Read access to nodes and overflow values.
@@ -61,16 +79,12 @@ pub(crate) trait NodeSource {
 
 /// Position of `key` in a node: index of the first key >= `key`, and whether it is equal.
 fn search(node: &NodeRef<'_>, order: KeyOrder, key: &[u8]) -> (usize, bool) {
-    let (mut lo, mut hi) = (0, node.count());
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        match order.cmp(node.key(mid), key) {
-            Ordering::Less => lo = mid + 1,
-            Ordering::Equal => return (mid, true),
-            Ordering::Greater => hi = mid,
-        }
+    match order {
+        KeyOrder::Bytes => crate::node::search_keys(node.bytes(), key, true, compare_bytes),
+        KeyOrder::RevSuffix => crate::node::search_keys(node.bytes(), key, false, |a, b| {
+            KeyOrder::RevSuffix.cmp(a, b)
+        }),
     }
-    (lo, false)
 }
 
 /// Child of a branch that covers `key`: the number of separators <= key.
@@ -94,6 +108,16 @@ pub(crate) fn get<'a, S: NodeSource>(
     order: KeyOrder,
     key: &[u8],
 ) -> Result<Option<ValueRef<'a>>> {
+    Ok(get_entry(src, root, order, key)?.map(|(_, v)| v))
+}
+
+/// Point lookup returning the stored key too (borrowed from its node, unlike `key`).
+pub(crate) fn get_entry<'a, S: NodeSource>(
+    src: &'a S,
+    root: PageId,
+    order: KeyOrder,
+    key: &[u8],
+) -> Result<Option<(&'a [u8], ValueRef<'a>)>> {
     if root == 0 {
         return Ok(None);
     }
@@ -102,7 +126,7 @@ pub(crate) fn get<'a, S: NodeSource>(
         let node = src.node(id)?;
         if node.is_leaf() {
             return Ok(match search(&node, order, key) {
-                (i, true) => Some(node.value(i)),
+                (i, true) => Some((node.key(i), node.value(i))),
                 _ => None,
             });
         }
@@ -539,6 +563,27 @@ fn rebalance<W: TreeWriter>(
         Some((new_sep, new_right)) => {
             let rid = w.alloc_node(new_right);
             insert_separator(w, parent, order, new_sep, rid, false)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The chunked comparison is exactly the slice order, including prefixes and lengths.
+        #[test]
+        fn compare_bytes_is_slice_order(
+            a in proptest::collection::vec(0u8..4, 0..40),
+            b in proptest::collection::vec(0u8..4, 0..40),
+        ) {
+            prop_assert_eq!(compare_bytes(&a, &b), a.cmp(&b));
+            let mut c = a.clone();
+            c.extend_from_slice(&b);
+            prop_assert_eq!(compare_bytes(&a, &c), a.cmp(&c));
+            prop_assert_eq!(compare_bytes(&c, &a), c.cmp(&a));
         }
     }
 }

@@ -23,8 +23,6 @@
 //! ```
 //! Log entries: key = u64 big-endian revision | u32 big-endian sub-revision; value = u8 kind | key.
 
-use std::collections::HashSet;
-
 use crate::btree::{self, Cursor, KeyOrder, NodeSource};
 use crate::error::{Error, Result};
 use crate::meta::Roots;
@@ -32,8 +30,8 @@ use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::page::PageId;
 use crate::pager::Pager;
 use crate::types::{
-    BatchResponse, DeleteResponse, KeyValue, OpResponse, PutResponse, Range, RangeOptions,
-    RangeResponse, SortOrder, SortTarget, WriteOp,
+    BatchResponse, DeleteResponse, KeyValue, KeyValueRef, OpResponse, PutResponse, Range,
+    RangeOptions, RangeResponse, SortOrder, SortTarget, WriteOp,
 };
 
 const RECORD_HEADER: usize = 33;
@@ -149,6 +147,23 @@ fn to_kv(key: &[u8], h: RecordHeader, value: &[u8], keys_only: bool) -> KeyValue
     }
 }
 
+/// A borrowed key-value from a `current` entry.
+pub(crate) fn to_kv_ref<'a, S: NodeSource>(
+    src: &'a S,
+    key: &'a [u8],
+    v: ValueRef<'a>,
+) -> Result<KeyValueRef<'a>> {
+    let (h, value) = read_record(src, v)?;
+    Ok(KeyValueRef {
+        key,
+        value,
+        create_revision: h.create as i64,
+        mod_revision: h.modr as i64,
+        version: h.version as i64,
+        lease: h.lease,
+    })
+}
+
 /// Reads a record: header and value bytes.
 fn read_record<'a, S: NodeSource>(src: &'a S, v: ValueRef<'a>) -> Result<(RecordHeader, &'a [u8])> {
     let bytes = src.value_bytes(v)?;
@@ -180,7 +195,7 @@ pub(crate) fn validate(ops: &[WriteOp], limits: &Limits) -> Result<()> {
         });
     }
     let mut size = 0usize;
-    let mut put_keys: HashSet<&[u8]> = HashSet::new();
+    let mut put_keys: Vec<&[u8]> = Vec::new();
     for op in ops {
         match op {
             WriteOp::Put(p) => {
@@ -192,11 +207,7 @@ pub(crate) fn validate(ops: &[WriteOp], limits: &Limits) -> Result<()> {
                     return Err(Error::LeaseProvided);
                 }
                 size += p.key.len() + p.value.len();
-                if !put_keys.insert(&p.key) {
-                    return Err(Error::DuplicateKey {
-                        key: String::from_utf8_lossy(&p.key).into_owned(),
-                    });
-                }
+                put_keys.push(&p.key);
             }
             WriteOp::DeleteRange { range, .. } => {
                 check_key(&range.start, limits)?;
@@ -204,10 +215,25 @@ pub(crate) fn validate(ops: &[WriteOp], limits: &Limits) -> Result<()> {
             }
         }
     }
-    // etcd also rejects a put to a key that a delete in the same transaction covers.
+    // Sorted, duplicates are neighbours and the keys a delete covers are one run (sorting is
+    // cheaper than hashing every key of a large batch).
+    put_keys.sort_unstable_by(|a, b| btree::compare_bytes(a, b));
+    if let Some(pair) = put_keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Error::DuplicateKey {
+            key: String::from_utf8_lossy(pair[0]).into_owned(),
+        });
+    }
+    // etcd also rejects a put to a key that a delete in the same transaction covers: the first
+    // put key at or after the start of the delete's range is in it if any is.
     for op in ops {
         if let WriteOp::DeleteRange { range, .. } = op {
-            if let Some(k) = put_keys.iter().find(|k| range.contains(k)) {
+            let from = if range.is_single() {
+                range.start()
+            } else {
+                range.scan_start()
+            };
+            let at = put_keys.partition_point(|k| btree::compare_bytes(k, from).is_lt());
+            if let Some(k) = put_keys.get(at).filter(|k| range.contains(k)) {
                 return Err(Error::DuplicateKey {
                     key: String::from_utf8_lossy(k).into_owned(),
                 });
@@ -269,6 +295,9 @@ fn store_value(pager: &mut Pager, key_len: usize, record: Vec<u8>) -> Result<Sto
 pub(crate) struct Applier {
     rev: u64,
     sub: u32,
+    /// When set, change-log entries `(sub, value)` are collected here instead of inserted, so
+    /// that a batch applied out of order can still append them to the log in order.
+    deferred_log: Option<Vec<(u32, Vec<u8>)>>,
 }
 
 impl Applier {
@@ -277,6 +306,7 @@ impl Applier {
         Applier {
             rev: st.revision + 1,
             sub: 0,
+            deferred_log: None,
         }
     }
 
@@ -377,16 +407,22 @@ impl Applier {
                         ))
                     }
                 }
-                let mut log_value = vec![KIND_PUT];
+                let mut log_value = Vec::with_capacity(1 + p.key.len());
+                log_value.push(KIND_PUT);
                 log_value.extend_from_slice(&p.key);
-                btree::insert(
-                    pager,
-                    &mut st.roots.log,
-                    KeyOrder::Bytes,
-                    TAG_LOG,
-                    &log_key(rev, self.sub),
-                    StoredValue::Inline(log_value),
-                )?;
+                match &mut self.deferred_log {
+                    Some(deferred) => deferred.push((self.sub, log_value)),
+                    None => {
+                        btree::insert(
+                            pager,
+                            &mut st.roots.log,
+                            KeyOrder::Bytes,
+                            TAG_LOG,
+                            &log_key(rev, self.sub),
+                            StoredValue::Inline(log_value),
+                        )?;
+                    }
+                }
                 self.sub += 1;
                 Ok(OpResponse::Put(PutResponse {
                     header_revision: 0,
@@ -492,18 +528,62 @@ pub(crate) fn stamp(responses: &mut [OpResponse], header_revision: i64) {
 
 /// Applies a validated batch at revision `st.revision + 1`. Bumps the revision only if
 /// something changed. Errors here are I/O or corruption errors and poison the writer.
+///
+/// A batch of puts only is applied to the trees in key order: each put makes exactly one change,
+/// so put `i` keeps sub-revision `i` whatever the order, and the result is the same as in batch
+/// order; but consecutive inserts then land in neighbouring leaves (an empty tree fills by
+/// right-edge appends, with full pages), which makes bulk loads faster and files smaller.
 pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Result<BatchResponse> {
     let mut applier = Applier::new(st);
-    let mut responses = Vec::with_capacity(ops.len());
-    for op in ops {
-        responses.push(applier.write(pager, st, op)?);
-    }
+    let puts_only = ops.len() > 1 && ops.iter().all(|op| matches!(op, WriteOp::Put(_)));
+    let responses = if puts_only {
+        let mut order: Vec<(&[u8], usize)> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| (put_key(op), i))
+            .collect();
+        order.sort_unstable_by(|a, b| btree::compare_bytes(a.0, b.0));
+        let mut responses: Vec<Option<OpResponse>> = (0..ops.len()).map(|_| None).collect();
+        applier.deferred_log = Some(Vec::with_capacity(ops.len()));
+        for (_, i) in order {
+            applier.sub = i as u32;
+            responses[i] = Some(applier.write(pager, st, &ops[i])?);
+        }
+        applier.sub = ops.len() as u32;
+        let mut log = applier.deferred_log.take().unwrap_or_default();
+        log.sort_unstable_by_key(|(sub, _)| *sub);
+        for (sub, value) in log {
+            btree::insert(
+                pager,
+                &mut st.roots.log,
+                KeyOrder::Bytes,
+                TAG_LOG,
+                &log_key(applier.rev, sub),
+                StoredValue::Inline(value),
+            )?;
+        }
+        responses.into_iter().flatten().collect()
+    } else {
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            responses.push(applier.write(pager, st, op)?);
+        }
+        responses
+    };
+    let mut responses: Vec<OpResponse> = responses;
     let header_revision = applier.finish(st);
     stamp(&mut responses, header_revision);
     Ok(BatchResponse {
         header_revision,
         responses,
     })
+}
+
+fn put_key(op: &WriteOp) -> &[u8] {
+    match op {
+        WriteOp::Put(p) => &p.key,
+        WriteOp::DeleteRange { range, .. } => range.start(),
+    }
 }
 
 /// Visits the live keys of `range` in the current tree in key order until `f` returns false.
@@ -538,6 +618,18 @@ pub(crate) fn get<S: NodeSource>(src: &S, st: &KsState, key: &[u8]) -> Result<Op
             let (h, value) = read_record(src, v)?;
             Ok(Some(to_kv(key, h, value, false)))
         }
+        None => Ok(None),
+    }
+}
+
+/// The live version of `key`, borrowed from the tree: one descent of `current`.
+pub(crate) fn get_ref<'a, S: NodeSource>(
+    src: &'a S,
+    st: &KsState,
+    key: &[u8],
+) -> Result<Option<KeyValueRef<'a>>> {
+    match btree::get_entry(src, st.roots.current, KeyOrder::Bytes, key)? {
+        Some((k, v)) => Ok(Some(to_kv_ref(src, k, v)?)),
         None => Ok(None),
     }
 }

@@ -26,6 +26,7 @@ mod clock;
 mod copy;
 mod error;
 mod file;
+mod idhash;
 mod keyspace;
 mod meta;
 mod node;
@@ -48,13 +49,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
-pub use snapshot::ReadTxn;
+pub use snapshot::{RangeIter, ReadTxn};
 pub use stm::WriteTxn;
 pub use store::{LeaseGrant, LeaseInfo, Store};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
-    prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp,
-    PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget, Status,
-    WriteOp,
+    prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, KeyValueRef, OpResponse,
+    PutOp, PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget,
+    Status, WriteOp,
 };
 pub use watch::{Event, EventKind, WatchOptions, WatchResponse, Watcher};

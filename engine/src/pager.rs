@@ -9,13 +9,13 @@
 //! remap; when it must grow past that, a new, larger map is made and published with the next
 //! snapshot. Old maps live as long as a snapshot refers to them.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::alloc::Allocator;
 use crate::btree::{NodeSource, TreeWriter};
 use crate::error::{Error, Result};
+use crate::idhash::IdMap;
 use crate::node::{Node, NodeRef, PageView, StoredValue};
 use crate::page::{
     get_u64, put_u16, put_u64, seal_page, verify_page, PageId, PageKind, PAGE_HEADER,
@@ -168,9 +168,9 @@ pub(crate) struct Pager {
     file_len: u64,
     /// Nodes created or copied since the last seal, by page id. None of them is visible to any
     /// reader or part of any checkpoint, so they are edited in place.
-    dirty: HashMap<PageId, Node>,
+    dirty: IdMap<Node>,
     /// Overflow runs written since the last seal: first page -> page count.
-    unsealed_overflow: HashMap<PageId, u64>,
+    unsealed_overflow: IdMap<u64>,
     pub(crate) alloc: Allocator,
     /// Sequence number of the commit being built; frees are tagged with it.
     pub(crate) seq: u64,
@@ -191,8 +191,8 @@ impl Pager {
             file,
             map,
             file_len,
-            dirty: HashMap::new(),
-            unsealed_overflow: HashMap::new(),
+            dirty: IdMap::default(),
+            unsealed_overflow: IdMap::default(),
             alloc,
             seq: 0,
             random_access: false,

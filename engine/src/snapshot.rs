@@ -11,10 +11,13 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use crate::btree::{compare_bytes, Cursor, KeyOrder, NodeSource};
 use crate::error::Result;
 use crate::keyspace::{self, KsState};
+use crate::node::NodeRef;
+use crate::page::PageId;
 use crate::pager::{MapState, ReadView};
-use crate::types::{KeyValue, Range, RangeOptions, RangeResponse, Revision};
+use crate::types::{KeyValue, KeyValueRef, Range, RangeOptions, RangeResponse, Revision};
 
 /// One sealed state of the store.
 pub(crate) struct SnapshotData {
@@ -36,6 +39,18 @@ impl SnapshotData {
             map: &self.map,
             page_count: self.page_count,
         }
+    }
+}
+
+/// Nodes borrowed for as long as the snapshot is: what lets read transactions hand out borrowed
+/// keys and values.
+impl NodeSource for SnapshotData {
+    fn node(&self, id: PageId) -> Result<NodeRef<'_>> {
+        self.view().node_at(id)
+    }
+
+    fn overflow(&self, page: PageId, len: u32, crc: u32) -> Result<&[u8]> {
+        self.view().overflow_at(page, len, crc)
     }
 }
 
@@ -90,6 +105,67 @@ impl ReadTxn {
         keyspace::get(&self.snap.view(), &self.snap.state, key.as_ref())
     }
 
+    /// The value and metadata of `key`, borrowed from the snapshot instead of copied: the
+    /// fastest point read (no allocation).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = etch_engine::Store::open(dir.path().join("doc.etch"))?;
+    /// db.put("k", "v")?;
+    /// let txn = db.read()?;
+    /// let kv = txn.get_ref("k")?.expect("present");
+    /// assert_eq!((kv.value, kv.version), (&b"v"[..], 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_ref(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValueRef<'_>>> {
+        keyspace::get_ref(&*self.snap, &self.snap.state, key.as_ref())
+    }
+
+    /// The live keys of `range` at this transaction's revision, in key order, borrowed from
+    /// the snapshot: a cursor, as LMDB's and redb's range iterators. Unlike
+    /// [`range_with`](Self::range_with) it computes no count and allocates nothing per entry;
+    /// stop early by dropping it (`take(n)`).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = etch_engine::Store::open(dir.path().join("doc.etch"))?;
+    /// for k in ["a/1", "a/2", "b/1"] {
+    ///     db.put(k, "x")?;
+    /// }
+    /// let txn = db.read()?;
+    /// let keys: Vec<&[u8]> = txn
+    ///     .iter(&etch_engine::Range::prefix("a/"))?
+    ///     .map(|kv| kv.map(|kv| kv.key))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(keys, [&b"a/1"[..], &b"a/2"[..]]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn iter(&self, range: &Range) -> Result<RangeIter<'_>> {
+        let src: &SnapshotData = &self.snap;
+        let mut cursor = Cursor::new(src, src.state.roots.current, KeyOrder::Bytes);
+        let end = if range.is_single() {
+            // The smallest key after `start` is `start ++ 0x00`.
+            let mut end = range.start().to_vec();
+            end.push(0);
+            Some(end)
+        } else {
+            range.scan_end().map(<[u8]>::to_vec)
+        };
+        let start = if range.is_single() {
+            range.start()
+        } else {
+            range.scan_start()
+        };
+        cursor.seek_ge(start)?;
+        Ok(RangeIter {
+            src,
+            cursor,
+            end,
+            advance: false,
+            done: false,
+        })
+    }
+
     /// Keys of a range, with default options.
     pub fn range(&self, range: Range) -> Result<RangeResponse> {
         self.range_with(&range, &RangeOptions::default())
@@ -98,5 +174,55 @@ impl ReadTxn {
     /// Keys of a range with etcd's options (limit, revision, sort, filters, count/keys only).
     pub fn range_with(&self, range: &Range, opts: &RangeOptions) -> Result<RangeResponse> {
         keyspace::range(&self.snap.view(), &self.snap.state, range, opts)
+    }
+}
+
+/// Iterator over the live keys of a range in a [`ReadTxn`], from [`ReadTxn::iter`].
+pub struct RangeIter<'t> {
+    src: &'t SnapshotData,
+    cursor: Cursor<'t, SnapshotData>,
+    /// Exclusive upper bound, `None` for none.
+    end: Option<Vec<u8>>,
+    /// The cursor is still on the entry returned last; move before reading.
+    advance: bool,
+    done: bool,
+}
+
+impl<'t> Iterator for RangeIter<'t> {
+    type Item = Result<KeyValueRef<'t>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        if std::mem::take(&mut self.advance) {
+            if let Err(e) = self.cursor.next() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        let Some((key, value)) = self.cursor.current() else {
+            self.done = true;
+            return None;
+        };
+        if let Some(end) = &self.end {
+            if compare_bytes(key, end) != std::cmp::Ordering::Less {
+                self.done = true;
+                return None;
+            }
+        }
+        self.advance = true;
+        let item = keyspace::to_kv_ref(self.src, key, value);
+        self.done = item.is_err();
+        Some(item)
+    }
+}
+
+impl std::fmt::Debug for RangeIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RangeIter")
+            .field("end", &self.end)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
     }
 }

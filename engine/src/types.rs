@@ -21,6 +21,38 @@ pub struct KeyValue {
     pub lease: i64,
 }
 
+/// A key with its value and metadata borrowed from a read transaction's snapshot: no copy, as
+/// LMDB's `mdb_get`. Valid while the [`ReadTxn`](crate::ReadTxn) it came from is borrowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyValueRef<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// Revision of the last creation of this key.
+    pub create_revision: Revision,
+    /// Revision of the last modification of this key.
+    pub mod_revision: Revision,
+    /// Number of modifications since creation (1 after creation; reset by deletion).
+    pub version: i64,
+    /// Lease attached to the key, 0 for none.
+    pub lease: i64,
+}
+
+impl KeyValueRef<'_> {
+    /// An owned copy.
+    pub fn to_key_value(&self) -> KeyValue {
+        KeyValue {
+            key: self.key.to_vec(),
+            value: self.value.to_vec(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+            version: self.version,
+            lease: self.lease,
+        }
+    }
+}
+
 /// A set of keys: one key, or the half-open interval `[start, end)` in byte order.
 ///
 /// Follows etcd's encoding: an empty `end` means the single key `start`; `end == [0]` means
