@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p etch-bench -- compare [--scale small|full] [--json FILE]
+//!                                              [--engines etch,redb,lmdb,sqlite,fjall]
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -15,63 +16,112 @@
 //! * range reads: 500,000 (small: 20,000) reads of a `[start, end)` range spanning about 10 keys,
 //!   returning at most 10 entries (a bounded range, because etch counts every key of a range as
 //!   etcd does, so an unbounded range with a limit would not be the same work);
+//! * durable commits from 1, 4 and 16 threads: 4,000 (small: 480) new keys per row, one key per
+//!   commit, split evenly over the threads; reported as wall-clock microseconds per commit;
+//! * reopen: close cleanly, open the N-key file again and read one key;
 //! * remove half: N/2 loaded keys removed in one transaction;
 //! * sizes on disk after the load, after the removal, and after each engine's own compaction
 //!   (etch: `compact` + `defrag`; redb: `compact`; LMDB: size of a compacting copy; SQLite:
 //!   `VACUUM`; fjall: major compaction).
 //!
+//! * peak RSS of the process that ran the engine (`VmHWM`; for the engines that read through a
+//!   memory map, etch and LMDB, it counts the mapped file pages they touched);
+//! * outside the table: the physical floor (`append 4 KiB + fdatasync`, and `pwrite` into a
+//!   preallocated file + `fdatasync`, as many times as there are individual writes) and etch's
+//!   WAL replay rate (a child process commits batches of 100 keys and exits without closing;
+//!   the time of the next `Store::open`, which replays and checkpoints them).
+//!
 //! Fairness: the data come from one deterministic xorshift generator, so every engine writes and
 //! reads the same bytes in the same order; every write transaction is durable when it returns
 //! (etch `Durability::Immediate`, redb `Durability::Immediate`, LMDB default sync flags, SQLite
 //! WAL with `synchronous=FULL`, fjall `PersistMode::SyncAll` per batch); every engine starts in a
-//! fresh temporary directory under the current directory (so all use the same file system); the
-//! reads run right after the writes, so the OS page cache is warm for every engine alike. Caches
-//! inside the engines keep their defaults. The reads' checksums (value bytes, range entries)
-//! must agree between engines, otherwise the run fails.
-//!
-//! Not measured yet: group commit (concurrent writers) and peak RSS.
+//! fresh temporary directory under the current directory (so all use the same file system) and
+//! in its own child process (so neither heap nor engine caches leak from one to the next, and
+//! peak RSS is the engine's own); the reads run right after the writes and a clean reopen, so the
+//! OS page cache is warm for every engine alike. Caches inside the engines keep their defaults.
+//! The reads' checksums (value bytes, range entries) must agree between engines, otherwise the
+//! run fails.
 
 mod engines;
+mod floor;
 mod workload;
 
+use std::process::Command;
 use std::time::Instant;
 
-use engines::Engine;
-use workload::{Data, Scale, Unit, ROWS};
+use workload::{Data, Outcome, Scale, Unit, PEAK_RSS_ROW, ROWS};
 
 fn usage() -> ! {
-    eprintln!("usage: etch-bench compare [--scale small|full] [--json FILE]");
+    eprintln!(
+        "usage: etch-bench compare [--scale small|full] [--json FILE] [--engines a,b,...]\n\
+         engines: {}",
+        engines::NAMES.join(",")
+    );
     std::process::exit(2)
 }
 
 struct Args {
     scale: Scale,
     json: Option<String>,
+    engines: Vec<String>,
 }
 
-fn parse_args() -> Args {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() != Some("compare") {
-        usage();
+fn parse_scale(name: Option<&str>) -> Scale {
+    match name {
+        Some("small") => Scale::SMALL,
+        Some("full") => Scale::FULL,
+        _ => usage(),
     }
+}
+
+fn parse_compare(mut args: impl Iterator<Item = String>) -> Args {
     let mut parsed = Args {
         scale: Scale::FULL,
         json: None,
+        engines: engines::NAMES.iter().map(|s| s.to_string()).collect(),
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--scale" => {
-                parsed.scale = match args.next().as_deref() {
-                    Some("small") => Scale::SMALL,
-                    Some("full") => Scale::FULL,
-                    _ => usage(),
+            "--scale" => parsed.scale = parse_scale(args.next().as_deref()),
+            "--json" => parsed.json = Some(args.next().unwrap_or_else(|| usage())),
+            "--engines" => {
+                let list = args.next().unwrap_or_else(|| usage());
+                parsed.engines = list.split(',').map(str::to_string).collect();
+                if parsed
+                    .engines
+                    .iter()
+                    .any(|e| !engines::NAMES.contains(&e.as_str()))
+                {
+                    usage();
                 }
             }
-            "--json" => parsed.json = Some(args.next().unwrap_or_else(|| usage())),
             _ => usage(),
         }
     }
     parsed
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    match args.next().as_deref() {
+        Some("compare") => compare(parse_compare(args)),
+        // Internal: run one engine in this process and print its outcome as JSON.
+        Some("run-engine") => {
+            let name = args.next().unwrap_or_else(|| usage());
+            let scale = parse_scale(args.next().as_deref());
+            run_engine(&name, scale)
+        }
+        // Internal: leave a store with acknowledged records in its WAL (see floor.rs).
+        Some("wal-writer") => {
+            let path = args.next().unwrap_or_else(|| usage());
+            let batches = args
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| usage());
+            floor::wal_writer(std::path::Path::new(&path), batches)
+        }
+        _ => usage(),
+    }
 }
 
 /// Total memory in bytes from `/proc/meminfo`, if readable.
@@ -82,16 +132,85 @@ fn total_memory() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// This process's peak resident set size in bytes (`VmHWM`), if readable.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn format_value(unit: Unit, value: f64) -> String {
     match unit {
         Unit::Millis if value >= 10_000.0 => format!("{:.1}s", value / 1e3),
         Unit::Millis => format!("{value:.0}ms"),
+        Unit::MicrosPerCommit => format!("{value:.0}us"),
         Unit::Bytes => format!("{:.1}MiB", value / (1024.0 * 1024.0)),
     }
 }
 
-fn main() {
-    let args = parse_args();
+/// Runs every workload against engine `name` in a fresh directory under the current one and
+/// prints the [`Outcome`] as one JSON line on stdout (progress goes to stderr).
+fn run_engine(name: &str, scale: Scale) {
+    let data = Data::generate(&scale);
+    let max_ops = scale.keys.max(scale.batch_size);
+    let dir = tempfile::tempdir_in(".").expect("create temporary directory");
+    let started = Instant::now();
+    let mut engine = engines::open(name, dir.path(), max_ops).unwrap_or_else(|| usage());
+    assert_eq!(engine.name(), name);
+    let mut outcome = workload::run(engine.as_mut(), &data, |step| {
+        eprintln!(
+            "  [{name}] {step} done at {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
+    });
+    drop(engine);
+    dir.close().expect("remove temporary directory");
+    outcome.values[PEAK_RSS_ROW] = peak_rss().unwrap_or(0) as f64;
+    println!(
+        "{}",
+        serde_json::to_string(&outcome).expect("serialize outcome")
+    );
+}
+
+/// Runs `name` in a child process (see [`run_engine`]) and parses its outcome.
+fn spawn_engine(name: &str, scale: &Scale) -> Outcome {
+    let exe = std::env::current_exe().expect("locate etch-bench executable");
+    let out = Command::new(exe)
+        .args(["run-engine", name, scale.name])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run engine process");
+    assert!(out.status.success(), "{name} run failed: {}", out.status);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .last()
+        .expect("engine process printed its outcome");
+    serde_json::from_str(line).expect("parse engine outcome")
+}
+
+/// The physical floor and etch's WAL replay, measured in this process's own directory.
+struct Extras {
+    append_ms: f64,
+    overwrite_ms: f64,
+    replay: floor::Replay,
+}
+
+fn measure_extras(scale: &Scale) -> Extras {
+    let dir = tempfile::tempdir_in(".").expect("create temporary directory");
+    let append_ms = floor::append_fdatasync_ms(dir.path(), scale.individual_writes);
+    let overwrite_ms = floor::overwrite_fdatasync_ms(dir.path(), scale.individual_writes);
+    let replay = floor::wal_replay(dir.path(), scale.keys / 1000);
+    dir.close().expect("remove temporary directory");
+    Extras {
+        append_ms,
+        overwrite_ms,
+        replay,
+    }
+}
+
+fn compare(args: Args) {
     let scale = args.scale;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let memory = total_memory();
@@ -113,59 +232,46 @@ fn main() {
     );
 
     let started = Instant::now();
-    let data = Data::generate(&scale);
-    let max_ops = scale.keys.max(scale.batch_size);
-
-    // One engine at a time, each in its own fresh directory, removed before the next starts.
-    type Opener = fn(&std::path::Path, usize) -> Box<dyn Engine>;
-    let openers: [(&str, Opener); 5] = [
-        ("etch", |d, n| Box::new(engines::etch::Etch::open(d, n))),
-        ("redb", |d, _| Box::new(engines::redb::Redb::open(d))),
-        ("lmdb", |d, _| Box::new(engines::lmdb::Lmdb::open(d))),
-        ("sqlite", |d, _| Box::new(engines::sqlite::Sqlite::open(d))),
-        ("fjall", |d, _| Box::new(engines::fjall::Fjall::open(d))),
-    ];
-    let mut outcomes = Vec::new();
-    for (name, open) in openers {
-        let dir = tempfile::tempdir_in(".").expect("create temporary directory");
-        let engine_started = Instant::now();
-        let mut engine = open(dir.path(), max_ops);
-        assert_eq!(engine.name(), name);
-        let outcome = workload::run(engine.as_mut(), &data, |step| {
-            eprintln!(
-                "  [{name}] {step} done at {:.1}s",
-                engine_started.elapsed().as_secs_f64()
-            );
-        });
-        drop(engine);
-        dir.close().expect("remove temporary directory");
-        outcomes.push((name, outcome));
-    }
+    let extras = measure_extras(&scale);
+    let outcomes: Vec<(&str, Outcome)> = args
+        .engines
+        .iter()
+        .map(|name| {
+            let name = engines::NAMES
+                .iter()
+                .find(|n| **n == name.as_str())
+                .expect("engine names were validated");
+            (*name, spawn_engine(name, &scale))
+        })
+        .collect();
 
     let (_, reference) = &outcomes[0];
     for (name, outcome) in &outcomes {
         assert_eq!(
             (outcome.read_bytes, outcome.range_entries),
             (reference.read_bytes, reference.range_entries),
-            "{name} read different data than etch"
+            "{name} read different data than {}",
+            outcomes[0].0
         );
     }
 
     print_table(&outcomes);
+    print_extras(&extras, &scale, &outcomes);
     for (name, outcome) in &outcomes {
         println!("compaction of {name}: {}", outcome.compaction);
     }
     println!(
-        "ratio = engine / etch (above 1: slower or bigger than etch); total {:.1}s",
+        "ratio = engine / {} (above 1: slower or bigger); total {:.1}s",
+        outcomes[0].0,
         started.elapsed().as_secs_f64()
     );
 
     if let Some(path) = args.json {
-        write_json(&path, cores, memory, &scale, &outcomes);
+        write_json(&path, cores, memory, &scale, &extras, &outcomes);
     }
 }
 
-fn print_table(outcomes: &[(&str, workload::Outcome)]) {
+fn print_table(outcomes: &[(&str, Outcome)]) {
     let label_width = ROWS.iter().map(|r| r.1.len()).max().unwrap_or(0);
     let cell_width = 18;
     print!("\n{:label_width$}", "workload");
@@ -190,12 +296,46 @@ fn print_table(outcomes: &[(&str, workload::Outcome)]) {
     println!();
 }
 
+/// Index of row `key` in [`ROWS`].
+fn row(key: &str) -> usize {
+    ROWS.iter().position(|r| r.0 == key).expect("row exists")
+}
+
+fn print_extras(extras: &Extras, scale: &Scale, outcomes: &[(&str, Outcome)]) {
+    println!(
+        "floor: append 4 KiB + fdatasync {:.3} ms; pwrite into preallocated file + fdatasync {:.3} ms",
+        extras.append_ms, extras.overwrite_ms
+    );
+    for (name, outcome) in outcomes {
+        let per_write = outcome.values[row("individual_writes")] / scale.individual_writes as f64;
+        let one = outcome.values[row("commit_1t")];
+        let sixteen = outcome.values[row("commit_16t")];
+        println!(
+            "{name}: individual write {per_write:.3} ms = {:.2}x the append floor; \
+             16 threads commit {:.2}x the 1-thread rate",
+            per_write / extras.append_ms,
+            one / sixteen
+        );
+    }
+    let r = &extras.replay;
+    println!(
+        "etch WAL replay: {} records ({:.1} MiB) replayed and checkpointed by open in {:.0} ms \
+         = {:.0} records/s, {:.0} MiB/s",
+        r.records,
+        r.wal_bytes as f64 / (1 << 20) as f64,
+        r.open_ms,
+        r.records as f64 / (r.open_ms / 1e3),
+        r.wal_bytes as f64 / (1 << 20) as f64 / (r.open_ms / 1e3)
+    );
+}
+
 fn write_json(
     path: &str,
     cores: usize,
     memory: Option<u64>,
     scale: &Scale,
-    outcomes: &[(&str, workload::Outcome)],
+    extras: &Extras,
+    outcomes: &[(&str, Outcome)],
 ) {
     let mut results = serde_json::Map::new();
     for (row, (key, _, unit)) in ROWS.iter().enumerate() {
@@ -203,13 +343,14 @@ fn write_json(
         for (name, outcome) in outcomes {
             let value = outcome.values[row];
             let value = match unit {
-                Unit::Millis => serde_json::json!(value),
+                Unit::Millis | Unit::MicrosPerCommit => serde_json::json!(value),
                 Unit::Bytes => serde_json::json!(value as u64),
             };
             per_engine.insert(name.to_string(), value);
         }
         let key = match unit {
             Unit::Millis => format!("{key}_ms"),
+            Unit::MicrosPerCommit => format!("{key}_us_per_commit"),
             Unit::Bytes => format!("{key}_bytes"),
         };
         results.insert(key, serde_json::Value::Object(per_engine));
@@ -223,6 +364,15 @@ fn write_json(
         },
         "scale": scale.name,
         "results": results,
+        "floor": {
+            "append_4k_fdatasync_ms": extras.append_ms,
+            "pwrite_preallocated_fdatasync_ms": extras.overwrite_ms,
+        },
+        "etch_wal_replay": {
+            "records": extras.replay.records,
+            "wal_bytes": extras.replay.wal_bytes,
+            "open_ms": extras.replay.open_ms,
+        },
     });
     let text = serde_json::to_string_pretty(&doc).expect("serialize results");
     std::fs::write(path, text + "\n").expect("write JSON results");

@@ -22,6 +22,8 @@ pub struct Scale {
     pub batch_size: usize,
     /// Range reads of about `RANGE_LEN` entries.
     pub range_reads: usize,
+    /// Single-key durable commits per concurrency row, split evenly over the row's threads.
+    pub concurrent_commits: usize,
 }
 
 impl Scale {
@@ -32,6 +34,7 @@ impl Scale {
         batches: 20,
         batch_size: 1_000,
         range_reads: 20_000,
+        concurrent_commits: 480,
     };
     pub const FULL: Scale = Scale {
         name: "full",
@@ -40,6 +43,7 @@ impl Scale {
         batches: 100,
         batch_size: 1_000,
         range_reads: 500_000,
+        concurrent_commits: 4_000,
     };
 }
 
@@ -81,6 +85,8 @@ pub struct Data {
     pub load: Vec<Pair>,
     pub individual: Vec<Pair>,
     pub batches: Vec<Vec<Pair>>,
+    /// New pairs for each row of [`THREADS`], one commit each.
+    pub concurrent: Vec<Vec<Pair>>,
     /// The loaded keys in another random order.
     pub reads: Vec<Vec<u8>>,
     /// `[start, end)` where `end` is the loaded key `RANGE_LEN` places after `start` in key
@@ -98,6 +104,10 @@ impl Data {
         let individual = rng.pairs(scale.individual_writes);
         let batches = (0..scale.batches)
             .map(|_| rng.pairs(scale.batch_size))
+            .collect();
+        let concurrent = THREADS
+            .iter()
+            .map(|_| rng.pairs(scale.concurrent_commits))
             .collect();
 
         let mut reads: Vec<Vec<u8>> = load.iter().map(|(k, _)| k.clone()).collect();
@@ -123,6 +133,7 @@ impl Data {
             load,
             individual,
             batches,
+            concurrent,
             reads,
             ranges,
             removals,
@@ -134,14 +145,35 @@ impl Data {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Unit {
     Millis,
+    /// Microseconds per commit (wall-clock time of the row divided by its commits).
+    MicrosPerCommit,
     Bytes,
 }
+
+/// Writer threads of the concurrent-commit rows.
+pub const THREADS: [usize; 3] = [1, 4, 16];
 
 /// The rows of the table, in order: (key in the JSON output, label, unit).
 pub const ROWS: &[(&str, &str, Unit)] = &[
     ("bulk_load", "bulk load (1 txn)", Unit::Millis),
     ("individual_writes", "individual writes", Unit::Millis),
     ("batch_writes", "batch writes", Unit::Millis),
+    (
+        "commit_1t",
+        "durable commit, 1 thread",
+        Unit::MicrosPerCommit,
+    ),
+    (
+        "commit_4t",
+        "durable commit, 4 threads",
+        Unit::MicrosPerCommit,
+    ),
+    (
+        "commit_16t",
+        "durable commit, 16 threads",
+        Unit::MicrosPerCommit,
+    ),
+    ("open", "reopen + first read", Unit::Millis),
     ("random_reads_1t", "random reads, 1 thread", Unit::Millis),
     ("random_reads_2t", "random reads, 2 threads", Unit::Millis),
     ("range_reads", "range reads (~10)", Unit::Millis),
@@ -157,12 +189,17 @@ pub const ROWS: &[(&str, &str, Unit)] = &[
         "size after compaction",
         Unit::Bytes,
     ),
+    ("peak_rss", "peak RSS", Unit::Bytes),
 ];
 
+/// Index of the peak-RSS row, filled in by the process that ran the engine.
+pub const PEAK_RSS_ROW: usize = ROWS.len() - 1;
+
 /// Figures of one engine, indexed like [`ROWS`].
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub values: Vec<f64>,
-    pub compaction: &'static str,
+    pub compaction: String,
     /// Checksums (value bytes read, range entries seen) to compare engines with each other.
     pub read_bytes: u64,
     pub range_entries: u64,
@@ -190,6 +227,23 @@ fn parallel_gets(engine: &dyn Engine, keys: &[Vec<u8>], threads: usize) -> u64 {
     })
 }
 
+/// `pairs` committed one pair per transaction from `threads` threads; returns microseconds
+/// per commit.
+fn concurrent_commits(engine: &dyn Engine, pairs: &[Pair], threads: usize) -> f64 {
+    let chunk = pairs.len().div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for part in pairs.chunks(chunk) {
+            s.spawn(move || {
+                for pair in part {
+                    engine.write_txn(std::slice::from_ref(pair));
+                }
+            });
+        }
+    });
+    start.elapsed().as_secs_f64() * 1e6 / pairs.len() as f64
+}
+
 /// Runs every workload against a freshly opened `engine`, in [`ROWS`] order. The reads run
 /// right after the writes, so the OS page cache is warm (the data was just written) for every
 /// engine alike; no engine gets a cold-cache advantage or penalty.
@@ -214,6 +268,18 @@ pub fn run(engine: &mut dyn Engine, data: &Data, log: impl Fn(&str)) -> Outcome 
     }));
     log("batch writes");
 
+    for (threads, pairs) in THREADS.iter().zip(&data.concurrent) {
+        values.push(concurrent_commits(&*engine, pairs, *threads));
+    }
+    log("concurrent commits");
+
+    let first_key = std::slice::from_ref(&data.load[0].0);
+    values.push(timed(|| {
+        engine.reopen();
+        assert!(engine.get_all(0, first_key) > 0, "key lost by reopen");
+    }));
+    log("reopen");
+
     let mut read_bytes = 0;
     values.push(timed(|| read_bytes = engine.get_all(0, &data.reads)));
     let mut read_bytes_2t = 0;
@@ -234,9 +300,10 @@ pub fn run(engine: &mut dyn Engine, data: &Data, log: impl Fn(&str)) -> Outcome 
 
     values.push(size_after_load);
     values.push(engine.disk_size() as f64);
-    let compaction = engine.compact();
+    let compaction = engine.compact().to_string();
     values.push(engine.disk_size() as f64);
     log("compaction");
+    values.push(0.0); // peak RSS, measured by the caller once the engine is closed
 
     Outcome {
         values,

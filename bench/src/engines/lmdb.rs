@@ -8,7 +8,8 @@ use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 use super::{Engine, Pair};
 
 pub struct Lmdb {
-    env: Env,
+    /// `None` only while [`Engine::reopen`] has closed it.
+    env: Option<Env>,
     db: Database<Bytes, Bytes>,
     dir: PathBuf,
 }
@@ -17,8 +18,13 @@ impl Lmdb {
     pub fn open(dir: &Path) -> Lmdb {
         let env_dir = dir.join("lmdb");
         std::fs::create_dir(&env_dir).expect("create lmdb directory");
-        // SAFETY: the environment lives in a fresh directory that no other process or `Env` in
-        // this process opens, which is what heed's `open` requires.
+        Lmdb::open_env(env_dir)
+    }
+
+    fn open_env(env_dir: PathBuf) -> Lmdb {
+        // SAFETY: the environment lives in a directory of this run that no other process opens,
+        // and an earlier `Env` of this process on it was fully closed first (see `reopen`),
+        // which is what heed's `open` requires.
         let env = unsafe {
             EnvOpenOptions::new()
                 .map_size(16 << 30)
@@ -32,10 +38,14 @@ impl Lmdb {
             .expect("lmdb create_database");
         txn.commit().expect("lmdb commit");
         Lmdb {
-            env,
+            env: Some(env),
             db,
             dir: env_dir,
         }
+    }
+
+    fn env(&self) -> &Env {
+        self.env.as_ref().expect("lmdb env is open")
     }
 }
 
@@ -44,16 +54,16 @@ impl Engine for Lmdb {
         "lmdb"
     }
 
-    fn write_txn(&mut self, pairs: &[Pair]) {
-        let mut txn = self.env.write_txn().expect("lmdb write_txn");
+    fn write_txn(&self, pairs: &[Pair]) {
+        let mut txn = self.env().write_txn().expect("lmdb write_txn");
         for (k, v) in pairs {
             self.db.put(&mut txn, k, v).expect("lmdb put");
         }
         txn.commit().expect("lmdb commit");
     }
 
-    fn remove_txn(&mut self, keys: &[Vec<u8>]) {
-        let mut txn = self.env.write_txn().expect("lmdb write_txn");
+    fn remove_txn(&self, keys: &[Vec<u8>]) {
+        let mut txn = self.env().write_txn().expect("lmdb write_txn");
         for k in keys {
             self.db.delete(&mut txn, k).expect("lmdb delete");
         }
@@ -61,7 +71,7 @@ impl Engine for Lmdb {
     }
 
     fn get_all(&self, _reader: usize, keys: &[Vec<u8>]) -> u64 {
-        let txn = self.env.read_txn().expect("lmdb read_txn");
+        let txn = self.env().read_txn().expect("lmdb read_txn");
         keys.iter()
             .map(|k| {
                 let v = self.db.get(&txn, k).expect("lmdb get");
@@ -71,7 +81,7 @@ impl Engine for Lmdb {
     }
 
     fn range_all(&self, _reader: usize, ranges: &[Pair], limit: usize) -> u64 {
-        let txn = self.env.read_txn().expect("lmdb read_txn");
+        let txn = self.env().read_txn().expect("lmdb read_txn");
         let mut seen = 0;
         for (a, b) in ranges {
             let bounds = (
@@ -89,6 +99,12 @@ impl Engine for Lmdb {
     }
 
     /// `data.mdb` and `lock.mdb` (or the compacted copy once `compact` ran).
+    fn reopen(&mut self) {
+        let env = self.env.take().expect("lmdb env is open");
+        env.prepare_for_closing().wait();
+        *self = Lmdb::open_env(self.dir.clone());
+    }
+
     fn disk_size(&self) -> u64 {
         let copy = self.dir.join("compact.mdb");
         if copy.exists() {
@@ -98,7 +114,7 @@ impl Engine for Lmdb {
     }
 
     fn compact(&mut self) -> &'static str {
-        self.env
+        self.env()
             .copy_to_path(self.dir.join("compact.mdb"), CompactionOption::Enabled)
             .expect("lmdb compacting copy");
         "copy_to_path(CompactionOption::Enabled), size of the copy"

@@ -14,21 +14,40 @@ pub type Pair = (Vec<u8>, Vec<u8>);
 /// Number of reader handles an engine must provide (one per reader thread).
 pub const READERS: usize = 2;
 
+/// Engine names in table order; etch first, as the reference of every ratio.
+pub const NAMES: [&str; 5] = ["etch", "redb", "lmdb", "sqlite", "fjall"];
+
+/// Opens engine `name` in the fresh directory `dir`; `max_ops` is the largest transaction the
+/// workloads write.
+pub fn open(name: &str, dir: &Path, max_ops: usize) -> Option<Box<dyn Engine>> {
+    Some(match name {
+        "etch" => Box::new(etch::Etch::open(dir, max_ops)),
+        "redb" => Box::new(redb::Redb::open(dir)),
+        "lmdb" => Box::new(lmdb::Lmdb::open(dir)),
+        "sqlite" => Box::new(sqlite::Sqlite::open(dir)),
+        "fjall" => Box::new(fjall::Fjall::open(dir)),
+        _ => return None,
+    })
+}
+
 /// The operations the workloads need. Every write call is one transaction that is durable
-/// (synced to stable storage) when the call returns.
+/// (synced to stable storage) when the call returns, and may be called from several threads
+/// at once (engines with a single writer serialize such calls internally).
 pub trait Engine: Sync {
     /// Short name used in the table and the JSON output.
     fn name(&self) -> &'static str;
     /// Writes all pairs in one durable transaction.
-    fn write_txn(&mut self, pairs: &[Pair]);
+    fn write_txn(&self, pairs: &[Pair]);
     /// Removes all keys in one durable transaction.
-    fn remove_txn(&mut self, keys: &[Vec<u8>]);
+    fn remove_txn(&self, keys: &[Vec<u8>]);
     /// Point-reads every key through reader handle `reader` (`< READERS`); returns the total
     /// number of value bytes seen, so that engines can be checked against each other.
     fn get_all(&self, reader: usize, keys: &[Vec<u8>]) -> u64;
     /// Reads up to `limit` entries of every `[start, end)` range through reader handle `reader`;
     /// returns the number of entries seen.
     fn range_all(&self, reader: usize, ranges: &[Pair], limit: usize) -> u64;
+    /// Closes the engine cleanly and opens the same files again.
+    fn reopen(&mut self);
     /// Bytes the engine occupies on disk (see each implementation for what is counted).
     fn disk_size(&self) -> u64;
     /// Runs the engine's own space reclamation; returns a short description of what ran.

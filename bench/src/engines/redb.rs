@@ -26,7 +26,7 @@ impl Engine for Redb {
         "redb"
     }
 
-    fn write_txn(&mut self, pairs: &[Pair]) {
+    fn write_txn(&self, pairs: &[Pair]) {
         let txn = self.db.begin_write().expect("redb begin_write");
         {
             let mut table = txn.open_table(TABLE).expect("redb open_table");
@@ -39,7 +39,7 @@ impl Engine for Redb {
         txn.commit().expect("redb commit");
     }
 
-    fn remove_txn(&mut self, keys: &[Vec<u8>]) {
+    fn remove_txn(&self, keys: &[Vec<u8>]) {
         let txn = self.db.begin_write().expect("redb begin_write");
         {
             let mut table = txn.open_table(TABLE).expect("redb open_table");
@@ -76,6 +76,15 @@ impl Engine for Redb {
             }
         }
         seen
+    }
+
+    fn reopen(&mut self) {
+        // redb holds a file lock until the old handle is dropped, so drop it before opening.
+        let placeholder = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .expect("redb in-memory database");
+        drop(std::mem::replace(&mut self.db, placeholder));
+        self.db = Database::open(&self.path).expect("reopen redb database");
     }
 
     /// The database file.

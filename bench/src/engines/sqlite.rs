@@ -8,6 +8,8 @@ use rusqlite::{params, Connection};
 use super::{Engine, Pair, READERS};
 
 pub struct Sqlite {
+    /// SQLite admits one writer at a time; concurrent committers queue on this mutex rather
+    /// than on SQLite's busy handler (which would sleep and retry).
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     dir: PathBuf,
@@ -29,6 +31,11 @@ impl Sqlite {
         writer
             .execute_batch("CREATE TABLE kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;")
             .expect("sqlite create table");
+        Sqlite::with_writer(writer, dir)
+    }
+
+    fn with_writer(writer: Connection, dir: &Path) -> Sqlite {
+        let path = dir.join("bench.sqlite");
         let readers = (0..READERS).map(|_| Mutex::new(connect(&path))).collect();
         Sqlite {
             writer: Mutex::new(writer),
@@ -43,8 +50,8 @@ impl Engine for Sqlite {
         "sqlite"
     }
 
-    fn write_txn(&mut self, pairs: &[Pair]) {
-        let conn = self.writer.get_mut().expect("sqlite writer lock");
+    fn write_txn(&self, pairs: &[Pair]) {
+        let mut conn = self.writer.lock().expect("sqlite writer lock");
         let txn = conn.transaction().expect("sqlite begin");
         {
             let mut stmt = txn
@@ -57,8 +64,8 @@ impl Engine for Sqlite {
         txn.commit().expect("sqlite commit");
     }
 
-    fn remove_txn(&mut self, keys: &[Vec<u8>]) {
-        let conn = self.writer.get_mut().expect("sqlite writer lock");
+    fn remove_txn(&self, keys: &[Vec<u8>]) {
+        let mut conn = self.writer.lock().expect("sqlite writer lock");
         let txn = conn.transaction().expect("sqlite begin");
         {
             let mut stmt = txn
@@ -104,6 +111,18 @@ impl Engine for Sqlite {
             }
         }
         seen
+    }
+
+    fn reopen(&mut self) {
+        let dir = self.dir.clone();
+        // Close every connection first (the last one checkpoints and removes the WAL).
+        self.readers.clear();
+        let placeholder = Connection::open_in_memory().expect("sqlite in-memory connection");
+        drop(std::mem::replace(
+            self.writer.get_mut().expect("sqlite writer lock"),
+            placeholder,
+        ));
+        *self = Sqlite::with_writer(connect(&dir.join("bench.sqlite")), &dir);
     }
 
     /// Database file, WAL and shared-memory index.
