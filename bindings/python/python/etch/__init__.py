@@ -102,3 +102,9 @@ __all__ = [
     "open",
     "restore",
 ]
+
+# Public classes defined in submodules present themselves as etch.X (reprs, pickling, docs).
+for _cls in (Compare, DeleteEvent, Event, Lease, Lock, PutEvent, Store, Transactions,
+             WatchResponse, WatchTimedOut, WriteTxn):
+    _cls.__module__ = "etch"
+del _cls
