@@ -51,9 +51,9 @@ from etch._etch import (
 from etch._lease import Lease
 from etch._lock import Lock
 from etch._store import Store, open, restore
-from etch._transactions import Compare, Transactions
+from etch._transactions import Compare, Op, Transactions
 from etch._watch import DeleteEvent, Event, PutEvent, WatchResponse, WatchTimedOut
-from etch._write import WriteTxn
+from etch._write import WriteBlock, WriteTxn
 
 __version__ = "0.1.0"
 
@@ -85,6 +85,7 @@ __all__ = [
     "NewerFormatError",
     "NoSpaceError",
     "NotEtchFileError",
+    "Op",
     "PoisonedError",
     "PutEvent",
     "PutResponse",
@@ -98,13 +99,14 @@ __all__ = [
     "ValueProvidedError",
     "WatchResponse",
     "WatchTimedOut",
+    "WriteBlock",
     "WriteTxn",
     "open",
     "restore",
 ]
 
 # Public classes defined in submodules present themselves as etch.X (reprs, pickling, docs).
-for _cls in (Compare, DeleteEvent, Event, Lease, Lock, PutEvent, Store, Transactions,
-             WatchResponse, WatchTimedOut, WriteTxn):
+for _cls in (Compare, DeleteEvent, Event, Lease, Lock, Op, PutEvent, Store, Transactions,
+             WatchResponse, WatchTimedOut, WriteBlock, WriteTxn):
     _cls.__module__ = "etch"
 del _cls
