@@ -6,9 +6,11 @@ import builtins
 import functools
 import itertools
 import os
+import random
 import shutil
 import tempfile
 import threading
+import time
 from types import TracebackType
 from typing import (
     IO,
@@ -44,6 +46,9 @@ KeyLike = Union[bytes, bytearray, str]
 PathLike = Union[str, "os.PathLike[str]"]
 KV = Tuple[bytes, KVMetadata]
 T = TypeVar("T")
+
+#: First retry delay bound, in seconds, of :meth:`Store.write` (doubling per conflict).
+_BACKOFF = 0.001
 
 #: ``(start, end)`` for "every key" in etcd's range encoding.
 _ALL = (b"\0", b"\0")
@@ -272,8 +277,9 @@ class Store:
 
         ``store.write(fn, *args, **kwargs)`` calls ``fn(tx, *args, **kwargs)`` with a
         :class:`etch.WriteTxn`, commits its writes if nothing it read changed meanwhile, and
-        otherwise calls ``fn`` again on a fresh snapshot, up to the ``write_attempts`` option
-        (default 16) times before raising :class:`etch.ConflictError`. Returns ``fn``'s result.
+        otherwise calls ``fn`` again on a fresh snapshot (after a short random pause that
+        grows with each conflict), up to the ``write_attempts`` option (default 16) times before
+        raising :class:`etch.ConflictError`. Returns ``fn``'s result.
         ``fn`` may run more than once, so it must have no other side effects. An exception from
         ``fn`` aborts without writing.
 
@@ -285,7 +291,7 @@ class Store:
                 raise TypeError("write() without a function takes no other arguments")
             return WriteBlock(self._native.begin_write())
         attempts = int(self._native.write_attempts)
-        for _ in range(attempts):
+        for attempt in range(attempts):
             tx = WriteTxn(self._native.begin_write())
             try:
                 result = fn(tx, *args, **kwargs)
@@ -294,6 +300,8 @@ class Store:
                 raise
             if tx.commit():
                 return result
+            # Back off (randomly, growing) so that contenders stop colliding in lockstep.
+            time.sleep(random.uniform(0, _BACKOFF * (1 << min(attempt, 6))))
         raise conflict(attempts)
 
     def transactional(self, fn: Callable[..., T]) -> Callable[..., T]:
