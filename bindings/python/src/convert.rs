@@ -1,8 +1,10 @@
 //! Conversions at the boundary: bytes-or-str arguments, key-values as `(value, meta)` tuples,
-//! and the metadata class.
+//! the metadata class, and durations in seconds.
+
+use std::time::Duration;
 
 use etch_engine::KeyValue;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
@@ -91,4 +93,23 @@ pub fn kv_list(py: Python<'_>, kvs: Vec<KeyValue>) -> PyResult<Vec<(Py<PyBytes>,
 /// An optional key-value as an optional tuple.
 pub fn kv_opt(py: Python<'_>, kv: Option<KeyValue>) -> PyResult<Option<(Py<PyBytes>, Py<KvMeta>)>> {
     kv.map(|kv| kv_tuple(py, kv)).transpose()
+}
+
+/// Longest wait taken literally; longer ones (and `inf`) mean "no limit", so that adding one to
+/// `Instant::now()` can never overflow.
+pub const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A duration argument in seconds: `None` (or one longer than a century, or `inf`) for no
+/// limit, negative values as zero, NaN a `ValueError`.
+pub fn seconds(what: &str, secs: Option<f64>) -> PyResult<Option<Duration>> {
+    let Some(secs) = secs else { return Ok(None) };
+    if secs.is_nan() {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a number of seconds, not NaN"
+        )));
+    }
+    match Duration::try_from_secs_f64(secs.max(0.0)) {
+        Ok(d) if d <= FOREVER => Ok(Some(d)),
+        _ => Ok(None),
+    }
 }

@@ -7,6 +7,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::convert::FOREVER;
 use crate::errors::InvalidOptionError;
 
 /// The engine options plus the figures the bindings need to know themselves.
@@ -102,12 +103,18 @@ fn durability(name: &str) -> PyResult<Durability> {
     }
 }
 
-/// A duration in seconds (int or float, >= 0).
+/// A duration in seconds (int or float, from 0 to a century).
 fn seconds(v: &Bound<'_, PyAny>) -> PyResult<Duration> {
-    let secs: f64 = v.extract()?;
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        InvalidOptionError::new_err(format!("{secs} is not a valid number of seconds"))
-    })
+    duration(v.extract()?)
+}
+
+fn duration(secs: f64) -> PyResult<Duration> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d <= FOREVER => Ok(d),
+        _ => Err(InvalidOptionError::new_err(format!(
+            "{secs} is not a number of seconds between 0 and a century"
+        ))),
+    }
 }
 
 /// etcd's `--auto-compaction-mode` (`"revision"`, `"periodic"`, or `"off"`) and
@@ -118,9 +125,7 @@ fn auto_compaction(mode: Option<&str>, retention: Option<f64>) -> PyResult<AutoC
         ("revision", Some(n)) if n >= 1.0 && n.fract() == 0.0 => {
             Ok(AutoCompaction::Revisions(n as u64))
         }
-        ("periodic", Some(s)) if s > 0.0 => Duration::try_from_secs_f64(s)
-            .map(AutoCompaction::Periodic)
-            .map_err(|_| InvalidOptionError::new_err(format!("{s} is not a valid retention"))),
+        ("periodic", Some(s)) if s > 0.0 => duration(s).map(AutoCompaction::Periodic),
         (m @ ("revision" | "periodic"), r) => {
             Err(InvalidOptionError::new_err(format!(
             "auto_compaction_mode {m:?} needs auto_compaction_retention (a positive {}), got {r:?}",

@@ -3,14 +3,13 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use etch_engine::{PutOp, RangeOptions, SortOrder, SortTarget, Store, WatchOptions};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-use crate::convert::{kv_list, kv_opt, Bytes, KvMeta};
+use crate::convert::{kv_list, kv_opt, seconds, Bytes, KvMeta};
 use crate::errors::{closed, IntoPyResult};
 use crate::lock::PyLockGuard;
 use crate::options;
@@ -334,13 +333,7 @@ impl PyStore {
         no_delete: bool,
         progress_notify: Option<f64>,
     ) -> PyResult<PyWatcher> {
-        let progress_notify = progress_notify
-            .map(|s| {
-                Duration::try_from_secs_f64(s).map_err(|_| {
-                    PyValueError::new_err(format!("progress_notify {s} is not a valid duration"))
-                })
-            })
-            .transpose()?;
+        let progress_notify = seconds("progress_notify", progress_notify)?;
         let opts = WatchOptions {
             start_revision,
             prev_kv,
@@ -364,13 +357,7 @@ impl PyStore {
         lease: i64,
         timeout: Option<f64>,
     ) -> PyResult<Option<PyLockGuard>> {
-        let timeout = timeout
-            .map(|s| {
-                Duration::try_from_secs_f64(s.max(0.0)).map_err(|_| {
-                    PyValueError::new_err(format!("timeout {s} is not a valid duration"))
-                })
-            })
-            .transpose()?;
+        let timeout = seconds("timeout", timeout)?;
         let store = self.store()?;
         let name = name.to_owned();
         let g = py

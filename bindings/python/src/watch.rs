@@ -9,7 +9,7 @@ use etch_engine::{EventKind, WatchResponse, Watcher};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::convert::{kv_opt, kv_tuple, KvMeta};
+use crate::convert::{kv_opt, kv_tuple, seconds, KvMeta};
 use crate::errors::IntoPyResult;
 
 /// How long one wait lasts before cancellation and signals are checked again.
@@ -43,7 +43,7 @@ impl PyWatcher {
     /// or None on timeout or once the watch is cancelled or the store closed.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Response>> {
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
         loop {
             if self.cancelled.load(Ordering::Acquire) {
                 return Ok(None);

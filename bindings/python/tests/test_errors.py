@@ -170,3 +170,12 @@ def test_ignore_value_errors(db: etch.Store) -> None:
     lease = db.lease(10)
     with pytest.raises(etch.LeaseProvidedError):
         native.put("k", b"x", lease=lease.id, ignore_lease=True)
+
+
+def test_out_of_range_durations_are_invalid_options(path: Path) -> None:
+    with pytest.raises(etch.InvalidOptionError):
+        etch.open(path, relaxed_sync_interval=1e30)
+    with pytest.raises(etch.InvalidOptionError):
+        etch.open(path, checkpoint_interval=-1)
+    with pytest.raises(etch.InvalidOptionError):
+        etch.open(path, auto_compaction_mode="periodic", auto_compaction_retention=float("inf"))

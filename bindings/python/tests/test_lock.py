@@ -55,3 +55,14 @@ def test_different_names_do_not_block(db: etch.Store) -> None:
 def test_lock_name_must_be_str(db: etch.Store) -> None:
     with pytest.raises(TypeError):
         db.lock(b"bytes")  # type: ignore[arg-type]
+
+
+def test_timeout_edge_values(db: etch.Store) -> None:
+    lock = db.lock("t")
+    with pytest.raises(ValueError):
+        lock.acquire(timeout=float("nan"))
+    assert db.leases() == []  # the lease granted for the failed attempt is gone
+    assert lock.acquire(timeout=1e30) is True  # longer than a century: no limit
+    other = db.lock("t")
+    assert other.acquire(timeout=-1) is False  # negative: do not wait
+    lock.release()

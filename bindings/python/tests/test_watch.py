@@ -122,3 +122,10 @@ def test_callback_receives_the_exception_on_error(db: etch.Store) -> None:
     db.add_watch_callback("e", callback, start_revision=first)
     assert done.wait(5)
     assert isinstance(got[0], etch.CompactedError)
+
+
+def test_watch_timeout_edge_values(db: etch.Store) -> None:
+    with pytest.raises(etch.WatchTimedOut):
+        db.watch_once("k", timeout=-1)
+    with pytest.raises(ValueError):
+        db.watch_once("k", timeout=float("nan"))

@@ -18,6 +18,9 @@ class Lock:
     for the deletion of the key created just before it). While held, keep the lease alive with
     :meth:`refresh` more often than every ``ttl`` seconds, or the lock lapses. As a context
     manager it waits for the lock (without a time limit) and releases it on exit.
+
+    A wait without a time limit cannot be interrupted by Ctrl-C (leaving and rejoining the
+    queue to check for signals would lose the place in line); pass a ``timeout`` to bound it.
     """
 
     def __init__(self, native: Any, name: str, ttl: int = 60) -> None:
