@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, List, Optional, Type
 
+from etch import _etch
 from etch._etch import LeaseNotFoundError
 
 
@@ -16,7 +17,7 @@ class Lease:
     every lease its full TTL again.
     """
 
-    def __init__(self, native: Any, lease_id: int, ttl: int) -> None:
+    def __init__(self, native: _etch.NativeStore, lease_id: int, ttl: int) -> None:
         self._native = native
         #: The lease id.
         self.id: int = lease_id

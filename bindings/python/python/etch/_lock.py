@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Optional, Type
 
+from etch import _etch
 from etch._etch import LeaseNotFoundError, LockGuard
 
 #: Lock keys live under this prefix, as python-etcd3's.
@@ -23,7 +24,7 @@ class Lock:
     queue to check for signals would lose the place in line); pass a ``timeout`` to bound it.
     """
 
-    def __init__(self, native: Any, name: str, ttl: int = 60) -> None:
+    def __init__(self, native: _etch.NativeStore, name: str, ttl: int = 60) -> None:
         if not isinstance(name, str) or not name:
             raise TypeError("a lock name must be a non-empty str")
         self._native = native

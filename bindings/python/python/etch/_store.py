@@ -85,7 +85,7 @@ class Store:
     """An open etch store. Safe to share between threads; every call that may block or sync
     releases the GIL. Obtain one with :func:`etch.open`."""
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: _etch.NativeStore) -> None:
         self._native = native
         #: The transaction builder (compares and operations for :meth:`transaction`).
         self.transactions = Transactions()
@@ -217,7 +217,7 @@ class Store:
     ) -> PutResponse:
         """Puts ``key = value``, attached to ``lease`` (a :class:`Lease` or id) if given.
         Returns a :class:`etch.PutResponse` (``revision``, and ``prev_kv`` if asked for)."""
-        return self._native.put(key, value, lease=_lease_id(lease), prev_kv=prev_kv)  # type: ignore[no-any-return]
+        return self._native.put(key, value, lease=_lease_id(lease), prev_kv=prev_kv)
 
     def put_if_not_exists(
         self, key: KeyLike, value: KeyLike, lease: Union[Lease, int, None] = None
@@ -245,19 +245,19 @@ class Store:
     ) -> Union[bool, DeleteResponse]:
         """Deletes ``key``; True if it existed (or the :class:`etch.DeleteResponse` if
         ``return_response``)."""
-        resp = self._native.delete_range(key, None, prev_kv=prev_kv)
+        resp: DeleteResponse = self._native.delete_range(key, None, prev_kv=prev_kv)
         return resp if return_response else resp.deleted > 0
 
     def delete_prefix(self, prefix: KeyLike, prev_kv: bool = False) -> DeleteResponse:
         """Deletes every key starting with ``prefix``, at one revision."""
         start, end = _prefix_range(prefix)
-        return self._native.delete_range(start, end, prev_kv=prev_kv)  # type: ignore[no-any-return]
+        return self._native.delete_range(start, end, prev_kv=prev_kv)
 
     def delete_range(
         self, range_start: KeyLike, range_end: KeyLike, prev_kv: bool = False
     ) -> DeleteResponse:
         """Deletes every key in ``[range_start, range_end)``, at one revision."""
-        return self._native.delete_range(range_start, range_end, prev_kv=prev_kv)  # type: ignore[no-any-return]
+        return self._native.delete_range(range_start, range_end, prev_kv=prev_kv)
 
     def transaction(
         self,
@@ -322,7 +322,9 @@ class Store:
 
     # -- watches ---------------------------------------------------------------------------
 
-    def _watcher(self, key: KeyLike, range_end: Optional[KeyLike], **kwargs: Any) -> Any:
+    def _watcher(
+        self, key: KeyLike, range_end: Optional[KeyLike], **kwargs: Any
+    ) -> _etch.Watcher:
         kwargs["start_revision"] = kwargs.get("start_revision") or 0
         return self._native.watch(key, range_end, **kwargs)
 
@@ -444,11 +446,11 @@ class Store:
 
     def status(self) -> Status:
         """Revisions, key count, file and WAL sizes."""
-        return self._native.status()  # type: ignore[no-any-return]
+        return self._native.status()
 
     def check(self) -> CheckReport:
         """Full integrity check; raises :class:`etch.CorruptError` if anything is wrong."""
-        return self._native.check()  # type: ignore[no-any-return]
+        return self._native.check()
 
     def hash_kv(self, revision: Optional[int] = None) -> int:
         """A hash of the keyspace at ``revision`` (default: current), for comparing copies."""

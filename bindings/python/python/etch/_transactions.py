@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Type, Union
 
 KeyLike = Union[bytes, bytearray, str]
 
@@ -85,8 +85,10 @@ class Op:
         return f"Op{self._tuple!r}"
 
 
-def _natives(items: Sequence[Any], kind: type) -> list:
-    out = []
+def _natives(
+    items: Sequence[Any], kind: Union[Type[Compare], Type[Op]]
+) -> List[Tuple[Any, ...]]:
+    out: List[Tuple[Any, ...]] = []
     for item in items:
         if not isinstance(item, kind):
             raise TypeError(
@@ -97,7 +99,9 @@ def _natives(items: Sequence[Any], kind: type) -> list:
     return out
 
 
-def _nested(compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]) -> tuple:
+def _nested(
+    compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]
+) -> Tuple[List[Tuple[Any, ...]], List[Tuple[Any, ...]], List[Tuple[Any, ...]]]:
     return (_natives(compare, Compare), _natives(success, Op), _natives(failure, Op))
 
 

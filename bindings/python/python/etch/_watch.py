@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
+from etch import _etch
 from etch._etch import CompactedError, Error, KVMetadata
 
 
@@ -86,7 +87,7 @@ def _event(raw: Tuple[bool, bytes, KVMetadata, Any]) -> Event:
     return (PutEvent if is_put else DeleteEvent)(value, meta, prev)
 
 
-def _response(raw: Tuple[int, list, bool, int]) -> WatchResponse:
+def _response(raw: Tuple[int, List[Any], bool, int]) -> WatchResponse:
     header, events, canceled, compact_revision = raw
     if canceled:
         err = CompactedError(
@@ -98,7 +99,7 @@ def _response(raw: Tuple[int, list, bool, int]) -> WatchResponse:
     return WatchResponse(header, [_event(e) for e in events])
 
 
-def responses(native: Any) -> Iterator[WatchResponse]:
+def responses(native: _etch.Watcher) -> Iterator[WatchResponse]:
     """Responses of a native watcher until it is cancelled or the store closes. Raises
     :class:`etch.CompactedError` if compaction overtook the watch."""
     while True:
@@ -108,7 +109,7 @@ def responses(native: Any) -> Iterator[WatchResponse]:
         yield _response(raw)
 
 
-def events(native: Any) -> Iterator[Event]:
+def events(native: _etch.Watcher) -> Iterator[Event]:
     """Events of a native watcher, one by one."""
     for resp in responses(native):
         yield from resp.events
@@ -117,7 +118,7 @@ def events(native: Any) -> Iterator[Event]:
 class CallbackWatch:
     """A watch whose responses are passed to a callback on a daemon thread."""
 
-    def __init__(self, native: Any, callback: Callable[[Any], None], name: str) -> None:
+    def __init__(self, native: _etch.Watcher, callback: Callable[[Any], None], name: str) -> None:
         self._native = native
         self._callback = callback
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)

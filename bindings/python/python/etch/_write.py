@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Iterator, List, Optional, Tuple, Type, Union
 
+from etch import _etch
 from etch._etch import ConflictError, KVMetadata, prefix_end
 
 KeyLike = Union[bytes, bytearray, str]
@@ -35,7 +36,7 @@ class WriteTxn:
     have the mod revision seen, no key of a scanned range changed). See :meth:`etch.Store.write`.
     """
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: _etch.WriteTxn) -> None:
         self._native = native
 
     @property
@@ -46,7 +47,7 @@ class WriteTxn:
     def get(self, key: KeyLike) -> Union[Tuple[bytes, KVMetadata], Tuple[None, None]]:
         """``(value, meta)`` of ``key`` or ``(None, None)``; a key written in this transaction
         reads back its new value (with zero revisions)."""
-        return self._native.get(key)  # type: ignore[no-any-return]
+        return self._native.get(key)
 
     def get_range(self, range_start: KeyLike, range_end: KeyLike) -> Iterator[Tuple[bytes, KVMetadata]]:
         """``(value, meta)`` of every key in ``[range_start, range_end)`` as of the snapshot
