@@ -25,7 +25,13 @@ def _lease_id(lease: Any) -> int:
 class Compare:
     """One condition of a transaction: ``target(key) <op> operand``."""
 
-    __slots__ = ("key", "range_end", "target", "op", "operand")
+    __slots__ = {
+        "key": "The key compared (or the start of the range).",
+        "range_end": "End of the range compared, or None for the single key.",
+        "target": 'What is compared: "value", "version", "create", "mod" or "lease".',
+        "op": 'The relation: "==", "!=", "<" or ">".',
+        "operand": "The value or number the key's field is compared with.",
+    }
 
     def __init__(
         self, key: KeyLike, range_end: Optional[KeyLike], target: str, op: str, operand: Any

@@ -16,7 +16,13 @@ class WatchTimedOut(Error, TimeoutError):
 class Event:
     """One change of a watched key (python-etcd3's ``Event``)."""
 
-    __slots__ = ("key", "value", "meta", "prev_value", "prev_meta")
+    __slots__ = {
+        "key": "The key.",
+        "value": "The value after the change (empty for a delete).",
+        "meta": "Metadata after the change; for a delete only mod_revision is set.",
+        "prev_value": "The value before the change, if prev_kv was asked for and it existed.",
+        "prev_meta": "Metadata before the change, as prev_value.",
+    }
 
     def __init__(
         self,
@@ -24,15 +30,10 @@ class Event:
         meta: KVMetadata,
         prev: Optional[Tuple[bytes, KVMetadata]],
     ) -> None:
-        #: The key.
         self.key: bytes = meta.key
-        #: The value after the change (empty for a delete).
         self.value: bytes = value
-        #: Metadata after the change; for a delete only ``mod_revision`` is set.
         self.meta: KVMetadata = meta
-        #: The value before the change, if ``prev_kv`` was asked for and the key existed.
         self.prev_value: Optional[bytes] = prev[0] if prev else None
-        #: Metadata before the change, as ``prev_value``.
         self.prev_meta: Optional[KVMetadata] = prev[1] if prev else None
 
     @property
@@ -70,12 +71,13 @@ class DeleteEvent(Event):
 class WatchResponse:
     """One batch of events (all of one transaction are always together), for callbacks."""
 
-    __slots__ = ("header_revision", "events")
+    __slots__ = {
+        "header_revision": "Store revision when the response was made.",
+        "events": "The events, in revision order (all of one transaction together).",
+    }
 
     def __init__(self, header_revision: int, events: List[Event]) -> None:
-        #: Store revision when the response was made.
         self.header_revision = header_revision
-        #: The events, in revision order; empty for a progress notification.
         self.events = events
 
     def __repr__(self) -> str:
