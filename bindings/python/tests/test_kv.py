@@ -129,3 +129,17 @@ def test_put_if_not_exists(db: etch.Store) -> None:
     assert db.put_if_not_exists("k", "first") is True
     assert db.put_if_not_exists("k", "second") is False
     assert db.get("k")[0] == b"first"
+
+
+def test_range_filters_and_serializable(db: etch.Store) -> None:
+    a = db.put("f/a", "1").revision
+    b = db.put("f/b", "1").revision
+    db.put("f/a", "2")
+    assert [m.key for _, m in db.get_prefix("f/", min_mod_revision=b)] == [b"f/a", b"f/b"]
+    assert [m.key for _, m in db.get_prefix("f/", max_mod_revision=b)] == [b"f/b"]
+    assert [m.key for _, m in db.get_prefix("f/", min_create_revision=b)] == [b"f/b"]
+    assert [m.key for _, m in db.get_all(max_create_revision=a)] == [b"f/a"]
+    assert [m.key for _, m in db.get_range("f/", "f0", serializable=True)] == [b"f/a", b"f/b"]
+    assert db.get("f/a", serializable=True)[0] == b"2"
+    with pytest.raises(TypeError):
+        list(db.get_prefix("f/", no_such_filter=1))

@@ -129,3 +129,18 @@ def test_watch_timeout_edge_values(db: etch.Store) -> None:
         db.watch_once("k", timeout=-1)
     with pytest.raises(ValueError):
         db.watch_once("k", timeout=float("nan"))
+
+
+def test_watch_prefix_once(db: etch.Store) -> None:
+    threading.Timer(0.1, lambda: db.put("wp/x", "v")).start()
+    event = db.watch_prefix_once("wp/", timeout=5)
+    assert event.key == b"wp/x"
+
+
+def test_progress_notify_reaches_callbacks(db: etch.Store) -> None:
+    got: "queue.Queue[Any]" = queue.Queue()
+    watch_id = db.add_watch_callback("quiet", got.put, progress_notify=0.05)
+    resp = got.get(timeout=5)
+    assert isinstance(resp, etch.WatchResponse)
+    assert resp.events == [] and resp.header_revision == db.revision
+    db.cancel_watch(watch_id)

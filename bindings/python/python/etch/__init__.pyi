@@ -366,7 +366,9 @@ class Store:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None: ...
-    def get(self, key: _KeyLike, revision: Optional[int] = ...) -> Union[_KV, Tuple[None, None]]: ...
+    def get(
+        self, key: _KeyLike, revision: Optional[int] = ..., serializable: bool = ...
+    ) -> Union[_KV, Tuple[None, None]]: ...
     def get_prefix(
         self,
         key_prefix: _KeyLike,
@@ -375,6 +377,12 @@ class Store:
         keys_only: bool = ...,
         revision: Optional[int] = ...,
         limit: Optional[int] = ...,
+        *,
+        min_mod_revision: Optional[int] = ...,
+        max_mod_revision: Optional[int] = ...,
+        min_create_revision: Optional[int] = ...,
+        max_create_revision: Optional[int] = ...,
+        serializable: bool = ...,
     ) -> Iterator[_KV]: ...
     def get_range(
         self,
@@ -385,6 +393,12 @@ class Store:
         keys_only: bool = ...,
         revision: Optional[int] = ...,
         limit: Optional[int] = ...,
+        *,
+        min_mod_revision: Optional[int] = ...,
+        max_mod_revision: Optional[int] = ...,
+        min_create_revision: Optional[int] = ...,
+        max_create_revision: Optional[int] = ...,
+        serializable: bool = ...,
     ) -> Iterator[_KV]: ...
     def get_all(
         self,
@@ -393,6 +407,12 @@ class Store:
         keys_only: bool = ...,
         revision: Optional[int] = ...,
         limit: Optional[int] = ...,
+        *,
+        min_mod_revision: Optional[int] = ...,
+        max_mod_revision: Optional[int] = ...,
+        min_create_revision: Optional[int] = ...,
+        max_create_revision: Optional[int] = ...,
+        serializable: bool = ...,
     ) -> Iterator[_KV]: ...
     def count_prefix(self, key_prefix: _KeyLike, revision: Optional[int] = ...) -> int: ...
     def put(
@@ -438,6 +458,7 @@ class Store:
         prev_kv: bool = ...,
         no_put: bool = ...,
         no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
     ) -> Tuple[Iterator[Event], Callable[[], None]]: ...
     def watch_prefix(
         self,
@@ -447,6 +468,7 @@ class Store:
         prev_kv: bool = ...,
         no_put: bool = ...,
         no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
     ) -> Tuple[Iterator[Event], Callable[[], None]]: ...
     def watch_once(
         self,
@@ -454,6 +476,16 @@ class Store:
         timeout: Optional[float] = ...,
         *,
         range_end: Optional[_KeyLike] = ...,
+        start_revision: Optional[int] = ...,
+        prev_kv: bool = ...,
+        no_put: bool = ...,
+        no_delete: bool = ...,
+    ) -> Event: ...
+    def watch_prefix_once(
+        self,
+        key_prefix: _KeyLike,
+        timeout: Optional[float] = ...,
+        *,
         start_revision: Optional[int] = ...,
         prev_kv: bool = ...,
         no_put: bool = ...,
@@ -469,6 +501,7 @@ class Store:
         prev_kv: bool = ...,
         no_put: bool = ...,
         no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
     ) -> int: ...
     def add_watch_prefix_callback(
         self,
@@ -479,6 +512,7 @@ class Store:
         prev_kv: bool = ...,
         no_put: bool = ...,
         no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
     ) -> int: ...
     def cancel_watch(self, watch_id: int) -> None: ...
     def lease(self, ttl: int, lease_id: Optional[int] = ...) -> Lease: ...

@@ -50,6 +50,15 @@ T = TypeVar("T")
 #: First retry delay bound, in seconds, of :meth:`Store.write` (doubling per conflict).
 _BACKOFF = 0.001
 
+#: Extra keyword options of the range reads (python-etcd3's names).
+_RANGE_FILTERS = {
+    "min_mod_revision",
+    "max_mod_revision",
+    "min_create_revision",
+    "max_create_revision",
+    "serializable",
+}
+
 #: ``(start, end)`` for "every key" in etcd's range encoding.
 _ALL = (b"\0", b"\0")
 
@@ -137,18 +146,41 @@ class Store:
     # -- reads -----------------------------------------------------------------------------
 
     def get(
-        self, key: KeyLike, revision: Optional[int] = None
+        self, key: KeyLike, revision: Optional[int] = None, serializable: bool = False
     ) -> Union[KV, Tuple[None, None]]:
-        """``(value, meta)`` of ``key`` (as of ``revision`` if given), or ``(None, None)``."""
+        """``(value, meta)`` of ``key`` (as of ``revision`` if given), or ``(None, None)``.
+        ``serializable`` (python-etcd3's flag) changes nothing: every read of an embedded
+        store is local and sees every acknowledged write."""
         kv = self._native.get(key, revision or 0)
         return (None, None) if kv is None else kv
 
-    def _range(self, start: KeyLike, end: Optional[KeyLike], **kwargs: Any) -> Iterator[KV]:
-        order = kwargs.pop("sort_order", None)
-        kwargs["sort_order"] = "none" if order is None else order
-        kwargs["revision"] = kwargs.get("revision") or 0
-        kwargs["limit"] = kwargs.get("limit") or 0
-        kvs, _more, _count, _rev = self._native.range(start, end, **kwargs)
+    def _range(
+        self,
+        start: KeyLike,
+        end: Optional[KeyLike],
+        sort_order: Optional[str],
+        sort_target: str,
+        keys_only: bool,
+        revision: Optional[int],
+        limit: Optional[int],
+        filters: Dict[str, Optional[int]],
+    ) -> Iterator[KV]:
+        unknown = set(filters) - _RANGE_FILTERS
+        if unknown:
+            raise TypeError(f"unknown range options: {', '.join(sorted(unknown))}")
+        kvs, _more, _count, _rev = self._native.range(
+            start,
+            end,
+            sort_order="none" if sort_order is None else sort_order,
+            sort_target=sort_target,
+            keys_only=keys_only,
+            revision=revision or 0,
+            limit=limit or 0,
+            min_mod_revision=filters.get("min_mod_revision") or 0,
+            max_mod_revision=filters.get("max_mod_revision") or 0,
+            min_create_revision=filters.get("min_create_revision") or 0,
+            max_create_revision=filters.get("max_create_revision") or 0,
+        )
         return iter(kvs)
 
     def get_prefix(
@@ -159,15 +191,17 @@ class Store:
         keys_only: bool = False,
         revision: Optional[int] = None,
         limit: Optional[int] = None,
+        **filters: Optional[int],
     ) -> Iterator[KV]:
         """``(value, meta)`` of every key starting with ``key_prefix``, in key order unless
         ``sort_order`` (``"ascend"``/``"descend"``) and ``sort_target`` (``"key"``,
         ``"version"``, ``"create"``, ``"mod"``, ``"value"``) say otherwise. ``keys_only`` leaves
-        values empty; ``revision`` reads the past; ``limit`` caps the count."""
+        values empty; ``revision`` reads the past; ``limit`` caps the count. Also accepted, as
+        python-etcd3: ``min_mod_revision``, ``max_mod_revision``, ``min_create_revision``,
+        ``max_create_revision`` and ``serializable`` (which changes nothing here)."""
         start, end = _prefix_range(key_prefix)
         return self._range(
-            start, end, sort_order=sort_order, sort_target=sort_target,
-            keys_only=keys_only, revision=revision, limit=limit,
+            start, end, sort_order, sort_target, keys_only, revision, limit, filters
         )
 
     def get_range(
@@ -179,12 +213,12 @@ class Store:
         keys_only: bool = False,
         revision: Optional[int] = None,
         limit: Optional[int] = None,
+        **filters: Optional[int],
     ) -> Iterator[KV]:
         """``(value, meta)`` of every key in ``[range_start, range_end)``, options as
         :meth:`get_prefix`."""
         return self._range(
-            range_start, range_end, sort_order=sort_order, sort_target=sort_target,
-            keys_only=keys_only, revision=revision, limit=limit,
+            range_start, range_end, sort_order, sort_target, keys_only, revision, limit, filters
         )
 
     def get_all(
@@ -194,11 +228,11 @@ class Store:
         keys_only: bool = False,
         revision: Optional[int] = None,
         limit: Optional[int] = None,
+        **filters: Optional[int],
     ) -> Iterator[KV]:
         """``(value, meta)`` of every key, options as :meth:`get_prefix`."""
         return self._range(
-            *_ALL, sort_order=sort_order, sort_target=sort_target,
-            keys_only=keys_only, revision=revision, limit=limit,
+            *_ALL, sort_order, sort_target, keys_only, revision, limit, filters
         )
 
     def count_prefix(self, key_prefix: KeyLike, revision: Optional[int] = None) -> int:
@@ -336,15 +370,19 @@ class Store:
         prev_kv: bool = False,
         no_put: bool = False,
         no_delete: bool = False,
+        progress_notify: Optional[float] = None,
     ) -> Tuple[Iterator[Event], Callable[[], None]]:
         """Watches ``key`` (or ``[key, range_end)``) from now, or from ``start_revision`` to
         replay history first. Returns ``(events_iterator, cancel)``: the iterator blocks (GIL
         released) for each :class:`etch.PutEvent` / :class:`etch.DeleteEvent` and ends after
         ``cancel()`` (callable from any thread) or :meth:`close`. It raises
-        :class:`etch.CompactedError` if compaction removed revisions it had yet to deliver."""
+        :class:`etch.CompactedError` if compaction removed revisions it had yet to deliver.
+        ``prev_kv`` fills each event's ``prev_value``/``prev_meta``; ``no_put``/``no_delete``
+        leave out puts/deletes (etcd's filters); ``progress_notify`` (seconds) makes callback
+        watches receive an empty :class:`etch.WatchResponse` after that long without events."""
         native = self._watcher(
             key, range_end, start_revision=start_revision, prev_kv=prev_kv,
-            no_put=no_put, no_delete=no_delete,
+            no_put=no_put, no_delete=no_delete, progress_notify=progress_notify,
         )
         return events(native), native.cancel
 
@@ -369,6 +407,13 @@ class Store:
             raise WatchTimedOut(f"no event on {key!r} within {timeout} s")
         finally:
             native.cancel()
+
+    def watch_prefix_once(
+        self, key_prefix: KeyLike, timeout: Optional[float] = None, **kwargs: Any
+    ) -> Event:
+        """As :meth:`watch_once`, for every key starting with ``key_prefix``."""
+        start, end = _prefix_range(key_prefix)
+        return self.watch_once(start, timeout, range_end=end, **kwargs)
 
     def add_watch_callback(
         self, key: KeyLike, callback: Callable[[Any], None], **kwargs: Any
