@@ -20,6 +20,9 @@ class Lock:
     :meth:`refresh` more often than every ``ttl`` seconds, or the lock lapses. As a context
     manager it waits for the lock (without a time limit) and releases it on exit.
 
+    One ``Lock`` object stands for one contender: give each thread its own (``store.lock(name)``
+    is cheap); the store behind it is shared safely.
+
     A wait without a time limit cannot be interrupted by Ctrl-C (leaving and rejoining the
     queue to check for signals would lose the place in line); pass a ``timeout`` to bound it.
     """
