@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import zlib
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,31 @@ def test_out_of_range_durations_are_invalid_options(path: Path) -> None:
         etch.open(path, checkpoint_interval=-1)
     with pytest.raises(etch.InvalidOptionError):
         etch.open(path, auto_compaction_mode="periodic", auto_compaction_retention=float("inf"))
+
+
+MAGIC = b"etch\x00db\x1a"
+
+
+def test_truncated_file_is_corrupt(path: Path) -> None:
+    path.write_bytes(MAGIC + b"\x01\x00\x00\x00")
+    with pytest.raises(etch.CorruptError):
+        etch.open(path)
+
+
+def test_newer_format_is_refused(path: Path) -> None:
+    with etch.open(path) as db:
+        db.put("k", "v")
+    data = bytearray(path.read_bytes())
+    # Meta slot 0: format version (u32 LE) at offset 8, CRC-32 of bytes 0..252 at 252.
+    data[8:12] = (99).to_bytes(4, "little")
+    data[252:256] = zlib.crc32(bytes(data[:252])).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(etch.NewerFormatError) as info:
+        etch.open(path)
+    assert info.value.path == str(path)
+
+
+def test_os_errors_are_storage_errors(db: etch.Store, tmp_path: Path) -> None:
+    with pytest.raises(etch.StorageError) as info:
+        db.snapshot(tmp_path / "no-such-dir" / "snap.etch")
+    assert info.value.errno == errno.ENOENT
