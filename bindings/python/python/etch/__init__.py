@@ -1,0 +1,112 @@
+"""etch: etcd's data model as an embeddable single-file store.
+
+Open a file with :func:`open` and use it as python-etcd3 users use an etcd client::
+
+    import etch
+
+    with etch.open("app.etch") as db:
+        db.put("svc/api", "10.0.0.7:8080")
+        value, meta = db.get("svc/api")          # (b"10.0.0.7:8080", KVMetadata(...))
+        for value, meta in db.get_prefix("svc/"):
+            print(meta.key, value)
+
+Keys and values are bytes; ``str`` is accepted and encoded as UTF-8; anything else raises
+``TypeError``. Every error etch raises is an :class:`Error`.
+"""
+
+from __future__ import annotations
+
+from etch._etch import (
+    CheckReport,
+    ClosedError,
+    CompactedError,
+    ConflictError,
+    CorruptError,
+    DeleteResponse,
+    DuplicateKeyError,
+    EmptyKeyError,
+    Error,
+    FutureRevisionError,
+    InvalidOptionError,
+    InvalidRequestError,
+    KeyNotFoundError,
+    KeyTooLargeError,
+    KVMetadata,
+    LeaseExistsError,
+    LeaseNotFoundError,
+    LeaseProvidedError,
+    LockedError,
+    NewerFormatError,
+    NoSpaceError,
+    NotEtchFileError,
+    PoisonedError,
+    PutResponse,
+    QuotaExceededError,
+    RequestTooLargeError,
+    Status,
+    StorageError,
+    TooManyOpsError,
+    ValueProvidedError,
+)
+from etch._lease import Lease
+from etch._lock import Lock
+from etch._store import Store, open, restore
+from etch._transactions import Compare, Op, Transactions
+from etch._watch import DeleteEvent, Event, PutEvent, WatchResponse, WatchTimedOut
+from etch._write import WriteBlock, WriteTxn
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckReport",
+    "ClosedError",
+    "CompactedError",
+    "Compare",
+    "ConflictError",
+    "CorruptError",
+    "DeleteEvent",
+    "DeleteResponse",
+    "DuplicateKeyError",
+    "EmptyKeyError",
+    "Error",
+    "Event",
+    "FutureRevisionError",
+    "InvalidOptionError",
+    "InvalidRequestError",
+    "KVMetadata",
+    "KeyNotFoundError",
+    "KeyTooLargeError",
+    "Lease",
+    "LeaseExistsError",
+    "LeaseNotFoundError",
+    "LeaseProvidedError",
+    "Lock",
+    "LockedError",
+    "NewerFormatError",
+    "NoSpaceError",
+    "NotEtchFileError",
+    "Op",
+    "PoisonedError",
+    "PutEvent",
+    "PutResponse",
+    "QuotaExceededError",
+    "RequestTooLargeError",
+    "Status",
+    "StorageError",
+    "Store",
+    "TooManyOpsError",
+    "Transactions",
+    "ValueProvidedError",
+    "WatchResponse",
+    "WatchTimedOut",
+    "WriteBlock",
+    "WriteTxn",
+    "open",
+    "restore",
+]
+
+# Public classes defined in submodules present themselves as etch.X (reprs, pickling, docs).
+for _cls in (Compare, DeleteEvent, Event, Lease, Lock, Op, PutEvent, Store, Transactions,
+             WatchResponse, WatchTimedOut, WriteBlock, WriteTxn):
+    _cls.__module__ = "etch"
+del _cls

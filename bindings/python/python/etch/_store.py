@@ -1,0 +1,512 @@
+"""The store: python-etcd3's method names over the native engine handle."""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import itertools
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from types import TracebackType
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
+
+from etch import _etch
+from etch._etch import (
+    CheckReport,
+    DeleteResponse,
+    KVMetadata,
+    PutResponse,
+    Status,
+    prefix_end,
+)
+from etch._lease import Lease
+from etch._lock import Lock
+from etch._transactions import Compare, Op, Transactions, _lease_id, _nested
+from etch._watch import CallbackWatch, Event, WatchTimedOut, _response, events
+from etch._write import WriteBlock, WriteTxn, _encode, conflict
+
+KeyLike = Union[bytes, bytearray, str]
+PathLike = Union[str, "os.PathLike[str]"]
+KV = Tuple[bytes, KVMetadata]
+T = TypeVar("T")
+
+#: First retry delay bound, in seconds, of :meth:`Store.write` (doubling per conflict).
+_BACKOFF = 0.001
+
+#: Extra keyword options of the range reads (python-etcd3's names).
+_RANGE_FILTERS = {
+    "min_mod_revision",
+    "max_mod_revision",
+    "min_create_revision",
+    "max_create_revision",
+    "serializable",
+}
+
+#: ``(start, end)`` for "every key" in etcd's range encoding.
+_ALL = (b"\0", b"\0")
+
+
+def _prefix_range(prefix: KeyLike) -> Tuple[bytes, bytes]:
+    p = _encode(prefix)
+    return (p, prefix_end(p)) if p else _ALL
+
+
+def open(path: PathLike, **options: Any) -> Store:
+    """Opens (or creates) the store at ``path``; use it as a context manager to close it.
+
+    Options (all optional; the defaults are etcd's): ``durability`` (``"immediate"``: a write
+    returns once it is on disk, or ``"relaxed"``: synced every ``relaxed_sync_interval``
+    seconds), ``page_size``, ``max_key_size``, ``max_request_bytes``, ``max_txn_ops``,
+    ``wal_capacity``, ``checkpoint_interval``, ``checkpoint_wal_fraction``, ``random_access``,
+    ``write_attempts`` (for :meth:`Store.write`), ``auto_compaction_mode`` (``"revision"``,
+    ``"periodic"`` or ``"off"``) with ``auto_compaction_retention`` (revisions, or seconds),
+    and ``quota_bytes`` (None for no quota). Raises :class:`etch.LockedError` if the file is
+    open elsewhere, ``TypeError`` for an unknown option.
+    """
+    return Store(_etch.open(path, **options))
+
+
+def restore(snapshot: PathLike, output: PathLike, **options: Any) -> Store:
+    """Copies the snapshot file ``snapshot`` (see :meth:`Store.snapshot`) to ``output`` (which
+    must not exist), verifies the copy completely and returns it open, with ``options`` as
+    :func:`open`."""
+    return Store(_etch.restore(snapshot, output, **options))
+
+
+class Store:
+    """An open etch store. Safe to share between threads; every call that may block or sync
+    releases the GIL. Obtain one with :func:`etch.open`."""
+
+    def __init__(self, native: _etch.NativeStore) -> None:
+        self._native = native
+        #: The transaction builder (compares and operations for :meth:`transaction`).
+        self.transactions = Transactions()
+        self._watches: Dict[int, CallbackWatch] = {}
+        self._watch_ids = itertools.count(1)
+        self._watch_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def path(self) -> str:
+        """Path of the main file."""
+        return str(self._native.path)
+
+    @property
+    def revision(self) -> int:
+        """The current revision."""
+        return int(self._native.revision)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return bool(self._native.closed)
+
+    def close(self) -> None:
+        """Stops callback watches, checkpoints, removes the WAL (leaving one file) and releases
+        the file. Later calls raise :class:`etch.ClosedError`; closing twice is harmless."""
+        with self._watch_lock:
+            watches = list(self._watches.values())
+            self._watches.clear()
+        for w in watches:
+            w.cancel()
+        self._native.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<etch.Store {self.path!r}{' closed' if self.closed else ''}>"
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def get(
+        self, key: KeyLike, revision: Optional[int] = None, serializable: bool = False
+    ) -> Union[KV, Tuple[None, None]]:
+        """``(value, meta)`` of ``key`` (as of ``revision`` if given), or ``(None, None)``.
+        ``serializable`` (python-etcd3's flag) changes nothing: every read of an embedded
+        store is local and sees every acknowledged write."""
+        kv = self._native.get(key, revision or 0)
+        return (None, None) if kv is None else kv
+
+    def _range(
+        self,
+        start: KeyLike,
+        end: Optional[KeyLike],
+        sort_order: Optional[str],
+        sort_target: str,
+        keys_only: bool,
+        revision: Optional[int],
+        limit: Optional[int],
+        filters: Dict[str, Optional[int]],
+    ) -> Iterator[KV]:
+        unknown = set(filters) - _RANGE_FILTERS
+        if unknown:
+            raise TypeError(f"unknown range options: {', '.join(sorted(unknown))}")
+        kvs, _more, _count, _rev = self._native.range(
+            start,
+            end,
+            sort_order="none" if sort_order is None else sort_order,
+            sort_target=sort_target,
+            keys_only=keys_only,
+            revision=revision or 0,
+            limit=limit or 0,
+            min_mod_revision=filters.get("min_mod_revision") or 0,
+            max_mod_revision=filters.get("max_mod_revision") or 0,
+            min_create_revision=filters.get("min_create_revision") or 0,
+            max_create_revision=filters.get("max_create_revision") or 0,
+        )
+        return iter(kvs)
+
+    def get_prefix(
+        self,
+        key_prefix: KeyLike,
+        sort_order: Optional[str] = None,
+        sort_target: str = "key",
+        keys_only: bool = False,
+        revision: Optional[int] = None,
+        limit: Optional[int] = None,
+        **filters: Optional[int],
+    ) -> Iterator[KV]:
+        """``(value, meta)`` of every key starting with ``key_prefix``, in key order unless
+        ``sort_order`` (``"ascend"``/``"descend"``) and ``sort_target`` (``"key"``,
+        ``"version"``, ``"create"``, ``"mod"``, ``"value"``) say otherwise. ``keys_only`` leaves
+        values empty; ``revision`` reads the past; ``limit`` caps the count. Also accepted, as
+        python-etcd3: ``min_mod_revision``, ``max_mod_revision``, ``min_create_revision``,
+        ``max_create_revision`` and ``serializable`` (which changes nothing here)."""
+        start, end = _prefix_range(key_prefix)
+        return self._range(
+            start, end, sort_order, sort_target, keys_only, revision, limit, filters
+        )
+
+    def get_range(
+        self,
+        range_start: KeyLike,
+        range_end: KeyLike,
+        sort_order: Optional[str] = None,
+        sort_target: str = "key",
+        keys_only: bool = False,
+        revision: Optional[int] = None,
+        limit: Optional[int] = None,
+        **filters: Optional[int],
+    ) -> Iterator[KV]:
+        """``(value, meta)`` of every key in ``[range_start, range_end)``, options as
+        :meth:`get_prefix`."""
+        return self._range(
+            range_start, range_end, sort_order, sort_target, keys_only, revision, limit, filters
+        )
+
+    def get_all(
+        self,
+        sort_order: Optional[str] = None,
+        sort_target: str = "key",
+        keys_only: bool = False,
+        revision: Optional[int] = None,
+        limit: Optional[int] = None,
+        **filters: Optional[int],
+    ) -> Iterator[KV]:
+        """``(value, meta)`` of every key, options as :meth:`get_prefix`."""
+        return self._range(
+            *_ALL, sort_order, sort_target, keys_only, revision, limit, filters
+        )
+
+    def count_prefix(self, key_prefix: KeyLike, revision: Optional[int] = None) -> int:
+        """Number of keys starting with ``key_prefix`` (without reading values)."""
+        start, end = _prefix_range(key_prefix)
+        _kvs, _more, count, _rev = self._native.range(
+            start, end, count_only=True, revision=revision or 0
+        )
+        return int(count)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def put(
+        self, key: KeyLike, value: KeyLike, lease: Union[Lease, int, None] = None,
+        prev_kv: bool = False,
+    ) -> PutResponse:
+        """Puts ``key = value``, attached to ``lease`` (a :class:`Lease` or id) if given.
+        Returns a :class:`etch.PutResponse` (``revision``, and ``prev_kv`` if asked for)."""
+        return self._native.put(key, value, lease=_lease_id(lease), prev_kv=prev_kv)
+
+    def put_if_not_exists(
+        self, key: KeyLike, value: KeyLike, lease: Union[Lease, int, None] = None
+    ) -> bool:
+        """Puts ``key = value`` only if ``key`` does not exist; True if it was put."""
+        ok, _ = self.transaction(
+            compare=[self.transactions.create(key) == 0],
+            success=[self.transactions.put(key, value, lease=lease)],
+            failure=[],
+        )
+        return ok
+
+    def replace(self, key: KeyLike, initial_value: KeyLike, new_value: KeyLike) -> bool:
+        """Atomically replaces ``initial_value`` with ``new_value``; True if the key held
+        ``initial_value`` (and now holds ``new_value``)."""
+        ok, _ = self.transaction(
+            compare=[self.transactions.value(key) == initial_value],
+            success=[self.transactions.put(key, new_value)],
+            failure=[],
+        )
+        return ok
+
+    def delete(
+        self, key: KeyLike, prev_kv: bool = False, return_response: bool = False
+    ) -> Union[bool, DeleteResponse]:
+        """Deletes ``key``; True if it existed (or the :class:`etch.DeleteResponse` if
+        ``return_response``)."""
+        resp: DeleteResponse = self._native.delete_range(key, None, prev_kv=prev_kv)
+        return resp if return_response else resp.deleted > 0
+
+    def delete_prefix(self, prefix: KeyLike, prev_kv: bool = False) -> DeleteResponse:
+        """Deletes every key starting with ``prefix``, at one revision."""
+        start, end = _prefix_range(prefix)
+        return self._native.delete_range(start, end, prev_kv=prev_kv)
+
+    def delete_range(
+        self, range_start: KeyLike, range_end: KeyLike, prev_kv: bool = False
+    ) -> DeleteResponse:
+        """Deletes every key in ``[range_start, range_end)``, at one revision."""
+        return self._native.delete_range(range_start, range_end, prev_kv=prev_kv)
+
+    def transaction(
+        self,
+        compare: Sequence[Compare],
+        success: Sequence[Op] = (),
+        failure: Sequence[Op] = (),
+    ) -> Tuple[bool, List[Any]]:
+        """Runs ``success`` if every compare holds, else ``failure``, atomically at one
+        revision. Returns ``(succeeded, responses)``: per operation a
+        :class:`etch.PutResponse`, a list of ``(value, meta)`` for a get, a
+        :class:`etch.DeleteResponse`, or ``(succeeded, responses)`` for a nested ``txn``."""
+        ok, responses = self._native.txn(*_nested(compare, success, failure))
+        return bool(ok), list(responses)
+
+    def write(self, fn: Optional[Callable[..., T]] = None, *args: Any, **kwargs: Any) -> Any:
+        """An optimistic read-write transaction.
+
+        ``store.write(fn, *args, **kwargs)`` calls ``fn(tx, *args, **kwargs)`` with a
+        :class:`etch.WriteTxn`, commits its writes if nothing it read changed meanwhile, and
+        otherwise calls ``fn`` again on a fresh snapshot (after a short random pause that
+        grows with each conflict), up to the ``write_attempts`` option (default 16) times before
+        raising :class:`etch.ConflictError`. Returns ``fn``'s result.
+        ``fn`` may run more than once, so it must have no other side effects. An exception from
+        ``fn`` aborts without writing.
+
+        ``with store.write() as tx:`` makes one attempt, committed when the block ends; since a
+        block cannot be re-run, a conflict raises :class:`etch.ConflictError` (no retry).
+        """
+        if fn is None:
+            if args or kwargs:
+                raise TypeError("write() without a function takes no other arguments")
+            return WriteBlock(self._native.begin_write())
+        attempts = int(self._native.write_attempts)
+        for attempt in range(attempts):
+            tx = WriteTxn(self._native.begin_write())
+            try:
+                result = fn(tx, *args, **kwargs)
+            except BaseException:
+                tx.abort()
+                raise
+            if tx.commit():
+                return result
+            # Back off (randomly, growing) so that contenders stop colliding in lockstep.
+            time.sleep(random.uniform(0, _BACKOFF * (1 << min(attempt, 6))))
+        raise conflict(attempts)
+
+    def transactional(self, fn: Callable[..., T]) -> Callable[..., T]:
+        """Decorator: each call of the decorated ``fn(tx, ...)`` runs as :meth:`write`
+        (retried on conflict)."""
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> T:
+            return self.write(fn, *args, **kwargs)  # type: ignore[no-any-return]
+
+        return run
+
+    def compact(self, revision: int, physical: bool = True) -> int:
+        """Drops history below ``revision``: reads before it then raise
+        :class:`etch.CompactedError`. Compaction is always applied before this returns, so
+        ``physical`` (python-etcd3's flag) changes nothing. Returns the current revision."""
+        return int(self._native.compact(revision))
+
+    # -- watches ---------------------------------------------------------------------------
+
+    def _watcher(
+        self, key: KeyLike, range_end: Optional[KeyLike], **kwargs: Any
+    ) -> _etch.Watcher:
+        kwargs["start_revision"] = kwargs.get("start_revision") or 0
+        return self._native.watch(key, range_end, **kwargs)
+
+    def watch(
+        self,
+        key: KeyLike,
+        range_end: Optional[KeyLike] = None,
+        start_revision: Optional[int] = None,
+        prev_kv: bool = False,
+        no_put: bool = False,
+        no_delete: bool = False,
+        progress_notify: Optional[float] = None,
+    ) -> Tuple[Iterator[Event], Callable[[], None]]:
+        """Watches ``key`` (or ``[key, range_end)``) from now, or from ``start_revision`` to
+        replay history first. Returns ``(events_iterator, cancel)``: the iterator blocks (GIL
+        released) for each :class:`etch.PutEvent` / :class:`etch.DeleteEvent` and ends after
+        ``cancel()`` (callable from any thread) or :meth:`close`. It raises
+        :class:`etch.CompactedError` if compaction removed revisions it had yet to deliver.
+        ``prev_kv`` fills each event's ``prev_value``/``prev_meta``; ``no_put``/``no_delete``
+        leave out puts/deletes (etcd's filters); ``progress_notify`` (seconds) makes callback
+        watches receive an empty :class:`etch.WatchResponse` after that long without events."""
+        native = self._watcher(
+            key, range_end, start_revision=start_revision, prev_kv=prev_kv,
+            no_put=no_put, no_delete=no_delete, progress_notify=progress_notify,
+        )
+        return events(native), native.cancel
+
+    def watch_prefix(
+        self, key_prefix: KeyLike, **kwargs: Any
+    ) -> Tuple[Iterator[Event], Callable[[], None]]:
+        """As :meth:`watch`, for every key starting with ``key_prefix``."""
+        start, end = _prefix_range(key_prefix)
+        return self.watch(start, range_end=end, **kwargs)
+
+    def watch_once(self, key: KeyLike, timeout: Optional[float] = None, **kwargs: Any) -> Event:
+        """The next event on ``key`` (options as :meth:`watch`); raises
+        :class:`etch.WatchTimedOut` if none comes within ``timeout`` seconds."""
+        native = self._watcher(key, kwargs.pop("range_end", None), **kwargs)
+        try:
+            raw = native.recv(timeout)
+            while raw is not None:
+                resp = _response(raw)
+                if resp.events:
+                    return resp.events[0]
+                raw = native.recv(timeout)
+            raise WatchTimedOut(f"no event on {key!r} within {timeout} s")
+        finally:
+            native.cancel()
+
+    def watch_prefix_once(
+        self, key_prefix: KeyLike, timeout: Optional[float] = None, **kwargs: Any
+    ) -> Event:
+        """As :meth:`watch_once`, for every key starting with ``key_prefix``."""
+        start, end = _prefix_range(key_prefix)
+        return self.watch_once(start, timeout, range_end=end, **kwargs)
+
+    def add_watch_callback(
+        self, key: KeyLike, callback: Callable[[Any], None], **kwargs: Any
+    ) -> int:
+        """Watches ``key`` (options as :meth:`watch`, including ``range_end``) and calls
+        ``callback`` with each :class:`etch.WatchResponse` on a daemon thread; on an error it
+        calls ``callback`` with the exception and stops. Returns a watch id for
+        :meth:`cancel_watch`."""
+        native = self._watcher(key, kwargs.pop("range_end", None), **kwargs)
+        watch_id = next(self._watch_ids)
+        with self._watch_lock:
+            self._watches[watch_id] = CallbackWatch(native, callback, f"etch-watch-{watch_id}")
+        return watch_id
+
+    def add_watch_prefix_callback(
+        self, key_prefix: KeyLike, callback: Callable[[Any], None], **kwargs: Any
+    ) -> int:
+        """As :meth:`add_watch_callback`, for every key starting with ``key_prefix``."""
+        start, end = _prefix_range(key_prefix)
+        return self.add_watch_callback(start, callback, range_end=end, **kwargs)
+
+    def cancel_watch(self, watch_id: int) -> None:
+        """Stops a callback watch (and waits for its thread, unless called from it)."""
+        with self._watch_lock:
+            w = self._watches.pop(watch_id, None)
+        if w is None:
+            raise KeyError(f"no watch with id {watch_id}")
+        w.cancel()
+
+    # -- leases and locks ------------------------------------------------------------------
+
+    def lease(self, ttl: int, lease_id: Optional[int] = None) -> Lease:
+        """Grants a lease of ``ttl`` seconds (with ``lease_id`` if given, else a fresh id)."""
+        granted_id, granted_ttl = self._native.lease_grant(ttl, lease_id or 0)
+        return Lease(self._native, granted_id, granted_ttl)
+
+    def revoke_lease(self, lease_id: int) -> None:
+        """Revokes a lease by id, deleting its keys."""
+        self._native.lease_revoke(lease_id)
+
+    def refresh_lease(self, lease_id: int) -> int:
+        """Renews a lease by id for its full TTL; returns the TTL."""
+        return int(self._native.lease_keep_alive(lease_id))
+
+    def leases(self) -> List[Lease]:
+        """Every lease."""
+        return [Lease(self._native, i, ttl) for i, ttl in self._native.lease_list()]
+
+    def lock(self, name: str, ttl: int = 60) -> Lock:
+        """A :class:`etch.Lock` named ``name`` held with a lease of ``ttl`` seconds (not yet
+        acquired: call ``acquire()`` or use it as a context manager)."""
+        return Lock(self._native, name, ttl)
+
+    # -- maintenance -----------------------------------------------------------------------
+
+    def snapshot(self, file: Union[PathLike, IO[bytes]]) -> Tuple[int, int]:
+        """Writes a consistent, compact copy of the store while writers go on: to a path (which
+        must not exist), or into a binary file object as python-etcd3. Returns
+        ``(revision, size)``. Restore it with :func:`etch.restore`."""
+        if hasattr(file, "write"):
+            with tempfile.TemporaryDirectory(prefix="etch-snapshot-") as tmp:
+                path = os.path.join(tmp, "snapshot.etch")
+                revision, size = self._native.snapshot(path)
+                with builtins.open(path, "rb") as src:
+                    shutil.copyfileobj(src, file)  # type: ignore[arg-type]
+                return int(revision), int(size)
+        revision, size = self._native.snapshot(file)
+        return int(revision), int(size)
+
+    def defrag(self) -> Tuple[int, int]:
+        """Rewrites the file compactly so it shrinks after deletes and compaction; returns the
+        file size ``(before, after)``. Writers wait while it runs."""
+        before, after = self._native.defrag()
+        return int(before), int(after)
+
+    def status(self) -> Status:
+        """Revisions, key count, file and WAL sizes."""
+        return self._native.status()
+
+    def check(self) -> CheckReport:
+        """Full integrity check; raises :class:`etch.CorruptError` if anything is wrong."""
+        return self._native.check()
+
+    def hash_kv(self, revision: Optional[int] = None) -> int:
+        """A hash of the keyspace at ``revision`` (default: current), for comparing copies."""
+        return int(self._native.hash_kv(revision or 0))
+
+    def sync(self) -> None:
+        """Makes every commit so far durable (useful with ``durability="relaxed"``)."""
+        self._native.sync()
+
+    def checkpoint(self) -> None:
+        """Copies the WAL into the main file now."""
+        self._native.checkpoint()
+
+

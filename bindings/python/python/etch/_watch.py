@@ -1,0 +1,140 @@
+"""Watch events, the blocking event iterator, and callback watches."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+from etch import _etch
+from etch._etch import CompactedError, Error, KVMetadata
+
+
+class WatchTimedOut(Error, TimeoutError):
+    """:meth:`etch.Store.watch_once` saw no event in time."""
+
+
+class Event:
+    """One change of a watched key (python-etcd3's ``Event``)."""
+
+    __slots__ = {
+        "key": "The key.",
+        "value": "The value after the change (empty for a delete).",
+        "meta": "Metadata after the change; for a delete only mod_revision is set.",
+        "prev_value": "The value before the change, if prev_kv was asked for and it existed.",
+        "prev_meta": "Metadata before the change, as prev_value.",
+    }
+
+    def __init__(
+        self,
+        value: bytes,
+        meta: KVMetadata,
+        prev: Optional[Tuple[bytes, KVMetadata]],
+    ) -> None:
+        self.key: bytes = meta.key
+        self.value: bytes = value
+        self.meta: KVMetadata = meta
+        self.prev_value: Optional[bytes] = prev[0] if prev else None
+        self.prev_meta: Optional[KVMetadata] = prev[1] if prev else None
+
+    @property
+    def create_revision(self) -> int:
+        """Revision of the key's creation (0 for a delete)."""
+        return self.meta.create_revision
+
+    @property
+    def mod_revision(self) -> int:
+        """Revision of this change."""
+        return self.meta.mod_revision
+
+    @property
+    def version(self) -> int:
+        """The key's version after the change (0 for a delete)."""
+        return self.meta.version
+
+    @property
+    def lease_id(self) -> int:
+        """The key's lease after the change (0 for none)."""
+        return self.meta.lease_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(key={self.key!r}, value={self.value!r}, mod_revision={self.mod_revision})"
+
+
+class PutEvent(Event):
+    """A key was created or updated."""
+
+
+class DeleteEvent(Event):
+    """A key was deleted."""
+
+
+class WatchResponse:
+    """One batch of events (all of one transaction are always together), for callbacks."""
+
+    __slots__ = {
+        "header_revision": "Store revision when the response was made.",
+        "events": "The events, in revision order (all of one transaction together).",
+    }
+
+    def __init__(self, header_revision: int, events: List[Event]) -> None:
+        self.header_revision = header_revision
+        self.events = events
+
+    def __repr__(self) -> str:
+        return f"WatchResponse(header_revision={self.header_revision}, events={self.events!r})"
+
+
+def _event(raw: Tuple[bool, bytes, KVMetadata, Any]) -> Event:
+    is_put, value, meta, prev = raw
+    return (PutEvent if is_put else DeleteEvent)(value, meta, prev)
+
+
+def _response(raw: Tuple[int, List[Any], bool, int]) -> WatchResponse:
+    header, events, canceled, compact_revision = raw
+    if canceled:
+        err = CompactedError(
+            f"watch cancelled: the revisions it needed were compacted "
+            f"(compact revision {compact_revision})"
+        )
+        err.compact_revision = compact_revision
+        raise err
+    return WatchResponse(header, [_event(e) for e in events])
+
+
+def responses(native: _etch.Watcher) -> Iterator[WatchResponse]:
+    """Responses of a native watcher until it is cancelled or the store closes. Raises
+    :class:`etch.CompactedError` if compaction overtook the watch."""
+    while True:
+        raw = native.recv(None)
+        if raw is None:
+            return
+        yield _response(raw)
+
+
+def events(native: _etch.Watcher) -> Iterator[Event]:
+    """Events of a native watcher, one by one."""
+    for resp in responses(native):
+        yield from resp.events
+
+
+class CallbackWatch:
+    """A watch whose responses are passed to a callback on a daemon thread."""
+
+    def __init__(self, native: _etch.Watcher, callback: Callable[[Any], None], name: str) -> None:
+        self._native = native
+        self._callback = callback
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for resp in responses(self._native):
+                self._callback(resp)
+        except Exception as exc:  # handed to the callback, as python-etcd3 does
+            self._callback(exc)
+
+    def cancel(self) -> None:
+        """Stops the watch and waits for the callback thread (unless called from it)."""
+        self._native.cancel()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()

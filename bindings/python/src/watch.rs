@@ -1,0 +1,102 @@
+//! The native watcher: waits for responses with the GIL released, in short slices so that
+//! `cancel()` from another thread and Ctrl-C are noticed promptly.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use etch_engine::{EventKind, WatchResponse, Watcher};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::convert::{kv_opt, kv_tuple, seconds, KvMeta};
+use crate::errors::IntoPyResult;
+
+/// How long one wait lasts before cancellation and signals are checked again.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// A watch on a key or range, from the native module. `etch.Store.watch` wraps it in an
+/// iterator of events; use that.
+#[pyclass(frozen, module = "etch._etch", name = "Watcher")]
+pub struct PyWatcher {
+    inner: Mutex<Watcher>,
+    cancelled: AtomicBool,
+}
+
+impl PyWatcher {
+    /// Wraps an engine watcher.
+    pub fn new(w: Watcher) -> Self {
+        PyWatcher {
+            inner: Mutex::new(w),
+            cancelled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// `(header_revision, events, canceled, compact_revision)`, each event
+/// `(is_put, value, meta, prev_kv | None)`.
+type Response = (i64, Py<PyList>, bool, i64);
+
+#[pymethods]
+impl PyWatcher {
+    /// Waits up to `timeout` seconds (forever if None) for the next response and returns it,
+    /// or None on timeout or once the watch is cancelled or the store closed.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Response>> {
+        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
+        loop {
+            if self.cancelled.load(Ordering::Acquire) {
+                return Ok(None);
+            }
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+                None => SLICE,
+            };
+            let got = py.detach(|| {
+                let mut w = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                w.recv_timeout(slice)
+            });
+            let got = match got {
+                Err(etch_engine::Error::Closed) => return Ok(None),
+                other => other.py()?,
+            };
+            if let Some(resp) = got {
+                if resp.canceled {
+                    self.cancelled.store(true, Ordering::Release);
+                }
+                return Ok(Some(convert(py, resp)?));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Ends the watch; a `recv` blocked in another thread returns None within 50 ms.
+    fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// True once the watch was cancelled (by `cancel` or by compaction past its position).
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}
+
+fn convert(py: Python<'_>, r: WatchResponse) -> PyResult<Response> {
+    let events = PyList::empty(py);
+    for ev in r.events {
+        let (value, meta): (Py<PyBytes>, Py<KvMeta>) = kv_tuple(py, ev.kv)?;
+        let prev = kv_opt(py, ev.prev_kv)?;
+        let t = (ev.kind == EventKind::Put, value, meta, prev).into_pyobject(py)?;
+        events.append::<Bound<'_, PyTuple>>(t)?;
+    }
+    Ok((
+        r.header_revision,
+        events.unbind(),
+        r.canceled,
+        r.compact_revision,
+    ))
+}
