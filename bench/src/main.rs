@@ -18,7 +18,7 @@
 //!   etcd does, so an unbounded range with a limit would not be the same work);
 //! * durable commits from 1, 4 and 16 threads: 4,000 (small: 480) new keys per row, one key per
 //!   commit, split evenly over the threads; reported as wall-clock microseconds per commit;
-//! * reopen: close cleanly, open the N-key file again and read one key;
+//! * open: close cleanly (not timed), then open the N-key file again and read one key;
 //! * remove half: N/2 loaded keys removed in one transaction;
 //! * sizes on disk after the load, after the removal, and after each engine's own compaction
 //!   (etch: `compact` + `defrag`; redb: `compact`; LMDB: size of a compacting copy; SQLite:
@@ -143,7 +143,8 @@ fn peak_rss() -> Option<u64> {
 fn format_value(unit: Unit, value: f64) -> String {
     match unit {
         Unit::Millis if value >= 10_000.0 => format!("{:.1}s", value / 1e3),
-        Unit::Millis => format!("{value:.0}ms"),
+        Unit::Millis if value >= 10.0 => format!("{value:.0}ms"),
+        Unit::Millis => format!("{value:.2}ms"),
         Unit::MicrosPerCommit => format!("{value:.0}us"),
         Unit::Bytes => format!("{:.1}MiB", value / (1024.0 * 1024.0)),
     }

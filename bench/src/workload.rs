@@ -173,7 +173,7 @@ pub const ROWS: &[(&str, &str, Unit)] = &[
         "durable commit, 16 threads",
         Unit::MicrosPerCommit,
     ),
-    ("open", "reopen + first read", Unit::Millis),
+    ("open", "open + first read", Unit::Millis),
     ("random_reads_1t", "random reads, 1 thread", Unit::Millis),
     ("random_reads_2t", "random reads, 2 threads", Unit::Millis),
     ("range_reads", "range reads (~10)", Unit::Millis),
@@ -274,8 +274,11 @@ pub fn run(engine: &mut dyn Engine, data: &Data, log: impl Fn(&str)) -> Outcome 
     log("concurrent commits");
 
     let first_key = std::slice::from_ref(&data.load[0].0);
+    // Closing is not timed: it is where engines that defer work (etch's and SQLite's
+    // checkpoints, fjall's flush) pay for it, and that work was done for the writes above.
+    engine.close();
     values.push(timed(|| {
-        engine.reopen();
+        engine.open_again();
         assert!(engine.get_all(0, first_key) > 0, "key lost by reopen");
     }));
     log("reopen");

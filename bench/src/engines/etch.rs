@@ -85,9 +85,12 @@ impl Engine for Etch {
         seen
     }
 
-    fn reopen(&mut self) {
+    fn close(&mut self) {
         let store = self.store.take().expect("etch store is open");
         store.close().expect("close etch store");
+    }
+
+    fn open_again(&mut self) {
         self.store = Some(Etch::open_store(&self.path, self.max_ops));
     }
 

@@ -89,12 +89,15 @@ impl Engine for Fjall {
         seen
     }
 
-    fn reopen(&mut self) {
+    fn close(&mut self) {
         self.keyspace()
             .persist(PersistMode::SyncAll)
             .expect("fjall persist");
         // Dropping the last handles stops fjall's background threads and releases the folder.
         drop(self.open.take());
+    }
+
+    fn open_again(&mut self) {
         *self = Fjall::open_dir(std::mem::take(&mut self.dir));
     }
 

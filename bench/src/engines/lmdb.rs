@@ -99,9 +99,12 @@ impl Engine for Lmdb {
     }
 
     /// `data.mdb` and `lock.mdb` (or the compacted copy once `compact` ran).
-    fn reopen(&mut self) {
+    fn close(&mut self) {
         let env = self.env.take().expect("lmdb env is open");
         env.prepare_for_closing().wait();
+    }
+
+    fn open_again(&mut self) {
         *self = Lmdb::open_env(self.dir.clone());
     }
 

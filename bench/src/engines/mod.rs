@@ -46,8 +46,11 @@ pub trait Engine: Sync {
     /// Reads up to `limit` entries of every `[start, end)` range through reader handle `reader`;
     /// returns the number of entries seen.
     fn range_all(&self, reader: usize, ranges: &[Pair], limit: usize) -> u64;
-    /// Closes the engine cleanly and opens the same files again.
-    fn reopen(&mut self);
+    /// Closes the engine cleanly (everything durable, files released); only
+    /// [`Engine::open_again`] may follow.
+    fn close(&mut self);
+    /// Opens the files [`Engine::close`] closed.
+    fn open_again(&mut self);
     /// Bytes the engine occupies on disk (see each implementation for what is counted).
     fn disk_size(&self) -> u64;
     /// Runs the engine's own space reclamation; returns a short description of what ran.

@@ -78,12 +78,15 @@ impl Engine for Redb {
         seen
     }
 
-    fn reopen(&mut self) {
-        // redb holds a file lock until the old handle is dropped, so drop it before opening.
+    fn close(&mut self) {
+        // redb holds a file lock until the handle is dropped; an in-memory database stands in.
         let placeholder = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .expect("redb in-memory database");
         drop(std::mem::replace(&mut self.db, placeholder));
+    }
+
+    fn open_again(&mut self) {
         self.db = Database::open(&self.path).expect("reopen redb database");
     }
 

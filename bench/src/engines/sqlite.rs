@@ -113,15 +113,19 @@ impl Engine for Sqlite {
         seen
     }
 
-    fn reopen(&mut self) {
-        let dir = self.dir.clone();
-        // Close every connection first (the last one checkpoints and removes the WAL).
+    fn close(&mut self) {
+        // The last connection to close checkpoints and removes the WAL; an in-memory
+        // connection stands in for the writer until `open_again`.
         self.readers.clear();
         let placeholder = Connection::open_in_memory().expect("sqlite in-memory connection");
         drop(std::mem::replace(
             self.writer.get_mut().expect("sqlite writer lock"),
             placeholder,
         ));
+    }
+
+    fn open_again(&mut self) {
+        let dir = self.dir.clone();
         *self = Sqlite::with_writer(connect(&dir.join("bench.sqlite")), &dir);
     }
 
