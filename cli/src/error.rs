@@ -62,7 +62,13 @@ impl fmt::Display for CliError {
 impl From<etch::Error> for CliError {
     fn from(e: etch::Error) -> Self {
         // etcdctl reports every server-side rejection with ExitError, invalid options included.
-        CliError::failed(e.to_string())
+        // Lease ids are named in hex, as the CLI prints and takes them.
+        let message = match &e {
+            etch::Error::LeaseNotFound { id } => format!("requested lease {id:016x} not found"),
+            etch::Error::LeaseExists { id } => format!("lease {id:016x} already exists"),
+            _ => e.to_string(),
+        };
+        CliError::failed(message)
     }
 }
 

@@ -38,7 +38,8 @@ fn grant_list_timetolive_revoke() {
         format!("lease {id} already expired\n")
     );
     assert_eq!(e.ok(&["lease", "list"]), "found 0 leases\n");
-    assert!(e.fails(&["lease", "revoke", &id], 1).contains("not found"));
+    let err = e.fails(&["lease", "revoke", &id], 1);
+    assert_eq!(err, format!("Error: requested lease {id} not found\n"));
 }
 
 #[test]

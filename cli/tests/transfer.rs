@@ -99,3 +99,37 @@ fn bad_lines_are_invalid_input_naming_the_line() {
         .fails(&["import", "missing.jsonl"], 1)
         .contains("missing.jsonl"));
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    use base64::Engine as _;
+    let e = Env::new();
+    let b = base64::engine::general_purpose::STANDARD;
+    let lines: String = (0..20_000)
+        .map(|i| {
+            format!(
+                "{{\"key\":\"{}\",\"value\":\"eA==\"}}\n",
+                b.encode(format!("k{i:06}"))
+            )
+        })
+        .collect();
+    std::fs::write(e.path("in.jsonl"), lines).unwrap();
+    // Off a terminal: nothing on stderr.
+    let r = e.run(&["import", "in.jsonl"]);
+    assert_eq!((r.code, r.stderr.as_str()), (0, ""));
+    // On a terminal (script(1) gives the command a pty): the bar is drawn on it.
+    let cmd = format!(
+        "'{}' --db '{}' import '{}'",
+        env!("CARGO_BIN_EXE_etch"),
+        e.path("tty.etch").display(),
+        e.path("in.jsonl").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script(1) from util-linux");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("importing ["), "{screen}");
+    assert!(screen.contains("Imported 20000 keys"), "{screen}");
+}

@@ -50,13 +50,12 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
             db::close(store)?;
             Ok(ctx.printer.lease_list(revision, &leases)?)
         }
-        LeaseCommand::KeepAlive { id, once } => keep_alive(ctx, &parse_lease_id(id)?, *once),
+        LeaseCommand::KeepAlive { id, once } => keep_alive(ctx, parse_lease_id(id)?, *once),
     }
 }
 
 /// Renews every TTL/3 until interrupted; ends quietly (as etcdctl) when the lease is gone.
-fn keep_alive(ctx: &mut Ctx, id: &i64, once: bool) -> CliResult {
-    let id = *id;
+fn keep_alive(ctx: &mut Ctx, id: i64, once: bool) -> CliResult {
     let store = db::open(&ctx.cli.db, Mode::Existing)?;
     let ttl = store.lease_keep_alive(id)?;
     ctx.printer.lease_keep_alive(store.revision(), id, ttl)?;
