@@ -8,6 +8,7 @@ mod child;
 mod commands;
 mod db;
 mod error;
+mod help;
 mod output;
 mod progress;
 mod requests;
