@@ -335,8 +335,8 @@ pub enum SnapshotCommand {
     Restore {
         /// Snapshot file to read
         file: PathBuf,
-        /// Store file to create (must not exist)
-        #[arg(long, value_name = "PATH")]
+        /// Store file to create (must not exist); `--data-dir` is accepted as etcdutl's name
+        #[arg(long, visible_alias = "data-dir", value_name = "PATH")]
         output: PathBuf,
     },
     /// Show a snapshot's hash, revision, key count and size (the file is only read)
