@@ -37,7 +37,8 @@ pub struct Cli {
         global = true,
         value_enum,
         default_value_t = Format::Simple,
-        value_name = "FORMAT"
+        value_name = "FORMAT",
+        hide_possible_values = true
     )]
     pub write_out: Format,
     /// Print keys and values as hex-escaped bytes (\x61\x62) in simple and table output

@@ -173,7 +173,13 @@ fn snapshot_save_status_restore() {
     );
     // etcdutl's flag name works too.
     let other = e.path("other.etch");
-    e.ok(&["snapshot", "restore", snap_s, "--data-dir", other.to_str().unwrap()]);
+    e.ok(&[
+        "snapshot",
+        "restore",
+        snap_s,
+        "--data-dir",
+        other.to_str().unwrap(),
+    ]);
     assert!(other.exists());
     // Restoring over an existing file, from a missing or a non-etch file: errors.
     e.fails(&["snapshot", "restore", snap_s, "--output", out_s], 1);
