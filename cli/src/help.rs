@@ -123,7 +123,8 @@ pub const IMPORT_LONG: &str = "\
 Load keys from JSON lines, one key per line, in the shape `etch export` writes:
 {\"key\":\"<base64>\",\"value\":\"<base64>\", ...}. Other fields (revisions, version, lease) are
 ignored: imported keys get fresh revisions and no lease. Lines are written in batches, each
-atomically. A progress bar is shown on a terminal.";
+atomically; a file is checked completely first, so a bad line leaves the store unchanged.
+A progress bar is shown on a terminal.";
 
 /// Long help of `export`.
 pub const EXPORT_LONG: &str = "\

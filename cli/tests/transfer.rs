@@ -92,7 +92,15 @@ fn bad_lines_are_invalid_input_naming_the_line() {
     )
     .unwrap();
     let err = e.fails(&["import", "bad.jsonl"], 3);
-    assert!(err.contains("line 2"), "{err}");
+    assert!(err.contains("bad.jsonl line 2"), "{err}");
+    // The file is checked before anything is written: the good first line is not imported.
+    assert!(
+        !e.db.exists(),
+        "a rejected import must not create or change the store"
+    );
+    e.ok(&["put", "other", "1"]);
+    e.fails(&["import", "bad.jsonl"], 3);
+    assert_eq!(e.ok(&["get", "", "--prefix", "--count-only"]), "1\n");
     std::fs::write(e.path("bad2.jsonl"), "{\"key\":\"***\"}\n").unwrap();
     assert!(e.fails(&["import", "bad2.jsonl"], 3).contains("base64"));
     assert!(e

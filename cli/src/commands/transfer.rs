@@ -38,14 +38,20 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// `import FILE`: every line is written; batches commit atomically one after another, so a bad
-/// line stops the import after the batches before it (the error names the line).
+/// `import FILE`: batches commit atomically one after another. A file is checked completely
+/// before anything is written, so a bad line (the error names it) leaves the store unchanged;
+/// stdin cannot be read twice, so there a bad line stops the import after the batches before it.
 pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
-    let (reader, bar): (Box<dyn Read>, _) = if a.file.as_os_str() == "-" {
+    let name = a.file.display().to_string();
+    let from_stdin = a.file.as_os_str() == "-";
+    let open_file = || File::open(&a.file).map_err(|e| CliError::failed(format!("{name}: {e}")));
+    if !from_stdin {
+        for_each_line(BufReader::new(open_file()?), &name, |_, _| Ok(()))?;
+    }
+    let (reader, bar): (Box<dyn Read>, _) = if from_stdin {
         (Box::new(std::io::stdin()), indicatif::ProgressBar::hidden())
     } else {
-        let f = File::open(&a.file)
-            .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
+        let f = open_file()?;
         let len = f.metadata()?.len();
         (Box::new(f), progress::bar(len, true, "importing"))
     };
@@ -58,14 +64,7 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
     let mut batch_keys = std::collections::HashSet::new();
     let mut batch_bytes = 0;
     let mut imported = 0u64;
-    for (n, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let (key, value) = parse_line(&line).map_err(|e| {
-            CliError::invalid_input(format!("{} line {}: {e}", a.file.display(), n + 1))
-        })?;
+    for_each_line(input, &name, |key, value| {
         // A key twice in one batch is rejected by the engine; the later line wins, in order.
         let full = batch.len() >= BATCH_OPS || batch_bytes + key.len() + value.len() > BATCH_BYTES;
         if !batch.is_empty() && (full || batch_keys.contains(&key)) {
@@ -77,7 +76,8 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
         batch_keys.insert(key.clone());
         batch.push(WriteOp::put(key, value));
         imported += 1;
-    }
+        Ok(())
+    })?;
     if !batch.is_empty() {
         store.batch(batch)?;
     }
@@ -98,6 +98,25 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
             ctx.printer
                 .line(&format!("Imported {imported} keys (revision {revision})"))?;
         }
+    }
+    Ok(())
+}
+
+/// Calls `f` with the key and value of every non-blank line; a bad line is invalid input
+/// naming `name` and the line number.
+fn for_each_line(
+    input: impl BufRead,
+    name: &str,
+    mut f: impl FnMut(Vec<u8>, Vec<u8>) -> CliResult,
+) -> CliResult {
+    for (n, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (key, value) = parse_line(&line)
+            .map_err(|e| CliError::invalid_input(format!("{name} line {}: {e}", n + 1)))?;
+        f(key, value)?;
     }
     Ok(())
 }
