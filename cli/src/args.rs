@@ -181,6 +181,18 @@ pub struct GetArgs {
     /// Values only, no keys (simple output)
     #[arg(long)]
     pub print_value_only: bool,
+    /// Only keys modified at or after this revision
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub min_mod_revision: i64,
+    /// Only keys modified at or before this revision
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_mod_revision: i64,
+    /// Only keys created at or after this revision
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub min_create_revision: i64,
+    /// Only keys created at or before this revision
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub max_create_revision: i64,
 }
 
 /// Sort order of `get`.

@@ -56,7 +56,10 @@ pub fn range_options(a: &GetArgs) -> RangeOptions {
         sort_target,
         keys_only: a.keys_only,
         count_only: a.count_only,
-        ..Default::default()
+        min_mod_revision: a.min_mod_revision,
+        max_mod_revision: a.max_mod_revision,
+        min_create_revision: a.min_create_revision,
+        max_create_revision: a.max_create_revision,
     }
 }
 
@@ -67,6 +70,15 @@ pub fn get_range(a: &GetArgs) -> CliResult<Range> {
             "revision {} is negative",
             a.rev
         )));
+    }
+    let filters = [
+        a.min_mod_revision,
+        a.max_mod_revision,
+        a.min_create_revision,
+        a.max_create_revision,
+    ];
+    if filters.iter().any(|r| *r < 0) {
+        return Err(CliError::bad_args("revision filters must not be negative"));
     }
     if a.limit < 0 {
         return Err(CliError::bad_args(format!("limit {} is negative", a.limit)));

@@ -149,6 +149,17 @@ fn ranges_prefix_from_key_limit_and_sorting() {
         "c\n\n"
     );
     assert_eq!(e.ok(&["get", "", "--prefix", "--count-only"]), "4\n");
+    // Revision filters (a: created 2, modified 6; b/1: 3; b/2: 4; c: 5).
+    let keys = |extra: &[&str]| {
+        let mut args = vec!["get", "", "--prefix", "--keys-only"];
+        args.extend_from_slice(extra);
+        e.ok(&args).split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    assert_eq!(keys(&["--min-mod-revision", "5"]), "a c");
+    assert_eq!(keys(&["--max-mod-revision", "4"]), "b/1 b/2");
+    assert_eq!(keys(&["--min-create-revision", "4"]), "b/2 c");
+    assert_eq!(keys(&["--max-create-revision", "2"]), "a");
+    e.fails(&["get", "a", "--min-mod-revision", "-1"], 128);
 }
 
 #[test]
