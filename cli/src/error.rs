@@ -9,6 +9,8 @@ use std::fmt;
 pub const EXIT_OK: u8 = 0;
 /// The operation failed (etcdctl's `ExitError`): a store error, an I/O error.
 pub const EXIT_ERROR: u8 = 1;
+/// A wait was interrupted by a signal (etcdctl's `ExitInterrupted`).
+pub const EXIT_INTERRUPTED: u8 = 5;
 /// Input read from stdin or a file could not be parsed (etcdctl's `ExitInvalidInput`).
 pub const EXIT_INVALID_INPUT: u8 = 3;
 /// The command line itself is wrong (etcdctl's `ExitBadArgs`).
@@ -37,6 +39,11 @@ impl CliError {
     /// Unparseable input (exit 3).
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::with_code(EXIT_INVALID_INPUT, message)
+    }
+
+    /// Interrupted before the work could start (exit 5).
+    pub fn interrupted(message: impl Into<String>) -> Self {
+        Self::with_code(EXIT_INTERRUPTED, message)
     }
 
     /// Bad command-line arguments (exit 128).

@@ -20,7 +20,8 @@ Examples:
   etch --db app.etch get svc/ --prefix -w table
   printf 'value(\"k\") = \"v\"\\n\\nput k v2\\n\\nget k\\n\\n' | etch txn
 
-Exit codes (as etcdctl): 0 ok, 1 error, 3 invalid input, 128 bad arguments.
+Exit codes (as etcdctl): 0 ok, 1 error, 3 invalid input, 5 interrupted while waiting (lock,
+elect), 128 bad arguments.
 JSON output (-w json) encodes keys and values in base64 and writes 64-bit ids (lease ids) as
 decimal strings so no precision is lost in JavaScript or jq.";
 

@@ -10,14 +10,13 @@ use crate::error::{CliError, CliResult};
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static EXIT_AT_ONCE: AtomicBool = AtomicBool::new(false);
 
-/// etcdctl's `ExitInterrupted`.
-const EXIT_INTERRUPTED: i32 = 5;
+use crate::error::EXIT_INTERRUPTED;
 
 /// Installs the handler; call once, before blocking.
 pub fn install() -> CliResult {
     ctrlc::set_handler(|| {
         if EXIT_AT_ONCE.load(Ordering::SeqCst) {
-            std::process::exit(EXIT_INTERRUPTED);
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
         INTERRUPTED.store(true, Ordering::SeqCst);
     })

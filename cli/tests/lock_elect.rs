@@ -106,3 +106,27 @@ fn elect_listen_shows_the_leader_and_its_change() {
     c.signal("INT");
     assert_eq!(c.wait(10), Some(0));
 }
+
+#[test]
+fn interrupting_a_wait_exits_5_and_leaves_the_line() {
+    let e = Env::new();
+    // Stale holders with a long lease: the next contenders have to wait.
+    for args in [
+        &["lock", "jobs", "--ttl", "60"][..],
+        &["elect", "sched", "old", "--ttl", "60"],
+    ] {
+        let h = Running::spawn(e.cmd(args));
+        h.line(10);
+        h.signal("KILL");
+        h.wait(10);
+    }
+    let w = Running::spawn(e.cmd(&["lock", "jobs"]));
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    w.signal("INT");
+    assert_eq!(w.wait(10), Some(5));
+    assert_eq!(e.ok(&["get", "jobs/", "--prefix", "--count-only"]), "1\n");
+    let c = Running::spawn(e.cmd(&["elect", "sched", "new"]));
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    c.signal("INT");
+    assert_eq!(c.wait(10), Some(5));
+}

@@ -9,7 +9,7 @@ use super::Ctx;
 use crate::args::LockArgs;
 use crate::child;
 use crate::db::{self, Mode};
-use crate::error::{CliResult, EXIT_ERROR, EXIT_OK};
+use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
 use crate::signals;
 
 /// How long one wait for the lock lasts before checking for Ctrl-C.
@@ -27,7 +27,9 @@ pub fn run(ctx: &mut Ctx, a: &LockArgs) -> CliResult<u8> {
         if signals::interrupted() {
             session.close()?;
             db::close(store)?;
-            return Ok(EXIT_ERROR);
+            return Err(CliError::interrupted(
+                "interrupted while waiting for the lock",
+            ));
         }
         if let Some(g) = mutex.try_lock_for(session.lease, WAIT_SLICE)? {
             break g;
