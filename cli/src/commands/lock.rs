@@ -12,8 +12,11 @@ use crate::db::{self, Mode};
 use crate::error::{CliError, CliResult, EXIT_ERROR, EXIT_OK};
 use crate::signals;
 
-/// How long one wait for the lock lasts before checking for Ctrl-C.
-const WAIT_SLICE: Duration = Duration::from_millis(250);
+/// How long one wait for the lock lasts before checking for Ctrl-C. The engine's `Mutex::lock`
+/// cannot be cancelled and `try_lock_for` leaves the queue when it times out, so every slice
+/// costs a put and a delete (two revisions): a second keeps that small while Ctrl-C still
+/// answers promptly.
+const WAIT_SLICE: Duration = Duration::from_secs(1);
 
 /// Takes the lock, then runs the command or prints the key and waits for Ctrl-C; releases the
 /// lock and revokes its lease either way. Returns the command's exit status.
@@ -22,7 +25,7 @@ pub fn run(ctx: &mut Ctx, a: &LockArgs) -> CliResult<u8> {
     signals::install()?;
     let session = Session::new(&store, a.ttl)?;
     let mutex = Mutex::new(&store, &a.name);
-    // Waiting in slices lets Ctrl-C end the wait; each slice rejoins the same queue key.
+    // Waiting in slices lets Ctrl-C end the wait; each slice rejoins the queue with the same key.
     let guard = loop {
         if signals::interrupted() {
             session.close()?;
