@@ -1,0 +1,49 @@
+//! `put`, `get`, `del`.
+
+use std::io::Read;
+
+use super::Ctx;
+use crate::args::{DelArgs, GetArgs, PutArgs};
+use crate::db::{self, Mode};
+use crate::error::{CliError, CliResult};
+use crate::requests;
+
+/// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted.
+pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
+    let value = match (&a.value, a.ignore_value) {
+        (Some(v), _) => v.clone().into_bytes(),
+        (None, true) => Vec::new(),
+        (None, false) => {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf).map_err(|e| {
+                CliError::invalid_input(format!("reading the value from stdin: {e}"))
+            })?;
+            buf
+        }
+    };
+    let op = requests::put_op(a, value)?;
+    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let resp = store.put_with(op)?;
+    db::close(store)?;
+    Ok(ctx.printer.put(&resp)?)
+}
+
+/// `get KEY [RANGE_END]`.
+pub fn get(ctx: &mut Ctx, a: &GetArgs) -> CliResult {
+    let range = requests::get_range(a)?;
+    let opts = requests::range_options(a);
+    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let resp = store.range_with(&range, &opts)?;
+    db::close(store)?;
+    ctx.printer.set_value_only(a.print_value_only);
+    Ok(ctx.printer.get(&resp, a.count_only)?)
+}
+
+/// `del KEY [RANGE_END]`.
+pub fn del(ctx: &mut Ctx, a: &DelArgs) -> CliResult {
+    let range = requests::del_range(a)?;
+    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let resp = store.delete_range(range, a.prev_kv)?;
+    db::close(store)?;
+    Ok(ctx.printer.del(&resp)?)
+}

@@ -1,0 +1,134 @@
+//! Long help texts of the command line: what each command does on a local file, and its
+//! examples.
+
+/// One-line description of etch.
+pub const ABOUT: &str = "etcd's data model on a local file: etcdctl's commands for an etch store";
+
+/// Description of etch in `etch --help`.
+pub const LONG_ABOUT: &str = "\
+etcd's data model on a local file: etcdctl's commands for an etch store.
+
+etch opens the file named by --db (or $ETCH_DB), runs one command and closes it. The file is
+locked while a command runs, so long-running commands (watch, lock, elect, lease keep-alive)
+hold it exclusively: other etch processes get 'database is locked' until they exit.";
+
+/// Examples, exit codes and the JSON conventions, after `etch --help`.
+pub const AFTER_HELP: &str = "\
+Examples:
+  etch --db app.etch put greeting hello
+  etch --db app.etch get greeting -w json
+  etch --db app.etch get svc/ --prefix -w table
+  printf 'value(\"k\") = \"v\"\\n\\nput k v2\\n\\nget k\\n\\n' | etch txn
+
+Exit codes (as etcdctl): 0 ok, 1 error, 3 invalid input, 5 interrupted while waiting (lock,
+elect), 128 bad arguments.
+JSON output (-w json) encodes keys and values in base64 and writes 64-bit ids (lease ids) as
+decimal strings so no precision is lost in JavaScript or jq.";
+
+/// Long help of `txn`.
+pub const TXN_LONG: &str = "\
+Run a transaction read from stdin in etcdctl's txn syntax: compares, a blank line, the requests
+to run if every compare holds, a blank line, the requests to run otherwise (and a final blank
+line or end of input).
+
+Compares:  value(\"key\") = \"v\"   mod(\"key\") > \"5\"   version(\"key\") = \"0\"
+           create(\"key\") < \"9\"   lease(\"key\") = \"694d77aa9e38260f\" (hex)
+           (operators: = != < >; short forms val, m, ver, c)
+Requests:  put KEY VALUE [--lease ID] [--prev-kv] ...   get KEY [RANGE_END] [--prefix] ...
+           del KEY [RANGE_END] [--prefix] [--prev-kv]   (the flags of put, get and del)
+
+Prints SUCCESS or FAILURE, then each response as the matching command prints it.";
+
+/// Examples of `txn`.
+pub const TXN_EXAMPLE: &str = "\
+Example:
+  etch txn <<'EOF'
+  mod(\"key1\") > \"0\"
+
+  put key1 \"overwrote-key1\"
+
+  put key1 \"created-key1\"
+  put key2 \"some extra key\"
+
+  EOF";
+
+/// Long help of `watch`.
+pub const WATCH_LONG: &str = "\
+Print each change to a key (or range) as etcdctl does: PUT or DELETE, then the key, then the
+value. With --rev, history from that revision is replayed first.
+
+etch is a local file, locked by the process that opens it: while `etch watch` runs, no other
+process can write to the file. So watch is mainly for replaying history (--rev) and for
+changes made by the watching process itself, which are the deletions of expiring leases.
+--no-follow exits once the history up to the current revision has been printed.
+
+After `--`, a command runs once per event with ETCD_WATCH_REVISION, ETCD_WATCH_KEY,
+ETCD_WATCH_EVENT_TYPE and ETCD_WATCH_VALUE in its environment (as etcdctl, the key, value and
+type are Go-quoted, e.g. \"PUT\"). The revision is the event's own revision.";
+
+/// Examples of `watch`.
+pub const WATCH_EXAMPLE: &str = "\
+Examples:
+  etch watch cfg/ --prefix --rev 1 --no-follow
+  etch watch greeting --rev 1 --no-follow -- sh -c 'echo $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY'";
+
+/// Examples of `lease`.
+pub const LEASE_EXAMPLE: &str = "\
+Examples:
+  etch lease grant 60                # lease 694d77aa9e38260f granted with TTL(60s)
+  etch put --lease 694d77aa9e38260f svc/a up
+  etch lease timetolive 694d77aa9e38260f --keys
+  etch lease revoke 694d77aa9e38260f
+
+A lease's TTL counts down only while some etch process has the file open; on every open the
+engine gives each lease its full TTL again (as etcd does after a restart).";
+
+/// Examples of `snapshot`.
+pub const SNAPSHOT_EXAMPLE: &str = "\
+Examples:
+  etch snapshot save backup.etch
+  etch snapshot status backup.etch -w table
+  etch snapshot restore backup.etch --output restored.etch";
+
+/// Long help of `lock`.
+pub const LOCK_LONG: &str = "\
+Take the lock NAME (etcd's concurrency.Mutex recipe: keys under NAME/ with a lease), print the
+lock key, and hold the lock until interrupted (Ctrl-C), then release it.
+
+After `--`, run the command while holding the lock instead, with ETCD_LOCK_KEY and ETCD_LOCK_REV
+in its environment; the lock is released when it exits and etch exits with its status.
+
+Because etch keeps the file locked while it runs, the command cannot open the same file;
+the lock mainly guards work outside the file and orders processes that use it in turn.";
+
+/// Examples of `lock`.
+pub const LOCK_EXAMPLE: &str = "\
+Examples:
+  etch lock nightly-report -- ./make-report.sh
+  etch lock deploy --ttl 30";
+
+/// Long help of `elect`.
+pub const ELECT_LONG: &str = "\
+Campaign in the election NAME with PROPOSAL (etcd's concurrency.Election recipe), print the
+leader key and value once elected, and hold leadership until interrupted, then resign.
+With --listen, print the current leader and every change instead.";
+
+/// Examples of `elect`.
+pub const ELECT_EXAMPLE: &str = "\
+Examples:
+  etch elect scheduler node-1
+  etch elect scheduler --listen";
+
+/// Long help of `import`.
+pub const IMPORT_LONG: &str = "\
+Load keys from JSON lines, one key per line, in the shape `etch export` writes:
+{\"key\":\"<base64>\",\"value\":\"<base64>\", ...}. Other fields (revisions, version, lease) are
+ignored: imported keys get fresh revisions and no lease. Lines are written in batches, each
+atomically; a file is checked completely first, so a bad line leaves the store unchanged.
+A progress bar is shown on a terminal.";
+
+/// Long help of `export`.
+pub const EXPORT_LONG: &str = "\
+Write every key (or those under --prefix) as JSON lines to stdout, one key per line:
+{\"key\":\"<base64>\",\"value\":\"<base64>\",\"create_revision\":N,\"mod_revision\":N,
+\"version\":N,\"lease\":\"<id>\"}. The export is a consistent view at one revision.";

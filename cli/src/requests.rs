@@ -1,0 +1,155 @@
+//! From parsed arguments to engine requests, shared by the top-level commands and by the
+//! requests inside `txn`, so both accept exactly the same flags with the same meaning.
+
+use etch::{PutOp, Range, RangeOptions, SortOrder, SortTarget};
+
+use crate::args::{DelArgs, GetArgs, Order, PutArgs, SortBy};
+use crate::error::{CliError, CliResult};
+
+/// The keys named by `KEY [RANGE_END] [--prefix] [--from-key]`, with etcdctl's argument rules.
+pub fn key_range(
+    key: &str,
+    range_end: Option<&str>,
+    prefix: bool,
+    from_key: bool,
+) -> CliResult<Range> {
+    if prefix && from_key {
+        return Err(CliError::bad_args(
+            "`--prefix` and `--from-key` cannot be set at the same time, choose one",
+        ));
+    }
+    if range_end.is_some() && (prefix || from_key) {
+        return Err(CliError::bad_args(
+            "too many arguments, only accept one argument when `--prefix` or `--from-key` is set",
+        ));
+    }
+    Ok(match (range_end, prefix, from_key) {
+        (Some(end), _, _) => Range::between(key, end),
+        (None, true, _) => Range::prefix(key),
+        // etcdctl sends "\x00" for an empty key with --from-key: every key.
+        (None, _, true) if key.is_empty() => Range::all(),
+        (None, _, true) => Range::from_key(key),
+        (None, false, false) => Range::key(key),
+    })
+}
+
+/// Range options of `get`. As etcd's server does, a sort target other than the key without an
+/// order sorts ascending.
+pub fn range_options(a: &GetArgs) -> RangeOptions {
+    let sort_target = match a.sort_by.unwrap_or(SortBy::Key) {
+        SortBy::Key => SortTarget::Key,
+        SortBy::Version => SortTarget::Version,
+        SortBy::Create => SortTarget::Create,
+        SortBy::Modify => SortTarget::Mod,
+        SortBy::Value => SortTarget::Value,
+    };
+    let sort_order = match a.order {
+        Some(Order::Ascend) => SortOrder::Ascend,
+        Some(Order::Descend) => SortOrder::Descend,
+        None if sort_target != SortTarget::Key => SortOrder::Ascend,
+        None => SortOrder::None,
+    };
+    RangeOptions {
+        limit: a.limit,
+        revision: a.rev,
+        sort_order,
+        sort_target,
+        keys_only: a.keys_only,
+        count_only: a.count_only,
+        min_mod_revision: a.min_mod_revision,
+        max_mod_revision: a.max_mod_revision,
+        min_create_revision: a.min_create_revision,
+        max_create_revision: a.max_create_revision,
+    }
+}
+
+/// The range of `get`.
+pub fn get_range(a: &GetArgs) -> CliResult<Range> {
+    if a.rev < 0 {
+        return Err(CliError::bad_args(format!(
+            "revision {} is negative",
+            a.rev
+        )));
+    }
+    let filters = [
+        a.min_mod_revision,
+        a.max_mod_revision,
+        a.min_create_revision,
+        a.max_create_revision,
+    ];
+    if filters.iter().any(|r| *r < 0) {
+        return Err(CliError::bad_args("revision filters must not be negative"));
+    }
+    if a.limit < 0 {
+        return Err(CliError::bad_args(format!("limit {} is negative", a.limit)));
+    }
+    key_range(&a.key, a.range_end.as_deref(), a.prefix, a.from_key)
+}
+
+/// The range of `del`.
+pub fn del_range(a: &DelArgs) -> CliResult<Range> {
+    key_range(&a.key, a.range_end.as_deref(), a.prefix, a.from_key)
+}
+
+/// A put of `value` with the flags of `a`.
+pub fn put_op(a: &PutArgs, value: Vec<u8>) -> CliResult<PutOp> {
+    let lease = match &a.lease {
+        Some(id) => parse_lease_id(id)?,
+        None => 0,
+    };
+    Ok(PutOp {
+        key: a.key.clone().into_bytes(),
+        value,
+        lease,
+        prev_kv: a.prev_kv,
+        ignore_value: a.ignore_value,
+        ignore_lease: a.ignore_lease,
+    })
+}
+
+/// A lease id as etcdctl takes it: hexadecimal (an optional `0x` is accepted too).
+pub fn parse_lease_id(s: &str) -> CliResult<i64> {
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    i64::from_str_radix(digits, 16)
+        .ok()
+        .filter(|id| *id >= 0)
+        .ok_or_else(|| CliError::bad_args(format!("bad lease ID ({s}), expecting ID in Hex")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_ids_are_hex() {
+        assert_eq!(
+            parse_lease_id("694d77aa9e38260f").unwrap(),
+            0x694d77aa9e38260f
+        );
+        assert_eq!(parse_lease_id("0x10").unwrap(), 16);
+        assert_eq!(parse_lease_id("zz").unwrap_err().code, 128);
+        assert_eq!(parse_lease_id("-1").unwrap_err().code, 128);
+    }
+
+    #[test]
+    fn ranges_follow_etcdctl() {
+        assert_eq!(key_range("a", None, false, false).unwrap(), Range::key("a"));
+        assert_eq!(
+            key_range("a", None, true, false).unwrap(),
+            Range::prefix("a")
+        );
+        assert_eq!(
+            key_range("a", Some("c"), false, false).unwrap(),
+            Range::between("a", "c")
+        );
+        assert_eq!(key_range("", None, false, true).unwrap(), Range::all());
+        assert_eq!(key_range("a", None, true, true).unwrap_err().code, 128);
+        assert_eq!(
+            key_range("a", Some("c"), true, false).unwrap_err().code,
+            128
+        );
+    }
+}
