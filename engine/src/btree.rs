@@ -348,6 +348,12 @@ pub(crate) fn insert<W: TreeWriter>(
     Ok(old)
 }
 
+/// How full right-edge appends leave a leaf before starting the next one, in percent of the
+/// page. The change log only ever grows at its right edge, so its leaves are filled; the other
+/// trees also take inserts between existing keys later (a sorted bulk load, then random puts),
+/// and a full leaf would split on the first of them.
+const APPEND_FILL_PERCENT: usize = 90;
+
 /// A node split in two: the separator and the new right node, for the parent to adopt.
 type Split = Option<(Vec<u8>, PageId)>;
 
@@ -419,6 +425,7 @@ fn insert_rec<W: TreeWriter>(
     if depth >= MAX_DEPTH {
         return Err(too_deep(id));
     }
+    let page_size = w.page_size();
     let node = w.dirty(id)?;
     if node.is_leaf() {
         let (i, found) = search(&NodeRef::Owned(node), order, key);
@@ -427,10 +434,16 @@ fn insert_rec<W: TreeWriter>(
         } else {
             None
         };
-        if node.leaf_insert(i, key, &value) {
+        let appending = rightmost && i == node.count() && i > 0;
+        let appending_new = appending && !found;
+        let leave_slack = appending_new
+            && node.tree() != crate::keyspace::TAG_LOG
+            && node.used() + crate::node::leaf_entry_size(key, &value)
+                > page_size * APPEND_FILL_PERCENT / 100;
+        if !leave_slack && node.leaf_insert(i, key, &value) {
             return Ok((old, None));
         }
-        if rightmost && i == node.count() {
+        if appending {
             // Appending at the right edge: leave this leaf full, start a new one.
             let mut fresh = Node::new_leaf(node.tree(), w.page_size());
             if !fresh.leaf_insert(0, key, &value) {

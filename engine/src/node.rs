@@ -294,6 +294,11 @@ fn entry_key(data: &[u8], off: usize, leaf: bool) -> &[u8] {
 }
 
 /// Encodes a leaf entry.
+/// Bytes a leaf entry for `key` and `value` takes, its slot included.
+pub(crate) fn leaf_entry_size(key: &[u8], value: &StoredValue) -> usize {
+    2 + LEAF_ENTRY_HEADER + key.len() + value.encoded_len()
+}
+
 fn leaf_entry(key: &[u8], value: &StoredValue) -> Vec<u8> {
     let mut e = Vec::with_capacity(LEAF_ENTRY_HEADER + key.len() + value.encoded_len());
     e.extend_from_slice(&(key.len() as u16).to_le_bytes());
