@@ -64,9 +64,14 @@ pub(crate) fn encode_compact(revision: u64) -> Vec<u8> {
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 
+/// Bytes [`encode`] produces for `ops`, without encoding them.
+pub(crate) fn encoded_len(ops: &[WriteOp]) -> usize {
+    13 + ops.iter().map(op_size).sum::<usize>()
+}
+
 /// Encodes a batch committed at `revision`.
 pub(crate) fn encode(revision: u64, ops: &[WriteOp]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + ops.iter().map(op_size).sum::<usize>());
+    let mut out = Vec::with_capacity(encoded_len(ops));
     out.push(RECORD_VERSION);
     out.extend_from_slice(&revision.to_le_bytes());
     out.extend_from_slice(&(ops.len() as u32).to_le_bytes());
@@ -223,6 +228,8 @@ mod tests {
             panic!("not a write record")
         };
         assert_eq!(rev, 42);
+        assert_eq!(encoded_len(&ops), encode(42, &ops).len());
+        assert_eq!(encoded_len(&[]), encode(1, &[]).len());
         assert_eq!(back[0], ops[0]);
         assert_eq!(
             back[1],

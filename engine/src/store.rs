@@ -480,11 +480,7 @@ impl Store {
         let before = w.state.revision;
         let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
         let changed = w.state.revision != before;
-        let wait_for = self.end_commit(
-            w,
-            seq,
-            changed.then(|| record::encode(w.state.revision, ops)),
-        )?;
+        let wait_for = self.end_write_commit(w, seq, changed, ops)?;
         Ok((resp, wait_for))
     }
 
@@ -565,11 +561,7 @@ impl Store {
         })?;
         crate::txn::stamp(&mut resp, w.state.revision as i64);
         let changed = w.state.revision != before;
-        let wait_for = self.end_commit(
-            w,
-            seq,
-            changed.then(|| record::encode(w.state.revision, &log)),
-        )?;
+        let wait_for = self.end_write_commit(w, seq, changed, &log)?;
         Ok((resp, wait_for))
     }
 
@@ -599,6 +591,28 @@ impl Store {
         let seq = w.seq + 1;
         w.pager.seq = seq;
         Ok(seq)
+    }
+
+    /// [`Store::end_commit`] for a write of `ops` (`changed`: it made a revision). A record too
+    /// large for the WAL is never encoded (a bulk load's would double its memory): the
+    /// checkpoint that makes such a commit durable needs only the applied trees.
+    fn end_write_commit(
+        &self,
+        w: &mut Writer,
+        seq: u64,
+        changed: bool,
+        ops: &[WriteOp],
+    ) -> Result<Option<u64>> {
+        if changed && !w.wal.fits_at_all(record::encoded_len(ops)) {
+            w.seq = seq;
+            self.checkpoint_locked(w)?;
+            return Ok(None);
+        }
+        self.end_commit(
+            w,
+            seq,
+            changed.then(|| record::encode(w.state.revision, ops)),
+        )
     }
 
     /// Last step of every commit, after it was applied to the working state: logs `record` (or,
