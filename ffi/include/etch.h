@@ -35,7 +35,7 @@
  *   etch_txn_result       etch_txn_result_free()
  *   etch_watch            etch_watch_close()
  *   etch_watch_resp       etch_watch_resp_free()   from etch_watch_poll() only
- *   etch_lease_list       etch_lease_list_free()
+ *   etch_leases           etch_leases_free()
  * Anything reached through one of these objects (the etch_kv an iterator yields, the events of
  * a watch response) is borrowed from it and must not be freed. Release functions accept NULL.
  * Strings from etch_version() and etch_strerror() are static.
@@ -563,9 +563,9 @@ typedef struct etch_lease {
 
 /**
  * Every lease of a store (etch_lease_list()). Owned by the caller, released with
- * etch_lease_list_free(); `leases` is an array of `count` entries (NULL when count is 0).
+ * etch_leases_free(); `leases` is an array of `count` entries (NULL when count is 0).
  */
-typedef struct etch_lease_list {
+typedef struct etch_leases {
   /**
    * Number of leases.
    */
@@ -574,12 +574,12 @@ typedef struct etch_lease_list {
    * The leases.
    */
   const struct etch_lease *leases;
-} etch_lease_list;
+} etch_leases;
 
 /**
  * Store status (filled by etch_status()), as etcd's StatusResponse plus engine figures.
  */
-typedef struct etch_status {
+typedef struct etch_store_status {
   /**
    * Current revision.
    */
@@ -612,7 +612,7 @@ typedef struct etch_status {
    * Last applied WAL sequence number.
    */
   uint64_t applied_index;
-} etch_status;
+} etch_store_status;
 
 /**
  * What etch_check() examined.
@@ -1029,15 +1029,15 @@ int etch_lease_time_to_live(const struct etch_db *db,
 
 /**
  * Lists every lease. On ETCH_OK `*list` receives the list, owned by the caller
- * (etch_lease_list_free()); on failure it is NULL. Returns ETCH_OK or ETCH_INVALID.
+ * (etch_leases_free()); on failure it is NULL. Returns ETCH_OK or ETCH_INVALID.
  * Concurrency as etch_lease_grant().
  */
-int etch_lease_list(const struct etch_db *db, struct etch_lease_list **list);
+int etch_lease_list(const struct etch_db *db, struct etch_leases **list);
 
 /**
  * Releases a list returned by etch_lease_list() (exactly once). NULL is a no-op.
  */
-void etch_lease_list_free(struct etch_lease_list *list);
+void etch_leases_free(struct etch_leases *list);
 
 /**
  * `*revision` receives the current revision (a new store is at 1). ETCH_OK or ETCH_INVALID.
@@ -1077,7 +1077,7 @@ int etch_defrag(const struct etch_db *db, uint64_t *before, uint64_t *after);
  * Fills the caller's `*status` with the store's figures. Returns ETCH_OK, ETCH_INVALID or
  * ETCH_IO. May run concurrently with any call except etch_close().
  */
-int etch_status(const struct etch_db *db, struct etch_status *status);
+int etch_status(const struct etch_db *db, struct etch_store_status *status);
 
 /**
  * Integrity check: walks every reachable page, verifying checksums, key order, tree shape,

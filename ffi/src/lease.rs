@@ -19,10 +19,10 @@ pub struct etch_lease {
 }
 
 /// Every lease of a store (etch_lease_list()). Owned by the caller, released with
-/// etch_lease_list_free(); `leases` is an array of `count` entries (NULL when count is 0).
+/// etch_leases_free(); `leases` is an array of `count` entries (NULL when count is 0).
 #[repr(C)]
 #[derive(Debug)]
-pub struct etch_lease_list {
+pub struct etch_leases {
     /// Number of leases.
     pub count: usize,
     /// The leases.
@@ -32,7 +32,7 @@ pub struct etch_lease_list {
 /// The list owned by Rust, the C view first.
 #[repr(C)]
 struct OwnedList {
-    list: etch_lease_list,
+    list: etch_leases,
     /// The array `list.leases` points into; never changed after construction.
     items: Vec<etch_lease>,
 }
@@ -150,13 +150,10 @@ pub unsafe extern "C" fn etch_lease_time_to_live(
 }
 
 /// Lists every lease. On ETCH_OK `*list` receives the list, owned by the caller
-/// (etch_lease_list_free()); on failure it is NULL. Returns ETCH_OK or ETCH_INVALID.
+/// (etch_leases_free()); on failure it is NULL. Returns ETCH_OK or ETCH_INVALID.
 /// Concurrency as etch_lease_grant().
 #[no_mangle]
-pub unsafe extern "C" fn etch_lease_list(
-    db: *const etch_db,
-    list: *mut *mut etch_lease_list,
-) -> c_int {
+pub unsafe extern "C" fn etch_lease_list(db: *const etch_db, list: *mut *mut etch_leases) -> c_int {
     call_db(db, |db| {
         // SAFETY: by the header's contract list is writable.
         let list = unsafe { out(list, "list") }?;
@@ -170,7 +167,7 @@ pub unsafe extern "C" fn etch_lease_list(
                 ttl: g.ttl,
             })
             .collect();
-        let view = etch_lease_list {
+        let view = etch_leases {
             count: items.len(),
             leases: if items.is_empty() {
                 std::ptr::null()
@@ -186,7 +183,7 @@ pub unsafe extern "C" fn etch_lease_list(
 
 /// Releases a list returned by etch_lease_list() (exactly once). NULL is a no-op.
 #[no_mangle]
-pub unsafe extern "C" fn etch_lease_list_free(list: *mut etch_lease_list) {
+pub unsafe extern "C" fn etch_leases_free(list: *mut etch_leases) {
     if list.is_null() {
         return;
     }

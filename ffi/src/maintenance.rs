@@ -9,7 +9,7 @@ use crate::db::etch_db;
 /// Store status (filled by etch_status()), as etcd's StatusResponse plus engine figures.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
-pub struct etch_status {
+pub struct etch_store_status {
     /// Current revision.
     pub revision: i64,
     /// Compact revision (history below it is gone).
@@ -137,12 +137,12 @@ pub unsafe extern "C" fn etch_defrag(
 /// Fills the caller's `*status` with the store's figures. Returns ETCH_OK, ETCH_INVALID or
 /// ETCH_IO. May run concurrently with any call except etch_close().
 #[no_mangle]
-pub unsafe extern "C" fn etch_status(db: *const etch_db, status: *mut etch_status) -> c_int {
+pub unsafe extern "C" fn etch_status(db: *const etch_db, status: *mut etch_store_status) -> c_int {
     call_db(db, |db| {
         // SAFETY: by the header's contract status is writable.
         let status = unsafe { out(status, "status") }?;
         let s = db.store.status()?;
-        status.set(etch_status {
+        status.set(etch_store_status {
             revision: s.revision,
             compact_revision: s.compact_revision,
             key_count: s.key_count,

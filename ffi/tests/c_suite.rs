@@ -1,0 +1,142 @@
+//! Builds `libetch.a` / `libetch.so`, compiles the C test programs in `tests/c/` and the
+//! example in `examples/` with the system C compiler, and runs them — under valgrind when it is
+//! installed (zero errors and zero definite or indirect leaks required).
+//!
+//! Environment: `CC` picks the compiler (default `cc`); `ETCH_VALGRIND=0` runs without
+//! valgrind even when it is installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Directory holding the cargo-built `libetch.a` and `libetch.so` of this profile.
+fn lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // The test binary is target/<profile>/deps/c_suite-<hash>; the libraries are uplifted
+        // into target/<profile>/.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
+        // `cargo test` does not build a cdylib/staticlib-only lib target for integration
+        // tests, so build it here (a no-op when it is fresh; cargo does not hold its build
+        // lock while tests run).
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "etch-ffi", "--lib"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build -p etch-ffi --lib failed");
+        assert!(
+            dir.join("libetch.a").exists(),
+            "no libetch.a in {}",
+            dir.display()
+        );
+        dir
+    })
+}
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn compiler() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Compiles `source` against the static library into `exe`.
+fn compile_static(source: &Path, exe: &Path) {
+    let lib = lib_dir().join("libetch.a");
+    run(
+        Command::new(compiler())
+            .args(["-std=c11", "-D_DEFAULT_SOURCE", "-g", "-O1", "-pthread"])
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(manifest_dir().join("include"))
+            .arg("-I")
+            .arg(manifest_dir().join("tests/c"))
+            .arg(source)
+            .arg(&lib)
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(exe),
+        &format!("compiling {}", source.display()),
+    );
+}
+
+fn valgrind_wanted() -> bool {
+    if std::env::var("ETCH_VALGRIND").is_ok_and(|v| v == "0") {
+        return false;
+    }
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs a compiled program with a scratch directory argument, under valgrind if available.
+///
+/// Leak policy: definite and indirect leaks are errors (memory the program lost track of);
+/// "still reachable" blocks (Rust's thread-local and runtime data alive at exit) and
+/// "possibly lost" ones (interior pointers into live allocations, as thread bookkeeping of
+/// the standard library) are reported by valgrind but not errors.
+fn run_program(exe: &Path, scratch: &Path) -> String {
+    let what = format!("running {}", exe.display());
+    if valgrind_wanted() {
+        run(
+            Command::new("valgrind")
+                .args([
+                    "--quiet",
+                    "--error-exitcode=99",
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite,indirect",
+                    "--show-leak-kinds=definite,indirect",
+                ])
+                .arg(exe)
+                .arg(scratch),
+            &format!("{what} under valgrind"),
+        )
+    } else {
+        run(Command::new(exe).arg(scratch), &what)
+    }
+}
+
+/// Compiles and runs `tests/c/<name>.c`.
+fn c_test(name: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = tmp.path().join(name);
+    compile_static(&manifest_dir().join(format!("tests/c/{name}.c")), &exe);
+    let scratch = tmp.path().join("data");
+    std::fs::create_dir(&scratch).unwrap();
+    let out = run_program(&exe, &scratch);
+    assert!(
+        out.contains(&format!("{name}: ok")),
+        "{name} printed: {out}"
+    );
+}
+
+#[test]
+fn c_kv() {
+    c_test("test_kv");
+}
