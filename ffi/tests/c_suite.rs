@@ -140,3 +140,18 @@ fn c_test(name: &str) {
 fn c_kv() {
     c_test("test_kv");
 }
+
+#[test]
+fn c_txn() {
+    c_test("test_txn");
+}
+
+#[test]
+fn c_watch() {
+    c_test("test_watch");
+}
+
+#[test]
+fn c_lease() {
+    c_test("test_lease");
+}
