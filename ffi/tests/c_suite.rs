@@ -155,3 +155,13 @@ fn c_watch() {
 fn c_lease() {
     c_test("test_lease");
 }
+
+#[test]
+fn c_threads() {
+    c_test("test_threads");
+}
+
+#[test]
+fn c_errors() {
+    c_test("test_errors");
+}
