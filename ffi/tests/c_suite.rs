@@ -165,3 +165,134 @@ fn c_threads() {
 fn c_errors() {
     c_test("test_errors");
 }
+
+/// The example a C user copies: linked dynamically against libetch.so (rpath), run.
+#[test]
+fn c_example_quickstart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = tmp.path().join("quickstart");
+    let lib = lib_dir();
+    run(
+        Command::new(compiler())
+            .args(["-std=c11", "-D_DEFAULT_SOURCE", "-g", "-O1", "-pthread"])
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(manifest_dir().join("include"))
+            .arg(manifest_dir().join("examples/quickstart.c"))
+            .arg("-L")
+            .arg(lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .args(["-letch", "-o"])
+            .arg(&exe),
+        "compiling examples/quickstart.c",
+    );
+    let out = run_program(&exe, &tmp.path().join("quickstart.etch"));
+    for want in [
+        "config/mode = safe (version 2",
+        "it was fast",
+        "svc/api/1 = 10.0.0.2",
+        "became leader: yes",
+        "svc/api/2 after revoking its lease: gone",
+        "watch saw 4 events",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+/// ffi/install.sh lays out header, libraries and etch.pc; pkg-config then gives working flags.
+#[test]
+fn install_script_and_pkg_config() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("pkg-config not installed; skipping");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prefix = tmp.path().join("prefix");
+    run(
+        Command::new("bash")
+            .arg(manifest_dir().join("install.sh"))
+            .arg(&prefix)
+            .env("TARGET_DIR", lib_dir()),
+        "ffi/install.sh",
+    );
+    let pc_dir = prefix.join("lib/pkgconfig");
+    let flags = run(
+        Command::new("pkg-config")
+            .args(["--cflags", "--libs", "etch"])
+            .env("PKG_CONFIG_PATH", &pc_dir),
+        "pkg-config",
+    );
+    let version = run(
+        Command::new("pkg-config")
+            .args(["--modversion", "etch"])
+            .env("PKG_CONFIG_PATH", &pc_dir),
+        "pkg-config --modversion",
+    );
+    assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
+    let exe = tmp.path().join("quickstart");
+    run(
+        Command::new(compiler())
+            .arg(manifest_dir().join("examples/quickstart.c"))
+            .args(flags.split_whitespace())
+            .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+            .arg("-o")
+            .arg(&exe),
+        "compiling with pkg-config flags",
+    );
+    let out = run(
+        Command::new(&exe).arg(tmp.path().join("q.etch")),
+        "quickstart via pkg-config",
+    );
+    assert!(out.contains("became leader: yes"), "{out}");
+}
+
+/// The header stands alone in strict C99 and in C++.
+#[test]
+fn header_compiles_standalone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("only_header.c");
+    std::fs::write(
+        &src,
+        "#include \"etch.h\"\nint main(void) { return ETCH_OK; }\n",
+    )
+    .unwrap();
+    let include = manifest_dir().join("include");
+    run(
+        Command::new(compiler())
+            .args([
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-fsyntax-only",
+            ])
+            .arg("-I")
+            .arg(&include)
+            .arg(&src),
+        "header as C99",
+    );
+    if Command::new("c++").arg("--version").output().is_ok() {
+        run(
+            Command::new("c++")
+                .args([
+                    "-x",
+                    "c++",
+                    "-std=c++11",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                ])
+                .arg("-fsyntax-only")
+                .arg("-I")
+                .arg(&include)
+                .arg(&src),
+            "header as C++",
+        );
+    }
+}
