@@ -29,13 +29,14 @@
  * Ownership. Every object the library allocates for the caller has exactly one release
  * function, to be called exactly once:
  *   etch_db               etch_close()
- *   etch_kv (owned)       etch_kv_free()           from etch_get(), etch_put()
+ *   etch_kv (owned)       etch_kv_free()           from etch_get(), etch_put(), etch_wtxn_get()
  *   etch_iter             etch_iter_free()
  *   etch_txn              etch_txn_free()
  *   etch_txn_result       etch_txn_result_free()
  *   etch_watch            etch_watch_close()
  *   etch_watch_resp       etch_watch_resp_free()   from etch_watch_poll() only
  *   etch_leases           etch_leases_free()
+ * An etch_wtxn is lent to an etch_write() callback for the duration of the call; never free it.
  * Anything reached through one of these objects (the etch_kv an iterator yields, the events of
  * a watch response) is borrowed from it and must not be freed. Release functions accept NULL.
  * Strings from etch_version() and etch_strerror() are static.
@@ -158,7 +159,8 @@
 #define ETCH_TOO_LARGE 9
 
 /**
- * An optimistic transaction kept conflicting with concurrent writers and gave up.
+ * An optimistic transaction (etch_write()) kept conflicting with concurrent writers and gave
+ * up after `etch_options.write_attempts` attempts.
  */
 #define ETCH_CONFLICT 10
 
@@ -366,6 +368,12 @@ typedef struct etch_txn_result etch_txn_result;
  * callback watch is only closed.
  */
 typedef struct etch_watch etch_watch;
+
+/**
+ * The transaction an etch_write() callback works with. Opaque; valid only during the callback
+ * call that received it, and only on that thread. Not freed by the caller.
+ */
+typedef struct etch_wtxn etch_wtxn;
 
 /**
  * Options for etch_open() and etch_restore(). Always fill it with etch_options_init() first,
@@ -760,6 +768,14 @@ typedef struct etch_watch_resp {
  * stops after the callback returns) and any function on the etch_db.
  */
 typedef void (*etch_watch_cb)(void *ctx, const struct etch_watch_resp *resp);
+
+/**
+ * An etch_write() callback: reads and writes through `tx`, then returns ETCH_OK to commit or
+ * any other value to abort without writing (etch_write() then returns that value). It may run
+ * several times (once per attempt), so it must not have side effects beyond `tx`: reset any
+ * state it builds at the start of each call.
+ */
+typedef int (*etch_write_fn)(struct etch_wtxn *tx, void *ctx);
 
 #ifdef __cplusplus
 extern "C" {
@@ -1305,6 +1321,62 @@ int etch_watch_start(const struct etch_db *db,
  * ETCH_OK. Returns ETCH_OK, or ETCH_INTERNAL if the watch thread had panicked.
  */
 int etch_watch_close(struct etch_watch *watch);
+
+/**
+ * Runs `fn(tx, ctx)` as an optimistic read-write transaction: every key read through `tx` is
+ * validated at commit (by mod revision) and the buffered writes are applied atomically at one
+ * revision. If another writer changed something it read, the callback runs again on a fresh
+ * snapshot, up to `etch_options.write_attempts` times, then ETCH_CONFLICT.
+ *
+ * Returns ETCH_OK once committed (or if the callback wrote nothing), the callback's own
+ * non-zero return value if it aborted (nothing is written), ETCH_CONFLICT, ETCH_INVALID
+ * (NULL db or fn), or an error code from the commit. The callback runs on the calling thread;
+ * it may call any function on `db` except etch_close() (writes it makes directly are not part
+ * of the transaction and may themselves cause a conflict). May run concurrently with any call
+ * on the handle except etch_close().
+ */
+int etch_write(const struct etch_db *db, etch_write_fn fn, void *ctx);
+
+/**
+ * `*revision` receives the revision of the snapshot this attempt reads. ETCH_OK or
+ * ETCH_INVALID.
+ */
+int etch_wtxn_revision(struct etch_wtxn *tx, int64_t *revision);
+
+/**
+ * Reads `key` within the transaction (a key it wrote reads back its new value, with zero
+ * revisions and version). On ETCH_OK `*kv` receives a key-value owned by the caller
+ * (etch_kv_free()); ETCH_NOT_FOUND (with `*kv` NULL) if it does not exist or the transaction
+ * deleted it. ETCH_INVALID for NULL arguments or an empty key.
+ */
+int etch_wtxn_get(struct etch_wtxn *tx, const uint8_t *key, size_t key_len, struct etch_kv **kv);
+
+/**
+ * Reads the range `(key, range_end)` (as etch_range()) as of the transaction's snapshot (its
+ * own writes are not merged in); any change to the range before commit makes the attempt
+ * retry. On ETCH_OK `*iter` receives an iterator owned by the caller (etch_iter_free()).
+ */
+int etch_wtxn_range(struct etch_wtxn *tx,
+                    const uint8_t *key,
+                    size_t key_len,
+                    const uint8_t *range_end,
+                    size_t range_end_len,
+                    struct etch_iter **iter);
+
+/**
+ * Buffers a put of `key = value` (bytes copied), applied at commit. ETCH_OK or ETCH_INVALID
+ * (NULL arguments, empty key; limits are checked at commit).
+ */
+int etch_wtxn_put(struct etch_wtxn *tx,
+                  const uint8_t *key,
+                  size_t key_len,
+                  const uint8_t *value,
+                  size_t value_len);
+
+/**
+ * Buffers the deletion of `key`, applied at commit. ETCH_OK or ETCH_INVALID.
+ */
+int etch_wtxn_delete(struct etch_wtxn *tx, const uint8_t *key, size_t key_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -28,7 +28,8 @@ pub const ETCH_INVALID: c_int = 8;
 /// A key, a request or a transaction exceeds the configured limits (max_key_size,
 /// max_request_bytes, max_txn_ops).
 pub const ETCH_TOO_LARGE: c_int = 9;
-/// An optimistic transaction kept conflicting with concurrent writers and gave up.
+/// An optimistic transaction (etch_write()) kept conflicting with concurrent writers and gave
+/// up after `etch_options.write_attempts` attempts.
 pub const ETCH_CONFLICT: c_int = 10;
 /// A bug in etch (a Rust panic was caught at the boundary). The handle stays usable, but
 /// please report it with etch_errmsg().

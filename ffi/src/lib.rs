@@ -20,6 +20,7 @@ pub mod lease;
 pub mod maintenance;
 pub mod txn;
 pub mod watch;
+pub mod write;
 
 use std::ffi::c_char;
 

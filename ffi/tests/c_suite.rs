@@ -296,3 +296,8 @@ fn header_compiles_standalone() {
         );
     }
 }
+
+#[test]
+fn c_write() {
+    c_test("test_write");
+}
