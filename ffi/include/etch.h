@@ -877,7 +877,8 @@ int etch_range_opts_init(struct etch_range_opts *opts);
  * (release it with etch_iter_free()); on failure `*iter` is NULL. An empty result is ETCH_OK
  * with an iterator that yields nothing.
  *
- * Returns ETCH_OK, ETCH_INVALID, ETCH_COMPACTED, ETCH_FUTURE_REV. Never waits for writers;
+ * Returns ETCH_OK, ETCH_INVALID (NULL arguments, empty key, bad options), ETCH_COMPACTED,
+ * ETCH_FUTURE_REV. Never waits for writers;
  * may run concurrently with any call on the handle except etch_close().
  */
 int etch_range(const struct etch_db *db,

@@ -154,7 +154,8 @@ pub unsafe extern "C" fn etch_range_opts_init(opts: *mut etch_range_opts) -> c_i
 /// (release it with etch_iter_free()); on failure `*iter` is NULL. An empty result is ETCH_OK
 /// with an iterator that yields nothing.
 ///
-/// Returns ETCH_OK, ETCH_INVALID, ETCH_COMPACTED, ETCH_FUTURE_REV. Never waits for writers;
+/// Returns ETCH_OK, ETCH_INVALID (NULL arguments, empty key, bad options), ETCH_COMPACTED,
+/// ETCH_FUTURE_REV. Never waits for writers;
 /// may run concurrently with any call on the handle except etch_close().
 #[no_mangle]
 pub unsafe extern "C" fn etch_range(
@@ -174,6 +175,9 @@ pub unsafe extern "C" fn etch_range(
             let range = raw_range(key, key_len, range_end, range_end_len)?;
             (iter, range, opts.as_ref().copied().unwrap_or_default())
         };
+        if range.start().is_empty() {
+            return Err(Failure::invalid("key is empty (use \"\\0\" for every key)"));
+        }
         let resp = db.store.range_with(&range, &opts.to_engine()?)?;
         iter.set(Iter::new(resp.kvs, resp.count, resp.more, resp.header_revision).into_raw());
         Ok(())

@@ -24,7 +24,7 @@ fn lib_dir() -> &'static Path {
         // `cargo test` does not build a cdylib/staticlib-only lib target for integration
         // tests, so build it here (a no-op when it is fresh; cargo does not hold its build
         // lock while tests run).
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "etch-ffi", "--lib"]);
         if dir.file_name().is_some_and(|n| n == "release") {
@@ -89,10 +89,14 @@ fn valgrind_wanted() -> bool {
     if std::env::var("ETCH_VALGRIND").is_ok_and(|v| v == "0") {
         return false;
     }
-    Command::new("valgrind")
+    let installed = Command::new("valgrind")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("valgrind is not installed: running the C programs without it");
+    }
+    installed
 }
 
 /// Runs a compiled program with a scratch directory argument, under valgrind if available.

@@ -182,6 +182,8 @@ static void test_null_arguments(const char *dir) {
     CHECK_RC(NULL, etch_range(NULL, S("k"), NULL, 0, NULL, &it), ETCH_INVALID);
     CHECK_RC(db, etch_range(db, S("k"), NULL, 0, NULL, NULL), ETCH_INVALID);
     CHECK_RC(db, etch_range(db, NULL, 4, NULL, 0, NULL, &it), ETCH_INVALID);
+    CHECK_RC(db, etch_range(db, NULL, 0, S("z"), NULL, &it), ETCH_INVALID); /* empty key */
+    CHECK(it == NULL);
     etch_range_opts ro = {0};
     ro.sort_target = 17;
     CHECK_RC(db, etch_range(db, S("k"), NULL, 0, &ro, &it), ETCH_INVALID);
