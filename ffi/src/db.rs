@@ -273,13 +273,13 @@ pub unsafe extern "C" fn etch_close(db: *mut etch_db) -> c_int {
 /// The message of the calling thread's most recent failed call on `db` (a NUL-terminated
 /// English string), or "no error" if it has none. With `db` NULL: the calling thread's most
 /// recent failure among calls that had no usable handle (etch_open(), etch_restore(),
-/// etch_close(), calls passing a NULL db, and the functions on iterators, transactions,
-/// results, watches and leases lists).
+/// etch_close(), calls passing a NULL db, and the functions taking an iterator, transaction,
+/// result, watch or etch_wtxn instead of a handle).
 ///
 /// Messages are kept per thread, so threads sharing a handle never see or clobber each other's
 /// messages. Calls that succeed leave it unchanged, like errno; ETCH_NOT_FOUND results are
-/// recorded like failures. The string is owned by the library: valid until
-/// the same thread's next call on the same handle (or, for NULL, its next handle-less call),
+/// recorded like failures. The string is owned by the library: valid until the same thread's
+/// next call on the same handle (or, for NULL, its next handle-less call),
 /// or until etch_close(db). Never NULL.
 #[no_mangle]
 pub unsafe extern "C" fn etch_errmsg(db: *const etch_db) -> *const c_char {
