@@ -1,0 +1,307 @@
+//! Builds `libetch.a` / `libetch.so`, compiles the C test programs in `tests/c/` and the
+//! example in `examples/` with the system C compiler, and runs them — under valgrind when it is
+//! installed (zero errors and zero definite or indirect leaks required).
+//!
+//! Environment: `CC` picks the compiler (default `cc`); `ETCH_VALGRIND=0` runs without
+//! valgrind even when it is installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Directory holding the cargo-built `libetch.a` and `libetch.so` of this profile.
+fn lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // The test binary is target/<profile>/deps/c_suite-<hash>; the libraries are uplifted
+        // into target/<profile>/.
+        let exe = std::env::current_exe().expect("test executable path");
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("target/<profile>")
+            .to_path_buf();
+        // `cargo test` does not build a cdylib/staticlib-only lib target for integration
+        // tests, so build it here (a no-op when it is fresh; cargo does not hold its build
+        // lock while tests run).
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "etch-ffi", "--lib"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cargo build -p etch-ffi --lib failed");
+        assert!(
+            dir.join("libetch.a").exists(),
+            "no libetch.a in {}",
+            dir.display()
+        );
+        dir
+    })
+}
+
+fn manifest_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn compiler() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+}
+
+fn run(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Compiles `source` against the static library into `exe`.
+fn compile_static(source: &Path, exe: &Path) {
+    let lib = lib_dir().join("libetch.a");
+    run(
+        Command::new(compiler())
+            .args(["-std=c11", "-D_DEFAULT_SOURCE", "-g", "-O1", "-pthread"])
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(manifest_dir().join("include"))
+            .arg("-I")
+            .arg(manifest_dir().join("tests/c"))
+            .arg(source)
+            .arg(&lib)
+            .args(["-lpthread", "-ldl", "-lm", "-o"])
+            .arg(exe),
+        &format!("compiling {}", source.display()),
+    );
+}
+
+fn valgrind_wanted() -> bool {
+    if std::env::var("ETCH_VALGRIND").is_ok_and(|v| v == "0") {
+        return false;
+    }
+    let installed = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("valgrind is not installed: running the C programs without it");
+    }
+    installed
+}
+
+/// Runs a compiled program with a scratch directory argument, under valgrind if available.
+///
+/// Leak policy: definite and indirect leaks are errors (memory the program lost track of);
+/// "still reachable" blocks (Rust's thread-local and runtime data alive at exit) and
+/// "possibly lost" ones (interior pointers into live allocations, as thread bookkeeping of
+/// the standard library) are reported by valgrind but not errors.
+fn run_program(exe: &Path, scratch: &Path) -> String {
+    let what = format!("running {}", exe.display());
+    if valgrind_wanted() {
+        run(
+            Command::new("valgrind")
+                .args([
+                    "--quiet",
+                    "--error-exitcode=99",
+                    "--leak-check=full",
+                    "--errors-for-leak-kinds=definite,indirect",
+                    "--show-leak-kinds=definite,indirect",
+                ])
+                .arg(exe)
+                .arg(scratch),
+            &format!("{what} under valgrind"),
+        )
+    } else {
+        run(Command::new(exe).arg(scratch), &what)
+    }
+}
+
+/// Compiles and runs `tests/c/<name>.c`.
+fn c_test(name: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = tmp.path().join(name);
+    compile_static(&manifest_dir().join(format!("tests/c/{name}.c")), &exe);
+    let scratch = tmp.path().join("data");
+    std::fs::create_dir(&scratch).unwrap();
+    let out = run_program(&exe, &scratch);
+    assert!(
+        out.contains(&format!("{name}: ok")),
+        "{name} printed: {out}"
+    );
+}
+
+#[test]
+fn c_kv() {
+    c_test("test_kv");
+}
+
+#[test]
+fn c_txn() {
+    c_test("test_txn");
+}
+
+#[test]
+fn c_watch() {
+    c_test("test_watch");
+}
+
+#[test]
+fn c_lease() {
+    c_test("test_lease");
+}
+
+#[test]
+fn c_threads() {
+    c_test("test_threads");
+}
+
+#[test]
+fn c_errors() {
+    c_test("test_errors");
+}
+
+/// The example a C user copies: linked dynamically against libetch.so (rpath), run.
+#[test]
+fn c_example_quickstart() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let exe = tmp.path().join("quickstart");
+    let lib = lib_dir();
+    run(
+        Command::new(compiler())
+            .args(["-std=c11", "-D_DEFAULT_SOURCE", "-g", "-O1", "-pthread"])
+            .args(["-Wall", "-Wextra", "-Werror", "-pedantic"])
+            .arg("-I")
+            .arg(manifest_dir().join("include"))
+            .arg(manifest_dir().join("examples/quickstart.c"))
+            .arg("-L")
+            .arg(lib)
+            .arg(format!("-Wl,-rpath,{}", lib.display()))
+            .args(["-letch", "-o"])
+            .arg(&exe),
+        "compiling examples/quickstart.c",
+    );
+    let out = run_program(&exe, &tmp.path().join("quickstart.etch"));
+    for want in [
+        "config/mode = safe (version 2",
+        "it was fast",
+        "svc/api/1 = 10.0.0.2",
+        "became leader: yes",
+        "svc/api/2 after revoking its lease: gone",
+        "watch saw 4 events",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+/// ffi/install.sh lays out header, libraries and etch.pc; pkg-config then gives working flags.
+#[test]
+fn install_script_and_pkg_config() {
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("pkg-config not installed; skipping");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prefix = tmp.path().join("prefix");
+    run(
+        Command::new("bash")
+            .arg(manifest_dir().join("install.sh"))
+            .arg(&prefix)
+            .env("TARGET_DIR", lib_dir()),
+        "ffi/install.sh",
+    );
+    let pc_dir = prefix.join("lib/pkgconfig");
+    let flags = run(
+        Command::new("pkg-config")
+            .args(["--cflags", "--libs", "etch"])
+            .env("PKG_CONFIG_PATH", &pc_dir),
+        "pkg-config",
+    );
+    let version = run(
+        Command::new("pkg-config")
+            .args(["--modversion", "etch"])
+            .env("PKG_CONFIG_PATH", &pc_dir),
+        "pkg-config --modversion",
+    );
+    assert_eq!(version.trim(), env!("CARGO_PKG_VERSION"));
+    let exe = tmp.path().join("quickstart");
+    run(
+        Command::new(compiler())
+            .arg(manifest_dir().join("examples/quickstart.c"))
+            .args(flags.split_whitespace())
+            .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()))
+            .arg("-o")
+            .arg(&exe),
+        "compiling with pkg-config flags",
+    );
+    let out = run(
+        Command::new(&exe).arg(tmp.path().join("q.etch")),
+        "quickstart via pkg-config",
+    );
+    assert!(out.contains("became leader: yes"), "{out}");
+}
+
+/// The header stands alone in strict C99 and in C++.
+#[test]
+fn header_compiles_standalone() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let src = tmp.path().join("only_header.c");
+    std::fs::write(
+        &src,
+        "#include \"etch.h\"\nint main(void) { return ETCH_OK; }\n",
+    )
+    .unwrap();
+    let include = manifest_dir().join("include");
+    run(
+        Command::new(compiler())
+            .args([
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-pedantic",
+                "-fsyntax-only",
+            ])
+            .arg("-I")
+            .arg(&include)
+            .arg(&src),
+        "header as C99",
+    );
+    if Command::new("c++").arg("--version").output().is_ok() {
+        run(
+            Command::new("c++")
+                .args([
+                    "-x",
+                    "c++",
+                    "-std=c++11",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-pedantic",
+                ])
+                .arg("-fsyntax-only")
+                .arg("-I")
+                .arg(&include)
+                .arg(&src),
+            "header as C++",
+        );
+    }
+}
+
+#[test]
+fn c_write() {
+    c_test("test_write");
+}
