@@ -11,6 +11,14 @@ import statistics
 import sys
 
 ENGINES = ["etch", "redb", "lmdb", "sqlite", "fjall"]
+# Rows in the order etch-bench prints them (its JSON object is sorted by key).
+ORDER = [
+    "bulk_load_ms", "individual_writes_ms", "batch_writes_ms",
+    "commit_1t_us_per_commit", "commit_4t_us_per_commit", "commit_16t_us_per_commit",
+    "open_ms", "random_reads_1t_ms", "random_reads_2t_ms", "range_reads_ms", "remove_half_ms",
+    "size_after_load_bytes", "size_before_compaction_bytes", "size_after_compaction_bytes",
+    "peak_rss_bytes",
+]
 
 
 def fmt(key, value):
@@ -27,7 +35,8 @@ def fmt(key, value):
 
 def main(paths):
     runs = [json.load(open(p)) for p in paths]
-    rows = list(runs[0]["results"].keys())
+    present = runs[0]["results"].keys()
+    rows = [k for k in ORDER if k in present] + sorted(k for k in present if k not in ORDER)
     print(f"| workload (median of {len(runs)}) | " + " | ".join(ENGINES) + " |")
     print("|---" * (len(ENGINES) + 1) + "|")
     for key in rows:
