@@ -215,7 +215,6 @@ fn entry_len(data: &[u8], off: usize, leaf: bool) -> usize {
     }
 }
 
-/// Key of the entry at `off`.
 /// The first eight bytes of `bytes` as a big-endian integer, zero-padded. If two keys' prefixes
 /// differ, they order the keys exactly as the bytes do (a zero pad sorts below any byte, as a
 /// shorter key sorts below its extensions); if they are equal, the bytes must decide.
@@ -282,6 +281,7 @@ pub(crate) fn search_keys(
     (lo, false)
 }
 
+/// Key of the entry at `off`.
 fn entry_key(data: &[u8], off: usize, leaf: bool) -> &[u8] {
     let key_len = get_u16(data, off) as usize;
     let start = off
@@ -293,12 +293,12 @@ fn entry_key(data: &[u8], off: usize, leaf: bool) -> &[u8] {
     data.get(start..start + key_len).unwrap_or(&[])
 }
 
-/// Encodes a leaf entry.
 /// Bytes a leaf entry for `key` and `value` takes, its slot included.
 pub(crate) fn leaf_entry_size(key: &[u8], value: &StoredValue) -> usize {
     2 + LEAF_ENTRY_HEADER + key.len() + value.encoded_len()
 }
 
+/// Encodes a leaf entry.
 fn leaf_entry(key: &[u8], value: &StoredValue) -> Vec<u8> {
     let mut e = Vec::with_capacity(LEAF_ENTRY_HEADER + key.len() + value.encoded_len());
     e.extend_from_slice(&(key.len() as u16).to_le_bytes());
