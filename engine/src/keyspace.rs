@@ -300,7 +300,46 @@ pub(crate) struct Applier {
     deferred_log: Option<Vec<(u32, Vec<u8>)>>,
 }
 
+/// Puts change `sub` of revision `rev` (`value`: kind byte, key) into the change log.
+fn insert_log(
+    pager: &mut Pager,
+    st: &mut KsState,
+    rev: u64,
+    sub: u32,
+    value: Vec<u8>,
+) -> Result<()> {
+    btree::insert(
+        pager,
+        &mut st.roots.log,
+        KeyOrder::Bytes,
+        TAG_LOG,
+        &log_key(rev, sub),
+        StoredValue::Inline(value),
+    )?;
+    Ok(())
+}
+
 impl Applier {
+    /// Records the current change (sub-revision `self.sub`, a `kind` of `key`) in the change log,
+    /// or defers it (see `deferred_log`), and moves to the next sub-revision.
+    fn log_change(
+        &mut self,
+        pager: &mut Pager,
+        st: &mut KsState,
+        kind: u8,
+        key: &[u8],
+    ) -> Result<()> {
+        let mut value = Vec::with_capacity(1 + key.len());
+        value.push(kind);
+        value.extend_from_slice(key);
+        match &mut self.deferred_log {
+            Some(deferred) => deferred.push((self.sub, value)),
+            None => insert_log(pager, st, self.rev, self.sub, value)?,
+        }
+        self.sub += 1;
+        Ok(())
+    }
+
     /// Starts a write at revision `st.revision + 1`.
     pub(crate) fn new(st: &KsState) -> Applier {
         Applier {
@@ -407,23 +446,7 @@ impl Applier {
                         ))
                     }
                 }
-                let mut log_value = Vec::with_capacity(1 + p.key.len());
-                log_value.push(KIND_PUT);
-                log_value.extend_from_slice(&p.key);
-                match &mut self.deferred_log {
-                    Some(deferred) => deferred.push((self.sub, log_value)),
-                    None => {
-                        btree::insert(
-                            pager,
-                            &mut st.roots.log,
-                            KeyOrder::Bytes,
-                            TAG_LOG,
-                            &log_key(rev, self.sub),
-                            StoredValue::Inline(log_value),
-                        )?;
-                    }
-                }
-                self.sub += 1;
+                self.log_change(pager, st, KIND_PUT, &p.key)?;
                 Ok(OpResponse::Put(PutResponse {
                     header_revision: 0,
                     prev_kv,
@@ -482,17 +505,7 @@ impl Applier {
                         &history_key(key, rev),
                         StoredValue::Inline(encode_record(tomb, &[])),
                     )?;
-                    let mut log_value = vec![KIND_TOMBSTONE];
-                    log_value.extend_from_slice(key);
-                    btree::insert(
-                        pager,
-                        &mut st.roots.log,
-                        KeyOrder::Bytes,
-                        TAG_LOG,
-                        &log_key(rev, self.sub),
-                        StoredValue::Inline(log_value),
-                    )?;
-                    self.sub += 1;
+                    self.log_change(pager, st, KIND_TOMBSTONE, key)?;
                     st.key_count -= 1;
                     if let Some(kv) = prev {
                         prev_kvs.push(kv.clone());
@@ -553,14 +566,7 @@ pub(crate) fn apply(pager: &mut Pager, st: &mut KsState, ops: &[WriteOp]) -> Res
         let mut log = applier.deferred_log.take().unwrap_or_default();
         log.sort_unstable_by_key(|(sub, _)| *sub);
         for (sub, value) in log {
-            btree::insert(
-                pager,
-                &mut st.roots.log,
-                KeyOrder::Bytes,
-                TAG_LOG,
-                &log_key(applier.rev, sub),
-                StoredValue::Inline(value),
-            )?;
+            insert_log(pager, st, applier.rev, sub, value)?;
         }
         responses.into_iter().flatten().collect()
     } else {
