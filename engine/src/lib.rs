@@ -58,4 +58,4 @@ pub use types::{
     PutOp, PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget,
     Status, WriteOp,
 };
-pub use watch::{Event, EventKind, WatchOptions, WatchResponse, Watcher};
+pub use watch::{Event, EventKind, WatchCanceller, WatchOptions, WatchResponse, Watcher};

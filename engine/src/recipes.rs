@@ -332,6 +332,11 @@ impl Leadership {
         self.revision
     }
 
+    /// The candidacy key (under the election's prefix; its value is the proclaimed value).
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
     /// Publishes a new value, only while still the leader. Returns false if leadership was lost.
     pub fn proclaim(&self, value: impl AsRef<[u8]>) -> Result<bool> {
         let txn = Txn::new()

@@ -690,6 +690,13 @@ impl Store {
         *self.shared.publish_generation.lock()
     }
 
+    /// Wakes every watcher waiting for a publish (they re-check their state and sleep again
+    /// if nothing concerns them): how a [`crate::WatchCanceller`] reaches a waiting watcher.
+    pub(crate) fn wake_watchers(&self) {
+        *self.shared.publish_generation.lock() += 1;
+        self.shared.published_cv.notify_all();
+    }
+
     /// Waits until a publish after `generation`, the store closes, or `until`.
     pub(crate) fn wait_for_publish(&self, generation: u64, until: Instant) {
         let mut g = self.shared.publish_generation.lock();

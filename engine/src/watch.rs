@@ -11,6 +11,8 @@
 //! cancels one, and each watcher scans the whole change log since its position (filtering by
 //! range), so thousands of watchers on a busy store cost proportionally.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -85,6 +87,33 @@ pub struct Watcher {
     next: u64,
     done: bool,
     last_sent: Instant,
+    /// Set by a [`WatchCanceller`] from another thread.
+    cancelled: Arc<AtomicBool>,
+}
+
+/// Cancels a [`Watcher`] from another thread, waking it if it is waiting in
+/// [`Watcher::recv`] (which then returns `Ok(None)`). From [`Watcher::canceller`]; cheap to
+/// clone.
+#[derive(Clone)]
+pub struct WatchCanceller {
+    store: Store,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for WatchCanceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchCanceller")
+            .field("cancelled", &self.cancelled.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl WatchCanceller {
+    /// Ends the watch. Idempotent.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.store.wake_watchers();
+    }
 }
 
 impl Store {
@@ -121,6 +150,7 @@ impl Store {
             next: next as u64,
             done: false,
             last_sent: Instant::now(),
+            cancelled: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -134,6 +164,14 @@ impl Watcher {
     /// Ends the watch; later calls return `None` / nothing.
     pub fn cancel(&mut self) {
         self.done = true;
+    }
+
+    /// A handle that cancels this watch from another thread, even while it waits.
+    pub fn canceller(&self) -> WatchCanceller {
+        WatchCanceller {
+            store: self.store.clone(),
+            cancelled: self.cancelled.clone(),
+        }
     }
 
     /// Waits for the next response.
@@ -158,6 +196,9 @@ impl Watcher {
     pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<WatchResponse>> {
         let deadline = crate::clock::deadline_after(Instant::now(), timeout);
         loop {
+            if self.cancelled.load(Ordering::Acquire) {
+                self.done = true;
+            }
             if self.done {
                 return Ok(None);
             }

@@ -294,3 +294,39 @@ fn huge_timeouts_mean_no_timeout_rather_than_a_panic() {
     assert_eq!(r.events.len(), 1);
     assert_eq!(r.events[0].kv.key, b"t/2");
 }
+
+#[test]
+fn a_canceller_ends_a_watch_waiting_on_another_thread() {
+    let (_d, db) = store();
+    let mut w = db.watch(Range::prefix("quiet/")).unwrap();
+    let canceller = w.canceller();
+    let waiter = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let r = w.recv().unwrap();
+        (
+            r,
+            started.elapsed(),
+            w.recv_timeout(Duration::ZERO).unwrap(),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    canceller.cancel();
+    let (r, waited, after) = waiter.join().unwrap();
+    assert!(r.is_none(), "a cancelled watch ends without a response");
+    assert!(after.is_none(), "and stays ended");
+    assert!(
+        waited < Duration::from_secs(30),
+        "woken by the cancel, not a timeout"
+    );
+}
+
+#[test]
+fn a_leadership_names_its_key() {
+    let (_d, db) = store();
+    let lease = db.lease_grant(60, 0).unwrap().id;
+    let e = etch_engine::Election::new(&db, "elect/x");
+    let l = e.campaign(lease, "me").unwrap();
+    let leader = e.leader().unwrap().unwrap();
+    assert_eq!(l.key(), leader.key.as_slice());
+    assert_eq!(leader.value, b"me");
+}
