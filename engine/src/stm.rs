@@ -7,7 +7,8 @@
 //! range may have changed since the snapshot (which also catches keys inserted into it). If a
 //! concurrent writer got there first, the closure runs again on a fresh snapshot, up to
 //! `Options::write_attempts` times. Because the guard is an ordinary transaction, this works
-//! unchanged over replication.
+//! unchanged over replication. [`Store::begin_write`] and [`WriteTxn::commit`] are the same
+//! protocol one attempt at a time, for callers that cannot pass a closure (bindings).
 
 use std::collections::BTreeMap;
 
@@ -17,8 +18,9 @@ use crate::store::Store;
 use crate::txn::{Compare, CompareOp, Txn, TxnOp};
 use crate::types::{KeyValue, PutOp, Range, RangeOptions, RangeResponse, Revision};
 
-/// The view a [`Store::write`] closure works with.
+/// The view a [`Store::write`] closure works with, or one attempt from [`Store::begin_write`].
 pub struct WriteTxn {
+    store: Store,
     snapshot: ReadTxn,
     /// Keys read, with the mod revision seen (0 = absent).
     read_keys: BTreeMap<Vec<u8>, Revision>,
@@ -29,13 +31,27 @@ pub struct WriteTxn {
 }
 
 impl WriteTxn {
-    fn new(snapshot: ReadTxn) -> WriteTxn {
-        WriteTxn {
-            snapshot,
+    fn new(store: &Store) -> Result<WriteTxn> {
+        Ok(WriteTxn {
+            store: store.clone(),
+            snapshot: store.read()?,
             read_keys: BTreeMap::new(),
             read_ranges: Vec::new(),
             writes: BTreeMap::new(),
+        })
+    }
+
+    /// Applies the buffered writes at one revision if nothing this attempt read has changed
+    /// since its snapshot. `Ok(true)`: committed (or nothing to write: the snapshot was
+    /// consistent by construction); `Ok(false)`: a concurrent writer got there first and nothing
+    /// was written, so begin a new attempt.
+    pub fn commit(self) -> Result<bool> {
+        if self.writes.is_empty() {
+            return Ok(true);
         }
+        let store = self.store.clone();
+        let limits = store.unbounded_op_limits();
+        Ok(store.txn_with_limits(self.into_txn(), &limits)?.succeeded)
     }
 
     /// Revision of the snapshot this attempt reads.
@@ -141,18 +157,33 @@ impl Store {
     pub fn write<T>(&self, mut f: impl FnMut(&mut WriteTxn) -> Result<T>) -> Result<T> {
         let attempts = self.write_attempts();
         for _ in 0..attempts {
-            let mut tx = WriteTxn::new(self.read()?);
+            let mut tx = self.begin_write()?;
             let out = f(&mut tx)?;
-            if tx.writes.is_empty() {
-                return Ok(out); // read-only: the snapshot was consistent by construction
-            }
-            if self
-                .txn_with_limits(tx.into_txn(), &self.unbounded_op_limits())?
-                .succeeded
-            {
+            if tx.commit()? {
                 return Ok(out);
             }
         }
         Err(Error::Conflict { attempts })
+    }
+
+    /// Starts one attempt of an optimistic read-write transaction on a fresh snapshot: read and
+    /// buffer writes through it, then [`WriteTxn::commit`], and begin again if that reports a
+    /// conflict. [`Store::write`] does this loop for a closure.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let db = etch_engine::Store::open(dir.path().join("doc.etch"))?;
+    /// loop {
+    ///     let mut tx = db.begin_write()?;
+    ///     let n = tx.get("n")?.map_or(0, |kv| kv.value.len());
+    ///     tx.put("n", vec![b'x'; n + 1]);
+    ///     if tx.commit()? {
+    ///         break;
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin_write(&self) -> Result<WriteTxn> {
+        WriteTxn::new(self)
     }
 }

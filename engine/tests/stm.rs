@@ -162,3 +162,31 @@ fn reads_see_own_writes_and_errors_abort() {
     assert_eq!(v, b"w");
     assert_eq!(db.revision(), rev);
 }
+
+#[test]
+fn one_attempt_at_a_time_reports_a_conflict_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::open(dir.path().join("a.etch")).unwrap();
+    db.put("n", "1").unwrap();
+
+    let mut tx = db.begin_write().unwrap();
+    assert_eq!(tx.get("n").unwrap().unwrap().value, b"1");
+    tx.put("n", "2");
+    db.put("n", "other").unwrap(); // a concurrent writer changes what tx read
+    let before = db.revision();
+    assert!(!tx.commit().unwrap(), "the guard fails");
+    assert_eq!(db.revision(), before, "nothing written");
+    assert_eq!(db.get("n").unwrap().unwrap().value, b"other");
+
+    let mut tx = db.begin_write().unwrap();
+    tx.get("n").unwrap();
+    tx.put("n", "3");
+    assert!(tx.commit().unwrap());
+    assert_eq!(db.get("n").unwrap().unwrap().value, b"3");
+    // Read-only attempts commit trivially and write nothing.
+    let mut ro = db.begin_write().unwrap();
+    ro.get("n").unwrap();
+    let before = db.revision();
+    assert!(ro.commit().unwrap());
+    assert_eq!(db.revision(), before);
+}
