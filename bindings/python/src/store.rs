@@ -375,8 +375,7 @@ impl PyStore {
     /// Starts one attempt of an optimistic read-write transaction.
     fn begin_write(&self, py: Python<'_>) -> PyResult<PyWriteTxn> {
         let store = self.store()?;
-        let max = self.max_txn_ops;
-        py.detach(move || PyWriteTxn::begin(store, max)).py()
+        py.detach(move || PyWriteTxn::begin(&store)).py()
     }
 
     /// Writes a compact copy of the store to `path` (which must not exist); returns
