@@ -64,6 +64,34 @@ pub(crate) fn encode_compact(revision: u64) -> Vec<u8> {
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
 
+/// A commit's WAL record, encoded or (a write) still to encode: a write too large for the WAL
+/// is made durable by a checkpoint and never encoded (a bulk load's record would double its
+/// memory).
+pub(crate) enum Payload<'a> {
+    /// Already encoded (compaction, lease records).
+    Encoded(Vec<u8>),
+    /// A write of `ops` creating `revision`.
+    Write { revision: u64, ops: &'a [WriteOp] },
+}
+
+impl Payload<'_> {
+    /// Bytes of the encoded record.
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            Payload::Encoded(b) => b.len(),
+            Payload::Write { ops, .. } => encoded_len(ops),
+        }
+    }
+
+    /// The encoded record.
+    pub(crate) fn encode(self) -> Vec<u8> {
+        match self {
+            Payload::Encoded(b) => b,
+            Payload::Write { revision, ops } => encode(revision, ops),
+        }
+    }
+}
+
 /// Bytes [`encode`] produces for `ops`, without encoding them.
 pub(crate) fn encoded_len(ops: &[WriteOp]) -> usize {
     13 + ops.iter().map(op_size).sum::<usize>()

@@ -30,7 +30,7 @@ use crate::keyspace::{self, KsState, Limits};
 use crate::meta::{self, Meta};
 use crate::options::{AutoCompaction, Durability, Options};
 use crate::pager::{read_freelist, MapState, Pager, ReadView};
-use crate::record;
+use crate::record::{self, Payload};
 use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
 use crate::storage::{Storage, StorageFile};
 use crate::txn::{Txn, TxnResponse};
@@ -480,7 +480,9 @@ impl Store {
         let before = w.state.revision;
         let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
         let changed = w.state.revision != before;
-        let wait_for = self.end_write_commit(w, seq, changed, ops)?;
+        let revision = w.state.revision;
+        let wait_for =
+            self.end_commit(w, seq, changed.then_some(Payload::Write { revision, ops }))?;
         Ok((resp, wait_for))
     }
 
@@ -521,7 +523,11 @@ impl Store {
         let seq = self.begin_commit(w)?;
         let target = revision as u64;
         self.guard(w, |w| keyspace::compact(&mut w.pager, &mut w.state, target))?;
-        let wait_for = self.end_commit(w, seq, Some(record::encode_compact(target)))?;
+        let wait_for = self.end_commit(
+            w,
+            seq,
+            Some(Payload::Encoded(record::encode_compact(target))),
+        )?;
         Ok((current, wait_for))
     }
 
@@ -561,7 +567,12 @@ impl Store {
         })?;
         crate::txn::stamp(&mut resp, w.state.revision as i64);
         let changed = w.state.revision != before;
-        let wait_for = self.end_write_commit(w, seq, changed, &log)?;
+        let revision = w.state.revision;
+        let record = changed.then_some(Payload::Write {
+            revision,
+            ops: &log,
+        });
+        let wait_for = self.end_commit(w, seq, record)?;
         Ok((resp, wait_for))
     }
 
@@ -593,40 +604,26 @@ impl Store {
         Ok(seq)
     }
 
-    /// [`Store::end_commit`] for a write of `ops` (`changed`: it made a revision). A record too
-    /// large for the WAL is never encoded (a bulk load's would double its memory): the
-    /// checkpoint that makes such a commit durable needs only the applied trees.
-    fn end_write_commit(
-        &self,
-        w: &mut Writer,
-        seq: u64,
-        changed: bool,
-        ops: &[WriteOp],
-    ) -> Result<Option<u64>> {
-        if changed && !w.wal.fits_at_all(record::encoded_len(ops)) {
-            w.seq = seq;
-            self.checkpoint_locked(w)?;
-            return Ok(None);
-        }
-        self.end_commit(
-            w,
-            seq,
-            changed.then(|| record::encode(w.state.revision, ops)),
-        )
-    }
-
     /// Last step of every commit, after it was applied to the working state: logs `record` (or,
     /// with `None`, notes that nothing changed) and decides how the commit becomes durable.
     /// Returns the sequence number to wait for, if the caller must wait.
-    fn end_commit(&self, w: &mut Writer, seq: u64, record: Option<Vec<u8>>) -> Result<Option<u64>> {
+    fn end_commit(
+        &self,
+        w: &mut Writer,
+        seq: u64,
+        record: Option<Payload<'_>>,
+    ) -> Result<Option<u64>> {
         let shared = &*self.shared;
         let Some(payload) = record else {
             // Nothing changed, so no record; still wait until what this commit saw is durable.
             return Ok(Some(w.seq));
         };
         w.seq = seq;
-        let appended = w.wal.fits_at_all(payload.len())
-            && self.guard(w, |w| w.wal.append(seq, w.term, &payload))?;
+        // A record that cannot fit is never encoded: the checkpoint below makes it durable.
+        let appended = w.wal.fits_at_all(payload.encoded_len()) && {
+            let bytes = payload.encode();
+            self.guard(w, |w| w.wal.append(seq, w.term, &bytes))?
+        };
         let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
         if !appended || w.wal.used() > threshold {
             // The WAL is past its checkpoint threshold, full, or too small for this record: a
@@ -869,7 +866,11 @@ impl Store {
                 .lease_clocks
                 .lock()
                 .insert(id, LeaseClock { ttl, deadline });
-            let wait_for = self.end_commit(w, seq, Some(record::encode_lease_grant(id, ttl)))?;
+            let wait_for = self.end_commit(
+                w,
+                seq,
+                Some(Payload::Encoded(record::encode_lease_grant(id, ttl))),
+            )?;
             Ok((LeaseGrant { id, ttl }, wait_for))
         })
     }
@@ -888,7 +889,11 @@ impl Store {
             })?;
             self.shared.lease_clocks.lock().remove(&id);
             let revision = w.state.revision as i64;
-            let wait_for = self.end_commit(w, seq, Some(record::encode_lease_revoke(id)))?;
+            let wait_for = self.end_commit(
+                w,
+                seq,
+                Some(Payload::Encoded(record::encode_lease_revoke(id))),
+            )?;
             Ok((revision, wait_for))
         })
     }
