@@ -1,9 +1,9 @@
 //! Compaction: what survives, what errors, that space is reused, and that it is crash-safe.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod common;
 
-use etch_engine::sim::{CrashPolicy, SimDisk};
+use std::collections::BTreeMap;
+
 use etch_engine::{Error, KeyValue, Options, Range, RangeOptions, Store, WriteOp};
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -183,27 +183,15 @@ fn compaction_frees_space_for_reuse() {
 
 #[test]
 fn compaction_survives_a_power_cut_and_replay() {
-    let dir = tempfile::tempdir().unwrap();
-    let s1 = dir.path().join("1");
-    std::fs::create_dir_all(&s1).unwrap();
-    let disk = SimDisk::new(&s1);
-    let db = Options::new()
-        .storage(Arc::new(disk.clone()))
-        .open("/c/db.etch")
-        .unwrap();
+    let (dir, disk, db) = common::sim_store("/c/db.etch");
     for i in 0..20 {
         db.put(format!("k{}", i % 3), format!("v{i}")).unwrap();
     }
     let before = at(&db, Range::all(), 15).unwrap();
     db.compact(15).unwrap();
-    let image = disk.crash_image(CrashPolicy::DropUnsynced);
+    let recovered = common::open_after_power_cut(&dir, &disk, "/c/db.etch");
     drop(db);
-    let s2 = dir.path().join("2");
-    std::fs::create_dir_all(&s2).unwrap();
-    let db = Options::new()
-        .storage(Arc::new(SimDisk::from_image(&s2, &image).unwrap()))
-        .open("/c/db.etch")
-        .unwrap();
+    let db = recovered;
     assert_eq!(db.status().unwrap().compact_revision, 15);
     assert!(matches!(
         at(&db, Range::all(), 14),

@@ -1,11 +1,11 @@
 //! Leases: grant, attach, keep-alive, time-to-live, list, revoke, expiry deleting keys at one
 //! revision (seen by watchers), persistence across reopen and recovery.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use etch_engine::sim::{CrashPolicy, SimDisk};
-use etch_engine::{Error, EventKind, Options, PutOp, Range, Store, Txn, TxnOp, WatchOptions};
+use etch_engine::{Error, EventKind, PutOp, Range, Store, Txn, TxnOp, WatchOptions};
 
 fn store(dir: &tempfile::TempDir) -> Store {
     Store::open(dir.path().join("l.etch")).unwrap()
@@ -157,27 +157,15 @@ fn expiry_deletes_the_keys_at_one_revision_and_watchers_see_it() {
 
 #[test]
 fn leases_survive_reopen_with_a_fresh_ttl_and_recovery() {
-    let dir = tempfile::tempdir().unwrap();
-    let s1 = dir.path().join("1");
-    std::fs::create_dir_all(&s1).unwrap();
-    let disk = SimDisk::new(&s1);
-    let db = Options::new()
-        .storage(Arc::new(disk.clone()))
-        .open("/l/db.etch")
-        .unwrap();
+    let (dir, disk, db) = common::sim_store("/l/db.etch");
     let l = db.lease_grant(120, 0).unwrap();
     put_leased(&db, "a", l.id);
     let gone = db.lease_grant(120, 0).unwrap();
     put_leased(&db, "b", gone.id);
     db.lease_revoke(gone.id).unwrap();
-    let image = disk.crash_image(CrashPolicy::DropUnsynced);
+    let recovered = common::open_after_power_cut(&dir, &disk, "/l/db.etch");
     drop(db);
-    let s2 = dir.path().join("2");
-    std::fs::create_dir_all(&s2).unwrap();
-    let db = Options::new()
-        .storage(Arc::new(SimDisk::from_image(&s2, &image).unwrap()))
-        .open("/l/db.etch")
-        .unwrap();
+    let db = recovered;
     let info = db.lease_time_to_live(l.id, true).unwrap();
     assert_eq!((info.granted_ttl, info.keys), (120, vec![b"a".to_vec()]));
     assert!(

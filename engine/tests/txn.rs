@@ -1,11 +1,9 @@
 //! Transactions with compares: etcd's rules, edge case by edge case.
 
-use std::sync::Arc;
+mod common;
 
-use etch_engine::sim::{CrashPolicy, SimDisk};
 use etch_engine::{
-    Compare, CompareOp, Error, Options, PutOp, Range, RangeOptions, Store, Txn, TxnOp,
-    TxnOpResponse,
+    Compare, CompareOp, Error, PutOp, Range, RangeOptions, Store, Txn, TxnOp, TxnOpResponse,
 };
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -278,14 +276,7 @@ fn errors_before_writing_change_nothing() {
 
 #[test]
 fn a_committed_transaction_survives_a_power_cut() {
-    let dir = tempfile::tempdir().unwrap();
-    let scratch = dir.path().join("a");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let disk = SimDisk::new(&scratch);
-    let db = Options::new()
-        .storage(Arc::new(disk.clone()))
-        .open("/t/db.etch")
-        .unwrap();
+    let (dir, disk, db) = common::sim_store("/t/db.etch");
     db.put("x", "1").unwrap();
     let r = db
         .txn(
@@ -295,14 +286,9 @@ fn a_committed_transaction_survives_a_power_cut() {
         )
         .unwrap();
     assert!(r.succeeded);
-    let image = disk.crash_image(CrashPolicy::DropUnsynced);
+    let recovered = common::open_after_power_cut(&dir, &disk, "/t/db.etch");
     drop(db);
-    let scratch2 = dir.path().join("b");
-    std::fs::create_dir_all(&scratch2).unwrap();
-    let db = Options::new()
-        .storage(Arc::new(SimDisk::from_image(&scratch2, &image).unwrap()))
-        .open("/t/db.etch")
-        .unwrap();
+    let db = recovered;
     assert_eq!(db.revision(), 3);
     assert_eq!(db.get("y").unwrap().unwrap().mod_revision, 3);
     assert!(db.get("x").unwrap().is_none());

@@ -1,0 +1,32 @@
+//! Helpers shared by the integration tests that simulate power cuts.
+
+use std::sync::Arc;
+
+use etch_engine::sim::{CrashPolicy, SimDisk};
+use etch_engine::{Options, Store};
+use tempfile::TempDir;
+
+/// A store at `path` on a fresh simulated disk whose files live in a new temporary directory.
+pub fn sim_store(path: &str) -> (TempDir, SimDisk, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("before");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let disk = SimDisk::new(&scratch);
+    let db = Options::new()
+        .storage(Arc::new(disk.clone()))
+        .open(path)
+        .unwrap();
+    (dir, disk, db)
+}
+
+/// Opens what a power cut now would leave of `disk` (every unsynced write dropped), on a new
+/// simulated disk in `dir`.
+pub fn open_after_power_cut(dir: &TempDir, disk: &SimDisk, path: &str) -> Store {
+    let image = disk.crash_image(CrashPolicy::DropUnsynced);
+    let scratch = dir.path().join("after");
+    std::fs::create_dir_all(&scratch).unwrap();
+    Options::new()
+        .storage(Arc::new(SimDisk::from_image(&scratch, &image).unwrap()))
+        .open(path)
+        .unwrap()
+}
