@@ -26,6 +26,7 @@ mod clock;
 mod copy;
 mod error;
 mod file;
+mod file_lock;
 mod idhash;
 mod keyspace;
 mod meta;
@@ -46,7 +47,7 @@ mod wal;
 mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result};
+pub use error::{Error, OpenAction, Result};
 pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};

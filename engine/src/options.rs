@@ -60,6 +60,8 @@ pub struct Options {
     pub(crate) auto_compaction: AutoCompaction,
     pub(crate) quota_bytes: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) read_only: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -77,6 +79,8 @@ impl std::fmt::Debug for Options {
             .field("write_attempts", &self.write_attempts)
             .field("auto_compaction", &self.auto_compaction)
             .field("quota_bytes", &self.quota_bytes)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +103,8 @@ impl Default for Options {
             auto_compaction: AutoCompaction::Revisions(100_000),
             quota_bytes: Some(8 << 30),
             clock: Arc::new(SystemClock::default()),
+            lock_timeout: Duration::ZERO,
+            read_only: false,
         }
     }
 }
@@ -210,6 +216,34 @@ impl Options {
     /// [`crate::sim::SimDisk`] to simulate power cuts and I/O errors.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// How long an open waits for the file lock while another store holds it (SQLite's busy
+    /// timeout). The open retries with a short, growing pause (1 ms doubling to 50 ms) and
+    /// fails with [`Error::Locked`] once this much time has passed. Default zero: fail at once.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Opens the store read-only: nothing is ever written, to the file, its directory or its
+    /// WAL, so it works on a file of mode 0444 or in a read-only directory.
+    ///
+    /// - The file must exist and be an etch file: a read-only open never creates one.
+    /// - The file is opened `O_RDONLY` and locked *shared*: any number of read-only stores, in
+    ///   any processes, may hold it at once; a writer excludes them and they exclude a writer
+    ///   (both wait up to [`Options::lock_timeout`]).
+    /// - Commits a killed writer left in the WAL are replayed into memory only (an overlay of
+    ///   pages that readers consult); the file and the WAL stay byte-for-byte as they were, and
+    ///   no WAL is created.
+    /// - The store shows the state as of the open (no writer can change it while it is open).
+    ///   No background thread runs: no lease expiry, compaction or checkpoint.
+    /// - Every write — put, delete, transaction, compaction, lease calls, checkpoint, defrag —
+    ///   fails with [`Error::ReadOnly`]. Reads, watches of history, `status`, `check`,
+    ///   `snapshot` (which writes only the new copy) and `hash_kv` work.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 
