@@ -90,7 +90,7 @@ pub(crate) fn lock(
             LockMode::Exclusive => file.try_lock(),
             LockMode::Shared => file.try_lock_shared(),
         }
-        .map_err(|e| Error::Io(e).opening(path, OpenAction::Lock))?;
+        .map_err(|e| Error::from(e).opening(path, OpenAction::Lock))?;
         if taken {
             return Ok(Registration::new(file));
         }

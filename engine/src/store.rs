@@ -199,7 +199,7 @@ impl Store {
         let (file, registration) = open_main_file(&*file_storage, path, &opts)?;
         let mut len = file
             .len()
-            .map_err(|e| Error::Io(e).opening(path, OpenAction::ReadMeta))?;
+            .map_err(|e| Error::from(e).opening(path, OpenAction::ReadMeta))?;
         if len == 0 {
             if read_only {
                 return Err(Error::Open {
@@ -215,7 +215,7 @@ impl Store {
                 .map_err(|e| e.opening(path, OpenAction::InitFile))?;
             len = file
                 .len()
-                .map_err(|e| Error::Io(e).opening(path, OpenAction::ReadMeta))?;
+                .map_err(|e| Error::from(e).opening(path, OpenAction::ReadMeta))?;
         }
         let meta =
             read_meta(&*file, path, len).map_err(|e| e.opening(path, OpenAction::ReadMeta))?;
@@ -1355,7 +1355,7 @@ fn open_main_file(
     let (opened, mode) = if opts.read_only {
         let opened = storage
             .open_read_only(path)
-            .map_err(|e| Error::Io(e).opening(path, OpenAction::OpenFileReadOnly));
+            .map_err(|e| Error::from(e).opening(path, OpenAction::OpenFileReadOnly));
         (opened, LockMode::Shared)
     } else {
         let opened = storage.open(path, true).map_err(|e| {
@@ -1365,7 +1365,7 @@ fn open_main_file(
             } else {
                 OpenAction::OpenFile
             };
-            Error::Io(e).opening(path, action)
+            Error::from(e).opening(path, action)
         });
         (opened, LockMode::Exclusive)
     };

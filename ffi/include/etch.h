@@ -198,6 +198,11 @@
 #define ETCH_EXISTS 16
 
 /**
+ * The store was opened read-only: every write is refused.
+ */
+#define ETCH_READONLY 17
+
+/**
  * `etch_range_opts.sort_order`: key order (no sorting). The default.
  */
 #define ETCH_SORT_NONE 0

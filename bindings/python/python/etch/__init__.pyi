@@ -101,6 +101,10 @@ class LockedError(Error):
     """Another process or Store has the file open."""
     path: str
 
+class ReadOnlyError(Error):
+    """The store was opened read-only and refuses every write."""
+    path: str
+
 class StorageError(Error):
     """An I/O error from the operating system."""
     errno: Optional[int]

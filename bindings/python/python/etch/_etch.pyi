@@ -29,6 +29,7 @@ from etch import (
     PoisonedError as PoisonedError,
     PutResponse as PutResponse,
     QuotaExceededError as QuotaExceededError,
+    ReadOnlyError as ReadOnlyError,
     RequestTooLargeError as RequestTooLargeError,
     Status as Status,
     StorageError as StorageError,
