@@ -1091,7 +1091,11 @@ impl Store {
         opts: Options,
     ) -> Result<Store> {
         let (snapshot, output) = (snapshot.as_ref(), output.as_ref());
-        let source = opts.storage.open(snapshot, false)?;
+        // Only read: so a snapshot of mode 0444, or in a read-only directory, restores too.
+        let source = opts
+            .storage
+            .open_read_only(snapshot)
+            .map_err(|e| Error::from(e).opening(snapshot, OpenAction::OpenFileReadOnly))?;
         let len = source.len()?;
         // Refuse a non-etch source before writing anything.
         read_meta(&*source, snapshot, len)?;

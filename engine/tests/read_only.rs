@@ -650,3 +650,33 @@ fn read_only_store_sees_the_state_as_of_its_open_and_closes_cleanly() {
     assert_eq!(ro.get("a").unwrap().unwrap().value, b"2");
     ro.close().unwrap();
 }
+
+/// `Store::restore` only reads its snapshot: it asks the storage for a read-only open of it.
+#[test]
+fn restore_opens_the_snapshot_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("db.etch")).unwrap();
+    store.put("a", "1").unwrap();
+    let snap = dir.path().join("snap.etch");
+    store.snapshot(&snap).unwrap();
+    store.close().unwrap();
+    let log = Arc::new(CallLog::default());
+    let restored = Store::restore(
+        &snap,
+        dir.path().join("restored.etch"),
+        Options::new().storage(Arc::new(Recording {
+            inner: Arc::new(FsStorage),
+            log: log.clone(),
+        })),
+    )
+    .unwrap();
+    assert_eq!(restored.get("a").unwrap().unwrap().value, b"1");
+    restored.close().unwrap();
+    let calls = log.calls();
+    assert_eq!(calls.first().map(String::as_str), Some("open_read_only"));
+    let snap_opens = format!("open {} ", snap.display());
+    assert!(
+        !calls.iter().any(|c| c.starts_with(&snap_opens)),
+        "the snapshot was opened for writing: {calls:?}"
+    );
+}
