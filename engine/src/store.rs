@@ -669,21 +669,24 @@ impl Store {
         };
         w.seq = seq;
         // A record that cannot fit is never encoded: the checkpoint below makes it durable.
-        let wal = w.wal.as_ref().ok_or_else(|| Error::ReadOnly {
-            path: shared.path.clone(),
-        })?;
-        let appended = wal.fits_at_all(payload.encoded_len()) && {
-            let bytes = payload.encode();
-            self.guard(w, |w| match w.wal.as_mut() {
-                Some(wal) => wal.append(seq, w.term, &bytes),
-                None => Ok(false),
-            })?
+        // `begin_commit` refused a read-only store, so the WAL is there.
+        let Some(wal) = w.wal.as_mut() else {
+            return Err(Error::ReadOnly {
+                path: shared.path.clone(),
+            });
         };
-        let wal = w.wal.as_ref().ok_or_else(|| Error::ReadOnly {
-            path: shared.path.clone(),
-        })?;
-        let threshold = (wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
-        if !appended || wal.used() > threshold {
+        let appended = if wal.fits_at_all(payload.encoded_len()) {
+            let result = wal.append(seq, w.term, &payload.encode());
+            self.guard(w, |_| result)?
+        } else {
+            false
+        };
+        let fraction = shared.opts.checkpoint_wal_fraction;
+        let past_threshold = w
+            .wal
+            .as_ref()
+            .is_some_and(|wal| wal.used() > (wal.max_bytes() as f64 * fraction) as u64);
+        if !appended || past_threshold {
             // The WAL is past its checkpoint threshold, full, or too small for this record: a
             // checkpoint makes this commit (and all before it) durable in the main file. It runs
             // here, in the committing thread, so the commit's acknowledgement waits for it
