@@ -61,7 +61,7 @@ fn xorshift(x: &mut u64) -> u64 {
 /// One to three random damages to `main` or `wal`.
 fn damage(rng: &mut u64, main: &mut Vec<u8>, wal: &mut Vec<u8>) {
     for _ in 0..1 + xorshift(rng) % 3 {
-        let target = if xorshift(rng) % 2 == 0 {
+        let target = if xorshift(rng).is_multiple_of(2) {
             &mut *main
         } else {
             &mut *wal
@@ -97,9 +97,11 @@ fn disk_with(scratch: &Path, main: &[u8], wal: &[u8]) -> SimDisk {
     SimDisk::from_image(scratch, &image).unwrap()
 }
 
-/// Everything a store shows: revision and every key and value at each of its last revisions
-/// (each read's error, if any, as text).
-fn observe(store: &Store) -> BTreeMap<i64, Result<Vec<(Vec<u8>, Vec<u8>)>, String>> {
+/// Every key and value of one revision, or the read's error as text.
+type Read = Result<Vec<(Vec<u8>, Vec<u8>)>, String>;
+
+/// Everything a store shows: every key and value at each of its last revisions.
+fn observe(store: &Store) -> BTreeMap<i64, Read> {
     let rev = store.revision();
     (1..=rev)
         .rev()
