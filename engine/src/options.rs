@@ -238,7 +238,8 @@ impl Options {
     ///   pages that readers consult); the file and the WAL stay byte-for-byte as they were, and
     ///   no WAL is created.
     /// - The store shows the state as of the open (no writer can change it while it is open).
-    ///   No background thread runs: no lease expiry, compaction or checkpoint.
+    ///   No background thread runs: no lease expiry, compaction or checkpoint. It has no WAL of
+    ///   its own, so [`crate::Status::wal_size`] is 0.
     /// - Every write — put, delete, transaction, compaction, lease calls, checkpoint, defrag —
     ///   fails with [`Error::ReadOnly`]. Reads, watches of history, `status`, `check`,
     ///   `snapshot` (which writes only the new copy) and `hash_kv` work.

@@ -320,7 +320,7 @@ impl Pager {
         Ok(())
     }
 
-    /// Writes a large value to fresh contiguous pages.
+    /// Writes a large value to fresh contiguous pages (a read-only store's to its overlay).
     pub(crate) fn write_overflow(&mut self, value: &[u8]) -> Result<StoredValue> {
         let n = (value.len() as u64).div_ceil(self.page_size as u64).max(1);
         let first = self.alloc.alloc_run(n);
@@ -351,8 +351,8 @@ impl Pager {
         }
     }
 
-    /// Writes every dirty node to the file (unsynced) and makes the batch immutable: the next
-    /// change copies again. After this, a snapshot of the current roots may be published.
+    /// Writes every dirty node to the file (unsynced; a read-only store's to its overlay) and
+    /// makes the batch immutable: the next change copies again. After this, a snapshot of the current roots may be published.
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.ensure_room(self.alloc.high_water)?;
         let mut ids: Vec<PageId> = self.dirty.keys().copied().collect();
