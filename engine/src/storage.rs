@@ -6,7 +6,7 @@
 //! bytes apart so it can produce the disk image a power cut would leave, and can fail any chosen
 //! operation — as SQLite's test VFS and redb's fault-injecting backend do.
 //!
-//! A read-only store reaches its files through [`ReadOnlyStorage`], which opens them with
+//! A read-only store reaches its files through `ReadOnlyStorage`, which opens them with
 //! [`Storage::open_read_only`] and refuses every change, so nothing it does can write.
 
 use std::fs::{File, OpenOptions};
