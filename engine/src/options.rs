@@ -62,6 +62,7 @@ pub struct Options {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lock_timeout: Duration,
     pub(crate) read_only: bool,
+    pub(crate) repair_wal: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -81,6 +82,7 @@ impl std::fmt::Debug for Options {
             .field("quota_bytes", &self.quota_bytes)
             .field("lock_timeout", &self.lock_timeout)
             .field("read_only", &self.read_only)
+            .field("repair_wal", &self.repair_wal)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +107,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock::default()),
             lock_timeout: Duration::ZERO,
             read_only: false,
+            repair_wal: false,
         }
     }
 }
@@ -212,6 +215,16 @@ impl Options {
         self
     }
 
+    /// Open a store whose WAL is damaged in the middle ([`Error::WalDamaged`]) by recovering up
+    /// to the damage: the WAL is first copied, durably, to `<file>-wal.damaged` (or
+    /// `.damaged.N`), then the records before the damage are replayed and the records after it
+    /// are dropped; [`Store::wal_repair`] says what was found and dropped. Default `false`: such
+    /// an open fails and changes nothing, because the records after the damage were acknowledged.
+    pub fn repair_wal(mut self, repair: bool) -> Self {
+        self.repair_wal = repair;
+        self
+    }
+
     /// The file system to use (default: the real one, [`FsStorage`]). Tests pass a
     /// [`crate::sim::SimDisk`] to simulate power cuts and I/O errors.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
@@ -237,6 +250,8 @@ impl Options {
     /// - Commits a killed writer left in the WAL are replayed into memory only (an overlay of
     ///   pages that readers consult); the file and the WAL stay byte-for-byte as they were, and
     ///   no WAL is created.
+    /// - A WAL damaged in the middle fails the open with [`Error::WalDamaged`], as for a
+    ///   writable open; [`Options::repair_wal`] writes, so it cannot be combined with this.
     /// - The store shows the state as of the open (no writer can change it while it is open).
     ///   No background thread runs: no lease expiry, compaction or checkpoint. It has no WAL of
     ///   its own, so [`crate::Status::wal_size`] is 0.
@@ -288,6 +303,13 @@ impl Options {
         if self.max_txn_ops == 0 {
             return Err(Error::InvalidOption(
                 "max_txn_ops must be at least 1".into(),
+            ));
+        }
+        if self.read_only && self.repair_wal {
+            return Err(Error::InvalidOption(
+                "repair_wal writes (a copy of the WAL, the recovered state): it needs a \
+                 writable open, not read_only"
+                    .into(),
             ));
         }
         if self.wal_capacity < (1 << 20) || self.wal_capacity > (1 << 40) {

@@ -680,3 +680,19 @@ fn restore_opens_the_snapshot_read_only() {
         "the snapshot was opened for writing: {calls:?}"
     );
 }
+
+#[test]
+fn repair_cannot_be_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.etch");
+    Store::open(&path).unwrap().close().unwrap();
+    match Options::new()
+        .read_only(true)
+        .repair_wal(true)
+        .open(&path)
+        .err()
+    {
+        Some(Error::InvalidOption(msg)) => assert!(msg.contains("read_only"), "{msg}"),
+        other => panic!("read_only + repair_wal: {other:?}"),
+    }
+}
