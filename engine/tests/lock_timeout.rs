@@ -43,7 +43,9 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Starts a child holding `path` for `hold`; returns once it holds the lock.
+/// Starts a child holding `path` for `hold`; returns once it holds the lock. The hold is long
+/// enough (2 s in the tests) that the refusals asserted right after it cannot race its end on a
+/// loaded machine.
 fn hold_in_child(path: &Path, read_only: bool, hold: Duration) -> ChildGuard {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["holder_child", "--exact", "--nocapture", "--test-threads=1"])
@@ -177,7 +179,7 @@ fn timeout_shorter_than_the_hold_fails_after_about_the_timeout() {
 #[test]
 fn another_process_is_named_and_waited_for() {
     let (_dir, path) = new_store();
-    let child = hold_in_child(&path, false, Duration::from_millis(400));
+    let child = hold_in_child(&path, false, Duration::from_millis(2000));
     assert_locked(Store::open(&path), &path, false);
     assert_locked(Options::new().read_only(true).open(&path), &path, false);
     let start = Instant::now();
@@ -225,7 +227,7 @@ fn readers_share_the_file_and_exclude_a_writer_in_this_process() {
 #[test]
 fn readers_in_two_processes_share_and_keep_a_writer_out() {
     let (_dir, path) = new_store();
-    let child = hold_in_child(&path, true, Duration::from_millis(500));
+    let child = hold_in_child(&path, true, Duration::from_millis(2000));
     let here = Options::new().read_only(true).open(&path).unwrap();
     assert_eq!(here.get("k").unwrap().unwrap().value, b"v");
     assert_locked(Store::open(&path), &path, true);
