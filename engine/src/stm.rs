@@ -87,8 +87,12 @@ impl WriteTxn {
     }
 
     /// Reads the keys of a range as of the snapshot (this transaction's own writes are not
-    /// merged in). Any change to the range before commit makes the attempt retry.
+    /// merged in). Any change to the range before commit makes the attempt retry. An empty
+    /// start key is [`Error::EmptyKey`] (every key is [`Range::all`]).
     pub fn range(&mut self, range: Range) -> Result<RangeResponse> {
+        if range.start().is_empty() {
+            return Err(Error::EmptyKey);
+        }
         let resp = self.snapshot.range_with(&range, &RangeOptions::default())?;
         // The range compare catches keys changed or inserted since the snapshot; a compare per
         // key returned catches keys deleted since.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use etch_engine::{Event, EventKind, WatchOptions, WatchResponse, Watcher};
 
-use crate::boundary::{call, call_db, flag, object_mut, out};
+use crate::boundary::{self, call, call_db, clear, flag, object_mut, out};
 use crate::db::etch_db;
 use crate::error::{code_of, Failure, FfiResult, ETCH_CLOSED, ETCH_INTERNAL, ETCH_OK};
 use crate::kv::{etch_kv, raw_range, view};
@@ -55,6 +55,11 @@ pub struct etch_watch_resp {
     /// The events in revision order (NULL when event_count is 0). Events of one transaction
     /// are always in the same response.
     pub events: *const etch_event,
+    /// 1 in the one response that completes the replay of a watch started at a past revision
+    /// (etch_watch_opts.start_revision): every matching change up to the revision current when
+    /// the watch was created has then been delivered, and what follows is live. It may carry
+    /// the last replayed events or none. Always 0 for a watch from now (nothing to replay).
+    pub caught_up: c_int,
 }
 
 /// A response owned by Rust, with the C view first so a pointer to this is a pointer to it.
@@ -103,6 +108,7 @@ impl OwnedResp {
             } else {
                 events.as_ptr()
             },
+            caught_up: c_int::from(r.caught_up),
         };
         Box::new(OwnedResp {
             resp,
@@ -122,7 +128,8 @@ impl OwnedResp {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct etch_watch_opts {
-    /// First revision to deliver (history is replayed from it); 0 for "changes after now".
+    /// First revision to deliver (history is replayed from it); 0 for "changes after now";
+    /// negative is ETCH_INVALID. A replay ends with a response that has caught_up = 1.
     pub start_revision: i64,
     /// Non-zero: include each event's previous key-value.
     pub prev_kv: c_int,
@@ -185,7 +192,7 @@ unsafe fn engine_watcher(
         return Err(Failure::invalid("key is empty (use \"\\0\" for every key)"));
     }
     let options = WatchOptions {
-        start_revision: opts.start_revision,
+        start_revision: boundary::revision(opts.start_revision, "start_revision")?,
         prev_kv: flag(opts.prev_kv),
         no_put: flag(opts.no_put),
         no_delete: flag(opts.no_delete),
@@ -210,6 +217,9 @@ pub unsafe extern "C" fn etch_watch_open(
     opts: *const etch_watch_opts,
     watch: *mut *mut etch_watch,
 ) -> c_int {
+    // SAFETY: by the header's contract `watch` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(watch) };
     call_db(db, |db| {
         // SAFETY: by the header's contract watch is writable; the other pointers are checked
         // by engine_watcher under the same contract.
@@ -241,6 +251,9 @@ pub unsafe extern "C" fn etch_watch_poll(
     timeout_ms: i64,
     resp: *mut *mut etch_watch_resp,
 ) -> c_int {
+    // SAFETY: by the header's contract `resp` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(resp) };
     call(|| {
         // SAFETY: by the header's contract watch is live and not used concurrently; resp is
         // writable.
@@ -358,6 +371,9 @@ pub unsafe extern "C" fn etch_watch_start(
     ctx: *mut c_void,
     watch: *mut *mut etch_watch,
 ) -> c_int {
+    // SAFETY: by the header's contract `watch` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(watch) };
     call_db(db, |db| {
         // SAFETY: by the header's contract watch is writable; the other pointers are checked
         // by engine_watcher under the same contract.
