@@ -158,6 +158,11 @@ impl PyStore {
         let kv = py
             .detach(move || {
                 if revision > 0 {
+                    // A range read takes any bound; a single-key read refuses an empty key,
+                    // as Store::get does for the current revision.
+                    if key.0.is_empty() {
+                        return Err(etch_engine::Error::EmptyKey);
+                    }
                     let opts = RangeOptions {
                         revision,
                         ..Default::default()
