@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use etch_engine::{Event, EventKind, WatchOptions, WatchResponse, Watcher};
+use etch_engine::{Event, EventKind, WatchCanceller, WatchOptions, WatchResponse, Watcher};
 
 use crate::boundary::{self, call, call_db, clear, flag, object_mut, out};
 use crate::db::etch_db;
@@ -165,6 +165,9 @@ enum Mode {
     },
     Thread {
         stop: Arc<AtomicBool>,
+        /// Wakes the watch thread if it is waiting for changes, so closing never waits for
+        /// the end of its wait slice.
+        canceller: WatchCanceller,
         thread: Option<JoinHandle<()>>,
     },
 }
@@ -322,7 +325,9 @@ impl Callback {
     }
 }
 
-/// The watch thread: delivers responses until stopped, cancelled or failed.
+/// The watch thread: delivers responses until stopped, cancelled or failed. etch_watch_close()
+/// sets `stop` and wakes the wait through the watch's canceller; the wait is cut into 50 ms
+/// slices only so that etch_close() of the store is noticed too.
 fn run_watch(mut watcher: Watcher, callback: Callback, stop: Arc<AtomicBool>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
         if stop.load(Ordering::Acquire) {
@@ -386,6 +391,7 @@ pub unsafe extern "C" fn etch_watch_start(
             )
         };
         let cb = cb.ok_or_else(|| Failure::invalid("cb is NULL"))?;
+        let canceller = watcher.canceller();
         let stop = Arc::new(AtomicBool::new(false));
         let callback = Callback { cb, ctx };
         let thread_stop = stop.clone();
@@ -395,6 +401,7 @@ pub unsafe extern "C" fn etch_watch_start(
             .map_err(|e| Failure::new(ETCH_INTERNAL, format!("cannot start watch thread: {e}")))?;
         let mode = Mode::Thread {
             stop,
+            canceller,
             thread: Some(thread),
         };
         watch.set(Box::into_raw(Box::new(etch_watch { mode })));
@@ -415,8 +422,14 @@ pub unsafe extern "C" fn etch_watch_close(watch: *mut etch_watch) -> c_int {
         // SAFETY: by the header's contract watch came from etch_watch_open/etch_watch_start (a
         // leaked Box), is closed once, and is not being polled concurrently.
         let w = unsafe { Box::from_raw(watch) };
-        if let Mode::Thread { stop, mut thread } = w.mode {
+        if let Mode::Thread {
+            stop,
+            canceller,
+            mut thread,
+        } = w.mode
+        {
             stop.store(true, Ordering::Release);
+            canceller.cancel();
             if let Some(t) = thread.take() {
                 if t.thread().id() != std::thread::current().id() && t.join().is_err() {
                     return Err(Failure::new(ETCH_INTERNAL, "watch thread panicked"));
