@@ -88,14 +88,25 @@ fn compile_static(source: &Path, exe: &Path) {
     );
 }
 
+/// Whether `tool` runs. A missing tool fails the test when `ETCH_REQUIRE_TOOLS` is set (as CI
+/// does), so a CI machine without it cannot pass by skipping.
+fn tool_installed(tool: &str) -> bool {
+    let installed = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        installed || std::env::var_os("ETCH_REQUIRE_TOOLS").is_none(),
+        "{tool} is required (ETCH_REQUIRE_TOOLS is set) but not installed"
+    );
+    installed
+}
+
 fn valgrind_wanted() -> bool {
     if std::env::var("ETCH_VALGRIND").is_ok_and(|v| v == "0") {
         return false;
     }
-    let installed = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let installed = tool_installed("valgrind");
     if !installed {
         eprintln!("valgrind is not installed: running the C programs without it");
     }
@@ -209,12 +220,8 @@ fn c_example_quickstart() {
 /// ffi/install.sh lays out header, libraries and etch.pc; pkg-config then gives working flags.
 #[test]
 fn install_script_and_pkg_config() {
-    if Command::new("pkg-config")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("pkg-config not installed; skipping");
+    if !tool_installed("pkg-config") {
+        eprintln!("skipped: pkg-config is not installed");
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -360,15 +367,7 @@ fn c_out_params_are_null_after_every_failure() {
 /// lost blocks are errors too), with no suppression file.
 #[test]
 fn c_open_get_close_is_clean_under_strict_valgrind() {
-    let installed = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !installed {
-        assert!(
-            std::env::var_os("ETCH_REQUIRE_TOOLS").is_none(),
-            "valgrind is required (ETCH_REQUIRE_TOOLS is set) but not installed"
-        );
+    if !tool_installed("valgrind") {
         eprintln!("skipped: valgrind is not installed");
         return;
     }
