@@ -39,6 +39,8 @@ def test_a_key_over_max_key_size_is_too_large_for_get(path: Path) -> None:
             db.put("k" * 17, "v")
         with pytest.raises(etch.KeyTooLargeError):
             db.get("k" * 17)
+        with pytest.raises(etch.KeyTooLargeError):
+            db.get("k" * 17, revision=db.revision)
         db.put("k" * 16, "v")
         assert db.get("k" * 16)[0] == b"v"
 
