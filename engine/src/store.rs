@@ -466,8 +466,11 @@ impl Store {
         self.shared.published.read().state.revision as i64
     }
 
-    /// The current value and metadata of `key`, or `None`.
+    /// The current value and metadata of `key`, or `None`. A key no put could write is refused
+    /// as a put refuses it: empty ([`Error::EmptyKey`]) or over `max_key_size`
+    /// ([`Error::KeyTooLarge`]).
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
+        keyspace::check_key(key.as_ref(), &self.shared.limits)?;
         self.read()?.get(key)
     }
 
@@ -769,9 +772,12 @@ impl Store {
     fn publish(&self, snap: Arc<SnapshotData>) {
         {
             let mut cur = self.shared.published.write();
-            if snap.version > cur.version
-                || (snap.version == cur.version && snap.state != cur.state)
-            {
+            // At one version the WAL only shrinks (a checkpoint; appends take a new version),
+            // so a smaller `wal_used` is the newer snapshot: status() after checkpoint() must
+            // see the emptied WAL.
+            let same_version_newer = snap.version == cur.version
+                && (snap.state != cur.state || snap.wal_used < cur.wal_used);
+            if snap.version > cur.version || same_version_newer {
                 *cur = snap;
             } else {
                 return;

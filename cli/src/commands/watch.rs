@@ -56,6 +56,11 @@ pub fn run(ctx: &mut Ctx, a: &WatchArgs) -> CliResult {
                 resp.compact_revision
             )));
         }
+        if resp.events.is_empty() {
+            // The engine's marker of a finished replay (`caught_up`) carries no events, and
+            // etcd sends no such response: nothing to print.
+            continue;
+        }
         ctx.printer.watch(&resp)?;
         ctx.printer.flush()?;
         if a.command.is_empty() {
