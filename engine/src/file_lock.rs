@@ -6,9 +6,7 @@
 //! process conflicts with the first exactly as another process would; the lock alone cannot
 //! tell the two apart. The registry, keyed by the file's identity (device, inode), can.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -30,8 +28,10 @@ pub(crate) enum LockMode {
     Shared,
 }
 
-/// Files this process holds locked, by identity, with how many stores hold each.
-static HELD: LazyLock<Mutex<HashMap<(u64, u64), usize>>> = LazyLock::new(Default::default);
+/// Files this process holds locked, by identity, with how many stores hold each. A process
+/// holds a handful of files at most, so a list is enough; it frees its memory when it empties,
+/// so a program that closed every store ends with nothing allocated here (valgrind-clean).
+static HELD: Mutex<Vec<((u64, u64), usize)>> = Mutex::new(Vec::new());
 
 /// This process's claim on a locked file: registered while alive, unregistered on drop. Drop it
 /// only after releasing the lock, so a refusal never names this process for a lock it has
@@ -47,7 +47,11 @@ impl Registration {
         // Without an identity the registry cannot help; the refusal then says "another process".
         let identity = file.identity().ok().flatten();
         if let Some(id) = identity {
-            *HELD.lock().entry(id).or_insert(0) += 1;
+            let mut held = HELD.lock();
+            match held.iter_mut().find(|(held_id, _)| *held_id == id) {
+                Some((_, count)) => *count += 1,
+                None => held.push((id, 1)),
+            }
         }
         Registration { identity }
     }
@@ -57,11 +61,14 @@ impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(id) = self.identity {
             let mut held = HELD.lock();
-            if let Some(n) = held.get_mut(&id) {
-                *n -= 1;
-                if *n == 0 {
-                    held.remove(&id);
+            if let Some(i) = held.iter().position(|(held_id, _)| *held_id == id) {
+                held[i].1 -= 1;
+                if held[i].1 == 0 {
+                    held.swap_remove(i);
                 }
+            }
+            if held.is_empty() {
+                held.shrink_to_fit();
             }
         }
     }
@@ -70,7 +77,7 @@ impl Drop for Registration {
 /// Whether this process holds `file` (through another handle).
 fn held_here(file: &dyn StorageFile) -> bool {
     match file.identity() {
-        Ok(Some(id)) => HELD.lock().contains_key(&id),
+        Ok(Some(id)) => HELD.lock().iter().any(|(held_id, _)| *held_id == id),
         _ => false,
     }
 }
