@@ -11,7 +11,7 @@ use crate::requests;
 /// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted.
 pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
     let value = match (&a.value, a.ignore_value) {
-        (Some(v), _) => v.clone().into_bytes(),
+        (Some(v), _) => requests::bytes(v).to_vec(),
         (None, true) => Vec::new(),
         (None, false) => {
             let mut buf = Vec::new();

@@ -10,9 +10,8 @@ use crate::progress;
 pub fn compaction(ctx: &mut Ctx, a: &CompactionArgs) -> CliResult {
     let store = db::open(&ctx.cli.db, Mode::Existing)?;
     store.compact(a.rev)?;
-    let revision = store.revision();
     db::close(store)?;
-    Ok(ctx.printer.compaction(revision, a.rev)?)
+    Ok(ctx.printer.compaction(a.rev)?)
 }
 
 /// `defrag`.

@@ -18,6 +18,7 @@ use clap::CommandFactory;
 
 use crate::args::{Cli, Command};
 use crate::error::{CliResult, EXIT_OK};
+use crate::output::json::Json;
 use crate::output::Printer;
 
 /// Everything a command needs besides its own arguments.
@@ -33,7 +34,13 @@ pub struct Ctx<'a> {
 pub fn run(cli: &Cli) -> CliResult<u8> {
     let mut ctx = Ctx {
         cli,
-        printer: Printer::stdout(cli.write_out, cli.hex),
+        printer: Printer::stdout(
+            cli.write_out,
+            cli.hex,
+            Json {
+                string_ids: cli.string_ids,
+            },
+        ),
     };
     let code = match &cli.command {
         Command::Put(a) => kv::put(&mut ctx, a).map(|_| EXIT_OK),

@@ -7,7 +7,7 @@ use std::path::Path;
 use etch::{CheckReport, LeaseGrant, LeaseInfo, Status};
 use serde_json::{json, Value};
 
-use super::json as j;
+use super::json::b64;
 use super::text::{go_quote, human_bytes, lease_hex};
 use super::{Printer, SnapshotStatus};
 use crate::args::Format;
@@ -16,9 +16,11 @@ impl Printer {
     /// `lease grant`.
     pub fn lease_grant(&mut self, revision: i64, g: &LeaseGrant) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({
-                "header": j::header(revision), "ID": j::id(g.id), "TTL": g.ttl,
-            })),
+            Format::Json => {
+                let j = self.json_style;
+                let fields = vec![("ID", j.id(g.id)), ("TTL", g.ttl.into()), ("Error", "".into())];
+                self.json(&j.lease(revision, fields))
+            }
             Format::Fields => {
                 self.header_fields(revision)?;
                 writeln!(self.out, "\"ID\" : {}\n\"TTL\" : {}", g.id, g.ttl)
@@ -35,7 +37,10 @@ impl Printer {
     /// `lease revoke`.
     pub fn lease_revoke(&mut self, revision: i64, id: i64) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({ "header": j::header(revision) })),
+            Format::Json => {
+                let header = self.json_style.header(revision);
+                self.json(&json!({ "header": header }))
+            }
             Format::Fields => self.header_fields(revision),
             Format::Simple | Format::Table => {
                 writeln!(self.out, "lease {} revoked", lease_hex(id))
@@ -46,9 +51,10 @@ impl Printer {
     /// `lease keep-alive`, once per renewal.
     pub fn lease_keep_alive(&mut self, revision: i64, id: i64, ttl: i64) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({
-                "header": j::header(revision), "ID": j::id(id), "TTL": ttl,
-            })),
+            Format::Json => {
+                let j = self.json_style;
+                self.json(&j.lease(revision, vec![("ID", j.id(id)), ("TTL", ttl.into())]))
+            }
             Format::Fields => {
                 self.header_fields(revision)?;
                 writeln!(self.out, "\"ID\" : {id}\n\"TTL\" : {ttl}")
@@ -76,14 +82,21 @@ impl Printer {
         };
         match self.format {
             Format::Json => {
-                let mut v = json!({
-                    "header": j::header(revision), "ID": j::id(id), "TTL": ttl,
-                    "grantedTTL": granted,
-                });
-                if keys {
-                    v["keys"] = key_list.iter().map(|k| j::b64(k)).collect();
-                }
-                self.json(&v)
+                // clientv3's LeaseTimeToLiveResponse: no omitempty, `null` for no keys.
+                let j = self.json_style;
+                let key_values: Vec<Value> = key_list.iter().map(|k| b64(k)).collect();
+                let key_values = if key_values.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Array(key_values)
+                };
+                let fields = vec![
+                    ("id", j.id(id)),
+                    ("ttl", ttl.into()),
+                    ("granted-ttl", granted.into()),
+                    ("keys", key_values),
+                ];
+                self.json(&j.lease(revision, fields))
             }
             Format::Fields => {
                 self.header_fields(revision)?;
@@ -125,11 +138,9 @@ impl Printer {
     pub fn lease_list(&mut self, revision: i64, leases: &[LeaseGrant]) -> io::Result<()> {
         match self.format {
             Format::Json => {
-                let list: Vec<Value> = leases
-                    .iter()
-                    .map(|l| json!({ "ID": j::id(l.id), "TTL": l.ttl }))
-                    .collect();
-                self.json(&json!({ "header": j::header(revision), "leases": list }))
+                let j = self.json_style;
+                let list: Vec<Value> = leases.iter().map(|l| json!({ "id": j.id(l.id) })).collect();
+                self.json(&j.lease(revision, vec![("leases", Value::Array(list))]))
             }
             Format::Fields => {
                 self.header_fields(revision)?;
@@ -155,20 +166,9 @@ impl Printer {
         }
     }
 
-    /// `compaction`.
-    pub fn compaction(&mut self, revision: i64, compacted: i64) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json(&json!({
-                "header": j::header(revision), "compact_revision": compacted,
-            })),
-            Format::Fields => {
-                self.header_fields(revision)?;
-                writeln!(self.out, "\"CompactRevision\" : {compacted}")
-            }
-            Format::Simple | Format::Table => {
-                writeln!(self.out, "compacted revision {compacted}")
-            }
-        }
+    /// `compaction`: etcdctl prints the same line in every output format.
+    pub fn compaction(&mut self, compacted: i64) -> io::Result<()> {
+        writeln!(self.out, "compacted revision {compacted}")
     }
 
     /// `defrag`.
@@ -198,7 +198,7 @@ impl Printer {
         let version = env!("CARGO_PKG_VERSION");
         match self.format {
             Format::Json => self.json(&json!({
-                "header": j::header(s.revision),
+                "header": self.json_style.header(s.revision),
                 "path": p,
                 "version": version,
                 "dbSize": s.file_size,
