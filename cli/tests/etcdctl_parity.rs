@@ -453,9 +453,10 @@ fn leases(p: &mut Pair) {
     p.same(&["put", "l2", "v", "--lease", "{L1}", "-w", "json"]);
     p.same(&["get", "l1", "-w", "json"]);
     p.same(&["get", "l1", "-w", "fields"]);
-    // Remaining TTLs count down; each must be close to the granted TTL.
+    // Remaining TTLs count down; each must be close to the granted TTL. etcd lists a lease's
+    // keys in its map's (random) order: they are compared sorted.
     let ttl = |s: &str| {
-        mask_numbers(s, &["remaining(", "\"ttl\":", "\"TTL\" : "], 90..=100)
+        sort_lease_keys(&mask_numbers(s, &["remaining(", "\"ttl\":", "\"TTL\" : "], 90..=100))
     };
     for w in ["simple", "json", "fields"] {
         for keys in [&[][..], &[&b"--keys"[..]][..]] {
@@ -489,6 +490,33 @@ fn leases(p: &mut Pair) {
     p.same(&["get", "l", "--prefix", "-w", "json"]);
     p.same(&["lease", "list"]);
     p.same(&["lease", "list", "-w", "json"]);
+}
+
+/// `lease timetolive --keys` output with the keys in order, in each format.
+fn sort_lease_keys(s: &str) -> String {
+    fn sorted(list: &str, sep: &str) -> String {
+        let mut items: Vec<&str> = list.split(sep).collect();
+        items.sort();
+        items.join(sep)
+    }
+    for (open, close, sep) in [("\"keys\":[", "]", ","), ("attached keys([", "])", " ")] {
+        if let Some((head, rest)) = s.split_once(open) {
+            let (list, tail) = rest.split_once(close).expect("end of the key list");
+            return format!("{head}{open}{}{close}{tail}", sorted(list, sep));
+        }
+    }
+    let (mut keys, mut other): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for line in s.lines() {
+        if line.starts_with("\"Key\" : ") {
+            keys.push(line);
+        } else {
+            other.push(line);
+        }
+    }
+    keys.sort();
+    // In fields output the key lines come last.
+    other.extend(keys);
+    other.iter().map(|l| format!("{l}\n")).collect()
 }
 
 /// Lease list output with its ids (lines, or the JSON list's entries) in name order.
