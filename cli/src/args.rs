@@ -167,7 +167,12 @@ pub struct GetArgs {
     #[arg(long)]
     pub from_key: bool,
     /// Read at this past revision (0 or negative: the current one, as etcd)
-    #[arg(long, default_value_t = 0, value_name = "N", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub rev: i64,
     /// Accepted for etcdctl compatibility: l (linearizable) or s (serializable); a local file
     /// is always both

@@ -158,12 +158,19 @@ mod tests {
         );
         assert_eq!(parse_lease_id("-1", what).unwrap_err().code, 128);
         let err = parse_lease_id("1ffffffffffffffff", what).unwrap_err();
-        assert!(err.message.contains("value out of range"), "{}", err.message);
+        assert!(
+            err.message.contains("value out of range"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn ranges_follow_etcdctl() {
-        assert_eq!(key_range(b"a", None, false, false).unwrap(), Range::key("a"));
+        assert_eq!(
+            key_range(b"a", None, false, false).unwrap(),
+            Range::key("a")
+        );
         assert_eq!(
             key_range(b"a", None, true, false).unwrap(),
             Range::prefix("a")

@@ -88,7 +88,11 @@ impl Pair {
                 let mut s = a.to_vec();
                 for (i, (etcd_id, etch_id)) in self.leases.iter().enumerate() {
                     let id = if side == Side::Etcd { etcd_id } else { etch_id };
-                    s = replace(&s, format!("{{L{}}}", i + 1).as_bytes(), format!("{id:x}").as_bytes());
+                    s = replace(
+                        &s,
+                        format!("{{L{}}}", i + 1).as_bytes(),
+                        format!("{id:x}").as_bytes(),
+                    );
                 }
                 OsStr::from_bytes(&s).to_os_string()
             })
@@ -108,9 +112,16 @@ impl Pair {
     }
 
     /// Runs `args` (with `stdin`) on one side; raw stdout and stderr.
-    fn raw(&self, side: Side, args: &[&[u8]], stdin: Option<&str>) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+    fn raw(
+        &self,
+        side: Side,
+        args: &[&[u8]],
+        stdin: Option<&str>,
+    ) -> (Option<i32>, Vec<u8>, Vec<u8>) {
         let mut cmd = self.command(side, args);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn");
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
@@ -128,7 +139,12 @@ impl Pair {
     }
 
     /// Runs on both sides and asserts equal outcomes; returns etch's.
-    fn same_with(&self, args: &[&[u8]], stdin: Option<&str>, fix: &dyn Fn(&str) -> String) -> Outcome {
+    fn same_with(
+        &self,
+        args: &[&[u8]],
+        stdin: Option<&str>,
+        fix: &dyn Fn(&str) -> String,
+    ) -> Outcome {
         let (c1, o1, e1) = self.raw(Side::Etcd, args, stdin);
         let (c2, o2, e2) = self.raw(Side::Etch, args, stdin);
         let mut etcd = self.outcome(Side::Etcd, c1, &o1, &e1);
@@ -157,7 +173,9 @@ impl Pair {
             let s = String::from_utf8_lossy(out);
             match format {
                 "simple" => i64::from_str_radix(s.split_whitespace().nth(1).unwrap(), 16).unwrap(),
-                "json" => serde_json::from_str::<Value>(&s).unwrap()["ID"].as_i64().unwrap(),
+                "json" => serde_json::from_str::<Value>(&s).unwrap()["ID"]
+                    .as_i64()
+                    .unwrap(),
                 _ => s
                     .lines()
                     .find_map(|l| l.strip_prefix("\"ID\" : "))
@@ -175,7 +193,9 @@ impl Pair {
     /// Records a difference between etch's and etcdctl's outcome of `what`.
     fn expect_equal<T: PartialEq + std::fmt::Debug>(&self, what: &str, etch: &T, etcd: &T) {
         if etch != etcd {
-            self.fail(format!("`{what}`:\n  etch:    {etch:?}\n  etcdctl: {etcd:?}"));
+            self.fail(format!(
+                "`{what}`:\n  etch:    {etch:?}\n  etcdctl: {etcd:?}"
+            ));
         }
     }
 
@@ -186,7 +206,12 @@ impl Pair {
     /// Panics with every recorded difference.
     fn finish(self) {
         let failures = self.failures.take();
-        assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+        assert!(
+            failures.is_empty(),
+            "{} differences:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
     }
 
     /// Text with invalid UTF-8 shown as `\xNN`, server-only fields and client log lines
@@ -216,9 +241,15 @@ impl Pair {
             }
         }
         for (i, (etcd_id, etch_id)) in self.leases.iter().enumerate() {
-            let id = if side == Side::Etcd { *etcd_id } else { *etch_id };
+            let id = if side == Side::Etcd {
+                *etcd_id
+            } else {
+                *etch_id
+            };
             let name = format!("<lease-{}>", i + 1);
-            out = out.replace(&format!("{id:016x}"), &name).replace(&id.to_string(), &name);
+            out = out
+                .replace(&format!("{id:016x}"), &name)
+                .replace(&id.to_string(), &name);
         }
         out
     }
@@ -321,7 +352,9 @@ fn mask_numbers(s: &str, markers: &[&str], range: std::ops::RangeInclusive<i64>)
                 .chars()
                 .take_while(|c| c.is_ascii_digit() || *c == '-')
                 .collect();
-            let n: i64 = digits.parse().unwrap_or_else(|_| panic!("no number after {m} in {s}"));
+            let n: i64 = digits
+                .parse()
+                .unwrap_or_else(|_| panic!("no number after {m} in {s}"));
             assert!(range.contains(&n), "{m}{n} not in {range:?}: {s}");
             result.push('N');
             rest = &tail[digits.len()..];
@@ -366,10 +399,34 @@ fn kv(p: &Pair) {
         p.same(&["get", "a", "--rev", "2", "-w", w]);
     }
     p.same(&["get", "", "--prefix", "--print-value-only"]);
-    p.same(&["get", "", "--prefix", "--sort-by", "VALUE", "--order", "DESCEND"]);
-    p.same(&["get", "", "--prefix", "--sort-by", "CREATE", "--order", "DESCEND"]);
+    p.same(&[
+        "get",
+        "",
+        "--prefix",
+        "--sort-by",
+        "VALUE",
+        "--order",
+        "DESCEND",
+    ]);
+    p.same(&[
+        "get",
+        "",
+        "--prefix",
+        "--sort-by",
+        "CREATE",
+        "--order",
+        "DESCEND",
+    ]);
     p.same(&["get", "", "--prefix", "--sort-by", "MODIFY", "-w", "json"]);
-    p.same(&["get", "", "--prefix", "--sort-by", "VERSION", "--order", "DESCEND"]);
+    p.same(&[
+        "get",
+        "",
+        "--prefix",
+        "--sort-by",
+        "VERSION",
+        "--order",
+        "DESCEND",
+    ]);
     p.same(&["get", "", "--prefix", "--order", "DESCEND", "--limit", "2"]);
     p.same(&["get", "", "--prefix", "--order", "descend"]);
     p.same(&["get", "a", "--rev", "0"]);
@@ -417,9 +474,15 @@ fn txns(p: &Pair) {
         p.same_with(&[b"txn", b"-w", w.as_bytes()], Some(input), &id);
     };
     for w in ["simple", "json", "fields"] {
-        txn(w, "value(\"a\") = \"2\"\n\nput t 1\nget a\ndel nothing\n\nput t 0\n\n");
+        txn(
+            w,
+            "value(\"a\") = \"2\"\n\nput t 1\nget a\ndel nothing\n\nput t 0\n\n",
+        );
         txn(w, "mod(\"a\") > \"1000\"\n\nput t 1\n\nput t 2 --prev-kv\nget t --prefix\ndel t --prev-kv\n\n");
-        txn(w, "version(\"b\") = \"4\"\ncreate(\"b\") < \"100\"\n\nget b --keys-only\n\n\n");
+        txn(
+            w,
+            "version(\"b\") = \"4\"\ncreate(\"b\") < \"100\"\n\nget b --keys-only\n\n\n",
+        );
     }
     // etcd rejects writing the same key twice in one transaction.
     txn("simple", "\n\nput t 1\nput t 2\n\n\n");
@@ -435,7 +498,19 @@ fn watches(p: &Pair) {
     p.watch(&["watch", "w", "--rev", &start], 9);
     p.watch(&["watch", "w", "--rev", &start, "--prev-kv"], 13);
     p.watch(&["watch", "w", "--rev", &start, "-w", "json"], 1);
-    p.watch(&["watch", "w", "--prefix", "--rev", &start, "--prev-kv", "-w", "json"], 1);
+    p.watch(
+        &[
+            "watch",
+            "w",
+            "--prefix",
+            "--rev",
+            &start,
+            "--prev-kv",
+            "-w",
+            "json",
+        ],
+        1,
+    );
     p.watch(&["watch", "w", "--rev", &start, "-w", "fields"], 1 + 3 * 7);
 }
 
@@ -456,7 +531,11 @@ fn leases(p: &mut Pair) {
     // Remaining TTLs count down; each must be close to the granted TTL. etcd lists a lease's
     // keys in its map's (random) order: they are compared sorted.
     let ttl = |s: &str| {
-        sort_lease_keys(&mask_numbers(s, &["remaining(", "\"ttl\":", "\"TTL\" : "], 90..=100))
+        sort_lease_keys(&mask_numbers(
+            s,
+            &["remaining(", "\"ttl\":", "\"TTL\" : "],
+            90..=100,
+        ))
     };
     for w in ["simple", "json", "fields"] {
         for keys in [&[][..], &[&b"--keys"[..]][..]] {
@@ -544,7 +623,13 @@ fn compaction(p: &Pair) {
     p.same(&["compaction", &to]);
     p.same(&["compaction", "1", "-w", "json"]);
     p.same(&["compaction", "1000000"]);
-    p.same(&["compaction", &(rev - 1).to_string(), "--physical", "-w", "json"]);
+    p.same(&[
+        "compaction",
+        &(rev - 1).to_string(),
+        "--physical",
+        "-w",
+        "json",
+    ]);
     p.same(&["get", "a", "--rev", "2"]);
     p.same(&["get", "a", "--rev", &(rev - 1).to_string(), "-w", "json"]);
     p.same(&["compaction", &rev.to_string(), "-w", "fields"]);
@@ -581,8 +666,14 @@ fn snapshots(p: &Pair) {
     // etcd's snapshot status reports the newest revision left in its key bucket, which the
     // compaction above emptied of tombstones: a put makes it the current revision again.
     p.same(&["put", "before-snapshot", "1"]);
-    p.same_with(&[b"snapshot", b"save", b"snap.db"], None, &|s| s.to_string());
+    p.same_with(&[b"snapshot", b"save", b"snap.db"], None, &|s| {
+        s.to_string()
+    });
     for w in ["simple", "json", "fields"] {
-        p.same_with(&[b"snapshot", b"status", b"snap.db", b"-w", w.as_bytes()], None, &shape);
+        p.same_with(
+            &[b"snapshot", b"status", b"snap.db", b"-w", w.as_bytes()],
+            None,
+            &shape,
+        );
     }
 }

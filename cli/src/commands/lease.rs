@@ -34,7 +34,9 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
     match c {
         LeaseCommand::Grant { ttl } => {
             let store = db::open(&ctx.cli.db, Mode::Create)?;
-            let grant = store.lease_grant(*ttl, 0).map_err(|e| grant_error(*ttl, e))?;
+            let grant = store
+                .lease_grant(*ttl, 0)
+                .map_err(|e| grant_error(*ttl, e))?;
             let revision = store.revision();
             db::close(store)?;
             Ok(ctx.printer.lease_grant(revision, &grant)?)

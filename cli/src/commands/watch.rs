@@ -62,7 +62,9 @@ pub fn run(ctx: &mut Ctx, a: &WatchArgs) -> CliResult {
                 ctx.printer.watch(&resp)?;
                 ctx.printer.flush()?;
             }
-            eprintln!("watch was canceled (etcdserver: mvcc: required revision has been compacted)");
+            eprintln!(
+                "watch was canceled (etcdserver: mvcc: required revision has been compacted)"
+            );
             return Err(CliError::interrupted("watch is canceled by the server"));
         }
         ctx.printer.watch(&resp)?;

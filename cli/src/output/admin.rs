@@ -18,7 +18,11 @@ impl Printer {
         match self.format {
             Format::Json => {
                 let j = self.json_style;
-                let fields = vec![("ID", j.id(g.id)), ("TTL", g.ttl.into()), ("Error", "".into())];
+                let fields = vec![
+                    ("ID", j.id(g.id)),
+                    ("TTL", g.ttl.into()),
+                    ("Error", "".into()),
+                ];
                 self.json(&j.lease(revision, fields))
             }
             Format::Fields => {

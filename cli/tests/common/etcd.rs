@@ -57,7 +57,9 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
              (apt-get install etcd-server etcd-client)"
         ),
         _ => {
-            eprintln!("skipped: etcd or etcdctl not found (apt-get install etcd-server etcd-client)");
+            eprintln!(
+                "skipped: etcd or etcdctl not found (apt-get install etcd-server etcd-client)"
+            );
             None
         }
     }
