@@ -73,6 +73,15 @@ pub fn range_options(a: &GetArgs) -> RangeOptions {
     }
 }
 
+/// etcd refuses a request whose key is empty (`--prefix` and `--from-key` with an empty key
+/// name every key, and are fine).
+fn require_key(range: Range) -> CliResult<Range> {
+    if range.start().is_empty() {
+        return Err(CliError::from(etch::Error::EmptyKey));
+    }
+    Ok(range)
+}
+
 /// The range of `get`.
 pub fn get_range(a: &GetArgs) -> CliResult<Range> {
     if a.consistency != "l" && a.consistency != "s" {
@@ -94,13 +103,13 @@ pub fn get_range(a: &GetArgs) -> CliResult<Range> {
         return Err(CliError::bad_args(format!("limit {} is negative", a.limit)));
     }
     let end = a.range_end.as_deref().map(bytes);
-    key_range(bytes(&a.key), end, a.prefix, a.from_key)
+    require_key(key_range(bytes(&a.key), end, a.prefix, a.from_key)?)
 }
 
 /// The range of `del`.
 pub fn del_range(a: &DelArgs) -> CliResult<Range> {
     let end = a.range_end.as_deref().map(bytes);
-    key_range(bytes(&a.key), end, a.prefix, a.from_key)
+    require_key(key_range(bytes(&a.key), end, a.prefix, a.from_key)?)
 }
 
 /// A put of `value` with the flags of `a`.

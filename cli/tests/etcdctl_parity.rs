@@ -438,6 +438,27 @@ fn kv(p: &Pair) {
     p.same(&["--hex", "get", "a"]);
     p.same(&["get", "a", "--prefix", "--from-key"]);
     p.same(&["get", "a", "c", "--prefix"]);
+    p.same(&["--hex", "get", "a", "-w", "fields"]);
+    p.same(&["--hex", "get", "", "--prefix", "--keys-only"]);
+    p.same(&[
+        "get",
+        "",
+        "--prefix",
+        "--keys-only",
+        "--limit",
+        "1",
+        "-w",
+        "json",
+    ]);
+    p.same(&["get", "", "--prefix", "--print-value-only", "--keys-only"]);
+    // Requests etcd refuses.
+    p.same(&["put", "", "v"]);
+    p.same(&["del", ""]);
+    p.same(&["get", ""]);
+    p.same(&["put", "nokey", "--ignore-value"]);
+    p.same(&["put", "nokey", "v", "--ignore-lease"]);
+    p.same(&["put", "a", "--ignore-value", "-w", "json"]);
+    p.same(&["put", "a", "3", "--ignore-lease", "--prev-kv"]);
     // Keys and values that are not UTF-8 pass through as bytes.
     let (key, value): (&[u8], &[u8]) = (b"\xff\xfe", b"\x80v");
     let id = |s: &str| s.to_string();
@@ -484,6 +505,16 @@ fn txns(p: &Pair) {
             "version(\"b\") = \"4\"\ncreate(\"b\") < \"100\"\n\nget b --keys-only\n\n\n",
         );
     }
+    // Quoted values with escapes, bytes that are not UTF-8. (No `lease(...)` compare: etcdctl
+    // 3.4 panics parsing one.)
+    txn(
+        "simple",
+        "create(\"a\") > \"0\"\n\nput \"q\\xff\" \"tab\\there\"\nget q --prefix\n\n\n",
+    );
+    txn(
+        "json",
+        "value(\"q\\xff\") = \"tab\\there\"\n\ndel q --prefix --prev-kv\n\n\n",
+    );
     // etcd rejects writing the same key twice in one transaction.
     txn("simple", "\n\nput t 1\nput t 2\n\n\n");
     p.same(&["get", "t"]);
@@ -512,6 +543,8 @@ fn watches(p: &Pair) {
         1,
     );
     p.watch(&["watch", "w", "--rev", &start, "-w", "fields"], 1 + 3 * 7);
+    p.watch(&["watch", "v", "x", "--rev", &start], 9);
+    p.watch(&["--hex", "watch", "w", "--rev", &start, "--prev-kv"], 13);
 }
 
 fn current_revision(p: &Pair) -> i64 {
@@ -633,6 +666,7 @@ fn compaction(p: &Pair) {
     p.same(&["get", "a", "--rev", "2"]);
     p.same(&["get", "a", "--rev", &(rev - 1).to_string(), "-w", "json"]);
     p.same(&["compaction", &rev.to_string(), "-w", "fields"]);
+    p.same(&["compaction", "0"]);
     // A watch from a compacted revision is canceled: etcdctl prints the reason and exits 5.
     p.same(&["watch", "a", "--rev", "2"]);
     p.same(&["watch", "a", "--rev", "2", "-w", "json"]);
