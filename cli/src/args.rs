@@ -110,6 +110,9 @@ pub enum Command {
     /// Show the store's revision, key count and sizes
     #[command(after_help = "Example:\n  etch status -w table")]
     Status,
+    /// etcdctl's `endpoint status`: the file as a one-member cluster's status
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
     /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage
     #[command(after_help = "Example:\n  etch check && echo intact")]
     Check,
@@ -178,8 +181,13 @@ pub struct GetArgs {
     /// is always both
     #[arg(long, default_value = "l", value_name = "l|s")]
     pub consistency: String,
-    /// At most this many keys (0: no limit)
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// At most this many keys (0 or negative: no limit, as etcd)
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub limit: i64,
     /// Sort order
     #[arg(long, value_enum, ignore_case = true)]
@@ -337,6 +345,15 @@ pub enum LeaseCommand {
         #[arg(long)]
         once: bool,
     },
+}
+
+/// `endpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// The store's status in etcdctl's shape: the path as endpoint, etch's version, the file
+    /// size, the applied index as raft index; no member id, leader or raft term
+    #[command(after_help = "Examples:\n  etch endpoint status\n  etch endpoint status -w json")]
+    Status,
 }
 
 /// `compaction`.

@@ -59,7 +59,7 @@ pub fn range_options(a: &GetArgs) -> RangeOptions {
         None => SortOrder::None,
     };
     RangeOptions {
-        limit: a.limit,
+        limit: a.limit.max(0),
         // etcd reads at the current revision for any revision <= 0 (`get --rev -1`).
         revision: a.rev.max(0),
         sort_order,
@@ -98,9 +98,6 @@ pub fn get_range(a: &GetArgs) -> CliResult<Range> {
     ];
     if filters.iter().any(|r| *r < 0) {
         return Err(CliError::bad_args("revision filters must not be negative"));
-    }
-    if a.limit < 0 {
-        return Err(CliError::bad_args(format!("limit {} is negative", a.limit)));
     }
     let end = a.range_end.as_deref().map(bytes);
     require_key(key_range(bytes(&a.key), end, a.prefix, a.from_key)?)

@@ -10,6 +10,11 @@ use crate::requests;
 
 /// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted.
 pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
+    if a.ignore_value && a.value.is_some() {
+        return Err(CliError::bad_args(
+            "put command needs only 1 argument when 'ignore-value' is set",
+        ));
+    }
     let value = match (&a.value, a.ignore_value) {
         (Some(v), _) => requests::bytes(v).to_vec(),
         (None, true) => Vec::new(),

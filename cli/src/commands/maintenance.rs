@@ -30,6 +30,14 @@ pub fn status(ctx: &mut Ctx) -> CliResult {
     Ok(ctx.printer.status(&ctx.cli.db, &status)?)
 }
 
+/// `endpoint status`.
+pub fn endpoint_status(ctx: &mut Ctx) -> CliResult {
+    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let status = store.status()?;
+    db::close(store)?;
+    Ok(ctx.printer.endpoint_status(&ctx.cli.db, &status)?)
+}
+
 /// `check`: opening the file already verifies its meta pages and replays its WAL; the check
 /// then walks every page. Any problem is an error (exit 1).
 pub fn check(ctx: &mut Ctx) -> CliResult {

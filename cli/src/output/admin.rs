@@ -259,6 +259,76 @@ impl Printer {
         }
     }
 
+    /// `endpoint status`, in etcdctl's shapes. A file is a cluster of one member without an id:
+    /// member id, leader and raft term are 0 (so it is its own leader), the raft index is the
+    /// applied WAL index.
+    pub fn endpoint_status(&mut self, path: &Path, s: &Status) -> io::Result<()> {
+        let p = path.display().to_string();
+        let version = env!("CARGO_PKG_VERSION");
+        match self.format {
+            Format::Json => {
+                // etcd's StatusResponse (omitempty: leader and raft term 0 left out) under
+                // etcdctl's {Endpoint, Status} wrapper, in a list of one endpoint.
+                let mut status = serde_json::Map::new();
+                status.insert("header".into(), self.json_style.header(s.revision));
+                status.insert("version".into(), version.into());
+                for (k, v) in [
+                    ("dbSize", s.file_size),
+                    ("raftIndex", s.applied_index),
+                    ("raftAppliedIndex", s.applied_index),
+                    ("dbSizeInUse", s.size_in_use),
+                ] {
+                    if v != 0 {
+                        status.insert(k.into(), v.into());
+                    }
+                }
+                self.json(&json!([{ "Endpoint": p, "Status": status }]))
+            }
+            Format::Fields => {
+                self.header_fields(s.revision)?;
+                let o = &mut self.out;
+                writeln!(o, "\"Version\" : {}", go_quote(version.as_bytes()))?;
+                writeln!(o, "\"DBSize\" : {}", s.file_size)?;
+                writeln!(o, "\"Leader\" : 0\n\"IsLearner\" : false")?;
+                writeln!(o, "\"RaftIndex\" : {}", s.applied_index)?;
+                writeln!(o, "\"RaftTerm\" : 0")?;
+                writeln!(o, "\"RaftAppliedIndex\" : {}", s.applied_index)?;
+                writeln!(o, "\"Errors\" : []")?;
+                writeln!(o, "\"Endpoint\" : {}\n", go_quote(p.as_bytes()))
+            }
+            Format::Simple | Format::Table => {
+                let row = vec![
+                    p,
+                    "0".to_string(),
+                    version.to_string(),
+                    human_bytes(s.file_size),
+                    "true".to_string(),
+                    "false".to_string(),
+                    "0".to_string(),
+                    s.applied_index.to_string(),
+                    s.applied_index.to_string(),
+                    String::new(),
+                ];
+                if self.format == Format::Simple {
+                    return writeln!(self.out, "{}", row.join(", "));
+                }
+                let headers = [
+                    "ENDPOINT",
+                    "ID",
+                    "VERSION",
+                    "DB SIZE",
+                    "IS LEADER",
+                    "IS LEARNER",
+                    "RAFT TERM",
+                    "RAFT INDEX",
+                    "RAFT APPLIED INDEX",
+                    "ERRORS",
+                ];
+                self.table_right(&headers, &[row])
+            }
+        }
+    }
+
     /// `check` on an intact file.
     pub fn check(&mut self, path: &Path, r: &CheckReport) -> io::Result<()> {
         let p = path.display().to_string();
@@ -362,7 +432,7 @@ impl Printer {
                 if self.format == Format::Simple {
                     return writeln!(self.out, "{}", row.join(", "));
                 }
-                self.table(&["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"], &[row])
+                self.table_right(&["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"], &[row])
             }
         }
     }

@@ -95,6 +95,12 @@ impl Printer {
         self.out.write_all(table::render(headers, rows).as_bytes())
     }
 
+    /// A table with right-aligned cells, as etcdctl's status tables.
+    fn table_right(&mut self, headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+        let t = table::render_aligned(headers, rows, table::Align::Right);
+        self.out.write_all(t.as_bytes())
+    }
+
     fn bytes(&self, b: &[u8]) -> String {
         display_bytes(b, self.hex)
     }
