@@ -376,6 +376,8 @@ fn etcdctl_and_etch_print_the_same() {
     compaction(&p);
     snapshots(&p);
     endpoint_status(&p);
+    // Last: a killed `elect` leaves its session's lease and key behind on both sides.
+    lock_and_elect(&p);
     p.finish();
 }
 
@@ -794,4 +796,41 @@ fn endpoint_status(p: &Pair) {
         None,
         &table_shape,
     );
+}
+
+/// `NAME/<hex>` (a lock or election key named after its session's lease) as `NAME/<session>`.
+fn mask_session_keys(s: &str, name: &str) -> String {
+    let marker = format!("{name}/");
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find(&marker) {
+        let (head, tail) = rest.split_at(at + marker.len());
+        out.push_str(head);
+        let hex = tail.chars().take_while(|c| c.is_ascii_hexdigit()).count();
+        assert!(hex > 0, "no lease id after {marker}: {s}");
+        out.push_str("<session>");
+        rest = &tail[hex..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn lock_and_elect(p: &Pair) {
+    let script = "echo \"$ETCD_LOCK_KEY $ETCD_LOCK_REV\"";
+    let args: [&[u8]; 6] = [b"lock", b"jobs", b"--", b"sh", b"-c", script.as_bytes()];
+    p.same_with(&args, None, &|s| mask_session_keys(s, "jobs"));
+    // The lock was released: its key is gone.
+    p.same(&["get", "jobs", "--prefix"]);
+    // Held until killed: the key, then the lock key's value (empty).
+    let lock = [&b"lock"[..], b"held"];
+    let etcd = mask_session_keys(&p.bounded(Side::Etcd, &lock, 2), "held");
+    let etch = mask_session_keys(&p.bounded(Side::Etch, &lock, 2), "held");
+    p.expect_equal("lock held", &etch, &etcd);
+    let elect = [&b"elect"[..], b"leader", b"me"];
+    let etcd = mask_session_keys(&p.bounded(Side::Etcd, &elect, 2), "leader");
+    let etch = mask_session_keys(&p.bounded(Side::Etch, &elect, 2), "leader");
+    p.expect_equal("elect leader me", &etch, &etcd);
+    if etch.lines().count() != 2 {
+        p.fail(format!("elect printed {etch:?}"));
+    }
 }
