@@ -173,9 +173,14 @@ impl Pair {
             let s = String::from_utf8_lossy(out);
             match format {
                 "simple" => i64::from_str_radix(s.split_whitespace().nth(1).unwrap(), 16).unwrap(),
-                "json" => serde_json::from_str::<Value>(&s).unwrap()["ID"]
-                    .as_i64()
-                    .unwrap(),
+                // A number as etcdctl prints it; a string is accepted so that a wrong shape
+                // is reported as a difference rather than a panic here.
+                "json" => {
+                    let v = &serde_json::from_str::<Value>(&s).unwrap()["ID"];
+                    v.as_i64()
+                        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                        .expect("an ID")
+                }
                 _ => s
                     .lines()
                     .find_map(|l| l.strip_prefix("\"ID\" : "))
