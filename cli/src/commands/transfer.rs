@@ -86,7 +86,8 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
     db::close(store)?;
     match ctx.cli.write_out {
         Format::Json => {
-            let v = json!({ "header": ctx.printer.json_style().header(revision), "imported": imported });
+            let header = ctx.printer.json_style().header(revision);
+            let v = json!({ "header": header, "imported": imported });
             ctx.printer.line(&v.to_string())?;
         }
         Format::Fields => {

@@ -2,9 +2,10 @@
 //!
 //! `simple` and `fields` reproduce etcdctl's printers line for line (fields without the cluster,
 //! member and raft-term header lines, which a local file does not have; simple output writes
-//! keys and values as raw bytes, as etcdctl does); `json` is described in [`json`]; `table` renders a bordered table where etcdctl has one (status, snapshot status)
-//! and, beyond etcdctl, for get, lease list and check; elsewhere it prints as `simple`, as
-//! etcdctl's table printer does.
+//! keys and values as raw bytes, as etcdctl does); `json` is described in [`json`]; `table`
+//! renders a bordered table where etcdctl has one (endpoint status, snapshot status: cells
+//! right-aligned as etcdctl's) and, beyond etcdctl, for status, get, lease list and check;
+//! elsewhere it prints as `simple`, as etcdctl's table printer does.
 
 mod admin;
 pub mod json;
