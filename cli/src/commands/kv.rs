@@ -8,7 +8,8 @@ use crate::db::{self, Mode};
 use crate::error::{CliError, CliResult};
 use crate::requests;
 
-/// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted.
+/// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted; as etcdctl,
+/// empty stdin is then an argument error (`put KEY ""` writes an empty value).
 pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
     if a.ignore_value && a.value.is_some() {
         return Err(CliError::bad_args(
@@ -23,6 +24,11 @@ pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
             std::io::stdin().read_to_end(&mut buf).map_err(|e| {
                 CliError::invalid_input(format!("reading the value from stdin: {e}"))
             })?;
+            if buf.is_empty() {
+                return Err(CliError::bad_args(
+                    "put command needs 1 argument and input from stdin or 2 arguments",
+                ));
+            }
             buf
         }
     };

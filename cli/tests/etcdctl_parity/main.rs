@@ -59,6 +59,11 @@ fn kv(p: &Pair) {
     p.same(&["put", "b", "12", "--prev-kv", "-w", "json"]);
     p.same(&["put", "b", "13", "--prev-kv", "-w", "fields"]);
     p.same(&["put", "c", "30"]);
+    // The value from stdin, byte for byte; empty stdin is an argument error.
+    let id = |s: &str| s.to_string();
+    p.same_with(&[b"put", b"s"], Some("line 1\nline 2\n"), &id);
+    p.same_with(&[b"put", b"s"], Some(""), &id);
+    p.same(&["get", "s", "-w", "json"]);
     p.same(&["put", "d/1", ""]);
     p.same(&["put", "d/2", "v"]);
     for w in ["simple", "json", "fields"] {
@@ -145,7 +150,6 @@ fn kv(p: &Pair) {
     ]);
     // Keys and values that are not UTF-8 pass through as bytes.
     let (key, value): (&[u8], &[u8]) = (b"\xff\xfe", b"\x80v");
-    let id = |s: &str| s.to_string();
     p.same_with(&[b"put", key, value], None, &id);
     p.same_with(&[b"get", key], None, &id);
     p.same_with(&[b"get", key, b"-w", b"json"], None, &id);
