@@ -436,4 +436,12 @@ fn lock_and_elect(p: &Pair) {
     if etch.lines().count() != 2 {
         p.fail(format!("elect printed {etch:?}"));
     }
+    // The killed candidate's session outlives it (until its lease expires): it still leads.
+    let listen = [&b"elect"[..], b"leader", b"--listen"];
+    let etcd = mask_session_keys(&p.bounded(Side::Etcd, &listen, 2), "leader");
+    let etch = mask_session_keys(&p.bounded(Side::Etch, &listen, 2), "leader");
+    p.expect_equal("elect leader --listen", &etch, &etcd);
+    if etch != "leader/<session>\nme\n" {
+        p.fail(format!("elect --listen printed {etch:?}"));
+    }
 }
