@@ -15,6 +15,8 @@ use serde_json::Value;
 
 /// Upper bound of one bounded watch.
 const WATCH_TIMEOUT: Duration = Duration::from_secs(15);
+/// Upper bound of one command that should end by itself.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one run produced, normalised.
 #[derive(Debug, PartialEq, Eq)]
@@ -102,12 +104,33 @@ impl Pair {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn");
-        let mut input = child.stdin.take().unwrap();
+        let mut child = KillOnDrop(cmd.spawn().expect("spawn"));
+        let mut input = child.0.stdin.take().unwrap();
         input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
         drop(input);
-        let out = child.wait_with_output().unwrap();
-        (out.status.code(), out.stdout, out.stderr)
+        let read_all = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                buf
+            })
+        };
+        let out = read_all(Box::new(child.0.stdout.take().unwrap()));
+        let err = read_all(Box::new(child.0.stderr.take().unwrap()));
+        // A command that hangs fails the test instead of hanging it (the drop kills it).
+        let deadline = Instant::now() + COMMAND_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{}` on {side:?} still running after {COMMAND_TIMEOUT:?}",
+                show(args)
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        (status.code(), out.join().unwrap(), err.join().unwrap())
     }
 
     pub fn outcome(&self, side: Side, code: Option<i32>, stdout: &[u8], stderr: &[u8]) -> Outcome {
