@@ -20,7 +20,9 @@
 //! - Files are named relative to each side's own working directory.
 //!
 //! Not compared, because etch differs on purpose (see the README's CLI section): `get
-//! --count-only` (etcdctl 3.5's flag, absent from 3.4), `-w table` for get (3.4 refuses it),
+//! --count-only` (etcdctl 3.5's flag, absent from 3.4), `-w table` for put, get, del, txn and
+//! the lease commands (3.4 runs the request, then fails with "table not supported as output
+//! format", exit 4; etch prints a table or, as etcdctl 3.5, the simple output),
 //! `lease grant 0` (etcd raises it to its minimum TTL; etch refuses it), `watch --rev -1` (etcd
 //! treats it as a compacted revision), the exit status of `lock -- COMMAND` and
 //! `$ETCD_WATCH_REVISION` of `watch -- COMMAND`, and argument-syntax errors (cobra's usage
