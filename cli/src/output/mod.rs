@@ -5,7 +5,7 @@
 //! keys and values as raw bytes, as etcdctl does); `json` is described in [`json`]; `table`
 //! renders a bordered table where etcdctl has one (endpoint status, snapshot status: cells
 //! right-aligned as etcdctl's) and, beyond etcdctl, for status, get, lease list and check;
-//! elsewhere it prints as `simple`, as etcdctl's table printer does.
+//! elsewhere it prints as `simple`, as etcdctl 3.5's table printer does (3.4 refuses).
 
 mod admin;
 pub mod json;
