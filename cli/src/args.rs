@@ -3,6 +3,7 @@
 //! Flag names follow etcdctl's so operators can reuse their muscle memory; every command carries
 //! an example in its `--help`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,7 +31,7 @@ pub struct Cli {
         hide_env = true
     )]
     pub db: PathBuf,
-    /// Output format: simple, json (base64 bytes, 64-bit ids as strings), table or fields
+    /// Output format: simple, json (etcdctl's JSON: base64 bytes, ids as numbers), table or fields
     #[arg(
         short = 'w',
         long = "write-out",
@@ -44,6 +45,10 @@ pub struct Cli {
     /// Print keys and values as hex-escaped bytes (\x61\x62) in simple and table output
     #[arg(long, global = true)]
     pub hex: bool,
+    /// In JSON output, write 64-bit ids (lease ids) as decimal strings instead of numbers:
+    /// lossless in JavaScript and jq, which read numbers above 2^53 inexactly (not in etcdctl)
+    #[arg(long, global = true)]
+    pub string_ids: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -54,7 +59,8 @@ pub struct Cli {
 pub enum Format {
     /// etcdctl's default: keys and values on their own lines.
     Simple,
-    /// One JSON document per response; bytes in base64, 64-bit ids as strings.
+    /// One JSON document per response, as etcdctl prints it: bytes in base64, 64-bit ids as
+    /// numbers (strings with `--string-ids`), zero and empty fields omitted.
     Json,
     /// A bordered table.
     Table,
@@ -104,6 +110,9 @@ pub enum Command {
     /// Show the store's revision, key count and sizes
     #[command(after_help = "Example:\n  etch status -w table")]
     Status,
+    /// etcdctl's `endpoint status`: the file as a one-member cluster's status
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
     /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage
     #[command(after_help = "Example:\n  etch check && echo intact")]
     Check,
@@ -129,10 +138,10 @@ pub enum Command {
 /// `put`.
 #[derive(Debug, Args, Clone)]
 pub struct PutArgs {
-    /// The key
-    pub key: String,
-    /// The value; read from stdin when omitted (unless --ignore-value)
-    pub value: Option<String>,
+    /// The key (any bytes)
+    pub key: OsString,
+    /// The value (any bytes); read from stdin when omitted (unless --ignore-value)
+    pub value: Option<OsString>,
     /// Attach the key to a lease (hex id, as printed by `lease grant`)
     #[arg(long, value_name = "ID")]
     pub lease: Option<String>,
@@ -151,20 +160,34 @@ pub struct PutArgs {
 #[derive(Debug, Args, Clone)]
 pub struct GetArgs {
     /// The key, or the start of the range
-    pub key: String,
+    pub key: OsString,
     /// End of the range [KEY, RANGE_END)
-    pub range_end: Option<String>,
+    pub range_end: Option<OsString>,
     /// Get every key with the prefix KEY
     #[arg(long)]
     pub prefix: bool,
     /// Get every key >= KEY
     #[arg(long)]
     pub from_key: bool,
-    /// Read at this past revision (0: the current one)
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Read at this past revision (0 or negative: the current one, as etcd)
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub rev: i64,
-    /// At most this many keys (0: no limit)
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Accepted for etcdctl compatibility: l (linearizable) or s (serializable); a local file
+    /// is always both
+    #[arg(long, default_value = "l", value_name = "l|s")]
+    pub consistency: String,
+    /// At most this many keys (0 or negative: no limit, as etcd)
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub limit: i64,
     /// Sort order
     #[arg(long, value_enum, ignore_case = true)]
@@ -225,9 +248,9 @@ pub enum SortBy {
 #[derive(Debug, Args, Clone)]
 pub struct DelArgs {
     /// The key, or the start of the range
-    pub key: String,
+    pub key: OsString,
     /// End of the range [KEY, RANGE_END)
-    pub range_end: Option<String>,
+    pub range_end: Option<OsString>,
     /// Delete every key with the prefix KEY
     #[arg(long)]
     pub prefix: bool,
@@ -264,9 +287,9 @@ pub enum TxnRequest {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The key, or the start of the range
-    pub key: String,
+    pub key: OsString,
     /// End of the range [KEY, RANGE_END)
-    pub range_end: Option<String>,
+    pub range_end: Option<OsString>,
     /// Watch every key with the prefix KEY
     #[arg(long)]
     pub prefix: bool,
@@ -322,6 +345,15 @@ pub enum LeaseCommand {
         #[arg(long)]
         once: bool,
     },
+}
+
+/// `endpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// The store's status in etcdctl's shape: the path as endpoint, etch's version, the file
+    /// size, the applied index as raft index; no member id, leader or raft term
+    #[command(after_help = "Examples:\n  etch endpoint status\n  etch endpoint status -w json")]
+    Status,
 }
 
 /// `compaction`.

@@ -59,7 +59,7 @@ pub enum Error {
     #[error("lease is provided")]
     LeaseProvided,
     /// No lease with this id exists (never granted, revoked, or expired).
-    #[error("requested lease {id} not found")]
+    #[error("requested lease not found (id {id})")]
     LeaseNotFound {
         /// The lease id.
         id: i64,
@@ -71,7 +71,9 @@ pub enum Error {
         id: i64,
     },
     /// The requested revision has been compacted.
-    #[error("required revision {requested} has been compacted (compact revision {compacted})")]
+    #[error(
+        "mvcc: required revision has been compacted (requested {requested}, compact revision {compacted})"
+    )]
     Compacted {
         /// The revision asked for.
         requested: i64,
@@ -79,7 +81,9 @@ pub enum Error {
         compacted: i64,
     },
     /// The requested revision is newer than the store's current revision.
-    #[error("required revision {requested} is a future revision (current revision {current})")]
+    #[error(
+        "mvcc: required revision is a future revision (requested {requested}, current revision {current})"
+    )]
     FutureRevision {
         /// The revision asked for.
         requested: i64,

@@ -8,16 +8,27 @@ use crate::db::{self, Mode};
 use crate::error::{CliError, CliResult};
 use crate::requests;
 
-/// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted.
+/// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted; as etcdctl,
+/// empty stdin is then an argument error (`put KEY ""` writes an empty value).
 pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
+    if a.ignore_value && a.value.is_some() {
+        return Err(CliError::bad_args(
+            "put command needs only 1 argument when 'ignore-value' is set",
+        ));
+    }
     let value = match (&a.value, a.ignore_value) {
-        (Some(v), _) => v.clone().into_bytes(),
+        (Some(v), _) => requests::bytes(v).to_vec(),
         (None, true) => Vec::new(),
         (None, false) => {
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf).map_err(|e| {
                 CliError::invalid_input(format!("reading the value from stdin: {e}"))
             })?;
+            if buf.is_empty() {
+                return Err(CliError::bad_args(
+                    "put command needs 1 argument and input from stdin or 2 arguments",
+                ));
+            }
             buf
         }
     };

@@ -10,9 +10,8 @@ use crate::progress;
 pub fn compaction(ctx: &mut Ctx, a: &CompactionArgs) -> CliResult {
     let store = db::open(&ctx.cli.db, Mode::Existing)?;
     store.compact(a.rev)?;
-    let revision = store.revision();
     db::close(store)?;
-    Ok(ctx.printer.compaction(revision, a.rev)?)
+    Ok(ctx.printer.compaction(a.rev)?)
 }
 
 /// `defrag`.
@@ -29,6 +28,14 @@ pub fn status(ctx: &mut Ctx) -> CliResult {
     let status = store.status()?;
     db::close(store)?;
     Ok(ctx.printer.status(&ctx.cli.db, &status)?)
+}
+
+/// `endpoint status`.
+pub fn endpoint_status(ctx: &mut Ctx) -> CliResult {
+    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let status = store.status()?;
+    db::close(store)?;
+    Ok(ctx.printer.endpoint_status(&ctx.cli.db, &status)?)
 }
 
 /// `check`: opening the file already verifies its meta pages and replays its WAL; the check

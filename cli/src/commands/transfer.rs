@@ -86,7 +86,8 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
     db::close(store)?;
     match ctx.cli.write_out {
         Format::Json => {
-            let v = json!({ "header": json::header(revision), "imported": imported });
+            let header = ctx.printer.json_style().header(revision);
+            let v = json!({ "header": header, "imported": imported });
             ctx.printer.line(&v.to_string())?;
         }
         Format::Fields => {
@@ -172,7 +173,7 @@ pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
     loop {
         let page = store.range_with(&range, &at(EXPORT_PAGE, false))?;
         for kv in &page.kvs {
-            serde_json::to_writer(&mut out, &json::kv(kv))?;
+            serde_json::to_writer(&mut out, &json::export_kv(kv))?;
             out.write_all(b"\n")?;
         }
         bar.inc(page.kvs.len() as u64);
