@@ -49,9 +49,50 @@ pub struct Cli {
     /// lossless in JavaScript and jq, which read numbers above 2^53 inexactly (not in etcdctl)
     #[arg(long, global = true)]
     pub string_ids: bool,
+    /// How long to wait for another etch process to release the file before failing with
+    /// "database is locked" (SQLite's busy timeout): e.g. 500ms, 5s, 1m; 0 fails at once
+    #[arg(
+        long,
+        global = true,
+        default_value = "5s",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub lock_timeout: std::time::Duration,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parses a duration as etcdctl's flags take them: a number with a unit (`ms`, `s`, `m`, `h`),
+/// or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (expected e.g. 500ms, 5s, 1m)"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m or h)")),
+    };
+    std::time::Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// `check`'s flags.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// If the WAL is damaged before acknowledged records (the open fails with "WAL is damaged"),
+    /// copy it to <file>-wal.damaged, recover up to the damage, drop the records after it, and
+    /// say how many were dropped; then check the file
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Output formats, as etcdctl's `--write-out`.
@@ -114,8 +155,10 @@ pub enum Command {
     #[command(subcommand)]
     Endpoint(EndpointCommand),
     /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage
-    #[command(after_help = "Example:\n  etch check && echo intact")]
-    Check,
+    #[command(
+        after_help = "Examples:\n  etch check && echo intact\n  etch check --repair   # after \"WAL is damaged\": keep a copy, recover up to the damage"
+    )]
+    Check(CheckArgs),
     /// Take a named lock, print its key and hold it (or run a command while holding it)
     #[command(long_about = LOCK_LONG, after_help = LOCK_EXAMPLE)]
     Lock(LockArgs),

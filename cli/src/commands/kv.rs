@@ -33,7 +33,7 @@ pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
         }
     };
     let op = requests::put_op(a, value)?;
-    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
     let resp = store.put_with(op)?;
     db::close(store)?;
     Ok(ctx.printer.put(&resp)?)
@@ -43,7 +43,7 @@ pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
 pub fn get(ctx: &mut Ctx, a: &GetArgs) -> CliResult {
     let range = requests::get_range(a)?;
     let opts = requests::range_options(a);
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::ReadOnly)?;
     let resp = store.range_with(&range, &opts)?;
     db::close(store)?;
     ctx.printer.set_value_only(a.print_value_only);
@@ -53,7 +53,7 @@ pub fn get(ctx: &mut Ctx, a: &GetArgs) -> CliResult {
 /// `del KEY [RANGE_END]`.
 pub fn del(ctx: &mut Ctx, a: &DelArgs) -> CliResult {
     let range = requests::del_range(a)?;
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::Existing)?;
     let resp = store.delete_range(range, a.prev_kv)?;
     db::close(store)?;
     Ok(ctx.printer.del(&resp)?)

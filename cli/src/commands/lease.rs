@@ -33,7 +33,7 @@ fn grant_error(ttl: i64, e: etch::Error) -> CliError {
 pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
     match c {
         LeaseCommand::Grant { ttl } => {
-            let store = db::open(&ctx.cli.db, Mode::Create)?;
+            let store = db::open(ctx.cli, Mode::Create)?;
             let grant = store
                 .lease_grant(*ttl, 0)
                 .map_err(|e| grant_error(*ttl, e))?;
@@ -43,7 +43,7 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
         }
         LeaseCommand::Revoke { id } => {
             let id = parse_lease_id(id, BAD_ID)?;
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
+            let store = db::open(ctx.cli, Mode::Existing)?;
             let revision = store
                 .lease_revoke(id)
                 .map_err(|e| CliError::from(e).context("failed to revoke lease"))?;
@@ -52,7 +52,7 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
         }
         LeaseCommand::Timetolive { id, keys } => {
             let id = parse_lease_id(id, BAD_ID)?;
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
+            let store = db::open(ctx.cli, Mode::ReadOnly)?;
             let info = match store.lease_time_to_live(id, *keys) {
                 Ok(info) => Some(info),
                 // etcd answers TTL -1 for an unknown lease; etcdctl prints "already expired".
@@ -64,7 +64,7 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
             Ok(ctx.printer.lease_ttl(revision, id, info.as_ref(), *keys)?)
         }
         LeaseCommand::List => {
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
+            let store = db::open(ctx.cli, Mode::ReadOnly)?;
             let leases = store.lease_list()?;
             let revision = store.revision();
             db::close(store)?;
@@ -76,7 +76,7 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
 
 /// Renews every TTL/3 until interrupted; ends quietly (as etcdctl) when the lease is gone.
 fn keep_alive(ctx: &mut Ctx, id: i64, once: bool) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::Existing)?;
     let ttl = match store.lease_keep_alive(id) {
         Ok(ttl) => ttl,
         // etcdctl exits 2 when the single renewal of `--once` fails.

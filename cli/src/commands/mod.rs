@@ -55,7 +55,7 @@ pub fn run(cli: &Cli) -> CliResult<u8> {
         Command::Endpoint(EndpointCommand::Status) => {
             maintenance::endpoint_status(&mut ctx).map(|_| EXIT_OK)
         }
-        Command::Check => maintenance::check(&mut ctx).map(|_| EXIT_OK),
+        Command::Check(a) => maintenance::check(&mut ctx, a).map(|_| EXIT_OK),
         Command::Snapshot(c) => snapshot::run(&mut ctx, c).map(|_| EXIT_OK),
         Command::Lock(a) => lock::run(&mut ctx, a),
         Command::Elect(a) => elect::run(&mut ctx, a).map(|_| EXIT_OK),

@@ -59,7 +59,7 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
         inner: reader,
         bar: bar.clone(),
     });
-    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
     let mut batch: Vec<WriteOp> = Vec::new();
     let mut batch_keys = std::collections::HashSet::new();
     let mut batch_bytes = 0;
@@ -153,7 +153,7 @@ pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
             a.rev
         )));
     }
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::ReadOnly)?;
     let revision = if a.rev == 0 { store.revision() } else { a.rev };
     let whole = match &a.prefix {
         Some(p) => Range::prefix(p),

@@ -30,7 +30,14 @@ pub fn run(ctx: &mut Ctx, a: &WatchArgs) -> CliResult {
     }
     let end = a.range_end.as_deref().map(requests::bytes);
     let range = requests::key_range(requests::bytes(&a.key), end, a.prefix, false)?;
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    // A watch that stops when caught up only reads; one that follows holds the file for writing
+    // (it is the process that expires leases while it runs).
+    let mode = if a.no_follow {
+        Mode::ReadOnly
+    } else {
+        Mode::Existing
+    };
+    let store = db::open(ctx.cli, mode)?;
     signals::install()?;
     let caught_up_at = store.revision();
     let mut watcher = store.watch_with(
