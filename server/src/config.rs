@@ -178,7 +178,7 @@ pub fn parse_auto_compaction(
 }
 
 /// A Go-style duration (`1h`, `30m`, `1h30m`, `10s`, `500ms`) or a bare number of hours.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub fn parse_duration(s: &str) -> Option<Duration> {
     if let Ok(hours) = s.parse::<u64>() {
         return Some(Duration::from_secs(hours.checked_mul(3600)?));
     }

@@ -240,15 +240,19 @@ impl Maintenance for MaintenanceService {
     }
 }
 
-/// Sends `file` in chunks with the bytes remaining after each; stops if the client leaves.
+/// Sends `file` in chunks with the bytes remaining after each, then, as etcd, a last message
+/// with the SHA-256 of everything sent (etcdctl refuses a snapshot without it and keeps it at
+/// the end of the saved file); stops if the client leaves.
 fn stream_file(
     mut file: std::fs::File,
     size: u64,
     header: Option<pb::ResponseHeader>,
     tx: mpsc::Sender<Result<pb::SnapshotResponse, Status>>,
 ) {
+    use sha2::Digest;
     let mut sent: u64 = 0;
     let mut header = header;
+    let mut sha = sha2::Sha256::new();
     loop {
         let mut blob = vec![0u8; SNAPSHOT_CHUNK];
         let n = match read_full(&mut file, &mut blob) {
@@ -260,17 +264,24 @@ fn stream_file(
                 return;
             }
         };
-        if n == 0 && sent > 0 {
+        if n == 0 {
+            let resp = pb::SnapshotResponse {
+                header: header.take(),
+                remaining_bytes: 0,
+                blob: sha.finalize().to_vec(),
+            };
+            let _ = tx.blocking_send(Ok(resp));
             return;
         }
         blob.truncate(n);
+        sha.update(&blob);
         sent += n as u64;
         let resp = pb::SnapshotResponse {
             header: header.take(),
             remaining_bytes: size.saturating_sub(sent),
             blob,
         };
-        if tx.blocking_send(Ok(resp)).is_err() || n == 0 {
+        if tx.blocking_send(Ok(resp)).is_err() {
             return;
         }
     }

@@ -665,13 +665,18 @@ async fn cluster_maintenance_auth_answers() {
     let mut last_remaining = u64::MAX;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.unwrap();
-        assert!(chunk.remaining_bytes < last_remaining);
+        assert!(chunk.remaining_bytes <= last_remaining);
         last_remaining = chunk.remaining_bytes;
         bytes.extend_from_slice(&chunk.blob);
     }
     assert_eq!(last_remaining, 0);
+    // As etcd's: the data, then its SHA-256 (etcdctl checks `len % 512 == 32`).
+    assert_eq!(bytes.len() % 512, 32);
+    let (data, digest) = bytes.split_at(bytes.len() - 32);
+    use sha2::Digest;
+    assert_eq!(sha2::Sha256::digest(data).as_slice(), digest);
     let snap = server.dir.path().join("copy.etch");
-    std::fs::write(&snap, &bytes).unwrap();
+    std::fs::write(&snap, data).unwrap();
     let restored_path = server.dir.path().join("restored.etch");
     let (snap2, restored2) = (snap.clone(), restored_path.clone());
     let count = tokio::task::spawn_blocking(move || {

@@ -159,7 +159,7 @@ async fn create_events_filters_prev_kv_cancel() {
     assert_eq!(ev.events[0].kv.as_ref().unwrap().value, b"1");
     // Watch 1 filters puts: nothing for it. The delete reaches both, with prev_kv for 1.
     delete(&server, "a").await;
-    let mut got = vec![s.next().await, s.next().await];
+    let mut got = [s.next().await, s.next().await];
     got.sort_by_key(|r| r.watch_id);
     assert_eq!(got[0].watch_id, 0);
     assert_eq!(got[0].events[0].r#type, EventType::Delete as i32);
