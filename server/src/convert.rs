@@ -199,14 +199,29 @@ pub fn delete_response_to_pb(resp: engine::DeleteResponse) -> pb::DeleteRangeRes
     }
 }
 
-/// A TxnResponse, every nested response carrying `header` as etcd's do.
+/// A TxnResponse with `header`; the responses inside carry only the revision in their
+/// headers, as etcd's do.
 pub fn txn_response_to_pb(
     resp: engine::TxnResponse,
     header: Option<pb::ResponseHeader>,
 ) -> pb::TxnResponse {
+    let inner = header.map(|h| pb::ResponseHeader {
+        revision: h.revision,
+        ..Default::default()
+    });
+    pb::TxnResponse {
+        header,
+        succeeded: resp.succeeded,
+        responses: op_responses_to_pb(resp.responses, inner),
+    }
+}
+
+fn op_responses_to_pb(
+    responses: Vec<engine::TxnOpResponse>,
+    header: Option<pb::ResponseHeader>,
+) -> Vec<pb::ResponseOp> {
     use pb::response_op::Response;
-    let responses = resp
-        .responses
+    responses
         .into_iter()
         .map(|r| pb::ResponseOp {
             response: Some(match r {
@@ -224,15 +239,12 @@ pub fn txn_response_to_pb(
                         ..delete_response_to_pb(d)
                     })
                 }
-                engine::TxnOpResponse::Txn(t) => {
-                    Response::ResponseTxn(txn_response_to_pb(t, header))
-                }
+                engine::TxnOpResponse::Txn(t) => Response::ResponseTxn(pb::TxnResponse {
+                    header,
+                    succeeded: t.succeeded,
+                    responses: op_responses_to_pb(t.responses, header),
+                }),
             }),
         })
-        .collect();
-    pb::TxnResponse {
-        header,
-        succeeded: resp.succeeded,
-        responses,
-    }
+        .collect()
 }
