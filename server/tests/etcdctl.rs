@@ -44,7 +44,9 @@ fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
             if n == 0 {
                 break;
             }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     text
@@ -117,13 +119,26 @@ impl Background {
             if out.contains(text) {
                 return out;
             }
-            assert!(Instant::now() < deadline, "never printed {text:?}; printed {out:?}");
+            assert!(
+                Instant::now() < deadline,
+                "never printed {text:?}; printed {out:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     fn output(&self) -> String {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// Sends SIGINT, as a user's Ctrl-C (etcdctl then releases its lock or session).
+    fn interrupt(&self) {
+        if let Some(child) = &self.guard.0 {
+            let _ = Command::new("kill")
+                .arg("-INT")
+                .arg(child.id().to_string())
+                .status();
+        }
     }
 
     fn exited(&mut self) -> bool {
@@ -173,10 +188,43 @@ fn deterministic_script(endpoint: &str) -> Vec<(String, i32, String, String)> {
         (vec!["get", "foo", "--prefix"], ""),
         (vec!["get", "foo", "--from-key", "--keys-only"], ""),
         (vec!["get", "foo", "--rev=2"], ""),
-        (vec!["get", "foo", "--prefix", "--limit=2", "--sort-by=KEY", "--order=DESCEND"], ""),
-        (vec!["get", "foo", "--prefix", "--sort-by=VALUE", "--order=ASCEND", "--print-value-only"], ""),
-        (vec!["get", "foo", "--prefix", "--sort-by=MODIFY", "--order=DESCEND", "--keys-only"], ""),
-        (vec!["get", "foo", "--prefix", "--limit=1", "-w", "fields"], ""),
+        (
+            vec![
+                "get",
+                "foo",
+                "--prefix",
+                "--limit=2",
+                "--sort-by=KEY",
+                "--order=DESCEND",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "get",
+                "foo",
+                "--prefix",
+                "--sort-by=VALUE",
+                "--order=ASCEND",
+                "--print-value-only",
+            ],
+            "",
+        ),
+        (
+            vec![
+                "get",
+                "foo",
+                "--prefix",
+                "--sort-by=MODIFY",
+                "--order=DESCEND",
+                "--keys-only",
+            ],
+            "",
+        ),
+        (
+            vec!["get", "foo", "--prefix", "--limit=1", "-w", "fields"],
+            "",
+        ),
         (vec!["get", "foo", "-w", "json"], ""),
         (vec!["get", "foo", "foo3"], ""),
         (vec!["get", "nothing"], ""),
@@ -207,17 +255,29 @@ fn deterministic_script(endpoint: &str) -> Vec<(String, i32, String, String)> {
         results.push((args.join(" "), out.code, out.stdout, out.stderr));
     }
     // A watch replaying history with prev_kv (output read for a fixed time, then stopped).
-    let watch = Background::start(endpoint, &["watch", "w/", "--prefix", "--prev-kv", "--rev=11"]);
+    let watch = Background::start(
+        endpoint,
+        &["watch", "w/", "--prefix", "--prev-kv", "--rev=11"],
+    );
     let printed = watch.wait_for("w/a\n1\n");
     std::thread::sleep(Duration::from_millis(500));
     let printed = watch.output().len().max(printed.len());
-    results.push(("watch w/ --prefix --prev-kv --rev=11".into(), 0, watch.output()[..printed].to_string(), String::new()));
+    results.push((
+        "watch w/ --prefix --prev-kv --rev=11".into(),
+        0,
+        watch.output()[..printed].to_string(),
+        String::new(),
+    ));
     results
 }
 
 /// A free loopback port.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts a real etcd 3.4 in `dir` on loopback; the guard kills it.
@@ -273,15 +333,29 @@ fn etcdctl_output_matches_real_etcd() {
     let find = |cmd: &str| etch.iter().find(|r| r.0 == cmd).unwrap();
     assert_eq!(find("put foo bar").2, "OK\n");
     assert_eq!(find("get foo --rev=2").2, "foo\nbar\n");
-    assert_eq!(find("get foo --prefix --limit=2 --sort-by=KEY --order=DESCEND").2, "foo3\nbar3\nfoo2\nbar2\n");
+    assert_eq!(
+        find("get foo --prefix --limit=2 --sort-by=KEY --order=DESCEND").2,
+        "foo3\nbar3\nfoo2\nbar2\n"
+    );
     assert_eq!(find("del foo3 --prev-kv").2, "1\nfoo3\nbar3\n");
-    assert!(find("txn -i").2.ends_with("SUCCESS\n\nOK\n\nzoo\nz2\n"), "{:?}", find("txn -i"));
+    assert!(
+        find("txn -i").2.ends_with("SUCCESS\n\nOK\n\nzoo\nz2\n"),
+        "{:?}",
+        find("txn -i")
+    );
     let compacted = find("get zoo --rev=3");
     assert_eq!(compacted.1, 1);
-    assert!(compacted.3.contains("etcdserver: mvcc: required revision has been compacted"), "{compacted:?}");
+    assert!(
+        compacted
+            .3
+            .contains("etcdserver: mvcc: required revision has been compacted"),
+        "{compacted:?}"
+    );
     let empty = find("put  empty-key");
     assert_ne!(empty.1, 0);
-    assert!(find("watch w/ --prefix --prev-kv --rev=11").2.ends_with("PUT\nw/a\n1\nPUT\nw/b\n2\nDELETE\nw/a\n1\nw/a\n\n"));
+    assert!(find("watch w/ --prefix --prev-kv --rev=11")
+        .2
+        .ends_with("PUT\nw/a\n1\nPUT\nw/b\n2\nDELETE\nw/a\n1\nw/a\n\n"));
 
     // The same script against a real etcd 3.4, when it is installed: identical output.
     if !tool_available("etcd", "--version") {
@@ -293,11 +367,177 @@ fn etcdctl_output_matches_real_etcd() {
     drop(guard);
     for (mine, theirs) in etch.iter().zip(&etcd) {
         assert_eq!(mine.0, theirs.0);
-        assert_eq!(mine.1, theirs.1, "exit code of `etcdctl {}`: etch {mine:?}, etcd {theirs:?}", mine.0);
-        assert_eq!(normalize(&mine.2), normalize(&theirs.2), "stdout of `etcdctl {}`", mine.0);
+        assert_eq!(
+            mine.1, theirs.1,
+            "exit code of `etcdctl {}`: etch {mine:?}, etcd {theirs:?}",
+            mine.0
+        );
+        assert_eq!(
+            normalize(&mine.2),
+            normalize(&theirs.2),
+            "stdout of `etcdctl {}`",
+            mine.0
+        );
         // Error texts must match too (the last stderr line; the lines before carry times).
         if mine.1 != 0 {
-            assert_eq!(mine.3.lines().last(), theirs.3.lines().last(), "stderr of `etcdctl {}`", mine.0);
+            assert_eq!(
+                mine.3.lines().last(),
+                theirs.3.lines().last(),
+                "stderr of `etcdctl {}`",
+                mine.0
+            );
         }
     }
+}
+
+/// The lease id in "lease 694d77aa9e38260f granted with TTL(60s)".
+fn lease_id(granted: &str) -> String {
+    granted
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no lease id in {granted:?}"))
+        .to_string()
+}
+
+#[test]
+fn etcdctl_leases_watch_lock_elect_cluster_maintenance() {
+    if !tool_available("etcdctl", "version") {
+        return;
+    }
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start());
+    let ep = server.addr.to_string();
+    let ep = ep.as_str();
+
+    // Leases: grant, attach, keep-alive once, time-to-live with keys, list, revoke.
+    let granted = ok(ep, &["lease", "grant", "60"]);
+    assert!(granted.ends_with("granted with TTL(60s)\n"), "{granted}");
+    let id = lease_id(&granted);
+    assert_eq!(
+        ok(ep, &["put", "lk", "v", &format!("--lease={id}")]),
+        "OK\n"
+    );
+    assert_eq!(
+        ok(ep, &["lease", "keep-alive", "--once", &id]),
+        format!("lease {id} keepalived with TTL(60)\n")
+    );
+    let ttl = ok(ep, &["lease", "timetolive", &id, "--keys"]);
+    assert!(
+        ttl.starts_with(&format!("lease {id} granted with TTL(60s), remaining("))
+            && ttl.ends_with("attached keys([lk])\n"),
+        "{ttl}"
+    );
+    assert_eq!(
+        ok(ep, &["lease", "list"]),
+        format!("found 1 leases\n{id}\n")
+    );
+    assert_eq!(
+        ok(ep, &["lease", "revoke", &id]),
+        format!("lease {id} revoked\n")
+    );
+    assert_eq!(ok(ep, &["get", "lk"]), "");
+    assert_eq!(
+        ok(ep, &["lease", "timetolive", &id]),
+        format!("lease {id} already expired\n")
+    );
+    let revoked = ctl(ep, &["lease", "revoke", &id]);
+    assert_ne!(revoked.code, 0);
+    assert!(
+        revoked
+            .stderr
+            .contains("etcdserver: requested lease not found"),
+        "{revoked:?}"
+    );
+
+    // Watch while puts run, and an interactive watch.
+    let watch = Background::start(ep, &["watch", "live/", "--prefix"]);
+    std::thread::sleep(Duration::from_millis(300));
+    for i in 0..20 {
+        ok(ep, &["put", &format!("live/{i}"), &format!("v{i}")]);
+    }
+    let seen = watch.wait_for("live/19\nv19\n");
+    assert_eq!(seen.matches("PUT\n").count(), 20, "{seen}");
+    let mut interactive = Background::start(ep, &["watch", "-i"]);
+    let stdin = interactive.stdin.as_mut().unwrap();
+    stdin.write_all(b"watch inter\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    ok(ep, &["put", "inter", "1"]);
+    interactive.wait_for("PUT\ninter\n1\n");
+    drop((watch, interactive));
+
+    // Lock: a holder, a waiter that gets it once the holder goes, and a locked command.
+    let holder = Background::start(ep, &["lock", "mylock"]);
+    let key = holder.wait_for("mylock/");
+    assert!(key.starts_with("mylock/"), "{key}");
+    let mut waiter = Background::start(ep, &["lock", "mylock", "echo", "got-it"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!waiter.output().contains("got-it"), "the waiter must wait");
+    // Ctrl-C on the holder: etcdctl unlocks, and the waiter gets the lock.
+    holder.interrupt();
+    waiter.wait_for("got-it");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !waiter.exited() {
+        assert!(Instant::now() < deadline, "lock command did not finish");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Election: a leader, an observer that sees it.
+    let leader = Background::start(ep, &["elect", "myelection", "p1"]);
+    leader.wait_for("p1");
+    let observer = Background::start(ep, &["elect", "-l", "myelection"]);
+    observer.wait_for("p1");
+    drop((leader, observer));
+
+    // Cluster and maintenance.
+    let members = ok(ep, &["member", "list"]);
+    assert!(
+        members.contains(", started, default, http://localhost:2380, "),
+        "{members}"
+    );
+    let health = ctl(ep, &["endpoint", "health"]);
+    assert_eq!(health.code, 0, "{health:?}");
+    assert!(
+        health.stderr.contains("is healthy") || health.stdout.contains("is healthy"),
+        "{health:?}"
+    );
+    let status = ok(ep, &["endpoint", "status", "-w", "table"]);
+    assert!(
+        status.contains("3.5.0") && status.contains("true"),
+        "{status}"
+    );
+    let json = ok(ep, &["endpoint", "status", "-w", "json"]);
+    assert!(json.contains("\"leader\":"), "{json}");
+    assert!(ok(ep, &["defrag"]).starts_with("Finished defragmenting etcd member["));
+    assert_eq!(ok(ep, &["alarm", "list"]), "");
+    let snap = server.dir.path().join("snap.db");
+    let saved = ok(ep, &["snapshot", "save", snap.to_str().unwrap()]);
+    assert_eq!(saved, format!("Snapshot saved at {}\n", snap.display()));
+    // The saved file restores with etch (the engine's restore, as `etch snapshot restore`).
+    let restored = server.dir.path().join("restored.etch");
+    let store = etch_engine::Store::restore(&snap, &restored, etch_engine::Options::new()).unwrap();
+    assert_eq!(
+        store
+            .range(etch_engine::Range::prefix("live/"))
+            .unwrap()
+            .count,
+        20
+    );
+    store.close().unwrap();
+    std::fs::remove_file(&snap).unwrap();
+    std::fs::remove_file(&restored).unwrap();
+    rt.block_on(server.stop_and_check());
+}
+
+#[test]
+fn etcdctl_check_perf_small_load_passes() {
+    if !tool_available("etcdctl", "version") {
+        return;
+    }
+    let rt = runtime();
+    let server = rt.block_on(TestServer::start());
+    let out = ok(&server.addr.to_string(), &["check", "perf", "--load=s"]);
+    assert!(out.contains("PASS: Throughput"), "{out}");
+    assert!(out.trim_end().ends_with("PASS"), "{out}");
+    rt.block_on(server.stop_and_check());
 }
