@@ -25,7 +25,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::RangeRequest>,
     ) -> Result<Response<pb::RangeResponse>, Status> {
-        let req = request.into_inner();
+        let req = self.node.received(request);
         self.node.metrics().range();
         let range = convert::range_of(&req.key, &req.range_end)?;
         let options = convert::range_options(&req)?;
@@ -34,7 +34,7 @@ impl Kv for KvService {
             .blocking(move |store| store.range_with(&range, &options))
             .await?;
         let header = self.node.header(resp.header_revision);
-        Ok(Response::new(pb::RangeResponse {
+        Ok(self.node.respond(pb::RangeResponse {
             header,
             ..convert::range_response_to_pb(resp)
         }))
@@ -46,9 +46,9 @@ impl Kv for KvService {
     ) -> Result<Response<pb::PutResponse>, Status> {
         self.node.check_space()?;
         self.node.metrics().put();
-        let op = convert::put_op(request.into_inner())?;
+        let op = convert::put_op(self.node.received(request))?;
         let resp = self.node.blocking(move |store| store.put_with(op)).await?;
-        Ok(Response::new(pb::PutResponse {
+        Ok(self.node.respond(pb::PutResponse {
             header: self.node.header(resp.header_revision),
             prev_kv: resp.prev_kv.map(convert::kv_to_pb),
         }))
@@ -58,7 +58,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::DeleteRangeRequest>,
     ) -> Result<Response<pb::DeleteRangeResponse>, Status> {
-        let req = request.into_inner();
+        let req = self.node.received(request);
         self.node.metrics().delete();
         let range = convert::range_of(&req.key, &req.range_end)?;
         let prev_kv = req.prev_kv;
@@ -67,7 +67,7 @@ impl Kv for KvService {
             .blocking(move |store| store.delete_range(range, prev_kv))
             .await?;
         let header = self.node.header(resp.header_revision);
-        Ok(Response::new(pb::DeleteRangeResponse {
+        Ok(self.node.respond(pb::DeleteRangeResponse {
             header,
             ..convert::delete_response_to_pb(resp)
         }))
@@ -77,7 +77,7 @@ impl Kv for KvService {
         &self,
         request: Request<pb::TxnRequest>,
     ) -> Result<Response<pb::TxnResponse>, Status> {
-        let req = request.into_inner();
+        let req = self.node.received(request);
         if convert::txn_puts(&req) {
             self.node.check_space()?;
         }
@@ -85,21 +85,21 @@ impl Kv for KvService {
         let txn = convert::txn_of(req, self.node.config().max_txn_ops)?;
         let resp = self.node.blocking(move |store| store.txn(txn)).await?;
         let header = self.node.header(resp.header_revision);
-        Ok(Response::new(convert::txn_response_to_pb(resp, header)))
+        Ok(self.node.respond(convert::txn_response_to_pb(resp, header)))
     }
 
     async fn compact(
         &self,
         request: Request<pb::CompactionRequest>,
     ) -> Result<Response<pb::CompactionResponse>, Status> {
-        let revision = request.into_inner().revision;
+        let revision = self.node.received(request).revision;
         // The engine's compaction is complete when it returns, so `physical` (wait until the
         // space is reclaimed) always holds.
         let current = self
             .node
             .blocking(move |store| store.compact(revision))
             .await?;
-        Ok(Response::new(pb::CompactionResponse {
+        Ok(self.node.respond(pb::CompactionResponse {
             header: self.node.header(current),
         }))
     }

@@ -95,6 +95,19 @@ impl Node {
         self.inner.revisions.clone()
     }
 
+    /// Unwraps a request, counting its size in the received-bytes metric.
+    pub fn received<M: prost::Message>(&self, request: tonic::Request<M>) -> M {
+        let message = request.into_inner();
+        self.inner.metrics.received_bytes(message.encoded_len());
+        message
+    }
+
+    /// Wraps a response, counting its size in the sent-bytes metric.
+    pub fn respond<M: prost::Message>(&self, message: M) -> tonic::Response<M> {
+        self.inner.metrics.sent_bytes(message.encoded_len());
+        tonic::Response::new(message)
+    }
+
     /// A response header at `revision`.
     pub fn header(&self, revision: i64) -> Option<ResponseHeader> {
         Some(ResponseHeader {

@@ -478,3 +478,74 @@ async fn concurrent_clients_match_a_model() {
     drop((s, kv));
     server.stop_and_check().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams_and_waiting_calls() {
+    use etch_server::proto::v3lockpb;
+    let server = TestServer::start().await;
+    // An open watch, an open keep-alive stream, a lock held and another waiting for it.
+    let mut s = Stream::open(&server).await;
+    s.create(on("x")).await;
+    let mut lease = server.lease().await;
+    let id = lease
+        .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let (ka_tx, ka_rx) = mpsc::channel(1);
+    let mut keepalive = lease
+        .lease_keep_alive(ReceiverStream::new(ka_rx))
+        .await
+        .unwrap()
+        .into_inner();
+    ka_tx.send(pb::LeaseKeepAliveRequest { id }).await.unwrap();
+    keepalive.next().await.unwrap().unwrap();
+    let mut lock = server.lock().await;
+    lock.lock(v3lockpb::LockRequest {
+        name: "l".into(),
+        lease: id,
+    })
+    .await
+    .unwrap();
+    let id2 = lease
+        .lease_grant(pb::LeaseGrantRequest { ttl: 60, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id;
+    let mut lock2 = server.lock().await;
+    let waiting = tokio::spawn(async move {
+        lock2
+            .lock(v3lockpb::LockRequest {
+                name: "l".into(),
+                lease: id2,
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Shutdown finishes in time although every client is still connected.
+    let started = Instant::now();
+    let TestServer {
+        dir, db, handle, ..
+    } = server;
+    tokio::time::timeout(Duration::from_secs(4), handle.unwrap().shutdown())
+        .await
+        .expect("shutdown does not wait for open streams")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // Each stream ended with etcd's "server stopped" (or the connection closed).
+    let watch_end = tokio::time::timeout(Duration::from_secs(5), s.rx.next())
+        .await
+        .unwrap();
+    assert!(!matches!(watch_end, Some(Ok(_))), "{watch_end:?}");
+    let waited = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(waited.is_err());
+    let store = etch_engine::Store::open(&db).unwrap();
+    store.check().unwrap();
+    store.close().unwrap();
+    drop((dir, keepalive, ka_tx));
+}
