@@ -13,8 +13,8 @@ pub struct ServerConfig {
     pub db: PathBuf,
     /// Human-readable member name (`--name`, default `default`).
     pub name: String,
-    /// Addresses serving gRPC and HTTP (`--listen-client-urls`).
-    pub listen_client_urls: Vec<SocketAddr>,
+    /// Addresses serving gRPC and HTTP (`--listen-client-urls`); `https://` ones with TLS.
+    pub listen_client_urls: Vec<ListenUrl>,
     /// Client URLs this member advertises in MemberList (`--advertise-client-urls`).
     pub advertise_client_urls: Vec<String>,
     /// Extra addresses serving only `/health`, `/version` and `/metrics`
@@ -31,6 +31,9 @@ pub struct ServerConfig {
     /// How often a watch created with `progress_notify` gets a progress notification
     /// (etcd's `--experimental-watch-progress-notify-interval`, 10 minutes).
     pub watch_progress_notify_interval: Duration,
+    /// TLS for clients (`--cert-file`, `--key-file`, `--trusted-ca-file`,
+    /// `--client-cert-auth`, `--auto-tls`).
+    pub tls: crate::tls::TlsOptions,
     /// How long a graceful shutdown waits for in-flight requests before closing anyway.
     pub shutdown_grace: Duration,
 }
@@ -41,7 +44,7 @@ impl ServerConfig {
         ServerConfig {
             db: db.into(),
             name: "default".to_string(),
-            listen_client_urls: vec![SocketAddr::from(([127, 0, 0, 1], 2379))],
+            listen_client_urls: vec![ListenUrl::http(SocketAddr::from(([127, 0, 0, 1], 2379)))],
             advertise_client_urls: vec!["http://localhost:2379".to_string()],
             listen_metrics_urls: Vec::new(),
             quota_backend_bytes: None,
@@ -49,8 +52,25 @@ impl ServerConfig {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_txn_ops: DEFAULT_MAX_TXN_OPS,
             watch_progress_notify_interval: Duration::from_secs(600),
+            tls: crate::tls::TlsOptions::default(),
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+/// An address to listen on and whether it speaks TLS (`https://`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenUrl {
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// True for an `https://` URL.
+    pub tls: bool,
+}
+
+impl ListenUrl {
+    /// A plain `http://` address.
+    pub fn http(addr: SocketAddr) -> ListenUrl {
+        ListenUrl { addr, tls: false }
     }
 }
 
@@ -70,9 +90,9 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Parses a comma-separated list of `http://host:port` URLs into socket addresses, as etcd's
-/// `--listen-client-urls` (etcd refuses a host name other than `localhost` for listening).
-pub fn parse_listen_urls(flag: &str, urls: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+/// Parses a comma-separated list of `http://host:port` or `https://host:port` URLs, as
+/// etcd's `--listen-client-urls`.
+pub fn parse_listen_urls(flag: &str, urls: &str) -> Result<Vec<ListenUrl>, ConfigError> {
     let mut out = Vec::new();
     for url in split_urls(urls) {
         let (scheme, hostport) = url.split_once("://").ok_or_else(|| {
@@ -80,34 +100,27 @@ pub fn parse_listen_urls(flag: &str, urls: &str) -> Result<Vec<SocketAddr>, Conf
                 "--{flag}: URL {url:?} has no scheme (expected http://host:port)"
             ))
         })?;
-        match scheme {
-            "http" => {}
-            "https" => {
-                return Err(ConfigError(format!(
-                    "--{flag}: {url:?}: https needs TLS, which etch serve does not support yet"
-                )))
-            }
+        let tls = match scheme {
+            "http" => false,
+            "https" => true,
             _ => {
                 return Err(ConfigError(format!(
-                    "--{flag}: URL scheme must be http (got {url:?})"
+                    "--{flag}: URL scheme must be http or https (got {url:?})"
                 )))
             }
-        }
+        };
         let hostport = hostport.trim_end_matches('/');
         if hostport.contains('/') {
             return Err(ConfigError(format!(
                 "--{flag}: URL {url:?} must not have a path"
             )));
         }
-        let addrs: Vec<SocketAddr> = hostport
+        let addr = hostport
             .to_socket_addrs()
             .map_err(|e| ConfigError(format!("--{flag}: bad address in {url:?}: {e}")))?
-            .collect();
-        let first = addrs
-            .first()
-            .copied()
+            .next()
             .ok_or_else(|| ConfigError(format!("--{flag}: {url:?} resolves to no address")))?;
-        out.push(first);
+        out.push(ListenUrl { addr, tls });
     }
     if out.is_empty() {
         return Err(ConfigError(format!("--{flag}: no URL given")));
@@ -219,7 +232,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(addrs.len(), 2);
-        assert_eq!(addrs[1].port(), 22379);
+        assert_eq!(addrs[1].addr.port(), 22379);
+        assert!(!addrs[0].tls);
+        assert!(parse_listen_urls("x", "https://127.0.0.1:2379").unwrap()[0].tls);
         assert!(parse_listen_urls("x", "127.0.0.1:2379").is_err());
         assert!(parse_listen_urls("x", "ftp://127.0.0.1:2379").is_err());
         assert!(parse_listen_urls("x", "http://127.0.0.1:notaport").is_err());

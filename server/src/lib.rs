@@ -7,7 +7,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), etch_server::ServeError> {
 //! let mut config = etch_server::ServerConfig::new("app.etch");
-//! config.listen_client_urls = vec!["127.0.0.1:2379".parse().unwrap()];
+//! config.listen_client_urls = vec![etch_server::config::ListenUrl::http("127.0.0.1:2379".parse().unwrap())];
 //! let server = etch_server::start(config).await?;
 //! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
@@ -32,6 +32,7 @@ mod notifier;
 pub mod proto;
 pub mod queue;
 pub mod server;
+pub mod tls;
 pub mod watch;
 
 pub use config::{ConfigError, ServerConfig};

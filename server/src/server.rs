@@ -43,6 +43,9 @@ pub enum ServeError {
         /// The engine's error.
         source: etch_engine::Error,
     },
+    /// A flag combination that cannot work (TLS files missing or unreadable, ...).
+    #[error("{0}")]
+    Config(String),
     /// A listen address could not be bound.
     #[error("listen tcp {addr}: {source}")]
     Bind {
@@ -193,7 +196,19 @@ fn routes(node: &Node) -> Routes {
 /// Opens the store, binds every URL and starts serving. Errors if the store cannot be opened
 /// or an address cannot be bound; nothing is left running then.
 pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServeError> {
-    let client_listeners = bind(&config.listen_client_urls).await?;
+    let hosts: Vec<String> = config
+        .listen_client_urls
+        .iter()
+        .map(|u| u.addr.ip().to_string())
+        .collect();
+    let tls = crate::tls::server_tls(&config.tls, &hosts).map_err(|e| ServeError::Config(e.0))?;
+    if config.listen_client_urls.iter().any(|u| u.tls) && tls.is_none() {
+        return Err(ServeError::Config(
+            "an https:// listen URL needs --cert-file and --key-file, or --auto-tls".into(),
+        ));
+    }
+    let client_addrs: Vec<SocketAddr> = config.listen_client_urls.iter().map(|u| u.addr).collect();
+    let client_listeners = bind(&client_addrs).await?;
     let metrics_listeners = bind(&config.listen_metrics_urls).await?;
     let open_config = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&open_config))
@@ -204,13 +219,20 @@ pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServeError> {
     let routes = routes(&node);
     let mut tasks = Vec::new();
     let mut client_addrs = Vec::new();
-    for listener in client_listeners {
+    let urls = node.config().listen_client_urls.clone();
+    for (listener, url) in client_listeners.into_iter().zip(urls) {
         let addr = listener
             .local_addr()
             .map_err(|e| ServeError::Serve(e.to_string()))?;
         client_addrs.push(addr);
-        tracing::info!(%addr, "serving client requests (gRPC and HTTP)");
-        let server = tonic::transport::Server::builder()
+        tracing::info!(%addr, tls = url.tls, "serving client requests (gRPC and HTTP)");
+        let mut builder = tonic::transport::Server::builder();
+        if let (true, Some(tls)) = (url.tls, &tls) {
+            builder = builder
+                .tls_config(tls.clone())
+                .map_err(|e| ServeError::Config(format!("TLS: {e}")))?;
+        }
+        let server = builder
             .accept_http1(true)
             .tcp_nodelay(true)
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)

@@ -52,6 +52,21 @@ pub struct ServeArgs {
     /// Log level: debug, info, warn, error
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     pub log_level: String,
+    /// Server certificate (PEM) for https:// client URLs
+    #[arg(long, value_name = "FILE")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --cert-file
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// CA certificates (PEM) that sign client certificates
+    #[arg(long, value_name = "FILE")]
+    pub trusted_ca_file: Option<std::path::PathBuf>,
+    /// Refuse clients without a certificate signed by --trusted-ca-file
+    #[arg(long)]
+    pub client_cert_auth: bool,
+    /// Serve https:// client URLs with a generated self-signed certificate
+    #[arg(long)]
+    pub auto_tls: bool,
     /// How often watches created with progress_notify get a progress notification
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub experimental_watch_progress_notify_interval: String,
@@ -73,7 +88,13 @@ fn config(db: &Path, args: &ServeArgs) -> Result<ServerConfig, ConfigError> {
     config.advertise_client_urls =
         parse_advertise_urls("advertise-client-urls", &args.advertise_client_urls)?;
     if let Some(urls) = &args.listen_metrics_urls {
-        config.listen_metrics_urls = parse_listen_urls("listen-metrics-urls", urls)?;
+        let parsed = parse_listen_urls("listen-metrics-urls", urls)?;
+        if parsed.iter().any(|u| u.tls) {
+            return Err(ConfigError(
+                "--listen-metrics-urls: https is not supported for metrics; use http".into(),
+            ));
+        }
+        config.listen_metrics_urls = parsed.iter().map(|u| u.addr).collect();
     }
     config.quota_backend_bytes = (args.quota_backend_bytes > 0).then_some(args.quota_backend_bytes);
     config.auto_compaction =
@@ -86,6 +107,13 @@ fn config(db: &Path, args: &ServeArgs) -> Result<ServerConfig, ConfigError> {
         return Err(ConfigError("--max-txn-ops must be positive".into()));
     }
     config.max_txn_ops = args.max_txn_ops;
+    config.tls = etch_server::tls::TlsOptions {
+        cert_file: args.cert_file.clone(),
+        key_file: args.key_file.clone(),
+        trusted_ca_file: args.trusted_ca_file.clone(),
+        client_cert_auth: args.client_cert_auth,
+        auto_tls: args.auto_tls,
+    };
     config.watch_progress_notify_interval =
         etch_server::config::parse_duration(&args.experimental_watch_progress_notify_interval)
             .filter(|d| !d.is_zero())
@@ -128,9 +156,10 @@ pub fn run(db: &Path, args: &ServeArgs) -> CliResult<u8> {
         .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(async {
         tracing::info!(db = %config.db.display(), name = %config.name, "starting etch serve");
-        let server = etch_server::start(config)
-            .await
-            .map_err(|e| CliError::failed(e.to_string()))?;
+        let server = etch_server::start(config).await.map_err(|e| match e {
+            etch_server::ServeError::Config(msg) => bad_flag(ConfigError(msg)),
+            other => CliError::failed(other.to_string()),
+        })?;
         server
             .run_until(termination())
             .await

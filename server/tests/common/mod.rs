@@ -27,7 +27,9 @@ pub struct TestServer {
 /// A config for a store `test.etch` in `dir`, on a free loopback port.
 pub fn config_in(dir: &std::path::Path) -> ServerConfig {
     let mut config = ServerConfig::new(dir.join("test.etch"));
-    config.listen_client_urls = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listen_client_urls = vec![etch_server::config::ListenUrl::http(
+        "127.0.0.1:0".parse().unwrap(),
+    )];
     config.advertise_client_urls = vec!["http://127.0.0.1:0".to_string()];
     config.shutdown_grace = Duration::from_secs(5);
     config
