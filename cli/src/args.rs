@@ -171,6 +171,11 @@ pub enum Command {
     /// Write keys as JSON lines to stdout, one key per line
     #[command(long_about = EXPORT_LONG, after_help = "Examples:\n  etch export > all.jsonl\n  etch export --prefix svc/ --rev 42 > svc-at-42.jsonl")]
     Export(ExportArgs),
+    /// Serve etcd's v3 gRPC API over the database (etcdctl and etcd clients work against it)
+    #[command(
+        after_help = "Example:\n  etch serve --db app.etch --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379"
+    )]
+    Serve(crate::commands::serve::ServeArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  etch completion bash > /etc/bash_completion.d/etch\n  etch completion zsh > \"${fpath[1]}/_etch\"\n  etch completion fish > ~/.config/fish/completions/etch.fish"

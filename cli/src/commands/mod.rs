@@ -8,6 +8,7 @@ mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+pub(crate) mod serve;
 mod session;
 mod snapshot;
 mod transfer;
@@ -61,6 +62,7 @@ pub fn run(cli: &Cli) -> CliResult<u8> {
         Command::Elect(a) => elect::run(&mut ctx, a).map(|_| EXIT_OK),
         Command::Import(a) => transfer::import(&mut ctx, a).map(|_| EXIT_OK),
         Command::Export(a) => transfer::export(&mut ctx, a).map(|_| EXIT_OK),
+        Command::Serve(a) => serve::run(&cli.db, a),
         Command::Completion(a) => {
             clap_complete::generate(a.shell, &mut Cli::command(), "etch", &mut std::io::stdout());
             Ok(EXIT_OK)
