@@ -90,6 +90,25 @@ static void test_damaged_wal(const char *dir) {
     size_t main_len = 0, wal_len = 0;
     uint8_t *main_image = read_file(path, &main_len);
     uint8_t *wal_image = read_file(wal, &wal_len);
+    /* Read-only, the killed writer's WAL is replayed into memory: every put is there, and
+     * neither file changes. */
+    etch_options ro;
+    OK(NULL, etch_options_init(&ro, sizeof ro));
+    ro.read_only = 1;
+    etch_db *reader = NULL;
+    OK(NULL, etch_open(path, &ro, &reader));
+    int64_t seen = 0;
+    OK(reader, etch_revision(reader, &seen));
+    CHECK(seen == KILLED_PUTS + 1);
+    OK(NULL, etch_close(reader));
+    size_t check_len = 0;
+    uint8_t *check = read_file(wal, &check_len);
+    CHECK(check_len == wal_len && memcmp(check, wal_image, wal_len) == 0);
+    free(check);
+    check = read_file(path, &check_len);
+    CHECK(check_len == main_len && memcmp(check, main_image, main_len) == 0);
+    free(check);
+
     size_t end = wal_len;
     while (end > 4096 && wal_image[end - 1] == 0) end--;
     CHECK(end > 4096);
