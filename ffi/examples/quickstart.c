@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
            ETCH_VERSION_MINOR, ETCH_VERSION_PATCH);
 
     etch_options opts;
-    etch_options_init(&opts);
+    etch_options_init(&opts, sizeof opts);
     opts.durability = ETCH_DURABILITY_IMMEDIATE; /* the default: fsync before returning */
     etch_db *db = NULL;
     must(NULL, etch_open(path, &opts, &db), "open");

@@ -222,6 +222,15 @@
 #define ETCH_READONLY 17
 
 /**
+ * The WAL is damaged in the middle: valid, acknowledged records follow the damage, so the
+ * open refused to drop them and changed nothing. etch_errmsg(NULL) names the WAL offset, the
+ * last good sequence number and how many records follow. Reopen with
+ * `etch_options.repair_wal` set to keep a copy of the WAL and recover up to the damage
+ * (etch_wal_repair() then reports it). Distinct from ETCH_CORRUPT, which no option repairs.
+ */
+#define ETCH_WAL_DAMAGED 18
+
+/**
  * `etch_range_opts.sort_order`: key order (no sorting). The default.
  */
 #define ETCH_SORT_NONE 0
@@ -400,11 +409,20 @@ typedef struct etch_watch etch_watch;
 typedef struct etch_wtxn etch_wtxn;
 
 /**
- * Options for etch_open() and etch_restore(). Always fill it with etch_options_init() first,
- * then change the fields you care about: fields added in later versions then keep their
- * defaults. Owned by the caller (stack or heap); etch only reads it during the call.
+ * Options for etch_open() and etch_restore(). Owned by the caller (stack or heap); etch only
+ * reads it during the call.
+ *
+ * Always fill it with `etch_options_init(&opts, sizeof opts)` first, then change the fields
+ * you care about. ABI evolution: later versions only ever append fields, and `size` records
+ * how much of the struct the caller's header knew; the library reads only those `size` bytes
+ * and gives every field beyond them its default. So a program built against this header keeps
+ * working, unchanged and unrecompiled, with a later library.
  */
 typedef struct etch_options {
+  /**
+   * Size in bytes of the caller's etch_options: set by etch_options_init(), never by hand.
+   */
+  size_t size;
   /**
    * ETCH_DURABILITY_IMMEDIATE (default) or ETCH_DURABILITY_RELAXED.
    */
@@ -468,7 +486,54 @@ typedef struct etch_options {
    * quota. Default 8 GiB.
    */
   uint64_t quota_bytes;
+  /**
+   * Non-zero: open read-only. The file must exist; it is opened O_RDONLY with a shared
+   * lock, so any number of read-only handles (in any processes) may hold it at once, while
+   * a writer and they exclude each other. Nothing is ever written (a file of mode 0444 or in
+   * a read-only directory works): commits a killed writer left in the WAL are replayed into
+   * memory only. Every write fails with ETCH_READONLY. The handle shows the state as of the
+   * open, runs no background work (no lease expiry, compaction, checkpoint) and reports
+   * `wal_size` 0. Cannot be combined with repair_wal (ETCH_INVALID). Default 0.
+   */
+  int read_only;
+  /**
+   * How long an open waits for the file lock while another handle holds it, in
+   * milliseconds (SQLite's busy timeout); ETCH_LOCKED once it expires. Default 0: fail at
+   * once.
+   */
+  uint64_t lock_timeout_ms;
+  /**
+   * Non-zero: if the WAL is damaged in the middle (the open would fail with
+   * ETCH_WAL_DAMAGED), first copy it durably to `<file>-wal.damaged` (or `.damaged.N`),
+   * then recover up to the damage, dropping the records after it; etch_wal_repair() reports
+   * what was found and dropped. Default 0: such an open fails and changes nothing.
+   */
+  int repair_wal;
 } etch_options;
+
+/**
+ * What etch_wal_repair() reports: the damage an open with `etch_options.repair_wal` found in
+ * the WAL and repaired.
+ */
+typedef struct etch_wal_repair_report {
+  /**
+   * Byte offset in the WAL of the first frame that could not be read.
+   */
+  uint64_t offset;
+  /**
+   * Sequence number of the last record read intact: the store was recovered up to it.
+   */
+  uint64_t last_good_seq;
+  /**
+   * Valid records after the damage, all dropped by the repair.
+   */
+  uint64_t records_after;
+  /**
+   * Path of the kept copy of the damaged WAL (NUL-terminated), next to the store. Borrowed
+   * from the handle: valid until etch_close(); do not free it.
+   */
+  const char *copy_path;
+} etch_wal_repair_report;
 
 /**
  * Options of a range read (etcd's RangeRequest). All-zero means the defaults, so
@@ -828,9 +893,14 @@ const char *etch_version(void);
  * per request and 128 operations per transaction, a WAL of at most 64 MiB, auto-compaction keeping
  * 100000 revisions, an 8 GiB quota).
  *
- * Returns ETCH_OK, or ETCH_INVALID if `opts` is NULL. Thread-safe.
+ * 100000 revisions, an 8 GiB quota, a writable open that fails at once on a locked file and
+ * refuses a damaged WAL). `size` must be `sizeof *opts` (the caller's view of the struct): the
+ * library writes only that many bytes and records it in `opts->size`.
+ *
+ * Returns ETCH_OK, or ETCH_INVALID if `opts` is NULL or `size` is not a size of etch_options
+ * this library knows (smaller than this version's, or from a newer header). Thread-safe.
  */
-int etch_options_init(struct etch_options *opts);
+int etch_options_init(struct etch_options *opts, size_t size);
 
 /**
  * Opens the store at `path` (a NUL-terminated file name), creating it if it does not exist.
@@ -839,9 +909,10 @@ int etch_options_init(struct etch_options *opts);
  * caller and released with etch_close(); on failure `*db` is set to NULL and
  * etch_errmsg(NULL) describes the failure on this thread.
  *
- * Returns ETCH_OK, ETCH_INVALID (NULL path or db, bad option), ETCH_LOCKED (open elsewhere,
- * including in this process), ETCH_FORMAT (not an etch file, or a newer format),
- * ETCH_CORRUPT, ETCH_IO or ETCH_NOSPACE. Thread-safe.
+ * Returns ETCH_OK, ETCH_INVALID (NULL path or db, bad option, `read_only` with `repair_wal`),
+ * ETCH_LOCKED (held elsewhere, including in this process, past `lock_timeout_ms`),
+ * ETCH_FORMAT (not an etch file, or a newer format), ETCH_CORRUPT, ETCH_WAL_DAMAGED (see
+ * `repair_wal`), ETCH_IO (with `read_only`: also a missing file) or ETCH_NOSPACE. Thread-safe.
  */
 int etch_open(const char *path, const struct etch_options *opts, struct etch_db **db);
 
@@ -873,6 +944,20 @@ int etch_restore(const char *snapshot_path,
  * then available from etch_errmsg(NULL), since the handle is gone.
  */
 int etch_close(struct etch_db *db);
+
+/**
+ * If the open that made `db` repaired a damaged WAL (`etch_options.repair_wal`), fills
+ * `*report` with what it found and dropped and returns ETCH_OK; otherwise returns
+ * ETCH_NOT_FOUND and leaves `*report` unwritten. ETCH_INVALID for a NULL argument.
+ * `report->copy_path` is borrowed from the handle (valid until etch_close()). Thread-safe.
+ */
+int etch_wal_repair(const struct etch_db *db, struct etch_wal_repair_report *report);
+
+/**
+ * `*read_only` receives 1 if `db` was opened with `etch_options.read_only`, else 0.
+ * ETCH_OK, or ETCH_INVALID for a NULL argument. Thread-safe.
+ */
+int etch_is_read_only(const struct etch_db *db, int *read_only);
 
 /**
  * The message of the calling thread's most recent failed call on `db` (a NUL-terminated

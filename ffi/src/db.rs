@@ -18,6 +18,9 @@ use crate::error::{Failure, FfiResult};
 /// handle and must not run concurrently with any other call on it.
 pub struct etch_db {
     pub(crate) store: Store,
+    /// The path of the damaged-WAL copy, as C reads it through etch_wal_repair(); set when the
+    /// open repaired the WAL. Kept here so the borrowed pointer lives as long as the handle.
+    wal_repair_copy: Option<CString>,
     /// Last error message per calling thread, for etch_errmsg().
     errors: Mutex<HashMap<u64, CString>>,
 }
@@ -49,12 +52,19 @@ pub const ETCH_AUTO_COMPACTION_REVISIONS: c_int = 1;
 /// `auto_compaction_retention` milliseconds.
 pub const ETCH_AUTO_COMPACTION_PERIODIC: c_int = 2;
 
-/// Options for etch_open() and etch_restore(). Always fill it with etch_options_init() first,
-/// then change the fields you care about: fields added in later versions then keep their
-/// defaults. Owned by the caller (stack or heap); etch only reads it during the call.
+/// Options for etch_open() and etch_restore(). Owned by the caller (stack or heap); etch only
+/// reads it during the call.
+///
+/// Always fill it with `etch_options_init(&opts, sizeof opts)` first, then change the fields
+/// you care about. ABI evolution: later versions only ever append fields, and `size` records
+/// how much of the struct the caller's header knew; the library reads only those `size` bytes
+/// and gives every field beyond them its default. So a program built against this header keeps
+/// working, unchanged and unrecompiled, with a later library.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct etch_options {
+    /// Size in bytes of the caller's etch_options: set by etch_options_init(), never by hand.
+    pub size: usize,
     /// ETCH_DURABILITY_IMMEDIATE (default) or ETCH_DURABILITY_RELAXED.
     pub durability: c_int,
     /// How often the WAL is synced in relaxed mode, in milliseconds (default 100).
@@ -90,12 +100,50 @@ pub struct etch_options {
     /// Space quota in bytes; past it writes that add data fail with ETCH_QUOTA. 0 means no
     /// quota. Default 8 GiB.
     pub quota_bytes: u64,
+    /// Non-zero: open read-only. The file must exist; it is opened O_RDONLY with a shared
+    /// lock, so any number of read-only handles (in any processes) may hold it at once, while
+    /// a writer and they exclude each other. Nothing is ever written (a file of mode 0444 or in
+    /// a read-only directory works): commits a killed writer left in the WAL are replayed into
+    /// memory only. Every write fails with ETCH_READONLY. The handle shows the state as of the
+    /// open, runs no background work (no lease expiry, compaction, checkpoint) and reports
+    /// `wal_size` 0. Cannot be combined with repair_wal (ETCH_INVALID). Default 0.
+    pub read_only: c_int,
+    /// How long an open waits for the file lock while another handle holds it, in
+    /// milliseconds (SQLite's busy timeout); ETCH_LOCKED once it expires. Default 0: fail at
+    /// once.
+    pub lock_timeout_ms: u64,
+    /// Non-zero: if the WAL is damaged in the middle (the open would fail with
+    /// ETCH_WAL_DAMAGED), first copy it durably to `<file>-wal.damaged` (or `.damaged.N`),
+    /// then recover up to the damage, dropping the records after it; etch_wal_repair() reports
+    /// what was found and dropped. Default 0: such an open fails and changes nothing.
+    pub repair_wal: c_int,
+}
+
+/// The size of the first etch_options with a `size` field (this version's): the smallest
+/// `size` the library accepts. Later versions append fields and keep this figure.
+const OPTIONS_SIZE_V1: usize = std::mem::size_of::<etch_options>();
+
+/// What etch_wal_repair() reports: the damage an open with `etch_options.repair_wal` found in
+/// the WAL and repaired.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct etch_wal_repair_report {
+    /// Byte offset in the WAL of the first frame that could not be read.
+    pub offset: u64,
+    /// Sequence number of the last record read intact: the store was recovered up to it.
+    pub last_good_seq: u64,
+    /// Valid records after the damage, all dropped by the repair.
+    pub records_after: u64,
+    /// Path of the kept copy of the damaged WAL (NUL-terminated), next to the store. Borrowed
+    /// from the handle: valid until etch_close(); do not free it.
+    pub copy_path: *const c_char,
 }
 
 impl etch_options {
     /// The engine's defaults.
     fn defaults() -> etch_options {
         etch_options {
+            size: std::mem::size_of::<etch_options>(),
             durability: ETCH_DURABILITY_IMMEDIATE,
             relaxed_sync_interval_ms: 100,
             page_size: 4096,
@@ -110,7 +158,51 @@ impl etch_options {
             auto_compaction_mode: ETCH_AUTO_COMPACTION_REVISIONS,
             auto_compaction_retention: 100_000,
             quota_bytes: 8 << 30,
+            read_only: 0,
+            lock_timeout_ms: 0,
+            repair_wal: 0,
         }
+    }
+
+    /// Checks a caller's `size`: at least this version's first size, at most what this
+    /// library knows (a larger one comes from a newer header, whose extra fields would be
+    /// silently ignored).
+    fn check_size(size: usize) -> FfiResult<()> {
+        let known = std::mem::size_of::<etch_options>();
+        if (OPTIONS_SIZE_V1..=known).contains(&size) {
+            Ok(())
+        } else {
+            Err(Failure::invalid(format!(
+                "etch_options size {size} is not between {OPTIONS_SIZE_V1} and {known}: fill the \
+                 options with etch_options_init(&opts, sizeof opts), from the header of this \
+                 library or an older one"
+            )))
+        }
+    }
+
+    /// Reads the caller's options: the first `size` bytes, defaults for the rest.
+    ///
+    /// # Safety
+    /// `opts` must be non-NULL and readable for its `size` field and, once that is checked,
+    /// for `size` bytes (the header's contract for a struct filled by etch_options_init()).
+    unsafe fn read(opts: *const etch_options) -> FfiResult<etch_options> {
+        // SAFETY: every etch_options, of any version, starts with its size_t `size`.
+        let size = unsafe { opts.cast::<usize>().read_unaligned() };
+        Self::check_size(size)?;
+        let mut merged = etch_options::defaults();
+        // SAFETY: `opts` is readable for `size` bytes (contract above) and `merged` is
+        // writable for them (size <= size_of::<etch_options>(), checked); they do not overlap.
+        // Every field is plain data for which any bit pattern is valid (integers, f64), so a
+        // byte copy of a prefix yields a valid value.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                opts.cast::<u8>(),
+                std::ptr::addr_of_mut!(merged).cast::<u8>(),
+                size,
+            )
+        };
+        merged.size = std::mem::size_of::<etch_options>();
+        Ok(merged)
     }
 
     /// The engine's builder for these options.
@@ -147,24 +239,33 @@ impl etch_options {
             .random_access(flag(self.random_access))
             .write_attempts(self.write_attempts)
             .auto_compaction(auto_compaction)
-            .quota_bytes((self.quota_bytes != 0).then_some(self.quota_bytes)))
+            .quota_bytes((self.quota_bytes != 0).then_some(self.quota_bytes))
+            .read_only(flag(self.read_only))
+            .lock_timeout(Duration::from_millis(self.lock_timeout_ms))
+            .repair_wal(flag(self.repair_wal)))
     }
 }
 
 /// Reads an optional options pointer: NULL means the defaults.
 ///
 /// # Safety
-/// A non-NULL `opts` must point to a readable etch_options.
+/// A non-NULL `opts` must point to an etch_options filled by etch_options_init().
 unsafe fn engine_options(opts: *const etch_options) -> FfiResult<Options> {
-    // SAFETY: the caller's guarantee; etch_options is Copy plain data.
-    let opts = unsafe { opts.as_ref() }.copied();
-    opts.unwrap_or_else(etch_options::defaults).to_engine()
+    if opts.is_null() {
+        return etch_options::defaults().to_engine();
+    }
+    // SAFETY: the caller's guarantee, as etch_options::read requires.
+    unsafe { etch_options::read(opts) }?.to_engine()
 }
 
 /// Boxes a store as a handle.
 fn into_handle(store: Store) -> *mut etch_db {
+    let wal_repair_copy = store
+        .wal_repair()
+        .map(|repair| c_message(&repair.copy.to_string_lossy()));
     Box::into_raw(Box::new(etch_db {
         store,
+        wal_repair_copy,
         errors: Mutex::new(HashMap::new()),
     }))
 }
@@ -173,13 +274,31 @@ fn into_handle(store: Store) -> *mut etch_db {
 /// per request and 128 operations per transaction, a WAL of at most 64 MiB, auto-compaction keeping
 /// 100000 revisions, an 8 GiB quota).
 ///
-/// Returns ETCH_OK, or ETCH_INVALID if `opts` is NULL. Thread-safe.
+/// 100000 revisions, an 8 GiB quota, a writable open that fails at once on a locked file and
+/// refuses a damaged WAL). `size` must be `sizeof *opts` (the caller's view of the struct): the
+/// library writes only that many bytes and records it in `opts->size`.
+///
+/// Returns ETCH_OK, or ETCH_INVALID if `opts` is NULL or `size` is not a size of etch_options
+/// this library knows (smaller than this version's, or from a newer header). Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn etch_options_init(opts: *mut etch_options) -> c_int {
+pub unsafe extern "C" fn etch_options_init(opts: *mut etch_options, size: usize) -> c_int {
     call(|| {
-        // SAFETY: by the header's contract a non-NULL opts is writable for the call.
-        let opts = unsafe { out(opts, "opts") }?;
-        opts.set(etch_options::defaults());
+        if opts.is_null() {
+            return Err(Failure::invalid("opts is NULL"));
+        }
+        etch_options::check_size(size)?;
+        let mut defaults = etch_options::defaults();
+        defaults.size = size;
+        // SAFETY: by the header's contract opts is writable for `size` bytes (sizeof *opts
+        // in the caller), and size <= size_of::<etch_options>() (checked), so the copy reads
+        // inside `defaults` and writes inside the caller's struct.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                std::ptr::addr_of!(defaults).cast::<u8>(),
+                opts.cast::<u8>(),
+                size,
+            )
+        };
         Ok(())
     })
 }
@@ -190,9 +309,10 @@ pub unsafe extern "C" fn etch_options_init(opts: *mut etch_options) -> c_int {
 /// caller and released with etch_close(); on failure `*db` is set to NULL and
 /// etch_errmsg(NULL) describes the failure on this thread.
 ///
-/// Returns ETCH_OK, ETCH_INVALID (NULL path or db, bad option), ETCH_LOCKED (open elsewhere,
-/// including in this process), ETCH_FORMAT (not an etch file, or a newer format),
-/// ETCH_CORRUPT, ETCH_IO or ETCH_NOSPACE. Thread-safe.
+/// Returns ETCH_OK, ETCH_INVALID (NULL path or db, bad option, `read_only` with `repair_wal`),
+/// ETCH_LOCKED (held elsewhere, including in this process, past `lock_timeout_ms`),
+/// ETCH_FORMAT (not an etch file, or a newer format), ETCH_CORRUPT, ETCH_WAL_DAMAGED (see
+/// `repair_wal`), ETCH_IO (with `read_only`: also a missing file) or ETCH_NOSPACE. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn etch_open(
     path: *const c_char,
@@ -271,9 +391,52 @@ pub unsafe extern "C" fn etch_close(db: *mut etch_db) -> c_int {
         // SAFETY: by the header's contract db is a live handle from etch_open()/etch_restore(),
         // closed exactly once, with no concurrent call: we take back the Box we leaked.
         let handle = unsafe { Box::from_raw(db) };
-        let etch_db { store, errors } = *handle;
-        drop(errors);
+        let etch_db {
+            store,
+            errors,
+            wal_repair_copy,
+        } = *handle;
+        drop((errors, wal_repair_copy));
         store.close()?;
+        Ok(())
+    })
+}
+
+/// If the open that made `db` repaired a damaged WAL (`etch_options.repair_wal`), fills
+/// `*report` with what it found and dropped and returns ETCH_OK; otherwise returns
+/// ETCH_NOT_FOUND and leaves `*report` unwritten. ETCH_INVALID for a NULL argument.
+/// `report->copy_path` is borrowed from the handle (valid until etch_close()). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn etch_wal_repair(
+    db: *const etch_db,
+    report: *mut etch_wal_repair_report,
+) -> c_int {
+    boundary::call_db(db, |db| {
+        // SAFETY: by the header's contract report is writable.
+        let report = unsafe { out(report, "report") }?;
+        match (db.store.wal_repair(), &db.wal_repair_copy) {
+            (Some(repair), Some(copy)) => {
+                report.set(etch_wal_repair_report {
+                    offset: repair.damage.offset,
+                    last_good_seq: repair.damage.last_good_seq,
+                    records_after: repair.damage.records_after,
+                    copy_path: copy.as_ptr(),
+                });
+                Ok(())
+            }
+            _ => Err(Failure::not_found("this open repaired no WAL")),
+        }
+    })
+}
+
+/// `*read_only` receives 1 if `db` was opened with `etch_options.read_only`, else 0.
+/// ETCH_OK, or ETCH_INVALID for a NULL argument. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn etch_is_read_only(db: *const etch_db, read_only: *mut c_int) -> c_int {
+    boundary::call_db(db, |db| {
+        // SAFETY: by the header's contract read_only is writable.
+        let read_only = unsafe { out(read_only, "read_only") }?;
+        read_only.set(c_int::from(db.store.is_read_only()));
         Ok(())
     })
 }
@@ -312,11 +475,23 @@ mod tests {
     #[test]
     fn defaults_are_accepted_and_bad_enums_refused() {
         assert!(etch_options::defaults().to_engine().is_ok());
+
         let mut o = etch_options::defaults();
         o.durability = 7;
         assert_eq!(o.to_engine().unwrap_err().code, ETCH_INVALID);
         let mut o = etch_options::defaults();
         o.auto_compaction_mode = -1;
         assert_eq!(o.to_engine().unwrap_err().code, ETCH_INVALID);
+    }
+
+    #[test]
+    fn sizes_outside_the_known_versions_are_refused() {
+        let known = std::mem::size_of::<etch_options>();
+        assert!(etch_options::check_size(known).is_ok());
+        assert_eq!(
+            etch_options::check_size(known + 8).unwrap_err().code,
+            ETCH_INVALID
+        );
+        assert_eq!(etch_options::check_size(0).unwrap_err().code, ETCH_INVALID);
     }
 }

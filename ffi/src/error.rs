@@ -48,6 +48,12 @@ pub const ETCH_CLOSED: c_int = 15;
 pub const ETCH_EXISTS: c_int = 16;
 /// The store was opened read-only: every write is refused.
 pub const ETCH_READONLY: c_int = 17;
+/// The WAL is damaged in the middle: valid, acknowledged records follow the damage, so the
+/// open refused to drop them and changed nothing. etch_errmsg(NULL) names the WAL offset, the
+/// last good sequence number and how many records follow. Reopen with
+/// `etch_options.repair_wal` set to keep a copy of the WAL and recover up to the damage
+/// (etch_wal_repair() then reports it). Distinct from ETCH_CORRUPT, which no option repairs.
+pub const ETCH_WAL_DAMAGED: c_int = 18;
 
 /// A failed call: its status code and the message etch_errmsg() will return.
 #[derive(Debug)]
@@ -101,7 +107,8 @@ pub(crate) fn code_of(err: &Error) -> c_int {
         Error::Compacted { .. } => ETCH_COMPACTED,
         Error::FutureRevision { .. } => ETCH_FUTURE_REV,
         Error::NotEtchFile { .. } | Error::NewerFormat { .. } => ETCH_FORMAT,
-        Error::Corrupt(_) | Error::WalDamaged { .. } => ETCH_CORRUPT,
+        Error::Corrupt(_) => ETCH_CORRUPT,
+        Error::WalDamaged { .. } => ETCH_WAL_DAMAGED,
         Error::Locked { .. } => ETCH_LOCKED,
         Error::NoSpace(_) => ETCH_NOSPACE,
         Error::Io(_) | Error::Open { .. } => ETCH_IO,
@@ -138,6 +145,7 @@ pub extern "C" fn etch_strerror(code: c_int) -> *const c_char {
         ETCH_CLOSED => b"store or watch is closed\0",
         ETCH_EXISTS => b"already exists\0",
         ETCH_READONLY => b"store is open read-only\0",
+        ETCH_WAL_DAMAGED => b"WAL is damaged before acknowledged records (open with repair_wal)\0",
         _ => b"unknown status code\0",
     };
     text.as_ptr().cast()
@@ -187,6 +195,15 @@ mod tests {
             ),
             (Error::Corrupt("page 3".into()), ETCH_CORRUPT),
             (
+                Error::WalDamaged {
+                    path: "p-wal".into(),
+                    offset: 4096,
+                    last_good_seq: 7,
+                    records_after: 3,
+                },
+                ETCH_WAL_DAMAGED,
+            ),
+            (
                 Error::Locked {
                     path: "p".into(),
                     in_this_process: true,
@@ -220,7 +237,7 @@ mod tests {
     #[test]
     fn strerror_is_distinct_per_code_and_never_null() {
         let mut seen = std::collections::HashSet::new();
-        for code in ETCH_OK..=ETCH_READONLY {
+        for code in ETCH_OK..=ETCH_WAL_DAMAGED {
             let p = etch_strerror(code);
             assert!(!p.is_null());
             // SAFETY: etch_strerror returns pointers to NUL-terminated static byte strings.

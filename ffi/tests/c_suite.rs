@@ -317,6 +317,11 @@ fn c_write() {
 }
 
 #[test]
+fn c_open_options() {
+    c_test("test_open");
+}
+
+#[test]
 fn c_edges() {
     c_test("test_edges");
 }

@@ -275,7 +275,17 @@ fn build(py: Python<'_>, err: &EngineError) -> PyResult<PyErr> {
             NewerFormatError::new_err(msg),
             vec![("path", obj(py, path.to_string_lossy().as_ref())?)],
         ),
-        EngineError::Corrupt(_) => (CorruptError::new_err(msg), vec![]),
+        // The WAL figures exist only for a damaged WAL; None otherwise, so every CorruptError
+        // has the same attributes.
+        EngineError::Corrupt(_) => (
+            CorruptError::new_err(msg),
+            vec![
+                ("path", py.None()),
+                ("offset", py.None()),
+                ("last_good_seq", py.None()),
+                ("records_after", py.None()),
+            ],
+        ),
         EngineError::WalDamaged {
             path,
             offset,

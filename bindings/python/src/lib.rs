@@ -29,6 +29,7 @@ fn _etch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyDeleteResponse>()?;
     m.add_class::<types::PyStatus>()?;
     m.add_class::<types::PyCheckReport>()?;
+    m.add_class::<types::PyWalRepair>()?;
     m.add_function(wrap_pyfunction!(store::open, m)?)?;
     m.add_function(wrap_pyfunction!(store::restore, m)?)?;
     m.add_function(wrap_pyfunction!(store::prefix_end, m)?)?;

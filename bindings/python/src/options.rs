@@ -38,6 +38,9 @@ pub const NAMES: &[&str] = &[
     "auto_compaction_mode",
     "auto_compaction_retention",
     "quota_bytes",
+    "read_only",
+    "lock_timeout",
+    "repair_wal",
 ];
 
 /// Parses the keyword arguments. Unknown names are a `TypeError`, bad values an
@@ -80,6 +83,9 @@ pub fn parse(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<OpenOptions> {
                     o
                 }
                 "quota_bytes" => o.quota_bytes(v.extract::<Option<u64>>()?),
+                "read_only" => o.read_only(v.extract()?),
+                "lock_timeout" => o.lock_timeout(seconds(&v)?),
+                "repair_wal" => o.repair_wal(v.extract()?),
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unknown option {other:?}; the options are: {}",

@@ -17,6 +17,7 @@ use crate::stm::PyWriteTxn;
 use crate::txn::{self, range_of};
 use crate::types::{
     delete_response, put_response, PyCheckReport, PyDeleteResponse, PyPutResponse, PyStatus,
+    PyWalRepair,
 };
 use crate::watch::PyWatcher;
 
@@ -142,6 +143,20 @@ impl PyStore {
     #[getter]
     fn revision(&self) -> PyResult<i64> {
         Ok(self.store()?.revision())
+    }
+
+    /// True if the store was opened with `read_only=True` (every write raises
+    /// `ReadOnlyError`).
+    #[getter]
+    fn read_only(&self) -> PyResult<bool> {
+        Ok(self.store()?.is_read_only())
+    }
+
+    /// What the open repaired in a damaged WAL (`repair_wal=True`), or None if it repaired
+    /// nothing.
+    #[getter]
+    fn wal_repair(&self) -> PyResult<Option<PyWalRepair>> {
+        Ok(self.store()?.wal_repair().map(PyWalRepair::from))
     }
 
     /// True once `close` has run.

@@ -1,6 +1,6 @@
-//! Result classes: put and delete responses, status, integrity report.
+//! Result classes: put and delete responses, status, integrity report, WAL repair report.
 
-use etch_engine::{CheckReport, DeleteResponse, PutResponse, Status};
+use etch_engine::{CheckReport, DeleteResponse, PutResponse, Status, WalRepair};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -162,6 +162,41 @@ impl From<CheckReport> for PyCheckReport {
             keys: c.keys,
             history_records: c.history_records,
             log_records: c.log_records,
+        }
+    }
+}
+
+/// What an open with `repair_wal=True` found and did: where the WAL broke, what it kept, and
+/// how many records after the damage it dropped.
+#[pyclass(frozen, module = "etch", name = "WalRepair", get_all)]
+pub struct PyWalRepair {
+    /// Byte offset in the WAL of the first frame that could not be read.
+    offset: u64,
+    /// Sequence number of the last record read intact: the store was recovered up to it.
+    last_good_seq: u64,
+    /// Valid records after the damage, all dropped by the repair.
+    records_after: u64,
+    /// Path of the kept copy of the damaged WAL (`<file>-wal.damaged`, or numbered).
+    copy: String,
+}
+
+#[pymethods]
+impl PyWalRepair {
+    fn __repr__(&self) -> String {
+        format!(
+            "WalRepair(offset={}, last_good_seq={}, records_after={}, copy={:?})",
+            self.offset, self.last_good_seq, self.records_after, self.copy
+        )
+    }
+}
+
+impl From<&WalRepair> for PyWalRepair {
+    fn from(r: &WalRepair) -> Self {
+        PyWalRepair {
+            offset: r.damage.offset,
+            last_good_seq: r.damage.last_good_seq,
+            records_after: r.damage.records_after,
+            copy: r.copy.to_string_lossy().into_owned(),
         }
     }
 }

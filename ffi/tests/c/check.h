@@ -52,7 +52,7 @@ static inline etch_db *open_test_db(const char *dir, const char *name) {
     char path[4096];
     etch_options o;
     etch_db *db = NULL;
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.durability = ETCH_DURABILITY_RELAXED;
     o.wal_capacity = 1 << 20;
     o.auto_compaction_mode = ETCH_AUTO_COMPACTION_OFF;

@@ -28,26 +28,26 @@ static void test_open_errors(const char *dir) {
     CHECK_RC(NULL, etch_open("", NULL, &db), ETCH_INVALID);
     CHECK_RC(NULL, etch_open(path_in(path, sizeof path, dir, "x.etch"), NULL, NULL),
              ETCH_INVALID);
-    CHECK_RC(NULL, etch_options_init(NULL), ETCH_INVALID);
+    CHECK_RC(NULL, etch_options_init(NULL, sizeof(etch_options)), ETCH_INVALID);
     CHECK_RC(NULL, etch_restore(NULL, path, NULL, &db), ETCH_INVALID);
     CHECK_RC(NULL, etch_restore(path, NULL, NULL, &db), ETCH_INVALID);
     CHECK_RC(NULL, etch_restore(path, path, NULL, NULL), ETCH_INVALID);
 
     /* Options out of range or unknown enum values. */
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.page_size = 1000;
     CHECK_RC(NULL, etch_open(path, &o, &db), ETCH_INVALID);
     CHECK(strstr(etch_errmsg(NULL), "page_size") != NULL);
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.durability = 9;
     CHECK_RC(NULL, etch_open(path, &o, &db), ETCH_INVALID);
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.auto_compaction_mode = 9;
     CHECK_RC(NULL, etch_open(path, &o, &db), ETCH_INVALID);
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.wal_capacity = 10;
     CHECK_RC(NULL, etch_open(path, &o, &db), ETCH_INVALID);
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.max_txn_ops = 0;
     CHECK_RC(NULL, etch_open(path, &o, &db), ETCH_INVALID);
 
@@ -63,7 +63,7 @@ static void test_open_errors(const char *dir) {
 
     /* ETCH_LOCKED: open twice in one process. */
     db = open_test_db(dir, "locked.etch");
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.wal_capacity = 1 << 20;
     CHECK_RC(NULL, etch_open(path_in(path, sizeof path, dir, "locked.etch"), &o, &db2),
              ETCH_LOCKED);
@@ -100,7 +100,7 @@ static void test_corrupt(const char *dir) {
     CHECK(close(fd) == 0);
 
     etch_options o;
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.wal_capacity = 1 << 20;
     db = NULL;
     int rc = etch_open(path, &o, &db);
@@ -121,7 +121,7 @@ static void test_limits(const char *dir) {
     char path[4096];
 
     /* ETCH_TOO_LARGE: key over max_key_size, request over max_request_bytes. */
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.durability = ETCH_DURABILITY_RELAXED;
     o.wal_capacity = 1 << 20;
     o.max_request_bytes = 1024;
@@ -135,7 +135,7 @@ static void test_limits(const char *dir) {
     OK(NULL, etch_close(db));
 
     /* ETCH_QUOTA: a tiny space quota; deletes still work once it is hit. */
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.durability = ETCH_DURABILITY_RELAXED;
     o.wal_capacity = 1 << 20;
     o.quota_bytes = 64 * 1024;

@@ -281,7 +281,7 @@ static void test_maintenance(etch_db *db, const char *dir) {
     /* Restore the snapshot into a new file and compare hashes. */
     etch_db *restored = NULL;
     etch_options o;
-    OK(NULL, etch_options_init(&o));
+    OK(NULL, etch_options_init(&o, sizeof o));
     o.wal_capacity = 1 << 20;
     OK(NULL, etch_restore(path, path_in(out, sizeof out, dir, "restored.etch"), &o, &restored));
     CHECK(restored != NULL);

@@ -48,6 +48,7 @@ from etch._etch import (
     StorageError,
     TooManyOpsError,
     ValueProvidedError,
+    WalRepair,
 )
 from etch._lease import Lease
 from etch._lock import Lock
@@ -99,6 +100,7 @@ __all__ = [
     "TooManyOpsError",
     "Transactions",
     "ValueProvidedError",
+    "WalRepair",
     "WatchResponse",
     "WatchTimedOut",
     "WriteBlock",

@@ -95,7 +95,14 @@ class NewerFormatError(Error):
     path: str
 
 class CorruptError(Error):
-    """The file or its WAL is damaged."""
+    """The file or its WAL is damaged. For a WAL damaged in the middle (acknowledged records
+    follow the damage; open with `repair_wal=True` to recover up to it) the attributes name the
+    WAL, the offset of the damage, the last good sequence number and how many records follow;
+    for other corruption they are None."""
+    path: Optional[str]
+    offset: Optional[int]
+    last_good_seq: Optional[int]
+    records_after: Optional[int]
 
 class LockedError(Error):
     """Another process or Store has the file open."""
@@ -181,6 +188,17 @@ class Status:
     def page_size(self) -> int: ...
     @property
     def applied_index(self) -> int: ...
+
+class WalRepair:
+    """What an open with `repair_wal=True` found in a damaged WAL and did about it."""
+    @property
+    def offset(self) -> int: ...
+    @property
+    def last_good_seq(self) -> int: ...
+    @property
+    def records_after(self) -> int: ...
+    @property
+    def copy(self) -> str: ...
 
 class CheckReport:
     """What an integrity check examined."""
@@ -361,6 +379,9 @@ def open(
     auto_compaction_mode: Literal["revision", "periodic", "off"] = ...,
     auto_compaction_retention: float = ...,
     quota_bytes: Optional[int] = ...,
+    read_only: bool = ...,
+    lock_timeout: float = ...,
+    repair_wal: bool = ...,
 ) -> Store:
     """Opens (or creates) the store at `path`."""
 
@@ -376,6 +397,10 @@ class Store:
     def revision(self) -> int: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def wal_repair(self) -> Optional[WalRepair]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Store: ...
     def __exit__(

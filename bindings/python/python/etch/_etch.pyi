@@ -35,6 +35,7 @@ from etch import (
     StorageError as StorageError,
     TooManyOpsError as TooManyOpsError,
     ValueProvidedError as ValueProvidedError,
+    WalRepair as WalRepair,
 )
 
 _Key = Union[bytes, bytearray, str]
@@ -87,6 +88,10 @@ class NativeStore:
     def revision(self) -> int: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def wal_repair(self) -> Optional[WalRepair]: ...
     def get(self, key: _Key, revision: int = ...) -> Optional[_KV]: ...
     def range(
         self,

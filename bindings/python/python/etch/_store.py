@@ -34,6 +34,7 @@ from etch._etch import (
     KVMetadata,
     PutResponse,
     Status,
+    WalRepair,
     prefix_end,
 )
 from etch._lease import Lease
@@ -77,8 +78,18 @@ def open(path: PathLike, **options: Any) -> Store:
     ``wal_capacity``, ``checkpoint_interval``, ``checkpoint_wal_fraction``, ``random_access``,
     ``write_attempts`` (for :meth:`Store.write`), ``auto_compaction_mode`` (``"revision"``,
     ``"periodic"`` or ``"off"``) with ``auto_compaction_retention`` (revisions, or seconds),
-    and ``quota_bytes`` (None for no quota). Raises :class:`etch.LockedError` if the file is
-    open elsewhere, ``TypeError`` for an unknown option.
+    and ``quota_bytes`` (None for no quota).
+
+    ``read_only=True`` opens an existing file without ever writing to it (a file of mode 0444
+    works): any number of read-only stores, in any processes, may hold it at once; every write
+    raises :class:`etch.ReadOnlyError`. ``lock_timeout`` (seconds, default 0) waits that long
+    for a file another store holds. A WAL damaged in the middle raises
+    :class:`etch.CorruptError` (with ``offset``, ``last_good_seq``, ``records_after``) and
+    changes nothing; ``repair_wal=True`` then keeps a copy of the WAL, recovers up to the damage
+    and reports it in :attr:`Store.wal_repair`.
+
+    Raises :class:`etch.LockedError` if the file is open elsewhere (past ``lock_timeout``),
+    ``TypeError`` for an unknown option.
     """
     return Store(_etch.open(path, **options))
 
@@ -118,6 +129,19 @@ class Store:
     def closed(self) -> bool:
         """True once :meth:`close` has run."""
         return bool(self._native.closed)
+
+    @property
+    def read_only(self) -> bool:
+        """True if opened with ``read_only=True``: every write raises
+        :class:`etch.ReadOnlyError`."""
+        return bool(self._native.read_only)
+
+    @property
+    def wal_repair(self) -> Optional[WalRepair]:
+        """What the open repaired in a damaged WAL (``repair_wal=True``): the damage's
+        ``offset``, ``last_good_seq``, the dropped ``records_after`` and the ``copy`` it kept of
+        the WAL; None if it repaired nothing."""
+        return self._native.wal_repair
 
     def close(self) -> None:
         """Stops callback watches, checkpoints, removes the WAL (leaving one file) and releases
