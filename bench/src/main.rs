@@ -1,9 +1,11 @@
 //! `etch-bench`: measures etch against redb, LMDB (heed), SQLite (rusqlite, bundled) and fjall
 //! in one process, one engine after another, and prints each figure with its ratio to etch.
+//! `etch-bench server` measures `etch serve` against etcd 3.4 instead (see `server/mod.rs`).
 //!
 //! ```text
 //! cargo run --release -p etch-bench -- compare [--scale small|full] [--json FILE]
 //!                                              [--engines etch,redb,lmdb,sqlite,fjall]
+//! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE]
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -44,6 +46,7 @@
 
 mod engines;
 mod floor;
+mod server;
 mod workload;
 
 use std::process::Command;
@@ -54,6 +57,7 @@ use workload::{Data, Outcome, Scale, Unit, PEAK_RSS_ROW, ROWS};
 fn usage() -> ! {
     eprintln!(
         "usage: etch-bench compare [--scale small|full] [--json FILE] [--engines a,b,...]\n\
+         \x20      etch-bench server [--scale small|full] [--json FILE]\n\
          engines: {}",
         engines::NAMES.join(",")
     );
@@ -105,6 +109,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     match args.next().as_deref() {
         Some("compare") => compare(parse_compare(args)),
+        Some("server") => server::main(args),
         // Internal: run one engine in this process and print its outcome as JSON.
         Some("run-engine") => {
             let name = args.next().unwrap_or_else(|| usage());
