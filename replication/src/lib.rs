@@ -1,11 +1,25 @@
-//! Raft replication for etch.
+//! Raft replication for etch (issue 13, first slices).
 //!
-//! This crate holds the pieces of etch's replication that do not depend on the engine's
-//! replication seams yet:
+//! What is here does not depend on the engine's replication seams yet:
 //!
 //! - [`check`]: a linearizability checker for etcd's KV model with revisions, used by the cluster
 //!   simulation to judge client histories.
+//! - [`command`] and [`codec`]: the replicated write commands and their byte form (a version
+//!   byte, then postcard).
+//! - [`types`] and [`runtime`]: openraft 0.9's type configuration, on tokio with seedable
+//!   election timeouts.
+//! - [`network`] and [`sim`]: the network as a trait, openraft's adapter over it, and a
+//!   deterministic simulated network.
+//!
+//! The log store and state machine adapters come once the engine exposes its seams (see the
+//! crate's notes in the issue).
 
 #![deny(missing_docs)]
 
 pub mod check;
+pub mod codec;
+pub mod command;
+pub mod network;
+pub mod runtime;
+pub mod sim;
+pub mod types;
