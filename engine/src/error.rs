@@ -104,6 +104,27 @@ pub enum Error {
     /// The file (or its WAL) is damaged; the message names the page or offset and what failed.
     #[error("corrupt database: {0}")]
     Corrupt(String),
+    /// The WAL is damaged in the middle: the log breaks at `offset`, yet `records_after` valid
+    /// records follow that were written after the missing one was durable, so replaying up to
+    /// the damage would silently drop acknowledged commits. Nothing was changed. Open with
+    /// [`crate::Options::repair_wal`] (`etch check --repair`) to keep a copy of the WAL and
+    /// recover up to the damage.
+    #[error(
+        "{path}: WAL is damaged at offset {offset}: the log breaks after sequence number \
+         {last_good_seq}, and {records_after} valid records written after it follow \
+         (acknowledged commits); the WAL was left untouched. To recover up to the damage, \
+         keeping a copy of the WAL, open with repair (Options::repair_wal, `etch check --repair`)"
+    )]
+    WalDamaged {
+        /// The WAL file.
+        path: PathBuf,
+        /// Byte offset of the first frame that could not be read.
+        offset: u64,
+        /// Sequence number of the last record read intact.
+        last_good_seq: u64,
+        /// Valid records after the damage (what a repair drops).
+        records_after: u64,
+    },
     /// Another process (or another `Store` in this process) holds the file open for writing.
     #[error("{path}: database is locked by another process")]
     Locked {

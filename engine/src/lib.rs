@@ -51,11 +51,12 @@ pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};
 pub use stm::WriteTxn;
-pub use store::{LeaseGrant, LeaseInfo, Store};
+pub use store::{LeaseGrant, LeaseInfo, Store, WalRepair};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
     prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, KeyValueRef, OpResponse,
     PutOp, PutResponse, Range, RangeOptions, RangeResponse, Revision, SortOrder, SortTarget,
     Status, WriteOp,
 };
+pub use wal::Damage as WalDamage;
 pub use watch::{Event, EventKind, WatchCanceller, WatchOptions, WatchResponse, Watcher};

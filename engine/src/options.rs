@@ -60,6 +60,7 @@ pub struct Options {
     pub(crate) auto_compaction: AutoCompaction,
     pub(crate) quota_bytes: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) repair_wal: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -77,6 +78,7 @@ impl std::fmt::Debug for Options {
             .field("write_attempts", &self.write_attempts)
             .field("auto_compaction", &self.auto_compaction)
             .field("quota_bytes", &self.quota_bytes)
+            .field("repair_wal", &self.repair_wal)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +101,7 @@ impl Default for Options {
             auto_compaction: AutoCompaction::Revisions(100_000),
             quota_bytes: Some(8 << 30),
             clock: Arc::new(SystemClock::default()),
+            repair_wal: false,
         }
     }
 }
@@ -203,6 +206,16 @@ impl Options {
     /// [`crate::ManualClock`].
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Open a store whose WAL is damaged in the middle ([`Error::WalDamaged`]) by recovering up
+    /// to the damage: the WAL is first copied, durably, to `<file>-wal.damaged` (or
+    /// `.damaged.N`), then the records before the damage are replayed and the records after it
+    /// are dropped; [`Store::wal_repair`] says what was found and dropped. Default `false`: such
+    /// an open fails and changes nothing, because the records after the damage were acknowledged.
+    pub fn repair_wal(mut self, repair: bool) -> Self {
+        self.repair_wal = repair;
         self
     }
 

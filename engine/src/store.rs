@@ -38,7 +38,7 @@ use crate::types::{
     BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp, PutResponse, Range,
     RangeOptions, RangeResponse, Revision, Status, WriteOp,
 };
-use crate::wal::{Wal, WAL_START};
+use crate::wal::{Damage as WalDamage, Wal, WAL_START};
 
 /// An open etch store. Cheap to clone (all clones share one store), `Send` and `Sync`.
 ///
@@ -97,6 +97,19 @@ struct Shared {
     lease_clocks: Mutex<HashMap<i64, LeaseClock>>,
     background: Mutex<Background>,
     background_cv: Condvar,
+    /// What the open that made this handle repaired, if it repaired a damaged WAL.
+    wal_repair: Option<WalRepair>,
+}
+
+/// What an open with [`Options::repair_wal`] did to a damaged WAL: the damage it found, where
+/// it kept the damaged WAL, and (in the damage) how many records after it were dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalRepair {
+    /// Where the WAL broke and how many valid records followed (all of them were dropped).
+    pub damage: WalDamage,
+    /// The copy of the damaged WAL, next to the store (`<file>-wal.damaged`, or with a number
+    /// appended if that exists).
+    pub copy: PathBuf,
 }
 
 #[derive(Default)]
@@ -216,16 +229,31 @@ impl Store {
         // Recovery: replay the records after the checkpoint, in order.
         let wal_path = Wal::path_for(path);
         let mut replayed = 0usize;
+        let mut wal_repair = None;
         if let Some((wal_file, wal_map, _)) = Wal::open_existing(&*storage, &wal_path, meta.db_id)?
         {
-            let records = Wal::scan(
+            let scan = Wal::scan(
                 wal_map.bytes(),
                 meta.wal_offset,
                 meta.applied_seq + 1,
                 meta.wal_salt,
                 meta.db_id,
             );
-            for r in records {
+            if let Some(damage) = scan.damage {
+                // Records after the damage were acknowledged: replaying up to it would drop
+                // them silently. Refuse, leaving the WAL untouched, unless asked to repair.
+                if !opts.repair_wal {
+                    return Err(Error::WalDamaged {
+                        path: wal_path,
+                        offset: damage.offset,
+                        last_good_seq: damage.last_good_seq,
+                        records_after: damage.records_after,
+                    });
+                }
+                let copy = keep_damaged_wal(&*storage, &wal_path, wal_map.bytes())?;
+                wal_repair = Some(WalRepair { damage, copy });
+            }
+            for r in scan.records {
                 pager.seq = r.seq;
                 match record::decode(&r.payload)? {
                     record::Record::Write { revision: rev, ops } => {
@@ -337,6 +365,7 @@ impl Store {
             lease_clocks: Mutex::new(lease_clocks),
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
+            wal_repair,
         });
         spawn_background(Arc::downgrade(&shared));
         Ok(Store {
@@ -355,6 +384,12 @@ impl Store {
             max_txn_ops: usize::MAX,
             ..self.shared.limits
         }
+    }
+
+    /// What this handle's open repaired, if it was opened with [`Options::repair_wal`] and
+    /// found the WAL damaged; `None` otherwise.
+    pub fn wal_repair(&self) -> Option<&WalRepair> {
+        self.shared.wal_repair.as_ref()
     }
 
     /// Path of the main file.
@@ -622,7 +657,10 @@ impl Store {
         // A record that cannot fit is never encoded: the checkpoint below makes it durable.
         let appended = w.wal.fits_at_all(payload.encoded_len()) && {
             let bytes = payload.encode();
-            self.guard(w, |w| w.wal.append(seq, w.term, &bytes))?
+            // The frame records what is durable now, so that recovery can tell damage to an
+            // acknowledged record from a torn, never-acknowledged tail.
+            let durable = shared.sync.lock().durable_seq;
+            self.guard(w, |w| w.wal.append(seq, w.term, durable, &bytes))?
         };
         let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
         if !appended || w.wal.used() > threshold {
@@ -1324,6 +1362,33 @@ fn read_meta(file: &dyn StorageFile, path: &Path, len: u64) -> Result<Meta> {
 /// Seals the writer's state and makes it the durable checkpoint: free list, fsync, meta in the
 /// other slot, fsync. Afterwards the WAL may start a new generation with `salt` at WAL_START.
 /// `applied` is the (sequence number, term) of the last commit in `state`.
+/// Copies a damaged WAL to `<wal>.damaged` (or `.damaged.N`, the first that does not exist),
+/// durably, before a repair replays up to the damage and replaces the WAL.
+fn keep_damaged_wal(storage: &dyn Storage, wal_path: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    let mut name = wal_path.as_os_str().to_owned();
+    name.push(".damaged");
+    let base = PathBuf::from(name);
+    let mut copy = base.clone();
+    let mut n = 1;
+    loop {
+        match storage.open(&copy, false) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {
+                n += 1;
+                let mut name = base.as_os_str().to_owned();
+                name.push(format!(".{n}"));
+                copy = PathBuf::from(name);
+            }
+        }
+    }
+    let file = storage.open(&copy, true)?;
+    file.write_all_at(bytes, 0)?;
+    file.sync_all()?;
+    storage.sync_dir(&copy)?;
+    Ok(copy)
+}
+
 pub(crate) fn write_checkpoint(
     file: &dyn StorageFile,
     pager: &mut Pager,

@@ -940,17 +940,66 @@ fn wal_damaged_last_record_is_dropped() {
 }
 
 #[test]
-fn wal_is_cut_at_the_first_damaged_record() {
-    // Documented (like SQLite): records after a damaged one are not replayed either, even if
-    // their own checksums hold, since the sequence must have no gaps.
+fn wal_damage_before_acknowledged_records_refuses_to_open() {
+    // Each put below was acknowledged (synced) before the next one was appended, so a damaged
+    // record followed by valid ones is damage, not a torn tail: the open fails with the typed
+    // error, naming where, and leaves the WAL (and the main file) byte-for-byte untouched.
     let img = crash_image(10);
     let frames = wal_frames(&img.path);
-    for (i, f) in frames.iter().enumerate() {
+    for (i, f) in frames.iter().enumerate().take(frames.len() - 1) {
         let (_d, path) = img.copy();
         xor_byte(&wal_path(&path), f.off + 33, 0x40);
+        let wal_before = fs::read(wal_path(&path)).unwrap();
+        let main_before = fs::read(&path).unwrap();
+        for _ in 0..2 {
+            match open(&path) {
+                Err(Error::WalDamaged {
+                    path: p,
+                    offset,
+                    last_good_seq,
+                    records_after,
+                }) => {
+                    assert_eq!(p, wal_path(&path));
+                    assert_eq!(offset, f.off, "record {i}");
+                    assert_eq!(last_good_seq, f.seq - 1, "record {i}");
+                    assert_eq!(records_after, (frames.len() - 1 - i) as u64, "record {i}");
+                }
+                Err(e) => panic!("record {i}: wrong error {e}"),
+                Ok(s) => panic!("record {i}: opened at revision {}", s.revision()),
+            }
+            assert_eq!(fs::read(wal_path(&path)).unwrap(), wal_before, "record {i}");
+            assert_eq!(fs::read(&path).unwrap(), main_before, "record {i}");
+        }
+    }
+}
+
+#[test]
+fn wal_repair_keeps_a_copy_and_recovers_up_to_the_damage() {
+    let img = crash_image(10);
+    let frames = wal_frames(&img.path);
+    for (i, f) in frames.iter().enumerate().take(frames.len() - 1) {
+        let (_d, path) = img.copy();
+        xor_byte(&wal_path(&path), f.off + 33, 0x40);
+        let damaged = fs::read(wal_path(&path)).unwrap();
         let (mut exp, rev) = img.with_tail(i);
-        let store = open(&path).unwrap();
-        assert_eq!(store.revision(), rev, "cut at record {i} (seq {})", f.seq);
+        let store = Options::new()
+            .wal_capacity(1 << 20)
+            .repair_wal(true)
+            .open(&path)
+            .unwrap();
+        let repair = store.wal_repair().expect("a repair report").clone();
+        assert_eq!(repair.damage.offset, f.off);
+        assert_eq!(repair.damage.last_good_seq, f.seq - 1);
+        assert_eq!(repair.damage.records_after, (frames.len() - 1 - i) as u64);
+        let mut copy_name = wal_path(&path).into_os_string();
+        copy_name.push(".damaged");
+        assert_eq!(repair.copy, PathBuf::from(copy_name));
+        assert_eq!(
+            fs::read(&repair.copy).unwrap(),
+            damaged,
+            "the copy is the damaged WAL"
+        );
+        assert_eq!(store.revision(), rev, "recovered up to record {i}");
         assert_contents(&store, &exp);
         // The store goes on from the cut: the next revision follows it, and no dropped record
         // comes back later (not after a clean close, and not after another crash).
@@ -961,7 +1010,53 @@ fn wal_is_cut_at_the_first_damaged_record() {
         assert_opens_with(&image2, &exp, rev + 1);
         store.close().unwrap();
         assert_opens_with(&path, &exp, rev + 1);
+        // An open without damage reports no repair.
+        assert!(open(&path).unwrap().wal_repair().is_none());
     }
+}
+
+#[test]
+fn wal_byte_flips_anywhere_recover_everything_or_refuse() {
+    // A byte flipped anywhere in a WAL of acknowledged records: the open either recovers every
+    // record, or refuses with WalDamaged and changes nothing. The one exception is the newest
+    // record: no later frame witnesses that it was durable, so damage to it reads as a torn
+    // tail and it alone is dropped (docs/design.md, "Damage or torn tail").
+    let img = crash_image(40);
+    let frames = wal_frames(&img.path);
+    let last = frames.last().unwrap();
+    let (all, all_rev) = img.with_tail(frames.len());
+    let (but_last, but_last_rev) = img.with_tail(frames.len() - 1);
+    let (mut recovered, mut refused, mut torn) = (0, 0, 0);
+    let mut at = frames[0].off;
+    while at < last.off + last.len {
+        let (_d, path) = img.copy();
+        xor_byte(&wal_path(&path), at, 0x21);
+        let wal_before = fs::read(wal_path(&path)).unwrap();
+        match open(&path) {
+            Ok(store) if store.revision() == all_rev => {
+                assert_contents(&store, &all);
+                recovered += 1;
+            }
+            Ok(store) => {
+                assert!(
+                    at >= last.off,
+                    "offset {at}: silent drop to {}",
+                    store.revision()
+                );
+                assert_eq!(store.revision(), but_last_rev);
+                assert_contents(&store, &but_last);
+                torn += 1;
+            }
+            Err(Error::WalDamaged { records_after, .. }) => {
+                assert!(records_after > 0);
+                assert_eq!(fs::read(wal_path(&path)).unwrap(), wal_before);
+                refused += 1;
+            }
+            Err(e) => panic!("offset {at}: {e}"),
+        }
+        at += 61;
+    }
+    assert!(refused > 50 && torn > 0, "{recovered} {refused} {torn}");
 }
 
 #[test]
@@ -1185,10 +1280,12 @@ fn random_byte_flips_in_the_file_never_give_a_wrong_answer() {
 }
 
 #[test]
-fn random_byte_flips_in_the_wal_recover_a_prefix() {
-    // Recovery replays the longest undamaged prefix of the log: a flip inside record j keeps
-    // exactly records 0..j; a flip in a record's zero padding (not checksummed, never read) or
-    // after the last record changes nothing; a flip in the header's checksummed bytes is refused.
+fn random_byte_flips_in_the_wal_recover_all_or_refuse() {
+    // A flip inside record j, when later records witness that j was durable (every record but
+    // the last here), is refused as WalDamaged; a flip inside the last record drops just it (a
+    // torn tail, as far as anything on disk can tell); a flip in a record's zero padding (not
+    // checksummed, never read) or after the last record changes nothing; a flip in the header's
+    // checksummed bytes is refused.
     let img = crash_image(12);
     let frames = wal_frames(&img.path);
     let end = frames.last().map(|f| f.off + f.len).unwrap();
@@ -1213,6 +1310,16 @@ fn random_byte_flips_in_the_wal_recover_a_prefix() {
         };
         if off < 28 {
             expect_corrupt(open(&path), &what);
+            continue;
+        }
+        if expect_records + 1 < frames.len() {
+            match open(&path) {
+                Err(Error::WalDamaged { last_good_seq, .. }) => {
+                    assert_eq!(last_good_seq, frames[expect_records].seq - 1, "{what}")
+                }
+                Err(e) => panic!("{what}: wrong error {e:?}"),
+                Ok(s) => panic!("{what}: opened at revision {}", s.revision()),
+            }
             continue;
         }
         let store = open(&path).unwrap_or_else(|e| panic!("{what}: open: {e:?}"));

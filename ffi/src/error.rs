@@ -99,7 +99,7 @@ pub(crate) fn code_of(err: &Error) -> c_int {
         Error::Compacted { .. } => ETCH_COMPACTED,
         Error::FutureRevision { .. } => ETCH_FUTURE_REV,
         Error::NotEtchFile { .. } | Error::NewerFormat { .. } => ETCH_FORMAT,
-        Error::Corrupt(_) => ETCH_CORRUPT,
+        Error::Corrupt(_) | Error::WalDamaged { .. } => ETCH_CORRUPT,
         Error::Locked { .. } => ETCH_LOCKED,
         Error::NoSpace(_) => ETCH_NOSPACE,
         Error::Io(_) => ETCH_IO,

@@ -269,6 +269,20 @@ fn build(py: Python<'_>, err: &EngineError) -> PyResult<PyErr> {
             vec![("path", obj(py, path.to_string_lossy().as_ref())?)],
         ),
         EngineError::Corrupt(_) => (CorruptError::new_err(msg), vec![]),
+        EngineError::WalDamaged {
+            path,
+            offset,
+            last_good_seq,
+            records_after,
+        } => (
+            CorruptError::new_err(msg),
+            vec![
+                ("path", obj(py, path.to_string_lossy().as_ref())?),
+                ("offset", obj(py, *offset)?),
+                ("last_good_seq", obj(py, *last_good_seq)?),
+                ("records_after", obj(py, *records_after)?),
+            ],
+        ),
         EngineError::Locked { path } => (
             LockedError::new_err(msg),
             vec![("path", obj(py, path.to_string_lossy().as_ref())?)],
