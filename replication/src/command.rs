@@ -464,6 +464,38 @@ impl TryFrom<&TxnOp> for engine::TxnOp {
     }
 }
 
+impl From<&engine::Command> for Command {
+    /// The wire form of an engine command. `engine::Command::Noop` has no wire form of its own:
+    /// blank entries are openraft's `EntryPayload::Blank`, so it maps to an empty batch.
+    fn from(c: &engine::Command) -> Command {
+        match c {
+            engine::Command::Batch(ops) => Command::Batch(ops.iter().map(WriteOp::from).collect()),
+            engine::Command::Txn(t) => Command::Txn(t.into()),
+            engine::Command::Compact(r) => Command::Compact { revision: *r },
+            engine::Command::LeaseGrant { id, ttl } => Command::LeaseGrant { id: *id, ttl: *ttl },
+            engine::Command::LeaseRevoke { id } => Command::LeaseRevoke { id: *id },
+            engine::Command::Noop => Command::Batch(Vec::new()),
+        }
+    }
+}
+
+impl TryFrom<&Command> for engine::Command {
+    type Error = CommandError;
+
+    /// The engine command a replicated entry applies as.
+    fn try_from(c: &Command) -> Result<engine::Command, CommandError> {
+        Ok(match c {
+            Command::Batch(ops) => {
+                engine::Command::Batch(ops.iter().map(engine::WriteOp::from).collect())
+            }
+            Command::Txn(t) => engine::Command::Txn(t.try_into()?),
+            Command::Compact { revision } => engine::Command::Compact(*revision),
+            Command::LeaseGrant { id, ttl } => engine::Command::LeaseGrant { id: *id, ttl: *ttl },
+            Command::LeaseRevoke { id } => engine::Command::LeaseRevoke { id: *id },
+        })
+    }
+}
+
 /// A decoded command that names something the engine has no value for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CommandError {
