@@ -43,6 +43,7 @@ pub(super) fn insert_log(
         &mut st.roots.log,
         KeyOrder::Bytes,
         TAG_LOG,
+        append_fill(TAG_LOG),
         &log_key(rev, sub),
         StoredValue::Inline(value),
     )?;
@@ -136,6 +137,7 @@ impl Applier {
                             &mut st.roots.lease_keys,
                             KeyOrder::Bytes,
                             TAG_LEASE_KEYS,
+                            append_fill(TAG_LEASE_KEYS),
                             &lease_index_key(lease, &p.key),
                             StoredValue::Inline(Vec::new()),
                         )?;
@@ -154,6 +156,7 @@ impl Applier {
                     &mut st.roots.current,
                     KeyOrder::Bytes,
                     TAG_CURRENT,
+                    append_fill(TAG_CURRENT),
                     &p.key,
                     stored,
                 )?;
@@ -165,6 +168,7 @@ impl Applier {
                             &mut st.roots.history,
                             KeyOrder::RevSuffix,
                             TAG_HISTORY,
+                            append_fill(TAG_HISTORY),
                             &history_key(&p.key, h.modr),
                             old,
                         )?;
@@ -217,6 +221,7 @@ impl Applier {
                         &mut st.roots.history,
                         KeyOrder::RevSuffix,
                         TAG_HISTORY,
+                        append_fill(TAG_HISTORY),
                         &history_key(key, h.modr),
                         old,
                     )?;
@@ -232,6 +237,7 @@ impl Applier {
                         &mut st.roots.history,
                         KeyOrder::RevSuffix,
                         TAG_HISTORY,
+                        append_fill(TAG_HISTORY),
                         &history_key(key, rev),
                         StoredValue::Inline(encode_record(tomb, &[])),
                     )?;

@@ -66,6 +66,7 @@ pub(crate) fn lease_grant(pager: &mut Pager, st: &mut KsState, id: i64, ttl: i64
         &mut st.roots.leases,
         KeyOrder::Bytes,
         TAG_LEASES,
+        append_fill(TAG_LEASES),
         &(id as u64).to_be_bytes(),
         StoredValue::Inline(ttl.to_le_bytes().to_vec()),
     )?;

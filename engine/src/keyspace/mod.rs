@@ -23,7 +23,7 @@
 //! ```
 //! Log entries: key = u64 big-endian revision | u32 big-endian sub-revision; value = u8 kind | key.
 
-use crate::btree::KeyOrder;
+use crate::btree::{AppendFill, KeyOrder};
 use crate::meta::Roots;
 use crate::page::PageId;
 
@@ -56,6 +56,17 @@ pub(crate) const TREES: [(u8, KeyOrder); 5] = [
     (TAG_LEASES, KeyOrder::Bytes),
     (TAG_LEASE_KEYS, KeyOrder::Bytes),
 ];
+
+/// How right-edge inserts fill the leaves of the tree with `tag`: the change log only ever grows
+/// at its right edge, so its leaves are filled; every other tree keeps slack for later inserts
+/// between existing keys.
+pub(crate) fn append_fill(tag: u8) -> AppendFill {
+    if tag == TAG_LOG {
+        AppendFill::Full
+    } else {
+        AppendFill::Slack
+    }
+}
 
 /// The root of the tree with `tag` (one of [`TREES`]).
 pub(crate) fn root(roots: &Roots, tag: u8) -> PageId {
