@@ -96,6 +96,9 @@ struct Shared {
     /// Deadline and granted TTL of every lease. Not persisted: as in etcd, a reopened store
     /// gives every lease its full TTL again.
     lease_clocks: Mutex<HashMap<i64, LeaseClock>>,
+    /// (time, revision) samples for periodic auto-compaction, one per
+    /// [`Store::auto_compaction_due`] call.
+    compaction_samples: Mutex<std::collections::VecDeque<(Instant, i64)>>,
     background: Mutex<Background>,
     background_cv: Condvar,
     /// What the open that made this handle repaired, if it repaired a damaged WAL.
@@ -367,6 +370,7 @@ impl Store {
             publish_generation: Mutex::new(0),
             published_cv: Condvar::new(),
             lease_clocks: Mutex::new(lease_clocks),
+            compaction_samples: Mutex::new(std::collections::VecDeque::new()),
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
             wal_repair,
@@ -1007,11 +1011,43 @@ impl Store {
             .saturating_add(Duration::from_secs(ttl.max(0) as u64))
     }
 
-    /// Revokes every lease whose deadline has passed, in ascending id order, and returns their
-    /// ids. The background thread calls this every tick; tests with a [`crate::ManualClock`]
-    /// call it after advancing the clock.
-    pub fn expire_leases(&self) -> Result<Vec<i64>> {
-        self.check_open()?;
+    /// The revision automatic compaction (see [`AutoCompaction`]) would compact to now, if any.
+    /// The background thread calls this every tick; with [`Options::background_writes`] off the
+    /// replication layer calls it periodically and proposes the compaction. In periodic mode
+    /// each call records a (time, revision) sample.
+    pub fn auto_compaction_due(&self) -> Option<Revision> {
+        let read = self.read().ok()?;
+        let (revision, compacted) = (read.revision(), read.compact_revision());
+        drop(read);
+        match self.shared.opts.auto_compaction {
+            AutoCompaction::Off => None,
+            AutoCompaction::Revisions(n) => {
+                let n = n as i64;
+                let target = revision - n;
+                // Compact in steps of a tenth of the retention, not at every revision.
+                (target >= compacted.max(1) + (n / 10).max(1)).then_some(target)
+            }
+            AutoCompaction::Periodic(keep) => {
+                let now = Instant::now();
+                let mut samples = self.shared.compaction_samples.lock();
+                samples.push_back((now, revision));
+                let mut target = None;
+                while let Some(&(t, r)) = samples.front() {
+                    if now.duration_since(t) < keep {
+                        break;
+                    }
+                    target = Some(r);
+                    samples.pop_front();
+                }
+                target.filter(|&r| r > compacted.max(1))
+            }
+        }
+    }
+
+    /// The leases whose deadline has passed, in ascending id order, without revoking them: what
+    /// a replication layer proposes to revoke when the store's own background writes are off
+    /// ([`Options::background_writes`]).
+    pub fn expired_leases(&self) -> Vec<i64> {
         let now = self.shared.opts.clock.now();
         let mut expired: Vec<i64> = self
             .shared
@@ -1022,6 +1058,17 @@ impl Store {
             .map(|(id, _)| *id)
             .collect();
         expired.sort_unstable();
+        expired
+    }
+
+    /// Revokes every lease whose deadline has passed, in ascending id order, and returns their
+    /// ids. The background thread calls this every tick; tests with a [`crate::ManualClock`]
+    /// call it after advancing the clock.
+    pub fn expire_leases(&self) -> Result<Vec<i64>> {
+        self.check_open()?;
+        // Read after the list, so every listed lease is still due at `now`.
+        let expired = self.expired_leases();
+        let now = self.shared.opts.clock.now();
         let mut revoked = Vec::new();
         for id in expired {
             // Keep-alive may have raced with us; check again right before revoking.
@@ -1462,9 +1509,6 @@ fn spawn_background(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-background".into())
         .spawn(move || {
-            // (time, revision) samples for periodic auto-compaction.
-            let mut samples: std::collections::VecDeque<(Instant, i64)> =
-                std::collections::VecDeque::new();
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let tick = shared
@@ -1497,46 +1541,14 @@ fn spawn_background(weak: Weak<Shared>) {
                 } else if store.shared.opts.durability == Durability::Relaxed && pending {
                     let _ = store.sync();
                 }
-                let _ = store.expire_leases();
-                auto_compact(&store, &mut samples);
+                if store.shared.opts.background_writes {
+                    let _ = store.expire_leases();
+                    if let Some(target) = store.auto_compaction_due() {
+                        let _ = store.compact(target);
+                    }
+                }
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);
             }
         });
-}
-
-/// One tick of automatic compaction (see [`AutoCompaction`]).
-fn auto_compact(store: &Store, samples: &mut std::collections::VecDeque<(Instant, i64)>) {
-    let Ok(read) = store.read() else { return };
-    let (revision, compacted) = (read.revision(), read.compact_revision());
-    drop(read);
-    let target = match store.shared.opts.auto_compaction {
-        AutoCompaction::Off => return,
-        AutoCompaction::Revisions(n) => {
-            let n = n as i64;
-            let target = revision - n;
-            // Compact in steps of a tenth of the retention, not at every revision.
-            if target < compacted.max(1) + (n / 10).max(1) {
-                return;
-            }
-            target
-        }
-        AutoCompaction::Periodic(keep) => {
-            let now = Instant::now();
-            samples.push_back((now, revision));
-            let mut target = None;
-            while let Some(&(t, r)) = samples.front() {
-                if now.duration_since(t) < keep {
-                    break;
-                }
-                target = Some(r);
-                samples.pop_front();
-            }
-            match target {
-                Some(r) if r > compacted.max(1) => r,
-                _ => return,
-            }
-        }
-    };
-    let _ = store.compact(target);
 }
