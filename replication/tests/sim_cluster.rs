@@ -199,9 +199,8 @@ fn check(seed: u64, o: &Outcome) {
 
 #[test]
 fn a_cluster_survives_an_isolated_leader_and_converges() {
-    for seed in [1, 2, 3] {
-        let outcome = run(seed);
-        check(seed, &outcome);
+    for seed in seeds(5) {
+        with_repro(seed, "a_cluster_survives", || check(seed, &run(seed)));
     }
 }
 
@@ -353,21 +352,47 @@ fn history(seed: u64) -> Vec<Operation> {
     })
 }
 
+/// The seeds to run: `ETCH_RAFT_SEED=<seed>` runs one (to reproduce a failure),
+/// `ETCH_RAFT_SEEDS=<n>` runs seeds 1..=n (long runs); the default is `ci` seeds.
+fn seeds(ci: u64) -> Vec<u64> {
+    if let Ok(seed) = std::env::var("ETCH_RAFT_SEED") {
+        return vec![seed.parse().expect("ETCH_RAFT_SEED is a number")];
+    }
+    let n = std::env::var("ETCH_RAFT_SEEDS")
+        .ok()
+        .map(|n| n.parse().expect("ETCH_RAFT_SEEDS is a number"))
+        .unwrap_or(ci);
+    (1..=n).collect()
+}
+
+/// Runs `f` on a seed, adding the one-line command that reproduces a failure.
+fn with_repro(seed: u64, test: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    if let Err(panic) = std::panic::catch_unwind(f) {
+        eprintln!(
+            "reproduce: ETCH_RAFT_SEED={seed} cargo test --release -p etch-replication \
+             --test sim_cluster {test}"
+        );
+        std::panic::resume_unwind(panic);
+    }
+}
+
 #[test]
 fn client_histories_are_linearizable() {
-    for seed in 1..=5 {
-        let h = history(seed);
-        let answered = h
-            .iter()
-            .filter(|op| matches!(op.outcome, OpOutcome::Returned { .. }))
-            .count();
-        assert!(
-            answered >= 30,
-            "seed {seed}: only {answered} operations answered"
-        );
-        // The initial membership and each leader's blank entry use no revision, so the
-        // history holds every write: the missing-revision check applies.
-        let verdict = check::check(&h, &check::Config::default()).unwrap();
-        assert_eq!(verdict, check::Verdict::Linearizable, "seed {seed}: {h:#?}");
+    for seed in seeds(20) {
+        with_repro(seed, "client_histories_are_linearizable", || {
+            let h = history(seed);
+            let answered = h
+                .iter()
+                .filter(|op| matches!(op.outcome, OpOutcome::Returned { .. }))
+                .count();
+            assert!(
+                answered >= 30,
+                "seed {seed}: only {answered} operations answered"
+            );
+            // The initial membership and each leader's blank entry use no revision, so the
+            // history holds every write: the missing-revision check applies.
+            let verdict = check::check(&h, &check::Config::default()).unwrap();
+            assert_eq!(verdict, check::Verdict::Linearizable, "seed {seed}: {h:#?}");
+        });
     }
 }
