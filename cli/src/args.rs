@@ -3,6 +3,7 @@
 //! Flag names follow etcdctl's so operators can reuse their muscle memory; every command carries
 //! an example in its `--help`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,7 +31,7 @@ pub struct Cli {
         hide_env = true
     )]
     pub db: PathBuf,
-    /// Output format: simple, json (base64 bytes, 64-bit ids as strings), table or fields
+    /// Output format: simple, json (etcdctl's JSON: base64 bytes, ids as numbers), table or fields
     #[arg(
         short = 'w',
         long = "write-out",
@@ -44,9 +45,54 @@ pub struct Cli {
     /// Print keys and values as hex-escaped bytes (\x61\x62) in simple and table output
     #[arg(long, global = true)]
     pub hex: bool,
+    /// In JSON output, write 64-bit ids (lease ids) as decimal strings instead of numbers:
+    /// lossless in JavaScript and jq, which read numbers above 2^53 inexactly (not in etcdctl)
+    #[arg(long, global = true)]
+    pub string_ids: bool,
+    /// How long to wait for another etch process to release the file before failing with
+    /// "database is locked" (SQLite's busy timeout): e.g. 500ms, 5s, 1m; 0 fails at once
+    #[arg(
+        long,
+        global = true,
+        default_value = "5s",
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub lock_timeout: std::time::Duration,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Parses a duration as etcdctl's flags take them: a number with a unit (`ms`, `s`, `m`, `h`),
+/// or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (expected e.g. 500ms, 5s, 1m)"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("invalid duration unit in {text:?} (ms, s, m or h)")),
+    };
+    std::time::Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{text:?}: {e}"))
+}
+
+/// `check`'s flags.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// If the WAL is damaged before acknowledged records (the open fails with "WAL is damaged"),
+    /// copy it to <file>-wal.damaged, recover up to the damage, drop the records after it, and
+    /// say how many were dropped; then check the file
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Output formats, as etcdctl's `--write-out`.
@@ -54,7 +100,8 @@ pub struct Cli {
 pub enum Format {
     /// etcdctl's default: keys and values on their own lines.
     Simple,
-    /// One JSON document per response; bytes in base64, 64-bit ids as strings.
+    /// One JSON document per response, as etcdctl prints it: bytes in base64, 64-bit ids as
+    /// numbers (strings with `--string-ids`), zero and empty fields omitted.
     Json,
     /// A bordered table.
     Table,
@@ -104,9 +151,14 @@ pub enum Command {
     /// Show the store's revision, key count and sizes
     #[command(after_help = "Example:\n  etch status -w table")]
     Status,
+    /// etcdctl's `endpoint status`: the file as a one-member cluster's status
+    #[command(subcommand)]
+    Endpoint(EndpointCommand),
     /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage
-    #[command(after_help = "Example:\n  etch check && echo intact")]
-    Check,
+    #[command(
+        after_help = "Examples:\n  etch check && echo intact\n  etch check --repair   # after \"WAL is damaged\": keep a copy, recover up to the damage"
+    )]
+    Check(CheckArgs),
     /// Take a named lock, print its key and hold it (or run a command while holding it)
     #[command(long_about = LOCK_LONG, after_help = LOCK_EXAMPLE)]
     Lock(LockArgs),
@@ -119,6 +171,11 @@ pub enum Command {
     /// Write keys as JSON lines to stdout, one key per line
     #[command(long_about = EXPORT_LONG, after_help = "Examples:\n  etch export > all.jsonl\n  etch export --prefix svc/ --rev 42 > svc-at-42.jsonl")]
     Export(ExportArgs),
+    /// Serve etcd's v3 gRPC API over the database (etcdctl and etcd clients work against it)
+    #[command(
+        after_help = "Example:\n  etch serve --db app.etch --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379"
+    )]
+    Serve(crate::commands::serve::ServeArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  etch completion bash > /etc/bash_completion.d/etch\n  etch completion zsh > \"${fpath[1]}/_etch\"\n  etch completion fish > ~/.config/fish/completions/etch.fish"
@@ -129,10 +186,10 @@ pub enum Command {
 /// `put`.
 #[derive(Debug, Args, Clone)]
 pub struct PutArgs {
-    /// The key
-    pub key: String,
-    /// The value; read from stdin when omitted (unless --ignore-value)
-    pub value: Option<String>,
+    /// The key (any bytes)
+    pub key: OsString,
+    /// The value (any bytes); read from stdin when omitted (unless --ignore-value)
+    pub value: Option<OsString>,
     /// Attach the key to a lease (hex id, as printed by `lease grant`)
     #[arg(long, value_name = "ID")]
     pub lease: Option<String>,
@@ -151,20 +208,34 @@ pub struct PutArgs {
 #[derive(Debug, Args, Clone)]
 pub struct GetArgs {
     /// The key, or the start of the range
-    pub key: String,
+    pub key: OsString,
     /// End of the range [KEY, RANGE_END)
-    pub range_end: Option<String>,
+    pub range_end: Option<OsString>,
     /// Get every key with the prefix KEY
     #[arg(long)]
     pub prefix: bool,
     /// Get every key >= KEY
     #[arg(long)]
     pub from_key: bool,
-    /// Read at this past revision (0: the current one)
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Read at this past revision (0 or negative: the current one, as etcd)
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub rev: i64,
-    /// At most this many keys (0: no limit)
-    #[arg(long, default_value_t = 0, value_name = "N")]
+    /// Accepted for etcdctl compatibility: l (linearizable) or s (serializable); a local file
+    /// is always both
+    #[arg(long, default_value = "l", value_name = "l|s")]
+    pub consistency: String,
+    /// At most this many keys (0 or negative: no limit, as etcd)
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "N",
+        allow_negative_numbers = true
+    )]
     pub limit: i64,
     /// Sort order
     #[arg(long, value_enum, ignore_case = true)]
@@ -225,9 +296,9 @@ pub enum SortBy {
 #[derive(Debug, Args, Clone)]
 pub struct DelArgs {
     /// The key, or the start of the range
-    pub key: String,
+    pub key: OsString,
     /// End of the range [KEY, RANGE_END)
-    pub range_end: Option<String>,
+    pub range_end: Option<OsString>,
     /// Delete every key with the prefix KEY
     #[arg(long)]
     pub prefix: bool,
@@ -264,9 +335,9 @@ pub enum TxnRequest {
 #[derive(Debug, Args)]
 pub struct WatchArgs {
     /// The key, or the start of the range
-    pub key: String,
+    pub key: OsString,
     /// End of the range [KEY, RANGE_END)
-    pub range_end: Option<String>,
+    pub range_end: Option<OsString>,
     /// Watch every key with the prefix KEY
     #[arg(long)]
     pub prefix: bool,
@@ -322,6 +393,15 @@ pub enum LeaseCommand {
         #[arg(long)]
         once: bool,
     },
+}
+
+/// `endpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointCommand {
+    /// The store's status in etcdctl's shape: the path as endpoint, etch's version, the file
+    /// size, the applied index as raft index; no member id, leader or raft term
+    #[command(after_help = "Examples:\n  etch endpoint status\n  etch endpoint status -w json")]
+    Status,
 }
 
 /// `compaction`.

@@ -9,6 +9,10 @@ use std::fmt;
 pub const EXIT_OK: u8 = 0;
 /// The operation failed (etcdctl's `ExitError`): a store error, an I/O error.
 pub const EXIT_ERROR: u8 = 1;
+/// etcdctl's `ExitBadConnection`, which it also uses when `lease keep-alive --once` fails.
+pub const EXIT_BAD_CONNECTION: u8 = 2;
+/// An option value etcdctl does not know (etcdctl's `ExitBadFeature`).
+pub const EXIT_BAD_FEATURE: u8 = 4;
 /// A wait was interrupted by a signal (etcdctl's `ExitInterrupted`).
 pub const EXIT_INTERRUPTED: u8 = 5;
 /// Input read from stdin or a file could not be parsed (etcdctl's `ExitInvalidInput`).
@@ -46,6 +50,23 @@ impl CliError {
         Self::with_code(EXIT_INTERRUPTED, message)
     }
 
+    /// An unknown option value (exit 4).
+    pub fn bad_feature(message: impl Into<String>) -> Self {
+        Self::with_code(EXIT_BAD_FEATURE, message)
+    }
+
+    /// A failure etcdctl reports with exit code 2 (`lease keep-alive --once`).
+    pub fn bad_connection(message: impl Into<String>) -> Self {
+        Self::with_code(EXIT_BAD_CONNECTION, message)
+    }
+
+    /// The same error with etcdctl's wrapping: `<context> (<message>)`, as in
+    /// `failed to revoke lease (etcdserver: requested lease not found)`.
+    pub fn context(mut self, context: &str) -> Self {
+        self.message = format!("{context} ({})", self.message);
+        self
+    }
+
     /// Bad command-line arguments (exit 128).
     pub fn bad_args(message: impl Into<String>) -> Self {
         Self::with_code(EXIT_BAD_ARGS, message)
@@ -66,16 +87,36 @@ impl fmt::Display for CliError {
     }
 }
 
+/// etcd's own text for the errors etcd has, exactly as etcdctl prints them after `Error: `
+/// (scripts and client libraries match on these strings); `None` for etch's own errors.
+pub fn etcd_text(e: &etch::Error) -> Option<&'static str> {
+    use etch::Error as E;
+    Some(match e {
+        E::EmptyKey => "etcdserver: key is not provided",
+        E::KeyTooLarge { .. } | E::RequestTooLarge { .. } => "etcdserver: request is too large",
+        E::TooManyOps { .. } => "etcdserver: too many operations in txn request",
+        E::DuplicateKey { .. } => "etcdserver: duplicate key given in txn request",
+        E::KeyNotFound => "etcdserver: key not found",
+        E::ValueProvided => "etcdserver: value is provided",
+        E::LeaseProvided => "etcdserver: lease is provided",
+        E::LeaseNotFound { .. } => "etcdserver: requested lease not found",
+        E::LeaseExists { .. } => "etcdserver: lease already exists",
+        E::Compacted { .. } => "etcdserver: mvcc: required revision has been compacted",
+        E::FutureRevision { .. } => "etcdserver: mvcc: required revision is a future revision",
+        E::QuotaExceeded { .. } => "etcdserver: mvcc: database space exceeded",
+        _ => return None,
+    })
+}
+
 impl From<etch::Error> for CliError {
     fn from(e: etch::Error) -> Self {
         // etcdctl reports every server-side rejection with ExitError, invalid options included.
-        // Lease ids are named in hex, as the CLI prints and takes them.
-        let message = match &e {
-            etch::Error::LeaseNotFound { id } => format!("requested lease {id:016x} not found"),
-            etch::Error::LeaseExists { id } => format!("lease {id:016x} already exists"),
-            _ => e.to_string(),
-        };
-        CliError::failed(message)
+        // Errors etcd also has print etcd's exact text, without the engine's details (the
+        // revisions, the lease id), so `Error: ...` lines are the ones scripts expect.
+        match etcd_text(&e) {
+            Some(text) => CliError::failed(text),
+            None => CliError::failed(e.to_string()),
+        }
     }
 }
 

@@ -20,10 +20,13 @@ Examples:
   etch --db app.etch get svc/ --prefix -w table
   printf 'value(\"k\") = \"v\"\\n\\nput k v2\\n\\nget k\\n\\n' | etch txn
 
-Exit codes (as etcdctl): 0 ok, 1 error, 3 invalid input, 5 interrupted while waiting (lock,
-elect), 128 bad arguments.
-JSON output (-w json) encodes keys and values in base64 and writes 64-bit ids (lease ids) as
-decimal strings so no precision is lost in JavaScript or jq.";
+Exit codes (as etcdctl): 0 ok, 1 error, 2 `lease keep-alive --once` failed, 3 invalid input,
+4 unknown option value, 5 interrupted while waiting (lock, elect) or watch canceled, 128 bad
+arguments. Errors etcd also has print etcd's text, e.g.
+'Error: etcdserver: mvcc: required revision has been compacted'.
+JSON output (-w json) is etcdctl's: keys and values in base64, zero and empty fields left out,
+lease ids as JSON numbers; the header has only the revision (a file has no cluster, member or
+raft term). --string-ids writes ids as decimal strings, which JavaScript and jq read exactly.";
 
 /// Long help of `txn`.
 pub const TXN_LONG: &str = "\

@@ -35,6 +35,10 @@ fn main() -> ExitCode {
                 {
                     EXIT_OK
                 }
+                // etcd exits 2 on a bad flag; `etch serve` takes etcd's flags.
+                _ if std::env::args().nth(1).as_deref() == Some("serve") => {
+                    commands::serve::EXIT_BAD_FLAG
+                }
                 _ => EXIT_BAD_ARGS,
             };
             let _ = e.print();

@@ -13,7 +13,9 @@
 //! "double-quoted" strings with Go escapes. End of input ends the current section, so a missing
 //! final blank line is not an error. Every parse failure is invalid input (exit 3).
 
+use std::ffi::OsString;
 use std::io::{BufRead, Write};
+use std::os::unix::ffi::OsStringExt;
 
 use clap::Parser;
 use etch::{Compare, CompareOp, CompareTarget, Txn, TxnOp};
@@ -132,7 +134,7 @@ pub fn parse_request(line: &str) -> CliResult<TxnOp> {
     Ok(match request {
         TxnRequest::Put(p) => {
             let value = match (&p.value, p.ignore_value) {
-                (Some(v), _) => v.clone().into_bytes(),
+                (Some(v), _) => requests::bytes(v).to_vec(),
                 (None, true) => Vec::new(),
                 (None, false) => return Err(invalid()),
             };
@@ -149,28 +151,26 @@ pub fn parse_request(line: &str) -> CliResult<TxnOp> {
     })
 }
 
-/// Splits a line into words as etcdctl's `Argify`.
-pub fn argify(line: &str) -> CliResult<Vec<String>> {
+/// Splits a line into words as etcdctl's `Argify`. A double-quoted word may hold any bytes
+/// (`"\xff"`), so words are `OsString`s.
+pub fn argify(line: &str) -> CliResult<Vec<OsString>> {
     let mut words = Vec::new();
     let mut rest = line.trim_start();
     while !rest.is_empty() {
         if rest.starts_with('"') {
             let (bytes, tail) =
                 take_quoted(rest).map_err(|e| CliError::invalid_input(format!("{line}: {e}")))?;
-            let word = String::from_utf8(bytes).map_err(|_| {
-                CliError::invalid_input(format!("{line}: a quoted word is not valid UTF-8"))
-            })?;
-            words.push(word);
+            words.push(OsString::from_vec(bytes));
             rest = tail;
         } else if let Some(body) = rest.strip_prefix('\'') {
             let end = body
                 .find('\'')
                 .ok_or_else(|| CliError::invalid_input(format!("{line}: unterminated quote")))?;
-            words.push(body[..end].to_string());
+            words.push(body[..end].into());
             rest = &body[end + 1..];
         } else {
             let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            words.push(rest[..end].to_string());
+            words.push(rest[..end].into());
             rest = &rest[end..];
         }
         rest = rest.trim_start();
@@ -279,6 +279,10 @@ mod tests {
         assert_eq!(
             argify(r#"put k "a b\n" 'c d'"#).unwrap(),
             vec!["put", "k", "a b\n", "c d"]
+        );
+        assert_eq!(
+            argify(r#"put "\xff" v"#).unwrap()[1],
+            OsString::from_vec(vec![0xff])
         );
         assert!(argify(r#"put "k"#).is_err());
     }

@@ -24,6 +24,7 @@ const COMMANDS: &[&[&str]] = &[
     &["snapshot", "restore"],
     &["snapshot", "status"],
     &["status"],
+    &["endpoint", "status"],
     &["check"],
     &["lock"],
     &["elect"],

@@ -34,9 +34,10 @@ fn compaction_discards_history() {
         e.ok(&["put", "k00", &i.to_string()]); // revisions 2..=11
     }
     assert_eq!(e.ok(&["compaction", "6"]), "compacted revision 6\n");
-    assert!(e
-        .fails(&["get", "k00", "--rev", "4"], 1)
-        .contains("compacted"));
+    assert_eq!(
+        e.fails(&["get", "k00", "--rev", "4"], 1),
+        "Error: etcdserver: mvcc: required revision has been compacted\n"
+    );
     assert_eq!(
         e.ok(&["get", "k00", "--rev", "6", "--print-value-only"]),
         "4\n"
@@ -44,8 +45,11 @@ fn compaction_discards_history() {
     assert!(e.fails(&["compaction", "5"], 1).contains("compacted"));
     assert!(e.fails(&["compaction", "999"], 1).contains("future"));
     e.fails(&["compaction", "x"], 128);
-    let v = json(&e.ok(&["compaction", "8", "--physical", "-w", "json"]));
-    assert_eq!(v["compact_revision"], 8);
+    // etcdctl prints the same line in every format.
+    assert_eq!(
+        e.ok(&["compaction", "8", "--physical", "-w", "json"]),
+        "compacted revision 8\n"
+    );
     assert_eq!(json(&e.ok(&["status", "-w", "json"]))["compactRevision"], 8);
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Every fallible public function returns [`Result<T>`](Result). Variants are grouped by what the
 //! caller can do about them: fix the request (`EmptyKey`, `KeyTooLarge`, ...), pick another
-//! revision (`Compacted`, `FutureRevision`), wait or pick another file (`Locked`), or give up on
-//! this handle (`Corrupt`, `Io` after a failed sync, which poisons the store).
+//! revision (`Compacted`, `FutureRevision`), wait or pick another file (`Locked`), open the file
+//! another way (`ReadOnly`, `Open`), or give up on this handle (`Corrupt`, `Io` after a failed
+//! sync, which poisons the store).
 
 use std::path::PathBuf;
 
@@ -58,7 +59,7 @@ pub enum Error {
     #[error("lease is provided")]
     LeaseProvided,
     /// No lease with this id exists (never granted, revoked, or expired).
-    #[error("requested lease {id} not found")]
+    #[error("requested lease not found (id {id})")]
     LeaseNotFound {
         /// The lease id.
         id: i64,
@@ -70,7 +71,9 @@ pub enum Error {
         id: i64,
     },
     /// The requested revision has been compacted.
-    #[error("required revision {requested} has been compacted (compact revision {compacted})")]
+    #[error(
+        "mvcc: required revision has been compacted (requested {requested}, compact revision {compacted})"
+    )]
     Compacted {
         /// The revision asked for.
         requested: i64,
@@ -78,7 +81,9 @@ pub enum Error {
         compacted: i64,
     },
     /// The requested revision is newer than the store's current revision.
-    #[error("required revision {requested} is a future revision (current revision {current})")]
+    #[error(
+        "mvcc: required revision is a future revision (requested {requested}, current revision {current})"
+    )]
     FutureRevision {
         /// The revision asked for.
         requested: i64,
@@ -125,11 +130,34 @@ pub enum Error {
         /// Valid records after the damage (what a repair drops).
         records_after: u64,
     },
-    /// Another process (or another `Store` in this process) holds the file open for writing.
-    #[error("{path}: database is locked by another process")]
+    /// Another process, or another `Store` in this process, holds the file with a lock that
+    /// conflicts with the one this open needs (a writer excludes everyone; read-only stores
+    /// exclude writers only), and it was not released within [`crate::Options::lock_timeout`].
+    #[error("{path}: database is locked {}", locked_by(*in_this_process))]
     Locked {
         /// The file that was opened.
         path: PathBuf,
+        /// True if the holder is this very process (another open `Store` of the same file),
+        /// false if it is another process.
+        in_this_process: bool,
+    },
+    /// A write was asked of a store opened with [`crate::Options::read_only`].
+    #[error("{path}: the store is open read-only: writes are refused")]
+    ReadOnly {
+        /// The store's file.
+        path: PathBuf,
+    },
+    /// An I/O error while opening a store: names the file and the step that failed.
+    /// (A full disk is [`Error::NoSpace`] instead, its message naming the file.)
+    #[error("{path}: {action}: {source}")]
+    Open {
+        /// The file being worked on: the main file or its WAL.
+        path: PathBuf,
+        /// What was being done.
+        action: OpenAction,
+        /// The error from the operating system.
+        #[source]
+        source: std::io::Error,
     },
     /// The disk is full. Nothing acknowledged is lost; free space and reopen.
     #[error("no space left on device: {0}")]
@@ -184,7 +212,78 @@ impl From<std::io::Error> for Error {
     }
 }
 
+fn locked_by(in_this_process: bool) -> &'static str {
+    if in_this_process {
+        "(it is already open in this process)"
+    } else {
+        "by another process"
+    }
+}
+
+/// The step of opening a store that an [`Error::Open`] failed in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpenAction {
+    /// Opening (or creating) the main file.
+    OpenFile,
+    /// Opening the main file for a read-only store, which never creates it.
+    OpenFileReadOnly,
+    /// Creating the main file: a `NotFound` here means its directory does not exist.
+    CreateFile,
+    /// Taking the file lock.
+    Lock,
+    /// Writing the first meta pages of a new file.
+    InitFile,
+    /// Reading the meta pages.
+    ReadMeta,
+    /// Mapping the main file and reading its free list.
+    MapFile,
+    /// Opening and reading an existing WAL for recovery.
+    ReadWal,
+    /// Writing the state recovered from the WAL into the main file.
+    WriteRecovered,
+    /// Creating the new WAL.
+    CreateWal,
+}
+
+impl std::fmt::Display for OpenAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OpenAction::OpenFile => "opening the database file",
+            OpenAction::OpenFileReadOnly => {
+                "opening the database file read-only (a read-only open never creates it)"
+            }
+            OpenAction::CreateFile => "creating the database file (does its directory exist?)",
+            OpenAction::Lock => "locking the database file",
+            OpenAction::InitFile => "writing the first pages of the new database file",
+            OpenAction::ReadMeta => "reading the meta pages",
+            OpenAction::MapFile => "mapping the database file",
+            OpenAction::ReadWal => "reading the WAL for recovery",
+            OpenAction::WriteRecovered => "writing the state recovered from the WAL",
+            OpenAction::CreateWal => "creating the WAL",
+        })
+    }
+}
+
 impl Error {
+    /// Names `path` and `action` in an I/O error met while opening a store: [`Error::Io`]
+    /// becomes [`Error::Open`], and [`Error::NoSpace`] keeps its variant with the path and step
+    /// in its message. Every other error passes unchanged (they name what failed already).
+    pub(crate) fn opening(self, path: &std::path::Path, action: OpenAction) -> Error {
+        match self {
+            Error::Io(source) => Error::Open {
+                path: path.to_path_buf(),
+                action,
+                source,
+            },
+            Error::NoSpace(e) => Error::NoSpace(std::io::Error::new(
+                e.kind(),
+                format!("{}: {action}: {e}", path.display()),
+            )),
+            other => other,
+        }
+    }
+
     /// Builds a [`Error::Corrupt`] from anything printable.
     pub(crate) fn corrupt(msg: impl Into<String>) -> Self {
         Error::Corrupt(msg.into())

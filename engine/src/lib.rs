@@ -27,6 +27,7 @@ mod command;
 mod copy;
 mod error;
 mod file;
+mod file_lock;
 mod idhash;
 mod keyspace;
 mod meta;
@@ -48,7 +49,7 @@ mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, CommandResponse};
-pub use error::{Error, Result};
+pub use error::{Error, OpenAction, Result};
 pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};

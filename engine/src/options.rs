@@ -61,6 +61,8 @@ pub struct Options {
     pub(crate) background_writes: bool,
     pub(crate) quota_bytes: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) read_only: bool,
     pub(crate) repair_wal: bool,
 }
 
@@ -80,6 +82,8 @@ impl std::fmt::Debug for Options {
             .field("write_attempts", &self.write_attempts)
             .field("auto_compaction", &self.auto_compaction)
             .field("quota_bytes", &self.quota_bytes)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("read_only", &self.read_only)
             .field("repair_wal", &self.repair_wal)
             .finish_non_exhaustive()
     }
@@ -104,6 +108,8 @@ impl Default for Options {
             background_writes: true,
             quota_bytes: Some(8 << 30),
             clock: Arc::new(SystemClock::default()),
+            lock_timeout: Duration::ZERO,
+            read_only: false,
             repair_wal: false,
         }
     }
@@ -239,6 +245,37 @@ impl Options {
         self
     }
 
+    /// How long an open waits for the file lock while another store holds it (SQLite's busy
+    /// timeout). The open retries with a short, growing pause (1 ms doubling to 50 ms) and
+    /// fails with [`Error::Locked`] once this much time has passed. Default zero: fail at once.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Opens the store read-only: nothing is ever written, to the file, its directory or its
+    /// WAL, so it works on a file of mode 0444 or in a read-only directory.
+    ///
+    /// - The file must exist and be an etch file: a read-only open never creates one.
+    /// - The file is opened `O_RDONLY` and locked *shared*: any number of read-only stores, in
+    ///   any processes, may hold it at once; a writer excludes them and they exclude a writer
+    ///   (both wait up to [`Options::lock_timeout`]).
+    /// - Commits a killed writer left in the WAL are replayed into memory only (an overlay of
+    ///   pages that readers consult); the file and the WAL stay byte-for-byte as they were, and
+    ///   no WAL is created.
+    /// - A WAL damaged in the middle fails the open with [`Error::WalDamaged`], as for a
+    ///   writable open; [`Options::repair_wal`] writes, so it cannot be combined with this.
+    /// - The store shows the state as of the open (no writer can change it while it is open).
+    ///   No background thread runs: no lease expiry, compaction or checkpoint. It has no WAL of
+    ///   its own, so [`crate::Status::wal_size`] is 0.
+    /// - Every write — put, delete, transaction, compaction, lease calls, checkpoint, defrag —
+    ///   fails with [`Error::ReadOnly`]. Reads, watches of history, `status`, `check`,
+    ///   `snapshot` (which writes only the new copy) and `hash_kv` work.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
     /// Opens (or creates) the store at `path` with these options.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path.as_ref(), self)
@@ -279,6 +316,13 @@ impl Options {
         if self.max_txn_ops == 0 {
             return Err(Error::InvalidOption(
                 "max_txn_ops must be at least 1".into(),
+            ));
+        }
+        if self.read_only && self.repair_wal {
+            return Err(Error::InvalidOption(
+                "repair_wal writes (a copy of the WAL, the recovered state): it needs a \
+                 writable open, not read_only"
+                    .into(),
             ));
         }
         if self.wal_capacity < (1 << 20) || self.wal_capacity > (1 << 40) {

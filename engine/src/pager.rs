@@ -8,6 +8,11 @@
 //! The map reserves address space beyond the end of the file so the file can grow without a
 //! remap; when it must grow past that, a new, larger map is made and published with the next
 //! snapshot. Old maps live as long as a snapshot refers to them.
+//!
+//! A read-only store never writes the file. The pages it produces while replaying a WAL into
+//! memory go to an [`Overlay`] in the map state instead, which readers consult before the map;
+//! its file does not grow, so pages past the file's end exist only there. A writable store has
+//! no overlay, and its readers pay one never-taken branch for the possibility.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,12 +34,50 @@ const MIN_MAP_BYTES: u64 = 1 << 30;
 pub(crate) struct MapState {
     map: Box<dyn Mapping>,
     page_size: usize,
-    /// Pages [0, capacity) lie inside the mapping.
+    /// Pages [0, capacity) lie inside the mapping (and, with an overlay, inside the file).
     capacity: u64,
     verified: Box<[AtomicU64]>,
+    /// Present exactly for a read-only store: the pages it wrote in memory.
+    overlay: Option<Overlay>,
+}
+
+/// Pages a read-only store wrote in memory instead of to its file, each entry keyed by the first
+/// page id of one write: a single node page, or a whole overflow run (zero-padded to whole
+/// pages). Invariant: every page id a reachable node or value refers to that was written since
+/// the open has its newest bytes under its own id (a write replaces the entry; pages are only
+/// referenced by the first id of what was written there). Filled only while the store opens,
+/// before any reader exists; read-only afterwards.
+#[derive(Default)]
+struct Overlay {
+    pages: IdMap<Box<[u8]>>,
+}
+
+impl Overlay {
+    /// The bytes written at `first`, if they span at least `len` bytes.
+    fn get(&self, first: PageId, len: usize) -> Option<&[u8]> {
+        self.pages
+            .get(&first)
+            .filter(|b| b.len() >= len)
+            .map(|b| &b[..len])
+    }
 }
 
 impl MapState {
+    /// A map for a read-only store: `file` is never written and never grows, so the map covers
+    /// exactly the pages inside it (a reference past its end is corruption, never a fault),
+    /// with an empty overlay for the pages the store writes in memory.
+    pub(crate) fn new_read_only(
+        file: &dyn StorageFile,
+        page_size: usize,
+        random_access: bool,
+    ) -> Result<MapState> {
+        let file_pages = file.len()? / page_size as u64;
+        let mut state = MapState::new(file, page_size, file_pages, None, random_access)?;
+        state.capacity = state.capacity.min(file_pages);
+        state.overlay = Some(Overlay::default());
+        Ok(state)
+    }
+
     /// Maps `file` with room for at least `pages` pages. Verified bits of `old` carry over.
     pub(crate) fn new(
         file: &dyn StorageFile,
@@ -64,6 +107,7 @@ impl MapState {
             page_size,
             capacity,
             verified,
+            overlay: None,
         })
     }
 
@@ -71,14 +115,31 @@ impl MapState {
         self.capacity
     }
 
+    /// Bytes `[0, len)` of page `first` (and the pages after it). The caller has checked the
+    /// range with [`ReadView::check_range`].
     fn bytes(&self, first: PageId, len: usize) -> &[u8] {
+        // The one branch the overlay costs a writable store: `overlay` is always `None` there,
+        // so the prediction never misses.
+        if let Some(bytes) = self.overlay.as_ref().and_then(|o| o.get(first, len)) {
+            return bytes;
+        }
         let start = first as usize * self.page_size;
         &self.map.bytes()[start..start + len]
     }
 
+    /// Whether pages `[first, first + n)` were written to the overlay as one entry.
+    fn in_overlay(&self, first: PageId, n: u64) -> bool {
+        let len = n.saturating_mul(self.page_size as u64);
+        self.overlay
+            .as_ref()
+            .is_some_and(|o| usize::try_from(len).is_ok_and(|len| o.get(first, len).is_some()))
+    }
+
     fn is_verified(&self, id: PageId) -> bool {
-        let word = &self.verified[(id / 64) as usize];
-        word.load(Ordering::Acquire) & (1 << (id % 64)) != 0
+        // Overlay pages may lie past the bitmap; they count as unverified (checked on each read).
+        self.verified
+            .get((id / 64) as usize)
+            .is_some_and(|word| word.load(Ordering::Acquire) & (1 << (id % 64)) != 0)
     }
 
     /// Records that page `id` holds verified content. The writer calls this for pages it writes,
@@ -99,14 +160,16 @@ pub(crate) struct ReadView<'a> {
 
 impl ReadView<'_> {
     fn check_range(&self, first: PageId, n: u64) -> Result<()> {
+        let end = first.saturating_add(n);
+        // Past the map's capacity only a read-only store's overlay can hold pages; the overlay
+        // is asked only then, so a writable store's readers never reach it.
         if first < 2
-            || first.saturating_add(n) > self.page_count
-            || first.saturating_add(n) > self.map.capacity
+            || end > self.page_count
+            || (end > self.map.capacity && !self.map.in_overlay(first, n))
         {
             return Err(Error::corrupt(format!(
                 "reference to pages {first}..{} outside the file ({} pages)",
-                first.saturating_add(n),
-                self.page_count
+                end, self.page_count
             )));
         }
         Ok(())
@@ -206,8 +269,38 @@ impl Pager {
         }
     }
 
-    /// Grows the file (in steps, so growth is rare) and the map to hold `pages` pages.
+    /// Writes `bytes` at page `first`: to the file, or, for a read-only store, to the overlay
+    /// (a node run one entry per page, an overflow value as one entry padded to whole pages,
+    /// as [`Overlay`] requires).
+    fn write_pages(&mut self, first: PageId, bytes: &[u8], one_value: bool) -> Result<()> {
+        let ps = self.page_size;
+        if self.map.overlay.is_none() {
+            return Ok(self.file.write_all_at(bytes, first * ps as u64)?);
+        }
+        // Only the open writes the overlay, before any snapshot shares this map.
+        let overlay = Arc::get_mut(&mut self.map)
+            .and_then(|m| m.overlay.as_mut())
+            .ok_or_else(|| {
+                Error::corrupt("internal: a read-only store wrote pages after its open")
+            })?;
+        if one_value {
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().div_ceil(ps).max(1) * ps, 0);
+            overlay.pages.insert(first, padded.into_boxed_slice());
+        } else {
+            for (k, page) in bytes.chunks(ps).enumerate() {
+                overlay.pages.insert(first + k as u64, page.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Grows the file (in steps, so growth is rare) and the map to hold `pages` pages. A
+    /// read-only store's file never grows: pages past its end live in the overlay.
     fn ensure_room(&mut self, pages: u64) -> Result<()> {
+        if self.map.overlay.is_some() {
+            return Ok(());
+        }
         let need = pages * self.page_size as u64;
         if need > self.file_len {
             let step = (self.file_len / 8).clamp(64 << 10, 64 << 20);
@@ -227,13 +320,12 @@ impl Pager {
         Ok(())
     }
 
-    /// Writes a large value to fresh contiguous pages.
+    /// Writes a large value to fresh contiguous pages (a read-only store's to its overlay).
     pub(crate) fn write_overflow(&mut self, value: &[u8]) -> Result<StoredValue> {
         let n = (value.len() as u64).div_ceil(self.page_size as u64).max(1);
         let first = self.alloc.alloc_run(n);
         self.ensure_room(self.alloc.high_water)?;
-        self.file
-            .write_all_at(value, first * self.page_size as u64)?;
+        self.write_pages(first, value, true)?;
         self.unsealed_overflow.insert(first, n);
         self.map.mark_verified(first);
         Ok(StoredValue::Overflow {
@@ -259,13 +351,12 @@ impl Pager {
         }
     }
 
-    /// Writes every dirty node to the file (unsynced) and makes the batch immutable: the next
-    /// change copies again. After this, a snapshot of the current roots may be published.
+    /// Writes every dirty node to the file (unsynced; a read-only store's to its overlay) and
+    /// makes the batch immutable: the next change copies again. After this, a snapshot of the current roots may be published.
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.ensure_room(self.alloc.high_water)?;
         let mut ids: Vec<PageId> = self.dirty.keys().copied().collect();
         ids.sort_unstable();
-        let ps = self.page_size;
         let mut buf: Vec<u8> = Vec::new();
         let mut i = 0;
         while i < ids.len() {
@@ -280,7 +371,7 @@ impl Pager {
                 next += 1;
                 i += 1;
             }
-            self.file.write_all_at(&buf, run_start * ps as u64)?;
+            self.write_pages(run_start, &buf, false)?;
         }
         for id in ids {
             self.map.mark_verified(id);
@@ -311,8 +402,7 @@ impl Pager {
                 put_u64(&mut buf, PAGE_HEADER + 8 * j, *id);
             }
             seal_page(&mut buf);
-            self.file
-                .write_all_at(&buf, pages[k] * self.page_size as u64)?;
+            self.write_pages(pages[k], &buf, false)?;
         }
         // Pages allocated beyond what the list needed (it shrank) are written as empty links.
         for k in ids.len().div_ceil(per_page as usize)..pages.len() {
@@ -321,8 +411,7 @@ impl Pager {
             put_u64(&mut buf, 8, pages[k]);
             put_u64(&mut buf, 16, pages.get(k + 1).copied().unwrap_or(0));
             seal_page(&mut buf);
-            self.file
-                .write_all_at(&buf, pages[k] * self.page_size as u64)?;
+            self.write_pages(pages[k], &buf, false)?;
         }
         Ok((pages, ids.len() as u64))
     }

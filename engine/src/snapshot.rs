@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 
 use crate::btree::{compare_bytes, Cursor, KeyOrder, NodeSource};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keyspace::{self, KsState};
 use crate::node::NodeRef;
 use crate::page::PageId;
@@ -100,9 +100,11 @@ impl ReadTxn {
         self.snap.state.compact_revision as i64
     }
 
-    /// The value and metadata of `key`: one B+tree descent.
+    /// The value and metadata of `key`: one B+tree descent. An empty key is
+    /// [`Error::EmptyKey`], as etcd answers "key is not provided" (no key can be empty).
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
-        keyspace::get(&self.snap.view(), &self.snap.state, key.as_ref())
+        let key = non_empty(key.as_ref())?;
+        keyspace::get(&self.snap.view(), &self.snap.state, key)
     }
 
     /// The value and metadata of `key`, borrowed from the snapshot instead of copied: the
@@ -118,7 +120,8 @@ impl ReadTxn {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn get_ref(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValueRef<'_>>> {
-        keyspace::get_ref(&*self.snap, &self.snap.state, key.as_ref())
+        let key = non_empty(key.as_ref())?;
+        keyspace::get_ref(&*self.snap, &self.snap.state, key)
     }
 
     /// The live keys of `range` at this transaction's revision, in key order, borrowed from
@@ -175,6 +178,14 @@ impl ReadTxn {
     pub fn range_with(&self, range: &Range, opts: &RangeOptions) -> Result<RangeResponse> {
         keyspace::range(&self.snap.view(), &self.snap.state, range, opts)
     }
+}
+
+/// `key`, or [`Error::EmptyKey`]: the one check every single-key read makes.
+pub(crate) fn non_empty(key: &[u8]) -> Result<&[u8]> {
+    if key.is_empty() {
+        return Err(Error::EmptyKey);
+    }
+    Ok(key)
 }
 
 /// Iterator over the live keys of a range in a [`ReadTxn`], from [`ReadTxn::iter`].

@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
+use crate::keyspace;
 use crate::snapshot::ReadTxn;
 use crate::store::Store;
 use crate::txn::{Compare, CompareOp, Txn, TxnOp};
@@ -42,16 +43,21 @@ impl WriteTxn {
     }
 
     /// Applies the buffered writes at one revision if nothing this attempt read has changed
-    /// since its snapshot. `Ok(true)`: committed (or nothing to write: the snapshot was
-    /// consistent by construction); `Ok(false)`: a concurrent writer got there first and nothing
-    /// was written, so begin a new attempt.
-    pub fn commit(self) -> Result<bool> {
+    /// since its snapshot.
+    ///
+    /// `Ok(Some(revision))`: committed, and `revision` is the one the writes were made at (the
+    /// store's revision right after them). With nothing to write there is no new revision: it
+    /// is the snapshot's, at which everything read was consistent by construction.
+    /// `Ok(None)`: a concurrent writer got there first and nothing was written, so begin a new
+    /// attempt.
+    pub fn commit(self) -> Result<Option<Revision>> {
         if self.writes.is_empty() {
-            return Ok(true);
+            return Ok(Some(self.revision()));
         }
         let store = self.store.clone();
         let limits = store.unbounded_op_limits();
-        Ok(store.txn_with_limits(self.into_txn(), &limits)?.succeeded)
+        let resp = store.txn_with_limits(self.into_txn(), &limits)?;
+        Ok(resp.succeeded.then_some(resp.header_revision))
     }
 
     /// Revision of the snapshot this attempt reads.
@@ -60,9 +66,12 @@ impl WriteTxn {
     }
 
     /// Reads a key. A key this transaction wrote reads back its new value (with zero
-    /// revisions and version, since it has none yet) or `None` if it deleted it.
+    /// revisions and version, since it has none yet) or `None` if it deleted it. A key no put
+    /// could write is refused as [`Store::get`] refuses it: [`Error::EmptyKey`] or
+    /// [`Error::KeyTooLarge`].
     pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
         let key = key.as_ref();
+        keyspace::check_key(key, &self.store.unbounded_op_limits())?;
         if let Some(w) = self.writes.get(key) {
             return Ok(w.as_ref().map(|v| KeyValue {
                 key: key.to_vec(),
@@ -78,8 +87,12 @@ impl WriteTxn {
     }
 
     /// Reads the keys of a range as of the snapshot (this transaction's own writes are not
-    /// merged in). Any change to the range before commit makes the attempt retry.
+    /// merged in). Any change to the range before commit makes the attempt retry. An empty
+    /// start key is [`Error::EmptyKey`] (every key is [`Range::all`]).
     pub fn range(&mut self, range: Range) -> Result<RangeResponse> {
+        if range.start().is_empty() {
+            return Err(Error::EmptyKey);
+        }
         let resp = self.snapshot.range_with(&range, &RangeOptions::default())?;
         // The range compare catches keys changed or inserted since the snapshot; a compare per
         // key returned catches keys deleted since.
@@ -139,28 +152,31 @@ impl Store {
     /// Runs `f` as an optimistic read-write transaction: reads through the [`WriteTxn`] are
     /// validated at commit, writes are applied atomically at one revision, and on a conflict
     /// with a concurrent writer `f` runs again on a fresh snapshot (so it must not have other
-    /// side effects). Returns `f`'s result, or [`Error::Conflict`] after the configured number
-    /// of attempts; an error from `f` aborts without writing.
+    /// side effects). Returns `f`'s result with the revision the writes were committed at (the
+    /// snapshot's revision if `f` wrote nothing; see [`WriteTxn::commit`]), or
+    /// [`Error::Conflict`] after the configured number of attempts; an error from `f` aborts
+    /// without writing.
     ///
     /// ```no_run
     /// let db = etch_engine::Store::open("app.etch")?;
     /// // Move 10 from a to b, atomically with respect to every other writer.
-    /// db.write(|tx| {
+    /// let ((), revision) = db.write(|tx| {
     ///     let a: i64 = tx.get("a")?.map_or(0, |kv| String::from_utf8_lossy(&kv.value).parse().unwrap_or(0));
     ///     let b: i64 = tx.get("b")?.map_or(0, |kv| String::from_utf8_lossy(&kv.value).parse().unwrap_or(0));
     ///     tx.put("a", (a - 10).to_string());
     ///     tx.put("b", (b + 10).to_string());
     ///     Ok(())
     /// })?;
+    /// assert_eq!(db.get("a")?.unwrap().mod_revision, revision);
     /// # Ok::<(), etch_engine::Error>(())
     /// ```
-    pub fn write<T>(&self, mut f: impl FnMut(&mut WriteTxn) -> Result<T>) -> Result<T> {
+    pub fn write<T>(&self, mut f: impl FnMut(&mut WriteTxn) -> Result<T>) -> Result<(T, Revision)> {
         let attempts = self.write_attempts();
         for _ in 0..attempts {
             let mut tx = self.begin_write()?;
             let out = f(&mut tx)?;
-            if tx.commit()? {
-                return Ok(out);
+            if let Some(revision) = tx.commit()? {
+                return Ok((out, revision));
             }
         }
         Err(Error::Conflict { attempts })
@@ -177,7 +193,8 @@ impl Store {
     ///     let mut tx = db.begin_write()?;
     ///     let n = tx.get("n")?.map_or(0, |kv| kv.value.len());
     ///     tx.put("n", vec![b'x'; n + 1]);
-    ///     if tx.commit()? {
+    ///     if let Some(revision) = tx.commit()? {
+    ///         assert_eq!(db.get("n")?.unwrap().mod_revision, revision);
     ///         break;
     ///     }
     /// }

@@ -5,6 +5,9 @@
 //! `mmap` for readers). Tests substitute [`crate::sim::SimDisk`], which keeps synced and unsynced
 //! bytes apart so it can produce the disk image a power cut would leave, and can fail any chosen
 //! operation — as SQLite's test VFS and redb's fault-injecting backend do.
+//!
+//! A read-only store reaches its files through `ReadOnlyStorage`, which opens them with
+//! [`Storage::open_read_only`] and refuses every change, so nothing it does can write.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -19,6 +22,14 @@ pub trait Storage: Send + Sync {
     /// Opens `path` for reading and writing; with `create`, creates it if missing. A missing
     /// file without `create` is an `io::ErrorKind::NotFound` error.
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>>;
+    /// Opens an existing `path` for reading only (`O_RDONLY` on a real file system, so it works
+    /// on a file of mode 0444 or in a read-only directory). A missing file is an
+    /// `io::ErrorKind::NotFound` error. The default opens it as [`Storage::open`] does without
+    /// `create`, for storages with no read-only mode (the simulated disk); the engine never
+    /// writes through a file opened for a read-only store either way.
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        self.open(path, false)
+    }
     /// Removes `path` (not durable until [`Storage::sync_dir`]).
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes creations and removals in the directory holding `path` durable.
@@ -42,10 +53,22 @@ pub trait StorageFile: Send + Sync {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and all metadata durable: `fsync`.
     fn sync_all(&self) -> io::Result<()>;
-    /// Takes an exclusive lock; `Ok(false)` if someone else holds it.
+    /// Takes an exclusive lock; `Ok(false)` if someone else holds it (shared or exclusive).
     fn try_lock(&self) -> io::Result<bool>;
-    /// Releases the lock.
+    /// Takes a shared lock, which any number of holders may share; `Ok(false)` if someone holds
+    /// the exclusive lock. The default takes the exclusive lock, which is correct but lets only
+    /// one reader in at a time.
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.try_lock()
+    }
+    /// Releases the lock (shared or exclusive).
     fn unlock(&self) -> io::Result<()>;
+    /// What identifies the underlying file across handles, such as (device, inode); `None` if
+    /// the storage cannot tell. Used to say "already open in this process" when a lock is
+    /// refused.
+    fn identity(&self) -> io::Result<Option<(u64, u64)>> {
+        Ok(None)
+    }
     /// A read-only view of bytes `[0, len)` that reflects every later write through this file.
     /// `len` may exceed the file's length; the engine never reads past the end of the file.
     fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>>;
@@ -75,6 +98,16 @@ impl Storage for FsStorage {
             .create(create)
             .truncate(false)
             .open(path)?;
+        Ok(Arc::new(FsFile(file)))
+    }
+
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        let file = OpenOptions::new().read(true).open(path)?;
+        // O_RDONLY opens a directory without complaint (unlike O_RDWR); say what it is now
+        // rather than fail on the first read.
+        if file.metadata()?.is_dir() {
+            return Err(io::Error::from(io::ErrorKind::IsADirectory));
+        }
         Ok(Arc::new(FsFile(file)))
     }
 
@@ -139,14 +172,29 @@ impl StorageFile for FsFile {
         }
     }
 
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        match self.0.try_lock_shared() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
     fn unlock(&self) -> io::Result<()> {
         self.0.unlock()
     }
 
+    fn identity(&self) -> io::Result<Option<(u64, u64)>> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.0.metadata()?;
+        Ok(Some((meta.dev(), meta.ino())))
+    }
+
     fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>> {
-        // SAFETY: the map is read-only and the file is locked exclusively by this process, so no
-        // other etch process writes or truncates it (the lock is advisory: a process ignoring it
-        // is outside what etch can defend against, as with LMDB and SQLite). This process never
+        // SAFETY: the map is read-only and the file is locked by this process (exclusively by a
+        // writer; shared by read-only stores, which never write), so no other etch process writes
+        // or truncates it while mapped (the lock is advisory: a process ignoring it is outside
+        // what etch can defend against, as with LMDB and SQLite). This process never
         // truncates a mapped file and writes only pages that no live snapshot can reach
         // (alloc.rs), so bytes a reader looks at do not change under it. Readers touch only
         // pages below their snapshot's page count, which lie inside the file, so the part of the
@@ -165,5 +213,92 @@ struct FsMapping(Mmap);
 impl Mapping for FsMapping {
     fn bytes(&self) -> &[u8] {
         &self.0
+    }
+}
+
+/// The view of a [`Storage`] that a read-only store uses: files open with
+/// [`Storage::open_read_only`], and every call that would change a file or directory fails with
+/// `io::ErrorKind::ReadOnlyFilesystem`. So a read-only store cannot write, whatever the storage
+/// under it would allow.
+pub(crate) struct ReadOnlyStorage(pub(crate) Arc<dyn Storage>);
+
+fn refused() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ReadOnlyFilesystem,
+        "the store is open read-only: nothing may be written",
+    )
+}
+
+impl Storage for ReadOnlyStorage {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn StorageFile>> {
+        if create {
+            return Err(refused());
+        }
+        self.open_read_only(path)
+    }
+
+    fn open_read_only(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(ReadOnlyFile(self.0.open_read_only(path)?)))
+    }
+
+    fn remove(&self, _path: &Path) -> io::Result<()> {
+        Err(refused())
+    }
+
+    fn sync_dir(&self, _path: &Path) -> io::Result<()> {
+        Err(refused())
+    }
+
+    fn rename(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(refused())
+    }
+}
+
+/// A file of [`ReadOnlyStorage`]: reads and locks pass through, changes fail.
+struct ReadOnlyFile(Arc<dyn StorageFile>);
+
+impl StorageFile for ReadOnlyFile {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(refused())
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, _buf: &[u8], _offset: u64) -> io::Result<()> {
+        Err(refused())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        Err(refused())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        Err(refused())
+    }
+
+    fn try_lock(&self) -> io::Result<bool> {
+        self.0.try_lock()
+    }
+
+    fn try_lock_shared(&self) -> io::Result<bool> {
+        self.0.try_lock_shared()
+    }
+
+    fn unlock(&self) -> io::Result<()> {
+        self.0.unlock()
+    }
+
+    fn identity(&self) -> io::Result<Option<(u64, u64)>> {
+        self.0.identity()
+    }
+
+    fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>> {
+        self.0.map(len, random_access)
     }
 }

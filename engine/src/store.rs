@@ -26,14 +26,15 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::alloc::Allocator;
 use crate::command::{self, Applied, ApplyError, Command, CommandResponse, Origin};
-use crate::error::{Error, Result};
+use crate::error::{Error, OpenAction, Result};
+use crate::file_lock::{LockMode, Registration};
 use crate::keyspace::{self, KsState, Limits};
 use crate::meta::{self, Meta};
 use crate::options::{AutoCompaction, Durability, Options};
 use crate::pager::{read_freelist, MapState, Pager, ReadView};
 use crate::record::{self, Payload};
 use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{ReadOnlyStorage, Storage, StorageFile};
 use crate::txn::{Txn, TxnResponse};
 use crate::types::{
     BatchResponse, CheckReport, DeleteResponse, KeyValue, OpResponse, PutOp, PutResponse, Range,
@@ -79,7 +80,11 @@ struct Shared {
     storage: Arc<dyn Storage>,
     /// The main file (swapped by `defrag`; the writer uses its pager's handle).
     file: Mutex<Arc<dyn StorageFile>>,
-    wal_file: Arc<dyn StorageFile>,
+    /// This process's claim on the locked main file (swapped by `defrag` with the file; taken
+    /// on close, after the unlock).
+    registration: Mutex<Option<Registration>>,
+    /// The WAL; `None` for a read-only store, which has none.
+    wal_file: Option<Arc<dyn StorageFile>>,
     page_size: usize,
     published: RwLock<Arc<SnapshotData>>,
     live: LiveSnapshots,
@@ -161,7 +166,8 @@ struct SyncState {
 
 struct Writer {
     pager: Pager,
-    wal: Wal,
+    /// `None` for a read-only store, which never writes a WAL.
+    wal: Option<Wal>,
     /// Working state: includes appended commits that may not be durable yet.
     state: KsState,
     /// Sequence number of the last appended (or checkpointed) commit.
@@ -205,18 +211,36 @@ impl Store {
     pub(crate) fn open_with(path: &Path, opts: Options) -> Result<Store> {
         opts.validate()?;
         let storage = opts.storage.clone();
-        let file = storage.open(path, true)?;
-        if !file.try_lock()? {
-            return Err(Error::Locked {
-                path: path.to_path_buf(),
-            });
-        }
-        let mut len = file.len()?;
+        let read_only = opts.read_only;
+        // A read-only store opens its files only through this view, which refuses every change.
+        let file_storage: Arc<dyn Storage> = if read_only {
+            Arc::new(ReadOnlyStorage(storage.clone()))
+        } else {
+            storage.clone()
+        };
+        let (file, registration) = open_main_file(&*file_storage, path, &opts)?;
+        let mut len = file
+            .len()
+            .map_err(|e| Error::from(e).opening(path, OpenAction::ReadMeta))?;
         if len == 0 {
-            init_file(&*file, &*storage, path, opts.page_size)?;
-            len = file.len()?;
+            if read_only {
+                return Err(Error::Open {
+                    path: path.to_path_buf(),
+                    action: OpenAction::OpenFileReadOnly,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the file is empty; a new store cannot be created read-only",
+                    ),
+                });
+            }
+            init_file(&*file, &*storage, path, opts.page_size)
+                .map_err(|e| e.opening(path, OpenAction::InitFile))?;
+            len = file
+                .len()
+                .map_err(|e| Error::from(e).opening(path, OpenAction::ReadMeta))?;
         }
-        let meta = read_meta(&*file, path, len)?;
+        let meta =
+            read_meta(&*file, path, len).map_err(|e| e.opening(path, OpenAction::ReadMeta))?;
         let ps = meta.page_size as usize;
         if len < meta.page_count * ps as u64 {
             return Err(Error::corrupt(format!(
@@ -225,7 +249,8 @@ impl Store {
                 meta.page_count * ps as u64
             )));
         }
-        let mut pager = load_pager(&file, &meta, opts.random_access)?;
+        let mut pager = load_pager(&file, &meta, opts.random_access, read_only)
+            .map_err(|e| e.opening(path, OpenAction::MapFile))?;
         let mut state = KsState {
             roots: meta.roots,
             revision: meta.revision,
@@ -239,7 +264,9 @@ impl Store {
         let wal_path = Wal::path_for(path);
         let mut replayed = 0usize;
         let mut wal_repair = None;
-        if let Some((wal_file, wal_map, _)) = Wal::open_existing(&*storage, &wal_path, meta.db_id)?
+        if let Some((wal_file, wal_map, _)) =
+            Wal::open_existing(&*file_storage, &wal_path, meta.db_id)
+                .map_err(|e| e.opening(&wal_path, OpenAction::ReadWal))?
         {
             let scan = Wal::scan(
                 wal_map.bytes(),
@@ -307,14 +334,16 @@ impl Store {
             db_id: meta.db_id,
         };
         // The replayed state must be in the main file before the old WAL is replaced.
-        let salt = if replayed == 0 && meta.wal_offset == WAL_START {
+        // A read-only store keeps what it replayed in memory (see `open_recovered`).
+        let salt = if read_only || (replayed == 0 && meta.wal_offset == WAL_START) {
             meta.wal_salt
         } else {
             let salt = crate::file::random_u64();
-            write_checkpoint(&*file, &mut pager, &state, (seq, term), &mut slots, salt)?;
+            write_checkpoint(&*file, &mut pager, &state, (seq, term), &mut slots, salt)
+                .map_err(|e| e.opening(path, OpenAction::WriteRecovered))?;
             salt
         };
-        let wal = Wal::create(&*storage, &wal_path, meta.db_id, opts.wal_capacity, salt)?;
+        let wal = open_recovered(&*storage, &mut pager, &opts, &wal_path, meta.db_id, salt)?;
         let writer = Writer {
             pager,
             wal,
@@ -325,7 +354,7 @@ impl Store {
             poisoned: None,
             last_checkpoint: Instant::now(),
         };
-        let wal_file = writer.wal.file.clone();
+        let wal_file = writer.wal.as_ref().map(|wal| wal.file.clone());
         let lease_clocks = keyspace::lease_list(&writer.pager, &writer.state)?
             .into_iter()
             .map(|(id, ttl)| {
@@ -354,6 +383,7 @@ impl Store {
             opts,
             storage,
             file: Mutex::new(file),
+            registration: Mutex::new(Some(registration)),
             wal_file,
             page_size: ps,
             published: RwLock::new(snap),
@@ -375,7 +405,10 @@ impl Store {
             background_cv: Condvar::new(),
             wal_repair,
         });
-        spawn_background(Arc::downgrade(&shared));
+        // A read-only store has nothing for a background thread to do: every task of it writes.
+        if !read_only {
+            spawn_background(Arc::downgrade(&shared));
+        }
         Ok(Store {
             _close_on_drop: Some(Arc::new(CloseOnDrop(shared.clone()))),
             shared,
@@ -412,6 +445,22 @@ impl Store {
         Ok(())
     }
 
+    /// Refuses if the store is closed or read-only: the first check of every write.
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        if self.shared.opts.read_only {
+            return Err(Error::ReadOnly {
+                path: self.shared.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether the store was opened with [`Options::read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.shared.opts.read_only
+    }
+
     /// A consistent read-only view of the newest durable state. Never waits for the writer.
     pub fn read(&self) -> Result<ReadTxn> {
         self.check_open()?;
@@ -425,8 +474,11 @@ impl Store {
         self.shared.published.read().state.revision as i64
     }
 
-    /// The current value and metadata of `key`, or `None`.
+    /// The current value and metadata of `key`, or `None`. A key no put could write is refused
+    /// as a put refuses it: empty ([`Error::EmptyKey`]) or over `max_key_size`
+    /// ([`Error::KeyTooLarge`]).
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
+        keyspace::check_key(key.as_ref(), &self.shared.limits)?;
         self.read()?.get(key)
     }
 
@@ -477,7 +529,7 @@ impl Store {
     /// Applies several writes atomically at one revision. A batch that changes nothing (say,
     /// deleting absent keys) leaves the revision unchanged and writes no record.
     pub fn batch(&self, ops: Vec<WriteOp>) -> Result<BatchResponse> {
-        self.check_open()?;
+        self.check_writable()?;
         keyspace::validate(&ops, &self.shared.limits)?;
         let adds_data = ops.iter().any(|op| matches!(op, WriteOp::Put(_)));
         let command = Command::Batch(ops);
@@ -578,7 +630,7 @@ impl Store {
     /// a local commit. Admission (sizes, limits, quota, picking a lease id) is the proposer's
     /// job and is not repeated here.
     pub fn apply(&self, index: u64, term: u64, command: &Command) -> Result<CommandResponse> {
-        self.check_open()?;
+        self.check_writable()?;
         let outcome = self.commit_with(|w| {
             let expected = w.seq + 1;
             if index != expected {
@@ -620,7 +672,7 @@ impl Store {
     /// # Ok::<(), etch_engine::Error>(())
     /// ```
     pub fn compact(&self, revision: Revision) -> Result<Revision> {
-        self.check_open()?;
+        self.check_writable()?;
         let command = Command::Compact(revision);
         match self.commit_with(|w| self.commit_command(w, &command))? {
             CommandResponse::Compact(r) => Ok(r),
@@ -636,7 +688,7 @@ impl Store {
     /// A transaction under explicit limits ([`Store::write`] lifts the operation-count limit,
     /// since its guard holds one compare per key read).
     pub(crate) fn txn_with_limits(&self, txn: Txn, limits: &Limits) -> Result<TxnResponse> {
-        self.check_open()?;
+        self.check_writable()?;
         crate::txn::validate(&txn, limits)?;
         let adds_data = crate::txn::has_put(&txn);
         let command = Command::Txn(txn);
@@ -668,7 +720,7 @@ impl Store {
     /// First step of every commit, under the writer lock: refuses if closed or poisoned,
     /// releases pages no snapshot needs any more, and numbers the commit.
     fn begin_commit(&self, w: &mut Writer) -> Result<u64> {
-        self.check_open()?;
+        self.check_writable()?;
         if let Some(p) = &w.poisoned {
             return Err(Error::Poisoned(p.clone()));
         }
@@ -696,15 +748,27 @@ impl Store {
         };
         w.seq = seq;
         // A record that cannot fit is never encoded: the checkpoint below makes it durable.
-        let appended = w.wal.fits_at_all(payload.encoded_len()) && {
-            let bytes = payload.encode();
-            // The frame records what is durable now, so that recovery can tell damage to an
-            // acknowledged record from a torn, never-acknowledged tail.
-            let durable = shared.sync.lock().durable_seq;
-            self.guard(w, |w| w.wal.append(seq, w.term, durable, &bytes))?
+        // `begin_commit` refused a read-only store, so the WAL is there.
+        // The frame records what is durable now, so that recovery can tell damage to an
+        // acknowledged record from a torn, never-acknowledged tail.
+        let durable = shared.sync.lock().durable_seq;
+        let Some(wal) = w.wal.as_mut() else {
+            return Err(Error::ReadOnly {
+                path: shared.path.clone(),
+            });
         };
-        let threshold = (w.wal.max_bytes() as f64 * shared.opts.checkpoint_wal_fraction) as u64;
-        if !appended || w.wal.used() > threshold {
+        let appended = if wal.fits_at_all(payload.encoded_len()) {
+            let result = wal.append(seq, w.term, durable, &payload.encode());
+            self.guard(w, |_| result)?
+        } else {
+            false
+        };
+        let fraction = shared.opts.checkpoint_wal_fraction;
+        let past_threshold = w
+            .wal
+            .as_ref()
+            .is_some_and(|wal| wal.used() > (wal.max_bytes() as f64 * fraction) as u64);
+        if !appended || past_threshold {
             // The WAL is past its checkpoint threshold, full, or too small for this record: a
             // checkpoint makes this commit (and all before it) durable in the main file. It runs
             // here, in the committing thread, so the commit's acknowledgement waits for it
@@ -749,9 +813,12 @@ impl Store {
     fn publish(&self, snap: Arc<SnapshotData>) {
         {
             let mut cur = self.shared.published.write();
-            if snap.version > cur.version
-                || (snap.version == cur.version && snap.state != cur.state)
-            {
+            // At one version the WAL only shrinks (a checkpoint; appends take a new version),
+            // so a smaller `wal_used` is the newer snapshot: status() after checkpoint() must
+            // see the emptied WAL.
+            let same_version_newer = snap.version == cur.version
+                && (snap.state != cur.state || snap.wal_used < cur.wal_used);
+            if snap.version > cur.version || same_version_newer {
                 *cur = snap;
             } else {
                 return;
@@ -842,7 +909,12 @@ impl Store {
             shared.live.register(&snap);
             snap
         };
-        if let Err(e) = shared.wal_file.sync_data() {
+        let Some(wal_file) = &shared.wal_file else {
+            return Err(Error::ReadOnly {
+                path: shared.path.clone(),
+            });
+        };
+        if let Err(e) = wal_file.sync_data() {
             let e = Error::from(e);
             shared
                 .writer
@@ -865,7 +937,7 @@ impl Store {
 
     /// Runs a checkpoint now: the main file then holds every commit and the WAL is emptied.
     pub fn checkpoint(&self) -> Result<()> {
-        self.check_open()?;
+        self.check_writable()?;
         let mut w = self.shared.writer.lock();
         if let Some(p) = &w.poisoned {
             return Err(Error::Poisoned(p.clone()));
@@ -874,6 +946,7 @@ impl Store {
     }
 
     fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        self.check_writable()?;
         let salt = crate::file::random_u64();
         let file = w.pager.file.clone();
         self.guard(w, |w| {
@@ -886,7 +959,9 @@ impl Store {
                 salt,
             )
         })?;
-        w.wal.reset(salt);
+        if let Some(wal) = w.wal.as_mut() {
+            wal.reset(salt);
+        }
         w.last_checkpoint = Instant::now();
         let snap = Arc::new(make_snapshot(w));
         self.shared.live.register(&snap);
@@ -911,7 +986,7 @@ impl Store {
     /// # Ok::<(), etch_engine::Error>(())
     /// ```
     pub fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrant> {
-        self.check_open()?;
+        self.check_writable()?;
         if !(1..=9_000_000_000).contains(&ttl) {
             return Err(Error::InvalidOption(format!(
                 "lease TTL {ttl} is not between 1 and 9000000000 seconds"
@@ -947,7 +1022,7 @@ impl Store {
     /// Revokes a lease: its keys are deleted at one revision (returned; unchanged if it had no
     /// keys) and watchers see the deletes.
     pub fn lease_revoke(&self, id: i64) -> Result<Revision> {
-        self.check_open()?;
+        self.check_writable()?;
         let command = Command::LeaseRevoke { id };
         match self.commit_with(|w| self.commit_command(w, &command))? {
             CommandResponse::LeaseRevoke(r) => Ok(r),
@@ -957,7 +1032,7 @@ impl Store {
 
     /// Renews a lease for its full TTL; returns the TTL.
     pub fn lease_keep_alive(&self, id: i64) -> Result<i64> {
-        self.check_open()?;
+        self.check_writable()?;
         let mut clocks = self.shared.lease_clocks.lock();
         let clock = clocks.get_mut(&id).ok_or(Error::LeaseNotFound { id })?;
         clock.deadline = self
@@ -1065,7 +1140,7 @@ impl Store {
     /// ids. The background thread calls this every tick; tests with a [`crate::ManualClock`]
     /// call it after advancing the clock.
     pub fn expire_leases(&self) -> Result<Vec<i64>> {
-        self.check_open()?;
+        self.check_writable()?;
         // Read after the list, so every listed lease is still due at `now`.
         let expired = self.expired_leases();
         let now = self.shared.opts.clock.now();
@@ -1125,7 +1200,11 @@ impl Store {
         opts: Options,
     ) -> Result<Store> {
         let (snapshot, output) = (snapshot.as_ref(), output.as_ref());
-        let source = opts.storage.open(snapshot, false)?;
+        // Only read: so a snapshot of mode 0444, or in a read-only directory, restores too.
+        let source = opts
+            .storage
+            .open_read_only(snapshot)
+            .map_err(|e| Error::from(e).opening(snapshot, OpenAction::OpenFileReadOnly))?;
         let len = source.len()?;
         // Refuse a non-etch source before writing anything.
         read_meta(&*source, snapshot, len)?;
@@ -1202,7 +1281,7 @@ impl Store {
     /// # Ok::<(), etch_engine::Error>(())
     /// ```
     pub fn defrag(&self) -> Result<(u64, u64)> {
-        self.check_open()?;
+        self.check_writable()?;
         let shared = &*self.shared;
         let mut guard = shared.writer.lock();
         let w = &mut *guard;
@@ -1221,7 +1300,10 @@ impl Store {
         let file = shared.storage.open(&tmp, true)?;
         file.set_len(0)?;
         if !file.try_lock()? {
-            return Err(Error::Locked { path: tmp });
+            return Err(Error::Locked {
+                path: tmp,
+                in_this_process: false,
+            });
         }
         let salt = crate::file::random_u64();
         let identity = crate::copy::CopyIdentity {
@@ -1247,14 +1329,19 @@ impl Store {
             shared.storage.rename(&tmp, &shared.path)?;
             shared.storage.sync_dir(&shared.path)?;
             let meta = read_meta(&*file, &shared.path, file.len()?)?;
-            let pager = load_pager(&file, &meta, shared.opts.random_access)?;
+            let pager = load_pager(&file, &meta, shared.opts.random_access, false)?;
             w.pager = pager;
             w.state.roots = meta.roots;
             w.slots.counter = meta.counter;
-            w.wal.reset(salt);
+            if let Some(wal) = w.wal.as_mut() {
+                wal.reset(salt);
+            }
             Ok(())
         })?;
         *shared.file.lock() = file.clone();
+        // The store's name now means the new file: claim it, and give up the old one's claim
+        // (the old file is unlinked; its lock goes with its last handle).
+        *shared.registration.lock() = Some(Registration::new(&*file));
         let after = file.len()?;
         let snap = Arc::new(make_snapshot(w));
         shared.live.register(&snap);
@@ -1307,6 +1394,8 @@ impl Shared {
             self.background_cv.notify_all();
         }
         let result = match w.poisoned.clone() {
+            // Nothing to write back: a read-only store changed nothing.
+            _ if self.opts.read_only => Ok(()),
             Some(p) => Err(Error::Poisoned(p)),
             None => {
                 let salt = crate::file::random_u64();
@@ -1327,6 +1416,8 @@ impl Shared {
         };
         drop(w);
         let _ = self.file.lock().unlock();
+        // After the unlock, so a refused open never blames this process for a lock it released.
+        self.registration.lock().take();
         *self.publish_generation.lock() += 1;
         self.published_cv.notify_all();
         result
@@ -1366,17 +1457,71 @@ fn init_file(
     Ok(storage.sync_dir(path)?)
 }
 
+/// Opens and locks the main file as `opts` ask: read-write (created if missing) with the
+/// exclusive lock, or read-only (never created) with the shared lock; waits for the lock up to
+/// `opts.lock_timeout`.
+fn open_main_file(
+    storage: &dyn Storage,
+    path: &Path,
+    opts: &Options,
+) -> Result<(Arc<dyn StorageFile>, Registration)> {
+    let (opened, mode) = if opts.read_only {
+        let opened = storage
+            .open_read_only(path)
+            .map_err(|e| Error::from(e).opening(path, OpenAction::OpenFileReadOnly));
+        (opened, LockMode::Shared)
+    } else {
+        let opened = storage.open(path, true).map_err(|e| {
+            // Creating a file fails with NotFound only when its directory is missing.
+            let action = if e.kind() == std::io::ErrorKind::NotFound {
+                OpenAction::CreateFile
+            } else {
+                OpenAction::OpenFile
+            };
+            Error::from(e).opening(path, action)
+        });
+        (opened, LockMode::Exclusive)
+    };
+    let file = opened?;
+    let registration = crate::file_lock::lock(&*file, path, mode, opts.lock_timeout)?;
+    Ok((file, registration))
+}
+
+/// The last step of recovery. A writable store gets a new WAL (generation `salt`). A read-only
+/// store seals what it replayed into its pager's in-memory overlay, so readers see it, and gets
+/// no WAL: nothing is written.
+fn open_recovered(
+    storage: &dyn Storage,
+    pager: &mut Pager,
+    opts: &Options,
+    wal_path: &Path,
+    db_id: u64,
+    salt: u64,
+) -> Result<Option<Wal>> {
+    if opts.read_only {
+        pager.seal()?;
+        return Ok(None);
+    }
+    Wal::create(storage, wal_path, db_id, opts.wal_capacity, salt)
+        .map(Some)
+        .map_err(|e| e.opening(wal_path, OpenAction::CreateWal))
+}
+
 /// The writer's pager for a file whose newest meta is `meta`: a map of its pages and an
-/// allocator seeded with the meta's free list.
-fn load_pager(file: &Arc<dyn StorageFile>, meta: &Meta, random_access: bool) -> Result<Pager> {
+/// allocator seeded with the meta's free list. A read-only pager writes pages to an in-memory
+/// overlay instead of the file (see `pager.rs`).
+fn load_pager(
+    file: &Arc<dyn StorageFile>,
+    meta: &Meta,
+    random_access: bool,
+    read_only: bool,
+) -> Result<Pager> {
     let ps = meta.page_size as usize;
-    let map = Arc::new(MapState::new(
-        &**file,
-        ps,
-        meta.page_count,
-        None,
-        random_access,
-    )?);
+    let map = Arc::new(if read_only {
+        MapState::new_read_only(&**file, ps, random_access)?
+    } else {
+        MapState::new(&**file, ps, meta.page_count, None, random_access)?
+    });
     let view = ReadView {
         map: &map,
         page_count: meta.page_count,
@@ -1499,7 +1644,7 @@ fn make_snapshot(w: &Writer) -> SnapshotData {
         map: w.pager.map.clone(),
         page_count: w.pager.alloc.high_water,
         unused_pages: w.pager.alloc.unused_pages(),
-        wal_used: w.wal.used(),
+        wal_used: w.wal.as_ref().map_or(0, Wal::used),
     }
 }
 
@@ -1533,7 +1678,7 @@ fn spawn_background(weak: Weak<Shared>) {
                     let w = store.shared.writer.lock();
                     (
                         w.last_checkpoint.elapsed() >= store.shared.opts.checkpoint_interval,
-                        w.wal.used() > 0,
+                        w.wal.as_ref().is_some_and(|wal| wal.used() > 0),
                     )
                 };
                 if due && pending {

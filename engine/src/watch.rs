@@ -73,6 +73,12 @@ pub struct WatchResponse {
     pub canceled: bool,
     /// The compact revision, when `canceled` because of compaction.
     pub compact_revision: Revision,
+    /// True in the one response that completes the replay of a watch started at a past
+    /// revision: with it, every matching change up to the revision that was current when the
+    /// watch was created has been delivered, and what follows is live. It may carry the last
+    /// replayed events or none (when the end of the history held no matching change). A watch
+    /// from now has nothing to replay and never sets it; see [`Watcher::caught_up`].
+    pub caught_up: bool,
 }
 
 /// A watch on a range. Iterate it, or call [`Watcher::recv`] / [`Watcher::recv_timeout`].
@@ -85,6 +91,10 @@ pub struct Watcher {
     opts: WatchOptions,
     /// Next revision to deliver.
     next: u64,
+    /// The store revision when the watch was created: the end of the history to replay.
+    replay_until: u64,
+    /// `next > replay_until` has been reported (or there was nothing to replay).
+    caught_up: bool,
     done: bool,
     last_sent: Instant,
     /// Set by a [`WatchCanceller`] from another thread.
@@ -135,19 +145,28 @@ impl Store {
         self.watch_with(range, WatchOptions::default())
     }
 
-    /// Watches with etcd's options: a start revision in the past replays history first.
+    /// Watches with etcd's options: a start revision in the past replays history first, and
+    /// the response that completes the replay has [`WatchResponse::caught_up`] set. An empty
+    /// start key is [`Error::EmptyKey`] (etcd: "key is not provided"; watch every key with
+    /// [`Range::all`]).
     pub fn watch_with(&self, range: Range, opts: WatchOptions) -> Result<Watcher> {
+        if range.start().is_empty() {
+            return Err(Error::EmptyKey);
+        }
         let snap = self.read()?;
         let next = if opts.start_revision <= 0 {
             snap.revision() + 1
         } else {
             opts.start_revision
         };
+        let replay_until = snap.revision() as u64;
         Ok(Watcher {
             store: self.clone(),
             range,
             opts,
             next: next as u64,
+            replay_until,
+            caught_up: next as u64 > replay_until,
             done: false,
             last_sent: Instant::now(),
             cancelled: Arc::new(AtomicBool::new(false)),
@@ -159,6 +178,15 @@ impl Watcher {
     /// The next revision this watcher will deliver.
     pub fn next_revision(&self) -> Revision {
         self.next as i64
+    }
+
+    /// True once every matching change up to the revision that was current when the watch
+    /// was created has been delivered: at once for a watch from now; for a watch replaying
+    /// history, from the response with [`WatchResponse::caught_up`] on. A consumer that must
+    /// know when it has seen the past (to build a cache, then follow changes) waits for that
+    /// response instead of polling [`Watcher::next_revision`].
+    pub fn caught_up(&self) -> bool {
+        self.caught_up
     }
 
     /// Ends the watch; later calls return `None` / nothing.
@@ -212,6 +240,7 @@ impl Watcher {
                     events: Vec::new(),
                     canceled: true,
                     compact_revision: compacted,
+                    caught_up: false,
                 }));
             }
             if (self.next as i64) <= revision {
@@ -243,12 +272,17 @@ impl Watcher {
                         prev_kv: e.prev_kv,
                     })
                     .collect();
-                if !events.is_empty() {
+                let completes_replay = !self.caught_up && next > self.replay_until;
+                if completes_replay {
+                    self.caught_up = true;
+                }
+                if !events.is_empty() || completes_replay {
                     self.last_sent = Instant::now();
                     let header_revision = (next as i64 - 1).min(revision);
                     return Ok(Some(WatchResponse {
                         header_revision,
                         events,
+                        caught_up: completes_replay,
                         ..Default::default()
                     }));
                 }

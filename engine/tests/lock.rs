@@ -26,7 +26,7 @@ fn lock_child() {
         return;
     };
     match Store::open(&path) {
-        Err(Error::Locked { path: p }) => {
+        Err(Error::Locked { path: p, .. }) => {
             assert_eq!(p, Path::new(&path));
             std::process::exit(EXIT_LOCKED);
         }
@@ -70,7 +70,7 @@ fn child_exit_code(path: &Path) -> i32 {
 
 fn assert_locked<T>(r: etch_engine::Result<T>, path: &Path) {
     match r {
-        Err(Error::Locked { path: p }) => assert_eq!(p, path),
+        Err(Error::Locked { path: p, .. }) => assert_eq!(p, path),
         Err(e) => panic!("expected Error::Locked, got {e:?}"),
         Ok(_) => panic!("expected Error::Locked, got Ok: two handles on one file"),
     }

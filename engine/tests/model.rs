@@ -927,55 +927,63 @@ impl Model {
             return Err((rev, current));
         }
         let st = &self.states[rev as usize];
-        let matching: Vec<KeyValue> = st
+        // Written from etcd's documented Range (rpc.proto, and its `Range` apply step), not
+        // from the engine: take every key of the range at that revision, keep those passing the
+        // revision filters, put them in the requested order, cut to the limit.
+        let all: Vec<KeyValue> = st
             .iter()
             .filter(|(k, _)| model_contains(range.start(), range.end(), k))
             .map(|(k, v)| v.to_kv(k, o.keys_only))
             .collect();
-        // etcd: count is every key of the range at that revision, before filters and limit.
-        let count = matching.len() as i64;
-        let mut kvs = if o.count_only { Vec::new() } else { matching };
+        // `count` is every key of the range at that revision, before filters and limit.
+        let count = all.len() as i64;
+        if o.count_only {
+            return Ok(RangeResponse {
+                header_revision: current,
+                kvs: Vec::new(),
+                more: false,
+                count,
+            });
+        }
+        let in_bounds =
+            |v: i64, min: i64, max: i64| (min == 0 || v >= min) && (max == 0 || v <= max);
+        let kept: Vec<KeyValue> = all
+            .into_iter()
+            .filter(|kv| {
+                in_bounds(kv.mod_revision, o.min_mod_revision, o.max_mod_revision)
+                    && in_bounds(
+                        kv.create_revision,
+                        o.min_create_revision,
+                        o.max_create_revision,
+                    )
+            })
+            .collect();
         let filtered = o.min_mod_revision != 0
             || o.max_mod_revision != 0
             || o.min_create_revision != 0
             || o.max_create_revision != 0;
-        if o.limit > 0 && o.sort_order == SortOrder::None && !filtered {
-            // etcd fetches only the first limit + 1 keys in key order before sorting them.
-            kvs.truncate(o.limit as usize + 1);
-        }
-        kvs.retain(|kv| {
-            (o.min_mod_revision == 0 || kv.mod_revision >= o.min_mod_revision)
-                && (o.max_mod_revision == 0 || kv.mod_revision <= o.max_mod_revision)
-                && (o.min_create_revision == 0 || kv.create_revision >= o.min_create_revision)
-                && (o.max_create_revision == 0 || kv.create_revision <= o.max_create_revision)
-        });
-        let order = match (o.sort_order, o.sort_target) {
-            (SortOrder::None, SortTarget::Key) => SortOrder::None,
-            (SortOrder::None, _) => SortOrder::Ascend,
-            (x, _) => x,
+        let ordered = match (o.sort_order, o.sort_target) {
+            // No order: key order, which `st` iterates in.
+            (SortOrder::None, SortTarget::Key) => kept,
+            // etcd's one exception: a sort target without an order sorts ascending, but when a
+            // limit applies (no order, no filter) it sorts only the page it fetched, the first
+            // limit + 1 keys in key order.
+            (SortOrder::None, target) if o.limit > 0 && !filtered => {
+                let page = kept.into_iter().take(o.limit as usize + 1).collect();
+                sorted_by(page, target, false)
+            }
+            (SortOrder::None, target) | (SortOrder::Ascend, target) => {
+                sorted_by(kept, target, false)
+            }
+            (SortOrder::Descend, target) => sorted_by(kept, target, true),
         };
-        if order != SortOrder::None {
-            // Stable: ties stay in key order, in both directions.
-            kvs.sort_by(|a, b| {
-                let c = match o.sort_target {
-                    SortTarget::Key => a.key.cmp(&b.key),
-                    SortTarget::Version => a.version.cmp(&b.version),
-                    SortTarget::Create => a.create_revision.cmp(&b.create_revision),
-                    SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
-                    SortTarget::Value => a.value.cmp(&b.value),
-                };
-                if order == SortOrder::Descend {
-                    c.reverse()
-                } else {
-                    c
-                }
-            });
-        }
-        let mut more = false;
-        if o.limit > 0 && kvs.len() > o.limit as usize {
-            kvs.truncate(o.limit as usize);
-            more = true;
-        }
+        let limit = if o.limit > 0 {
+            o.limit as usize
+        } else {
+            usize::MAX
+        };
+        let more = ordered.len() > limit;
+        let kvs: Vec<KeyValue> = ordered.into_iter().take(limit).collect();
         Ok(RangeResponse {
             header_revision: current,
             kvs,
@@ -983,6 +991,27 @@ impl Model {
             count,
         })
     }
+}
+
+/// `kvs` sorted by the value of `target`, descending if `descend`; keys with equal values stay
+/// in ascending key order either way (etch's documented tie rule; etcd leaves ties unspecified).
+fn sorted_by(mut kvs: Vec<KeyValue>, target: SortTarget, descend: bool) -> Vec<KeyValue> {
+    kvs.sort_unstable_by(|a, b| {
+        let by_target = match target {
+            SortTarget::Key => a.key.cmp(&b.key),
+            SortTarget::Version => a.version.cmp(&b.version),
+            SortTarget::Create => a.create_revision.cmp(&b.create_revision),
+            SortTarget::Mod => a.mod_revision.cmp(&b.mod_revision),
+            SortTarget::Value => a.value.cmp(&b.value),
+        };
+        let by_target = if descend {
+            by_target.reverse()
+        } else {
+            by_target
+        };
+        by_target.then_with(|| a.key.cmp(&b.key))
+    });
+    kvs
 }
 
 // ---------------------------------------------------------------------------------------------

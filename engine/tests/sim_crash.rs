@@ -383,7 +383,11 @@ fn io_error_at_every_operation() {
         let what = format!("seed {seed:#x}, {fault:?} at operation {n}");
         match &obs.error {
             None => panic!("{what}: the injected fault went unnoticed"),
-            Some(Error::Io(_)) | Some(Error::NoSpace(_)) | Some(Error::Poisoned(_)) => {}
+            // An I/O error while opening names the file: Error::Open.
+            Some(Error::Io(_))
+            | Some(Error::Open { .. })
+            | Some(Error::NoSpace(_))
+            | Some(Error::Poisoned(_)) => {}
             Some(e) => panic!("{what}: unexpected error type {e:?}"),
         }
         if obs.at_rev.is_empty() {

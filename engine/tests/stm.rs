@@ -76,7 +76,7 @@ fn a_conflicting_write_makes_the_closure_run_again() {
     let (_d, db) = store(16);
     db.put("x", "1").unwrap();
     let runs = AtomicU32::new(0);
-    let out = db
+    let (out, revision) = db
         .write(|tx| {
             let n = runs.fetch_add(1, Ordering::SeqCst);
             let x = num(tx.get("x")?);
@@ -90,6 +90,7 @@ fn a_conflicting_write_makes_the_closure_run_again() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert_eq!(out, 10);
     assert_eq!(num(db.get("y").unwrap()), 20);
+    assert_eq!(db.get("y").unwrap().unwrap().mod_revision, revision);
 }
 
 #[test]
@@ -151,16 +152,17 @@ fn reads_see_own_writes_and_errors_abort() {
     .unwrap();
     assert_eq!(db.get("k").unwrap().unwrap().value, b"w");
     let rev = db.revision();
-    let r: Result<(), Error> = db.write(|tx| {
+    let r: Result<((), i64), Error> = db.write(|tx| {
         tx.put("k", "never");
         Err(Error::KeyNotFound)
     });
     assert!(matches!(r, Err(Error::KeyNotFound)));
     assert_eq!(db.revision(), rev);
     // Read-only: no commit at all.
-    let v = db.write(|tx| Ok(tx.get("k")?.unwrap().value)).unwrap();
+    let (v, at) = db.write(|tx| Ok(tx.get("k")?.unwrap().value)).unwrap();
     assert_eq!(v, b"w");
     assert_eq!(db.revision(), rev);
+    assert_eq!(at, rev, "a read-only write reports the revision it read at");
 }
 
 #[test]
@@ -174,19 +176,25 @@ fn one_attempt_at_a_time_reports_a_conflict_and_writes_nothing() {
     tx.put("n", "2");
     db.put("n", "other").unwrap(); // a concurrent writer changes what tx read
     let before = db.revision();
-    assert!(!tx.commit().unwrap(), "the guard fails");
+    assert_eq!(tx.commit().unwrap(), None, "the guard fails");
     assert_eq!(db.revision(), before, "nothing written");
     assert_eq!(db.get("n").unwrap().unwrap().value, b"other");
 
     let mut tx = db.begin_write().unwrap();
     tx.get("n").unwrap();
     tx.put("n", "3");
-    assert!(tx.commit().unwrap());
-    assert_eq!(db.get("n").unwrap().unwrap().value, b"3");
+    let committed = tx.commit().unwrap().expect("no conflict");
+    assert_eq!(
+        committed,
+        db.revision(),
+        "commit reports the revision it wrote at"
+    );
+    let n = db.get("n").unwrap().unwrap();
+    assert_eq!((n.value.as_slice(), n.mod_revision), (&b"3"[..], committed));
     // Read-only attempts commit trivially and write nothing.
     let mut ro = db.begin_write().unwrap();
     ro.get("n").unwrap();
     let before = db.revision();
-    assert!(ro.commit().unwrap());
+    assert_eq!(ro.commit().unwrap(), Some(before));
     assert_eq!(db.revision(), before);
 }

@@ -23,8 +23,27 @@
  * "\0" (length 1) meaning every key >= key, and key "\0" with range_end "\0" meaning all
  * keys; etch_prefix_end() computes the range_end of a prefix.
  *
- * Results. Outputs go through out-parameters, written only as each function documents
- * (object out-parameters are set to NULL on failure). Optional outputs may be NULL.
+ * Results. Outputs go through out-parameters, written only as each function documents.
+ * Object out-parameters (`T **`) are set to NULL first thing, before any argument is checked,
+ * so after every failure (a NULL handle included) they hold NULL and passing them to their
+ * release function is harmless. Optional outputs may be NULL.
+ *
+ * Keys. A key is 1 to max_key_size bytes (etch_options). An empty key is ETCH_INVALID and a
+ * longer one ETCH_TOO_LARGE in every call that takes a single key, reads (etch_get(),
+ * etch_wtxn_get()) as well as writes: no such key can exist.
+ *
+ * Revisions. No revision argument is ever negative: a negative one is ETCH_INVALID in every
+ * call (etch_range_opts.revision and its min/max filters, etch_watch_opts.start_revision,
+ * etch_compact(), etch_hash_kv()). 0 means "the current revision" for reads and hashes, "from
+ * now" for watches, and "no bound" for filters; etch_compact(0) is ETCH_COMPACTED, as every
+ * revision at or below the compact revision.
+ *
+ * Memory checkers. Once every object is released and every handle closed, the library holds
+ * no memory for the caller's threads except the last handle-less error message of a thread
+ * that had one (kept for etch_errmsg(NULL), freed when that thread exits), which valgrind
+ * reports as "still reachable", not as a leak. So a program that opens, reads and closes runs
+ * clean under `valgrind --leak-check=full --error-exitcode=1` with no suppression file
+ * (ffi/tests checks exactly that).
  *
  * Ownership. Every object the library allocates for the caller has exactly one release
  * function, to be called exactly once:
@@ -196,6 +215,11 @@
  * The lease (or other object) to create already exists.
  */
 #define ETCH_EXISTS 16
+
+/**
+ * The store was opened read-only: every write is refused.
+ */
+#define ETCH_READONLY 17
 
 /**
  * `etch_range_opts.sort_order`: key order (no sorting). The default.
@@ -407,7 +431,10 @@ typedef struct etch_options {
    */
   size_t max_txn_ops;
   /**
-   * Size in bytes of the preallocated WAL file (default 64 MiB; 1 MiB to 1 TiB).
+   * Largest size in bytes of the WAL file (default 64 MiB; 1 MiB to 1 TiB). The WAL is
+   * created at 256 KiB (or this, if smaller) and doubles, zero-filled, as commits need room,
+   * up to this size; a checkpoint empties it, and once it is this full commits checkpoint.
+   * etch_close() removes it.
    */
   uint64_t wal_capacity;
   /**
@@ -449,8 +476,8 @@ typedef struct etch_options {
  */
 typedef struct etch_range_opts {
   /**
-   * Read at this revision; 0 for the current one. Below the compact revision:
-   * ETCH_COMPACTED; above the current one: ETCH_FUTURE_REV.
+   * Read at this revision; 0 for the current one, negative is ETCH_INVALID. Below the
+   * compact revision: ETCH_COMPACTED; above the current one: ETCH_FUTURE_REV.
    */
   int64_t revision;
   /**
@@ -609,7 +636,7 @@ typedef struct etch_store_status {
    */
   uint64_t size_in_use;
   /**
-   * Bytes of WAL records not yet checkpointed.
+   * Bytes of WAL records not yet checkpointed (0 right after etch_checkpoint()).
    */
   uint64_t wal_size;
   /**
@@ -684,7 +711,8 @@ typedef struct etch_txn_op_result {
  */
 typedef struct etch_watch_opts {
   /**
-   * First revision to deliver (history is replayed from it); 0 for "changes after now".
+   * First revision to deliver (history is replayed from it); 0 for "changes after now";
+   * negative is ETCH_INVALID. A replay ends with a response that has caught_up = 1.
    */
   int64_t start_revision;
   /**
@@ -759,6 +787,13 @@ typedef struct etch_watch_resp {
    * are always in the same response.
    */
   const struct etch_event *events;
+  /**
+   * 1 in the one response that completes the replay of a watch started at a past revision
+   * (etch_watch_opts.start_revision): every matching change up to the revision current when
+   * the watch was created has then been delivered, and what follows is live. It may carry
+   * the last replayed events or none. Always 0 for a watch from now (nothing to replay).
+   */
+  int caught_up;
 } etch_watch_resp;
 
 /**
@@ -790,7 +825,7 @@ const char *etch_version(void);
 
 /**
  * Fills `*opts` with the defaults (immediate durability, 4 KiB pages, etcd's limits of 1.5 MiB
- * per request and 128 operations per transaction, a 64 MiB WAL, auto-compaction keeping
+ * per request and 128 operations per transaction, a WAL of at most 64 MiB, auto-compaction keeping
  * 100000 revisions, an 8 GiB quota).
  *
  * Returns ETCH_OK, or ETCH_INVALID if `opts` is NULL. Thread-safe.
@@ -959,7 +994,8 @@ int etch_put(const struct etch_db *db,
  *
  * On ETCH_OK `*kv` receives a key-value owned by the caller: release it with etch_kv_free().
  * If the key does not exist, returns ETCH_NOT_FOUND and sets `*kv` to NULL. To read at an
- * older revision use etch_range(). Returns ETCH_INVALID for a NULL/empty key or NULL `kv`.
+ * older revision use etch_range(). Returns ETCH_INVALID for a NULL/empty key or NULL `kv`,
+ * ETCH_TOO_LARGE for a key longer than max_key_size (as etch_put(): no such key can exist).
  * Never waits for writers; may run concurrently with any call on the handle except
  * etch_close().
  */
@@ -1066,8 +1102,9 @@ int etch_revision(const struct etch_db *db, int64_t *revision);
  * Compacts history: afterwards reads below `revision` fail with ETCH_COMPACTED, and every
  * version superseded at or before it is gone (each key keeps its value as of `revision`). The
  * space is reused for new pages; etch_defrag() shrinks the file. `current` (optional)
- * receives the store revision at the compaction. Returns ETCH_OK, ETCH_COMPACTED (already
- * compacted at or past `revision`), ETCH_FUTURE_REV, ETCH_IO, ETCH_NOSPACE, ETCH_POISONED.
+ * receives the store revision at the compaction. Returns ETCH_OK, ETCH_INVALID (`revision`
+ * negative), ETCH_COMPACTED (already compacted at or past `revision`, 0 included),
+ * ETCH_FUTURE_REV, ETCH_IO, ETCH_NOSPACE, ETCH_POISONED.
  * May run concurrently with any call on the handle except etch_close().
  */
 int etch_compact(const struct etch_db *db, int64_t revision, int64_t *current);
@@ -1108,7 +1145,8 @@ int etch_check(const struct etch_db *db, struct etch_check_report *report);
 /**
  * `*hash` receives a CRC-32 of the keyspace as of `revision` (0 for the current one): every
  * key with its value and metadata, in key order (etcd's HashKV, for comparing copies).
- * Returns ETCH_OK, ETCH_INVALID, ETCH_COMPACTED, ETCH_FUTURE_REV. May run concurrently with
+ * Returns ETCH_OK, ETCH_INVALID (NULL hash, negative revision), ETCH_COMPACTED,
+ * ETCH_FUTURE_REV. May run concurrently with
  * any call except etch_close().
  */
 int etch_hash_kv(const struct etch_db *db, int64_t revision, uint32_t *hash);
@@ -1121,7 +1159,8 @@ int etch_hash_kv(const struct etch_db *db, int64_t revision, uint32_t *hash);
 int etch_sync(const struct etch_db *db);
 
 /**
- * Runs a checkpoint now: the main file then holds every commit and the WAL is empty. Returns
+ * Runs a checkpoint now: the main file then holds every commit and the WAL is empty, as
+ * etch_status() shows at once (wal_size 0). Returns
  * ETCH_OK, ETCH_IO, ETCH_NOSPACE or ETCH_POISONED. May run concurrently with any call except
  * etch_close().
  */
@@ -1329,6 +1368,10 @@ int etch_watch_close(struct etch_watch *watch);
  * revision. If another writer changed something it read, the callback runs again on a fresh
  * snapshot, up to `etch_options.write_attempts` times, then ETCH_CONFLICT.
  *
+ * `revision` (optional) receives, on ETCH_OK, the revision the writes were committed at (the
+ * store revision right after them), or, if the callback wrote nothing, the revision of the
+ * snapshot it read; it is left untouched on failure.
+ *
  * Returns ETCH_OK once committed (or if the callback wrote nothing), the callback's own
  * non-zero return value if it aborted (nothing is written), ETCH_CONFLICT, ETCH_INVALID
  * (NULL db or fn), or an error code from the commit. The callback runs on the calling thread;
@@ -1336,7 +1379,7 @@ int etch_watch_close(struct etch_watch *watch);
  * of the transaction and may themselves cause a conflict). May run concurrently with any call
  * on the handle except etch_close().
  */
-int etch_write(const struct etch_db *db, etch_write_fn fn, void *ctx);
+int etch_write(const struct etch_db *db, etch_write_fn fn, void *ctx, int64_t *revision);
 
 /**
  * `*revision` receives the revision of the snapshot this attempt reads. ETCH_OK or
@@ -1348,7 +1391,8 @@ int etch_wtxn_revision(struct etch_wtxn *tx, int64_t *revision);
  * Reads `key` within the transaction (a key it wrote reads back its new value, with zero
  * revisions and version). On ETCH_OK `*kv` receives a key-value owned by the caller
  * (etch_kv_free()); ETCH_NOT_FOUND (with `*kv` NULL) if it does not exist or the transaction
- * deleted it. ETCH_INVALID for NULL arguments or an empty key.
+ * deleted it. ETCH_INVALID for NULL arguments or an empty key, ETCH_TOO_LARGE for a key longer
+ * than max_key_size.
  */
 int etch_wtxn_get(struct etch_wtxn *tx, const uint8_t *key, size_t key_len, struct etch_kv **kv);
 

@@ -3,19 +3,21 @@
 //! codes and record the message for `etch_errmsg()`. The pointer helpers below are the only
 //! places that turn C pointers into Rust references, each checking NULL first.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, c_int, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::db::etch_db;
 use crate::error::{Failure, FfiResult, ETCH_INTERNAL, ETCH_OK};
 
 thread_local! {
-    /// The calling thread's last failure of a call that had no usable `etch_db`.
-    static LAST_ERROR: RefCell<CString> = RefCell::new(c"no error".to_owned());
+    /// The calling thread's last failure of a call that had no usable `etch_db` (none yet:
+    /// "no error"). Const-initialised, so a thread that never fails allocates nothing here.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
 /// A message as a C string: interior NUL bytes (possible in lossy key text) are escaped.
@@ -47,7 +49,7 @@ fn run(f: impl FnOnce() -> FfiResult) -> Result<(), Failure> {
 fn record_thread(failure: Failure) -> c_int {
     let message = c_message(&failure.message);
     // try_with: during thread teardown the slot may be gone; the code still goes back.
-    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = message);
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = Some(message));
     failure.code
 }
 
@@ -77,8 +79,55 @@ pub(crate) fn call_db(db: *const etch_db, f: impl FnOnce(&etch_db) -> FfiResult)
 /// The calling thread's last handle-less error message.
 pub(crate) fn thread_message() -> *const c_char {
     LAST_ERROR
-        .try_with(|slot| slot.borrow().as_ptr())
+        .try_with(|slot| slot.borrow().as_ref().map(|m| m.as_ptr()))
+        .ok()
+        .flatten()
         .unwrap_or(c"no error".as_ptr())
+}
+
+/// Sets an object out-parameter to NULL, if the caller passed one. Every entry point with an
+/// object out-parameter calls this first, before checking any argument (the handle included),
+/// so that on every failure path the caller finds NULL there, never its stale contents.
+///
+/// # Safety
+/// A non-NULL `ptr` must be valid for writes of a pointer (the header's contract for
+/// out-parameters).
+pub(crate) unsafe fn clear<T>(ptr: *mut *mut T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL and writable by the caller's guarantee; write() reads nothing.
+        unsafe { ptr.write(std::ptr::null_mut()) };
+    }
+}
+
+/// [`clear`] for an out-parameter of a borrowed (`const`) object.
+///
+/// # Safety
+/// As [`clear`].
+pub(crate) unsafe fn clear_const<T>(ptr: *mut *const T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL and writable by the caller's guarantee; write() reads nothing.
+        unsafe { ptr.write(std::ptr::null()) };
+    }
+}
+
+/// A number identifying the calling thread for per-handle error messages, unique for the
+/// process's lifetime. Not `std::thread::current().id()`: that allocates the thread's `Thread`
+/// handle on first use, which valgrind reports as "possibly lost" in a C program's main thread
+/// (its thread-locals are never torn down); a const-initialised `Cell` allocates nothing.
+pub(crate) fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: Cell<u64> = const { Cell::new(0) };
+    }
+    TOKEN
+        .try_with(|t| {
+            if t.get() == 0 {
+                t.set(NEXT.fetch_add(1, Ordering::Relaxed));
+            }
+            t.get()
+        })
+        // During thread teardown: a token no live thread holds.
+        .unwrap_or(0)
 }
 
 /// Borrows `(ptr, len)` as bytes. NULL is accepted only with `len == 0`.
@@ -170,6 +219,17 @@ pub(crate) unsafe fn out<T>(ptr: *mut T, what: &str) -> FfiResult<Out<T>> {
 /// As [`out`].
 pub(crate) unsafe fn opt_out<T>(ptr: *mut T) -> Option<Out<T>> {
     NonNull::new(ptr).map(Out)
+}
+
+/// A revision argument: the header's one rule is that no revision is negative (ETCH_INVALID in
+/// every call); what 0 means is up to each call.
+pub(crate) fn revision(rev: i64, what: &str) -> FfiResult<i64> {
+    if rev < 0 {
+        return Err(Failure::invalid(format!(
+            "{what} {rev} is negative (revisions are >= 0)"
+        )));
+    }
+    Ok(rev)
 }
 
 /// A C boolean (`int`): 0 is false, anything else true.

@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CString};
 use std::sync::{Mutex, PoisonError};
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use etch_engine::{AutoCompaction, Durability, Options, Store};
 
-use crate::boundary::{self, c_message, call, flag, out, path};
+use crate::boundary::{self, c_message, call, clear, flag, out, path};
 use crate::error::{Failure, FfiResult};
 
 /// An open store. Opaque; created by etch_open() or etch_restore(), destroyed by etch_close().
@@ -20,7 +19,7 @@ use crate::error::{Failure, FfiResult};
 pub struct etch_db {
     pub(crate) store: Store,
     /// Last error message per calling thread, for etch_errmsg().
-    errors: Mutex<HashMap<ThreadId, CString>>,
+    errors: Mutex<HashMap<u64, CString>>,
 }
 
 impl etch_db {
@@ -28,7 +27,7 @@ impl etch_db {
     pub(crate) fn record(&self, failure: Failure) -> c_int {
         let message = c_message(&failure.message);
         let mut errors = self.errors.lock().unwrap_or_else(PoisonError::into_inner);
-        errors.insert(std::thread::current().id(), message);
+        errors.insert(boundary::thread_token(), message);
         failure.code
     }
 }
@@ -69,7 +68,10 @@ pub struct etch_options {
     pub max_request_bytes: usize,
     /// Maximum number of operations in one transaction branch (default 128).
     pub max_txn_ops: usize,
-    /// Size in bytes of the preallocated WAL file (default 64 MiB; 1 MiB to 1 TiB).
+    /// Largest size in bytes of the WAL file (default 64 MiB; 1 MiB to 1 TiB). The WAL is
+    /// created at 256 KiB (or this, if smaller) and doubles, zero-filled, as commits need room,
+    /// up to this size; a checkpoint empties it, and once it is this full commits checkpoint.
+    /// etch_close() removes it.
     pub wal_capacity: u64,
     /// A checkpoint runs at least this often while the WAL holds records, in milliseconds
     /// (default 30000).
@@ -168,7 +170,7 @@ fn into_handle(store: Store) -> *mut etch_db {
 }
 
 /// Fills `*opts` with the defaults (immediate durability, 4 KiB pages, etcd's limits of 1.5 MiB
-/// per request and 128 operations per transaction, a 64 MiB WAL, auto-compaction keeping
+/// per request and 128 operations per transaction, a WAL of at most 64 MiB, auto-compaction keeping
 /// 100000 revisions, an 8 GiB quota).
 ///
 /// Returns ETCH_OK, or ETCH_INVALID if `opts` is NULL. Thread-safe.
@@ -197,6 +199,9 @@ pub unsafe extern "C" fn etch_open(
     opts: *const etch_options,
     db: *mut *mut etch_db,
 ) -> c_int {
+    // SAFETY: by the header's contract `db` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(db) };
     call(|| {
         // SAFETY: by the header's contract each non-NULL pointer is valid for its use: db
         // writable, path NUL-terminated, opts readable.
@@ -227,6 +232,9 @@ pub unsafe extern "C" fn etch_restore(
     opts: *const etch_options,
     db: *mut *mut etch_db,
 ) -> c_int {
+    // SAFETY: by the header's contract `db` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(db) };
     call(|| {
         // SAFETY: as in etch_open: db writable, paths NUL-terminated, opts readable.
         let (db, snapshot, output, opts) = unsafe {
@@ -288,7 +296,7 @@ pub unsafe extern "C" fn etch_errmsg(db: *const etch_db) -> *const c_char {
         return boundary::thread_message();
     };
     let errors = handle.errors.lock().unwrap_or_else(PoisonError::into_inner);
-    match errors.get(&std::thread::current().id()) {
+    match errors.get(&boundary::thread_token()) {
         // The CString's heap buffer does not move when the map rehashes, and only this thread
         // replaces this thread's entry, so the pointer stays valid as documented.
         Some(message) => message.as_ptr(),

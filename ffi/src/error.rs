@@ -46,6 +46,8 @@ pub const ETCH_POISONED: c_int = 14;
 pub const ETCH_CLOSED: c_int = 15;
 /// The lease (or other object) to create already exists.
 pub const ETCH_EXISTS: c_int = 16;
+/// The store was opened read-only: every write is refused.
+pub const ETCH_READONLY: c_int = 17;
 
 /// A failed call: its status code and the message etch_errmsg() will return.
 #[derive(Debug)]
@@ -102,7 +104,8 @@ pub(crate) fn code_of(err: &Error) -> c_int {
         Error::Corrupt(_) | Error::WalDamaged { .. } => ETCH_CORRUPT,
         Error::Locked { .. } => ETCH_LOCKED,
         Error::NoSpace(_) => ETCH_NOSPACE,
-        Error::Io(_) => ETCH_IO,
+        Error::Io(_) | Error::Open { .. } => ETCH_IO,
+        Error::ReadOnly { .. } => ETCH_READONLY,
         Error::Poisoned(_) => ETCH_POISONED,
         Error::Closed => ETCH_CLOSED,
         Error::QuotaExceeded { .. } => ETCH_QUOTA,
@@ -121,7 +124,7 @@ pub extern "C" fn etch_strerror(code: c_int) -> *const c_char {
         ETCH_NOT_FOUND => b"not found\0",
         ETCH_COMPACTED => b"required revision has been compacted\0",
         ETCH_FUTURE_REV => b"required revision is a future revision\0",
-        ETCH_LOCKED => b"database is locked by another process\0",
+        ETCH_LOCKED => b"database is locked by another process, or already open in this one\0",
         ETCH_CORRUPT => b"database is corrupt\0",
         ETCH_IO => b"I/O error\0",
         ETCH_NOSPACE => b"no space left on device\0",
@@ -134,6 +137,7 @@ pub extern "C" fn etch_strerror(code: c_int) -> *const c_char {
         ETCH_POISONED => b"store is read-only after an earlier fatal I/O error\0",
         ETCH_CLOSED => b"store or watch is closed\0",
         ETCH_EXISTS => b"already exists\0",
+        ETCH_READONLY => b"store is open read-only\0",
         _ => b"unknown status code\0",
     };
     text.as_ptr().cast()
@@ -182,7 +186,22 @@ mod tests {
                 ETCH_FORMAT,
             ),
             (Error::Corrupt("page 3".into()), ETCH_CORRUPT),
-            (Error::Locked { path: "p".into() }, ETCH_LOCKED),
+            (
+                Error::Locked {
+                    path: "p".into(),
+                    in_this_process: true,
+                },
+                ETCH_LOCKED,
+            ),
+            (Error::ReadOnly { path: "p".into() }, ETCH_READONLY),
+            (
+                Error::Open {
+                    path: "p".into(),
+                    action: etch_engine::OpenAction::OpenFile,
+                    source: io(),
+                },
+                ETCH_IO,
+            ),
             (Error::NoSpace(io()), ETCH_NOSPACE),
             (Error::Io(io()), ETCH_IO),
             (Error::Poisoned("sync".into()), ETCH_POISONED),
@@ -201,7 +220,7 @@ mod tests {
     #[test]
     fn strerror_is_distinct_per_code_and_never_null() {
         let mut seen = std::collections::HashSet::new();
-        for code in ETCH_OK..=ETCH_EXISTS {
+        for code in ETCH_OK..=ETCH_READONLY {
             let p = etch_strerror(code);
             assert!(!p.is_null());
             // SAFETY: etch_strerror returns pointers to NUL-terminated static byte strings.

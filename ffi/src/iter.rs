@@ -4,7 +4,7 @@ use std::ffi::c_int;
 
 use etch_engine::{KeyValue, RangeOptions, SortOrder, SortTarget};
 
-use crate::boundary::{call, call_db, flag, object, object_mut, out};
+use crate::boundary::{self, call, call_db, clear, clear_const, flag, object, object_mut, out};
 use crate::db::etch_db;
 use crate::error::{Failure, FfiResult};
 use crate::kv::{etch_kv, raw_range, view};
@@ -73,8 +73,8 @@ pub const ETCH_SORT_VALUE: c_int = 4;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct etch_range_opts {
-    /// Read at this revision; 0 for the current one. Below the compact revision:
-    /// ETCH_COMPACTED; above the current one: ETCH_FUTURE_REV.
+    /// Read at this revision; 0 for the current one, negative is ETCH_INVALID. Below the
+    /// compact revision: ETCH_COMPACTED; above the current one: ETCH_FUTURE_REV.
     pub revision: i64,
     /// At most this many key-values (0: no limit); etch_iter_more() tells if some were left out.
     pub limit: i64,
@@ -119,9 +119,18 @@ impl etch_range_opts {
                 self.limit
             )));
         }
+        let revision = boundary::revision(self.revision, "revision")?;
+        for (value, what) in [
+            (self.min_mod_revision, "min_mod_revision"),
+            (self.max_mod_revision, "max_mod_revision"),
+            (self.min_create_revision, "min_create_revision"),
+            (self.max_create_revision, "max_create_revision"),
+        ] {
+            boundary::revision(value, what)?;
+        }
         Ok(RangeOptions {
             limit: self.limit,
-            revision: self.revision,
+            revision,
             sort_order,
             sort_target,
             keys_only: flag(self.keys_only),
@@ -167,6 +176,9 @@ pub unsafe extern "C" fn etch_range(
     opts: *const etch_range_opts,
     iter: *mut *mut etch_iter,
 ) -> c_int {
+    // SAFETY: by the header's contract `iter` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(iter) };
     call_db(db, |db| {
         // SAFETY: by the header's contract every pointer is NULL or valid for its use.
         let (iter, range, opts) = unsafe {
@@ -190,6 +202,9 @@ pub unsafe extern "C" fn etch_range(
 /// ETCH_INVALID for NULL arguments.
 #[no_mangle]
 pub unsafe extern "C" fn etch_iter_next(iter: *mut etch_iter, kv: *mut *const etch_kv) -> c_int {
+    // SAFETY: by the header's contract `kv` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear_const(kv) };
     call(|| {
         // SAFETY: by the header's contract iter is a live iterator not used concurrently and kv
         // is writable.

@@ -5,7 +5,7 @@ use std::ffi::c_int;
 
 use etch_engine::{KeyValue, PutOp, Range};
 
-use crate::boundary::{bytes, call, call_db, flag, opt_out, out, Out};
+use crate::boundary::{bytes, call, call_db, clear, flag, opt_out, out, Out};
 use crate::db::etch_db;
 use crate::error::{Failure, FfiResult};
 use crate::iter::{etch_iter, Iter};
@@ -181,6 +181,9 @@ pub unsafe extern "C" fn etch_put(
     revision: *mut i64,
     prev_kv: *mut *mut etch_kv,
 ) -> c_int {
+    // SAFETY: by the header's contract `prev_kv` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(prev_kv) };
     call_db(db, |db| {
         // SAFETY: by the header's contract every pointer is NULL or valid for its use.
         let (op, revision, prev) = unsafe {
@@ -206,7 +209,8 @@ pub unsafe extern "C" fn etch_put(
 ///
 /// On ETCH_OK `*kv` receives a key-value owned by the caller: release it with etch_kv_free().
 /// If the key does not exist, returns ETCH_NOT_FOUND and sets `*kv` to NULL. To read at an
-/// older revision use etch_range(). Returns ETCH_INVALID for a NULL/empty key or NULL `kv`.
+/// older revision use etch_range(). Returns ETCH_INVALID for a NULL/empty key or NULL `kv`,
+/// ETCH_TOO_LARGE for a key longer than max_key_size (as etch_put(): no such key can exist).
 /// Never waits for writers; may run concurrently with any call on the handle except
 /// etch_close().
 #[no_mangle]
@@ -216,6 +220,9 @@ pub unsafe extern "C" fn etch_get(
     key_len: usize,
     kv: *mut *mut etch_kv,
 ) -> c_int {
+    // SAFETY: by the header's contract `kv` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(kv) };
     call_db(db, |db| {
         // SAFETY: by the header's contract kv is writable and key valid for key_len bytes.
         let (kv, key) = unsafe {
@@ -223,9 +230,7 @@ pub unsafe extern "C" fn etch_get(
             kv.set(std::ptr::null_mut());
             (kv, bytes(key, key_len, "key")?)
         };
-        if key.is_empty() {
-            return Err(Failure::invalid("key is empty"));
-        }
+        // The engine refuses an empty or over-long key, as for a put.
         match db.store.get(key)? {
             Some(found) => {
                 kv.set(into_owned_kv(found));
@@ -258,6 +263,9 @@ pub unsafe extern "C" fn etch_delete_range(
     revision: *mut i64,
     prev_kvs: *mut *mut etch_iter,
 ) -> c_int {
+    // SAFETY: by the header's contract `prev_kvs` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(prev_kvs) };
     call_db(db, |db| {
         // SAFETY: by the header's contract every pointer is NULL or valid for its use.
         let (range, deleted, revision, prev): (_, _, _, Option<Out<*mut etch_iter>>) = unsafe {

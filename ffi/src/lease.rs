@@ -4,7 +4,7 @@ use std::ffi::c_int;
 
 use etch_engine::KeyValue;
 
-use crate::boundary::{call_db, flag, opt_out, out};
+use crate::boundary::{call_db, clear, flag, opt_out, out};
 use crate::db::etch_db;
 use crate::iter::{etch_iter, Iter};
 
@@ -118,6 +118,9 @@ pub unsafe extern "C" fn etch_lease_time_to_live(
     with_keys: c_int,
     keys: *mut *mut etch_iter,
 ) -> c_int {
+    // SAFETY: by the header's contract `keys` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(keys) };
     call_db(db, |db| {
         // SAFETY: by the header's contract each output is NULL or writable.
         let (ttl, granted, keys) = unsafe { (opt_out(ttl), opt_out(granted_ttl), opt_out(keys)) };
@@ -154,6 +157,9 @@ pub unsafe extern "C" fn etch_lease_time_to_live(
 /// Concurrency as etch_lease_grant().
 #[no_mangle]
 pub unsafe extern "C" fn etch_lease_list(db: *const etch_db, list: *mut *mut etch_leases) -> c_int {
+    // SAFETY: by the header's contract `list` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(list) };
     call_db(db, |db| {
         // SAFETY: by the header's contract list is writable.
         let list = unsafe { out(list, "list") }?;

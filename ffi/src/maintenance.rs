@@ -3,7 +3,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use crate::boundary::{call_db, opt_out, out, path};
+use crate::boundary::{self, call_db, opt_out, out, path};
 use crate::db::etch_db;
 
 /// Store status (filled by etch_status()), as etcd's StatusResponse plus engine figures.
@@ -20,7 +20,7 @@ pub struct etch_store_status {
     pub file_size: u64,
     /// Bytes of the main file holding live pages.
     pub size_in_use: u64,
-    /// Bytes of WAL records not yet checkpointed.
+    /// Bytes of WAL records not yet checkpointed (0 right after etch_checkpoint()).
     pub wal_size: u64,
     /// Page size in bytes.
     pub page_size: u32,
@@ -61,8 +61,9 @@ pub unsafe extern "C" fn etch_revision(db: *const etch_db, revision: *mut i64) -
 /// Compacts history: afterwards reads below `revision` fail with ETCH_COMPACTED, and every
 /// version superseded at or before it is gone (each key keeps its value as of `revision`). The
 /// space is reused for new pages; etch_defrag() shrinks the file. `current` (optional)
-/// receives the store revision at the compaction. Returns ETCH_OK, ETCH_COMPACTED (already
-/// compacted at or past `revision`), ETCH_FUTURE_REV, ETCH_IO, ETCH_NOSPACE, ETCH_POISONED.
+/// receives the store revision at the compaction. Returns ETCH_OK, ETCH_INVALID (`revision`
+/// negative), ETCH_COMPACTED (already compacted at or past `revision`, 0 included),
+/// ETCH_FUTURE_REV, ETCH_IO, ETCH_NOSPACE, ETCH_POISONED.
 /// May run concurrently with any call on the handle except etch_close().
 #[no_mangle]
 pub unsafe extern "C" fn etch_compact(
@@ -73,7 +74,9 @@ pub unsafe extern "C" fn etch_compact(
     call_db(db, |db| {
         // SAFETY: by the header's contract current is NULL or writable.
         let current = unsafe { opt_out(current) };
-        let at = db.store.compact(revision)?;
+        let at = db
+            .store
+            .compact(boundary::revision(revision, "revision")?)?;
         if let Some(c) = current {
             c.set(at);
         }
@@ -183,14 +186,18 @@ pub unsafe extern "C" fn etch_check(db: *const etch_db, report: *mut etch_check_
 
 /// `*hash` receives a CRC-32 of the keyspace as of `revision` (0 for the current one): every
 /// key with its value and metadata, in key order (etcd's HashKV, for comparing copies).
-/// Returns ETCH_OK, ETCH_INVALID, ETCH_COMPACTED, ETCH_FUTURE_REV. May run concurrently with
+/// Returns ETCH_OK, ETCH_INVALID (NULL hash, negative revision), ETCH_COMPACTED,
+/// ETCH_FUTURE_REV. May run concurrently with
 /// any call except etch_close().
 #[no_mangle]
 pub unsafe extern "C" fn etch_hash_kv(db: *const etch_db, revision: i64, hash: *mut u32) -> c_int {
     call_db(db, |db| {
         // SAFETY: by the header's contract hash is writable.
         let hash = unsafe { out(hash, "hash") }?;
-        hash.set(db.store.hash_kv(revision)?);
+        hash.set(
+            db.store
+                .hash_kv(boundary::revision(revision, "revision")?)?,
+        );
         Ok(())
     })
 }
@@ -203,7 +210,8 @@ pub unsafe extern "C" fn etch_sync(db: *const etch_db) -> c_int {
     call_db(db, |db| Ok(db.store.sync()?))
 }
 
-/// Runs a checkpoint now: the main file then holds every commit and the WAL is empty. Returns
+/// Runs a checkpoint now: the main file then holds every commit and the WAL is empty, as
+/// etch_status() shows at once (wal_size 0). Returns
 /// ETCH_OK, ETCH_IO, ETCH_NOSPACE or ETCH_POISONED. May run concurrently with any call except
 /// etch_close().
 #[no_mangle]

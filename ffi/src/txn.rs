@@ -5,7 +5,7 @@ use std::ffi::c_int;
 
 use etch_engine::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 
-use crate::boundary::{bytes, call, call_db, flag, object, object_mut, out};
+use crate::boundary::{bytes, call, call_db, clear, flag, object, object_mut, out};
 use crate::db::etch_db;
 use crate::error::{Failure, FfiResult};
 use crate::iter::{etch_iter, etch_range_opts, Iter};
@@ -82,6 +82,9 @@ pub struct etch_txn_op_result {
 /// `*txn` receives it, owned by the caller (etch_txn_free()). ETCH_INVALID if `txn` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn etch_txn_new(txn: *mut *mut etch_txn) -> c_int {
+    // SAFETY: by the header's contract `txn` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(txn) };
     call(|| {
         // SAFETY: by the header's contract a non-NULL txn is writable.
         let txn = unsafe { out(txn, "txn") }?;
@@ -284,6 +287,9 @@ pub unsafe extern "C" fn etch_txn_commit(
     txn: *const etch_txn,
     result: *mut *mut etch_txn_result,
 ) -> c_int {
+    // SAFETY: by the header's contract `result` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(result) };
     call_db(db, |db| {
         // SAFETY: by the header's contract result is writable and txn a live builder.
         let (result, txn) = unsafe {
@@ -407,6 +413,9 @@ pub unsafe extern "C" fn etch_txn_result_kvs(
     index: usize,
     iter: *mut *mut etch_iter,
 ) -> c_int {
+    // SAFETY: by the header's contract `iter` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(iter) };
     call(|| {
         // SAFETY: by the header's contract result is live and iter writable.
         let (r, iter) = unsafe {
@@ -445,6 +454,9 @@ pub unsafe extern "C" fn etch_txn_result_nested(
     index: usize,
     nested: *mut *mut etch_txn_result,
 ) -> c_int {
+    // SAFETY: by the header's contract `nested` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(nested) };
     call(|| {
         // SAFETY: by the header's contract result is live and nested writable.
         let (r, nested) = unsafe {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use etch_engine::{Event, EventKind, WatchOptions, WatchResponse, Watcher};
+use etch_engine::{Event, EventKind, WatchCanceller, WatchOptions, WatchResponse, Watcher};
 
-use crate::boundary::{call, call_db, flag, object_mut, out};
+use crate::boundary::{self, call, call_db, clear, flag, object_mut, out};
 use crate::db::etch_db;
 use crate::error::{code_of, Failure, FfiResult, ETCH_CLOSED, ETCH_INTERNAL, ETCH_OK};
 use crate::kv::{etch_kv, raw_range, view};
@@ -55,6 +55,11 @@ pub struct etch_watch_resp {
     /// The events in revision order (NULL when event_count is 0). Events of one transaction
     /// are always in the same response.
     pub events: *const etch_event,
+    /// 1 in the one response that completes the replay of a watch started at a past revision
+    /// (etch_watch_opts.start_revision): every matching change up to the revision current when
+    /// the watch was created has then been delivered, and what follows is live. It may carry
+    /// the last replayed events or none. Always 0 for a watch from now (nothing to replay).
+    pub caught_up: c_int,
 }
 
 /// A response owned by Rust, with the C view first so a pointer to this is a pointer to it.
@@ -103,6 +108,7 @@ impl OwnedResp {
             } else {
                 events.as_ptr()
             },
+            caught_up: c_int::from(r.caught_up),
         };
         Box::new(OwnedResp {
             resp,
@@ -122,7 +128,8 @@ impl OwnedResp {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct etch_watch_opts {
-    /// First revision to deliver (history is replayed from it); 0 for "changes after now".
+    /// First revision to deliver (history is replayed from it); 0 for "changes after now";
+    /// negative is ETCH_INVALID. A replay ends with a response that has caught_up = 1.
     pub start_revision: i64,
     /// Non-zero: include each event's previous key-value.
     pub prev_kv: c_int,
@@ -158,6 +165,9 @@ enum Mode {
     },
     Thread {
         stop: Arc<AtomicBool>,
+        /// Wakes the watch thread if it is waiting for changes, so closing never waits for
+        /// the end of its wait slice.
+        canceller: WatchCanceller,
         thread: Option<JoinHandle<()>>,
     },
 }
@@ -185,7 +195,7 @@ unsafe fn engine_watcher(
         return Err(Failure::invalid("key is empty (use \"\\0\" for every key)"));
     }
     let options = WatchOptions {
-        start_revision: opts.start_revision,
+        start_revision: boundary::revision(opts.start_revision, "start_revision")?,
         prev_kv: flag(opts.prev_kv),
         no_put: flag(opts.no_put),
         no_delete: flag(opts.no_delete),
@@ -210,6 +220,9 @@ pub unsafe extern "C" fn etch_watch_open(
     opts: *const etch_watch_opts,
     watch: *mut *mut etch_watch,
 ) -> c_int {
+    // SAFETY: by the header's contract `watch` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(watch) };
     call_db(db, |db| {
         // SAFETY: by the header's contract watch is writable; the other pointers are checked
         // by engine_watcher under the same contract.
@@ -241,6 +254,9 @@ pub unsafe extern "C" fn etch_watch_poll(
     timeout_ms: i64,
     resp: *mut *mut etch_watch_resp,
 ) -> c_int {
+    // SAFETY: by the header's contract `resp` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(resp) };
     call(|| {
         // SAFETY: by the header's contract watch is live and not used concurrently; resp is
         // writable.
@@ -309,7 +325,9 @@ impl Callback {
     }
 }
 
-/// The watch thread: delivers responses until stopped, cancelled or failed.
+/// The watch thread: delivers responses until stopped, cancelled or failed. etch_watch_close()
+/// sets `stop` and wakes the wait through the watch's canceller; the wait is cut into 50 ms
+/// slices only so that etch_close() of the store is noticed too.
 fn run_watch(mut watcher: Watcher, callback: Callback, stop: Arc<AtomicBool>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
         if stop.load(Ordering::Acquire) {
@@ -358,6 +376,9 @@ pub unsafe extern "C" fn etch_watch_start(
     ctx: *mut c_void,
     watch: *mut *mut etch_watch,
 ) -> c_int {
+    // SAFETY: by the header's contract `watch` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(watch) };
     call_db(db, |db| {
         // SAFETY: by the header's contract watch is writable; the other pointers are checked
         // by engine_watcher under the same contract.
@@ -370,6 +391,7 @@ pub unsafe extern "C" fn etch_watch_start(
             )
         };
         let cb = cb.ok_or_else(|| Failure::invalid("cb is NULL"))?;
+        let canceller = watcher.canceller();
         let stop = Arc::new(AtomicBool::new(false));
         let callback = Callback { cb, ctx };
         let thread_stop = stop.clone();
@@ -379,6 +401,7 @@ pub unsafe extern "C" fn etch_watch_start(
             .map_err(|e| Failure::new(ETCH_INTERNAL, format!("cannot start watch thread: {e}")))?;
         let mode = Mode::Thread {
             stop,
+            canceller,
             thread: Some(thread),
         };
         watch.set(Box::into_raw(Box::new(etch_watch { mode })));
@@ -399,8 +422,14 @@ pub unsafe extern "C" fn etch_watch_close(watch: *mut etch_watch) -> c_int {
         // SAFETY: by the header's contract watch came from etch_watch_open/etch_watch_start (a
         // leaked Box), is closed once, and is not being polled concurrently.
         let w = unsafe { Box::from_raw(watch) };
-        if let Mode::Thread { stop, mut thread } = w.mode {
+        if let Mode::Thread {
+            stop,
+            canceller,
+            mut thread,
+        } = w.mode
+        {
             stop.store(true, Ordering::Release);
+            canceller.cancel();
             if let Some(t) = thread.take() {
                 if t.thread().id() != std::thread::current().id() && t.join().is_err() {
                     return Err(Failure::new(ETCH_INTERNAL, "watch thread panicked"));

@@ -6,7 +6,7 @@ use std::ffi::{c_int, c_void};
 
 use etch_engine::{Error, Range, WriteTxn};
 
-use crate::boundary::{bytes, call, call_db, object_mut, out};
+use crate::boundary::{bytes, call, call_db, clear, object_mut, opt_out, out};
 use crate::db::etch_db;
 use crate::error::{Failure, FfiResult, ETCH_OK};
 use crate::iter::{etch_iter, Iter};
@@ -42,6 +42,10 @@ unsafe fn inner<'a>(tx: *mut etch_wtxn) -> FfiResult<&'a mut WriteTxn> {
 /// revision. If another writer changed something it read, the callback runs again on a fresh
 /// snapshot, up to `etch_options.write_attempts` times, then ETCH_CONFLICT.
 ///
+/// `revision` (optional) receives, on ETCH_OK, the revision the writes were committed at (the
+/// store revision right after them), or, if the callback wrote nothing, the revision of the
+/// snapshot it read; it is left untouched on failure.
+///
 /// Returns ETCH_OK once committed (or if the callback wrote nothing), the callback's own
 /// non-zero return value if it aborted (nothing is written), ETCH_CONFLICT, ETCH_INVALID
 /// (NULL db or fn), or an error code from the commit. The callback runs on the calling thread;
@@ -53,9 +57,12 @@ pub unsafe extern "C" fn etch_write(
     db: *const etch_db,
     r#fn: etch_write_fn,
     ctx: *mut c_void,
+    revision: *mut i64,
 ) -> c_int {
     let aborted: Cell<Option<c_int>> = Cell::new(None);
     call_db(db, |db| {
+        // SAFETY: by the header's contract revision is NULL or writable.
+        let revision = unsafe { opt_out(revision) };
         let f = r#fn.ok_or_else(|| Failure::invalid("fn is NULL"))?;
         let result = db.store.write(|tx| {
             aborted.set(None);
@@ -75,7 +82,12 @@ pub unsafe extern "C" fn etch_write(
             }
         });
         match (result, aborted.get()) {
-            (Ok(()), _) => Ok(()),
+            (Ok(((), at)), _) => {
+                if let Some(r) = revision {
+                    r.set(at);
+                }
+                Ok(())
+            }
             (Err(_), Some(rc)) => Err(Failure::new(rc, format!("write callback returned {rc}"))),
             (Err(e), None) => Err(e.into()),
         }
@@ -98,7 +110,8 @@ pub unsafe extern "C" fn etch_wtxn_revision(tx: *mut etch_wtxn, revision: *mut i
 /// Reads `key` within the transaction (a key it wrote reads back its new value, with zero
 /// revisions and version). On ETCH_OK `*kv` receives a key-value owned by the caller
 /// (etch_kv_free()); ETCH_NOT_FOUND (with `*kv` NULL) if it does not exist or the transaction
-/// deleted it. ETCH_INVALID for NULL arguments or an empty key.
+/// deleted it. ETCH_INVALID for NULL arguments or an empty key, ETCH_TOO_LARGE for a key longer
+/// than max_key_size.
 #[no_mangle]
 pub unsafe extern "C" fn etch_wtxn_get(
     tx: *mut etch_wtxn,
@@ -106,6 +119,9 @@ pub unsafe extern "C" fn etch_wtxn_get(
     key_len: usize,
     kv: *mut *mut crate::kv::etch_kv,
 ) -> c_int {
+    // SAFETY: by the header's contract `kv` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(kv) };
     call(|| {
         // SAFETY: by the header's contract tx is the running callback's handle, kv writable,
         // key valid for key_len bytes.
@@ -114,9 +130,7 @@ pub unsafe extern "C" fn etch_wtxn_get(
             kv.set(std::ptr::null_mut());
             (inner(tx)?, kv, bytes(key, key_len, "key")?)
         };
-        if key.is_empty() {
-            return Err(Failure::invalid("key is empty"));
-        }
+        // The engine refuses an empty or over-long key, as for a put.
         match tx.get(key)? {
             Some(found) => {
                 kv.set(into_owned_kv(found));
@@ -139,6 +153,9 @@ pub unsafe extern "C" fn etch_wtxn_range(
     range_end_len: usize,
     iter: *mut *mut etch_iter,
 ) -> c_int {
+    // SAFETY: by the header's contract `iter` is NULL or writable; cleared first so that
+    // every failure, a NULL handle included, leaves NULL there.
+    unsafe { clear(iter) };
     call(|| {
         // SAFETY: by the header's contract tx is the running callback's handle, iter writable,
         // the key buffers valid for their lengths.

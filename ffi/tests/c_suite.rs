@@ -5,6 +5,9 @@
 //! Environment: `CC` picks the compiler (default `cc`); `ETCH_VALGRIND=0` runs without
 //! valgrind even when it is installed.
 
+#[path = "c_suite/out_params.rs"]
+mod out_params;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -85,14 +88,25 @@ fn compile_static(source: &Path, exe: &Path) {
     );
 }
 
+/// Whether `tool` runs. A missing tool fails the test when `ETCH_REQUIRE_TOOLS` is set (as CI
+/// does), so a CI machine without it cannot pass by skipping.
+fn tool_installed(tool: &str) -> bool {
+    let installed = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        installed || std::env::var_os("ETCH_REQUIRE_TOOLS").is_none(),
+        "{tool} is required (ETCH_REQUIRE_TOOLS is set) but not installed"
+    );
+    installed
+}
+
 fn valgrind_wanted() -> bool {
     if std::env::var("ETCH_VALGRIND").is_ok_and(|v| v == "0") {
         return false;
     }
-    let installed = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let installed = tool_installed("valgrind");
     if !installed {
         eprintln!("valgrind is not installed: running the C programs without it");
     }
@@ -206,12 +220,8 @@ fn c_example_quickstart() {
 /// ffi/install.sh lays out header, libraries and etch.pc; pkg-config then gives working flags.
 #[test]
 fn install_script_and_pkg_config() {
-    if Command::new("pkg-config")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("pkg-config not installed; skipping");
+    if !tool_installed("pkg-config") {
+        eprintln!("skipped: pkg-config is not installed");
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -304,4 +314,93 @@ fn header_compiles_standalone() {
 #[test]
 fn c_write() {
     c_test("test_write");
+}
+
+#[test]
+fn c_edges() {
+    c_test("test_edges");
+}
+
+/// The C program generated from the header: every object out-parameter of every function is
+/// NULL after every failed call (see `c_suite/out_params.rs`).
+#[test]
+fn c_out_params_are_null_after_every_failure() {
+    let header = std::fs::read_to_string(manifest_dir().join("include/etch.h")).unwrap();
+    let (program, checked) = out_params::program(&header);
+    for name in [
+        "etch_open",
+        "etch_restore",
+        "etch_get",
+        "etch_range",
+        "etch_put",
+        "etch_delete_range",
+        "etch_txn_new",
+        "etch_txn_commit",
+        "etch_txn_result_kvs",
+        "etch_txn_result_nested",
+        "etch_watch_open",
+        "etch_watch_start",
+        "etch_watch_poll",
+        "etch_lease_list",
+        "etch_lease_time_to_live",
+        "etch_iter_next",
+        "etch_wtxn_get",
+        "etch_wtxn_range",
+    ] {
+        assert!(
+            checked.iter().any(|c| c == name),
+            "{name} not found in the header"
+        );
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = tmp.path().join("out_params.c");
+    std::fs::write(&source, program).unwrap();
+    let exe = tmp.path().join("out_params");
+    compile_static(&source, &exe);
+    let scratch = tmp.path().join("data");
+    std::fs::create_dir(&scratch).unwrap();
+    let out = run_program(&exe, &scratch);
+    assert!(out.contains("out_params: ok"), "printed: {out}");
+}
+
+/// What a C user's CI runs: open, get, close under valgrind's default leak rules (possibly
+/// lost blocks are errors too), with no suppression file.
+#[test]
+fn c_open_get_close_is_clean_under_strict_valgrind() {
+    if !tool_installed("valgrind") {
+        eprintln!("skipped: valgrind is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let source = tmp.path().join("three_calls.c");
+    std::fs::write(
+        &source,
+        r#"#include <stdio.h>
+#include "etch.h"
+int main(int argc, char **argv) {
+    etch_db *db = NULL;
+    etch_kv *kv = NULL;
+    if (argc != 2 || etch_open(argv[1], NULL, &db) != ETCH_OK) return 2;
+    int rc = etch_get(db, (const uint8_t *)"k", 1, &kv);
+    etch_kv_free(kv);
+    if (rc != ETCH_NOT_FOUND) return 3;
+    return etch_close(db) == ETCH_OK ? 0 : 4;
+}
+"#,
+    )
+    .unwrap();
+    let exe = tmp.path().join("three_calls");
+    compile_static(&source, &exe);
+    let out = Command::new("valgrind")
+        .args(["--leak-check=full", "--error-exitcode=1"])
+        .arg(&exe)
+        .arg(tmp.path().join("three.etch"))
+        .output()
+        .expect("run valgrind");
+    assert!(
+        out.status.success(),
+        "valgrind failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -37,6 +37,17 @@ def claim_leader(db: etch.Store, me: str) -> bool:
     return won
 
 
+def leader_via_transaction(db: etch.Store) -> Optional[str]:
+    """The leader, read by a transaction's get (its response is a list of key-values)."""
+    t = db.transactions
+    _ok, responses = db.transaction(compare=[], success=[t.get("leader")])
+    got = responses[0]
+    if isinstance(got, list) and got:
+        value, _meta = got[0]
+        return value.decode()
+    return None
+
+
 def transfer(tx: etch.WriteTxn, src: str, dst: str, amount: int) -> int:
     """Moves `amount` from one balance to another; returns the new source balance."""
     a, _ = tx.get(src)
@@ -67,6 +78,9 @@ def main(path: Path) -> None:
         db.put("acct/alice", "100")
         left: int = db.write(transfer, "acct/alice", "acct/bob", 30)
         print("alice has", left)
+        left, at = db.write_with_revision(transfer, "acct/alice", "acct/bob", 30)
+        print("alice has", left, "as of revision", at)
+        print("leader via a transaction:", leader_via_transaction(db))
 
         with db.lock("report", ttl=10) as lock:
             token: Optional[int] = lock.revision

@@ -119,6 +119,12 @@ create_exception!(
 );
 create_exception!(
     etch,
+    ReadOnlyError,
+    Error,
+    "The store was opened read-only and refuses every write (attribute `path`)."
+);
+create_exception!(
+    etch,
     StorageError,
     Error,
     "An I/O error from the operating system (attribute `errno`, or None)."
@@ -182,6 +188,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         NewerFormatError,
         CorruptError,
         LockedError,
+        ReadOnlyError,
         StorageError,
         NoSpaceError,
         PoisonedError,
@@ -283,7 +290,15 @@ fn build(py: Python<'_>, err: &EngineError) -> PyResult<PyErr> {
                 ("records_after", obj(py, *records_after)?),
             ],
         ),
-        EngineError::Locked { path } => (
+        EngineError::ReadOnly { path } => (
+            ReadOnlyError::new_err(msg),
+            vec![("path", obj(py, path.to_string_lossy().as_ref())?)],
+        ),
+        EngineError::Open { source, .. } => (
+            StorageError::new_err(msg),
+            vec![("errno", obj(py, source.raw_os_error())?)],
+        ),
+        EngineError::Locked { path, .. } => (
             LockedError::new_err(msg),
             vec![("path", obj(py, path.to_string_lossy().as_ref())?)],
         ),

@@ -16,6 +16,8 @@ pub struct OpenOptions {
     pub options: Options,
     /// Compares and operations allowed in one transaction (for optimistic writes).
     pub max_txn_ops: usize,
+    /// Longest key (for reads at a past revision, which refuse a longer key as `get` does).
+    pub max_key_size: usize,
     /// How often an optimistic write runs before giving up.
     pub write_attempts: u32,
 }
@@ -42,7 +44,8 @@ pub const NAMES: &[&str] = &[
 /// `InvalidOptionError` (range checks are the engine's, at open).
 pub fn parse(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<OpenOptions> {
     let mut o = Options::new();
-    let (mut max_txn_ops, mut write_attempts) = (128usize, 16u32);
+    // The engine's defaults, for the options the bindings check themselves.
+    let (mut max_txn_ops, mut write_attempts, mut max_key_size) = (128usize, 16u32, 960usize);
     let (mut mode, mut retention): (Option<String>, Option<f64>) = (None, None);
     if let Some(kwargs) = kwargs {
         for (k, v) in kwargs.iter() {
@@ -51,7 +54,10 @@ pub fn parse(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<OpenOptions> {
                 "durability" => o.durability(durability(&v.extract::<String>()?)?),
                 "page_size" => o.page_size(v.extract()?),
                 "relaxed_sync_interval" => o.relaxed_sync_interval(seconds(&v)?),
-                "max_key_size" => o.max_key_size(v.extract()?),
+                "max_key_size" => {
+                    max_key_size = v.extract()?;
+                    o.max_key_size(max_key_size)
+                }
                 "max_request_bytes" => o.max_request_bytes(v.extract()?),
                 "max_txn_ops" => {
                     max_txn_ops = v.extract()?;
@@ -89,6 +95,7 @@ pub fn parse(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<OpenOptions> {
     Ok(OpenOptions {
         options: o,
         max_txn_ops,
+        max_key_size,
         write_attempts,
     })
 }

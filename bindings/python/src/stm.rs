@@ -86,9 +86,10 @@ impl PyWriteTxn {
         })
     }
 
-    /// Applies the buffered writes if nothing read has changed since the snapshot. Returns True
-    /// if committed (or there was nothing to write), False on a conflict. Ends the attempt.
-    fn commit(&self, py: Python<'_>) -> PyResult<bool> {
+    /// Applies the buffered writes if nothing read has changed since the snapshot. Returns the
+    /// revision the writes were committed at (the snapshot's if there was nothing to write), or
+    /// None on a conflict. Ends the attempt.
+    fn commit(&self, py: Python<'_>) -> PyResult<Option<i64>> {
         let txn = self.txn.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(txn) = txn else {
             return Err(ClosedError::new_err(

@@ -29,6 +29,7 @@ pub struct PyStore {
     inner: Mutex<Option<Store>>,
     path: PathBuf,
     max_txn_ops: usize,
+    max_key_size: usize,
     write_attempts: u32,
 }
 
@@ -47,6 +48,7 @@ impl PyStore {
             inner: Mutex::new(Some(store)),
             path,
             max_txn_ops: o.max_txn_ops,
+            max_key_size: o.max_key_size,
             write_attempts: o.write_attempts,
         }
     }
@@ -155,9 +157,21 @@ impl PyStore {
     #[pyo3(signature = (key, revision=0))]
     fn get(&self, py: Python<'_>, key: Bytes, revision: i64) -> PyResult<Option<KvTuple>> {
         let store = self.store()?;
+        let max_key_size = self.max_key_size;
         let kv = py
             .detach(move || {
                 if revision > 0 {
+                    // A range read takes any bound; a single-key read refuses a key no put
+                    // could write, as Store::get does for the current revision.
+                    if key.0.is_empty() {
+                        return Err(etch_engine::Error::EmptyKey);
+                    }
+                    if key.0.len() > max_key_size {
+                        return Err(etch_engine::Error::KeyTooLarge {
+                            len: key.0.len(),
+                            max: max_key_size,
+                        });
+                    }
                     let opts = RangeOptions {
                         revision,
                         ..Default::default()

@@ -1,18 +1,19 @@
-//! The native watcher: waits for responses with the GIL released, in short slices so that
-//! `cancel()` from another thread and Ctrl-C are noticed promptly.
+//! The native watcher: waits for responses with the GIL released. `cancel()` from another
+//! thread wakes a waiting `recv` at once (through the engine's `WatchCanceller`); the wait is
+//! still cut into short slices so that Ctrl-C and a closed store are noticed promptly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use etch_engine::{EventKind, WatchResponse, Watcher};
+use etch_engine::{EventKind, WatchCanceller, WatchResponse, Watcher};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::convert::{kv_opt, kv_tuple, seconds, KvMeta};
 use crate::errors::IntoPyResult;
 
-/// How long one wait lasts before cancellation and signals are checked again.
+/// How long one wait lasts before signals are checked again.
 const SLICE: Duration = Duration::from_millis(50);
 
 /// A watch on a key or range, from the native module. `etch.Store.watch` wraps it in an
@@ -20,22 +21,28 @@ const SLICE: Duration = Duration::from_millis(50);
 #[pyclass(frozen, module = "etch._etch", name = "Watcher")]
 pub struct PyWatcher {
     inner: Mutex<Watcher>,
+    /// Wakes `recv` from another thread without taking `inner` (which `recv` holds).
+    canceller: WatchCanceller,
     cancelled: AtomicBool,
+    /// The engine watcher's `caught_up()`, readable while `recv` holds `inner`.
+    caught_up: AtomicBool,
 }
 
 impl PyWatcher {
     /// Wraps an engine watcher.
     pub fn new(w: Watcher) -> Self {
         PyWatcher {
+            canceller: w.canceller(),
+            caught_up: AtomicBool::new(w.caught_up()),
             inner: Mutex::new(w),
             cancelled: AtomicBool::new(false),
         }
     }
 }
 
-/// `(header_revision, events, canceled, compact_revision)`, each event
+/// `(header_revision, events, canceled, compact_revision, caught_up)`, each event
 /// `(is_put, value, meta, prev_kv | None)`.
-type Response = (i64, Py<PyList>, bool, i64);
+type Response = (i64, Py<PyList>, bool, i64, bool);
 
 #[pymethods]
 impl PyWatcher {
@@ -54,7 +61,9 @@ impl PyWatcher {
             };
             let got = py.detach(|| {
                 let mut w = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                w.recv_timeout(slice)
+                let got = w.recv_timeout(slice);
+                self.caught_up.store(w.caught_up(), Ordering::Release);
+                got
             });
             let got = match got {
                 Err(etch_engine::Error::Closed) => return Ok(None),
@@ -73,9 +82,18 @@ impl PyWatcher {
         }
     }
 
-    /// Ends the watch; a `recv` blocked in another thread returns None within 50 ms.
+    /// Ends the watch; a `recv` blocked in another thread returns None at once.
     fn cancel(&self) {
         self.cancelled.store(true, Ordering::Release);
+        self.canceller.cancel();
+    }
+
+    /// True once every matching change up to the revision current when the watch was created
+    /// has been delivered (at once for a watch from now; for a replay, from the response
+    /// flagged `caught_up` on).
+    #[getter]
+    fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
     }
 
     /// True once the watch was cancelled (by `cancel` or by compaction past its position).
@@ -98,5 +116,6 @@ fn convert(py: Python<'_>, r: WatchResponse) -> PyResult<Response> {
         events.unbind(),
         r.canceled,
         r.compact_revision,
+        r.caught_up,
     ))
 }

@@ -31,6 +31,7 @@ DIRECT = [
     etch.NewerFormatError,
     etch.CorruptError,
     etch.LockedError,
+    etch.ReadOnlyError,
     etch.StorageError,
     etch.PoisonedError,
     etch.ClosedError,
@@ -209,3 +210,15 @@ def test_os_errors_are_storage_errors(db: etch.Store, tmp_path: Path) -> None:
     with pytest.raises(etch.StorageError) as info:
         db.snapshot(tmp_path / "no-such-dir" / "snap.etch")
     assert info.value.errno == errno.ENOENT
+
+
+def test_open_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(etch.StorageError) as info:
+        etch.open(tmp_path)
+    assert info.value.errno == errno.EISDIR
+    assert str(info.value).startswith(f"{tmp_path}: opening the database file")
+    missing = tmp_path / "no-such-dir" / "db.etch"
+    with pytest.raises(etch.StorageError) as info:
+        etch.open(missing)
+    assert info.value.errno == errno.ENOENT
+    assert str(missing) in str(info.value)

@@ -23,7 +23,7 @@ pub fn run(ctx: &mut Ctx, a: &ElectArgs) -> CliResult {
     let Some(proposal) = &a.proposal else {
         return Err(CliError::bad_args("no proposal argument but -l not set"));
     };
-    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
     signals::install()?;
     let session = Session::new(&store, a.ttl)?;
     let election = Election::new(&store, &a.name);
@@ -45,7 +45,7 @@ pub fn run(ctx: &mut Ctx, a: &ElectArgs) -> CliResult {
 }
 
 fn listen(ctx: &mut Ctx, a: &ElectArgs) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::Existing)?;
     signals::install()?;
     let election = Election::new(&store, &a.name);
     let mut current = election.leader()?;

@@ -13,26 +13,46 @@ use crate::output::text::lease_hex;
 use crate::requests::parse_lease_id;
 use crate::signals;
 
+/// How etcdctl names a lease id argument it cannot parse.
+const BAD_ID: &str = "bad lease ID arg";
+
+/// The longest TTL etcd grants (`MaxLeaseTTL`, 9,000,000,000 s); etch has the same limit.
+const MAX_TTL: i64 = 9_000_000_000;
+
+/// A refused grant, wrapped as etcdctl wraps it.
+fn grant_error(ttl: i64, e: etch::Error) -> CliError {
+    let err = if ttl > MAX_TTL {
+        CliError::failed("etcdserver: too large lease TTL")
+    } else {
+        CliError::from(e)
+    };
+    err.context("failed to grant lease")
+}
+
 /// Runs one `lease` subcommand.
 pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
     match c {
         LeaseCommand::Grant { ttl } => {
-            let store = db::open(&ctx.cli.db, Mode::Create)?;
-            let grant = store.lease_grant(*ttl, 0)?;
+            let store = db::open(ctx.cli, Mode::Create)?;
+            let grant = store
+                .lease_grant(*ttl, 0)
+                .map_err(|e| grant_error(*ttl, e))?;
             let revision = store.revision();
             db::close(store)?;
             Ok(ctx.printer.lease_grant(revision, &grant)?)
         }
         LeaseCommand::Revoke { id } => {
-            let id = parse_lease_id(id)?;
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
-            let revision = store.lease_revoke(id)?;
+            let id = parse_lease_id(id, BAD_ID)?;
+            let store = db::open(ctx.cli, Mode::Existing)?;
+            let revision = store
+                .lease_revoke(id)
+                .map_err(|e| CliError::from(e).context("failed to revoke lease"))?;
             db::close(store)?;
             Ok(ctx.printer.lease_revoke(revision, id)?)
         }
         LeaseCommand::Timetolive { id, keys } => {
-            let id = parse_lease_id(id)?;
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
+            let id = parse_lease_id(id, BAD_ID)?;
+            let store = db::open(ctx.cli, Mode::ReadOnly)?;
             let info = match store.lease_time_to_live(id, *keys) {
                 Ok(info) => Some(info),
                 // etcd answers TTL -1 for an unknown lease; etcdctl prints "already expired".
@@ -44,20 +64,28 @@ pub fn run(ctx: &mut Ctx, c: &LeaseCommand) -> CliResult {
             Ok(ctx.printer.lease_ttl(revision, id, info.as_ref(), *keys)?)
         }
         LeaseCommand::List => {
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
+            let store = db::open(ctx.cli, Mode::ReadOnly)?;
             let leases = store.lease_list()?;
             let revision = store.revision();
             db::close(store)?;
             Ok(ctx.printer.lease_list(revision, &leases)?)
         }
-        LeaseCommand::KeepAlive { id, once } => keep_alive(ctx, parse_lease_id(id)?, *once),
+        LeaseCommand::KeepAlive { id, once } => keep_alive(ctx, parse_lease_id(id, BAD_ID)?, *once),
     }
 }
 
 /// Renews every TTL/3 until interrupted; ends quietly (as etcdctl) when the lease is gone.
 fn keep_alive(ctx: &mut Ctx, id: i64, once: bool) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
-    let ttl = store.lease_keep_alive(id)?;
+    let store = db::open(ctx.cli, Mode::Existing)?;
+    let ttl = match store.lease_keep_alive(id) {
+        Ok(ttl) => ttl,
+        // etcdctl exits 2 when the single renewal of `--once` fails.
+        Err(e) if once => {
+            let err = CliError::from(e);
+            return Err(CliError::bad_connection(err.message));
+        }
+        Err(e) => return Err(e.into()),
+    };
     ctx.printer.lease_keep_alive(store.revision(), id, ttl)?;
     ctx.printer.flush()?;
     if once {

@@ -21,7 +21,7 @@ const WAIT_SLICE: Duration = Duration::from_secs(1);
 /// Takes the lock, then runs the command or prints the key and waits for Ctrl-C; releases the
 /// lock and revokes its lease either way. Returns the command's exit status.
 pub fn run(ctx: &mut Ctx, a: &LockArgs) -> CliResult<u8> {
-    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
     signals::install()?;
     let session = Session::new(&store, a.ttl)?;
     let mutex = Mutex::new(&store, &a.name);

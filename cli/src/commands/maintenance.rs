@@ -1,23 +1,22 @@
 //! `compaction`, `defrag`, `status`, `check`.
 
 use super::Ctx;
-use crate::args::CompactionArgs;
+use crate::args::{CheckArgs, CompactionArgs};
 use crate::db::{self, Mode};
 use crate::error::{CliError, CliResult};
 use crate::progress;
 
 /// `compaction REV`.
 pub fn compaction(ctx: &mut Ctx, a: &CompactionArgs) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::Existing)?;
     store.compact(a.rev)?;
-    let revision = store.revision();
     db::close(store)?;
-    Ok(ctx.printer.compaction(revision, a.rev)?)
+    Ok(ctx.printer.compaction(a.rev)?)
 }
 
 /// `defrag`.
 pub fn defrag(ctx: &mut Ctx) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::Existing)?;
     let (before, after) = progress::spin("defragmenting", || store.defrag())?;
     db::close(store)?;
     Ok(ctx.printer.defrag(&ctx.cli.db, before, after)?)
@@ -25,16 +24,44 @@ pub fn defrag(ctx: &mut Ctx) -> CliResult {
 
 /// `status`.
 pub fn status(ctx: &mut Ctx) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::ReadOnly)?;
     let status = store.status()?;
     db::close(store)?;
     Ok(ctx.printer.status(&ctx.cli.db, &status)?)
 }
 
+/// `endpoint status`.
+pub fn endpoint_status(ctx: &mut Ctx) -> CliResult {
+    let store = db::open(ctx.cli, Mode::ReadOnly)?;
+    let status = store.status()?;
+    db::close(store)?;
+    Ok(ctx.printer.endpoint_status(&ctx.cli.db, &status)?)
+}
+
 /// `check`: opening the file already verifies its meta pages and replays its WAL; the check
 /// then walks every page. Any problem is an error (exit 1).
-pub fn check(ctx: &mut Ctx) -> CliResult {
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+///
+/// With `--repair`, a WAL damaged before acknowledged records is copied aside and recovered up
+/// to the damage (the records after it are dropped and counted on stderr) before the check.
+pub fn check(ctx: &mut Ctx, a: &CheckArgs) -> CliResult {
+    let store = if a.repair {
+        let store = db::open_with(ctx.cli, Mode::Existing, |o| o.repair_wal(true))?;
+        match store.wal_repair() {
+            Some(r) => eprintln!(
+                "repaired: the WAL was damaged at offset {} after sequence number {}; \
+                 recovered up to it and dropped {} record(s) after it; the damaged WAL is kept \
+                 as {}",
+                r.damage.offset,
+                r.damage.last_good_seq,
+                r.damage.records_after,
+                r.copy.display()
+            ),
+            None => eprintln!("nothing to repair: the WAL is intact"),
+        }
+        store
+    } else {
+        db::open(ctx.cli, Mode::ReadOnly)?
+    };
     let report = progress::spin("checking", || store.check())
         .map_err(|e| CliError::failed(format!("check failed: {e}")))?;
     db::close(store)?;

@@ -8,6 +8,7 @@ mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+pub(crate) mod serve;
 mod session;
 mod snapshot;
 mod transfer;
@@ -16,8 +17,9 @@ mod watch;
 
 use clap::CommandFactory;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, EndpointCommand};
 use crate::error::{CliResult, EXIT_OK};
+use crate::output::json::Json;
 use crate::output::Printer;
 
 /// Everything a command needs besides its own arguments.
@@ -33,7 +35,13 @@ pub struct Ctx<'a> {
 pub fn run(cli: &Cli) -> CliResult<u8> {
     let mut ctx = Ctx {
         cli,
-        printer: Printer::stdout(cli.write_out, cli.hex),
+        printer: Printer::stdout(
+            cli.write_out,
+            cli.hex,
+            Json {
+                string_ids: cli.string_ids,
+            },
+        ),
     };
     let code = match &cli.command {
         Command::Put(a) => kv::put(&mut ctx, a).map(|_| EXIT_OK),
@@ -45,12 +53,16 @@ pub fn run(cli: &Cli) -> CliResult<u8> {
         Command::Compaction(a) => maintenance::compaction(&mut ctx, a).map(|_| EXIT_OK),
         Command::Defrag => maintenance::defrag(&mut ctx).map(|_| EXIT_OK),
         Command::Status => maintenance::status(&mut ctx).map(|_| EXIT_OK),
-        Command::Check => maintenance::check(&mut ctx).map(|_| EXIT_OK),
+        Command::Endpoint(EndpointCommand::Status) => {
+            maintenance::endpoint_status(&mut ctx).map(|_| EXIT_OK)
+        }
+        Command::Check(a) => maintenance::check(&mut ctx, a).map(|_| EXIT_OK),
         Command::Snapshot(c) => snapshot::run(&mut ctx, c).map(|_| EXIT_OK),
         Command::Lock(a) => lock::run(&mut ctx, a),
         Command::Elect(a) => elect::run(&mut ctx, a).map(|_| EXIT_OK),
         Command::Import(a) => transfer::import(&mut ctx, a).map(|_| EXIT_OK),
         Command::Export(a) => transfer::export(&mut ctx, a).map(|_| EXIT_OK),
+        Command::Serve(a) => serve::run(&cli.db, a),
         Command::Completion(a) => {
             clap_complete::generate(a.shell, &mut Cli::command(), "etch", &mut std::io::stdout());
             Ok(EXIT_OK)

@@ -11,7 +11,7 @@ use crate::progress;
 pub fn run(ctx: &mut Ctx, c: &SnapshotCommand) -> CliResult {
     match c {
         SnapshotCommand::Save { file } => {
-            let store = db::open(&ctx.cli.db, Mode::Existing)?;
+            let store = db::open(ctx.cli, Mode::ReadOnly)?;
             let (revision, size) = progress::spin("saving snapshot", || store.snapshot(file))?;
             db::close(store)?;
             Ok(ctx.printer.snapshot_saved(file, revision, size)?)

@@ -59,7 +59,7 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
         inner: reader,
         bar: bar.clone(),
     });
-    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
     let mut batch: Vec<WriteOp> = Vec::new();
     let mut batch_keys = std::collections::HashSet::new();
     let mut batch_bytes = 0;
@@ -86,7 +86,8 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
     db::close(store)?;
     match ctx.cli.write_out {
         Format::Json => {
-            let v = json!({ "header": json::header(revision), "imported": imported });
+            let header = ctx.printer.json_style().header(revision);
+            let v = json!({ "header": header, "imported": imported });
             ctx.printer.line(&v.to_string())?;
         }
         Format::Fields => {
@@ -152,7 +153,7 @@ pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
             a.rev
         )));
     }
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let store = db::open(ctx.cli, Mode::ReadOnly)?;
     let revision = if a.rev == 0 { store.revision() } else { a.rev };
     let whole = match &a.prefix {
         Some(p) => Range::prefix(p),
@@ -172,7 +173,7 @@ pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
     loop {
         let page = store.range_with(&range, &at(EXPORT_PAGE, false))?;
         for kv in &page.kvs {
-            serde_json::to_writer(&mut out, &json::kv(kv))?;
+            serde_json::to_writer(&mut out, &json::export_kv(kv))?;
             out.write_all(b"\n")?;
         }
         bar.inc(page.kvs.len() as u64);

@@ -18,7 +18,7 @@ pub fn run(ctx: &mut Ctx, a: &TxnArgs) -> CliResult {
         None
     };
     let txn = txn_parse::read_txn(&mut input, prompts)?;
-    let store = db::open(&ctx.cli.db, Mode::Create)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
     let resp = store.txn(txn)?;
     db::close(store)?;
     Ok(ctx.printer.txn(&resp)?)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use etch::{EventKind, WatchOptions};
 
 use super::Ctx;
-use crate::args::WatchArgs;
+use crate::args::{Format, WatchArgs};
 use crate::child;
 use crate::db::{self, Mode};
 use crate::error::{CliError, CliResult};
@@ -28,8 +28,16 @@ pub fn run(ctx: &mut Ctx, a: &WatchArgs) -> CliResult {
             a.rev
         )));
     }
-    let range = requests::key_range(&a.key, a.range_end.as_deref(), a.prefix, false)?;
-    let store = db::open(&ctx.cli.db, Mode::Existing)?;
+    let end = a.range_end.as_deref().map(requests::bytes);
+    let range = requests::key_range(requests::bytes(&a.key), end, a.prefix, false)?;
+    // A watch that stops when caught up only reads; one that follows holds the file for writing
+    // (it is the process that expires leases while it runs).
+    let mode = if a.no_follow {
+        Mode::ReadOnly
+    } else {
+        Mode::Existing
+    };
+    let store = db::open(ctx.cli, mode)?;
     signals::install()?;
     let caught_up_at = store.revision();
     let mut watcher = store.watch_with(
@@ -51,10 +59,25 @@ pub fn run(ctx: &mut Ctx, a: &WatchArgs) -> CliResult {
             continue;
         };
         if resp.canceled {
-            return Err(CliError::failed(format!(
-                "watch was canceled: required revision has been compacted (compact revision {})",
-                resp.compact_revision
-            )));
+            // As etcdctl: the canceled response in JSON, the reason on stderr, exit 5.
+            if ctx.printer.format() == Format::Json {
+                // etcd's cancel response carries no revision (an empty header).
+                let resp = etch::WatchResponse {
+                    header_revision: 0,
+                    ..resp
+                };
+                ctx.printer.watch(&resp)?;
+                ctx.printer.flush()?;
+            }
+            eprintln!(
+                "watch was canceled (etcdserver: mvcc: required revision has been compacted)"
+            );
+            return Err(CliError::interrupted("watch is canceled by the server"));
+        }
+        if resp.events.is_empty() {
+            // The engine's marker of a finished replay (`caught_up`) carries no events, and
+            // etcd sends no such response: nothing to print.
+            continue;
         }
         ctx.printer.watch(&resp)?;
         ctx.printer.flush()?;

@@ -7,7 +7,7 @@ use std::path::Path;
 use etch::{CheckReport, LeaseGrant, LeaseInfo, Status};
 use serde_json::{json, Value};
 
-use super::json as j;
+use super::json::b64;
 use super::text::{go_quote, human_bytes, lease_hex};
 use super::{Printer, SnapshotStatus};
 use crate::args::Format;
@@ -16,9 +16,15 @@ impl Printer {
     /// `lease grant`.
     pub fn lease_grant(&mut self, revision: i64, g: &LeaseGrant) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({
-                "header": j::header(revision), "ID": j::id(g.id), "TTL": g.ttl,
-            })),
+            Format::Json => {
+                let j = self.json_style;
+                let fields = vec![
+                    ("ID", j.id(g.id)),
+                    ("TTL", g.ttl.into()),
+                    ("Error", "".into()),
+                ];
+                self.json(&j.lease(revision, fields))
+            }
             Format::Fields => {
                 self.header_fields(revision)?;
                 writeln!(self.out, "\"ID\" : {}\n\"TTL\" : {}", g.id, g.ttl)
@@ -35,7 +41,10 @@ impl Printer {
     /// `lease revoke`.
     pub fn lease_revoke(&mut self, revision: i64, id: i64) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({ "header": j::header(revision) })),
+            Format::Json => {
+                let header = self.json_style.header(revision);
+                self.json(&json!({ "header": header }))
+            }
             Format::Fields => self.header_fields(revision),
             Format::Simple | Format::Table => {
                 writeln!(self.out, "lease {} revoked", lease_hex(id))
@@ -46,9 +55,10 @@ impl Printer {
     /// `lease keep-alive`, once per renewal.
     pub fn lease_keep_alive(&mut self, revision: i64, id: i64, ttl: i64) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json!({
-                "header": j::header(revision), "ID": j::id(id), "TTL": ttl,
-            })),
+            Format::Json => {
+                let j = self.json_style;
+                self.json(&j.lease(revision, vec![("ID", j.id(id)), ("TTL", ttl.into())]))
+            }
             Format::Fields => {
                 self.header_fields(revision)?;
                 writeln!(self.out, "\"ID\" : {id}\n\"TTL\" : {ttl}")
@@ -76,14 +86,21 @@ impl Printer {
         };
         match self.format {
             Format::Json => {
-                let mut v = json!({
-                    "header": j::header(revision), "ID": j::id(id), "TTL": ttl,
-                    "grantedTTL": granted,
-                });
-                if keys {
-                    v["keys"] = key_list.iter().map(|k| j::b64(k)).collect();
-                }
-                self.json(&v)
+                // clientv3's LeaseTimeToLiveResponse: no omitempty, `null` for no keys.
+                let j = self.json_style;
+                let key_values: Vec<Value> = key_list.iter().map(|k| b64(k)).collect();
+                let key_values = if key_values.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Array(key_values)
+                };
+                let fields = vec![
+                    ("id", j.id(id)),
+                    ("ttl", ttl.into()),
+                    ("granted-ttl", granted.into()),
+                    ("keys", key_values),
+                ];
+                self.json(&j.lease(revision, fields))
             }
             Format::Fields => {
                 self.header_fields(revision)?;
@@ -125,11 +142,9 @@ impl Printer {
     pub fn lease_list(&mut self, revision: i64, leases: &[LeaseGrant]) -> io::Result<()> {
         match self.format {
             Format::Json => {
-                let list: Vec<Value> = leases
-                    .iter()
-                    .map(|l| json!({ "ID": j::id(l.id), "TTL": l.ttl }))
-                    .collect();
-                self.json(&json!({ "header": j::header(revision), "leases": list }))
+                let j = self.json_style;
+                let list: Vec<Value> = leases.iter().map(|l| json!({ "id": j.id(l.id) })).collect();
+                self.json(&j.lease(revision, vec![("leases", Value::Array(list))]))
             }
             Format::Fields => {
                 self.header_fields(revision)?;
@@ -155,20 +170,9 @@ impl Printer {
         }
     }
 
-    /// `compaction`.
-    pub fn compaction(&mut self, revision: i64, compacted: i64) -> io::Result<()> {
-        match self.format {
-            Format::Json => self.json(&json!({
-                "header": j::header(revision), "compact_revision": compacted,
-            })),
-            Format::Fields => {
-                self.header_fields(revision)?;
-                writeln!(self.out, "\"CompactRevision\" : {compacted}")
-            }
-            Format::Simple | Format::Table => {
-                writeln!(self.out, "compacted revision {compacted}")
-            }
-        }
+    /// `compaction`: etcdctl prints the same line in every output format.
+    pub fn compaction(&mut self, compacted: i64) -> io::Result<()> {
+        writeln!(self.out, "compacted revision {compacted}")
     }
 
     /// `defrag`.
@@ -198,7 +202,7 @@ impl Printer {
         let version = env!("CARGO_PKG_VERSION");
         match self.format {
             Format::Json => self.json(&json!({
-                "header": j::header(s.revision),
+                "header": self.json_style.header(s.revision),
                 "path": p,
                 "version": version,
                 "dbSize": s.file_size,
@@ -251,6 +255,76 @@ impl Printer {
                     "APPLIED INDEX",
                 ];
                 self.table(&headers, &[row])
+            }
+        }
+    }
+
+    /// `endpoint status`, in etcdctl's shapes. A file is a cluster of one member without an id:
+    /// member id, leader and raft term are 0 (so it is its own leader), the raft index is the
+    /// applied WAL index.
+    pub fn endpoint_status(&mut self, path: &Path, s: &Status) -> io::Result<()> {
+        let p = path.display().to_string();
+        let version = env!("CARGO_PKG_VERSION");
+        match self.format {
+            Format::Json => {
+                // etcd's StatusResponse (omitempty: leader and raft term 0 left out) under
+                // etcdctl's {Endpoint, Status} wrapper, in a list of one endpoint.
+                let mut status = serde_json::Map::new();
+                status.insert("header".into(), self.json_style.header(s.revision));
+                status.insert("version".into(), version.into());
+                for (k, v) in [
+                    ("dbSize", s.file_size),
+                    ("raftIndex", s.applied_index),
+                    ("raftAppliedIndex", s.applied_index),
+                    ("dbSizeInUse", s.size_in_use),
+                ] {
+                    if v != 0 {
+                        status.insert(k.into(), v.into());
+                    }
+                }
+                self.json(&json!([{ "Endpoint": p, "Status": status }]))
+            }
+            Format::Fields => {
+                self.header_fields(s.revision)?;
+                let o = &mut self.out;
+                writeln!(o, "\"Version\" : {}", go_quote(version.as_bytes()))?;
+                writeln!(o, "\"DBSize\" : {}", s.file_size)?;
+                writeln!(o, "\"Leader\" : 0\n\"IsLearner\" : false")?;
+                writeln!(o, "\"RaftIndex\" : {}", s.applied_index)?;
+                writeln!(o, "\"RaftTerm\" : 0")?;
+                writeln!(o, "\"RaftAppliedIndex\" : {}", s.applied_index)?;
+                writeln!(o, "\"Errors\" : []")?;
+                writeln!(o, "\"Endpoint\" : {}\n", go_quote(p.as_bytes()))
+            }
+            Format::Simple | Format::Table => {
+                let row = vec![
+                    p,
+                    "0".to_string(),
+                    version.to_string(),
+                    human_bytes(s.file_size),
+                    "true".to_string(),
+                    "false".to_string(),
+                    "0".to_string(),
+                    s.applied_index.to_string(),
+                    s.applied_index.to_string(),
+                    String::new(),
+                ];
+                if self.format == Format::Simple {
+                    return writeln!(self.out, "{}", row.join(", "));
+                }
+                let headers = [
+                    "ENDPOINT",
+                    "ID",
+                    "VERSION",
+                    "DB SIZE",
+                    "IS LEADER",
+                    "IS LEARNER",
+                    "RAFT TERM",
+                    "RAFT INDEX",
+                    "RAFT APPLIED INDEX",
+                    "ERRORS",
+                ];
+                self.table_right(&headers, &[row])
             }
         }
     }
@@ -358,7 +432,7 @@ impl Printer {
                 if self.format == Format::Simple {
                     return writeln!(self.out, "{}", row.join(", "));
                 }
-                self.table(&["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"], &[row])
+                self.table_right(&["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"], &[row])
             }
         }
     }

@@ -1,114 +1,245 @@
-//! JSON documents in etcdctl's response shapes.
+//! JSON documents exactly as etcdctl 3.4 prints them with `-w json`.
 //!
-//! Invariants: keys and values are standard base64 (as etcdctl's protobuf JSON); revisions,
-//! versions and counts are JSON numbers (they grow by one per write and stay far below 2^53);
-//! 64-bit ids (lease ids, hashes are 32-bit) are decimal strings, because random 63-bit ids
-//! lose precision as JSON numbers in JavaScript and jq. The header carries only the revision:
-//! a local file has no cluster, member or raft term.
+//! etcdctl marshals etcd's Go response structs with Go's `encoding/json`, so the rules are
+//! those of their field tags:
+//! - Protobuf messages (key-values, range/put/delete/txn responses, headers) use snake_case
+//!   names and `omitempty`: a zero number, `false`, an empty byte string or an empty list is
+//!   left out (`{"header":{...}}` is a whole get response that found nothing).
+//! - Keys and values are standard base64; a delete event's key-value has no value.
+//! - Ids are JSON numbers, as Go writes int64: exact in the text, but JavaScript and jq read
+//!   numbers above 2^53 inexactly, so [`Json::string_ids`] writes them as decimal strings.
+//! - Client-side wrappers keep Go's field names: a watch response is
+//!   `{"Header":..,"Events":..,"CompactRevision":..,"Canceled":..,"Created":..}` and a txn
+//!   response's entries are `{"Response":{"ResponsePut":{..}}}`; the lease responses embed the
+//!   header's fields at the top level.
+//! - The header carries only the revision: a local file has no cluster, member or raft term.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use etch::{DeleteResponse, Event, EventKind, KeyValue, PutResponse, RangeResponse, TxnOpResponse};
 use etch::{TxnResponse, WatchResponse};
-use serde_json::{json, Value};
-
-/// `{"revision": N}`.
-pub fn header(revision: i64) -> Value {
-    json!({ "revision": revision })
-}
+use serde_json::{json, Map, Value};
 
 /// Bytes as base64.
 pub fn b64(bytes: &[u8]) -> Value {
     Value::String(STANDARD.encode(bytes))
 }
 
-/// An id as a decimal string.
-pub fn id(id: i64) -> Value {
-    Value::String(id.to_string())
+/// `"PUT"` or `"DELETE"`, as etcd names event types in text output.
+pub fn event_type(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::Put => "PUT",
+        EventKind::Delete => "DELETE",
+    }
 }
 
-/// One key-value.
-pub fn kv(kv: &KeyValue) -> Value {
+/// Inserts `key: value` unless `value` is what Go's `omitempty` leaves out.
+fn put_nonzero(map: &mut Map<String, Value>, key: &str, value: Value) {
+    let empty = match &value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_i64() == Some(0) || n.as_u64() == Some(0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(_) => false,
+    };
+    if !empty {
+        map.insert(key.to_string(), value);
+    }
+}
+
+/// The JSON writer, configured by the command line.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Json {
+    /// Write 64-bit ids as decimal strings (lossless in JavaScript) instead of numbers.
+    pub string_ids: bool,
+}
+
+impl Json {
+    /// A 64-bit id: a number, or a decimal string with `string_ids`.
+    pub fn id(&self, id: i64) -> Value {
+        if self.string_ids {
+            Value::String(id.to_string())
+        } else {
+            Value::from(id)
+        }
+    }
+
+    /// A response header: `{"revision": N}`.
+    pub fn header(&self, revision: i64) -> Value {
+        let mut m = Map::new();
+        self.header_fields(&mut m, revision);
+        Value::Object(m)
+    }
+
+    /// The header's fields, for the lease responses that embed them at the top level.
+    pub fn header_fields(&self, m: &mut Map<String, Value>, revision: i64) {
+        put_nonzero(m, "revision", revision.into());
+    }
+
+    /// One key-value (`mvccpb.KeyValue`).
+    pub fn kv(&self, kv: &KeyValue) -> Value {
+        let mut m = Map::new();
+        let lease = if kv.lease == 0 {
+            Value::Null
+        } else {
+            self.id(kv.lease)
+        };
+        let fields = [
+            ("key", b64(&kv.key)),
+            ("create_revision", kv.create_revision.into()),
+            ("mod_revision", kv.mod_revision.into()),
+            ("version", kv.version.into()),
+            ("value", b64(&kv.value)),
+            ("lease", lease),
+        ];
+        for (k, v) in fields {
+            put_nonzero(&mut m, k, v);
+        }
+        Value::Object(m)
+    }
+
+    fn kvs(&self, kvs: &[KeyValue]) -> Value {
+        Value::Array(kvs.iter().map(|kv| self.kv(kv)).collect())
+    }
+
+    /// A range (get) response.
+    pub fn range(&self, r: &RangeResponse) -> Value {
+        let mut m = Map::new();
+        m.insert("header".into(), self.header(r.header_revision));
+        put_nonzero(&mut m, "kvs", self.kvs(&r.kvs));
+        put_nonzero(&mut m, "more", r.more.into());
+        put_nonzero(&mut m, "count", r.count.into());
+        Value::Object(m)
+    }
+
+    /// A put response.
+    pub fn put(&self, r: &PutResponse) -> Value {
+        let mut m = Map::new();
+        m.insert("header".into(), self.header(r.header_revision));
+        if let Some(prev) = &r.prev_kv {
+            m.insert("prev_kv".into(), self.kv(prev));
+        }
+        Value::Object(m)
+    }
+
+    /// A delete response.
+    pub fn delete(&self, r: &DeleteResponse) -> Value {
+        let mut m = Map::new();
+        m.insert("header".into(), self.header(r.header_revision));
+        put_nonzero(&mut m, "deleted", r.deleted.into());
+        put_nonzero(&mut m, "prev_kvs", self.kvs(&r.prev_kvs));
+        Value::Object(m)
+    }
+
+    /// A transaction response; each entry is Go's wrapping of the protobuf `oneof`.
+    pub fn txn(&self, r: &TxnResponse) -> Value {
+        let responses: Vec<Value> = r
+            .responses
+            .iter()
+            .map(|op| {
+                let (name, body) = match op {
+                    TxnOpResponse::Put(p) => ("ResponsePut", self.put(p)),
+                    TxnOpResponse::Range(g) => ("ResponseRange", self.range(g)),
+                    TxnOpResponse::Delete(d) => ("ResponseDeleteRange", self.delete(d)),
+                    TxnOpResponse::Txn(t) => ("ResponseTxn", self.txn(t)),
+                };
+                json!({ "Response": { name: body } })
+            })
+            .collect();
+        let mut m = Map::new();
+        m.insert("header".into(), self.header(r.header_revision));
+        put_nonzero(&mut m, "succeeded", r.succeeded.into());
+        put_nonzero(&mut m, "responses", Value::Array(responses));
+        Value::Object(m)
+    }
+
+    /// One watch event (`mvccpb.Event`): the type is a number, PUT (0) left out.
+    pub fn event(&self, e: &Event) -> Value {
+        let mut m = Map::new();
+        if e.kind == EventKind::Delete {
+            m.insert("type".into(), 1.into());
+        }
+        m.insert("kv".into(), self.kv(&e.kv));
+        if let Some(prev) = &e.prev_kv {
+            m.insert("prev_kv".into(), self.kv(prev));
+        }
+        Value::Object(m)
+    }
+
+    /// A watch response (clientv3's `WatchResponse`, Go field names, nothing omitted).
+    pub fn watch(&self, r: &WatchResponse) -> Value {
+        json!({
+            "Header": self.header(r.header_revision),
+            "Events": r.events.iter().map(|e| self.event(e)).collect::<Vec<_>>(),
+            "CompactRevision": r.compact_revision,
+            "Canceled": r.canceled,
+            "Created": false,
+        })
+    }
+
+    /// A lease response: the header's fields, then `fields`, in one object.
+    pub fn lease(&self, revision: i64, fields: Vec<(&str, Value)>) -> Value {
+        let mut m = Map::new();
+        self.header_fields(&mut m, revision);
+        for (k, v) in fields {
+            m.insert(k.to_string(), v);
+        }
+        Value::Object(m)
+    }
+}
+
+/// One key as `etch export` writes it: every field present, the lease as a decimal string
+/// (this line format is etch's own, read back by `etch import`).
+pub fn export_kv(kv: &KeyValue) -> Value {
     json!({
         "key": b64(&kv.key),
         "create_revision": kv.create_revision,
         "mod_revision": kv.mod_revision,
         "version": kv.version,
         "value": b64(&kv.value),
-        "lease": id(kv.lease),
+        "lease": kv.lease.to_string(),
     })
 }
 
-/// A range (get) response.
-pub fn range(r: &RangeResponse) -> Value {
-    json!({
-        "header": header(r.header_revision),
-        "kvs": r.kvs.iter().map(kv).collect::<Vec<_>>(),
-        "more": r.more,
-        "count": r.count,
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A put response.
-pub fn put(r: &PutResponse) -> Value {
-    let mut v = json!({ "header": header(r.header_revision) });
-    if let Some(prev) = &r.prev_kv {
-        v["prev_kv"] = kv(prev);
+    fn kv(lease: i64, value: &[u8]) -> KeyValue {
+        KeyValue {
+            key: b"k".to_vec(),
+            create_revision: 2,
+            mod_revision: 3,
+            version: 1,
+            value: value.to_vec(),
+            lease,
+        }
     }
-    v
-}
 
-/// A delete response.
-pub fn delete(r: &DeleteResponse) -> Value {
-    json!({
-        "header": header(r.header_revision),
-        "deleted": r.deleted,
-        "prev_kvs": r.prev_kvs.iter().map(kv).collect::<Vec<_>>(),
-    })
-}
-
-/// A transaction response; each response is wrapped as in etcd's gRPC gateway JSON.
-pub fn txn(r: &TxnResponse) -> Value {
-    let responses: Vec<Value> = r
-        .responses
-        .iter()
-        .map(|op| match op {
-            TxnOpResponse::Put(p) => json!({ "response_put": put(p) }),
-            TxnOpResponse::Range(g) => json!({ "response_range": range(g) }),
-            TxnOpResponse::Delete(d) => json!({ "response_delete_range": delete(d) }),
-            TxnOpResponse::Txn(t) => json!({ "response_txn": txn(t) }),
-        })
-        .collect();
-    json!({
-        "header": header(r.header_revision),
-        "succeeded": r.succeeded,
-        "responses": responses,
-    })
-}
-
-/// One watch event.
-pub fn event(e: &Event) -> Value {
-    let mut v = json!({ "type": event_type(e.kind), "kv": kv(&e.kv) });
-    if let Some(prev) = &e.prev_kv {
-        v["prev_kv"] = kv(prev);
+    #[test]
+    fn zero_and_empty_fields_are_left_out() {
+        let j = Json::default();
+        assert_eq!(
+            j.kv(&kv(0, b"")).to_string(),
+            r#"{"key":"aw==","create_revision":2,"mod_revision":3,"version":1}"#
+        );
+        let empty = RangeResponse {
+            header_revision: 7,
+            kvs: Vec::new(),
+            more: false,
+            count: 0,
+        };
+        assert_eq!(j.range(&empty).to_string(), r#"{"header":{"revision":7}}"#);
     }
-    v
-}
 
-/// A watch response.
-pub fn watch(r: &WatchResponse) -> Value {
-    json!({
-        "header": header(r.header_revision),
-        "events": r.events.iter().map(event).collect::<Vec<_>>(),
-        "compact_revision": r.compact_revision,
-        "canceled": r.canceled,
-    })
-}
-
-/// "PUT" or "DELETE", as etcd names event types.
-pub fn event_type(kind: EventKind) -> &'static str {
-    match kind {
-        EventKind::Put => "PUT",
-        EventKind::Delete => "DELETE",
+    #[test]
+    fn ids_are_numbers_unless_asked_for_strings() {
+        let id = 0x694d77aa9e38260f;
+        let number = Json::default().kv(&kv(id, b"v"));
+        assert_eq!(number["lease"].as_i64(), Some(id));
+        assert!(number.to_string().contains(&format!(r#""lease":{id}}}"#)));
+        let string = Json { string_ids: true }.kv(&kv(id, b"v"));
+        assert_eq!(string["lease"], Value::String(id.to_string()));
     }
 }

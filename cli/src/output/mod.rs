@@ -1,10 +1,11 @@
 //! Printing responses in the four formats of `--write-out`.
 //!
 //! `simple` and `fields` reproduce etcdctl's printers line for line (fields without the cluster,
-//! member and raft-term header lines, which a local file does not have); `json` is described in
-//! [`json`]; `table` renders a bordered table where etcdctl has one (status, snapshot status)
-//! and, beyond etcdctl, for get, lease list and check; elsewhere it prints as `simple`, as
-//! etcdctl's table printer does.
+//! member and raft-term header lines, which a local file does not have; simple output writes
+//! keys and values as raw bytes, as etcdctl does); `json` is described in [`json`]; `table`
+//! renders a bordered table where etcdctl has one (endpoint status, snapshot status: cells
+//! right-aligned as etcdctl's) and, beyond etcdctl, for status, get, lease list and check;
+//! elsewhere it prints as `simple`, as etcdctl 3.5's table printer does (3.4 refuses).
 
 mod admin;
 pub mod json;
@@ -16,10 +17,11 @@ use std::io::{self, Write};
 use etch::{
     DeleteResponse, KeyValue, PutResponse, RangeResponse, TxnOpResponse, TxnResponse, WatchResponse,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::args::Format;
-use text::{display_bytes, go_quote, lease_hex};
+use json::Json;
+use text::{display_bytes, go_quote, hex_escaped, lease_hex};
 
 /// What `snapshot status` reports about a snapshot file.
 #[derive(Clone, Copy, Debug)]
@@ -38,24 +40,36 @@ pub struct SnapshotStatus {
 pub struct Printer {
     format: Format,
     hex: bool,
+    json_style: Json,
     value_only: bool,
     out: Box<dyn Write>,
 }
 
 impl Printer {
     /// A printer writing to stdout.
-    pub fn stdout(format: Format, hex: bool) -> Printer {
-        Printer::new(format, hex, Box::new(io::stdout()))
+    pub fn stdout(format: Format, hex: bool, json_style: Json) -> Printer {
+        Printer::new(format, hex, json_style, Box::new(io::stdout()))
     }
 
     /// A printer writing to `out`.
-    pub fn new(format: Format, hex: bool, out: Box<dyn Write>) -> Printer {
+    pub fn new(format: Format, hex: bool, json_style: Json, out: Box<dyn Write>) -> Printer {
         Printer {
             format,
             hex,
+            json_style,
             value_only: false,
             out,
         }
+    }
+
+    /// The JSON writer of this printer.
+    pub fn json_style(&self) -> Json {
+        self.json_style
+    }
+
+    /// The output format.
+    pub fn format(&self) -> Format {
+        self.format
     }
 
     /// Print values without keys in simple output (`get --print-value-only`).
@@ -82,18 +96,32 @@ impl Printer {
         self.out.write_all(table::render(headers, rows).as_bytes())
     }
 
+    /// A table with right-aligned cells, as etcdctl's status tables.
+    fn table_right(&mut self, headers: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+        let t = table::render_aligned(headers, rows, table::Align::Right);
+        self.out.write_all(t.as_bytes())
+    }
+
     fn bytes(&self, b: &[u8]) -> String {
         display_bytes(b, self.hex)
+    }
+
+    /// One line of bytes as etcdctl's simple output writes it: raw, or `\xNN` with `--hex`.
+    fn raw_line(&mut self, b: &[u8]) -> io::Result<()> {
+        if self.hex {
+            self.out.write_all(hex_escaped(b).as_bytes())?;
+        } else {
+            self.out.write_all(b)?;
+        }
+        self.out.write_all(b"\n")
     }
 
     /// etcdctl's `printKV`: the key line (unless value-only), then the value line.
     fn kv_simple(&mut self, kv: &KeyValue) -> io::Result<()> {
         if !self.value_only {
-            let k = self.bytes(&kv.key);
-            writeln!(self.out, "{k}")?;
+            self.raw_line(&kv.key)?;
         }
-        let v = self.bytes(&kv.value);
-        writeln!(self.out, "{v}")
+        self.raw_line(&kv.value)
     }
 
     fn kv_fields(&mut self, prefix: &str, kv: &KeyValue) -> io::Result<()> {
@@ -138,7 +166,7 @@ impl Printer {
     /// `--count-only` with fields output only; etch prints the number).
     pub fn get(&mut self, r: &RangeResponse, count_only: bool) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json::range(r)),
+            Format::Json => self.json(&self.json_style.range(r)),
             Format::Fields => {
                 self.header_fields(r.header_revision)?;
                 for kv in &r.kvs {
@@ -165,7 +193,7 @@ impl Printer {
     /// A put response: `OK`, then the previous key-value if asked for.
     pub fn put(&mut self, r: &PutResponse) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json::put(r)),
+            Format::Json => self.json(&self.json_style.put(r)),
             Format::Fields => {
                 self.header_fields(r.header_revision)?;
                 if let Some(prev) = &r.prev_kv {
@@ -186,7 +214,7 @@ impl Printer {
     /// A delete response: the number deleted, then the deleted key-values if asked for.
     pub fn del(&mut self, r: &DeleteResponse) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json::delete(r)),
+            Format::Json => self.json(&self.json_style.delete(r)),
             Format::Fields => {
                 self.header_fields(r.header_revision)?;
                 writeln!(self.out, "\"Deleted\" : {}", r.deleted)?;
@@ -208,7 +236,7 @@ impl Printer {
     /// A transaction response: SUCCESS or FAILURE, then each response after a blank line.
     pub fn txn(&mut self, r: &TxnResponse) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json::txn(r)),
+            Format::Json => self.json(&self.json_style.txn(r)),
             Format::Fields => {
                 self.header_fields(r.header_revision)?;
                 writeln!(self.out, "\"Succeeded\" : {}", r.succeeded)?;
@@ -241,7 +269,7 @@ impl Printer {
     /// the key-value.
     pub fn watch(&mut self, r: &WatchResponse) -> io::Result<()> {
         match self.format {
-            Format::Json => self.json(&json::watch(r)),
+            Format::Json => self.json(&self.json_style.watch(r)),
             Format::Fields => {
                 self.header_fields(r.header_revision)?;
                 for e in &r.events {

@@ -1,8 +1,24 @@
 //! Bordered tables in the style of etcdctl's `-w table` (olekukonko/tablewriter): centred
-//! headers, left-aligned cells padded by one space.
+//! headers, cells padded by one space, left-aligned, or right-aligned as etcdctl's status
+//! tables (`endpoint status`, `snapshot status`).
 
-/// Renders `headers` and `rows` (each row as long as `headers`) as a table, ending in a newline.
+/// How cells are aligned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    /// Text at the left (etch's own tables).
+    Left,
+    /// Text at the right (etcdctl's status tables).
+    Right,
+}
+
+/// Renders `headers` and `rows` (each row as long as `headers`) as a table with left-aligned
+/// cells, ending in a newline.
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
+    render_aligned(headers, rows, Align::Left)
+}
+
+/// Renders `headers` and `rows` as a table with cells aligned by `align`.
+pub fn render_aligned(headers: &[&str], rows: &[Vec<String>], align: Align) -> String {
     let widths: Vec<usize> = headers
         .iter()
         .enumerate()
@@ -34,8 +50,11 @@ pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     out.push_str(&border);
     for row in rows {
         for (cell, w) in row.iter().zip(&widths) {
-            let pad = w - cell.chars().count();
-            out.push_str(&format!("| {}{} ", cell, " ".repeat(pad)));
+            let pad = " ".repeat(w - cell.chars().count());
+            match align {
+                Align::Left => out.push_str(&format!("| {cell}{pad} ")),
+                Align::Right => out.push_str(&format!("| {pad}{cell} ")),
+            }
         }
         out.push_str("|\n");
     }
@@ -51,6 +70,15 @@ mod tests {
         assert_eq!(
             t,
             "+-----+-------+\n| KEY | VALUE |\n+-----+-------+\n| a   | hello |\n+-----+-------+\n"
+        );
+        let t = super::render_aligned(
+            &["HASH", "REVISION"],
+            &[vec!["ab".into(), "7".into()]],
+            super::Align::Right,
+        );
+        assert_eq!(
+            t,
+            "+------+----------+\n| HASH | REVISION |\n+------+----------+\n|   ab |        7 |\n+------+----------+\n"
         );
     }
 }

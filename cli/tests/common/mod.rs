@@ -172,3 +172,4 @@ pub fn wait_for_file(path: &Path, secs: u64) -> String {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+pub mod etcd;

@@ -66,9 +66,8 @@ static void *worker(void *p) {
         ro.revision = 1000000 + a->index;
         etch_iter *it;
         CHECK_RC(db, etch_range(db, S("t"), NULL, 0, &ro, &it), ETCH_FUTURE_REV);
-        snprintf(msg, sizeof msg, "required revision %d is a future revision",
-                 1000000 + a->index);
-        CHECK(strncmp(etch_errmsg(db), msg, strlen(msg)) == 0);
+        snprintf(msg, sizeof msg, "is a future revision (requested %d,", 1000000 + a->index);
+        CHECK(strstr(etch_errmsg(db), msg) != NULL);
     }
     return NULL;
 }

@@ -98,7 +98,7 @@ static int increment(etch_wtxn *tx, void *ctx) {
 static void *incrementer(void *p) {
     etch_db *db = p;
     for (int i = 0; i < 25; i++) {
-        OK(db, etch_write(db, increment, NULL));
+        OK(db, etch_write(db, increment, NULL, NULL));
     }
     return NULL;
 }
@@ -120,32 +120,32 @@ int main(int argc, char **argv) {
     OK(db, etch_put(db, S("acct/a"), S("100"), NULL, NULL, NULL));
     OK(db, etch_put(db, S("acct/b"), S("0"), NULL, NULL, NULL));
 
-    OK(db, etch_write(db, transfer, NULL));
+    OK(db, etch_write(db, transfer, NULL, NULL));
     CHECK(get_num(db, "acct/a") == 90 && get_num(db, "acct/b") == 10);
 
     int64_t before, after;
     OK(db, etch_revision(db, &before));
-    CHECK_RC(db, etch_write(db, abort_42, NULL), 42);
+    CHECK_RC(db, etch_write(db, abort_42, NULL, NULL), 42);
     CHECK(strcmp(etch_errmsg(db), "write callback returned 42") == 0);
     OK(db, etch_revision(db, &after));
     CHECK(after == before && get_num(db, "acct/a") == 90);
 
-    OK(db, etch_write(db, ranges_and_deletes, NULL));
+    OK(db, etch_write(db, ranges_and_deletes, NULL, NULL));
     etch_kv *kv;
     CHECK_RC(db, etch_get(db, S("acct/b"), &kv), ETCH_NOT_FOUND);
 
     /* A conflict on the first attempt: the callback runs again and commits. */
     race_ctx rc1 = {db, 0, 0};
-    OK(db, etch_write(db, racy, &rc1));
+    OK(db, etch_write(db, racy, &rc1, NULL));
     CHECK(rc1.attempts == 2 && get_num(db, "race") == 1000);
 
     /* Interference on every attempt: ETCH_CONFLICT after write_attempts tries. */
     race_ctx rc2 = {db, 0, 1};
-    CHECK_RC(db, etch_write(db, racy, &rc2), ETCH_CONFLICT);
+    CHECK_RC(db, etch_write(db, racy, &rc2, NULL), ETCH_CONFLICT);
     CHECK(rc2.attempts == 16); /* the default write_attempts */
 
-    CHECK_RC(NULL, etch_write(NULL, increment, NULL), ETCH_INVALID);
-    CHECK_RC(db, etch_write(db, NULL, NULL), ETCH_INVALID);
+    CHECK_RC(NULL, etch_write(NULL, increment, NULL, NULL), ETCH_INVALID);
+    CHECK_RC(db, etch_write(db, NULL, NULL, NULL), ETCH_INVALID);
 
     /* Threads: every increment lands exactly once. */
     pthread_t t[4];

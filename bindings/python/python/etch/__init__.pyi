@@ -101,6 +101,10 @@ class LockedError(Error):
     """Another process or Store has the file open."""
     path: str
 
+class ReadOnlyError(Error):
+    """The store was opened read-only and refuses every write."""
+    path: str
+
 class StorageError(Error):
     """An I/O error from the operating system."""
     errno: Optional[int]
@@ -235,12 +239,17 @@ class WriteTxn:
     """One attempt of an optimistic read-write transaction."""
     @property
     def revision(self) -> int: ...
+    @property
+    def committed_revision(self) -> Optional[int]:
+        """The revision `commit()` committed at; None before, after a conflict or an abort."""
     def get(self, key: _KeyLike) -> Union[_KV, Tuple[None, None]]: ...
     def get_range(self, range_start: _KeyLike, range_end: _KeyLike) -> Iterator[_KV]: ...
     def get_prefix(self, key_prefix: _KeyLike) -> Iterator[_KV]: ...
     def put(self, key: _KeyLike, value: _KeyLike) -> None: ...
     def delete(self, key: _KeyLike) -> None: ...
-    def commit(self) -> bool: ...
+    def commit(self) -> Optional[int]:
+        """The revision the writes were committed at (the snapshot's if nothing was written),
+        or None on a conflict."""
     def abort(self) -> None: ...
 
 class WriteBlock(WriteTxn):
@@ -278,9 +287,18 @@ class DeleteEvent(Event):
     """A key was deleted."""
 
 class WatchResponse:
-    """One batch of events, for callbacks."""
+    """One batch of events, for callbacks and `Store.watch_responses`."""
     header_revision: int
     events: List[Event]
+    caught_up: bool
+    """True in the one response that completes a replay of history (see
+    `Store.watch_responses`)."""
+
+_TxnOpResponse = Union[
+    PutResponse, List[_KV], DeleteResponse, Tuple[bool, List["_TxnOpResponse"]]
+]
+"""One operation's result in `Store.transaction`: a put's `PutResponse`, a get's key-values,
+a delete's `DeleteResponse`, or a nested transaction's `(succeeded, responses)`."""
 
 # -- leases and locks -----------------------------------------------------------------------
 
@@ -443,13 +461,21 @@ class Store:
         compare: Sequence[Compare],
         success: Sequence[Op] = ...,
         failure: Sequence[Op] = ...,
-    ) -> Tuple[bool, List[Any]]: ...
+    ) -> Tuple[bool, List[_TxnOpResponse]]:
+        """`(succeeded, responses)`: whether every compare held, and one result per operation
+        of the branch that ran, in order."""
     @overload
     def write(self) -> WriteBlock: ...
     @overload
     def write(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T: ...
+    def write_with_revision(
+        self, fn: Callable[..., _T], *args: Any, **kwargs: Any
+    ) -> Tuple[_T, int]:
+        """As `write(fn, ...)`; returns `(fn's result, revision committed at)`."""
     def transactional(self, fn: Callable[..., _T]) -> Callable[..., _T]: ...
-    def compact(self, revision: int, physical: bool = ...) -> int: ...
+    def compact(self, revision: int, physical: bool = ...) -> int:
+        """Drops history below `revision`; returns the store's current revision at the
+        compaction."""
     def watch(
         self,
         key: _KeyLike,
@@ -460,6 +486,19 @@ class Store:
         no_delete: bool = ...,
         progress_notify: Optional[float] = ...,
     ) -> Tuple[Iterator[Event], Callable[[], None]]: ...
+    def watch_responses(
+        self,
+        key: _KeyLike,
+        range_end: Optional[_KeyLike] = ...,
+        *,
+        start_revision: Optional[int] = ...,
+        prev_kv: bool = ...,
+        no_put: bool = ...,
+        no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
+    ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
+        """As `watch`, yielding whole responses; a replay of history ends with one whose
+        `caught_up` is true."""
     def watch_prefix(
         self,
         key_prefix: _KeyLike,
@@ -520,10 +559,15 @@ class Store:
     def refresh_lease(self, lease_id: int) -> int: ...
     def leases(self) -> List[Lease]: ...
     def lock(self, name: str, ttl: int = ...) -> Lock: ...
-    def snapshot(self, file: Union[_PathLike, IO[bytes]]) -> Tuple[int, int]: ...
-    def defrag(self) -> Tuple[int, int]: ...
+    def snapshot(self, file: Union[_PathLike, IO[bytes]]) -> Tuple[int, int]:
+        """Writes a consistent copy; returns `(revision, size)`: the revision it holds and its
+        size in bytes."""
+    def defrag(self) -> Tuple[int, int]:
+        """Rewrites the file compactly; returns its size in bytes `(before, after)`."""
     def status(self) -> Status: ...
     def check(self) -> CheckReport: ...
     def hash_kv(self, revision: Optional[int] = ...) -> int: ...
     def sync(self) -> None: ...
-    def checkpoint(self) -> None: ...
+    def checkpoint(self) -> None:
+        """Copies the WAL into the main file and empties it (then `status().wal_size` is 0);
+        returns None."""

@@ -39,7 +39,7 @@ from etch._etch import (
 from etch._lease import Lease
 from etch._lock import Lock
 from etch._transactions import Compare, Op, Transactions, _lease_id, _nested
-from etch._watch import CallbackWatch, Event, WatchTimedOut, _response, events
+from etch._watch import CallbackWatch, Event, WatchResponse, WatchTimedOut, _response, events, responses
 from etch._write import WriteBlock, WriteTxn, _encode, conflict
 
 KeyLike = Union[bytes, bytearray, str]
@@ -300,9 +300,10 @@ class Store:
         failure: Sequence[Op] = (),
     ) -> Tuple[bool, List[Any]]:
         """Runs ``success`` if every compare holds, else ``failure``, atomically at one
-        revision. Returns ``(succeeded, responses)``: per operation a
-        :class:`etch.PutResponse`, a list of ``(value, meta)`` for a get, a
-        :class:`etch.DeleteResponse`, or ``(succeeded, responses)`` for a nested ``txn``."""
+        revision. Returns ``(succeeded, responses)``: per operation of the branch that ran, in
+        order, a :class:`etch.PutResponse` for a put, a list of ``(value, meta)`` for a get, a
+        :class:`etch.DeleteResponse` for a delete, or ``(succeeded, responses)`` for a nested
+        ``txn``."""
         ok, responses = self._native.txn(*_nested(compare, success, failure))
         return bool(ok), list(responses)
 
@@ -324,6 +325,12 @@ class Store:
             if args or kwargs:
                 raise TypeError("write() without a function takes no other arguments")
             return WriteBlock(self._native.begin_write())
+        return self.write_with_revision(fn, *args, **kwargs)[0]
+
+    def write_with_revision(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Tuple[T, int]:
+        """As ``store.write(fn, *args, **kwargs)``, returning ``(result, revision)``: ``fn``'s
+        result and the revision its writes were committed at (the revision of the snapshot it
+        read if it wrote nothing)."""
         attempts = int(self._native.write_attempts)
         for attempt in range(attempts):
             tx = WriteTxn(self._native.begin_write())
@@ -332,8 +339,9 @@ class Store:
             except BaseException:
                 tx.abort()
                 raise
-            if tx.commit():
-                return result
+            revision = tx.commit()
+            if revision is not None:
+                return result, revision
             # Back off (randomly, growing) so that contenders stop colliding in lockstep.
             time.sleep(random.uniform(0, _BACKOFF * (1 << min(attempt, 6))))
         raise conflict(attempts)
@@ -351,7 +359,8 @@ class Store:
     def compact(self, revision: int, physical: bool = True) -> int:
         """Drops history below ``revision``: reads before it then raise
         :class:`etch.CompactedError`. Compaction is always applied before this returns, so
-        ``physical`` (python-etcd3's flag) changes nothing. Returns the current revision."""
+        ``physical`` (python-etcd3's flag) changes nothing. Returns the store's current revision
+        at the compaction (not ``revision``)."""
         return int(self._native.compact(revision))
 
     # -- watches ---------------------------------------------------------------------------
@@ -385,6 +394,17 @@ class Store:
             no_put=no_put, no_delete=no_delete, progress_notify=progress_notify,
         )
         return events(native), native.cancel
+
+    def watch_responses(
+        self, key: KeyLike, range_end: Optional[KeyLike] = None, **kwargs: Any
+    ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
+        """As :meth:`watch` (same options), but iterates whole :class:`etch.WatchResponse`
+        batches. A watch with a past ``start_revision`` yields exactly one response with
+        ``caught_up`` true, the one that completes the replay of history (with events, or
+        empty if the end of the history held none that matched): the way to know when the past
+        has been seen and what follows is live."""
+        native = self._watcher(key, range_end, **kwargs)
+        return responses(native), native.cancel
 
     def watch_prefix(
         self, key_prefix: KeyLike, **kwargs: Any
@@ -472,7 +492,8 @@ class Store:
     def snapshot(self, file: Union[PathLike, IO[bytes]]) -> Tuple[int, int]:
         """Writes a consistent, compact copy of the store while writers go on: to a path (which
         must not exist), or into a binary file object as python-etcd3. Returns
-        ``(revision, size)``. Restore it with :func:`etch.restore`."""
+        ``(revision, size)``: the revision the copy holds and its size in bytes. Restore it with
+        :func:`etch.restore`."""
         if hasattr(file, "write"):
             with tempfile.TemporaryDirectory(prefix="etch-snapshot-") as tmp:
                 path = os.path.join(tmp, "snapshot.etch")
@@ -506,7 +527,8 @@ class Store:
         self._native.sync()
 
     def checkpoint(self) -> None:
-        """Copies the WAL into the main file now."""
+        """Copies the WAL into the main file now and empties it; returns None. Right after it,
+        :meth:`status` reports ``wal_size`` 0."""
         self._native.checkpoint()
 
 

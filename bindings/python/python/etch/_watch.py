@@ -69,19 +69,30 @@ class DeleteEvent(Event):
 
 
 class WatchResponse:
-    """One batch of events (all of one transaction are always together), for callbacks."""
+    """One batch of events (all of one transaction are always together), for callbacks and
+    :meth:`etch.Store.watch_responses`."""
 
     __slots__ = {
         "header_revision": "Store revision when the response was made.",
         "events": "The events, in revision order (all of one transaction together).",
+        "caught_up": (
+            "True in the one response that completes the replay of a watch started at a past "
+            "revision: every matching change up to the revision current when the watch was "
+            "created has then been delivered, and what follows is live. It may carry the last "
+            "replayed events or none. Never set for a watch from now."
+        ),
     }
 
-    def __init__(self, header_revision: int, events: List[Event]) -> None:
+    def __init__(self, header_revision: int, events: List[Event], caught_up: bool = False) -> None:
         self.header_revision = header_revision
         self.events = events
+        self.caught_up = caught_up
 
     def __repr__(self) -> str:
-        return f"WatchResponse(header_revision={self.header_revision}, events={self.events!r})"
+        return (
+            f"WatchResponse(header_revision={self.header_revision}, events={self.events!r}, "
+            f"caught_up={self.caught_up})"
+        )
 
 
 def _event(raw: Tuple[bool, bytes, KVMetadata, Any]) -> Event:
@@ -89,8 +100,8 @@ def _event(raw: Tuple[bool, bytes, KVMetadata, Any]) -> Event:
     return (PutEvent if is_put else DeleteEvent)(value, meta, prev)
 
 
-def _response(raw: Tuple[int, List[Any], bool, int]) -> WatchResponse:
-    header, events, canceled, compact_revision = raw
+def _response(raw: Tuple[int, List[Any], bool, int, bool]) -> WatchResponse:
+    header, events, canceled, compact_revision, caught_up = raw
     if canceled:
         err = CompactedError(
             f"watch cancelled: the revisions it needed were compacted "
@@ -98,7 +109,7 @@ def _response(raw: Tuple[int, List[Any], bool, int]) -> WatchResponse:
         )
         err.compact_revision = compact_revision
         raise err
-    return WatchResponse(header, [_event(e) for e in events])
+    return WatchResponse(header, [_event(e) for e in events], caught_up)
 
 
 def responses(native: _etch.Watcher) -> Iterator[WatchResponse]:

@@ -38,6 +38,14 @@ class WriteTxn:
 
     def __init__(self, native: _etch.WriteTxn) -> None:
         self._native = native
+        self._committed: Optional[int] = None
+
+    @property
+    def committed_revision(self) -> Optional[int]:
+        """After a successful :meth:`commit` (or the end of a ``with store.write()`` block): the
+        revision the writes were committed at, or the snapshot's revision if there was nothing
+        to write. None before, or after a conflict or an abort."""
+        return self._committed
 
     @property
     def revision(self) -> int:
@@ -69,9 +77,13 @@ class WriteTxn:
         """Buffers the deletion of ``key``."""
         self._native.delete(key)
 
-    def commit(self) -> bool:
-        """Applies the writes unless a read changed; True if committed, False on a conflict."""
-        return bool(self._native.commit())
+    def commit(self) -> Optional[int]:
+        """Applies the writes unless a read changed. Returns the revision they were committed
+        at (the snapshot's revision if there was nothing to write; a revision is never 0, so
+        the result is true), or None on a conflict (nothing was written)."""
+        revision = self._native.commit()
+        self._committed = None if revision is None else int(revision)
+        return self._committed
 
     def abort(self) -> None:
         """Ends the attempt without writing."""
@@ -95,6 +107,6 @@ class WriteBlock(WriteTxn):
         if exc_type is not None:
             self.abort()
             return
-        if not self.commit():
+        if self.commit() is None:
             raise conflict(1)
 

@@ -1,0 +1,300 @@
+//! The Maintenance service: Status, Defragment, Hash, HashKV, the Snapshot stream, Alarm, and
+//! MoveLeader/Downgrade answered as etcd answers them on a single member.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::node::{Node, ETCD_COMPAT_VERSION, RAFT_TERM};
+use crate::proto::etcdserverpb as pb;
+use crate::proto::etcdserverpb::maintenance_server::Maintenance;
+use crate::proto::etcdserverpb::AlarmType;
+
+/// Bytes per Snapshot message, as etcd.
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+/// Snapshot messages buffered before the reader waits for the client.
+const SNAPSHOT_CAPACITY: usize = 4;
+
+/// Serves etcd's Maintenance service.
+pub struct MaintenanceService {
+    node: Node,
+}
+
+impl MaintenanceService {
+    /// The service over `node`.
+    pub fn new(node: Node) -> MaintenanceService {
+        MaintenanceService { node }
+    }
+
+    fn alarm_member(&self, alarm: AlarmType) -> pb::AlarmMember {
+        pb::AlarmMember {
+            member_id: self.node.member_id(),
+            alarm: alarm as i32,
+        }
+    }
+}
+
+/// A temporary path beside the store for a snapshot copy (same file system, so the copy
+/// does not fill another disk; removed as soon as it is open).
+fn snapshot_temp_path(db: &std::path::Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".snapshot-{}-{n}.tmp", std::process::id()));
+    db.with_file_name(name)
+}
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    type SnapshotStream = SnapshotStream;
+
+    async fn alarm(
+        &self,
+        request: Request<pb::AlarmRequest>,
+    ) -> Result<Response<pb::AlarmResponse>, Status> {
+        use pb::alarm_request::AlarmAction;
+        let req = request.into_inner();
+        let alarm = AlarmType::try_from(req.alarm)
+            .map_err(|_| Status::invalid_argument("etcdserver: unknown alarm type"))?;
+        let alarms = match AlarmAction::try_from(req.action) {
+            Ok(AlarmAction::Get) => self
+                .node
+                .alarms()
+                .into_iter()
+                .filter(|a| alarm == AlarmType::None || *a == alarm)
+                .map(|a| self.alarm_member(a))
+                .collect(),
+            Ok(AlarmAction::Activate) => {
+                if alarm == AlarmType::None {
+                    Vec::new()
+                } else if self.node.raise_alarm(alarm) {
+                    vec![self.alarm_member(alarm)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Ok(AlarmAction::Deactivate) => {
+                if self.node.disarm_alarm(alarm) {
+                    vec![self.alarm_member(alarm)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Err(_) => return Err(Status::invalid_argument("etcdserver: unknown alarm action")),
+        };
+        Ok(Response::new(pb::AlarmResponse {
+            header: self.node.current_header(),
+            alarms,
+        }))
+    }
+
+    async fn status(
+        &self,
+        _request: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusResponse>, Status> {
+        let status = self.node.blocking(|store| store.status()).await?;
+        let errors = self
+            .node
+            .alarms()
+            .into_iter()
+            .map(|a| {
+                format!(
+                    "memberID:{} alarm:{} ",
+                    self.node.member_id(),
+                    a.as_str_name()
+                )
+            })
+            .collect();
+        let index = status.applied_index.max(status.revision.max(0) as u64);
+        Ok(Response::new(pb::StatusResponse {
+            header: self.node.header(status.revision),
+            version: ETCD_COMPAT_VERSION.to_string(),
+            db_size: status.file_size as i64,
+            leader: self.node.member_id(),
+            raft_index: index,
+            raft_term: RAFT_TERM,
+            raft_applied_index: index,
+            errors,
+            db_size_in_use: status.size_in_use as i64,
+            is_learner: false,
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _request: Request<pb::DefragmentRequest>,
+    ) -> Result<Response<pb::DefragmentResponse>, Status> {
+        let (before, after) = self.node.blocking(|store| store.defrag()).await?;
+        tracing::info!(before, after, "defragmented");
+        Ok(Response::new(pb::DefragmentResponse {
+            header: self.node.current_header(),
+        }))
+    }
+
+    async fn hash(
+        &self,
+        _request: Request<pb::HashRequest>,
+    ) -> Result<Response<pb::HashResponse>, Status> {
+        // etcd hashes its whole backend file; etch's file layout depends on history, so this
+        // hashes the current keyspace, which is what comparing two copies needs.
+        let (revision, hash) = self
+            .node
+            .blocking(|store| {
+                let revision = store.revision();
+                Ok((revision, store.hash_kv(revision)?))
+            })
+            .await?;
+        Ok(Response::new(pb::HashResponse {
+            header: self.node.header(revision),
+            hash,
+        }))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<pb::HashKvRequest>,
+    ) -> Result<Response<pb::HashKvResponse>, Status> {
+        let requested = request.into_inner().revision;
+        let (current, compact, revision, hash) = self
+            .node
+            .blocking(move |store| {
+                let status = store.status()?;
+                let revision = if requested > 0 {
+                    requested
+                } else {
+                    status.revision
+                };
+                let hash = store.hash_kv(revision)?;
+                Ok((status.revision, status.compact_revision, revision, hash))
+            })
+            .await?;
+        Ok(Response::new(pb::HashKvResponse {
+            header: self.node.header(current),
+            hash,
+            compact_revision: compact,
+            hash_revision: revision,
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        _request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        let path = snapshot_temp_path(&self.node.config().db);
+        let copy_path = path.clone();
+        let (revision, size, file) = self
+            .node
+            .blocking(move |store| {
+                let (revision, size) = store.snapshot(&copy_path)?;
+                let file = std::fs::File::open(&copy_path);
+                // The open handle keeps the data; the name goes now so nothing is left behind.
+                let _ = std::fs::remove_file(&copy_path);
+                Ok((revision, size, file?))
+            })
+            .await
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&path);
+            })?;
+        tracing::info!(revision, size, "streaming snapshot");
+        let (tx, rx) = mpsc::channel(SNAPSHOT_CAPACITY);
+        let header = self.node.header(revision);
+        tokio::task::spawn_blocking(move || stream_file(file, size, header, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn move_leader(
+        &self,
+        request: Request<pb::MoveLeaderRequest>,
+    ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
+        // The only member is the leader already; any other target is not a member.
+        if request.into_inner().target_id != self.node.member_id() {
+            return Err(crate::errors::bad_leader_transferee());
+        }
+        Ok(Response::new(pb::MoveLeaderResponse {
+            header: self.node.current_header(),
+        }))
+    }
+
+    async fn downgrade(
+        &self,
+        request: Request<pb::DowngradeRequest>,
+    ) -> Result<Response<pb::DowngradeResponse>, Status> {
+        use pb::downgrade_request::DowngradeAction;
+        match DowngradeAction::try_from(request.into_inner().action) {
+            Ok(DowngradeAction::Cancel) => Err(Status::failed_precondition(
+                "etcdserver: no inflight downgrade job",
+            )),
+            _ => Err(Status::invalid_argument(
+                "etcdserver: invalid downgrade target version",
+            )),
+        }
+    }
+}
+
+/// Sends `file` in chunks with the bytes remaining after each, then, as etcd, a last message
+/// with the SHA-256 of everything sent (etcdctl refuses a snapshot without it and keeps it at
+/// the end of the saved file); stops if the client leaves.
+fn stream_file(
+    mut file: std::fs::File,
+    size: u64,
+    header: Option<pb::ResponseHeader>,
+    tx: mpsc::Sender<Result<pb::SnapshotResponse, Status>>,
+) {
+    use sha2::Digest;
+    let mut sent: u64 = 0;
+    let mut header = header;
+    let mut sha = sha2::Sha256::new();
+    loop {
+        let mut blob = vec![0u8; SNAPSHOT_CHUNK];
+        let n = match read_full(&mut file, &mut blob) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(Status::internal(format!(
+                    "etch: reading the snapshot failed: {e}"
+                ))));
+                return;
+            }
+        };
+        if n == 0 {
+            let resp = pb::SnapshotResponse {
+                header: header.take(),
+                remaining_bytes: 0,
+                blob: sha.finalize().to_vec(),
+            };
+            let _ = tx.blocking_send(Ok(resp));
+            return;
+        }
+        blob.truncate(n);
+        sha.update(&blob);
+        sent += n as u64;
+        let resp = pb::SnapshotResponse {
+            header: header.take(),
+            remaining_bytes: size.saturating_sub(sent),
+            blob,
+        };
+        if tx.blocking_send(Ok(resp)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends.
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
