@@ -17,3 +17,7 @@
 #![deny(missing_docs)]
 
 pub use etch_engine::*;
+
+/// Raft replication (`replication` feature): see the `etch-replication` crate.
+#[cfg(feature = "replication")]
+pub use etch_replication as replication;

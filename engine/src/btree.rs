@@ -330,6 +330,7 @@ pub(crate) fn insert<W: TreeWriter>(
     root: &mut PageId,
     order: KeyOrder,
     tag: u8,
+    fill: AppendFill,
     key: &[u8],
     value: StoredValue,
 ) -> Result<Option<StoredValue>> {
@@ -343,16 +344,34 @@ pub(crate) fn insert<W: TreeWriter>(
     }
     let id = w.cow(*root)?;
     *root = id;
-    let (old, split) = insert_rec(w, id, order, key, value, 0, true)?;
+    let (old, split) = insert_rec(w, id, Shape { order, fill }, key, value, 0, true)?;
     grow_root(w, root, tag, split);
     Ok(old)
 }
 
 /// How full right-edge appends leave a leaf before starting the next one, in percent of the
-/// page. The change log only ever grows at its right edge, so its leaves are filled; the other
-/// trees also take inserts between existing keys later (a sorted bulk load, then random puts),
-/// and a full leaf would split on the first of them.
+/// page, for trees with [`AppendFill::Slack`].
 const APPEND_FILL_PERCENT: usize = 90;
+
+/// How an insert at the right edge of a tree fills the last leaf: a per-tree policy chosen by
+/// the tree's owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AppendFill {
+    /// Fill leaves completely: for a tree that only ever grows at its right edge (the change
+    /// log), where no later insert lands between existing keys.
+    Full,
+    /// Leave [`APPEND_FILL_PERCENT`] of the leaf used: the tree also takes inserts between
+    /// existing keys later (a sorted bulk load, then random puts), and a full leaf would split on
+    /// the first of them.
+    Slack,
+}
+
+/// What an insert needs to know about its tree: how keys compare and how appends fill leaves.
+#[derive(Clone, Copy)]
+struct Shape {
+    order: KeyOrder,
+    fill: AppendFill,
+}
 
 /// A node split in two: the separator and the new right node, for the parent to adopt.
 type Split = Option<(Vec<u8>, PageId)>;
@@ -437,12 +456,13 @@ fn separator(order: KeyOrder, left_last: &[u8], right_first: &[u8]) -> Vec<u8> {
 fn insert_rec<W: TreeWriter>(
     w: &mut W,
     id: PageId,
-    order: KeyOrder,
+    shape: Shape,
     key: &[u8],
     value: StoredValue,
     depth: usize,
     rightmost: bool,
 ) -> Result<(Option<StoredValue>, Split)> {
+    let Shape { order, fill } = shape;
     if depth >= MAX_DEPTH {
         return Err(too_deep(id));
     }
@@ -458,7 +478,7 @@ fn insert_rec<W: TreeWriter>(
         let appending = rightmost && i == node.count() && i > 0;
         let appending_new = appending && !found;
         let leave_slack = appending_new
-            && node.tree() != crate::keyspace::TAG_LOG
+            && fill == AppendFill::Slack
             && node.used() + crate::node::leaf_entry_size(key, &value)
                 > page_size * APPEND_FILL_PERCENT / 100;
         if !leave_slack && node.leaf_insert(i, key, &value) {
@@ -492,7 +512,7 @@ fn insert_rec<W: TreeWriter>(
     let child = node.child(ci);
     let child = w.cow(child)?;
     w.dirty(id)?.set_child(ci, child);
-    let (old, split) = insert_rec(w, child, order, key, value, depth + 1, child_rightmost)?;
+    let (old, split) = insert_rec(w, child, shape, key, value, depth + 1, child_rightmost)?;
     match split {
         Some((sep, right)) => Ok((
             old,

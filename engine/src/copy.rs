@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::alloc::Allocator;
 use crate::btree::{self, Cursor, NodeSource};
 use crate::error::{Error, Result};
-use crate::keyspace::{root, root_mut, KsState, TREES};
+use crate::keyspace::{append_fill, root, root_mut, KsState, TREES};
 use crate::meta::Roots;
 use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::pager::{MapState, Pager};
@@ -99,7 +99,7 @@ pub(crate) fn write_into(
                     }
                 }
             };
-            btree::insert(&mut pager, to, order, tag, k, stored)?;
+            btree::insert(&mut pager, to, order, tag, append_fill(tag), k, stored)?;
             n += 1;
             if n % SEAL_EVERY == 0 {
                 pager.seal()?;

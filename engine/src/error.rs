@@ -192,6 +192,14 @@ pub enum Error {
     /// An option passed to the builder is out of range.
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// [`Store::apply`](crate::Store::apply) was given a log index that is not the next one.
+    #[error("log index {got} applied out of order: the next index is {expected}")]
+    OutOfOrder {
+        /// The index the store expects next (last applied + 1).
+        expected: u64,
+        /// The index given.
+        got: u64,
+    },
 }
 
 impl From<std::io::Error> for Error {

@@ -23,6 +23,7 @@ mod alloc;
 mod btree;
 mod check;
 mod clock;
+mod command;
 mod copy;
 mod error;
 mod file;
@@ -47,6 +48,7 @@ mod wal;
 mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::{Command, CommandResponse};
 pub use error::{Error, OpenAction, Result};
 pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};

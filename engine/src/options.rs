@@ -58,6 +58,7 @@ pub struct Options {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) write_attempts: u32,
     pub(crate) auto_compaction: AutoCompaction,
+    pub(crate) background_writes: bool,
     pub(crate) quota_bytes: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lock_timeout: Duration,
@@ -74,6 +75,7 @@ impl std::fmt::Debug for Options {
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_txn_ops", &self.max_txn_ops)
             .field("wal_capacity", &self.wal_capacity)
+            .field("background_writes", &self.background_writes)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("checkpoint_wal_fraction", &self.checkpoint_wal_fraction)
             .field("random_access", &self.random_access)
@@ -103,6 +105,7 @@ impl Default for Options {
             storage: Arc::new(FsStorage),
             write_attempts: 16,
             auto_compaction: AutoCompaction::Revisions(100_000),
+            background_writes: true,
             quota_bytes: Some(8 << 30),
             clock: Arc::new(SystemClock::default()),
             lock_timeout: Duration::ZERO,
@@ -198,6 +201,16 @@ impl Options {
     /// until [`Store::compact`].
     pub fn auto_compaction(mut self, mode: AutoCompaction) -> Self {
         self.auto_compaction = mode;
+        self
+    }
+
+    /// Whether the store's background thread makes its own writes: revoking expired leases and
+    /// automatic compaction (default `true`). A replicated store turns this off: every member
+    /// must apply the same writes in the same order, so the replication layer asks what is due
+    /// ([`Store::expired_leases`], [`Store::auto_compaction_due`]) and proposes it through the
+    /// log instead. Checkpoints and relaxed-durability syncs still run in the background.
+    pub fn background_writes(mut self, on: bool) -> Self {
+        self.background_writes = on;
         self
     }
 

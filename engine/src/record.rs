@@ -26,6 +26,7 @@ const RECORD_VERSION: u8 = 1;
 const RECORD_COMPACT: u8 = 2;
 const RECORD_LEASE_GRANT: u8 = 3;
 const RECORD_LEASE_REVOKE: u8 = 4;
+const RECORD_NOOP: u8 = 5;
 
 /// A decoded record.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,6 +39,14 @@ pub(crate) enum Record {
     LeaseGrant { id: i64, ttl: i64 },
     /// A lease revoked (or expired): its keys deleted at one revision.
     LeaseRevoke { id: i64 },
+    /// A log position that changed nothing (an applied command that was refused or had no
+    /// effect): it keeps sequence numbers consecutive when they are Raft indexes.
+    Noop,
+}
+
+/// Encodes a no-op record.
+pub(crate) fn encode_noop() -> Vec<u8> {
+    vec![RECORD_NOOP]
 }
 
 /// Encodes a lease grant.
@@ -70,8 +79,11 @@ const TAG_DELETE: u8 = 2;
 pub(crate) enum Payload<'a> {
     /// Already encoded (compaction, lease records).
     Encoded(Vec<u8>),
-    /// A write of `ops` creating `revision`.
-    Write { revision: u64, ops: &'a [WriteOp] },
+    /// A write of `ops` creating `revision` (a transaction's writes are collected, hence owned).
+    Write {
+        revision: u64,
+        ops: std::borrow::Cow<'a, [WriteOp]>,
+    },
 }
 
 impl Payload<'_> {
@@ -87,7 +99,7 @@ impl Payload<'_> {
     pub(crate) fn encode(self) -> Vec<u8> {
         match self {
             Payload::Encoded(b) => b,
-            Payload::Write { revision, ops } => encode(revision, ops),
+            Payload::Write { revision, ops } => encode(revision, &ops),
         }
     }
 }
@@ -176,6 +188,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Record> {
         RECORD_LEASE_REVOKE => Some(Record::LeaseRevoke {
             id: r.u64()? as i64,
         }),
+        RECORD_NOOP => Some(Record::Noop),
         _ => None,
     };
     if let Some(record) = small {
@@ -271,5 +284,7 @@ mod tests {
             decode(&encode_compact(9)).unwrap(),
             Record::Compact { revision: 9 }
         );
+        assert_eq!(decode(&encode_noop()).unwrap(), Record::Noop);
+        assert!(decode(&[RECORD_NOOP, 0]).is_err(), "a no-op has no body");
     }
 }

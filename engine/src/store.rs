@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::alloc::Allocator;
+use crate::command::{self, Applied, ApplyError, Command, CommandResponse, Origin};
 use crate::error::{Error, OpenAction, Result};
 use crate::file_lock::{LockMode, Registration};
 use crate::keyspace::{self, KsState, Limits};
@@ -100,6 +101,9 @@ struct Shared {
     /// Deadline and granted TTL of every lease. Not persisted: as in etcd, a reopened store
     /// gives every lease its full TTL again.
     lease_clocks: Mutex<HashMap<i64, LeaseClock>>,
+    /// (time, revision) samples for periodic auto-compaction, one per
+    /// [`Store::auto_compaction_due`] call.
+    compaction_samples: Mutex<std::collections::VecDeque<(Instant, i64)>>,
     background: Mutex<Background>,
     background_cv: Condvar,
     /// What the open that made this handle repaired, if it repaired a damaged WAL.
@@ -183,6 +187,11 @@ pub(crate) struct MetaSlots {
 
 /// Longest a group-commit leader waits for committers still appending.
 const GROUP_WAIT: Duration = Duration::from_micros(100);
+
+/// The error for a command answered with a response of another kind (an engine bug).
+fn mismatched_response(what: &str, got: &CommandResponse) -> Error {
+    Error::corrupt(format!("internal: a {what} was answered with {got:?}"))
+}
 
 fn poison_message(e: &Error) -> String {
     e.to_string()
@@ -282,37 +291,35 @@ impl Store {
             }
             for r in scan.records {
                 pager.seq = r.seq;
-                match record::decode(&r.payload)? {
-                    record::Record::Write { revision: rev, ops } => {
-                        if rev != state.revision + 1 {
-                            return Err(Error::corrupt(format!(
-                                "WAL record {} creates revision {rev}, expected {}",
-                                r.seq,
-                                state.revision + 1
-                            )));
-                        }
-                        keyspace::apply(&mut pager, &mut state, &ops)?;
-                        if state.revision != rev {
-                            return Err(Error::corrupt(format!(
-                                "WAL record {} did not reproduce revision {rev}",
-                                r.seq
-                            )));
-                        }
+                let (command, creates) = command::from_record(record::decode(&r.payload)?);
+                if let Some(rev) = creates {
+                    if rev != state.revision + 1 {
+                        return Err(Error::corrupt(format!(
+                            "WAL record {} creates revision {rev}, expected {}",
+                            r.seq,
+                            state.revision + 1
+                        )));
                     }
-                    record::Record::Compact { revision } => {
-                        if revision <= state.compact_revision || revision > state.revision {
-                            return Err(Error::corrupt(format!(
-                                "WAL record {} compacts to revision {revision}, outside ({}, {}]",
-                                r.seq, state.compact_revision, state.revision
-                            )));
-                        }
-                        keyspace::compact(&mut pager, &mut state, revision)?;
+                }
+                match command::apply(&mut pager, &mut state, &command, Origin::Replay) {
+                    Ok(_) => {}
+                    Err(ApplyError::Failed(e)) => return Err(e),
+                    Err(ApplyError::Refused(
+                        e @ (Error::Io(_) | Error::NoSpace(_) | Error::Corrupt(_)),
+                    )) => return Err(e),
+                    Err(ApplyError::Refused(e)) => {
+                        return Err(Error::corrupt(format!(
+                            "WAL record {} cannot be replayed: {e}",
+                            r.seq
+                        )))
                     }
-                    record::Record::LeaseGrant { id, ttl } => {
-                        keyspace::lease_grant(&mut pager, &mut state, id, ttl)?
-                    }
-                    record::Record::LeaseRevoke { id } => {
-                        keyspace::lease_revoke(&mut pager, &mut state, id)?
+                }
+                if let Some(rev) = creates {
+                    if state.revision != rev {
+                        return Err(Error::corrupt(format!(
+                            "WAL record {} did not reproduce revision {rev}",
+                            r.seq
+                        )));
                     }
                 }
                 seq = r.seq;
@@ -393,6 +400,7 @@ impl Store {
             publish_generation: Mutex::new(0),
             published_cv: Condvar::new(),
             lease_clocks: Mutex::new(lease_clocks),
+            compaction_samples: Mutex::new(std::collections::VecDeque::new()),
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
             wal_repair,
@@ -523,7 +531,18 @@ impl Store {
     pub fn batch(&self, ops: Vec<WriteOp>) -> Result<BatchResponse> {
         self.check_writable()?;
         keyspace::validate(&ops, &self.shared.limits)?;
-        self.commit_with(|w| self.commit_locked(w, &ops))
+        let adds_data = ops.iter().any(|op| matches!(op, WriteOp::Put(_)));
+        let command = Command::Batch(ops);
+        let response = self.commit_with(|w| {
+            if adds_data {
+                self.check_quota(w)?;
+            }
+            self.commit_command(w, &command)
+        })?;
+        match response {
+            CommandResponse::Batch(r) => Ok(r),
+            other => Err(mismatched_response("batch", &other)),
+        }
     }
 
     /// Runs `f` under the writer lock (counted as a committer, for the group-commit leader),
@@ -552,25 +571,93 @@ impl Store {
         Ok(out)
     }
 
-    /// The part of a commit done under the writer lock. Returns the response and, if the caller
-    /// must wait for durability, the sequence number to wait for.
-    fn commit_locked(
+    /// Applies `command` as the next local commit, under the writer lock: numbers it, applies
+    /// it through the state machine's one path ([`command::apply`]) and logs its record. Returns
+    /// the response and, if the caller must wait for durability, the sequence number to wait
+    /// for. A refusal changes nothing and uses no sequence number.
+    fn commit_command(
         &self,
         w: &mut Writer,
-        ops: &[WriteOp],
-    ) -> Result<(BatchResponse, Option<u64>)> {
-        if ops.iter().any(|op| matches!(op, WriteOp::Put(_))) {
-            self.check_quota(w)?;
-        }
+        command: &Command,
+    ) -> Result<(CommandResponse, Option<u64>)> {
         let seq = self.begin_commit(w)?;
-        keyspace::precheck(&w.pager, &w.state, ops)?;
-        let before = w.state.revision;
-        let resp = self.guard(w, |w| keyspace::apply(&mut w.pager, &mut w.state, ops))?;
-        let changed = w.state.revision != before;
-        let revision = w.state.revision;
-        let wait_for =
-            self.end_commit(w, seq, changed.then_some(Payload::Write { revision, ops }))?;
-        Ok((resp, wait_for))
+        let applied = match self.apply_locked(w, command) {
+            Ok(applied) => applied,
+            Err(ApplyError::Refused(e) | ApplyError::Failed(e)) => return Err(e),
+        };
+        let wait_for = self.end_commit(w, seq, applied.record)?;
+        Ok((applied.response, wait_for))
+    }
+
+    /// [`command::apply`] on the writer, plus what only the handle can do: a failure poisons
+    /// the writer, and lease grants and revocations keep the in-memory lease clocks in step.
+    fn apply_locked<'c>(
+        &self,
+        w: &mut Writer,
+        command: &'c Command,
+    ) -> std::result::Result<Applied<'c>, ApplyError> {
+        let applied = match command::apply(&mut w.pager, &mut w.state, command, Origin::New) {
+            Ok(applied) => applied,
+            Err(ApplyError::Failed(e)) => return Err(ApplyError::Failed(self.poison(w, e))),
+            Err(refused) => return Err(refused),
+        };
+        match command {
+            Command::LeaseGrant { id, ttl } => {
+                let deadline = self.lease_deadline(*ttl);
+                self.shared.lease_clocks.lock().insert(
+                    *id,
+                    LeaseClock {
+                        ttl: *ttl,
+                        deadline,
+                    },
+                );
+            }
+            Command::LeaseRevoke { id } => {
+                self.shared.lease_clocks.lock().remove(id);
+            }
+            _ => {}
+        }
+        Ok(applied)
+    }
+
+    /// Applies `command` as log entry `index` of `term`: the state machine's entry point for
+    /// replicated commits, through the same path as local commits and replay.
+    ///
+    /// `index` must be the next one, `applied().0 + 1` (else [`Error::OutOfOrder`]). The entry
+    /// always takes its index: a command the engine refuses (a missing lease, a compacted
+    /// revision, ...) changes nothing and is logged as a no-op, and the refusal is returned, the
+    /// same on every replica that applies the same log. Returns once the entry is durable, like
+    /// a local commit. Admission (sizes, limits, quota, picking a lease id) is the proposer's
+    /// job and is not repeated here.
+    pub fn apply(&self, index: u64, term: u64, command: &Command) -> Result<CommandResponse> {
+        self.check_writable()?;
+        let outcome = self.commit_with(|w| {
+            let expected = w.seq + 1;
+            if index != expected {
+                return Err(Error::OutOfOrder {
+                    expected,
+                    got: index,
+                });
+            }
+            let seq = self.begin_commit(w)?;
+            w.term = term;
+            let (outcome, record) = match self.apply_locked(w, command) {
+                Ok(applied) => (Ok(applied.response), applied.record),
+                Err(ApplyError::Failed(e)) => return Err(e),
+                Err(ApplyError::Refused(e)) => (Err(e), None),
+            };
+            let record = record.unwrap_or(Payload::Encoded(record::encode_noop()));
+            let wait_for = self.end_commit(w, seq, Some(record))?;
+            Ok((outcome, wait_for))
+        })?;
+        outcome
+    }
+
+    /// The last applied log index (the sequence number of the last commit) and its term (0
+    /// for local commits).
+    pub fn applied(&self) -> (u64, u64) {
+        let w = self.shared.writer.lock();
+        (w.seq, w.term)
     }
 
     /// Compacts history: afterwards reads below `revision` fail with [`Error::Compacted`], and
@@ -586,36 +673,11 @@ impl Store {
     /// ```
     pub fn compact(&self, revision: Revision) -> Result<Revision> {
         self.check_writable()?;
-        self.commit_with(|w| self.compact_locked(w, revision))
-    }
-
-    fn compact_locked(
-        &self,
-        w: &mut Writer,
-        revision: Revision,
-    ) -> Result<(Revision, Option<u64>)> {
-        let (current, compacted) = (w.state.revision as i64, w.state.compact_revision as i64);
-        if revision <= compacted {
-            return Err(Error::Compacted {
-                requested: revision,
-                compacted,
-            });
+        let command = Command::Compact(revision);
+        match self.commit_with(|w| self.commit_command(w, &command))? {
+            CommandResponse::Compact(r) => Ok(r),
+            other => Err(mismatched_response("compact", &other)),
         }
-        if revision > current {
-            return Err(Error::FutureRevision {
-                requested: revision,
-                current,
-            });
-        }
-        let seq = self.begin_commit(w)?;
-        let target = revision as u64;
-        self.guard(w, |w| keyspace::compact(&mut w.pager, &mut w.state, target))?;
-        let wait_for = self.end_commit(
-            w,
-            seq,
-            Some(Payload::Encoded(record::encode_compact(target))),
-        )?;
-        Ok((current, wait_for))
     }
 
     /// Runs a transaction; see [`Txn`].
@@ -628,39 +690,18 @@ impl Store {
     pub(crate) fn txn_with_limits(&self, txn: Txn, limits: &Limits) -> Result<TxnResponse> {
         self.check_writable()?;
         crate::txn::validate(&txn, limits)?;
-        self.commit_with(|w| self.txn_locked(w, &txn))
-    }
-
-    fn txn_locked(&self, w: &mut Writer, txn: &Txn) -> Result<(TxnResponse, Option<u64>)> {
-        if crate::txn::has_put(txn) {
-            self.check_quota(w)?;
-        }
-        let seq = self.begin_commit(w)?;
-        let plan = crate::txn::plan(&w.pager, &w.state, txn)?;
-        let before = w.state.revision;
-        let mut log = Vec::new();
-        let mut resp = self.guard(w, |w| {
-            let mut applier = keyspace::Applier::new(&w.state);
-            let resp = crate::txn::execute(
-                &mut w.pager,
-                &mut w.state,
-                &mut applier,
-                txn,
-                &plan,
-                &mut log,
-            )?;
-            applier.finish(&mut w.state);
-            Ok(resp)
+        let adds_data = crate::txn::has_put(&txn);
+        let command = Command::Txn(txn);
+        let response = self.commit_with(|w| {
+            if adds_data {
+                self.check_quota(w)?;
+            }
+            self.commit_command(w, &command)
         })?;
-        crate::txn::stamp(&mut resp, w.state.revision as i64);
-        let changed = w.state.revision != before;
-        let revision = w.state.revision;
-        let record = changed.then_some(Payload::Write {
-            revision,
-            ops: &log,
-        });
-        let wait_for = self.end_commit(w, seq, record)?;
-        Ok((resp, wait_for))
+        match response {
+            CommandResponse::Txn(r) => Ok(r),
+            other => Err(mismatched_response("txn", &other)),
+        }
     }
 
     /// Refuses writes that add data once the file is past its quota.
@@ -753,19 +794,19 @@ impl Store {
     /// Runs `f` on the writer; an error poisons the writer (its in-memory state may be ahead of
     /// what is on disk in a way the writer cannot undo).
     fn guard<T>(&self, w: &mut Writer, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
-        match f(w) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                w.poisoned = Some(poison_message(&e));
-                self.shared
-                    .sync
-                    .lock()
-                    .poisoned
-                    .get_or_insert_with(|| poison_message(&e));
-                self.shared.sync_cv.notify_all();
-                Err(e)
-            }
-        }
+        f(w).map_err(|e| self.poison(w, e))
+    }
+
+    /// Poisons the writer with `e` (see [`Store::guard`]) and returns `e`.
+    fn poison(&self, w: &mut Writer, e: Error) -> Error {
+        w.poisoned = Some(poison_message(&e));
+        self.shared
+            .sync
+            .lock()
+            .poisoned
+            .get_or_insert_with(|| poison_message(&e));
+        self.shared.sync_cv.notify_all();
+        e
     }
 
     /// Makes the newest snapshot visible to readers (never goes backwards).
@@ -970,21 +1011,11 @@ impl Store {
                     }
                 }
             };
-            let seq = self.begin_commit(w)?;
-            self.guard(w, |w| {
-                keyspace::lease_grant(&mut w.pager, &mut w.state, id, ttl)
-            })?;
-            let deadline = self.lease_deadline(ttl);
-            self.shared
-                .lease_clocks
-                .lock()
-                .insert(id, LeaseClock { ttl, deadline });
-            let wait_for = self.end_commit(
-                w,
-                seq,
-                Some(Payload::Encoded(record::encode_lease_grant(id, ttl))),
-            )?;
-            Ok((LeaseGrant { id, ttl }, wait_for))
+            self.commit_command(w, &Command::LeaseGrant { id, ttl })
+        })
+        .and_then(|response| match response {
+            CommandResponse::LeaseGrant(grant) => Ok(grant),
+            other => Err(mismatched_response("lease grant", &other)),
         })
     }
 
@@ -992,23 +1023,11 @@ impl Store {
     /// keys) and watchers see the deletes.
     pub fn lease_revoke(&self, id: i64) -> Result<Revision> {
         self.check_writable()?;
-        self.commit_with(|w| {
-            if keyspace::lease_ttl(&w.pager, &w.state, id)?.is_none() {
-                return Err(Error::LeaseNotFound { id });
-            }
-            let seq = self.begin_commit(w)?;
-            self.guard(w, |w| {
-                keyspace::lease_revoke(&mut w.pager, &mut w.state, id)
-            })?;
-            self.shared.lease_clocks.lock().remove(&id);
-            let revision = w.state.revision as i64;
-            let wait_for = self.end_commit(
-                w,
-                seq,
-                Some(Payload::Encoded(record::encode_lease_revoke(id))),
-            )?;
-            Ok((revision, wait_for))
-        })
+        let command = Command::LeaseRevoke { id };
+        match self.commit_with(|w| self.commit_command(w, &command))? {
+            CommandResponse::LeaseRevoke(r) => Ok(r),
+            other => Err(mismatched_response("lease revoke", &other)),
+        }
     }
 
     /// Renews a lease for its full TTL; returns the TTL.
@@ -1067,11 +1086,43 @@ impl Store {
             .saturating_add(Duration::from_secs(ttl.max(0) as u64))
     }
 
-    /// Revokes every lease whose deadline has passed, in ascending id order, and returns their
-    /// ids. The background thread calls this every tick; tests with a [`crate::ManualClock`]
-    /// call it after advancing the clock.
-    pub fn expire_leases(&self) -> Result<Vec<i64>> {
-        self.check_writable()?;
+    /// The revision automatic compaction (see [`AutoCompaction`]) would compact to now, if any.
+    /// The background thread calls this every tick; with [`Options::background_writes`] off the
+    /// replication layer calls it periodically and proposes the compaction. In periodic mode
+    /// each call records a (time, revision) sample.
+    pub fn auto_compaction_due(&self) -> Option<Revision> {
+        let read = self.read().ok()?;
+        let (revision, compacted) = (read.revision(), read.compact_revision());
+        drop(read);
+        match self.shared.opts.auto_compaction {
+            AutoCompaction::Off => None,
+            AutoCompaction::Revisions(n) => {
+                let n = n as i64;
+                let target = revision - n;
+                // Compact in steps of a tenth of the retention, not at every revision.
+                (target >= compacted.max(1) + (n / 10).max(1)).then_some(target)
+            }
+            AutoCompaction::Periodic(keep) => {
+                let now = Instant::now();
+                let mut samples = self.shared.compaction_samples.lock();
+                samples.push_back((now, revision));
+                let mut target = None;
+                while let Some(&(t, r)) = samples.front() {
+                    if now.duration_since(t) < keep {
+                        break;
+                    }
+                    target = Some(r);
+                    samples.pop_front();
+                }
+                target.filter(|&r| r > compacted.max(1))
+            }
+        }
+    }
+
+    /// The leases whose deadline has passed, in ascending id order, without revoking them: what
+    /// a replication layer proposes to revoke when the store's own background writes are off
+    /// ([`Options::background_writes`]).
+    pub fn expired_leases(&self) -> Vec<i64> {
         let now = self.shared.opts.clock.now();
         let mut expired: Vec<i64> = self
             .shared
@@ -1082,6 +1133,17 @@ impl Store {
             .map(|(id, _)| *id)
             .collect();
         expired.sort_unstable();
+        expired
+    }
+
+    /// Revokes every lease whose deadline has passed, in ascending id order, and returns their
+    /// ids. The background thread calls this every tick; tests with a [`crate::ManualClock`]
+    /// call it after advancing the clock.
+    pub fn expire_leases(&self) -> Result<Vec<i64>> {
+        self.check_writable()?;
+        // Read after the list, so every listed lease is still due at `now`.
+        let expired = self.expired_leases();
+        let now = self.shared.opts.clock.now();
         let mut revoked = Vec::new();
         for id in expired {
             // Keep-alive may have raced with us; check again right before revoking.
@@ -1592,9 +1654,6 @@ fn spawn_background(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-background".into())
         .spawn(move || {
-            // (time, revision) samples for periodic auto-compaction.
-            let mut samples: std::collections::VecDeque<(Instant, i64)> =
-                std::collections::VecDeque::new();
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let tick = shared
@@ -1627,46 +1686,14 @@ fn spawn_background(weak: Weak<Shared>) {
                 } else if store.shared.opts.durability == Durability::Relaxed && pending {
                     let _ = store.sync();
                 }
-                let _ = store.expire_leases();
-                auto_compact(&store, &mut samples);
+                if store.shared.opts.background_writes {
+                    let _ = store.expire_leases();
+                    if let Some(target) = store.auto_compaction_due() {
+                        let _ = store.compact(target);
+                    }
+                }
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);
             }
         });
-}
-
-/// One tick of automatic compaction (see [`AutoCompaction`]).
-fn auto_compact(store: &Store, samples: &mut std::collections::VecDeque<(Instant, i64)>) {
-    let Ok(read) = store.read() else { return };
-    let (revision, compacted) = (read.revision(), read.compact_revision());
-    drop(read);
-    let target = match store.shared.opts.auto_compaction {
-        AutoCompaction::Off => return,
-        AutoCompaction::Revisions(n) => {
-            let n = n as i64;
-            let target = revision - n;
-            // Compact in steps of a tenth of the retention, not at every revision.
-            if target < compacted.max(1) + (n / 10).max(1) {
-                return;
-            }
-            target
-        }
-        AutoCompaction::Periodic(keep) => {
-            let now = Instant::now();
-            samples.push_back((now, revision));
-            let mut target = None;
-            while let Some(&(t, r)) = samples.front() {
-                if now.duration_since(t) < keep {
-                    break;
-                }
-                target = Some(r);
-                samples.pop_front();
-            }
-            match target {
-                Some(r) if r > compacted.max(1) => r,
-                _ => return,
-            }
-        }
-    };
-    let _ = store.compact(target);
 }
