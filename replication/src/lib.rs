@@ -18,10 +18,21 @@
 
 #![deny(missing_docs)]
 
+pub mod admission;
 pub mod check;
 pub mod codec;
 pub mod command;
+pub mod error;
+pub mod forward;
+pub mod log_store;
 pub mod network;
+pub mod node;
+pub mod raft_log;
 pub mod runtime;
 pub mod sim;
+pub mod snapshot_files;
+pub mod state_machine;
 pub mod types;
+
+pub use error::{Error, Result};
+pub use node::{NodeConfig, ReadConsistency, ReplicatedStore};

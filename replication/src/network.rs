@@ -22,6 +22,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
+use crate::forward::{ClientReply, ClientRequest, ForwardError};
 use crate::types::{NodeId, Raft, TypeConfig};
 
 /// A boxed, sendable future (what the object-safe traits here return).
@@ -36,6 +37,13 @@ pub enum RaftRequest {
     Vote(VoteRequest<NodeId>),
     /// One chunk of a snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client request a member passes to the leader (see [`crate::forward`]).
+    Client {
+        /// The member that took the client's request.
+        from: NodeId,
+        /// The request.
+        request: ClientRequest,
+    },
 }
 
 impl RaftRequest {
@@ -45,6 +53,7 @@ impl RaftRequest {
             RaftRequest::AppendEntries(_) => "append",
             RaftRequest::Vote(_) => "vote",
             RaftRequest::InstallSnapshot(_) => "snapshot",
+            RaftRequest::Client { .. } => "client",
         }
     }
 }
@@ -60,6 +69,8 @@ pub enum RaftReply {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
+    /// Answer to [`RaftRequest::Client`].
+    Client(Result<ClientReply, ForwardError>),
 }
 
 /// Why a request got no answer. Either way the sender cannot tell whether the receiver acted on
@@ -114,6 +125,9 @@ impl RaftHandler for Raft {
                 RaftRequest::InstallSnapshot(r) => {
                     RaftReply::InstallSnapshot(self.install_snapshot(r).await)
                 }
+                // A bare Raft has no store to serve clients from; members built with
+                // `crate::node::ReplicatedStore` answer these.
+                RaftRequest::Client { .. } => RaftReply::Client(Err(ForwardError::Unsupported)),
             }
         })
     }

@@ -16,7 +16,7 @@ openraft::declare_raft_types!(
     /// - Snapshots are files: a snapshot of a large store must not have to fit in memory.
     /// - The runtime is tokio with seedable election timeouts ([`SeededTokio`]).
     pub TypeConfig:
-        D = Command,
+        D = Proposal,
         R = Applied,
         NodeId = NodeId,
         Node = openraft::BasicNode,
@@ -37,6 +37,20 @@ pub struct Applied {
     pub index: u64,
     /// The store's revision after applying it.
     pub revision: i64,
+}
+
+/// What a log entry carries: a [`Command`], and who proposed it, so that the member that took
+/// the request can hand the command's typed response (produced when that member applies the
+/// entry) to the caller waiting for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The member that took the client request.
+    pub origin: NodeId,
+    /// A number unique among that member's proposals since it started (0 for proposals nobody
+    /// waits for, such as lease expiry).
+    pub id: u64,
+    /// The change.
+    pub command: Command,
 }
 
 /// An entry of etch's Raft log.

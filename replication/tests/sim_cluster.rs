@@ -1,9 +1,7 @@
 //! A 3-node openraft cluster on the simulated network, with paused tokio time and seeded
-//! election timeouts, each node applying committed entries to its own etch store through
-//! `Store::apply`. Checks: one leader per term, every node ends with the same applied index and
+//! election timeouts, each node on the product adapters (the in-memory `LogStore` under
+//! `RaftLog`, and the `Store::apply`-backed `StateMachine`), driven through openraft directly. Checks: one leader per term, every node ends with the same applied index and
 //! `hash_kv`, every acknowledged write is present, and whether a seed replays the same run.
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,12 +9,15 @@ use std::time::Duration;
 
 use etch_replication::check::{self, KeyValue, Operation, Outcome as OpOutcome, Request, Response};
 use etch_replication::command::{Command, Put, WriteOp};
+use etch_replication::log_store::MemLogStore;
 use etch_replication::network::NetworkFactory;
+use etch_replication::raft_log::RaftLog;
 use etch_replication::runtime::seed_thread_rng;
 use etch_replication::sim::{Faults, SimNetwork};
-use etch_replication::types::{NodeId, Raft};
+use etch_replication::snapshot_files::CopySnapshots;
+use etch_replication::state_machine::{Machine, StateMachine};
+use etch_replication::types::{NodeId, Proposal, Raft};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
-use support::{MemLog, StoreMachine};
 
 const NODES: [NodeId; 3] = [1, 2, 3];
 
@@ -35,12 +36,38 @@ fn config() -> Arc<Config> {
     )
 }
 
-fn put(key: &str, value: &str) -> Command {
-    Command::Batch(vec![WriteOp::Put(Put {
-        key: key.into(),
-        value: value.into(),
-        ..Put::default()
-    })])
+fn put(key: &str, value: &str) -> Proposal {
+    Proposal {
+        origin: 0,
+        id: 0,
+        command: Command::Batch(vec![WriteOp::Put(Put {
+            key: key.into(),
+            value: value.into(),
+            ..Put::default()
+        })]),
+    }
+}
+
+/// A member on the product adapters: an in-memory log, and a state machine over a store at
+/// `path`. Returns the Raft and the machine (whose store the checks read).
+async fn member(id: NodeId, path: &std::path::Path, net: &Arc<SimNetwork>) -> (Raft, Arc<Machine>) {
+    let machine = Machine::open(
+        id,
+        path,
+        etch_engine::Options::new(),
+        Box::new(CopySnapshots),
+    )
+    .unwrap();
+    let raft = Raft::new(
+        id,
+        config(),
+        NetworkFactory::new(id, Arc::clone(net)),
+        RaftLog::new(Arc::new(MemLogStore::new())),
+        StateMachine::new(Arc::clone(&machine)),
+    )
+    .await
+    .unwrap();
+    (raft, machine)
 }
 
 /// What one run observed, in order; equal outcomes for equal seeds mean the run replayed.
@@ -74,16 +101,8 @@ fn run(seed: u64) -> Outcome {
         let mut rafts = Vec::new();
         let mut stores = Vec::new();
         for id in NODES {
-            let store = etch_engine::Store::open(dir.path().join(format!("n{id}.etch"))).unwrap();
-            let raft = Raft::new(
-                id,
-                config(),
-                NetworkFactory::new(id, Arc::clone(&net)),
-                MemLog::default(),
-                StoreMachine::new(store.clone()),
-            )
-            .await
-            .unwrap();
+            let (raft, machine) = member(id, &dir.path().join(format!("n{id}.etch")), &net).await;
+            let store = machine.store();
             net.register(id, Arc::new(raft.clone()));
             rafts.push(raft);
             stores.push(store);
@@ -236,16 +255,8 @@ fn history(seed: u64) -> Vec<Operation> {
         let mut rafts = Vec::new();
         let mut stores = Vec::new();
         for id in NODES {
-            let store = etch_engine::Store::open(dir.path().join(format!("n{id}.etch"))).unwrap();
-            let raft = Raft::new(
-                id,
-                config(),
-                NetworkFactory::new(id, Arc::clone(&net)),
-                MemLog::default(),
-                StoreMachine::new(store.clone()),
-            )
-            .await
-            .unwrap();
+            let (raft, machine) = member(id, &dir.path().join(format!("n{id}.etch")), &net).await;
+            let store = machine.store();
             net.register(id, Arc::new(raft.clone()));
             rafts.push(raft);
             stores.push(store);

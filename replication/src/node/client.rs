@@ -1,0 +1,290 @@
+//! The write and read paths of a member: proposing (locally on the leader, forwarded from a
+//! follower), waiting for this member's own apply, and the ReadIndex barrier.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use etch_engine as engine;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use tokio::time::Instant;
+
+use super::{Inner, ReplicatedStore};
+use crate::error::{Error, Result};
+use crate::forward::{ClientReply, ClientRequest, ForwardError};
+use crate::network::{RaftReply, RaftRequest, TransportError};
+use crate::types::{NodeId, Proposal};
+
+/// How long to wait before asking again when no leader is known.
+const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What became of one attempt to get a proposal into the leader's log.
+pub(super) enum Submitted {
+    /// Committed and applied on the leader.
+    Applied,
+    /// Maybe in the log, maybe not: only this member's apply will tell.
+    Unknown,
+    /// Not acted on: this member (or the one asked) is not the leader; here is the one it
+    /// knows of.
+    NotLeader(Option<NodeId>),
+    /// Refused for good.
+    Failed(Error),
+}
+
+impl Inner {
+    /// Proposes on this member's Raft (it must be the leader).
+    pub(super) async fn propose_local(&self, proposal: Proposal) -> Submitted {
+        match self.raft.client_write(proposal).await {
+            Ok(_) => Submitted::Applied,
+            // Refused before it was appended, or truncated from this log as a conflict: in
+            // neither case can it be committed, so it may be proposed again.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Submitted::NotLeader(f.leader_id)
+            }
+            Err(RaftError::APIError(e)) => Submitted::Failed(Error::Raft(e.to_string())),
+            // The responder was dropped: either Raft stopped, or the entry's fate is open (a
+            // leadership change without truncation).
+            Err(RaftError::Fatal(_)) => {
+                if self.raft.metrics().borrow().running_state.is_err()
+                    || self.closed.load(Ordering::Acquire)
+                {
+                    Submitted::Failed(Error::Shutdown)
+                } else {
+                    Submitted::Unknown
+                }
+            }
+        }
+    }
+
+    /// Sends `request` to member `to` and maps transport failures: `Ok(None)` when it was not
+    /// delivered (safe to retry), `Err(())` when it may have been delivered.
+    pub(super) async fn ask(
+        &self,
+        to: NodeId,
+        request: ClientRequest,
+    ) -> std::result::Result<Option<std::result::Result<ClientReply, ForwardError>>, ()> {
+        let sent = self
+            .transport
+            .send(
+                self.id,
+                to,
+                RaftRequest::Client {
+                    from: self.id,
+                    request,
+                },
+            )
+            .await;
+        match sent {
+            Ok(RaftReply::Client(reply)) => Ok(Some(reply)),
+            Ok(_) => Err(()),
+            Err(TransportError::Unreachable { .. }) => Ok(None),
+            Err(TransportError::Lost { .. } | TransportError::MismatchedReply { .. }) => Err(()),
+        }
+    }
+
+    fn leader_hint(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+}
+
+impl ReplicatedStore {
+    /// Admits, proposes and waits for `command` to be applied on this member; returns this
+    /// member's response.
+    pub(super) async fn propose(
+        &self,
+        command: engine::Command,
+    ) -> Result<engine::CommandResponse> {
+        self.check_open()?;
+        self.check_member()?;
+        crate::admission::admit(&command, &self.inner.config.limits)?;
+        let inner = &self.inner;
+        let id = inner.next_proposal.fetch_add(1, Ordering::Relaxed);
+        let applied = inner.machine.wait_for(id);
+        let proposal = Proposal {
+            origin: inner.id,
+            id,
+            command: (&command).into(),
+        };
+        let deadline = Instant::now() + inner.config.request_timeout;
+        let outcome = async {
+            self.submit(proposal, deadline).await?;
+            match tokio::time::timeout_at(deadline, applied).await {
+                Ok(Ok(result)) => result.map_err(Error::Store),
+                Ok(Err(_)) => Err(Error::Shutdown),
+                Err(_) => Err(Error::Timeout),
+            }
+        }
+        .await;
+        if outcome.is_err() {
+            inner.machine.forget(id);
+        }
+        outcome
+    }
+
+    /// Gets `proposal` into the leader's log, retrying only where the previous try certainly
+    /// was not acted on. `Ok` means it was applied on the leader or its fate is unknown; the
+    /// caller then waits for this member's apply.
+    async fn submit(&self, proposal: Proposal, deadline: Instant) -> Result<()> {
+        let inner = &self.inner;
+        let mut target = inner.leader_hint();
+        let mut attempt = 0u32;
+        loop {
+            let outcome = match target {
+                None => Submitted::NotLeader(None),
+                Some(t) if t == inner.id => inner.propose_local(proposal.clone()).await,
+                Some(t) => {
+                    attempt += 1;
+                    let request = ClientRequest::Propose {
+                        proposal: proposal.clone(),
+                        attempt,
+                    };
+                    match tokio::time::timeout_at(deadline, inner.ask(t, request)).await {
+                        Err(_) => return Err(Error::Timeout),
+                        Ok(Err(())) => Submitted::Unknown,
+                        Ok(Ok(None)) => Submitted::NotLeader(None),
+                        Ok(Ok(Some(Ok(_)))) => Submitted::Applied,
+                        Ok(Ok(Some(Err(ForwardError::NotLeader { leader })))) => {
+                            // A member pointing at itself is stale; ask again after a pause.
+                            Submitted::NotLeader(leader.filter(|&l| l != t))
+                        }
+                        Ok(Ok(Some(Err(ForwardError::NotMember)))) => {
+                            Submitted::Failed(Error::NotMember { id: inner.id })
+                        }
+                        Ok(Ok(Some(Err(ForwardError::Shutdown)))) => Submitted::NotLeader(None),
+                        Ok(Ok(Some(Err(_)))) => Submitted::Unknown,
+                    }
+                }
+            };
+            match outcome {
+                Submitted::Applied | Submitted::Unknown => return Ok(()),
+                Submitted::Failed(e) => return Err(e),
+                Submitted::NotLeader(Some(l)) => target = Some(l),
+                Submitted::NotLeader(None) => {
+                    if Instant::now() + NO_LEADER_BACKOFF >= deadline {
+                        return Err(Error::NoLeader);
+                    }
+                    tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                    self.check_open()?;
+                    target = inner.leader_hint();
+                }
+            }
+        }
+    }
+
+    /// The linearizable read barrier: returns once this member has applied everything
+    /// committed before the call (ReadIndex through the leader).
+    pub(super) async fn read_barrier(&self) -> Result<()> {
+        self.check_open()?;
+        self.check_member()?;
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.request_timeout;
+        let index = tokio::time::timeout_at(deadline, self.read_index(deadline))
+            .await
+            .map_err(|_| Error::Timeout)??;
+        let Some(index) = index else {
+            return Ok(());
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        inner
+            .raft
+            .wait(Some(remaining))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                openraft::metrics::WaitError::Timeout(..) => Error::Timeout,
+                openraft::metrics::WaitError::ShuttingDown => Error::Shutdown,
+            })
+    }
+
+    /// The leader's read index, asked of the leader (this member or another).
+    async fn read_index(&self, deadline: Instant) -> Result<Option<u64>> {
+        let inner = &self.inner;
+        let mut target = inner.leader_hint();
+        loop {
+            let next = match target {
+                Some(t) if t == inner.id => match inner.raft.ensure_linearizable().await {
+                    Ok(log_id) => return Ok(log_id.map(|l| l.index)),
+                    Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                        f.leader_id.filter(|&l| l != inner.id)
+                    }
+                    Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => None,
+                    Err(RaftError::Fatal(_)) => return Err(Error::Shutdown),
+                },
+                Some(t) => match inner.ask(t, ClientRequest::ReadIndex).await {
+                    Ok(Some(Ok(ClientReply::ReadIndex(index)))) => return Ok(index),
+                    Ok(Some(Err(ForwardError::NotLeader { leader }))) => leader.filter(|&l| l != t),
+                    Ok(Some(Err(ForwardError::NotMember))) => {
+                        return Err(Error::NotMember { id: inner.id })
+                    }
+                    // A read can always be asked again.
+                    _ => None,
+                },
+                None => None,
+            };
+            if next.is_none() {
+                if Instant::now() + NO_LEADER_BACKOFF >= deadline {
+                    return Err(if inner.leader_hint().is_none() {
+                        Error::NoLeader
+                    } else {
+                        Error::Timeout
+                    });
+                }
+                tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                self.check_open()?;
+                target = inner.leader_hint();
+            } else {
+                target = next;
+            }
+        }
+    }
+
+    /// Asks the leader to serve `request`, retrying while it is not found or moves.
+    pub(super) async fn ask_leader(&self, request: ClientRequest) -> Result<ClientReply> {
+        self.check_open()?;
+        self.check_member()?;
+        let inner = &self.inner;
+        let deadline = Instant::now() + inner.config.request_timeout;
+        let mut target = inner.leader_hint();
+        loop {
+            let next = match target {
+                Some(t) if t == inner.id => match self.serve_locally(&request).await {
+                    Err(ForwardError::NotLeader { leader }) => leader.filter(|&l| l != t),
+                    other => return other.map_err(|e| self.forward_error(e)),
+                },
+                Some(t) => {
+                    match tokio::time::timeout_at(deadline, inner.ask(t, request.clone())).await {
+                        Err(_) => return Err(Error::Timeout),
+                        Ok(Ok(Some(Err(ForwardError::NotLeader { leader })))) => {
+                            leader.filter(|&l| l != t)
+                        }
+                        Ok(Ok(Some(reply))) => return reply.map_err(|e| self.forward_error(e)),
+                        Ok(_) => None,
+                    }
+                }
+                None => None,
+            };
+            if next.is_none() {
+                if Instant::now() + NO_LEADER_BACKOFF >= deadline {
+                    return Err(Error::NoLeader);
+                }
+                tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                self.check_open()?;
+                target = inner.leader_hint();
+            } else {
+                target = next;
+            }
+        }
+    }
+
+    fn forward_error(&self, e: ForwardError) -> Error {
+        match e {
+            ForwardError::NotLeader { leader } => Error::NotLeader { leader },
+            ForwardError::NotMember => Error::NotMember { id: self.inner.id },
+            ForwardError::Unknown => Error::Timeout,
+            ForwardError::LeaseNotFound { id } => Error::Store(engine::Error::LeaseNotFound { id }),
+            ForwardError::Store(msg) => Error::Raft(msg),
+            ForwardError::Shutdown => Error::Shutdown,
+            ForwardError::Unsupported => Error::Raft("the peer serves no client requests".into()),
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! A replicated store: etch's store API on a member of a Raft cluster.
+//!
+//! ```text
+//! let db = ReplicatedStore::open(config, "app.etch", Options::new(), log, transport).await?;
+//! db.put("k", "v").await?;            // proposed through Raft, applied here before it returns
+//! db.get("k").await?;                 // linearizable (ReadIndex)
+//! ```
+//!
+//! The methods, arguments and results are `etch_engine::Store`'s; they are `async` (a member
+//! runs on tokio) and their error is [`Error`], which carries the store's own errors unchanged
+//! ([`Error::Store`]) plus the cluster's. Paths:
+//!
+//! - **Writes** are admitted ([`crate::admission`]), then proposed: on the leader directly, on a
+//!   follower forwarded to the leader ([`crate::forward`]). The call returns once the entry is
+//!   applied on *this* member, with the response this member's store computed (read-your-writes
+//!   here). See `client.rs`.
+//! - **Reads** are linearizable by default: ReadIndex through the leader, wait until this member
+//!   has applied that index, read the local store. [`ReadConsistency::Serializable`] reads the
+//!   local store at once (maybe stale).
+//! - **Leases** are counted down by the leader only (`lease.rs`).
+//! - **Watches** are the local store's: every member applies the same entries in the same order,
+//!   so every member's watch stream carries the same revisions.
+
+mod client;
+mod corruption;
+mod kv;
+mod lease;
+mod serve;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use etch_engine as engine;
+use openraft::{BasicNode, ChangeMembers, ServerState};
+
+pub use corruption::HashReport;
+pub use kv::ReadConsistency;
+pub use lease::TokioClock;
+
+use crate::admission::Limits;
+use crate::error::{Error, Result};
+use crate::log_store::LogStore;
+use crate::network::{NetworkFactory, RaftHandler, Transport};
+use crate::raft_log::RaftLog;
+use crate::snapshot_files::{CopySnapshots, SnapshotFiles};
+use crate::state_machine::{Machine, StateMachine};
+use crate::types::{NodeId, Raft};
+
+/// A member's settings.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This member's id (never 0).
+    pub id: NodeId,
+    /// openraft's settings (heartbeat, election timeouts, snapshot policy, ...). etcd's
+    /// defaults are a 100 ms heartbeat and a 1000 ms election timeout.
+    pub raft: openraft::Config,
+    /// How long a client call may take before it fails with [`Error::Timeout`] (or
+    /// [`Error::NoLeader`] when no leader was found).
+    pub request_timeout: Duration,
+    /// How often the leader looks for expired leases and due auto-compaction.
+    pub lease_tick: Duration,
+    /// Admission limits (use the same as the store's [`engine::Options`]).
+    pub limits: Limits,
+}
+
+impl NodeConfig {
+    /// Settings for member `id` with etcd's timing: heartbeat 100 ms, election timeout
+    /// 1000–2000 ms, request timeout 5 s, lease tick 500 ms.
+    pub fn new(id: NodeId) -> NodeConfig {
+        NodeConfig {
+            id,
+            raft: openraft::Config {
+                cluster_name: "etch".into(),
+                heartbeat_interval: 100,
+                election_timeout_min: 1000,
+                election_timeout_max: 2000,
+                ..openraft::Config::default()
+            },
+            request_timeout: Duration::from_secs(5),
+            lease_tick: Duration::from_millis(500),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Remembers the forwarded proposals a member has seen, so a duplicated copy is not proposed
+/// twice (bounded: the oldest are forgotten; a copy delayed past that many later proposals
+/// could slip through, which is why the bound is generous).
+struct SeenProposals {
+    set: HashSet<(NodeId, u64, u32)>,
+    order: VecDeque<(NodeId, u64, u32)>,
+}
+
+const SEEN_PROPOSALS: usize = 65_536;
+
+impl SeenProposals {
+    /// Whether `key` is new (and records it).
+    fn first_time(&mut self, key: (NodeId, u64, u32)) -> bool {
+        if !self.set.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > SEEN_PROPOSALS {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+struct Inner {
+    id: NodeId,
+    config: NodeConfig,
+    raft: Raft,
+    machine: Arc<Machine>,
+    transport: Arc<dyn Transport>,
+    next_proposal: AtomicU64,
+    seen: Mutex<SeenProposals>,
+    closed: AtomicBool,
+    background: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A member of a replicated etch cluster, with `etch_engine::Store`'s API. Cheap to clone;
+/// clones share the member.
+#[derive(Clone)]
+pub struct ReplicatedStore {
+    inner: Arc<Inner>,
+}
+
+impl ReplicatedStore {
+    /// Opens (or creates) the member's store at `path` and starts its Raft member on `log` and
+    /// `transport`, snapshots made with today's engine copy ([`CopySnapshots`]). Must be called
+    /// inside a tokio runtime. A new member is not in any cluster until
+    /// [`ReplicatedStore::initialize`] (the first member) or a leader's
+    /// [`ReplicatedStore::add_learner`].
+    ///
+    /// `opts` are the store's options; background writes are switched off (the leader proposes
+    /// lease expiry and auto-compaction instead).
+    pub async fn open<L: LogStore, T: Transport>(
+        config: NodeConfig,
+        path: impl AsRef<Path>,
+        opts: engine::Options,
+        log: Arc<L>,
+        transport: Arc<T>,
+    ) -> Result<ReplicatedStore> {
+        Self::open_with(config, path, opts, log, transport, Box::new(CopySnapshots)).await
+    }
+
+    /// [`ReplicatedStore::open`] with a chosen way of making and installing snapshots.
+    pub async fn open_with<L: LogStore, T: Transport>(
+        config: NodeConfig,
+        path: impl AsRef<Path>,
+        opts: engine::Options,
+        log: Arc<L>,
+        transport: Arc<T>,
+        snapshots: Box<dyn SnapshotFiles>,
+    ) -> Result<ReplicatedStore> {
+        if config.id == 0 {
+            return Err(Error::Store(engine::Error::InvalidOption(
+                "member id 0 is reserved".into(),
+            )));
+        }
+        let raft_config = Arc::new(
+            config
+                .raft
+                .clone()
+                .validate()
+                .map_err(|e| Error::Store(engine::Error::InvalidOption(e.to_string())))?,
+        );
+        let machine = Machine::open(config.id, path.as_ref(), opts, snapshots)?;
+        let raft = Raft::new(
+            config.id,
+            raft_config,
+            NetworkFactory::new(config.id, Arc::clone(&transport)),
+            RaftLog::new(log),
+            StateMachine::new(Arc::clone(&machine)),
+        )
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))?;
+        let transport: Arc<dyn Transport> = transport;
+        let inner = Arc::new(Inner {
+            id: config.id,
+            config,
+            raft,
+            machine,
+            transport,
+            next_proposal: AtomicU64::new(1),
+            seen: Mutex::new(SeenProposals {
+                set: HashSet::new(),
+                order: VecDeque::new(),
+            }),
+            closed: AtomicBool::new(false),
+            background: Mutex::new(None),
+        });
+        let task = tokio::spawn(lease::leader_duties(Arc::downgrade(&inner)));
+        *inner.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+        Ok(ReplicatedStore { inner })
+    }
+
+    /// What answers this member's peers: register it with the transport under
+    /// [`ReplicatedStore::id`].
+    pub fn handler(&self) -> Arc<dyn RaftHandler> {
+        Arc::new(serve::Handler::new(Arc::downgrade(&self.inner)))
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The underlying openraft member (metrics, triggers), for tests and tools.
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The leader this member knows of.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this member believes it is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// The last applied Raft log index.
+    pub fn applied_index(&self) -> Option<u64> {
+        self.inner.machine.last_applied().map(|l| l.index)
+    }
+
+    /// The voters and learners of the newest membership this member knows (appended, maybe
+    /// not yet committed).
+    pub fn members(&self) -> (BTreeSet<NodeId>, BTreeSet<NodeId>) {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        let voters = m.membership().voter_ids().collect();
+        let learners = m.membership().learner_ids().collect();
+        (voters, learners)
+    }
+
+    /// Makes this member the first of a new cluster whose voters are `members` (usually just
+    /// this one: grow it with [`ReplicatedStore::add_learner`] and
+    /// [`ReplicatedStore::promote`]).
+    pub async fn initialize(&self, members: BTreeSet<NodeId>) -> Result<()> {
+        let nodes: BTreeMap<NodeId, BasicNode> = members
+            .into_iter()
+            .map(|id| (id, BasicNode::default()))
+            .collect();
+        self.inner
+            .raft
+            .initialize(nodes)
+            .await
+            .map_err(|e| Error::Raft(e.to_string()))
+    }
+
+    /// Adds member `id` as a learner (it receives the log but does not vote) and waits until it
+    /// has caught up. Call on the leader.
+    pub async fn add_learner(&self, id: NodeId) -> Result<()> {
+        self.membership(
+            self.inner
+                .raft
+                .add_learner(id, BasicNode::default(), true)
+                .await,
+        )
+    }
+
+    /// Makes learner `id` a voter (joint consensus). Call on the leader.
+    pub async fn promote(&self, id: NodeId) -> Result<()> {
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        self.membership(self.inner.raft.change_membership(change, false).await)
+    }
+
+    /// Removes member `id` (voter or learner) from the cluster. Call on the leader. A removed
+    /// member refuses writes and linearizable reads with [`Error::NotMember`].
+    pub async fn remove(&self, id: NodeId) -> Result<()> {
+        let (voters, _) = self.members();
+        if voters.contains(&id) {
+            let change = ChangeMembers::RemoveVoters(BTreeSet::from([id]));
+            self.membership(self.inner.raft.change_membership(change, false).await)?;
+        }
+        let (_, learners) = self.members();
+        if learners.contains(&id) {
+            let change = ChangeMembers::RemoveNodes(BTreeSet::from([id]));
+            self.membership(self.inner.raft.change_membership(change, false).await)?;
+        }
+        Ok(())
+    }
+
+    fn membership<T>(
+        &self,
+        r: std::result::Result<
+            T,
+            openraft::error::RaftError<
+                NodeId,
+                openraft::error::ClientWriteError<NodeId, BasicNode>,
+            >,
+        >,
+    ) -> Result<()> {
+        use openraft::error::{ClientWriteError, RaftError};
+        match r {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(Error::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            Err(RaftError::Fatal(_)) => Err(Error::Shutdown),
+            Err(e) => Err(Error::Raft(e.to_string())),
+        }
+    }
+
+    /// Stops the member: its Raft stops, its leader duties end and its store is closed
+    /// (checkpointed). Other clones get [`Error::Shutdown`] afterwards.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let task = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+        }
+        let _ = self.inner.raft.shutdown().await;
+        self.inner.machine.close().map_err(Error::Store)
+    }
+
+    /// Stops the member as a process crash would: Raft and the leader duties stop, the store is
+    /// dropped without a checkpoint (its WAL holds every applied entry). For crash tests.
+    pub async fn crash(self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let task = self
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        let _ = self.inner.raft.shutdown().await;
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Shutdown);
+        }
+        Ok(())
+    }
+
+    /// [`Error::NotMember`] unless this member is a voter or learner of the newest membership
+    /// it knows.
+    fn check_member(&self) -> Result<()> {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        let me = self.inner.id;
+        if m.membership().nodes().any(|(id, _)| *id == me) {
+            Ok(())
+        } else {
+            Err(Error::NotMember { id: me })
+        }
+    }
+}

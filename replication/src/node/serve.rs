@@ -1,0 +1,166 @@
+//! The receiving side of a member: Raft's messages go to openraft, client requests forwarded by
+//! other members are served here (proposals and ReadIndex on the leader, lease keep-alive and
+//! TTL by the leader's clock, hashes on any member).
+
+use std::sync::Weak;
+
+use etch_engine as engine;
+use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::ServerState;
+
+use super::client::Submitted;
+use super::{Inner, ReplicatedStore};
+use crate::error::Error;
+use crate::forward::{ClientReply, ClientRequest, ForwardError};
+use crate::network::{BoxFuture, RaftHandler, RaftReply, RaftRequest};
+use crate::types::{NodeId, Raft};
+
+/// Answers a member's peers (what [`ReplicatedStore::handler`] returns).
+pub(super) struct Handler {
+    raft: Raft,
+    member: Weak<Inner>,
+}
+
+impl Handler {
+    pub(super) fn new(member: Weak<Inner>) -> Handler {
+        let raft = member
+            .upgrade()
+            .map(|inner| inner.raft.clone())
+            .expect("a handler is made from a live member");
+        Handler { raft, member }
+    }
+}
+
+impl RaftHandler for Handler {
+    fn handle(&self, request: RaftRequest) -> BoxFuture<'_, RaftReply> {
+        Box::pin(async move {
+            match request {
+                RaftRequest::Client { from, request } => {
+                    let Some(inner) = self.member.upgrade() else {
+                        return RaftReply::Client(Err(ForwardError::Shutdown));
+                    };
+                    let member = ReplicatedStore { inner };
+                    if member.check_open().is_err() {
+                        return RaftReply::Client(Err(ForwardError::Shutdown));
+                    }
+                    RaftReply::Client(member.serve(from, request).await)
+                }
+                raft_message => self.raft.handle(raft_message).await,
+            }
+        })
+    }
+}
+
+impl ReplicatedStore {
+    /// Whether `id` is a voter or learner in this member's newest known membership.
+    fn knows_member(&self, id: NodeId) -> bool {
+        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        let known = m.membership().nodes().any(|(n, _)| *n == id);
+        known
+    }
+
+    fn leader_only(&self) -> Result<(), ForwardError> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            Ok(())
+        } else {
+            Err(ForwardError::NotLeader {
+                leader: m.current_leader,
+            })
+        }
+    }
+
+    /// Serves a client request from member `from`.
+    async fn serve(
+        &self,
+        from: NodeId,
+        request: ClientRequest,
+    ) -> Result<ClientReply, ForwardError> {
+        if !self.knows_member(from) {
+            return Err(ForwardError::NotMember);
+        }
+        if let ClientRequest::Propose { proposal, attempt } = &request {
+            let key = (proposal.origin, proposal.id, *attempt);
+            let first = self
+                .inner
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .first_time(key);
+            if !first {
+                return Err(ForwardError::Unknown);
+            }
+        }
+        self.serve_locally(&request).await
+    }
+
+    /// Serves a request on this member, as the leader would (used for forwarded requests and
+    /// for this member's own requests when it leads).
+    pub(super) async fn serve_locally(
+        &self,
+        request: &ClientRequest,
+    ) -> Result<ClientReply, ForwardError> {
+        let inner = &self.inner;
+        match request {
+            ClientRequest::Propose { proposal, .. } => {
+                match inner.propose_local(proposal.clone()).await {
+                    Submitted::Applied => Ok(ClientReply::Proposed),
+                    Submitted::NotLeader(leader) => Err(ForwardError::NotLeader { leader }),
+                    Submitted::Unknown => Err(ForwardError::Unknown),
+                    Submitted::Failed(Error::Shutdown) => Err(ForwardError::Shutdown),
+                    Submitted::Failed(e) => Err(ForwardError::Store(e.to_string())),
+                }
+            }
+            ClientRequest::ReadIndex => match inner.raft.ensure_linearizable().await {
+                Ok(log_id) => Ok(ClientReply::ReadIndex(log_id.map(|l| l.index))),
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(ForwardError::NotLeader {
+                        leader: f.leader_id,
+                    })
+                }
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                    Err(ForwardError::Unknown)
+                }
+                Err(RaftError::Fatal(_)) => Err(ForwardError::Shutdown),
+            },
+            ClientRequest::LeaseKeepAlive { id } => {
+                self.leader_only()?;
+                match inner.machine.store().lease_keep_alive(*id) {
+                    Ok(ttl) => Ok(ClientReply::KeptAlive { ttl }),
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+            ClientRequest::LeaseTimeToLive { id, keys } => {
+                self.leader_only()?;
+                match inner.machine.store().lease_time_to_live(*id, *keys) {
+                    Ok(info) => Ok(ClientReply::LeaseInfo {
+                        ttl: info.ttl,
+                        granted_ttl: info.granted_ttl,
+                        keys: info.keys,
+                    }),
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+            ClientRequest::HashKv { revision } => {
+                let store = inner.machine.store();
+                let revision = if *revision == 0 {
+                    store.revision()
+                } else {
+                    *revision
+                };
+                match store.hash_kv(revision) {
+                    Ok(hash) => Ok(ClientReply::Hash { revision, hash }),
+                    Err(e) => Err(store_error(e)),
+                }
+            }
+        }
+    }
+}
+
+fn store_error(e: engine::Error) -> ForwardError {
+    match e {
+        engine::Error::LeaseNotFound { id } => ForwardError::LeaseNotFound { id },
+        engine::Error::Closed => ForwardError::Shutdown,
+        other => ForwardError::Store(other.to_string()),
+    }
+}

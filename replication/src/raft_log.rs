@@ -1,0 +1,195 @@
+//! openraft's log storage over any [`LogStore`]: entries and the vote are encoded with
+//! [`crate::codec`] and stored as opaque payloads numbered by (index, term).
+//!
+//! Reading an entry back checks that its decoded log id is the one its position claims, so a
+//! misplaced or stale payload is reported as a storage error instead of being replicated.
+//!
+//! The store's methods are synchronous and called directly from openraft's task: right for the
+//! in-memory log; the engine's WAL log shares fdatasyncs by group commit and will run its waits
+//! on a blocking thread (`tokio::task::spawn_blocking`) in its adapter.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{
+    CommittedLeaderId, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, StorageError,
+    Vote,
+};
+
+use crate::codec;
+use crate::log_store::{LogError, LogStore};
+use crate::types::{Entry, NodeId, TypeConfig};
+
+/// The largest encoded entry read back from a log (a request is at most the engine's request
+/// limit, 1.5 MiB by default; membership entries are small).
+pub const MAX_ENTRY_BYTES: usize = 64 << 20;
+
+/// openraft's `RaftLogStorage` (and log reader) over a [`LogStore`]. Clones share the store.
+pub struct RaftLog<L: LogStore> {
+    store: Arc<L>,
+}
+
+impl<L: LogStore> Clone for RaftLog<L> {
+    fn clone(&self) -> Self {
+        RaftLog {
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+impl<L: LogStore> RaftLog<L> {
+    /// The log kept in `store`.
+    pub fn new(store: Arc<L>) -> RaftLog<L> {
+        RaftLog { store }
+    }
+}
+
+fn log_id(index: u64, term: u64) -> LogId<NodeId> {
+    // With `single-term-leader` a committed leader id is the term alone (the node id argument
+    // is ignored), so (term, index) is a complete log id.
+    LogId::new(CommittedLeaderId::new(term, 0), index)
+}
+
+fn storage_error(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: LogError,
+) -> StorageError<NodeId> {
+    let io = match e {
+        LogError::Io(io) => io,
+        LogError::Invalid(msg) => std::io::Error::other(msg),
+    };
+    StorageError::from_io_error(subject, verb, io)
+}
+
+fn codec_error(
+    subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
+    e: codec::CodecError,
+) -> StorageError<NodeId> {
+    StorageError::from_io_error(subject, verb, std::io::Error::other(e.to_string()))
+}
+
+impl<L: LogStore> RaftLogReader<TypeConfig> for RaftLog<L> {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError<NodeId>> {
+        let from = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let to = match range.end_bound() {
+            Bound::Included(&i) => i + 1,
+            Bound::Excluded(&i) => i,
+            Bound::Unbounded => u64::MAX,
+        };
+        let stored = self
+            .store
+            .read(from, to)
+            .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        let mut out = Vec::with_capacity(stored.len());
+        for (index, term, payload) in stored {
+            let subject = || ErrorSubject::Log(log_id(index, term));
+            let entry: Entry = codec::decode(&payload, MAX_ENTRY_BYTES)
+                .map_err(|e| codec_error(subject(), ErrorVerb::Read, e))?;
+            if entry.log_id != log_id(index, term) {
+                return Err(storage_error(
+                    subject(),
+                    ErrorVerb::Read,
+                    LogError::Invalid(format!(
+                        "the payload at index {index} term {term} holds log id {}",
+                        entry.log_id
+                    )),
+                ));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
+    type LogReader = RaftLog<L>;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+        let b = self
+            .store
+            .bounds()
+            .map_err(|e| storage_error(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+        Ok(LogState {
+            last_purged_log_id: b.purged.map(|(i, t)| log_id(i, t)),
+            last_log_id: b.last.map(|(i, t)| log_id(i, t)),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> RaftLog<L> {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+        let bytes = codec::encode(vote)
+            .map_err(|e| codec_error(ErrorSubject::Vote, ErrorVerb::Write, e))?;
+        self.store
+            .save_vote(&bytes)
+            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Write, e))
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+        let bytes = self
+            .store
+            .read_vote()
+            .map_err(|e| storage_error(ErrorSubject::Vote, ErrorVerb::Read, e))?;
+        bytes
+            .map(|b| codec::decode(&b, 4096))
+            .transpose()
+            .map_err(|e| codec_error(ErrorSubject::Vote, ErrorVerb::Read, e))
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut encoded = Vec::new();
+        for e in entries {
+            let bytes = codec::encode(&e)
+                .map_err(|err| codec_error(ErrorSubject::Log(e.log_id), ErrorVerb::Write, err))?;
+            encoded.push((e.log_id.index, e.log_id.leader_id.term, bytes));
+        }
+        let frames: Vec<(u64, u64, &[u8])> = encoded
+            .iter()
+            .map(|(i, t, b)| (*i, *t, b.as_slice()))
+            .collect();
+        match self.store.append(&frames) {
+            Ok(()) => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                callback.log_io_completed(Err(std::io::Error::other(msg)));
+                Err(storage_error(ErrorSubject::Logs, ErrorVerb::Write, e))
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.store
+            .truncate(log_id.index)
+            .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, e))
+    }
+
+    async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+        self.store
+            .purge(log_id.index)
+            .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, e))
+    }
+}
