@@ -1,0 +1,212 @@
+//! A simulated cluster of `ReplicatedStore` members for tests: one paused current-thread tokio
+//! runtime, the seeded simulated network, an in-memory log per member that survives a simulated
+//! process crash, and a store file per member in a temporary directory.
+// Each test binary uses only some of these helpers.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etch_replication::log_store::MemLogStore;
+use etch_replication::node::TokioClock;
+use etch_replication::runtime::seed_thread_rng;
+use etch_replication::sim::{Faults, SimNetwork};
+use etch_replication::types::NodeId;
+use etch_replication::{NodeConfig, ReplicatedStore};
+use openraft::SnapshotPolicy;
+
+/// Runs `f` on a fresh paused current-thread runtime with openraft's generator seeded.
+pub fn simulate<F: Future>(seed: u64, f: impl FnOnce() -> F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        seed_thread_rng(seed);
+        f().await
+    })
+}
+
+/// The member settings the simulations use: etcd's timing, no snapshots unless asked.
+pub fn node_config(id: NodeId, snapshot_every: Option<u64>) -> NodeConfig {
+    let mut c = NodeConfig::new(id);
+    c.raft.cluster_name = "sim".into();
+    c.request_timeout = Duration::from_secs(3);
+    c.lease_tick = Duration::from_millis(200);
+    match snapshot_every {
+        None => c.raft.snapshot_policy = SnapshotPolicy::Never,
+        Some(n) => {
+            c.raft.snapshot_policy = SnapshotPolicy::LogsSinceLast(n);
+            c.raft.max_in_snapshot_log_to_keep = 0;
+            c.raft.purge_batch_size = 1;
+        }
+    }
+    c
+}
+
+/// A simulated cluster.
+pub struct Cluster {
+    pub net: Arc<SimNetwork>,
+    pub dir: tempfile::TempDir,
+    pub logs: BTreeMap<NodeId, Arc<MemLogStore>>,
+    pub members: BTreeMap<NodeId, ReplicatedStore>,
+    pub snapshot_every: Option<u64>,
+}
+
+impl Cluster {
+    /// An empty cluster (no member started) on a network with `faults`.
+    pub fn new(seed: u64, faults: Faults) -> Cluster {
+        Cluster {
+            net: Arc::new(SimNetwork::new(seed, faults)),
+            dir: tempfile::tempdir().unwrap(),
+            logs: BTreeMap::new(),
+            members: BTreeMap::new(),
+            snapshot_every: None,
+        }
+    }
+
+    pub fn path(&self, id: NodeId) -> PathBuf {
+        self.dir.path().join(format!("n{id}.etch"))
+    }
+
+    /// Starts (or restarts, on its surviving log and file) member `id`.
+    pub async fn start(&mut self, id: NodeId) -> ReplicatedStore {
+        let log = Arc::clone(self.logs.entry(id).or_default());
+        let opts = etch_engine::Options::new().clock(Arc::new(TokioClock::new()));
+        let member = ReplicatedStore::open(
+            node_config(id, self.snapshot_every),
+            self.path(id),
+            opts,
+            log,
+            Arc::clone(&self.net),
+        )
+        .await
+        .unwrap();
+        self.net.register(id, member.handler());
+        self.members.insert(id, member.clone());
+        member
+    }
+
+    /// Starts members `ids` and makes them a cluster (all voters).
+    pub async fn boot(&mut self, ids: &[NodeId]) {
+        for &id in ids {
+            self.start(id).await;
+        }
+        let first = self.members[&ids[0]].clone();
+        first
+            .initialize(ids.iter().copied().collect::<BTreeSet<_>>())
+            .await
+            .unwrap();
+        self.wait_leader().await;
+    }
+
+    /// A process crash of member `id`: it stops, its network handler goes, its log and store
+    /// file stay.
+    pub async fn crash(&mut self, id: NodeId) {
+        self.net.unregister(id);
+        if let Some(m) = self.members.remove(&id) {
+            m.crash().await;
+        }
+        // Let the aborted tasks drop their handles on the store (its file lock goes with them).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    pub fn member(&self, id: NodeId) -> ReplicatedStore {
+        self.members[&id].clone()
+    }
+
+    /// The running member that believes it leads, if one does.
+    pub fn leader(&self) -> Option<ReplicatedStore> {
+        self.members.values().find(|m| m.is_leader()).cloned()
+    }
+
+    /// Some running member that is not the leader.
+    pub fn follower(&self) -> ReplicatedStore {
+        let leader = self.leader().map(|l| l.id());
+        self.members
+            .values()
+            .find(|m| Some(m.id()) != leader)
+            .cloned()
+            .expect("a follower")
+    }
+
+    /// Waits (simulated time) until some member leads; panics after a minute.
+    pub async fn wait_leader(&self) -> ReplicatedStore {
+        for _ in 0..600 {
+            if let Some(l) = self.leader() {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no leader within a minute of simulated time");
+    }
+
+    /// Waits until every running member has applied the same last index and revision.
+    pub async fn converge(&self) {
+        for _ in 0..600 {
+            let applied: BTreeSet<_> = self
+                .members
+                .values()
+                .map(|m| (m.applied_index(), m.revision()))
+                .collect();
+            if applied.len() == 1 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let applied: Vec<_> = self
+            .members
+            .values()
+            .map(|m| (m.id(), m.applied_index(), m.revision()))
+            .collect();
+        panic!("members did not converge: {applied:?}");
+    }
+
+    /// After [`Cluster::converge`]: every member's hash at the common revision is equal, and
+    /// every store file passes `check()`.
+    pub async fn assert_same_keyspace(&self) {
+        let any = self.members.values().next().unwrap();
+        let report = any.check_hashes(0).await.unwrap();
+        assert!(!report.mismatch(), "hash mismatch: {report:?}");
+        for (id, h) in &report.hashes {
+            assert!(h.is_ok(), "member {id} gave no hash: {report:?}");
+        }
+        for m in self.members.values() {
+            m.check().unwrap();
+        }
+    }
+
+    pub async fn shutdown(&mut self) {
+        for (_, m) in std::mem::take(&mut self.members) {
+            m.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// The seeds to run: `ETCH_RAFT_SEED=<seed>` runs one (to reproduce a failure),
+/// `ETCH_RAFT_SEEDS=<n>` runs seeds 1..=n (long runs); the default is `ci` seeds.
+pub fn seeds(ci: u64) -> Vec<u64> {
+    if let Ok(seed) = std::env::var("ETCH_RAFT_SEED") {
+        return vec![seed.parse().expect("ETCH_RAFT_SEED is a number")];
+    }
+    let n = std::env::var("ETCH_RAFT_SEEDS")
+        .ok()
+        .map(|n| n.parse().expect("ETCH_RAFT_SEEDS is a number"))
+        .unwrap_or(ci);
+    (1..=n).collect()
+}
+
+/// Runs `f` on a seed, printing the one-line command that reproduces a failure.
+pub fn with_repro(seed: u64, file: &str, test: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
+    if let Err(panic) = std::panic::catch_unwind(f) {
+        eprintln!(
+            "reproduce: ETCH_RAFT_SEED={seed} cargo test --release -p etch-replication \
+             --test {file} {test}"
+        );
+        std::panic::resume_unwind(panic);
+    }
+}
