@@ -64,9 +64,10 @@ pub trait LogStore: Send + Sync + 'static {
     fn bounds(&self) -> Result<LogBounds, LogError>;
     /// Removes every entry with index `>= index`.
     fn truncate(&self, index: u64) -> Result<(), LogError>;
-    /// Removes every entry with index `<= index`, remembering that entry's (index, term) as the
-    /// purge point.
-    fn purge(&self, index: u64) -> Result<(), LogError>;
+    /// Removes every entry with index `<= index` and remembers (index, term) as the purge
+    /// point. The entry itself need not be in the log: after a snapshot install the log may
+    /// end before it (or hold nothing); then the whole log goes.
+    fn purge(&self, index: u64, term: u64) -> Result<(), LogError>;
     /// Stores the vote (opaque bytes).
     fn save_vote(&self, vote: &[u8]) -> Result<(), LogError>;
     /// The stored vote, if any.
@@ -162,19 +163,16 @@ impl LogStore for MemLogStore {
         Ok(())
     }
 
-    fn purge(&self, index: u64) -> Result<(), LogError> {
+    fn purge(&self, index: u64, term: u64) -> Result<(), LogError> {
         let mut inner = self.lock();
         if inner.purged.is_some_and(|(p, _)| index <= p) {
             return Ok(());
         }
-        let term = match inner.entries.get(&index) {
-            Some((t, _)) => *t,
-            None => {
-                return Err(LogError::Invalid(format!(
-                    "purge up to {index}, which is not in the log"
-                )))
-            }
-        };
+        if inner.entries.get(&index).is_some_and(|(t, _)| *t != term) {
+            return Err(LogError::Invalid(format!(
+                "purge up to index {index} of term {term}, but the log holds another term there"
+            )));
+        }
         let kept = inner.entries.split_off(&(index + 1));
         inner.entries = kept;
         inner.purged = Some((index, term));
@@ -208,7 +206,8 @@ mod tests {
         log.truncate(2).unwrap();
         assert_eq!(log.bounds().unwrap().last, Some((1, 1)));
         log.append(&[(2, 3, b"d")]).unwrap();
-        log.purge(1).unwrap();
+        assert!(log.purge(1, 2).is_err());
+        log.purge(1, 1).unwrap();
         let b = log.bounds().unwrap();
         assert_eq!((b.last, b.purged), (Some((2, 3)), Some((1, 1))));
         assert_eq!(log.read(0, 10).unwrap(), vec![(2, 3, b"d".to_vec())]);
@@ -217,6 +216,11 @@ mod tests {
         // Empty after the purge point: the last position is the purge point.
         assert_eq!(log.bounds().unwrap().last, Some((1, 1)));
         log.append(&[(2, 4, b"e")]).unwrap();
+        // A purge past the end (after a snapshot install) empties the log.
+        log.purge(9, 5).unwrap();
+        assert_eq!(log.bounds().unwrap().last, Some((9, 5)));
+        assert!(log.read(0, 100).unwrap().is_empty());
+        log.append(&[(10, 5, b"f")]).unwrap();
         log.save_vote(b"v").unwrap();
         assert_eq!(log.clone().read_vote().unwrap(), Some(b"v".to_vec()));
     }

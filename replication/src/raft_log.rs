@@ -189,7 +189,7 @@ impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.store
-            .purge(log_id.index)
+            .purge(log_id.index, log_id.leader_id.term)
             .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, e))
     }
 }

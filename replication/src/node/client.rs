@@ -17,6 +17,9 @@ use crate::types::{NodeId, Proposal};
 /// How long to wait before asking again when no leader is known.
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How many times a forwarded proposal is sent when the message or its answer is lost.
+const LOST_RETRIES: usize = 4;
+
 /// What became of one attempt to get a proposal into the leader's log.
 pub(super) enum Submitted {
     /// Committed and applied on the leader.
@@ -137,20 +140,34 @@ impl ReplicatedStore {
                         proposal: proposal.clone(),
                         attempt,
                     };
-                    match tokio::time::timeout_at(deadline, inner.ask(t, request)).await {
-                        Err(_) => return Err(Error::Timeout),
-                        Ok(Err(())) => Submitted::Unknown,
-                        Ok(Ok(None)) => Submitted::NotLeader(None),
-                        Ok(Ok(Some(Ok(_)))) => Submitted::Applied,
-                        Ok(Ok(Some(Err(ForwardError::NotLeader { leader })))) => {
+                    // A lost message is sent again with the same attempt number: the receiver
+                    // handles each attempt once and answers a repeat with the first answer.
+                    let mut asked = Err(());
+                    for _ in 0..LOST_RETRIES {
+                        asked =
+                            match tokio::time::timeout_at(deadline, inner.ask(t, request.clone()))
+                                .await
+                            {
+                                Err(_) => return Err(Error::Timeout),
+                                Ok(a) => a,
+                            };
+                        if asked.is_ok() {
+                            break;
+                        }
+                    }
+                    match asked {
+                        Err(()) => Submitted::Unknown,
+                        Ok(None) => Submitted::NotLeader(None),
+                        Ok(Some(Ok(_))) => Submitted::Applied,
+                        Ok(Some(Err(ForwardError::NotLeader { leader }))) => {
                             // A member pointing at itself is stale; ask again after a pause.
                             Submitted::NotLeader(leader.filter(|&l| l != t))
                         }
-                        Ok(Ok(Some(Err(ForwardError::NotMember)))) => {
+                        Ok(Some(Err(ForwardError::NotMember))) => {
                             Submitted::Failed(Error::NotMember { id: inner.id })
                         }
-                        Ok(Ok(Some(Err(ForwardError::Shutdown)))) => Submitted::NotLeader(None),
-                        Ok(Ok(Some(Err(_)))) => Submitted::Unknown,
+                        Ok(Some(Err(ForwardError::Shutdown))) => Submitted::NotLeader(None),
+                        Ok(Some(Err(_))) => Submitted::Unknown,
                     }
                 }
             };

@@ -49,20 +49,29 @@ impl ReplicatedStore {
             let answer = if id == self.id() {
                 self.hash_kv(revision).map_err(|e| e.to_string())
             } else {
-                let request = ClientRequest::HashKv { revision };
-                match tokio::time::timeout(
-                    self.inner.config.request_timeout,
-                    self.inner.ask(id, request),
-                )
-                .await
-                {
-                    Ok(Ok(Some(Ok(ClientReply::Hash { hash, .. })))) => Ok(hash),
-                    Ok(Ok(Some(Err(ForwardError::Store(msg))))) => Err(msg),
-                    Ok(Ok(Some(other))) => Err(format!("unexpected answer {other:?}")),
-                    Ok(Ok(None)) => Err("unreachable".into()),
-                    Ok(Err(())) => Err("no answer".into()),
-                    Err(_) => Err("timed out".into()),
+                let mut answer = Err(String::new());
+                // A lost message is not a member's answer: ask a few times.
+                for _ in 0..3 {
+                    let request = ClientRequest::HashKv { revision };
+                    let asked = tokio::time::timeout(
+                        self.inner.config.request_timeout,
+                        self.inner.ask(id, request),
+                    )
+                    .await;
+                    let retry = matches!(asked, Ok(Ok(None)) | Ok(Err(())));
+                    answer = match asked {
+                        Ok(Ok(Some(Ok(ClientReply::Hash { hash, .. })))) => Ok(hash),
+                        Ok(Ok(Some(Err(ForwardError::Store(msg))))) => Err(msg),
+                        Ok(Ok(Some(other))) => Err(format!("unexpected answer {other:?}")),
+                        Ok(Ok(None)) => Err("unreachable".into()),
+                        Ok(Err(())) => Err("no answer".into()),
+                        Err(_) => Err("timed out".into()),
+                    };
+                    if !retry {
+                        break;
+                    }
                 }
+                answer
             };
             hashes.insert(id, answer);
         }

@@ -27,7 +27,7 @@ mod kv;
 mod lease;
 mod serve;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,7 @@ pub use lease::TokioClock;
 
 use crate::admission::Limits;
 use crate::error::{Error, Result};
+use crate::forward::{ClientReply, ForwardError};
 use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, RaftHandler, Transport};
 use crate::raft_log::RaftLog;
@@ -86,29 +87,50 @@ impl NodeConfig {
     }
 }
 
-/// Remembers the forwarded proposals a member has seen, so a duplicated copy is not proposed
-/// twice (bounded: the oldest are forgotten; a copy delayed past that many later proposals
-/// could slip through, which is why the bound is generous).
+/// Remembers the forwarded proposals a member has handled and how each ended, so that a copy
+/// the network duplicated, or a sender's retry after a lost message (same attempt number), is
+/// never proposed twice: it gets the first copy's answer, or [`ForwardError::Unknown`] while
+/// that one is still running. Bounded: the oldest are forgotten; a copy delayed past that many
+/// later proposals could slip through, which is why the bound is generous.
 struct SeenProposals {
-    set: HashSet<(NodeId, u64, u32)>,
-    order: VecDeque<(NodeId, u64, u32)>,
+    map: HashMap<ProposalKey, Option<std::result::Result<ClientReply, ForwardError>>>,
+    order: VecDeque<ProposalKey>,
 }
+
+/// (origin, proposal id, attempt).
+type ProposalKey = (NodeId, u64, u32);
 
 const SEEN_PROPOSALS: usize = 65_536;
 
 impl SeenProposals {
-    /// Whether `key` is new (and records it).
-    fn first_time(&mut self, key: (NodeId, u64, u32)) -> bool {
-        if !self.set.insert(key) {
-            return false;
+    /// `None` if `key` is new (it is recorded as running), else what the first copy answered
+    /// (`Unknown` while it runs).
+    fn begin(
+        &mut self,
+        key: ProposalKey,
+    ) -> Option<std::result::Result<ClientReply, ForwardError>> {
+        if let Some(done) = self.map.get(&key) {
+            return Some(done.clone().unwrap_or(Err(ForwardError::Unknown)));
         }
+        self.map.insert(key, None);
         self.order.push_back(key);
         if self.order.len() > SEEN_PROPOSALS {
             if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
+                self.map.remove(&old);
             }
         }
-        true
+        None
+    }
+
+    /// Records how the copy handled first ended.
+    fn finish(
+        &mut self,
+        key: ProposalKey,
+        answer: &std::result::Result<ClientReply, ForwardError>,
+    ) {
+        if let Some(slot) = self.map.get_mut(&key) {
+            *slot = Some(answer.clone());
+        }
     }
 }
 
@@ -122,6 +144,19 @@ struct Inner {
     seen: Mutex<SeenProposals>,
     closed: AtomicBool,
     background: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Inner {
+    /// The newest membership this member knows: openraft's (which includes appended, not yet
+    /// applied membership entries), or, before openraft has published its first metrics after
+    /// a start, the state machine's applied one.
+    fn membership(&self) -> openraft::StoredMembership<NodeId, BasicNode> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        if m.log_id().is_some() {
+            return (*m).clone();
+        }
+        self.machine.applied_membership()
+    }
 }
 
 /// A member of a replicated etch cluster, with `etch_engine::Store`'s API. Cheap to clone;
@@ -190,7 +225,7 @@ impl ReplicatedStore {
             transport,
             next_proposal: AtomicU64::new(1),
             seen: Mutex::new(SeenProposals {
-                set: HashSet::new(),
+                map: HashMap::new(),
                 order: VecDeque::new(),
             }),
             closed: AtomicBool::new(false),
@@ -235,7 +270,7 @@ impl ReplicatedStore {
     /// The voters and learners of the newest membership this member knows (appended, maybe
     /// not yet committed).
     pub fn members(&self) -> (BTreeSet<NodeId>, BTreeSet<NodeId>) {
-        let m = self.inner.raft.metrics().borrow().membership_config.clone();
+        let m = self.inner.membership();
         let voters = m.membership().voter_ids().collect();
         let learners = m.membership().learner_ids().collect();
         (voters, learners)
@@ -358,9 +393,14 @@ impl ReplicatedStore {
     /// [`Error::NotMember`] unless this member is a voter or learner of the newest membership
     /// it knows.
     fn check_member(&self) -> Result<()> {
-        let m = self.inner.raft.metrics().borrow().membership_config.clone();
         let me = self.inner.id;
-        if m.membership().nodes().any(|(id, _)| *id == me) {
+        if self
+            .inner
+            .membership()
+            .membership()
+            .nodes()
+            .any(|(id, _)| *id == me)
+        {
             Ok(())
         } else {
             Err(Error::NotMember { id: me })

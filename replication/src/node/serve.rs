@@ -54,8 +54,12 @@ impl RaftHandler for Handler {
 impl ReplicatedStore {
     /// Whether `id` is a voter or learner in this member's newest known membership.
     fn knows_member(&self, id: NodeId) -> bool {
-        let m = self.inner.raft.metrics().borrow().membership_config.clone();
-        let known = m.membership().nodes().any(|(n, _)| *n == id);
+        let known = self
+            .inner
+            .membership()
+            .membership()
+            .nodes()
+            .any(|(n, _)| *n == id);
         known
     }
 
@@ -79,19 +83,17 @@ impl ReplicatedStore {
         if !self.knows_member(from) {
             return Err(ForwardError::NotMember);
         }
-        if let ClientRequest::Propose { proposal, attempt } = &request {
-            let key = (proposal.origin, proposal.id, *attempt);
-            let first = self
-                .inner
-                .seen
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .first_time(key);
-            if !first {
-                return Err(ForwardError::Unknown);
-            }
+        let ClientRequest::Propose { proposal, attempt } = &request else {
+            return self.serve_locally(&request).await;
+        };
+        let key = (proposal.origin, proposal.id, *attempt);
+        let seen = || self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(earlier) = seen().begin(key) {
+            return earlier;
         }
-        self.serve_locally(&request).await
+        let answer = self.serve_locally(&request).await;
+        seen().finish(key, &answer);
+        answer
     }
 
     /// Serves a request on this member, as the leader would (used for forwarded requests and

@@ -15,7 +15,7 @@ use etch_replication::node::TokioClock;
 use etch_replication::runtime::seed_thread_rng;
 use etch_replication::sim::{Faults, SimNetwork};
 use etch_replication::types::NodeId;
-use etch_replication::{NodeConfig, ReplicatedStore};
+use etch_replication::{Error, NodeConfig, ReplicatedStore};
 use openraft::SnapshotPolicy;
 
 /// Runs `f` on a fresh paused current-thread runtime with openraft's generator seeded.
@@ -76,16 +76,28 @@ impl Cluster {
     /// Starts (or restarts, on its surviving log and file) member `id`.
     pub async fn start(&mut self, id: NodeId) -> ReplicatedStore {
         let log = Arc::clone(self.logs.entry(id).or_default());
-        let opts = etch_engine::Options::new().clock(Arc::new(TokioClock::new()));
-        let member = ReplicatedStore::open(
-            node_config(id, self.snapshot_every),
-            self.path(id),
-            opts,
-            log,
-            Arc::clone(&self.net),
-        )
-        .await
-        .unwrap();
+        // A crashed member's last tasks (a message being handled when it stopped) may hold its
+        // store for a moment after the crash; a real process would be gone. Retry briefly.
+        let mut tries = 0;
+        let member = loop {
+            let opts = etch_engine::Options::new().clock(Arc::new(TokioClock::new()));
+            match ReplicatedStore::open(
+                node_config(id, self.snapshot_every),
+                self.path(id),
+                opts,
+                Arc::clone(&log),
+                Arc::clone(&self.net),
+            )
+            .await
+            {
+                Ok(m) => break m,
+                Err(Error::Store(etch_engine::Error::Locked { .. })) if tries < 50 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("member {id} did not start: {e}"),
+            }
+        };
         self.net.register(id, member.handler());
         self.members.insert(id, member.clone());
         member
