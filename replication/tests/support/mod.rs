@@ -185,7 +185,10 @@ impl Cluster {
         let report = any.check_hashes(0).await.unwrap();
         assert!(!report.mismatch(), "hash mismatch: {report:?}");
         for (id, h) in &report.hashes {
-            assert!(h.is_ok(), "member {id} gave no hash: {report:?}");
+            // A crashed member still in the membership cannot answer.
+            if self.members.contains_key(id) {
+                assert!(h.is_ok(), "member {id} gave no hash: {report:?}");
+            }
         }
         for m in self.members.values() {
             m.check().unwrap();
