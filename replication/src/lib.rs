@@ -1,20 +1,23 @@
-//! Raft replication for etch (issue 13, first slices).
+//! Raft replication for etch: a store that is a member of a cluster.
 //!
-//! What is here does not depend on the engine's replication seams yet:
+//! [`ReplicatedStore`] has `etch_engine::Store`'s methods (async) over openraft 0.9: writes are
+//! proposed through Raft (forwarded to the leader from a follower) and answered once applied on
+//! the member that took them; reads are linearizable (ReadIndex) unless asked serializable;
+//! leases are counted down by the leader; watches are every member's own, with the same
+//! revisions everywhere. The design, its guarantees and what is missing are in
+//! `docs/design.md` ("Replication").
 //!
-//! - [`check`]: a linearizability checker for etcd's KV model with revisions, used by the cluster
-//!   simulation to judge client histories.
-//! - [`command`] and [`codec`]: the replicated write commands and their byte form (a version
-//!   byte, then postcard).
-//! - [`types`] and [`runtime`]: openraft 0.9's type configuration, on tokio with seedable
-//!   election timeouts.
-//! - [`network`] and [`sim`]: the network as a trait, openraft's adapter over it, and a
-//!   deterministic simulated network.
-//!
-//! The engine's state-machine seam (`Store::apply`) exists; the log-store seam (durable append,
-//! truncate, purge and vote in the WAL) and snapshots that keep their identity do not yet, so the
-//! cluster tests use an in-memory log and a state machine without snapshots
-//! (`tests/support`).
+//! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), [`admission`] and the
+//!   requests members [`forward`] to each other.
+//! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory today, the
+//!   engine's WAL next) and openraft's log storage over it.
+//! - [`state_machine`] and [`snapshot_files`]: committed entries applied with `Store::apply`,
+//!   snapshots as store files.
+//! - [`network`] and [`sim`]: the network as a trait (the simulation here, QUIC next) and a
+//!   deterministic simulated network; [`types`] and [`runtime`]: openraft's configuration on
+//!   tokio with seedable election timeouts.
+//! - [`check`], [`command`] and [`codec`]: a linearizability checker for etcd's KV model, the
+//!   replicated commands and their byte form.
 
 #![deny(missing_docs)]
 

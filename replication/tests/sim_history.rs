@@ -43,9 +43,7 @@ async fn operate(
     seed: u64,
 ) -> (Request, Outcome, u64) {
     let key = format!("k{}", (client + step * 7 + seed) % 3);
-    let now = || tokio::time::Instant::now();
     let at = |t: tokio::time::Instant| t.duration_since(START.with(|s| *s)).as_nanos() as u64;
-    let _ = now;
     let value = format!("c{client}s{step}");
     let kind = (step * 13 + client * 5 + seed) % 5;
     let mut written = 0;
@@ -153,6 +151,9 @@ async fn operate(
     (request, outcome, written)
 }
 
+/// A member's watch events as (revision, key, kind), shared with the task draining them.
+type Stream = Arc<Mutex<Vec<(i64, Vec<u8>, EventKind)>>>;
+
 thread_local! {
     static START: tokio::time::Instant = tokio::time::Instant::now();
 }
@@ -160,7 +161,7 @@ thread_local! {
 /// Drains a watcher into a shared list every 50 ms until told to stop.
 fn drain(
     mut w: etch_engine::Watcher,
-    out: Arc<Mutex<Vec<(i64, Vec<u8>, EventKind)>>>,
+    out: Stream,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
