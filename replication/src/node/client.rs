@@ -97,7 +97,7 @@ impl ReplicatedStore {
         command: engine::Command,
     ) -> Result<engine::CommandResponse> {
         self.check_open()?;
-        self.check_member()?;
+        self.check_member().await?;
         crate::admission::admit(&command, &self.inner.config.limits)?;
         let inner = &self.inner;
         let id = inner.next_proposal.fetch_add(1, Ordering::Relaxed);
@@ -191,7 +191,7 @@ impl ReplicatedStore {
     /// committed before the call (ReadIndex through the leader).
     pub(super) async fn read_barrier(&self) -> Result<()> {
         self.check_open()?;
-        self.check_member()?;
+        self.check_member().await?;
         let inner = &self.inner;
         let deadline = Instant::now() + inner.config.request_timeout;
         let index = tokio::time::timeout_at(deadline, self.read_index(deadline))
@@ -258,7 +258,7 @@ impl ReplicatedStore {
     /// Asks the leader to serve `request`, retrying while it is not found or moves.
     pub(super) async fn ask_leader(&self, request: ClientRequest) -> Result<ClientReply> {
         self.check_open()?;
-        self.check_member()?;
+        self.check_member().await?;
         let inner = &self.inner;
         let deadline = Instant::now() + inner.config.request_timeout;
         let mut target = inner.leader_hint();

@@ -391,19 +391,21 @@ impl ReplicatedStore {
     }
 
     /// [`Error::NotMember`] unless this member is a voter or learner of the newest membership
-    /// it knows.
-    fn check_member(&self) -> Result<()> {
+    /// it knows. A member that knows no membership yet (just added, still catching up, or
+    /// just booted on a lossy network) waits for one, up to the request timeout.
+    async fn check_member(&self) -> Result<()> {
         let me = self.inner.id;
-        if self
-            .inner
-            .membership()
-            .membership()
-            .nodes()
-            .any(|(id, _)| *id == me)
-        {
-            Ok(())
-        } else {
-            Err(Error::NotMember { id: me })
+        let deadline = tokio::time::Instant::now() + self.inner.config.request_timeout;
+        loop {
+            let m = self.inner.membership();
+            if m.membership().nodes().any(|(id, _)| *id == me) {
+                return Ok(());
+            }
+            if m.log_id().is_some() || tokio::time::Instant::now() >= deadline {
+                return Err(Error::NotMember { id: me });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.check_open()?;
         }
     }
 }
