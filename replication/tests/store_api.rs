@@ -177,3 +177,34 @@ fn leases_are_granted_kept_alive_and_revoked_through_the_leader() {
         c.shutdown().await;
     });
 }
+
+#[test]
+fn auto_compaction_is_one_replicated_decision() {
+    simulate(3, || async {
+        let mut c = Cluster::new(3, Faults::none());
+        c.auto_compaction = Some(etch_engine::AutoCompaction::Revisions(20));
+        c.boot(&[1, 2, 3]).await;
+        let follower = c.follower();
+        for i in 0..60 {
+            follower
+                .put(format!("k{}", i % 5), format!("v{i}"))
+                .await
+                .unwrap();
+        }
+        // The leader's next ticks propose the compaction its store reports due.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        c.converge().await;
+        let compacted: Vec<i64> = c
+            .members
+            .values()
+            .map(|m| m.status().unwrap().compact_revision)
+            .collect();
+        assert!(compacted[0] >= 30, "no auto-compaction: {compacted:?}");
+        assert!(
+            compacted.iter().all(|&r| r == compacted[0]),
+            "members compacted differently: {compacted:?}"
+        );
+        c.assert_same_keyspace().await;
+        c.shutdown().await;
+    });
+}

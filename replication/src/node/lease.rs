@@ -12,8 +12,9 @@
 //!   like etcd without lease checkpoints, a lease can outlive its last keep-alive by up to that
 //!   much per leader change. Until the renewal is done it revokes nothing;
 //! - proposes a revocation for every lease its store reports expired (`Store::expired_leases`);
-//! - proposes the compaction its store says is due (`Store::auto_compaction_due`), so
-//!   auto-compaction is a replicated decision taken at one revision on every member.
+//! - proposes the compaction its store says is due (`Store::auto_compaction_due`; from its
+//!   first tick as leader, not gated by the lease renewal), so auto-compaction is a replicated
+//!   decision taken at one revision on every member.
 //!
 //! Keep-alives and TTL queries go to the leader, whose clock is the one that counts.
 
@@ -184,6 +185,10 @@ pub(super) async fn leader_duties(member: Weak<Inner>) {
         };
         leading = Some((term, since, renewed));
         let store = inner.machine.store();
+        // Compaction does not depend on lease clocks: decided at once.
+        if let Some(revision) = store.auto_compaction_due() {
+            propose_duty(&inner, &engine::Command::Compact(revision)).await;
+        }
         if !renewed {
             let extend = Duration::from_millis(inner.config.raft.election_timeout_max);
             if now < since + extend {
@@ -207,9 +212,6 @@ pub(super) async fn leader_duties(member: Weak<Inner>) {
         }
         for id in store.expired_leases() {
             propose_duty(&inner, &engine::Command::LeaseRevoke { id }).await;
-        }
-        if let Some(revision) = store.auto_compaction_due() {
-            propose_duty(&inner, &engine::Command::Compact(revision)).await;
         }
     }
 }

@@ -55,6 +55,8 @@ pub struct Cluster {
     pub logs: BTreeMap<NodeId, Arc<MemLogStore>>,
     pub members: BTreeMap<NodeId, ReplicatedStore>,
     pub snapshot_every: Option<u64>,
+    /// The stores' auto-compaction mode (default: the engine's).
+    pub auto_compaction: Option<etch_engine::AutoCompaction>,
 }
 
 impl Cluster {
@@ -66,6 +68,7 @@ impl Cluster {
             logs: BTreeMap::new(),
             members: BTreeMap::new(),
             snapshot_every: None,
+            auto_compaction: None,
         }
     }
 
@@ -80,7 +83,10 @@ impl Cluster {
         // store for a moment after the crash; a real process would be gone. Retry briefly.
         let mut tries = 0;
         let member = loop {
-            let opts = etch_engine::Options::new().clock(Arc::new(TokioClock::new()));
+            let mut opts = etch_engine::Options::new().clock(Arc::new(TokioClock::new()));
+            if let Some(mode) = self.auto_compaction {
+                opts = opts.auto_compaction(mode);
+            }
             match ReplicatedStore::open(
                 node_config(id, self.snapshot_every),
                 self.path(id),
