@@ -8,6 +8,9 @@ use engine::Revision;
 use etch_engine as engine;
 
 use super::ReplicatedStore;
+
+/// How many times a member is asked for its hash when the message or the answer is lost.
+const HASH_TRIES: usize = 6;
 use crate::error::Result;
 use crate::forward::{ClientReply, ClientRequest, ForwardError};
 use crate::types::NodeId;
@@ -51,7 +54,7 @@ impl ReplicatedStore {
             } else {
                 let mut answer = Err(String::new());
                 // A lost message is not a member's answer: ask a few times.
-                for _ in 0..3 {
+                for _ in 0..HASH_TRIES {
                     let request = ClientRequest::HashKv { revision };
                     let asked = tokio::time::timeout(
                         self.inner.config.request_timeout,
