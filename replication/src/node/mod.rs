@@ -239,7 +239,7 @@ impl ReplicatedStore {
     /// What answers this member's peers: register it with the transport under
     /// [`ReplicatedStore::id`].
     pub fn handler(&self) -> Arc<dyn RaftHandler> {
-        Arc::new(serve::Handler::new(Arc::downgrade(&self.inner)))
+        Arc::new(serve::Handler::new(&self.inner))
     }
 
     /// This member's id.

@@ -2,7 +2,7 @@
 //! other members are served here (proposals and ReadIndex on the leader, lease keep-alive and
 //! TTL by the leader's clock, hashes on any member).
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 use etch_engine as engine;
 use openraft::error::{CheckIsLeaderError, RaftError};
@@ -22,12 +22,11 @@ pub(super) struct Handler {
 }
 
 impl Handler {
-    pub(super) fn new(member: Weak<Inner>) -> Handler {
-        let raft = member
-            .upgrade()
-            .map(|inner| inner.raft.clone())
-            .expect("a handler is made from a live member");
-        Handler { raft, member }
+    pub(super) fn new(member: &Arc<Inner>) -> Handler {
+        Handler {
+            raft: member.raft.clone(),
+            member: Arc::downgrade(member),
+        }
     }
 }
 
