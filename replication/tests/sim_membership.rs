@@ -238,3 +238,15 @@ fn a_member_behind_a_purged_log_catches_up_from_a_snapshot() {
         c.shutdown().await;
     });
 }
+
+/// Seeds the simulation found bugs with, kept as regression tests: 11 and 32 (a member that
+/// knew no membership yet answered `NotMember` instead of waiting), 38 (three lost hash requests
+/// in a row), 61 (two members with election timeouts within a message delay split every vote
+/// forever after the leader crashed).
+#[test]
+fn regression_seeds() {
+    simulate(11, || grow_and_shrink(11));
+    for seed in [32, 38, 61] {
+        simulate(seed, || crash_restart(seed));
+    }
+}

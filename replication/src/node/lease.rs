@@ -158,10 +158,42 @@ async fn propose_duty(inner: &Inner, command: &engine::Command) {
     let _ = tokio::time::timeout(inner.config.request_timeout, inner.propose_local(proposal)).await;
 }
 
+/// openraft 0.9 draws a member's election timeout once, when the member starts, not per
+/// election. Two members whose timeouts lie within a message delay of each other then start
+/// every election at the same moment, each votes for itself, and no one wins, forever (found by
+/// `sim_membership` seed 61). A member that has been a candidate for two maximum election
+/// timeouts therefore waits a random fraction of an election timeout (from the runtime's
+/// seedable generator) and starts an election itself, which moves its timer off the other's.
+/// Returns the updated "candidate since".
+async fn break_split_votes(
+    inner: &Inner,
+    m: &openraft::RaftMetrics<crate::types::NodeId, openraft::BasicNode>,
+    since: Option<Instant>,
+) -> Option<Instant> {
+    if m.state != ServerState::Candidate {
+        return None;
+    }
+    let now = Instant::now();
+    let since = since.unwrap_or(now);
+    let patience = Duration::from_millis(2 * inner.config.raft.election_timeout_max);
+    if now < since + patience {
+        return Some(since);
+    }
+    let jitter =
+        crate::runtime::ThreadRng.next_u64() % inner.config.raft.election_timeout_min.max(1);
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+    if inner.raft.metrics().borrow().state == ServerState::Candidate {
+        let _ = inner.raft.trigger().elect().await;
+    }
+    Some(Instant::now())
+}
+
 /// The leader's periodic work (see the module documentation). Runs for the member's life.
 pub(super) async fn leader_duties(member: Weak<Inner>) {
     // (term, since, renewed) of the current leadership.
     let mut leading: Option<(u64, Instant, bool)> = None;
+    // Since when this member has been a candidate without a leader.
+    let mut leaderless: Option<Instant> = None;
     loop {
         let Some(tick) = member.upgrade().map(|i| i.config.lease_tick) else {
             return;
@@ -176,8 +208,10 @@ pub(super) async fn leader_duties(member: Weak<Inner>) {
         let m = inner.raft.metrics().borrow().clone();
         if m.state != ServerState::Leader {
             leading = None;
+            leaderless = break_split_votes(&inner, &m, leaderless).await;
             continue;
         }
+        leaderless = None;
         let now = Instant::now();
         let (term, since, renewed) = match leading {
             Some(l) if l.0 == m.current_term => l,

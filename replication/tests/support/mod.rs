@@ -160,7 +160,28 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("no leader within a minute of simulated time");
+        let states: Vec<String> = self
+            .members
+            .values()
+            .map(|m| {
+                let x = m.raft().metrics().borrow().clone();
+                format!(
+                    "{}: {:?} term {} vote {} last log {:?} applied {:?} running {:?} membership {:?}",
+                    x.id,
+                    x.state,
+                    x.current_term,
+                    x.vote,
+                    x.last_log_index,
+                    x.last_applied.map(|l| l.index),
+                    x.running_state,
+                    x.membership_config.membership()
+                )
+            })
+            .collect();
+        for d in self.net.trace().iter().rev().take(12) {
+            eprintln!("TRACE {d:?}");
+        }
+        panic!("no leader within a minute of simulated time: {states:#?}");
     }
 
     /// Waits until every running member has applied the same last index and revision.
