@@ -16,7 +16,7 @@ pub(super) struct Background {
 
 impl Store {
     /// The revision automatic compaction (see [`AutoCompaction`]) would compact to now, if any.
-    /// The background thread calls this every tick; with [`Options::background_writes`] off the
+    /// The background thread calls this every tick; with [`Options::background_writes`](crate::Options::background_writes) off the
     /// replication layer calls it periodically and proposes the compaction. In periodic mode
     /// each call records a (time, revision) sample.
     pub fn auto_compaction_due(&self) -> Option<Revision> {

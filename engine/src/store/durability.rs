@@ -135,7 +135,7 @@ impl Store {
         Ok(upto)
     }
 
-    /// Makes every commit so far durable (useful with [`Durability::Relaxed`]).
+    /// Makes every commit so far durable (useful with [`Durability::Relaxed`](crate::Durability::Relaxed)).
     pub fn sync(&self) -> Result<()> {
         self.check_open()?;
         let target = self.shared.writer.lock().seq;

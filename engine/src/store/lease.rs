@@ -156,7 +156,7 @@ impl Store {
 
     /// The leases whose deadline has passed, in ascending id order, without revoking them: what
     /// a replication layer proposes to revoke when the store's own background writes are off
-    /// ([`Options::background_writes`]).
+    /// ([`Options::background_writes`](crate::Options::background_writes)).
     pub fn expired_leases(&self) -> Vec<i64> {
         let now = self.shared.opts.clock.now();
         let mut expired: Vec<i64> = self
