@@ -183,7 +183,6 @@ impl Store {
             poisoned: None,
             last_checkpoint: Instant::now(),
         };
-        let wal_file = writer.wal.as_ref().map(|wal| wal.file.clone());
         let lease_clocks = keyspace::lease_list(&writer.pager, &writer.state)?
             .into_iter()
             .map(|(id, ttl)| {
@@ -213,7 +212,6 @@ impl Store {
             storage,
             file: Mutex::new(file),
             registration: Mutex::new(Some(registration)),
-            wal_file,
             page_size: ps,
             published: RwLock::new(snap),
             live,
