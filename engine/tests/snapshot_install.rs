@@ -379,9 +379,11 @@ fn scratch(root: &Path, name: &str) -> PathBuf {
     p
 }
 
-/// The starting image: `b` (an early snapshot of the same database plus commits of its own)
-/// and a snapshot file of a newer state beside it. Returns the image and the newer state.
-fn starting_image(root: &Path) -> (SimImage, Model) {
+/// The starting image: `b` and a snapshot file of a newer state beside it. With `foreign`, `b`
+/// is a database of its own (installed with `install_snapshot_replacing_identity`); without,
+/// it was made from an early snapshot of the same database. Either way `b` has commits of its
+/// own. Returns the image and the newer state.
+fn starting_image(root: &Path, foreign: bool) -> (SimImage, Model) {
     let source_dir = tempfile::tempdir().unwrap();
     let a = Store::open(source_dir.path().join("a.etch")).unwrap();
     fill_replicated(&a, 1, 60, 1);
@@ -394,8 +396,9 @@ fn starting_image(root: &Path) -> (SimImage, Model) {
     let early_path = Path::new("/sim/early.etch");
     write_sim_file(&disk, early_path, &early);
     let b = sim_options(&disk).open(DB).unwrap();
-    b.install_snapshot(early_path).unwrap();
-    // Commits of b's own after the early snapshot, left in its WAL (not checkpointed).
+    if !foreign {
+        b.install_snapshot(early_path).unwrap();
+    }
     for i in 0..5u64 {
         b.apply(b.applied().0 + 1, 1, &put(&format!("own/{i}"), b"b"))
             .unwrap();
@@ -440,6 +443,14 @@ fn reopen_whole(root: &Path, image: &SimImage, old: &Model, new: &Model, what: &
     is_new
 }
 
+fn install(db: &Store, foreign: bool) -> Result<SnapshotInfo, Error> {
+    if foreign {
+        db.install_snapshot_replacing_identity(Path::new(SNAP))
+    } else {
+        db.install_snapshot(Path::new(SNAP))
+    }
+}
+
 /// Opens the starting image on a fresh disk and commits a few entries that stay in the WAL
 /// (opening checkpointed what the image's WAL held); returns the disk and the store.
 fn open_start(root: &Path, image: &SimImage) -> (SimDisk, Store) {
@@ -455,12 +466,18 @@ fn open_start(root: &Path, image: &SimImage) -> (SimDisk, Store) {
 
 #[test]
 fn a_power_cut_at_every_operation_of_an_install_leaves_old_or_new() {
+    for foreign in [false, true] {
+        power_cut_at_every_operation(foreign);
+    }
+}
+
+fn power_cut_at_every_operation(foreign: bool) {
     let root = tempfile::tempdir().unwrap();
-    let (image, new) = starting_image(root.path());
+    let (image, new) = starting_image(root.path(), foreign);
     let (disk, db) = open_start(root.path(), &image);
     let old = model(&db);
     let ops_before = disk.ops();
-    db.install_snapshot(Path::new(SNAP)).unwrap();
+    install(&db, foreign).unwrap();
     let ops = disk.ops() - ops_before;
     assert_eq!(model(&db), new);
     drop(db);
@@ -469,7 +486,7 @@ fn a_power_cut_at_every_operation_of_an_install_leaves_old_or_new() {
     for k in 1..=ops + 1 {
         let (disk, db) = open_start(root.path(), &image);
         disk.crash_at_op(disk.ops() + k);
-        let result = db.install_snapshot(Path::new(SNAP));
+        let result = install(&db, foreign);
         if k <= ops {
             assert!(result.is_err(), "crash at install op {k} went unnoticed");
         }
@@ -485,7 +502,9 @@ fn a_power_cut_at_every_operation_of_an_install_leaves_old_or_new() {
                 sector: 4096,
             },
         ] {
-            let what = format!("power cut at install operation {k} of {ops}, {policy:?}");
+            let what = format!(
+                "foreign {foreign}: power cut at install operation {k} of {ops}, {policy:?}"
+            );
             let crashed = disk.crash_image(policy);
             if reopen_whole(root.path(), &crashed, &old, &new, &what) {
                 news += 1;
@@ -496,26 +515,34 @@ fn a_power_cut_at_every_operation_of_an_install_leaves_old_or_new() {
         drop(db);
     }
     assert!(olds > 0 && news > 0, "old {olds}, new {news}");
-    println!("install: {ops} operations, power cut at each: {olds} images old, {news} new");
+    println!(
+        "install (foreign {foreign}): {ops} operations, power cut at each: {olds} images old, {news} new"
+    );
 }
 
 #[test]
 fn an_io_error_at_every_operation_of_an_install_is_reported_and_leaves_a_whole_state() {
+    for foreign in [false, true] {
+        io_error_at_every_operation(foreign);
+    }
+}
+
+fn io_error_at_every_operation(foreign: bool) {
     let root = tempfile::tempdir().unwrap();
-    let (image, new) = starting_image(root.path());
+    let (image, new) = starting_image(root.path(), foreign);
     let (disk, db) = open_start(root.path(), &image);
     let old = model(&db);
     let ops_before = disk.ops();
-    db.install_snapshot(Path::new(SNAP)).unwrap();
+    install(&db, foreign).unwrap();
     let ops = disk.ops() - ops_before;
     drop(db);
     let mut usable = 0;
     for k in 1..=ops {
         for fault in [Fault::Io, Fault::NoSpace] {
-            let what = format!("{fault:?} at install operation {k} of {ops}");
+            let what = format!("foreign {foreign}: {fault:?} at install operation {k} of {ops}");
             let (disk, db) = open_start(root.path(), &image);
             disk.fail_op(disk.ops() + k, fault);
-            match db.install_snapshot(Path::new(SNAP)) {
+            match install(&db, foreign) {
                 Ok(_) => panic!("{what}: the error went unnoticed"),
                 Err(Error::Io(_) | Error::NoSpace(_) | Error::Poisoned(_)) => {}
                 Err(e) => panic!("{what}: unexpected error {e:?}"),
@@ -556,5 +583,97 @@ fn an_io_error_at_every_operation_of_an_install_is_reported_and_leaves_a_whole_s
         usable > 0,
         "no error before the swap left the handle usable"
     );
-    println!("install: {ops} operations, I/O error at each: {usable} left the handle usable");
+    println!(
+        "install (foreign {foreign}): {ops} operations, I/O error at each: {usable} left the handle usable"
+    );
+}
+
+// ---- what a snapshot costs (run by hand; figures in docs/benchmarks.md) ----
+
+/// Peak resident memory while `f` runs, sampled every 5 ms from /proc/self/status: returns
+/// `f`'s result and the peak increase of (anonymous, file-backed) RSS in MiB over the start.
+fn peak_rss<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
+    fn sample() -> (u64, u64) {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (field("RssAnon:"), field("RssFile:"))
+    }
+    let start = sample();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak = sample();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let s = sample();
+                peak = (peak.0.max(s.0), peak.1.max(s.1));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let out = f();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    let mib = |kib: u64, base: u64| kib.saturating_sub(base) as f64 / 1024.0;
+    (out, mib(peak.0, start.0), mib(peak.1, start.1))
+}
+
+/// `ETCH_SNAPSHOT_KEYS` (default 1,000,000) keys with 256-byte values, put in batches of 1,000;
+/// then `snapshot_to` a file, and `install_snapshot` of it into a new store.
+#[test]
+#[ignore = "a measurement: cargo test --release -p etch-engine --test snapshot_install -- --ignored --nocapture"]
+fn snapshot_cost_for_a_million_keys() {
+    let keys: usize = std::env::var("ETCH_SNAPSHOT_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let a = Options::new()
+        .max_txn_ops(1000)
+        .open(dir.path().join("a.etch"))
+        .unwrap();
+    let start = std::time::Instant::now();
+    for chunk in 0..keys.div_ceil(1000) {
+        let ops = (chunk * 1000..((chunk + 1) * 1000).min(keys))
+            .map(|i| WriteOp::put(format!("key/{i:08}"), [b'v'; 256]))
+            .collect();
+        a.batch(ops).unwrap();
+    }
+    a.checkpoint().unwrap();
+    let fill = start.elapsed();
+    let store_size = a.status().unwrap().file_size;
+    let snap_path = dir.path().join("snap.etch");
+    let start = std::time::Instant::now();
+    let (info, anon, file) = peak_rss(|| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&snap_path).unwrap());
+        a.snapshot_to(&mut out).unwrap()
+    });
+    let snapshot_time = start.elapsed();
+    let b = Store::open(dir.path().join("b.etch")).unwrap();
+    let start = std::time::Instant::now();
+    let (installed, install_anon, install_file) =
+        peak_rss(|| b.install_snapshot(&snap_path).unwrap());
+    let install_time = start.elapsed();
+    assert_eq!(installed, info);
+    assert_eq!(b.hash_kv(0).unwrap(), a.hash_kv(0).unwrap());
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    println!(
+        "{keys} keys x 256 B: fill {fill:.1?}, store file {:.1} MiB",
+        mib(store_size)
+    );
+    println!(
+        "snapshot_to: {snapshot_time:.2?}, {:.1} MiB, peak extra RSS anon {anon:.1} MiB, file-backed {file:.1} MiB",
+        mib(info.size)
+    );
+    println!(
+        "install_snapshot: {install_time:.2?}, peak extra RSS anon {install_anon:.1} MiB, file-backed {install_file:.1} MiB"
+    );
 }
