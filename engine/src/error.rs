@@ -224,10 +224,11 @@ pub enum Error {
         /// The snapshot's database id.
         snapshot: u64,
     },
-    /// A snapshot older than the store's applied state: installing it would move the log index
-    /// (and revisions) backwards. Nothing was changed.
+    /// A snapshot that does not move the store forward: below its applied index (installing it
+    /// would move the log index backwards), or, for a snapshot of another database, at it.
+    /// Nothing was changed.
     #[error(
-        "the snapshot is at log index {snapshot}, behind this store's applied index {applied}"
+        "the snapshot is at log index {snapshot}, not ahead of this store's applied index {applied}"
     )]
     SnapshotBehind {
         /// The snapshot's applied index.

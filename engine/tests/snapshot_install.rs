@@ -360,6 +360,60 @@ fn bad_snapshots_are_refused_and_change_nothing() {
     assert_eq!(model(&b), model(&a));
 }
 
+#[test]
+fn identity_and_index_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Store::open(dir.path().join("a.etch")).unwrap();
+    let b = Store::open(dir.path().join("b.etch")).unwrap();
+    for i in 0..10 {
+        a.put(format!("a/{i}"), "a").unwrap();
+        b.put(format!("b/{i}"), "b").unwrap();
+    }
+    let (bytes, info) = snapshot_bytes(&a);
+    assert_eq!(info.index, 10);
+    let path = dir.path().join("a-snap.etch");
+    std::fs::write(&path, &bytes).unwrap();
+    let b_before = model(&b);
+    // Another database at b's own index: refused both ways, nothing changed.
+    assert!(matches!(
+        b.install_snapshot(&path),
+        Err(Error::SnapshotIdentity { store, snapshot }) if snapshot == info.database_id && store != snapshot
+    ));
+    assert!(matches!(
+        b.install_snapshot_replacing_identity(&path),
+        Err(Error::SnapshotBehind {
+            snapshot: 10,
+            applied: 10
+        })
+    ));
+    assert_eq!(model(&b), b_before);
+    // The same database at its own applied index: installs, the same state, still writable.
+    let a_before = model(&a);
+    assert_eq!(a.install_snapshot(&path).unwrap(), info);
+    assert_eq!(model(&a), a_before);
+    a.put("a/after", "1").unwrap();
+    assert_eq!(a.applied().0, 11);
+    // Read-only and closed stores install nothing.
+    b.close().unwrap();
+    let ro = Options::new()
+        .read_only(true)
+        .open(dir.path().join("b.etch"))
+        .unwrap();
+    assert!(matches!(
+        ro.install_snapshot(&path),
+        Err(Error::ReadOnly { .. })
+    ));
+    assert_eq!(model(&ro), b_before);
+    drop(ro);
+    let a2 = a.clone();
+    a.close().unwrap();
+    assert!(matches!(a2.install_snapshot(&path), Err(Error::Closed)));
+    assert!(matches!(
+        a2.snapshot_to(&mut Vec::new()),
+        Err(Error::Closed)
+    ));
+}
+
 // ---- the simulated disk: power cuts and I/O errors at every operation of an install ----
 
 const DB: &str = "/sim/b.etch";

@@ -164,6 +164,7 @@ impl Store {
     /// a bad checksum or tree); a snapshot of another database ([`Error::SnapshotIdentity`]),
     /// unless this store has never applied anything (a new member receiving its first
     /// snapshot); a snapshot behind this store's applied index ([`Error::SnapshotBehind`]).
+    /// A snapshot at exactly the applied index installs (in Raft it is the same state).
     ///
     /// Writers wait while it runs; readers holding a read view keep reading the old state
     /// until they drop it. Watchers continue from their next revision on the new state; one
@@ -177,9 +178,9 @@ impl Store {
 
     /// [`Store::install_snapshot`] that also accepts a snapshot of another database: the
     /// store takes the snapshot's database id (its identity) along with its state. Use it to
-    /// make a store with a history of its own a member of another cluster. A snapshot behind
-    /// this store's applied index is still refused (indexes and revisions never go backwards
-    /// for readers and watchers).
+    /// make a store with a history of its own a member of another cluster. A snapshot that does
+    /// not move this store's applied index forward is still refused
+    /// ([`Error::SnapshotBehind`]): indexes never go backwards for readers and watchers.
     pub fn install_snapshot_replacing_identity(&self, from: &Path) -> Result<SnapshotInfo> {
         self.install(from, true)
     }
@@ -220,7 +221,12 @@ impl Store {
                     snapshot: meta.db_id,
                 });
             }
-            if meta.applied_seq < w.seq {
+            // Indexes never go backwards; and a snapshot of another database must move the
+            // store forward, since at an equal index a group commit sealed before this install
+            // could still publish the old state over the new one (publishing never goes back,
+            // and only compares index and state).
+            let foreign = meta.db_id != w.slots.db_id && !fresh;
+            if meta.applied_seq < w.seq || (foreign && meta.applied_seq == w.seq) {
                 return Err(Error::SnapshotBehind {
                     snapshot: meta.applied_seq,
                     applied: w.seq,
