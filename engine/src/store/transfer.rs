@@ -99,9 +99,10 @@ impl Store {
     /// state, at this index.
     ///
     /// The copy is made from a pinned read view, so writers go on meanwhile. It is built as a
-    /// compact, unsynced scratch file beside the store (`<file>.snapshot-<random>`, removed after, also on
-    /// error), then streamed to `out`: it needs disk space for one snapshot, and memory for
-    /// one batch of pages and a 1 MiB buffer. What `out` receives is an ordinary etch file.
+    /// compact, unsynced scratch file beside the store (`<file>.snapshot-<random>`, removed
+    /// afterwards, also on error), then streamed to `out`: it needs disk space for one
+    /// snapshot, and memory for one batch of pages and a 1 MiB buffer. What `out` receives is
+    /// an ordinary etch file.
     ///
     /// ```no_run
     /// let db = etch_engine::Store::open("app.etch")?;
