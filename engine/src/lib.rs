@@ -22,6 +22,7 @@
 mod alloc;
 mod btree;
 mod check;
+mod checkpoint;
 mod clock;
 mod command;
 mod copy;
@@ -54,7 +55,7 @@ pub use options::{AutoCompaction, Durability, Options};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};
 pub use stm::WriteTxn;
-pub use store::{LeaseGrant, LeaseInfo, Store, WalRepair};
+pub use store::{LeaseGrant, LeaseInfo, SnapshotInfo, Store, WalRepair};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
     prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, KeyValueRef, OpResponse,
