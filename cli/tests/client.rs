@@ -55,7 +55,12 @@ impl Server {
             .arg("serve")
             .arg("--db")
             .arg(&db)
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
             .args(["--log-level", "warn"])
             .args(extra)
             .env_remove("ETCH_DB")
@@ -147,13 +152,23 @@ fn kv_and_txn_against_a_server() {
     assert_eq!(got["kvs"][0]["value"], "b25l");
     let fields = c.ok(&["get", "a/1", "-w", "fields"]);
     assert!(fields.starts_with("\"ClusterID\" : "), "{fields}");
-    assert!(fields.contains("\"Revision\" : 3\n\"RaftTerm\" : 1\n"), "{fields}");
+    assert!(
+        fields.contains("\"Revision\" : 3\n\"RaftTerm\" : 1\n"),
+        "{fields}"
+    );
     // The value from stdin.
     let r = c.run_with_stdin(&["put", "s"], "from stdin");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(c.ok(&["get", "s", "--print-value-only"]), "from stdin\n");
     assert_eq!(
-        c.ok(&["get", "a/", "--prefix", "--count-only", "--consistency", "s"]),
+        c.ok(&[
+            "get",
+            "a/",
+            "--prefix",
+            "--count-only",
+            "--consistency",
+            "s"
+        ]),
         "2\n"
     );
     assert_eq!(c.ok(&["del", "a/1", "--prev-kv"]), "1\na/1\none\n");
@@ -305,7 +320,10 @@ fn leases_against_a_server() {
     assert!(table.contains(&format!("| {id} | 100 ")), "{table}");
     // Renewing until interrupted: one line per renewal.
     let keep = Running::spawn(c.cmd(&["lease", "keep-alive", &id]));
-    assert_eq!(keep.line(10), format!("lease {id} keepalived with TTL(100)"));
+    assert_eq!(
+        keep.line(10),
+        format!("lease {id} keepalived with TTL(100)")
+    );
     keep.signal("INT");
     assert_eq!(keep.wait(10), Some(0));
     assert_eq!(
@@ -344,8 +362,9 @@ fn maintenance_and_cluster_commands_against_a_server() {
     let r = c.run(&["endpoint", "health"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr
-            .starts_with(&format!("{ep} is healthy: successfully committed proposal: took = ")),
+        r.stderr.starts_with(&format!(
+            "{ep} is healthy: successfully committed proposal: took = "
+        )),
         "{}",
         r.stderr
     );
@@ -365,7 +384,10 @@ fn maintenance_and_cluster_commands_against_a_server() {
         simple.starts_with(&format!("{id:x}, started, default, ")),
         "{simple}"
     );
-    assert!(simple.ends_with(&format!(", http://{ep}, false\n")), "{simple}");
+    assert!(
+        simple.ends_with(&format!(", http://{ep}, false\n")),
+        "{simple}"
+    );
     assert_eq!(c.ok(&["alarm", "list"]), "");
     assert_eq!(c.ok(&["alarm", "disarm"]), "");
     assert_eq!(
@@ -414,7 +436,11 @@ fn lock_elect_import_export_against_a_server() {
     let c = server.client();
     let out = c.ok(&["lock", "jobs", "--", "sh", "-c", "echo \"$ETCD_LOCK_KEY\""]);
     assert!(out.starts_with("jobs/"), "{out}");
-    assert_eq!(c.ok(&["get", "jobs", "--prefix"]), "", "the lock was released");
+    assert_eq!(
+        c.ok(&["get", "jobs", "--prefix"]),
+        "",
+        "the lock was released"
+    );
     // A held lock makes the next one wait; interrupting the holder releases it.
     let holder = Running::spawn(c.cmd(&["lock", "held"]));
     assert!(holder.line(10).starts_with("held/"));
@@ -513,7 +539,11 @@ fn unreachable_endpoint_is_context_deadline_exceeded() {
     assert!(r.stderr.contains(&format!(
         "127.0.0.1:{port} is unhealthy: failed to commit proposal: context deadline exceeded"
     )));
-    assert!(r.stderr.ends_with("Error: unhealthy cluster\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with("Error: unhealthy cluster\n"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -536,7 +566,10 @@ fn endpoints_from_the_environment_and_conflicts() {
     let ep = server.endpoint.as_str();
     let r = etch(&["put", "e", "1"], &[("ETCH_ENDPOINTS", ep)]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "OK\n"), "{}", r.stderr);
-    let r = etch(&["get", "e", "--print-value-only"], &[("ETCDCTL_ENDPOINTS", ep)]);
+    let r = etch(
+        &["get", "e", "--print-value-only"],
+        &[("ETCDCTL_ENDPOINTS", ep)],
+    );
     assert_eq!((r.code, r.stdout.as_str()), (0, "1\n"), "{}", r.stderr);
     // A file named with --db wins over etcdctl's variable...
     let db = dir.path().join("local.etch");
@@ -636,7 +669,11 @@ fn tls_with_client_certificates() {
     assert_eq!(r.stdout, "yes\n", "{}", r.stderr);
     // No client certificate, or one from another CA: refused.
     let r = with(vec!["--cacert".into(), s(&ca)], &["put", "nocert", "v"]);
-    assert_eq!(r.code, 1, "served without a client certificate: {}", r.stdout);
+    assert_eq!(
+        r.code, 1,
+        "served without a client certificate: {}",
+        r.stdout
+    );
     let r = with(tls(&stranger_pair), &["put", "stranger", "v"]);
     assert_eq!(r.code, 1, "served a stranger's certificate: {}", r.stdout);
     // A server certificate that --cacert does not vouch for: refused.

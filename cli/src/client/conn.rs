@@ -27,10 +27,22 @@ pub struct ConnArgs {
     #[arg(long, global = true, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
     /// Client certificate (PEM) for servers that require one (--client-cert-auth); with --key
-    #[arg(long = "cert", id = "tls_cert", global = true, value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long = "cert",
+        id = "tls_cert",
+        global = true,
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
     pub cert: Option<PathBuf>,
     /// Private key (PEM) of --cert
-    #[arg(long = "key", id = "tls_key", global = true, value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long = "key",
+        id = "tls_key",
+        global = true,
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
     pub key: Option<PathBuf>,
     /// Without TLS flags or an https:// endpoint, talk plaintext (as etcdctl); false forces TLS
     #[arg(
@@ -60,7 +72,7 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     /// The endpoints: `--endpoints` / `ETCH_ENDPOINTS`, else `ETCDCTL_ENDPOINTS` (read by
-    /// [`ConnArgs::from_etcdctl_env`]); empty means file mode.
+    /// [`ConnArgs::fall_back_to_etcdctl_env`]); empty means file mode.
     pub fn endpoints(&self) -> CliResult<Vec<String>> {
         let list: Vec<String> = self
             .endpoints
@@ -75,7 +87,7 @@ impl ConnArgs {
     }
 
     /// Takes the endpoints from `ETCDCTL_ENDPOINTS` when none were given otherwise.
-    pub fn from_etcdctl_env(&mut self) {
+    pub fn fall_back_to_etcdctl_env(&mut self) {
         if self.endpoints.is_empty() {
             if let Ok(v) = std::env::var("ETCDCTL_ENDPOINTS") {
                 self.endpoints = v.split(',').map(str::to_string).collect();
@@ -140,7 +152,11 @@ pub async fn dial(conn: &ConnArgs, endpoint: &str, deadline: Instant) -> Result<
 
 /// Dials `endpoint` until it answers or `deadline` passes (etcdctl's client keeps retrying a
 /// refused connection until the command's context ends); the last error on failure.
-pub async fn dial_until(conn: &ConnArgs, endpoint: &str, deadline: Instant) -> Result<Channel, String> {
+pub async fn dial_until(
+    conn: &ConnArgs,
+    endpoint: &str,
+    deadline: Instant,
+) -> Result<Channel, String> {
     loop {
         let err = match dial(conn, endpoint, deadline).await {
             Ok(ch) => return Ok(ch),
@@ -184,7 +200,10 @@ mod tests {
 
     #[test]
     fn endpoints_become_urls() {
-        assert_eq!(url("127.0.0.1:2379", false).unwrap(), "http://127.0.0.1:2379");
+        assert_eq!(
+            url("127.0.0.1:2379", false).unwrap(),
+            "http://127.0.0.1:2379"
+        );
         assert_eq!(url("http://h:1", true).unwrap(), "https://h:1");
         assert_eq!(url("https://h:1/", true).unwrap(), "https://h:1");
         assert!(url("unix://x", false).is_err());

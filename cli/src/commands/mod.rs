@@ -48,7 +48,7 @@ pub fn run(cli: &Cli) -> CliResult<u8> {
     let mut conn = cli.conn.clone();
     // ETCDCTL_ENDPOINTS is etcdctl's variable: it selects a server only when no file is named.
     if !db_named() {
-        conn.from_etcdctl_env();
+        conn.fall_back_to_etcdctl_env();
     }
     if conn.is_client() {
         if let Some(result) = remote::run(&mut ctx, &conn, &cli.command) {

@@ -291,7 +291,13 @@ impl Printer {
 
     /// `member list`.
     pub fn member_list(&mut self, revision: i64, members: &[MemberRow]) -> io::Result<()> {
-        let status = |m: &MemberRow| if m.name.is_empty() { "unstarted" } else { "started" };
+        let status = |m: &MemberRow| {
+            if m.name.is_empty() {
+                "unstarted"
+            } else {
+                "started"
+            }
+        };
         match self.format {
             Format::Json => {
                 let j = self.json_style;

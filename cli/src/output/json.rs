@@ -276,7 +276,11 @@ mod tests {
         let number = Json::default().kv(&kv(id, b"v"));
         assert_eq!(number["lease"].as_i64(), Some(id));
         assert!(number.to_string().contains(&format!(r#""lease":{id}}}"#)));
-        let string = Json { string_ids: true }.kv(&kv(id, b"v"));
+        let string = Json {
+            string_ids: true,
+            ..Default::default()
+        }
+        .kv(&kv(id, b"v"));
         assert_eq!(string["lease"], Value::String(id.to_string()));
     }
 }

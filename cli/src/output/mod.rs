@@ -21,8 +21,8 @@ use etch::{
 use serde_json::Value;
 
 use crate::args::Format;
-use json::Json;
 pub use cluster::{AlarmRow, EndpointHealth, EndpointStatus, MemberRow};
+use json::Json;
 use text::{display_bytes, go_quote, hex_escaped, lease_hex};
 
 /// What `snapshot status` reports about a snapshot file.

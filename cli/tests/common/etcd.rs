@@ -157,7 +157,9 @@ impl Etcd {
         let etcdctl = match find_tool("etcdctl") {
             Some(p) => p,
             None if tools_required() => {
-                panic!("ETCH_REQUIRE_TOOLS=1 but etcdctl is not on PATH (apt-get install etcd-client)")
+                panic!(
+                    "ETCH_REQUIRE_TOOLS=1 but etcdctl is not on PATH (apt-get install etcd-client)"
+                )
             }
             None => {
                 eprintln!("skipped: etcdctl not found (apt-get install etcd-client)");

@@ -49,7 +49,11 @@ impl Session {
             let mut responses = resp.into_inner();
             loop {
                 tokio::time::sleep(every).await;
-                if tx.send(pb::LeaseKeepAliveRequest { id: lease }).await.is_err() {
+                if tx
+                    .send(pb::LeaseKeepAliveRequest { id: lease })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 // A lost lease ends the renewals; the holder sees it when it lets go.
@@ -147,8 +151,14 @@ pub fn lock(ctx: &mut Ctx, c: &Client, a: &LockArgs) -> CliResult<u8> {
         EXIT_OK
     } else {
         let env = [
-            ("ETCD_LOCK_KEY", String::from_utf8_lossy(&locked.key).into_owned()),
-            ("ETCD_LOCK_REV", revision(locked.header.as_ref()).to_string()),
+            (
+                "ETCD_LOCK_KEY",
+                String::from_utf8_lossy(&locked.key).into_owned(),
+            ),
+            (
+                "ETCD_LOCK_REV",
+                revision(locked.header.as_ref()).to_string(),
+            ),
         ];
         let status = child::run(&a.command, &env)?;
         status.code().map_or(EXIT_ERROR, |c| c as u8)

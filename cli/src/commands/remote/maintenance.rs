@@ -13,8 +13,8 @@ use sha2::Digest;
 use tonic::transport::Channel;
 
 use crate::args::CompactionArgs;
-use crate::client::{conn, ids, revision, runtime, status_error, Client, ConnArgs};
 use crate::client::DEADLINE_EXCEEDED;
+use crate::client::{conn, ids, revision, runtime, status_error, Client, ConnArgs};
 use crate::commands::Ctx;
 use crate::error::{CliError, CliResult};
 use crate::output::{AlarmRow, EndpointHealth, EndpointStatus, MemberRow};
@@ -93,7 +93,11 @@ pub fn endpoint_status(ctx: &mut Ctx, conn: &ConnArgs) -> CliResult {
     for ep in conn.endpoints()? {
         let got = rt.block_on(async {
             let ch = dial(conn, &ep).await?;
-            timed(conn, MaintenanceClient::new(ch).status(pb::StatusRequest {})).await
+            timed(
+                conn,
+                MaintenanceClient::new(ch).status(pb::StatusRequest {}),
+            )
+            .await
         });
         match got {
             Ok(s) => rows.push(EndpointStatus {
@@ -151,8 +155,7 @@ pub fn endpoint_health(ctx: &mut Ctx, conn: &ConnArgs) -> CliResult {
             };
             let alarms = timed(conn, MaintenanceClient::new(ch).alarm(list)).await?;
             if let Some(a) = alarms.alarms.first() {
-                let name = pb::AlarmType::try_from(a.alarm)
-                    .map_or("UNKNOWN", |t| t.as_str_name());
+                let name = pb::AlarmType::try_from(a.alarm).map_or("UNKNOWN", |t| t.as_str_name());
                 return Err(format!("Active Alarm(s): {name}"));
             }
             Ok(())
@@ -175,7 +178,9 @@ pub fn endpoint_health(ctx: &mut Ctx, conn: &ConnArgs) -> CliResult {
 /// `member list`.
 pub fn member_list(ctx: &mut Ctx, c: &Client) -> CliResult {
     let mut cluster = ClusterClient::new(c.channel.clone());
-    let resp = c.call(cluster.member_list(pb::MemberListRequest { linearizable: false }))?;
+    let resp = c.call(cluster.member_list(pb::MemberListRequest {
+        linearizable: false,
+    }))?;
     ctx.printer.set_server(ids(resp.header.as_ref()));
     let members: Vec<MemberRow> = resp
         .members
@@ -263,14 +268,12 @@ pub fn snapshot_save(ctx: &mut Ctx, c: &Client, file: &Path) -> CliResult {
 fn receive(c: &Client, out: &mut std::fs::File) -> CliResult<(i64, u64)> {
     let mut m = MaintenanceClient::new(c.channel.clone());
     c.block_on(async {
-        let mut stream = tokio::time::timeout(
-            c.conn().command_timeout,
-            m.snapshot(pb::SnapshotRequest {}),
-        )
-        .await
-        .map_err(|_| CliError::failed(DEADLINE_EXCEEDED))?
-        .map_err(|s| status_error(&s))?
-        .into_inner();
+        let mut stream =
+            tokio::time::timeout(c.conn().command_timeout, m.snapshot(pb::SnapshotRequest {}))
+                .await
+                .map_err(|_| CliError::failed(DEADLINE_EXCEEDED))?
+                .map_err(|s| status_error(&s))?
+                .into_inner();
         let mut sha = sha2::Sha256::new();
         let mut total: u64 = 0;
         let mut rev = 0;

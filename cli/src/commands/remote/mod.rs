@@ -12,8 +12,7 @@ pub mod watch;
 
 use super::Ctx;
 use crate::args::{
-    AlarmCommand, CheckArgs, CheckCommand, Command, EndpointCommand, MemberCommand,
-    SnapshotCommand,
+    AlarmCommand, CheckArgs, CheckCommand, Command, EndpointCommand, MemberCommand, SnapshotCommand,
 };
 use crate::client::{Client, ConnArgs};
 use crate::error::{CliError, CliResult, EXIT_OK};

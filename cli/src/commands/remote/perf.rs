@@ -113,10 +113,9 @@ pub fn run(c: &Client, a: &PerfArgs) -> CliResult {
         }))?;
     }
     if a.auto_defrag {
-        let mut m =
-            etch_server::proto::etcdserverpb::maintenance_client::MaintenanceClient::new(
-                c.channel.clone(),
-            );
+        let mut m = etch_server::proto::etcdserverpb::maintenance_client::MaintenanceClient::new(
+            c.channel.clone(),
+        );
         c.call(m.defragment(pb::DefragmentRequest {}))?;
     }
     report(&outcome, rate)

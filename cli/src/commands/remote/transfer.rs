@@ -61,7 +61,9 @@ impl KeySpace for RemoteKeys<'_> {
 
 /// `import FILE` into the server.
 pub fn import(ctx: &mut Ctx, c: &Client, a: &ImportArgs) -> CliResult {
-    import_into(ctx, a, || Ok(Box::new(RemoteKeys(c)) as Box<dyn KeySpace + '_>))
+    import_into(ctx, a, || {
+        Ok(Box::new(RemoteKeys(c)) as Box<dyn KeySpace + '_>)
+    })
 }
 
 /// `export` from the server.

@@ -122,13 +122,15 @@ fn parse_line(line: &str) -> Option<pb::WatchRequest> {
     let parsed = WatchLine::try_parse_from(rest)
         .map_err(|e| e.to_string())
         .and_then(|w| {
-            create(&w.key, w.range_end.as_ref(), w.prefix, w.rev, w.prev_kv)
-                .map_err(|e| e.message)
+            create(&w.key, w.range_end.as_ref(), w.prefix, w.rev, w.prev_kv).map_err(|e| e.message)
         });
     match parsed {
         Ok(req) => Some(req),
         Err(e) => {
-            eprintln!("Invalid command {line} ({})", e.lines().next().unwrap_or(""));
+            eprintln!(
+                "Invalid command {line} ({})",
+                e.lines().next().unwrap_or("")
+            );
             None
         }
     }
@@ -158,12 +160,13 @@ pub fn run(ctx: &mut Ctx, c: &Client, a: &WatchArgs) -> CliResult {
     signals::install()?;
     let mut client = WatchClient::new(c.channel.clone());
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let mut responses = c.block_on(async {
-        tokio::time::timeout(c.conn().command_timeout, client.watch(stream)).await
-    })
-    .map_err(|_| CliError::failed(crate::client::DEADLINE_EXCEEDED))?
-    .map_err(|s| status_error(&s))?
-    .into_inner();
+    let mut responses = c
+        .block_on(async {
+            tokio::time::timeout(c.conn().command_timeout, client.watch(stream)).await
+        })
+        .map_err(|_| CliError::failed(crate::client::DEADLINE_EXCEEDED))?
+        .map_err(|s| status_error(&s))?
+        .into_inner();
     loop {
         if signals::interrupted() {
             return Ok(());
