@@ -60,6 +60,9 @@ fn script(mut p: Pair) {
     compaction(&p);
     snapshots(&p);
     endpoint_status(&p);
+    if p.is_client() {
+        cluster(&p);
+    }
     // Last: a killed `elect` leaves its session's lease and key behind on both sides.
     lock_and_elect(&p);
     p.finish();
@@ -435,6 +438,31 @@ fn endpoint_status(p: &Pair) {
         None,
         &table_shape,
     );
+}
+
+/// Client mode: the commands that ask a server about itself. Endpoints are compared as
+/// `<endpoint>` (the two servers listen on different ports), durations as `<took>`.
+fn cluster(p: &Pair) {
+    for w in ["simple", "json", "fields"] {
+        p.same(&["member", "list", "-w", w]);
+        p.same(&["alarm", "list", "-w", w]);
+    }
+    p.same(&["alarm", "disarm"]);
+    p.same_with(&[b"member", b"list", b"-w", b"table"], None, &table_shape);
+    for w in ["simple", "json", "fields"] {
+        p.same_with(
+            &[b"endpoint", b"health", b"-w", w.as_bytes()],
+            None,
+            &mask_took,
+        );
+    }
+    p.same_with(
+        &[b"endpoint", b"health", b"-w", b"table"],
+        None,
+        &table_shape,
+    );
+    p.same(&["defrag"]);
+    p.same(&["defrag", "-w", "json"]);
 }
 
 fn lock_and_elect(p: &Pair) {

@@ -283,6 +283,14 @@ impl Pair {
                 _ => out.push_str(line),
             }
         }
+        if self.servers_on_both_sides {
+            // The two servers listen on different ports.
+            let endpoint = match side {
+                Side::Etcd => self.etcd.endpoint.as_str(),
+                Side::Etch => self.etch.endpoints.as_deref().unwrap_or_default(),
+            };
+            out = out.replace(endpoint, "<endpoint>");
+        }
         for (i, (etcd_id, etch_id)) in self.leases.iter().enumerate() {
             let id = if side == Side::Etcd {
                 *etcd_id
