@@ -157,16 +157,18 @@ pub enum Command {
     /// Discard the history before a revision
     #[command(after_help = "Example:\n  etch compaction 1234")]
     Compaction(CompactionArgs),
-    /// Rewrite the file compactly, giving free space back to the file system
+    /// Rewrite the file (or each server's) compactly, giving free space back to the file system
     #[command(
-        after_help = "Example:\n  etch compaction $(etch get x -w json | jq .header.revision) && etch defrag"
+        after_help = "Examples:\n  etch compaction $(etch get x -w json | jq .header.revision) && etch defrag\n  etch --endpoints 127.0.0.1:2379,127.0.0.1:22379 defrag"
     )]
     Defrag,
-    /// Save, restore and inspect snapshot files
+    /// Save (from the file or a server), restore and inspect snapshot files
     #[command(subcommand, after_help = SNAPSHOT_EXAMPLE)]
     Snapshot(SnapshotCommand),
-    /// Show the store's revision, key count and sizes
-    #[command(after_help = "Example:\n  etch status -w table")]
+    /// Show the file's revision, key count and sizes (a file only)
+    #[command(
+        after_help = "Example:\n  etch status -w table   # a file; for a server: etch --endpoints HOST:PORT endpoint status"
+    )]
     Status,
     /// etcdctl's `endpoint status` and `endpoint health`
     #[command(subcommand)]
@@ -177,9 +179,10 @@ pub enum Command {
     /// List or disarm the server's alarms, e.g. NOSPACE (needs --endpoints)
     #[command(subcommand)]
     Alarm(AlarmCommand),
-    /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage
+    /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage;
+    /// `check perf` measures a server
     #[command(
-        after_help = "Examples:\n  etch check && echo intact\n  etch check --repair   # after \"WAL is damaged\": keep a copy, recover up to the damage"
+        after_help = "Examples:\n  etch check && echo intact\n  etch check --repair   # after \"WAL is damaged\": keep a copy, recover up to the damage\n  etch --endpoints 127.0.0.1:2379 check perf --load m"
     )]
     Check(CheckArgs),
     /// Take a named lock, print its key and hold it (or run a command while holding it)

@@ -58,8 +58,8 @@ pub struct ConnArgs {
     /// Longest wait for one connection to an endpoint
     #[arg(long, global = true, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     pub dial_timeout: Duration,
-    /// Longest a command's requests may take, connecting included (not watch, keep-alive,
-    /// lock, elect, snapshot save: they run until done or interrupted)
+    /// Longest wait for a connection, and for each request (the streams of watch, keep-alive,
+    /// lock, elect and snapshot save run until done or interrupted)
     #[arg(long, global = true, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub command_timeout: Duration,
     /// Interval of HTTP/2 keep-alive pings to the server

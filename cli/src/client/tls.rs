@@ -10,8 +10,9 @@ fn read(path: &std::path::Path) -> CliResult<Vec<u8>> {
 }
 
 /// The TLS configuration: the server is verified against `--cacert` (the system's roots are
-/// not read: without `--cacert` only a server whose certificate chains to nothing trusted
-/// fails, with a clear error), and `--cert`/`--key` are presented to servers that ask.
+/// not read, so without `--cacert` no server certificate verifies and the dial fails with
+/// rustls's "invalid peer certificate: UnknownIssuer"), and `--cert`/`--key` are presented to
+/// servers that ask.
 pub fn config(conn: &ConnArgs) -> CliResult<ClientTlsConfig> {
     let mut config = ClientTlsConfig::new();
     if let Some(ca) = &conn.cacert {

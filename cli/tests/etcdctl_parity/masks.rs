@@ -119,7 +119,11 @@ pub fn mask_session_keys(s: &str, name: &str) -> String {
 /// `"Took" : `) as `<took>`, after checking each looks like one.
 pub fn mask_took(s: &str) -> String {
     let mut out = s.to_string();
-    for (marker, stop) in [("took = ", '\n'), ("\"took\":\"", '"'), ("\"Took\" : ", '\n')] {
+    for (marker, stop) in [
+        ("took = ", '\n'),
+        ("\"took\":\"", '"'),
+        ("\"Took\" : ", '\n'),
+    ] {
         let mut result = String::new();
         let mut rest = out.as_str();
         while let Some(at) = rest.find(marker) {
