@@ -689,10 +689,32 @@ fn tls_with_client_certificates() {
         &["get", "secure"],
     );
     assert_eq!(r.code, 1, "trusted an unknown server: {}", r.stdout);
+    // No --cacert: nothing verifies the server, so the dial fails...
+    let r = with(
+        vec![
+            "--cert".into(),
+            s(&client_pair[0]),
+            "--key".into(),
+            s(&client_pair[1]),
+        ],
+        &["get", "secure"],
+    );
+    assert_eq!(r.code, 1, "trusted a server without a CA: {}", r.stdout);
+    assert!(r.stderr.contains("UnknownIssuer"), "{}", r.stderr);
+    // ...unless verification is skipped (etcdctl's testing flag); the server still checks
+    // the client's certificate.
+    let mut skip = vec!["--insecure-skip-tls-verify".to_string()];
+    skip.extend(tls(&client_pair).into_iter().skip(2));
+    let r = with(skip, &["put", "unverified", "v"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "OK\n"), "{}", r.stderr);
+    let mut skip = vec!["--insecure-skip-tls-verify".to_string()];
+    skip.extend(tls(&stranger_pair).into_iter().skip(2));
+    let r = with(skip, &["put", "stranger2", "v"]);
+    assert_eq!(r.code, 1, "served a stranger's certificate: {}", r.stdout);
     // --cert without --key is an argument error.
     let r = c.run(&["--cert", &s(&client_pair[0]), "get", "secure"]);
     assert_eq!(r.code, 128, "{}", r.stderr);
     // Nothing the refused clients sent was written.
     let r = with(tls(&client_pair), &["get", "", "--prefix", "--keys-only"]);
-    assert_eq!(r.stdout, "secure\n\n", "{}", r.stderr);
+    assert_eq!(r.stdout, "secure\n\nunverified\n\n", "{}", r.stderr);
 }

@@ -44,6 +44,9 @@ pub struct ConnArgs {
         requires = "tls_cert"
     )]
     pub key: Option<PathBuf>,
+    /// Use TLS but accept any server certificate (testing only, as etcdctl warns)
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
     /// Without TLS flags or an https:// endpoint, talk plaintext (as etcdctl); false forces TLS
     #[arg(
         long,
@@ -106,6 +109,7 @@ impl ConnArgs {
         endpoint.starts_with("https://")
             || self.cacert.is_some()
             || self.cert.is_some()
+            || self.insecure_skip_tls_verify
             || !self.insecure_transport
     }
 }
@@ -129,7 +133,9 @@ pub fn url(endpoint: &str, tls: bool) -> CliResult<String> {
 /// Dials one endpoint, bounded by `--dial-timeout` and the command's `deadline`.
 pub async fn dial(conn: &ConnArgs, endpoint: &str, deadline: Instant) -> Result<Channel, String> {
     let tls = conn.uses_tls(endpoint);
-    let url = url(endpoint, tls).map_err(|e| e.message)?;
+    // Without verification the TLS is done by our own connector, under a plain URL.
+    let own_tls = tls && conn.insecure_skip_tls_verify;
+    let url = url(endpoint, tls && !own_tls).map_err(|e| e.message)?;
     let left = deadline.saturating_duration_since(Instant::now());
     let limit = conn.dial_timeout.min(left).max(Duration::from_millis(1));
     let mut ep = Endpoint::from_shared(url)
@@ -139,6 +145,13 @@ pub async fn dial(conn: &ConnArgs, endpoint: &str, deadline: Instant) -> Result<
         .http2_keep_alive_interval(conn.keepalive_time)
         .keep_alive_timeout(conn.keepalive_timeout)
         .keep_alive_while_idle(true);
+    if own_tls {
+        let config = super::tls::insecure::client_config(conn).map_err(|e| e.message)?;
+        return match tokio::time::timeout(limit, super::tls::insecure::connect(ep, config)).await {
+            Ok(result) => result,
+            Err(_) => Err(super::DEADLINE_EXCEEDED.to_string()),
+        };
+    }
     if tls {
         let config = super::tls::config(conn).map_err(|e| e.message)?;
         ep = ep.tls_config(config).map_err(|e| error_chain(&e))?;
