@@ -586,6 +586,10 @@ fn endpoints_from_the_environment_and_conflicts() {
     );
     assert_eq!(r.code, 128, "{}", r.stdout);
     assert!(r.stderr.contains("give one of them"), "{}", r.stderr);
+    // An endpoint that is no URL is an argument error, at once.
+    let r = etch(&["--endpoints", "unix:///tmp/sock", "get", "e"], &[]);
+    assert_eq!(r.code, 128, "{}", r.stderr);
+    assert!(r.stderr.contains("unsupported endpoint"), "{}", r.stderr);
 }
 
 /// A CA and a certificate it signed for `names`, as PEM (certificate, key).

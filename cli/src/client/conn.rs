@@ -86,6 +86,9 @@ impl ConnArgs {
         if list.is_empty() {
             return Err(CliError::bad_args("no endpoints given (--endpoints)"));
         }
+        for endpoint in &list {
+            url(endpoint, false)?;
+        }
         Ok(list)
     }
 
