@@ -478,6 +478,73 @@ fn lock_elect_import_export_against_a_server() {
 }
 
 #[test]
+fn several_endpoints_and_a_server_that_goes_away() {
+    let a = Server::start();
+    let mut b = Server::start();
+    let both = Env::client(&format!("{},{}", a.endpoint, b.endpoint));
+    // Per-endpoint commands address each one.
+    let status = both.ok(&["endpoint", "status"]);
+    let lines: Vec<&str> = status.lines().collect();
+    assert_eq!(lines.len(), 2, "{status}");
+    assert!(
+        lines[0].starts_with(&format!("{}, ", a.endpoint)),
+        "{status}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{}, ", b.endpoint)),
+        "{status}"
+    );
+    let health = json(&both.ok(&["endpoint", "health", "-w", "json"]));
+    assert_eq!(health.as_array().unwrap().len(), 2);
+    // Other commands use the first endpoint that answers.
+    both.ok(&["put", "k", "on-a"]);
+    assert_eq!(a.client().ok(&["get", "k", "--print-value-only"]), "on-a\n");
+
+    // A watch whose server goes away ends with an error instead of hanging.
+    let bc = b.client();
+    let watch = Running::spawn(bc.cmd(&["watch", "k"]));
+    let mut seen = false;
+    for _ in 0..50 {
+        bc.ok(&["put", "k", "v"]);
+        if watch.lines.recv_timeout(Duration::from_millis(200)).is_ok() {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "the watch printed nothing");
+    b.stop();
+    let code = watch.wait(20);
+    assert_eq!(code, Some(1));
+    // The endpoint that is gone: reported, the other one still listed, exit 1.
+    let r = both.run(&["--command-timeout", "1s", "endpoint", "status"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with(&format!("{}, ", a.endpoint)),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "Failed to get the status of endpoint {} (context deadline exceeded)",
+            b.endpoint
+        )),
+        "{}",
+        r.stderr
+    );
+    // And a lock waiter interrupted by Ctrl-C leaves the queue: exit 5, nothing left behind.
+    let ac = a.client();
+    let holder = Running::spawn(ac.cmd(&["lock", "q"]));
+    assert!(holder.line(10).starts_with("q/"));
+    let waiter = Running::spawn(ac.cmd(&["lock", "q"]));
+    std::thread::sleep(Duration::from_millis(500));
+    waiter.signal("INT");
+    assert_eq!(waiter.wait(10), Some(5));
+    holder.signal("INT");
+    assert_eq!(holder.wait(10), Some(0));
+    assert_eq!(ac.ok(&["get", "q", "--prefix", "--count-only"]), "0\n");
+}
+
+#[test]
 fn check_perf_runs_a_bounded_load_and_cleans_up() {
     let server = Server::start();
     let c = server.client();
