@@ -377,13 +377,17 @@ impl Printer {
         }
     }
 
-    /// `alarm list` and `alarm disarm` (the alarms listed, or those disarmed).
-    pub fn alarms(&mut self, revision: i64, alarms: &[AlarmRow]) -> io::Result<()> {
+    /// `alarm list` and `alarm disarm` (the alarms listed, or those disarmed);
+    /// `revision` is `None` when the response had no header (etcd 3.4 sends none when there
+    /// is no alarm): JSON then leaves it out, as etcdctl.
+    pub fn alarms(&mut self, revision: Option<i64>, alarms: &[AlarmRow]) -> io::Result<()> {
         match self.format {
             Format::Json => {
                 let j = self.json_style;
                 let mut top = Map::new();
-                top.insert("header".into(), j.header(revision));
+                if let Some(revision) = revision {
+                    top.insert("header".into(), j.header(revision));
+                }
                 if !alarms.is_empty() {
                     let list: Vec<Value> = alarms
                         .iter()
@@ -394,7 +398,7 @@ impl Printer {
                 self.json(&Value::Object(top))
             }
             Format::Fields => {
-                self.header_fields(revision)?;
+                self.header_fields(revision.unwrap_or(0))?;
                 for a in alarms {
                     writeln!(self.out, "\"MemberID\" : {}", a.member_id)?;
                     writeln!(self.out, "\"AlarmType\" : {}", alarm_name(a.alarm))?;

@@ -1,6 +1,12 @@
 //! The same script through etcdctl 3.4 against a real etcd, and through `etch --db FILE`: after
 //! removing what only a server has, stdout, stderr and the exit code must be equal.
 //!
+//! Run twice more in client mode: etcdctl and `etch --endpoints` each against their own fresh
+//! `etch serve` (both advertising the same URL, so ids, revisions and headers compare exactly),
+//! and each against their own real etcd (ids stripped as above). In client mode the two servers'
+//! ports are masked as `<endpoint>`, and the cluster commands (member list, alarms, endpoint
+//! health, defrag) are compared too; snapshot status is not (etcdctl reads bbolt files only).
+//!
 //! What is normalised away, and why:
 //! - `cluster_id`, `member_id` and `raft_term` (JSON) and the `ClusterID`, `MemberID` and
 //!   `RaftTerm` lines (fields output): a file has no cluster, member or Raft term.
@@ -48,6 +54,15 @@ fn etcdctl_and_etch_print_the_same() {
 #[test]
 fn etcdctl_and_etch_client_print_the_same() {
     let Some(p) = Pair::client() else { return };
+    script(p);
+}
+
+/// Client mode against real etcd 3.4: `etch --endpoints` prints what etcdctl prints.
+#[test]
+fn etcdctl_and_etch_client_of_etcd_print_the_same() {
+    let Some(p) = Pair::client_of_etcd() else {
+        return;
+    };
     script(p);
 }
 
@@ -443,12 +458,20 @@ fn endpoint_status(p: &Pair) {
 /// Client mode: the commands that ask a server about itself. Endpoints are compared as
 /// `<endpoint>` (the two servers listen on different ports), durations as `<took>`.
 fn cluster(p: &Pair) {
-    for w in ["simple", "json", "fields"] {
-        p.same(&["member", "list", "-w", w]);
+    if p.same_servers() {
+        // Two etcds have different member ids and peer URLs; two `etch serve` given the same
+        // advertised URL do not. (etcdctl 3.4 crashes on `alarm list -w fields` when etcd
+        // sends no header.)
+        for w in ["simple", "json", "fields"] {
+            p.same(&["member", "list", "-w", w]);
+        }
+        p.same(&["alarm", "list", "-w", "fields"]);
+    }
+    p.same_with(&[b"member", b"list", b"-w", b"table"], None, &table_shape);
+    for w in ["simple", "json"] {
         p.same(&["alarm", "list", "-w", w]);
     }
     p.same(&["alarm", "disarm"]);
-    p.same_with(&[b"member", b"list", b"-w", b"table"], None, &table_shape);
     for w in ["simple", "json", "fields"] {
         p.same_with(
             &[b"endpoint", b"health", b"-w", w.as_bytes()],

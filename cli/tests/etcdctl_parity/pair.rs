@@ -49,8 +49,8 @@ pub struct Pair {
     etch: Env,
     /// In client mode, the `etch serve` that `etch --endpoints` talks to (stopped on drop).
     _etch_server: Option<Etcd>,
-    /// True when both sides talk to a server: the header's cluster, member and term are
-    /// compared rather than removed.
+    /// True when both sides talk to an `etch serve`: the header's cluster, member and term
+    /// are compared rather than removed.
     servers_on_both_sides: bool,
     /// The n-th granted lease's id on each side: (etcd, etch).
     leases: Vec<(i64, i64)>,
@@ -88,9 +88,25 @@ impl Pair {
         })
     }
 
+    /// Client mode against real etcd: etcdctl against one etcd, `etch --endpoints` against
+    /// another. Their ids differ (they are derived from the peer URLs), so the header's
+    /// cluster, member and term are removed as in file mode.
+    pub fn client_of_etcd() -> Option<Pair> {
+        let reference = Etcd::start()?;
+        let subject = Etcd::start()?;
+        Some(Pair {
+            etcd: reference,
+            etch: Env::client(&subject.endpoint),
+            _etch_server: Some(subject),
+            servers_on_both_sides: false,
+            leases: Vec::new(),
+            failures: RefCell::new(Vec::new()),
+        })
+    }
+
     /// True in client mode.
     pub fn is_client(&self) -> bool {
-        self.servers_on_both_sides
+        self.etch.endpoints.is_some()
     }
 
     /// `args` with `{Ln}` replaced by this side's n-th lease id in hex.
@@ -283,7 +299,7 @@ impl Pair {
                 _ => out.push_str(line),
             }
         }
-        if self.servers_on_both_sides {
+        if self.is_client() {
             // The two servers listen on different ports.
             let endpoint = match side {
                 Side::Etcd => self.etcd.endpoint.as_str(),
@@ -387,4 +403,11 @@ fn show(args: &[&[u8]]) -> String {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+impl Pair {
+    /// True when both sides talk to an `etch serve` (same member ids and URLs).
+    pub fn same_servers(&self) -> bool {
+        self.servers_on_both_sides
+    }
 }

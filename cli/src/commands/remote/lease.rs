@@ -95,6 +95,10 @@ pub fn run(ctx: &mut Ctx, c: &Client, cmd: &LeaseCommand) -> CliResult {
 /// etcdctl) when the lease is gone. `--once` failing exits 2, as etcdctl.
 fn keep_alive(ctx: &mut Ctx, c: &Client, id: i64, once: bool) -> CliResult {
     let (tx, rx) = mpsc::channel::<pb::LeaseKeepAliveRequest>(4);
+    // The first request goes in before the stream opens: etcd answers the call only once a
+    // request has arrived.
+    tx.try_send(pb::LeaseKeepAliveRequest { id })
+        .map_err(|_| CliError::failed("keep-alive stream closed"))?;
     let mut lease = LeaseClient::new(c.channel.clone());
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let opened = c.block_on(async {
@@ -113,8 +117,9 @@ fn keep_alive(ctx: &mut Ctx, c: &Client, id: i64, once: bool) -> CliResult {
     if !once {
         signals::install()?;
     }
+    let mut first = true;
     loop {
-        if tx.try_send(pb::LeaseKeepAliveRequest { id }).is_err() {
+        if !std::mem::take(&mut first) && tx.try_send(pb::LeaseKeepAliveRequest { id }).is_err() {
             return Err(CliError::failed("keep-alive stream closed"));
         }
         let resp = c.block_on(async {

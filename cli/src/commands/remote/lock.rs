@@ -42,19 +42,27 @@ impl Session {
         let every = Duration::from_millis(grant.ttl.max(1) as u64 * 1000 / 3);
         let renewer = c.rt().spawn(async move {
             let (tx, rx) = tokio::sync::mpsc::channel(1);
+            // etcd answers the call only once a request has arrived: the first renewal goes
+            // in before the stream opens.
+            if tx
+                .try_send(pb::LeaseKeepAliveRequest { id: lease })
+                .is_err()
+            {
+                return;
+            }
             let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
             let Ok(resp) = leases.lease_keep_alive(stream).await else {
                 return;
             };
             let mut responses = resp.into_inner();
+            let mut first = true;
             loop {
-                tokio::time::sleep(every).await;
-                if tx
-                    .send(pb::LeaseKeepAliveRequest { id: lease })
-                    .await
-                    .is_err()
-                {
-                    return;
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(every).await;
+                    let renew = pb::LeaseKeepAliveRequest { id: lease };
+                    if tx.send(renew).await.is_err() {
+                        return;
+                    }
                 }
                 // A lost lease ends the renewals; the holder sees it when it lets go.
                 match responses.message().await {

@@ -232,9 +232,8 @@ pub fn alarm(ctx: &mut Ctx, c: &Client, disarm: bool) -> CliResult {
         }
     }
     ctx.printer.set_server(ids(resp.header.as_ref()));
-    Ok(ctx
-        .printer
-        .alarms(revision(resp.header.as_ref()), &alarm_rows(&resp))?)
+    let rev = resp.header.as_ref().map(|h| h.revision);
+    Ok(ctx.printer.alarms(rev, &alarm_rows(&resp))?)
 }
 
 /// `snapshot save FILE`: streams the server's snapshot to FILE.part, checks the SHA-256 the

@@ -145,8 +145,26 @@ pub fn run(ctx: &mut Ctx, c: &Client, a: &WatchArgs) -> CliResult {
     }
     let (tx, rx) = mpsc::channel::<pb::WatchRequest>(16);
     let (input_tx, mut input_rx) = mpsc::channel::<Input>(16);
+    signals::install()?;
     if a.interactive {
         std::thread::spawn(move || read_lines(input_tx));
+        // etcd answers the stream only once a request has arrived: wait for the first watch.
+        loop {
+            if signals::interrupted() {
+                return Ok(());
+            }
+            let input = c.block_on(async { tokio::time::timeout(POLL, input_rx.recv()).await });
+            match input {
+                Err(_) => continue,
+                Ok(Some(Input::Watch(req))) => {
+                    tx.try_send(req)
+                        .map_err(|_| CliError::failed("cannot queue the watch request"))?;
+                    break;
+                }
+                Ok(Some(Input::End(why))) => return Err(end_of_input(&why)),
+                Ok(None) => return Err(end_of_input("EOF")),
+            }
+        }
     } else {
         let key = a
             .key
@@ -157,7 +175,6 @@ pub fn run(ctx: &mut Ctx, c: &Client, a: &WatchArgs) -> CliResult {
             .map_err(|_| CliError::failed("cannot queue the watch request"))?;
         drop(input_tx);
     }
-    signals::install()?;
     let mut client = WatchClient::new(c.channel.clone());
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let mut responses = c
@@ -185,11 +202,7 @@ pub fn run(ctx: &mut Ctx, c: &Client, a: &WatchArgs) -> CliResult {
                     .map_err(|_| CliError::failed("cannot queue the watch request"))?;
                 continue;
             }
-            Some(Err(Input::End(why))) => {
-                return Err(CliError::invalid_input(format!(
-                    "Error reading watch request line: {why}"
-                )));
-            }
+            Some(Err(Input::End(why))) => return Err(end_of_input(&why)),
             Some(Ok(Ok(Some(resp)))) => resp,
             Some(Ok(Ok(None))) => {
                 return Err(CliError::failed("watch stream closed by the server"));
@@ -211,6 +224,11 @@ pub fn run(ctx: &mut Ctx, c: &Client, a: &WatchArgs) -> CliResult {
             run_hook(&a.command, header_revision, &resp)?;
         }
     }
+}
+
+/// etcdctl's error when `watch -i` input ends or fails (exit 3).
+fn end_of_input(why: &str) -> CliError {
+    CliError::invalid_input(format!("Error reading watch request line: {why}"))
 }
 
 /// As etcdctl: the canceled response in JSON output, the reason on stderr, exit 5.
