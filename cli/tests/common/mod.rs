@@ -192,3 +192,4 @@ pub fn wait_for_file(path: &Path, secs: u64) -> String {
     }
 }
 pub mod etcd;
+pub mod serve;
