@@ -65,7 +65,7 @@ pub struct ConnArgs {
     /// lock, elect and snapshot save run until done or interrupted)
     #[arg(long, global = true, default_value = "5s", value_name = "DURATION", value_parser = parse_duration)]
     pub command_timeout: Duration,
-    /// Interval of HTTP/2 keep-alive pings to the server
+    /// Interval of HTTP/2 keep-alive pings while a call is open (at least 10s, as grpc-go)
     #[arg(long, global = true, default_value = "2s", value_name = "DURATION", value_parser = parse_duration)]
     pub keepalive_time: Duration,
     /// How long a keep-alive ping may go unanswered before the connection is dropped
@@ -145,9 +145,12 @@ pub async fn dial(conn: &ConnArgs, endpoint: &str, deadline: Instant) -> Result<
         .map_err(|e| e.to_string())?
         .connect_timeout(limit)
         .tcp_nodelay(true)
-        .http2_keep_alive_interval(conn.keepalive_time)
+        // As grpc-go (etcdctl's client): pings no more often than every 10 s and only while
+        // a call is open, which etcd's server policy (5 s minimum, none without streams)
+        // accepts; closer pings would be answered with GOAWAY "too_many_pings".
+        .http2_keep_alive_interval(conn.keepalive_time.max(MIN_KEEPALIVE_TIME))
         .keep_alive_timeout(conn.keepalive_timeout)
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(false);
     if own_tls {
         let config = super::tls::insecure::client_config(conn).map_err(|e| e.message)?;
         return match tokio::time::timeout(limit, super::tls::insecure::connect(ep, config)).await {
@@ -184,6 +187,9 @@ pub async fn dial_until(
         tokio::time::sleep(RETRY_PAUSE).await;
     }
 }
+
+/// The shortest interval between keep-alive pings (grpc-go's floor).
+const MIN_KEEPALIVE_TIME: Duration = Duration::from_secs(10);
 
 /// The pause between two dials of an endpoint that refused.
 pub const RETRY_PAUSE: Duration = Duration::from_millis(100);
