@@ -429,8 +429,8 @@ pub enum LeaseCommand {
 /// `endpoint ...`.
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
-    /// The store's status in etcdctl's shape: the path as endpoint, etch's version, the file
-    /// size, the applied index as raft index; no member id, leader or raft term
+    /// Each endpoint's status as etcdctl prints it; for a file: the path as endpoint, etch's
+    /// version, the file size, the applied index as raft index, no member id, leader or term
     #[command(
         after_help = "Examples:\n  etch endpoint status\n  etch --endpoints 127.0.0.1:2379,127.0.0.1:22379 endpoint status -w table"
     )]

@@ -80,14 +80,14 @@ pub fn run(ctx: &mut Ctx, conn: &ConnArgs, command: &Command) -> Option<CliResul
         Command::Elect(a) => ok(lock::elect(ctx, &c, a)),
         Command::Import(a) => ok(transfer::import(ctx, &c, a)),
         Command::Export(a) => ok(transfer::export(&c, a)),
-        // Handled above.
+        // Answered before connecting, above; listed so that a new command must be placed.
         Command::Endpoint(_)
         | Command::Defrag
         | Command::Status
         | Command::Check(_)
         | Command::Snapshot(_)
         | Command::Serve(_)
-        | Command::Completion(_) => Err(CliError::failed("internal: unexpected command")),
+        | Command::Completion(_) => Err(CliError::failed("this command does not use a server")),
     };
     Some(r)
 }
