@@ -403,7 +403,10 @@ mod tests {
         let mut with_prev = spec(Range::key("a"));
         with_prev.prev_kv = true;
         assert!(!d.choose_prev_kv());
-        assert!(!d.join(s.id(), 2, &with_prev, 11), "follower not reading prev_kv");
+        assert!(
+            !d.join(s.id(), 2, &with_prev, 11),
+            "follower not reading prev_kv"
+        );
         assert!(d.choose_prev_kv());
         assert!(d.join(s.id(), 2, &with_prev, 11));
         assert!(d.choose_prev_kv(), "a synced watch wants them");

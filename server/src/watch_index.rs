@@ -263,7 +263,17 @@ mod tests {
                 },
             );
         }
-        let keys: [&[u8]; 9] = [b"a", b"ab", b"abc", b"aa", b"ac", b"b", b"bz", b"c", b"\xff\x01"];
+        let keys: [&[u8]; 9] = [
+            b"a",
+            b"ab",
+            b"abc",
+            b"aa",
+            b"ac",
+            b"b",
+            b"bz",
+            b"c",
+            b"\xff\x01",
+        ];
         for key in keys {
             let expected: Vec<i64> = ranges
                 .iter()
