@@ -185,7 +185,7 @@ async fn writer(server: &TestServer, seed: u64, keys: Vec<String>, ops: usize) -
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let key = keys[(x >> 33) as usize % keys.len()].clone();
-        if (x >> 20) % 5 == 0 {
+        if (x >> 20).is_multiple_of(5) {
             let resp = kv
                 .delete_range(pb::DeleteRangeRequest {
                     key: key.clone().into(),
