@@ -51,6 +51,9 @@ pub const OUTBOUND_CAPACITY: usize = 16;
 /// Most watches on one stream; further creates are refused (created and cancelled at once).
 pub const MAX_WATCHES_PER_STREAM: usize = 100_000;
 
+/// Most mailbox items one wake-up of a stream's task sends before it looks at requests again.
+const DRAIN_ITEMS: usize = 64;
+
 /// The watch id etcd reports for responses not tied to one watch (and failed creates).
 const INVALID_WATCH_ID: i64 = -1;
 
@@ -368,13 +371,20 @@ impl StreamDriver {
         self.node.store().watch_with(spec.range.clone(), opts)
     }
 
-    /// Sends everything in the mailbox. Returns whether some watches switched to catching up.
+    /// Sends what is in the mailbox, at most [`DRAIN_ITEMS`] items so that a busy mailbox
+    /// cannot starve the stream's requests (the mailbox is re-armed if items are left).
+    /// Returns whether some watches switched to catching up.
     async fn drain(&mut self) -> Result<bool, End> {
         // Read before taking: every delivery up to `routed` is queued by then.
         let routed = self.registration.dispatcher().routed();
         let mailbox = self.registration.mailbox().clone();
         let mut lagged = false;
-        while let Some(mail) = mailbox.take() {
+        for _ in 0..DRAIN_ITEMS {
+            let Some(mail) = mailbox.take() else {
+                // Empty: everything routed up to `routed` has been sent.
+                self.through = self.through.max(routed);
+                return Ok(lagged);
+            };
             match mail {
                 Mail::Events(delivery) => self.deliver(delivery).await?,
                 Mail::Lagged(watches) => {
@@ -383,7 +393,7 @@ impl StreamDriver {
                 }
             }
         }
-        self.through = self.through.max(routed);
+        mailbox.rearm();
         Ok(lagged)
     }
 
