@@ -40,7 +40,16 @@ from etch._etch import (
 from etch._lease import Lease
 from etch._lock import Lock
 from etch._transactions import Compare, Op, Transactions, _lease_id, _nested
-from etch._watch import CallbackWatch, Event, WatchResponse, WatchTimedOut, _response, events, responses
+from etch._watch import (
+    CallbackWatch,
+    Event,
+    Receiver,
+    WatchResponse,
+    WatchTimedOut,
+    _response,
+    events,
+    responses,
+)
 from etch._write import WriteBlock, WriteTxn, _encode, conflict
 
 KeyLike = Union[bytes, bytearray, str]
@@ -441,13 +450,14 @@ class Store:
         """The next event on ``key`` (options as :meth:`watch`); raises
         :class:`etch.WatchTimedOut` if none comes within ``timeout`` seconds."""
         native = self._watcher(key, kwargs.pop("range_end", None), **kwargs)
+        receiver = Receiver(native)
         try:
-            raw = native.recv(timeout)
+            raw = receiver.recv(timeout)
             while raw is not None:
                 resp = _response(raw)
                 if resp.events:
                     return resp.events[0]
-                raw = native.recv(timeout)
+                raw = receiver.recv(timeout)
             raise WatchTimedOut(f"no event on {key!r} within {timeout} s")
         finally:
             native.cancel()
