@@ -109,6 +109,7 @@ def _response(raw: Tuple[int, List[Any], bool, int, bool]) -> WatchResponse:
             f"(compact revision {compact_revision})"
         )
         err.compact_revision = compact_revision
+        err.compacted_revision = compact_revision  # python-etcd3's spelling
         raise err
     return WatchResponse(header, [_event(e) for e in events], caught_up)
 
