@@ -112,8 +112,8 @@ __all__ = [
 ]
 
 # Public classes defined in submodules present themselves as etch.X (reprs, pickling, docs).
-for _cls in (Compare, DeleteEvent, Event, Lease, Lock, Op, PutEvent, Store, Transactions,
-             WatchResponse, WatchTimedOut, WriteBlock, WriteTxn):
+for _cls in (Compare, DeleteEvent, Event, Lease, LeaseInfo, Lock, Op, PutEvent, Store,
+             Transactions, WatchResponse, WatchTimedOut, WriteBlock, WriteTxn):
     _cls.__module__ = "etch"
 del _cls
 
