@@ -27,7 +27,10 @@ class LeaseInfo:
         self.keys = keys
 
     def __repr__(self) -> str:
-        return f"LeaseInfo(ID={self.ID}, TTL={self.TTL}, grantedTTL={self.grantedTTL}, keys={self.keys!r})"
+        return (
+            f"LeaseInfo(ID={self.ID}, TTL={self.TTL}, grantedTTL={self.grantedTTL}, "
+            f"keys={self.keys!r})"
+        )
 
 
 class Lease:

@@ -59,7 +59,9 @@ class Lock:
         lease_id, _ = self._native.lease_grant(self.ttl)
         try:
             native, key = self._native, LOCK_PREFIX + self.name
-            guard = call_interruptibly(lambda: native.lock(key, lease_id, timeout), "etch-lock-wait")
+            guard = call_interruptibly(
+                lambda: native.lock(key, lease_id, timeout), "etch-lock-wait"
+            )
         except BaseException:
             self._revoke(lease_id)
             raise
