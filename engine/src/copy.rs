@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::alloc::Allocator;
 use crate::btree::{self, Cursor, NodeSource};
+use crate::checkpoint::{write_checkpoint, MetaSlots};
 use crate::error::{Error, Result};
 use crate::keyspace::{append_fill, root, root_mut, KsState, TREES};
 use crate::meta::Roots;
@@ -20,7 +21,6 @@ use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::pager::{MapState, Pager};
 use crate::snapshot::SnapshotData;
 use crate::storage::{Storage, StorageFile};
-use crate::store::{write_checkpoint, MetaSlots};
 
 /// Seal after this many entries, to bound the memory of dirty pages.
 const SEAL_EVERY: usize = 20_000;

@@ -22,6 +22,7 @@
 mod alloc;
 mod btree;
 mod check;
+mod checkpoint;
 mod clock;
 mod command;
 mod copy;
