@@ -77,6 +77,18 @@ pub(crate) fn read_meta(file: &dyn StorageFile, path: &Path, len: u64) -> Result
     meta::choose(&slot0, &slot1, path).map(|(m, _)| m)
 }
 
+/// Where the WAL stands as of a checkpoint: what the meta records about it.
+pub(crate) struct WalPosition {
+    /// Where reading the WAL starts after this checkpoint.
+    pub(crate) offset: u64,
+    /// The generation's salt.
+    pub(crate) salt: u64,
+    /// `Some((index, term))` of the last purged log entry for a replicated store, whose WAL is
+    /// its Raft log: `offset` is then where the first unpurged entry starts, and the WAL keeps
+    /// its generation. `None` for a local store.
+    pub(crate) purged: Option<(u64, u64)>,
+}
+
 /// Seals the writer's state and makes it the durable checkpoint: free list, fsync, meta in the
 /// other slot, fsync. Afterwards the WAL may start a new generation with `salt` at WAL_START.
 /// `applied` is the (sequence number, term) of the last commit in `state`.
@@ -87,6 +99,24 @@ pub(crate) fn write_checkpoint(
     applied: (u64, u64),
     slots: &mut MetaSlots,
     salt: u64,
+) -> Result<()> {
+    let fresh = WalPosition {
+        offset: WAL_START,
+        salt,
+        purged: None,
+    };
+    write_checkpoint_at(file, pager, state, applied, slots, &fresh)
+}
+
+/// [`write_checkpoint`] recording any WAL position: a replicated store's checkpoint keeps its
+/// log (see `raftlog.rs`).
+pub(crate) fn write_checkpoint_at(
+    file: &dyn StorageFile,
+    pager: &mut Pager,
+    state: &KsState,
+    applied: (u64, u64),
+    slots: &mut MetaSlots,
+    wal: &WalPosition,
 ) -> Result<()> {
     pager.seal()?;
     let (fl_pages, fl_count) = pager.write_freelist()?;
@@ -103,9 +133,11 @@ pub(crate) fn write_checkpoint(
         compact_revision: state.compact_revision,
         applied_seq: applied.0,
         applied_term: applied.1,
-        wal_offset: WAL_START,
-        wal_salt: salt,
+        wal_offset: wal.offset,
+        wal_salt: wal.salt,
         key_count: state.key_count,
+        replicated: wal.purged.is_some(),
+        purged: wal.purged.unwrap_or((0, 0)),
     };
     // Both slots get the new meta, one after the other, each followed by a sync: a torn write
     // of one slot leaves the other intact (the old meta while slot 0 is written, the new one

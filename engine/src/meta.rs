@@ -29,7 +29,10 @@
 //!    152    8 WAL offset where the record after the last applied one starts
 //!    160    8 WAL salt: mixed into every frame checksum of this WAL generation
 //!    168    8 number of live keys
-//!    176   76 reserved (0)
+//!    176    8 flags: bit 0 = replicated (the WAL is a Raft log; written as format version 2)
+//!    184    8 replicated: index of the last purged log entry (0 = none)
+//!    192    8 replicated: term of that entry
+//!    200   52 reserved (0)
 //!    252    4 crc32 of bytes [0, 252)
 //! ```
 
@@ -38,8 +41,13 @@ use crate::page::{get_u32, get_u64, put_u32, put_u64, PageId};
 
 /// First bytes of every etch file.
 pub(crate) const MAGIC: [u8; 8] = *b"etch\x00db\x1a";
-/// Format version this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads. It writes version 1, or version 2 for a
+/// replicated store, whose WAL holds Raft entries that an older build would misread as local
+/// commits: version 2 makes an older build refuse the file ([`Error::NewerFormat`]).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The version of a local store's meta.
+const LOCAL_VERSION: u32 = 1;
+const FLAG_REPLICATED: u64 = 1;
 const META_LEN: usize = 256;
 const CRC_AT: usize = 252;
 
@@ -60,6 +68,11 @@ pub(crate) struct Meta {
     pub(crate) wal_offset: u64,
     pub(crate) wal_salt: u64,
     pub(crate) key_count: u64,
+    /// The WAL is a Raft log (see `raftlog.rs`): `wal_offset` is where its first unpurged
+    /// entry starts, and the trees are not replayed from it.
+    pub(crate) replicated: bool,
+    /// Replicated stores: (index, term) of the last purged log entry ((0, 0) = none).
+    pub(crate) purged: (u64, u64),
 }
 
 /// Roots of the keyspace trees.
@@ -91,7 +104,15 @@ impl Meta {
     pub(crate) fn encode(&self, page: &mut [u8]) {
         page.fill(0);
         page[0..8].copy_from_slice(&MAGIC);
-        put_u32(page, 8, FORMAT_VERSION);
+        put_u32(
+            page,
+            8,
+            if self.replicated {
+                FORMAT_VERSION
+            } else {
+                LOCAL_VERSION
+            },
+        );
         put_u32(page, 12, self.page_size);
         put_u64(page, 16, self.db_id);
         put_u64(page, 24, self.counter);
@@ -110,6 +131,9 @@ impl Meta {
         put_u64(page, 152, self.wal_offset);
         put_u64(page, 160, self.wal_salt);
         put_u64(page, 168, self.key_count);
+        put_u64(page, 176, if self.replicated { FLAG_REPLICATED } else { 0 });
+        put_u64(page, 184, self.purged.0);
+        put_u64(page, 192, self.purged.1);
         let crc = crc32fast::hash(&page[..CRC_AT]);
         put_u32(page, CRC_AT, crc);
     }
@@ -150,7 +174,15 @@ impl Meta {
             wal_offset: get_u64(page, 152),
             wal_salt: get_u64(page, 160),
             key_count: get_u64(page, 168),
+            replicated: get_u64(page, 176) & FLAG_REPLICATED != 0,
+            purged: (get_u64(page, 184), get_u64(page, 192)),
         };
+        if get_u64(page, 176) & !FLAG_REPLICATED != 0 || meta.replicated != (version >= 2) {
+            return Err(SlotError::Damaged(format!(
+                "format version {version} does not match the flags {:#x}",
+                get_u64(page, 176)
+            )));
+        }
         meta.sanity().map_err(SlotError::Damaged)?;
         Ok(meta)
     }
@@ -184,6 +216,12 @@ impl Meta {
             return Err(format!(
                 "free-list page {} outside the file",
                 self.freelist_head
+            ));
+        }
+        if self.purged.0 > self.applied_seq {
+            return Err(format!(
+                "purged log index {} is past the applied index {}",
+                self.purged.0, self.applied_seq
             ));
         }
         if self.compact_revision > self.revision || self.revision == 0 {

@@ -387,19 +387,6 @@ pub(crate) fn recover(
     Ok((log, wal))
 }
 
-/// A fresh WAL for a replicated store with an empty log after `purged`.
-pub(crate) fn create(
-    storage: &dyn Storage,
-    wal_path: &Path,
-    db_id: u64,
-    capacity: u64,
-    salt: u64,
-    purged: (u64, u64),
-) -> Result<(RaftLog, Wal)> {
-    let wal = Wal::create(storage, wal_path, db_id, capacity, salt)?;
-    Ok((RaftLog::empty(purged), wal))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,7 +401,8 @@ mod tests {
     }
 
     fn fresh(dir: &tempfile::TempDir, cap: u64) -> (RaftLog, Wal) {
-        create(&FsStorage, &path(dir), DB, cap, SALT, (0, 0)).unwrap()
+        let wal = Wal::create(&FsStorage, &path(dir), DB, cap, SALT).unwrap();
+        (RaftLog::empty((0, 0)), wal)
     }
 
     fn start(offset: u64, purged: (u64, u64)) -> LogStart {

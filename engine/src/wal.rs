@@ -692,6 +692,7 @@ impl Wal {
     }
 
     /// Offset of the oldest byte still in use.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn tail(&self) -> u64 {
         self.tail
     }
