@@ -504,9 +504,11 @@ fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 let (lo, hi) = (m.applied + 1, m.last() + 1);
                 let at = lo + (f as u64 * (hi - lo + 1)) / 256;
                 store.log_truncate(at).unwrap();
-                m.log.truncate((at - m.purged.0 - 1) as usize);
-                // A truncation syncs: what is left is durable.
-                m.synced = m.log.len();
+                // A truncation syncs: what is left is durable. One past the end does nothing.
+                if at <= m.last() {
+                    m.log.truncate((at - m.purged.0 - 1) as usize);
+                    m.synced = m.log.len();
+                }
             }
             Op::Apply(n) => {
                 let to = (m.applied + n as u64).min(m.last());
