@@ -264,6 +264,14 @@ pub enum Error {
         /// The last applied index.
         applied: u64,
     },
+    /// A membership larger than the meta page holds.
+    #[error("membership of {len} bytes exceeds the maximum of {max} bytes")]
+    MembershipTooLarge {
+        /// Length of the membership.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A vote larger than the WAL's vote slot holds.
     #[error("vote of {len} bytes exceeds the maximum of {max} bytes")]
     VoteTooLarge {

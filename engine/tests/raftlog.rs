@@ -180,6 +180,12 @@ fn the_log_api_on_a_replicated_store() {
         vec![(3, 1), (4, 2), (5, 2), (6, 2)]
     );
     store.save_vote(b"vote: term 2, node 1").unwrap();
+    assert_eq!(store.applied_membership(), None);
+    store.apply_membership(4, 2, b"voters {1, 2, 3}").unwrap();
+    assert!(matches!(
+        store.apply_membership(5, 2, &[0u8; 4000]),
+        Err(Error::MembershipTooLarge { .. })
+    ));
     assert!(matches!(
         store.save_vote(&[0u8; 2000]),
         Err(Error::VoteTooLarge { .. })
@@ -189,8 +195,13 @@ fn the_log_api_on_a_replicated_store() {
     // A clean close keeps the WAL: the log and the vote survive; the trees open at the close's
     // checkpoint.
     let store = options(&disk).open(DB).unwrap();
-    assert_eq!(store.applied(), (3, 1));
+    assert_eq!(store.applied(), (4, 2));
     assert_eq!(store.get("k3").unwrap().unwrap().value, b"v3.1");
+    let m = store.applied_membership().unwrap();
+    assert_eq!(
+        (m.index, m.term, &m.membership[..]),
+        (4, 2, &b"voters {1, 2, 3}"[..])
+    );
     assert_eq!(store.read_vote().unwrap().unwrap(), b"vote: term 2, node 1");
     let st = store.log_state().unwrap();
     assert_eq!((st.last, st.last_purged), (Some((6, 2)), Some((2, 1))));
@@ -465,8 +476,10 @@ struct Model {
     applied: u64,
     /// The keyspace after applying up to `applied`.
     kv: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Applied index and keyspace of the last checkpoint (what a power cut returns to).
-    checkpoint: (u64, BTreeMap<Vec<u8>, Vec<u8>>),
+    membership: Option<(u64, u64, Vec<u8>)>,
+    /// Applied index, keyspace and membership of the last checkpoint (what a power cut
+    /// returns to).
+    checkpoint: (u64, BTreeMap<Vec<u8>, Vec<u8>>, Option<(u64, u64, Vec<u8>)>),
     term: u64,
 }
 
@@ -478,7 +491,7 @@ impl Model {
         self.log[(index - self.purged.0 - 1) as usize].1
     }
     fn checkpointed(&mut self) {
-        self.checkpoint = (self.applied, self.kv.clone());
+        self.checkpoint = (self.applied, self.kv.clone(), self.membership.clone());
     }
 }
 
@@ -516,6 +529,13 @@ fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                     let e = store.log_read(i, i + 1).unwrap();
                     prop_assert_eq!(e.len(), 1);
                     prop_assert_eq!(e[0].term, m.term_of(i));
+                    if i % 5 == 0 {
+                        // Every fifth entry is a membership change.
+                        store.apply_membership(i, e[0].term, &e[0].payload).unwrap();
+                        m.membership = Some((i, e[0].term, e[0].payload.clone()));
+                        m.applied = i;
+                        continue;
+                    }
                     store.apply(i, e[0].term, &command(&e[0].payload)).unwrap();
                     let Command::Batch(ops) = command(&e[0].payload) else {
                         unreachable!()
@@ -564,7 +584,7 @@ fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 prop_assert_eq!(&got[..], &m.log[..got.len()], "policy {:?}", policy);
                 m.log.truncate(got.len());
                 m.synced = got.len();
-                (m.applied, m.kv) = m.checkpoint.clone();
+                (m.applied, m.kv, m.membership) = m.checkpoint.clone();
                 let st = store.log_state().unwrap();
                 prop_assert_eq!(st.last_purged, (m.purged.0 != 0).then_some(m.purged));
                 prop_assert_eq!(store.applied().0, m.applied);
@@ -575,6 +595,10 @@ fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(store.applied().0, m.applied);
         prop_assert_eq!(keys(&store), m.kv.clone());
+        let membership = store
+            .applied_membership()
+            .map(|a| (a.index, a.term, a.membership));
+        prop_assert_eq!(membership, m.membership.clone());
     }
     Ok(())
 }

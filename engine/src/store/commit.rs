@@ -142,6 +142,18 @@ impl Store {
     /// once, and the applied state becomes durable with the next checkpoint (until then the
     /// log holds it, and recovery re-applies it).
     pub fn apply(&self, index: u64, term: u64, command: &Command) -> Result<CommandResponse> {
+        self.apply_entry(index, term, command, None)
+    }
+
+    /// [`Store::apply`], recording `membership` as the applied membership if it is `Some`
+    /// (and the entry is applied).
+    pub(super) fn apply_entry(
+        &self,
+        index: u64,
+        term: u64,
+        command: &Command,
+        membership: Option<&[u8]>,
+    ) -> Result<CommandResponse> {
         self.check_writable()?;
         let outcome = self.commit_with(|w| {
             let expected = w.seq + 1;
@@ -159,6 +171,9 @@ impl Store {
                 Err(ApplyError::Failed(e)) => return Err(e),
                 Err(ApplyError::Refused(e)) => (Err(e), None),
             };
+            if let Some(m) = membership {
+                w.membership = Some((index, term, m.to_vec()));
+            }
             if self.shared.opts.replicated {
                 self.publish_applied(w, seq)?;
                 return Ok((outcome, None));

@@ -171,6 +171,7 @@ impl Store {
                 offset: WAL_START,
                 salt,
                 purged: None,
+                membership: None,
             };
             write_checkpoint_at(
                 &*file,

@@ -55,6 +55,7 @@ use crate::wal::{Damage as WalDamage, Wal};
 use background::Background;
 use lease::LeaseClock;
 pub use lease::{LeaseGrant, LeaseInfo};
+pub use raftlog::AppliedMembership;
 
 /// An open etch store. Cheap to clone (all clones share one store), `Send` and `Sync`.
 ///
@@ -160,6 +161,9 @@ struct Writer {
     last_checkpoint: Instant,
     /// The Raft log's index, for a replicated store (its WAL holds log entries, not commits).
     log: Option<crate::raftlog::RaftLog>,
+    /// A replicated store's applied membership (index, term, bytes): durable with the applied
+    /// index at each checkpoint.
+    membership: Option<(u64, u64, Vec<u8>)>,
 }
 
 impl Store {

@@ -203,6 +203,7 @@ impl Store {
                         offset: WAL_START,
                         salt,
                         purged: Some((seq, term)),
+                        membership: None,
                     };
                     write_checkpoint_at(
                         &*file,
@@ -234,6 +235,7 @@ impl Store {
             poisoned: None,
             last_checkpoint: Instant::now(),
             log,
+            membership: meta.membership.clone(),
         };
         let wal_file = writer.wal.as_ref().map(|wal| wal.file.clone());
         let lease_clocks = keyspace::lease_list(&writer.pager, &writer.state)?

@@ -11,8 +11,20 @@ use std::sync::Arc;
 use super::{make_snapshot, Store, Writer};
 use crate::checkpoint::WalPosition;
 use crate::error::{Error, Result};
+use crate::meta::MAX_MEMBERSHIP;
 use crate::raftlog::{LogEntry, LogState, PurgePoint, RaftLog};
 use crate::wal::Wal;
+
+/// The membership a replicated store applied last ([`Store::applied_membership`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppliedMembership {
+    /// The log index of the membership entry.
+    pub index: u64,
+    /// Its term.
+    pub term: u64,
+    /// The bytes given to [`Store::apply_membership`].
+    pub membership: Vec<u8>,
+}
 
 /// Group commit of log appends: which index is durable, and whether a sync is running.
 pub(super) struct LogSync {
@@ -81,6 +93,7 @@ pub(super) fn replicated_position(
         offset,
         salt: wal.salt(),
         purged: Some(purged),
+        membership: w.membership.clone(),
     }))
 }
 
@@ -292,6 +305,39 @@ impl Store {
         drop(s);
         self.shared.log_sync.cv.notify_all();
         Ok(())
+    }
+
+    /// Applies log entry `index` of `term` as a membership change: the entry changes no key
+    /// (it is applied as [`Command::Noop`](crate::Command::Noop), taking its index), and
+    /// `membership` (opaque bytes, at most 3840) becomes [`Store::applied_membership`]. It is
+    /// durable with the applied index it belongs to: every checkpoint records both in the
+    /// meta, so after a crash the store reports the membership as of its applied index, and
+    /// re-applying the entries after it brings it up to date.
+    pub fn apply_membership(&self, index: u64, term: u64, membership: &[u8]) -> Result<()> {
+        if !self.shared.opts.replicated {
+            return Err(not_replicated());
+        }
+        if membership.len() > MAX_MEMBERSHIP {
+            return Err(Error::MembershipTooLarge {
+                len: membership.len(),
+                max: MAX_MEMBERSHIP,
+            });
+        }
+        self.apply_entry(index, term, &crate::Command::Noop, Some(membership))?;
+        Ok(())
+    }
+
+    /// The membership applied last, with its log index and term; `None` if no membership entry
+    /// was ever applied (or the store is not replicated).
+    pub fn applied_membership(&self) -> Option<AppliedMembership> {
+        let w = self.shared.writer.lock();
+        w.membership
+            .as_ref()
+            .map(|(index, term, bytes)| AppliedMembership {
+                index: *index,
+                term: *term,
+                membership: bytes.clone(),
+            })
     }
 
     /// The last vote stored with [`Store::save_vote`], if any.
