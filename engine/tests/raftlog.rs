@@ -465,6 +465,11 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// (index, term, bytes) of an applied membership.
+type Membership = Option<(u64, u64, Vec<u8>)>;
+/// A keyspace: key -> value.
+type Kv = BTreeMap<Vec<u8>, Vec<u8>>;
+
 /// What the log and the state machine must hold.
 #[derive(Clone, Default)]
 struct Model {
@@ -475,11 +480,11 @@ struct Model {
     vote: Option<Vec<u8>>,
     applied: u64,
     /// The keyspace after applying up to `applied`.
-    kv: BTreeMap<Vec<u8>, Vec<u8>>,
-    membership: Option<(u64, u64, Vec<u8>)>,
+    kv: Kv,
+    membership: Membership,
     /// Applied index, keyspace and membership of the last checkpoint (what a power cut
     /// returns to).
-    checkpoint: (u64, BTreeMap<Vec<u8>, Vec<u8>>, Option<(u64, u64, Vec<u8>)>),
+    checkpoint: (u64, Kv, Membership),
     term: u64,
 }
 
