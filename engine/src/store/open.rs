@@ -313,7 +313,8 @@ fn recover_log(
     if !opts.replicated {
         return Err(Error::NotReplicated(format!(
             "{}: the store is replicated (its WAL is a Raft log): open it with \
-             Options::replicated(true)",
+             Options::replicated(true) (a read-only open of a replicated store is not \
+             supported yet)",
             wal_path.display()
         )));
     }
