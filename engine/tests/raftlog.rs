@@ -702,3 +702,82 @@ proptest! {
         run_model(ops, seed)?;
     }
 }
+
+/// Not a timed test: prints what appending durably costs on real files (`cargo test --release
+/// -p etch-engine --test raftlog -- --ignored --nocapture measure`).
+#[test]
+#[ignore]
+fn measure_log_appends_on_real_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Options::new()
+        .replicated(true)
+        .background_writes(false)
+        .open(dir.path().join("m.etch"))
+        .unwrap();
+    let payload = vec![7u8; 256];
+    let n = 2000u64;
+    let start = std::time::Instant::now();
+    for i in 1..=n {
+        store.log_append(&[(i, 1, &payload)]).unwrap();
+        store.wait_log_durable(i).unwrap();
+    }
+    let one = start.elapsed();
+    println!(
+        "1 writer: {n} durable appends of 256 B in {one:?}: {:.0}/s, {:.1} us each",
+        n as f64 / one.as_secs_f64(),
+        one.as_micros() as f64 / n as f64
+    );
+    for threads in [16u64, 64] {
+        let next = Arc::new(std::sync::Mutex::new(
+            store.log_state().unwrap().last.unwrap().0 + 1,
+        ));
+        let per = 4000 / threads;
+        let start = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                let (store, next, payload) = (store.clone(), next.clone(), &payload);
+                s.spawn(move || {
+                    for _ in 0..per {
+                        let i = {
+                            let mut n = next.lock().unwrap();
+                            store.log_append(&[(*n, 1, payload)]).unwrap();
+                            *n += 1;
+                            *n - 1
+                        };
+                        store.wait_log_durable(i).unwrap();
+                    }
+                });
+            }
+        });
+        let t = start.elapsed();
+        println!(
+            "{threads} writers: {} durable appends in {t:?}: {:.0}/s",
+            threads * per,
+            (threads * per) as f64 / t.as_secs_f64()
+        );
+        // Keep the ring from filling: everything so far is "applied" and purged.
+        let last = store.log_state().unwrap().last.unwrap().0;
+        for i in store.applied().0 + 1..=last {
+            store.apply(i, 1, &Command::Noop).unwrap();
+        }
+        store.log_purge(last).unwrap();
+    }
+}
+
+/// The same on a local store, for comparison (run with the test above).
+#[test]
+#[ignore]
+fn measure_local_puts_for_comparison() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Options::new().open(dir.path().join("l.etch")).unwrap();
+    let n = 2000;
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        store.put(format!("k{i}"), [7u8; 256]).unwrap();
+    }
+    let t = start.elapsed();
+    println!(
+        "local: {n} puts in {t:?}: {:.1} us each",
+        t.as_micros() as f64 / n as f64
+    );
+}
