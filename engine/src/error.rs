@@ -280,6 +280,42 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A snapshot file failed verification before it was installed: not an etch file, written
+    /// by a newer etch, another page size than this store's, truncated, or damaged (a checksum,
+    /// the tree shape or the page accounting is wrong). Nothing was changed.
+    #[error("{path}: not an installable snapshot: {reason}")]
+    InvalidSnapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What verification found.
+        reason: String,
+    },
+    /// [`Store::install_snapshot`](crate::Store::install_snapshot) was given a snapshot of
+    /// another database (another cluster). Nothing was changed;
+    /// [`Store::install_snapshot_replacing_identity`](crate::Store::install_snapshot_replacing_identity)
+    /// installs it anyway.
+    #[error(
+        "the snapshot is of database {snapshot:#018x}, this store is database {store:#018x}; \
+         refusing to replace its identity"
+    )]
+    SnapshotIdentity {
+        /// This store's database id.
+        store: u64,
+        /// The snapshot's database id.
+        snapshot: u64,
+    },
+    /// A snapshot that does not move the store forward: below its applied index (installing it
+    /// would move the log index backwards), or, for a snapshot of another database, at it.
+    /// Nothing was changed.
+    #[error(
+        "the snapshot is at log index {snapshot}, not ahead of this store's applied index {applied}"
+    )]
+    SnapshotBehind {
+        /// The snapshot's applied index.
+        snapshot: u64,
+        /// This store's applied index.
+        applied: u64,
+    },
 }
 
 impl From<std::io::Error> for Error {

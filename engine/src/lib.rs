@@ -57,7 +57,7 @@ pub use raftlog::{LogEntry, LogState};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};
 pub use stm::WriteTxn;
-pub use store::{AppliedMembership, LeaseGrant, LeaseInfo, Store, WalRepair};
+pub use store::{AppliedMembership, LeaseGrant, LeaseInfo, SnapshotInfo, Store, WalRepair};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
     prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, KeyValueRef, OpResponse,

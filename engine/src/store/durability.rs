@@ -106,7 +106,9 @@ impl Store {
         while shared.committing.load(Ordering::Acquire) > 0 && start.elapsed() < GROUP_WAIT {
             std::thread::yield_now();
         }
-        let snap = {
+        // The WAL file is taken with the sealed state: an installed snapshot replaces it (see
+        // `transfer.rs`), and this round must sync the file its records went to.
+        let (snap, wal_file) = {
             let mut w = shared.writer.lock();
             if let Some(p) = &w.poisoned {
                 return Err(Error::Poisoned(p.clone()));
@@ -117,9 +119,9 @@ impl Store {
             })?;
             let snap = Arc::new(snap);
             shared.live.register(&snap);
-            snap
+            (snap, w.wal.as_ref().map(|wal| wal.file.clone()))
         };
-        let Some(wal_file) = &shared.wal_file else {
+        let Some(wal_file) = wal_file else {
             return Err(Error::ReadOnly {
                 path: shared.path.clone(),
             });

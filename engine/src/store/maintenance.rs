@@ -1,14 +1,12 @@
 //! Maintenance: snapshot files, restore, the keyspace hash, defragmentation, status and the
 //! integrity check.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use super::open::load_pager;
+use super::transfer::{sibling, WalAfterSwap};
 use super::{make_snapshot, Store};
 use crate::checkpoint::read_meta;
 use crate::error::{Error, OpenAction, Result};
-use crate::file_lock::Registration;
 use crate::options::Options;
 use crate::types::{CheckReport, Range, RangeOptions, Revision, Status};
 
@@ -140,9 +138,7 @@ impl Store {
         self.checkpoint_locked(w)?;
         // A compact copy beside it, with this store's identity and WAL position, locked before it
         // takes the store's name so no other process can open it in between.
-        let mut tmp = shared.path.as_os_str().to_owned();
-        tmp.push(".defrag");
-        let tmp = PathBuf::from(tmp);
+        let tmp = sibling(&shared.path, ".defrag");
         let _ = shared.storage.remove(&tmp);
         let file = shared.storage.open(&tmp, true)?;
         file.set_len(0)?;
@@ -170,29 +166,9 @@ impl Store {
             let _ = shared.storage.remove(&tmp);
             return Err(e);
         }
-        // The swap. From here on the new file is the store; any failure poisons the handle
-        // (a reopen finds the new file, complete).
-        self.guard(w, |w| {
-            shared.storage.rename(&tmp, &shared.path)?;
-            shared.storage.sync_dir(&shared.path)?;
-            let meta = read_meta(&*file, &shared.path, file.len()?)?;
-            let pager = load_pager(&file, &meta, shared.opts.random_access, false)?;
-            w.pager = pager;
-            w.state.roots = meta.roots;
-            w.slots.counter = meta.counter;
-            if let Some(wal) = w.wal.as_mut() {
-                wal.reset(salt);
-            }
-            Ok(())
-        })?;
-        *shared.file.lock() = file.clone();
-        // The store's name now means the new file: claim it, and give up the old one's claim
-        // (the old file is unlinked; its lock goes with its last handle).
-        *shared.registration.lock() = Some(Registration::new(&*file));
+        // The swap: from the rename on, the new file is the store.
+        self.swap_main_file(w, &tmp, &file, WalAfterSwap::NewGeneration)?;
         let after = file.len()?;
-        let snap = Arc::new(make_snapshot(w));
-        shared.live.register(&snap);
-        self.publish(snap);
         Ok((before, after))
     }
 

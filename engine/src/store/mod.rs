@@ -6,6 +6,8 @@
 //! - [`durability`]: group commit, publishing snapshots to readers, checkpoints;
 //! - [`lease`]: lease grant/revoke/keep-alive and the in-memory lease clocks;
 //! - [`maintenance`]: snapshot files, restore, defrag, hash, status, check;
+//! - [`transfer`]: snapshots that keep their identity (Raft), their atomic install, and the
+//!   main-file swap install and defrag share;
 //! - [`background`]: the background thread and the auto-compaction decision;
 //! - [`raftlog`]: the Raft log API of a replicated store (append, read, truncate, purge, vote).
 //!
@@ -32,6 +34,7 @@ mod lease;
 mod maintenance;
 mod open;
 mod raftlog;
+mod transfer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +59,7 @@ use background::Background;
 use lease::LeaseClock;
 pub use lease::{LeaseGrant, LeaseInfo};
 pub use raftlog::AppliedMembership;
+pub use transfer::SnapshotInfo;
 
 /// An open etch store. Cheap to clone (all clones share one store), `Send` and `Sync`.
 ///
@@ -98,8 +102,6 @@ struct Shared {
     /// This process's claim on the locked main file (swapped by `defrag` with the file; taken
     /// on close, after the unlock).
     registration: Mutex<Option<Registration>>,
-    /// The WAL; `None` for a read-only store, which has none.
-    wal_file: Option<Arc<dyn StorageFile>>,
     page_size: usize,
     published: RwLock<Arc<SnapshotData>>,
     live: LiveSnapshots,
@@ -321,6 +323,8 @@ impl Drop for Shared {
 fn make_snapshot(w: &Writer) -> SnapshotData {
     SnapshotData {
         version: w.seq,
+        term: w.term,
+        db_id: w.slots.db_id,
         state: w.state,
         map: w.pager.map.clone(),
         page_count: w.pager.alloc.high_water,

@@ -237,7 +237,6 @@ impl Store {
             log,
             membership: meta.membership.clone(),
         };
-        let wal_file = writer.wal.as_ref().map(|wal| wal.file.clone());
         let lease_clocks = keyspace::lease_list(&writer.pager, &writer.state)?
             .into_iter()
             .map(|(id, ttl)| {
@@ -267,7 +266,6 @@ impl Store {
             storage,
             file: Mutex::new(file),
             registration: Mutex::new(Some(registration)),
-            wal_file,
             page_size: ps,
             published: RwLock::new(snap),
             live,
