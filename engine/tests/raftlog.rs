@@ -226,6 +226,66 @@ fn the_log_api_on_a_replicated_store() {
     ));
 }
 
+/// A new member receives its first snapshot as a local store, then becomes replicated; a
+/// replicated store refuses an install (it would drop its log and vote).
+#[test]
+fn a_new_member_installs_a_snapshot_then_becomes_replicated() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new(&scratch(root.path(), "a"));
+    let leader = options(&disk).open(DB).unwrap();
+    append(&leader, 1, 4, 1).unwrap();
+    leader.wait_log_durable(4).unwrap();
+    for e in leader.log_read(1, 5).unwrap() {
+        leader.apply(e.index, e.term, &command(&e.payload)).unwrap();
+    }
+    let snap_path = root.path().join("snap.etch");
+    let info = leader
+        .snapshot_to(&mut std::fs::File::create(&snap_path).unwrap())
+        .unwrap();
+    assert_eq!((info.index, info.term), (4, 1));
+    let refused = leader.install_snapshot(&snap_path).unwrap_err();
+    assert!(
+        matches!(refused, Error::ReplicatedWrite { .. }),
+        "{refused}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("member.etch");
+    let fresh = Options::new().open(&path).unwrap();
+    fresh.install_snapshot(&snap_path).unwrap();
+    drop(fresh);
+    let member = Options::new()
+        .replicated(true)
+        .background_writes(false)
+        .open(&path)
+        .unwrap();
+    assert_eq!(member.applied(), (4, 1));
+    assert_eq!(keys(&member), keys(&leader));
+    let st = member.log_state().unwrap();
+    assert_eq!((st.last, st.last_purged), (Some((4, 1)), Some((4, 1))));
+    append(&member, 5, 5, 2).unwrap();
+    member.wait_log_durable(5).unwrap();
+    // The snapshot's membership (carried beside it by Raft) becomes the applied one, durably.
+    assert_eq!(member.applied_membership(), None);
+    assert!(matches!(
+        member.set_applied_membership(5, 2, b"m"),
+        Err(Error::LogNotApplied { .. })
+    ));
+    member.set_applied_membership(3, 1, b"voters {1}").unwrap();
+    drop(member);
+    let member = Options::new()
+        .replicated(true)
+        .background_writes(false)
+        .open(&path)
+        .unwrap();
+    let m = member.applied_membership().unwrap();
+    assert_eq!(
+        (m.index, m.term, &m.membership[..]),
+        (3, 1, &b"voters {1}"[..])
+    );
+    assert_eq!(member.log_state().unwrap().last, Some((5, 2)));
+}
+
 #[test]
 fn a_local_store_becomes_replicated_with_its_history() {
     let root = tempfile::tempdir().unwrap();

@@ -327,6 +327,30 @@ impl Store {
         Ok(())
     }
 
+    /// Records the membership the applied state has when it did not come from an applied entry:
+    /// after a snapshot was installed (a Raft snapshot carries its membership beside the state),
+    /// this makes [`Store::applied_membership`] the snapshot's. `index` (the membership's log
+    /// index) must not be past the applied index ([`Error::LogNotApplied`]). Durable before
+    /// returning: it runs a checkpoint.
+    pub fn set_applied_membership(&self, index: u64, term: u64, membership: &[u8]) -> Result<()> {
+        let mut guard = self.log_writer()?;
+        let w = &mut *guard;
+        if membership.len() > MAX_MEMBERSHIP {
+            return Err(Error::MembershipTooLarge {
+                len: membership.len(),
+                max: MAX_MEMBERSHIP,
+            });
+        }
+        if index > w.seq {
+            return Err(Error::LogNotApplied {
+                index,
+                applied: w.seq,
+            });
+        }
+        w.membership = Some((index, term, membership.to_vec()));
+        self.checkpoint_locked(w)
+    }
+
     /// The membership applied last, with its log index and term; `None` if no membership entry
     /// was ever applied (or the store is not replicated).
     pub fn applied_membership(&self) -> Option<AppliedMembership> {

@@ -187,6 +187,13 @@ impl Store {
 
     fn install(&self, from: &Path, replace_identity: bool) -> Result<SnapshotInfo> {
         self.check_writable()?;
+        // The install removes and recreates the WAL, which in a replicated store holds the
+        // Raft log and the vote: refused until the install keeps them (docs/design.md, "The
+        // Raft log"). A new member installs its first snapshot as a local store, then reopens
+        // with Options::replicated(true).
+        self.check_local_write(
+            "install_snapshot (not yet on a replicated store: it would drop the Raft log and vote)",
+        )?;
         let shared = &*self.shared;
         let storage = &*shared.storage;
         let mut guard = shared.writer.lock();
