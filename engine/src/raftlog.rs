@@ -263,6 +263,27 @@ impl RaftLog {
         wal.release_until(point.offset);
     }
 
+    /// Empties the log after a snapshot at `purged` was installed: the log continues at
+    /// `purged.0 + 1` from the WAL's head. If the old log held entries past the snapshot, its
+    /// bytes are zeroed and synced first, so none of them can ever follow the new log on a scan.
+    pub(crate) fn reset_after_install(&mut self, wal: &mut Wal, purged: (u64, u64)) -> Result<()> {
+        if self.last().0 > purged.0 {
+            if let Some(first) = self.entries.front() {
+                if first.offset == wal.head() {
+                    // A full ring: every byte of it is log.
+                    wal.zero_ring()?;
+                } else {
+                    wal.zero_until_head(first.offset)?;
+                }
+                wal.file.sync_data()?;
+            }
+        }
+        self.entries.clear();
+        self.purged = purged;
+        wal.release_until(wal.head());
+        Ok(())
+    }
+
     /// Stores `vote`, durably before returning.
     pub(crate) fn save_vote(&mut self, wal: &Wal, vote: &[u8]) -> Result<()> {
         if vote.len() > wal::MAX_VOTE {

@@ -715,6 +715,11 @@ impl Wal {
         }
     }
 
+    /// Zeroes the whole ring. Not synced.
+    pub(crate) fn zero_ring(&self) -> Result<()> {
+        write_zeros(&*self.file, WAL_START, self.len)
+    }
+
     /// Zeroes the header of the frame at `offset` (it then fails its checksum). Not synced.
     pub(crate) fn zero_frame_header(&self, offset: u64) -> Result<()> {
         Ok(self

@@ -226,64 +226,147 @@ fn the_log_api_on_a_replicated_store() {
     ));
 }
 
-/// A new member receives its first snapshot as a local store, then becomes replicated; a
-/// replicated store refuses an install (it would drop its log and vote).
-#[test]
-fn a_new_member_installs_a_snapshot_then_becomes_replicated() {
-    let root = tempfile::tempdir().unwrap();
-    let disk = SimDisk::new(&scratch(root.path(), "a"));
+/// A leader at index 10 (keys of its own, another database id) and its snapshot file.
+fn leader_snapshot(root: &Path) -> (Store, PathBuf) {
+    let disk = SimDisk::new(&scratch(root, "leader"));
     let leader = options(&disk).open(DB).unwrap();
-    append(&leader, 1, 4, 1).unwrap();
-    leader.wait_log_durable(4).unwrap();
-    for e in leader.log_read(1, 5).unwrap() {
+    append(&leader, 1, 10, 1).unwrap();
+    leader.wait_log_durable(10).unwrap();
+    for e in leader.log_read(1, 11).unwrap() {
         leader.apply(e.index, e.term, &command(&e.payload)).unwrap();
     }
-    let snap_path = root.path().join("snap.etch");
+    let snap_path = root.join("snap.etch");
     let info = leader
         .snapshot_to(&mut std::fs::File::create(&snap_path).unwrap())
         .unwrap();
-    assert_eq!((info.index, info.term), (4, 1));
-    let refused = leader.install_snapshot(&snap_path).unwrap_err();
-    assert!(
-        matches!(refused, Error::ReplicatedWrite { .. }),
-        "{refused}"
-    );
+    assert_eq!((info.index, info.term), (10, 1));
+    (leader, snap_path)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("member.etch");
-    let fresh = Options::new().open(&path).unwrap();
-    fresh.install_snapshot(&snap_path).unwrap();
-    drop(fresh);
-    let member = Options::new()
-        .replicated(true)
-        .background_writes(false)
-        .open(&path)
+const SNAP: &str = "/sim/snap.etch";
+
+/// A member with a vote, entries 1..=12 and entries 1..=2 applied and checkpointed; the
+/// snapshot file at `snap` (on the real disk) is copied to [`SNAP`] on its disk.
+fn lagging_member(disk: &SimDisk, snap: &Path) -> Store {
+    use etch_engine::storage::Storage;
+    let bytes = std::fs::read(snap).unwrap();
+    let f = disk.open(Path::new(SNAP), true).unwrap();
+    f.write_all_at(&bytes, 0).unwrap();
+    f.sync_all().unwrap();
+    disk.sync_dir(Path::new(SNAP)).unwrap();
+    let member = options(disk).open(DB).unwrap();
+    member.save_vote(b"term 1 for node 1").unwrap();
+    append(&member, 1, 12, 1).unwrap();
+    member.wait_log_durable(12).unwrap();
+    for i in 1..=2 {
+        member.apply(i, 1, &command(&payload(i, 1))).unwrap();
+    }
+    member.checkpoint().unwrap();
+    member
+}
+
+/// A replicated store installs a snapshot in place: it takes the state, keeps its vote and its
+/// own database id, and its log continues after the snapshot (entries past it are gone).
+#[test]
+fn a_replicated_store_installs_a_snapshot_keeping_its_vote() {
+    let root = tempfile::tempdir().unwrap();
+    let (leader, snap_path) = leader_snapshot(root.path());
+    let disk = SimDisk::new(&scratch(root.path(), "member"));
+    let member = lagging_member(&disk, &snap_path);
+    let info = member
+        .install_snapshot_with_membership(Path::new(SNAP), 10, 1, b"voters {1, 2}")
         .unwrap();
-    assert_eq!(member.applied(), (4, 1));
+    assert_eq!((info.index, info.term), (10, 1));
+    assert_eq!(member.applied(), (10, 1));
     assert_eq!(keys(&member), keys(&leader));
     let st = member.log_state().unwrap();
-    assert_eq!((st.last, st.last_purged), (Some((4, 1)), Some((4, 1))));
-    append(&member, 5, 5, 2).unwrap();
-    member.wait_log_durable(5).unwrap();
-    // The snapshot's membership (carried beside it by Raft) becomes the applied one, durably.
-    assert_eq!(member.applied_membership(), None);
+    assert_eq!((st.last, st.last_purged), (Some((10, 1)), Some((10, 1))));
+    assert_eq!(member.read_vote().unwrap().unwrap(), b"term 1 for node 1");
+    append(&member, 11, 11, 2).unwrap();
+    member.wait_log_durable(11).unwrap();
+    let (_d, reopened) = reopen(root.path(), "after", &disk, CrashPolicy::KeepUnsynced);
+    assert_eq!(reopened.applied(), (10, 1));
+    assert_eq!(keys(&reopened), keys(&leader));
+    assert_eq!(ids(&all_entries(&reopened)), vec![(11, 2)]);
+    let m = reopened.applied_membership().unwrap();
+    assert_eq!((m.index, &m.membership[..]), (10, &b"voters {1, 2}"[..]));
+    assert_eq!(reopened.read_vote().unwrap().unwrap(), b"term 1 for node 1");
+    reopened.check().unwrap();
+    // Installing it again is refused: from another database, it must move the index forward.
     assert!(matches!(
-        member.set_applied_membership(5, 2, b"m"),
-        Err(Error::LogNotApplied { .. })
+        reopened.install_snapshot(Path::new(SNAP)),
+        Err(Error::SnapshotBehind {
+            snapshot: 10,
+            applied: 10
+        })
     ));
-    member.set_applied_membership(3, 1, b"voters {1}").unwrap();
-    drop(member);
-    let member = Options::new()
-        .replicated(true)
-        .background_writes(false)
-        .open(&path)
+}
+
+/// Power cuts at every storage operation of a replicated install: the store is the old one
+/// (state, log, vote) or the new one (snapshot state, log empty after it, the same vote, the
+/// snapshot's membership), never a mix; and no entry of the old log past the snapshot ever
+/// follows the new log.
+#[test]
+fn power_cut_at_every_operation_of_a_replicated_install() {
+    let root = tempfile::tempdir().unwrap();
+    let (leader, snap_path) = leader_snapshot(root.path());
+    let want_keys = keys(&leader);
+    let probe = SimDisk::new(&scratch(root.path(), "probe"));
+    let member = lagging_member(&probe, &snap_path);
+    let before = probe.ops();
+    member
+        .install_snapshot_with_membership(Path::new(SNAP), 10, 1, b"m")
         .unwrap();
-    let m = member.applied_membership().unwrap();
-    assert_eq!(
-        (m.index, m.term, &m.membership[..]),
-        (3, 1, &b"voters {1}"[..])
-    );
-    assert_eq!(member.log_state().unwrap().last, Some((5, 2)));
+    let after = probe.ops();
+    drop(member);
+    let mut seen = [0usize; 2];
+    for k in before + 1..=after + 1 {
+        let disk = SimDisk::new(&scratch(root.path(), "run"));
+        let member = lagging_member(&disk, &snap_path);
+        let old_keys = keys(&member);
+        disk.crash_at_op(k);
+        let done = member
+            .install_snapshot_with_membership(Path::new(SNAP), 10, 1, b"m")
+            .is_ok();
+        for (i, policy) in policies(k).into_iter().enumerate() {
+            let (d2, st) = reopen(root.path(), "verify", &disk, policy);
+            let what = format!("op {k} {policy:?}");
+            assert_eq!(
+                st.read_vote().unwrap().unwrap(),
+                b"term 1 for node 1",
+                "{what}"
+            );
+            let installed = st.applied() == (10, 1);
+            if done {
+                assert!(installed, "{what}: an acknowledged install undone");
+            }
+            seen[installed as usize] += 1;
+            if installed {
+                assert_eq!(keys(&st), want_keys, "{what}");
+                let log = st.log_state().unwrap();
+                assert_eq!(
+                    (log.last, log.last_purged),
+                    (Some((10, 1)), Some((10, 1))),
+                    "{what}"
+                );
+                assert_eq!(st.applied_membership().unwrap().membership, b"m", "{what}");
+                // The log continues after the snapshot, and only with new entries.
+                append(&st, 11, 11, 2).unwrap();
+                st.wait_log_durable(11).unwrap();
+                let (_d3, third) = reopen(root.path(), &format!("again{i}"), &d2, policy);
+                assert_eq!(ids(&all_entries(&third)), vec![(11, 2)], "{what}");
+            } else {
+                assert_eq!(st.applied(), (2, 1), "{what}");
+                assert_eq!(keys(&st), old_keys, "{what}");
+                let want: Vec<(u64, u64)> = (1..=12).map(|i| (i, 1)).collect();
+                assert_eq!(ids(&all_entries(&st)), want, "{what}");
+                assert_eq!(st.applied_membership(), None, "{what}");
+            }
+            st.check().unwrap();
+        }
+        disk.crash_at_op(u64::MAX);
+    }
+    assert!(seen[0] > 0 && seen[1] > 0, "both outcomes occur: {seen:?}");
 }
 
 #[test]

@@ -6,13 +6,16 @@
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use std::path::Path;
 use std::sync::Arc;
 
+use super::transfer::{SnapshotInfo, WalAfterSwap};
 use super::{make_snapshot, Store, Writer};
 use crate::checkpoint::WalPosition;
 use crate::error::{Error, Result};
-use crate::meta::MAX_MEMBERSHIP;
+use crate::meta::{Meta, MAX_MEMBERSHIP};
 use crate::raftlog::{LogEntry, LogState, PurgePoint, RaftLog};
+use crate::storage::StorageFile;
 use crate::wal::Wal;
 
 /// The membership a replicated store applied last ([`Store::applied_membership`]).
@@ -362,6 +365,93 @@ impl Store {
                 term: *term,
                 membership: bytes.clone(),
             })
+    }
+
+    /// [`Store::install_snapshot`] for a replicated store, also recording the snapshot's
+    /// membership (a Raft snapshot carries it beside the state) as the applied membership,
+    /// atomically with the installed state.
+    pub fn install_snapshot_with_membership(
+        &self,
+        from: &Path,
+        index: u64,
+        term: u64,
+        membership: &[u8],
+    ) -> Result<SnapshotInfo> {
+        if !self.shared.opts.replicated {
+            return Err(not_replicated());
+        }
+        self.install(from, false, Some((index, term, membership)))
+    }
+
+    /// Installs the verified snapshot copy at `tmp` into a replicated store, keeping its WAL
+    /// (log and vote); the caller holds the writer lock and has checked the snapshot. A
+    /// replicated store keeps its own database id: the id only binds the WAL to the file, and
+    /// the cluster's identity is Raft's.
+    ///
+    /// 1. The copy's meta slots are rewritten as this store's replicated meta: its database id,
+    ///    the snapshot's applied (index, term) and state, a log that is empty after the
+    ///    snapshot's index and starts at the WAL's head, the WAL's salt, `membership`; synced.
+    ///    A failure here removes the copy and changes nothing.
+    /// 2. The copy is renamed over the store's file and the directory synced (the swap that
+    ///    defrag and local installs use, keeping the WAL): the commit point.
+    /// 3. The old log's entries past the snapshot, if any, are zeroed and synced; the log is
+    ///    empty after the snapshot.
+    ///
+    /// A power cut before step 2 is durable leaves the old store (file, log and vote, as they
+    /// were: nothing else was written). After it, the new file, whose meta names an empty log
+    /// after the snapshot's index: recovery finds no entry at the WAL's old head (past the
+    /// head no valid frame of a later index exists) and invalidates every frame past the
+    /// snapshot's index (recovery step 6), whether or not step 3 ran. The vote is untouched.
+    pub(super) fn install_into_log(
+        &self,
+        w: &mut Writer,
+        tmp: &Path,
+        file: &Arc<dyn StorageFile>,
+        meta: &Meta,
+        membership: Option<(u64, u64, &[u8])>,
+    ) -> Result<()> {
+        let shared = &*self.shared;
+        let rewritten = (|| -> Result<()> {
+            if let Some((_, _, m)) = membership {
+                if m.len() > MAX_MEMBERSHIP {
+                    return Err(Error::MembershipTooLarge {
+                        len: m.len(),
+                        max: MAX_MEMBERSHIP,
+                    });
+                }
+            }
+            let db_id = w.slots.db_id;
+            let (_, wal) = parts(w)?;
+            let ours = Meta {
+                db_id,
+                counter: meta.counter + 1,
+                wal_offset: wal.head(),
+                wal_salt: wal.salt(),
+                replicated: true,
+                purged: (meta.applied_seq, meta.applied_term),
+                membership: membership.map(|(i, t, m)| (i, t, m.to_vec())),
+                ..meta.clone()
+            };
+            let mut page = vec![0u8; shared.page_size];
+            ours.encode(&mut page);
+            file.write_all_at(&page, 0)?;
+            file.write_all_at(&page, shared.page_size as u64)?;
+            Ok(file.sync_data()?)
+        })();
+        if let Err(e) = rewritten {
+            let _ = shared.storage.remove(tmp);
+            return Err(e);
+        }
+        self.swap_main_file(w, tmp, file, WalAfterSwap::Keep)?;
+        let purged = (meta.applied_seq, meta.applied_term);
+        self.guard(w, |w| {
+            let (log, wal) = parts(w)?;
+            log.reset_after_install(wal, purged)
+        })?;
+        let mut s = shared.log_sync.state.lock();
+        s.durable = purged.0;
+        s.epoch += 1;
+        Ok(())
     }
 
     /// The last vote stored with [`Store::save_vote`], if any.
