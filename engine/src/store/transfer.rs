@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::file_lock::Registration;
 use crate::keyspace::{self, KsState};
 use crate::meta::Meta;
-use crate::storage::{Storage, StorageFile};
+use crate::storage::{Mapping, Storage, StorageFile};
 use crate::types::Revision;
 use crate::wal::Wal;
 
@@ -101,9 +101,10 @@ impl Store {
     /// state, at this index.
     ///
     /// The copy is made from a pinned read view, so writers go on meanwhile. It is built as a
-    /// compact file beside the store (`<file>.snapshot-<random>`, removed afterwards, also on
-    /// error), then streamed to `out`: it needs disk space for one snapshot, and memory for
-    /// one batch of pages and a 1 MiB buffer. What `out` receives is an ordinary etch file.
+    /// compact, unsynced scratch file beside the store (`<file>.snapshot-<random>`, removed
+    /// afterwards, also on error), then streamed to `out`: it needs disk space for one
+    /// snapshot, and memory for one batch of pages and a 1 MiB buffer. What `out` receives is
+    /// an ordinary etch file.
     ///
     /// ```no_run
     /// let db = etch_engine::Store::open("app.etch")?;
@@ -133,9 +134,12 @@ impl Store {
                 applied: (snap.version, snap.term),
                 wal_salt: crate::file::random_u64(),
             };
+            // The scratch file is read back at once and removed, and nothing needs it after a
+            // crash: its syncs are skipped.
+            let scratch: Arc<dyn StorageFile> = Arc::new(Unsynced(file.clone()));
             let size = write_into(
-                &*shared.storage,
-                &file,
+                &UnsyncedDir(&*shared.storage),
+                &scratch,
                 snap,
                 &tmp,
                 shared.page_size,
@@ -359,6 +363,58 @@ impl Store {
         s.durable_seq = s.durable_seq.max(upto);
         shared.sync_cv.notify_all();
         Ok(())
+    }
+}
+
+/// A file whose syncs do nothing: `snapshot_to`'s scratch file.
+struct Unsynced(Arc<dyn StorageFile>);
+
+impl StorageFile for Unsynced {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn try_lock(&self) -> std::io::Result<bool> {
+        self.0.try_lock()
+    }
+    fn unlock(&self) -> std::io::Result<()> {
+        self.0.unlock()
+    }
+    fn map(&self, len: usize, random_access: bool) -> std::io::Result<Box<dyn Mapping>> {
+        self.0.map(len, random_access)
+    }
+}
+
+/// A storage whose directory syncs do nothing (the scratch file's directory entry need not be
+/// durable either); everything else goes to the real storage.
+struct UnsyncedDir<'a>(&'a dyn Storage);
+
+impl Storage for UnsyncedDir<'_> {
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn StorageFile>> {
+        self.0.open(path, create)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove(path)
+    }
+    fn sync_dir(&self, _path: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
     }
 }
 
