@@ -258,6 +258,10 @@ impl Store {
             });
         }
         let (log, wal) = parts(w)?;
+        if index > log.last().0 {
+            // Nothing to drop, and nothing was synced: the durable index stays as it is.
+            return Ok(());
+        }
         let truncated = log.truncate(wal, index);
         let last = log.last().0;
         self.guard(w, |_| truncated)?;
