@@ -46,7 +46,8 @@ pub(crate) fn init_file(
 
 /// Reads both meta slots and picks the newest valid one.
 pub(crate) fn read_meta(file: &dyn StorageFile, path: &Path, len: u64) -> Result<Meta> {
-    let mut slot0 = vec![0u8; 256];
+    // 4096 bytes of each slot: the meta proper and a replicated store's membership after it.
+    let mut slot0 = vec![0u8; 4096];
     if len < 256 {
         let mut head = vec![0u8; len as usize];
         file.read_exact_at(&mut head, 0)?;
@@ -58,23 +59,39 @@ pub(crate) fn read_meta(file: &dyn StorageFile, path: &Path, len: u64) -> Result
             }
         });
     }
-    file.read_exact_at(&mut slot0, 0)?;
+    file.read_exact_at(&mut slot0[..len.min(4096) as usize], 0)?;
     // Slot 1 sits one page in; the page size comes from slot 0, or, if slot 0 is damaged, from
     // whichever candidate page size finds a valid slot 1.
     let candidates: Vec<u64> = match Meta::decode(&slot0) {
         Ok(m) => vec![m.page_size as u64],
         Err(_) => (12..=16).map(|s| 1u64 << s).collect(),
     };
-    let mut slot1 = vec![0u8; 256];
+    let mut slot1 = vec![0u8; 4096];
     for ps in candidates {
         if len >= ps + 256 {
-            file.read_exact_at(&mut slot1, ps)?;
+            slot1.fill(0);
+            file.read_exact_at(&mut slot1[..(len - ps).min(4096) as usize], ps)?;
             if Meta::decode(&slot1).is_ok() {
                 break;
             }
         }
     }
     meta::choose(&slot0, &slot1, path).map(|(m, _)| m)
+}
+
+/// Where the WAL stands as of a checkpoint: what the meta records about it.
+pub(crate) struct WalPosition {
+    /// Where reading the WAL starts after this checkpoint.
+    pub(crate) offset: u64,
+    /// The generation's salt.
+    pub(crate) salt: u64,
+    /// `Some((index, term))` of the last purged log entry for a replicated store, whose WAL is
+    /// its Raft log: `offset` is then where the first unpurged entry starts, and the WAL keeps
+    /// its generation. `None` for a local store.
+    pub(crate) purged: Option<(u64, u64)>,
+    /// A replicated store's applied membership (index, term, bytes), recorded with the applied
+    /// index it belongs to.
+    pub(crate) membership: Option<(u64, u64, Vec<u8>)>,
 }
 
 /// Seals the writer's state and makes it the durable checkpoint: free list, fsync, meta in the
@@ -87,6 +104,25 @@ pub(crate) fn write_checkpoint(
     applied: (u64, u64),
     slots: &mut MetaSlots,
     salt: u64,
+) -> Result<()> {
+    let fresh = WalPosition {
+        offset: WAL_START,
+        salt,
+        purged: None,
+        membership: None,
+    };
+    write_checkpoint_at(file, pager, state, applied, slots, &fresh)
+}
+
+/// [`write_checkpoint`] recording any WAL position: a replicated store's checkpoint keeps its
+/// log (see `raftlog.rs`).
+pub(crate) fn write_checkpoint_at(
+    file: &dyn StorageFile,
+    pager: &mut Pager,
+    state: &KsState,
+    applied: (u64, u64),
+    slots: &mut MetaSlots,
+    wal: &WalPosition,
 ) -> Result<()> {
     pager.seal()?;
     let (fl_pages, fl_count) = pager.write_freelist()?;
@@ -103,9 +139,12 @@ pub(crate) fn write_checkpoint(
         compact_revision: state.compact_revision,
         applied_seq: applied.0,
         applied_term: applied.1,
-        wal_offset: WAL_START,
-        wal_salt: salt,
+        wal_offset: wal.offset,
+        wal_salt: wal.salt,
         key_count: state.key_count,
+        replicated: wal.purged.is_some(),
+        purged: wal.purged.unwrap_or((0, 0)),
+        membership: wal.membership.clone(),
     };
     // Both slots get the new meta, one after the other, each followed by a sync: a torn write
     // of one slot leaves the other intact (the old meta while slot 0 is written, the new one

@@ -65,6 +65,7 @@ impl Store {
     /// deleting absent keys) leaves the revision unchanged and writes no record.
     pub fn batch(&self, ops: Vec<WriteOp>) -> Result<BatchResponse> {
         self.check_writable()?;
+        self.check_local_write("a batch, put or delete")?;
         keyspace::validate(&ops, &self.shared.limits)?;
         let adds_data = ops.iter().any(|op| matches!(op, WriteOp::Put(_)));
         let command = Command::Batch(ops);
@@ -93,6 +94,7 @@ impl Store {
     /// ```
     pub fn compact(&self, revision: Revision) -> Result<Revision> {
         self.check_writable()?;
+        self.check_local_write("compact")?;
         let command = Command::Compact(revision);
         match self.commit_with(|w| self.commit_command(w, &command))? {
             CommandResponse::Compact(r) => Ok(r),
@@ -109,6 +111,7 @@ impl Store {
     /// since its guard holds one compare per key read).
     pub(crate) fn txn_with_limits(&self, txn: Txn, limits: &Limits) -> Result<TxnResponse> {
         self.check_writable()?;
+        self.check_local_write("a transaction")?;
         crate::txn::validate(&txn, limits)?;
         let adds_data = crate::txn::has_put(&txn);
         let command = Command::Txn(txn);
@@ -133,7 +136,24 @@ impl Store {
     /// same on every replica that applies the same log. Returns once the entry is durable, like
     /// a local commit. Admission (sizes, limits, quota, picking a lease id) is the proposer's
     /// job and is not repeated here.
+    ///
+    /// In a replicated store ([`crate::Options::replicated`]) the entry must be in the log
+    /// already (else [`Error::LogGap`]): nothing is written, readers see the new state at
+    /// once, and the applied state becomes durable with the next checkpoint (until then the
+    /// log holds it, and recovery re-applies it).
     pub fn apply(&self, index: u64, term: u64, command: &Command) -> Result<CommandResponse> {
+        self.apply_entry(index, term, command, None)
+    }
+
+    /// [`Store::apply`], recording `membership` as the applied membership if it is `Some`
+    /// (and the entry is applied).
+    pub(super) fn apply_entry(
+        &self,
+        index: u64,
+        term: u64,
+        command: &Command,
+        membership: Option<&[u8]>,
+    ) -> Result<CommandResponse> {
         self.check_writable()?;
         let outcome = self.commit_with(|w| {
             let expected = w.seq + 1;
@@ -143,6 +163,7 @@ impl Store {
                     got: index,
                 });
             }
+            self.check_in_log(w, index)?;
             let seq = self.begin_commit(w)?;
             w.term = term;
             let (outcome, record) = match self.apply_locked(w, command) {
@@ -150,6 +171,13 @@ impl Store {
                 Err(ApplyError::Failed(e)) => return Err(e),
                 Err(ApplyError::Refused(e)) => (Err(e), None),
             };
+            if let Some(m) = membership {
+                w.membership = Some((index, term, m.to_vec()));
+            }
+            if self.shared.opts.replicated {
+                self.publish_applied(w, seq)?;
+                return Ok((outcome, None));
+            }
             let record = record.unwrap_or(Payload::Encoded(record::encode_noop()));
             let wait_for = self.end_commit(w, seq, Some(record))?;
             Ok((outcome, wait_for))
@@ -340,7 +368,7 @@ impl Store {
     }
 
     /// Poisons the writer with `e` (see [`Store::guard`]) and returns `e`.
-    fn poison(&self, w: &mut Writer, e: Error) -> Error {
+    pub(super) fn poison(&self, w: &mut Writer, e: Error) -> Error {
         w.poisoned = Some(poison_message(&e));
         self.shared
             .sync

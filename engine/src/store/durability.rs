@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::commit::poison_message;
+use super::raftlog::replicated_position;
 use super::{make_snapshot, Store, Writer};
-use crate::checkpoint::write_checkpoint;
+use crate::checkpoint::{write_checkpoint_at, WalPosition};
 use crate::error::{Error, Result};
+use crate::raftlog::PurgePoint;
 use crate::snapshot::SnapshotData;
+use crate::wal::WAL_START;
 
 /// Longest a group-commit leader waits for committers still appending.
 const GROUP_WAIT: Duration = Duration::from_micros(100);
@@ -155,21 +158,36 @@ impl Store {
     }
 
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        self.checkpoint_with(w, None)
+    }
+
+    /// A checkpoint; for a replicated store it keeps the WAL's generation (the WAL is the Raft
+    /// log) and records the log's start, or `purge`'s new start (see [`Store::log_purge`]).
+    pub(super) fn checkpoint_with(&self, w: &mut Writer, purge: Option<PurgePoint>) -> Result<()> {
         self.check_writable()?;
         let salt = crate::file::random_u64();
         let file = w.pager.file.clone();
+        let replicated = self.guard(w, |w| replicated_position(w, purge))?;
         self.guard(w, |w| {
-            write_checkpoint(
+            let fresh = WalPosition {
+                offset: WAL_START,
+                salt,
+                purged: None,
+                membership: None,
+            };
+            write_checkpoint_at(
                 &*file,
                 &mut w.pager,
                 &w.state,
                 (w.seq, w.term),
                 &mut w.slots,
-                salt,
+                replicated.as_ref().unwrap_or(&fresh),
             )
         })?;
-        if let Some(wal) = w.wal.as_mut() {
-            wal.reset(salt);
+        if replicated.is_none() {
+            if let Some(wal) = w.wal.as_mut() {
+                wal.reset(salt);
+            }
         }
         w.last_checkpoint = Instant::now();
         let snap = Arc::new(make_snapshot(w));

@@ -55,6 +55,7 @@ impl Store {
     /// ```
     pub fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrant> {
         self.check_writable()?;
+        self.check_local_write("lease_grant")?;
         if !(1..=9_000_000_000).contains(&ttl) {
             return Err(Error::InvalidOption(format!(
                 "lease TTL {ttl} is not between 1 and 9000000000 seconds"
@@ -91,6 +92,7 @@ impl Store {
     /// keys) and watchers see the deletes.
     pub fn lease_revoke(&self, id: i64) -> Result<Revision> {
         self.check_writable()?;
+        self.check_local_write("lease_revoke")?;
         let command = Command::LeaseRevoke { id };
         match self.commit_with(|w| self.commit_command(w, &command))? {
             CommandResponse::LeaseRevoke(r) => Ok(r),
@@ -176,6 +178,7 @@ impl Store {
     /// call it after advancing the clock.
     pub fn expire_leases(&self) -> Result<Vec<i64>> {
         self.check_writable()?;
+        self.check_local_write("expire_leases")?;
         // Read after the list, so every listed lease is still due at `now`.
         let expired = self.expired_leases();
         let now = self.shared.opts.clock.now();

@@ -125,6 +125,8 @@ impl Store {
     /// ```
     pub fn defrag(&self) -> Result<(u64, u64)> {
         self.check_writable()?;
+        // Defrag starts a new WAL generation, which would drop a replicated store's log.
+        self.check_local_write("defrag")?;
         let shared = &*self.shared;
         let mut guard = shared.writer.lock();
         let w = &mut *guard;

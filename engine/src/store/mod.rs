@@ -8,7 +8,8 @@
 //! - [`maintenance`]: snapshot files, restore, defrag, hash, status, check;
 //! - [`transfer`]: snapshots that keep their identity (Raft), their atomic install, and the
 //!   main-file swap install and defrag share;
-//! - [`background`]: the background thread and the auto-compaction decision.
+//! - [`background`]: the background thread and the auto-compaction decision;
+//! - [`raftlog`]: the Raft log API of a replicated store (append, read, truncate, purge, vote).
 //!
 //! Commit protocol (durability `Immediate`):
 //!
@@ -32,6 +33,7 @@ mod durability;
 mod lease;
 mod maintenance;
 mod open;
+mod raftlog;
 mod transfer;
 
 use std::collections::HashMap;
@@ -42,7 +44,7 @@ use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::checkpoint::{write_checkpoint, MetaSlots};
+use crate::checkpoint::{write_checkpoint, write_checkpoint_at, MetaSlots};
 use crate::error::{Error, Result};
 use crate::file_lock::Registration;
 use crate::keyspace::{self, KsState, Limits};
@@ -56,6 +58,7 @@ use crate::wal::{Damage as WalDamage, Wal};
 use background::Background;
 use lease::LeaseClock;
 pub use lease::{LeaseGrant, LeaseInfo};
+pub use raftlog::AppliedMembership;
 pub use transfer::SnapshotInfo;
 
 /// An open etch store. Cheap to clone (all clones share one store), `Send` and `Sync`.
@@ -122,6 +125,8 @@ struct Shared {
     background_cv: Condvar,
     /// What the open that made this handle repaired, if it repaired a damaged WAL.
     wal_repair: Option<WalRepair>,
+    /// Group commit of Raft log appends (replicated stores).
+    log_sync: raftlog::LogSync,
 }
 
 /// What an open with [`Options::repair_wal`] did to a damaged WAL: the damage it found, where
@@ -156,6 +161,11 @@ struct Writer {
     slots: MetaSlots,
     poisoned: Option<String>,
     last_checkpoint: Instant,
+    /// The Raft log's index, for a replicated store (its WAL holds log entries, not commits).
+    log: Option<crate::raftlog::RaftLog>,
+    /// A replicated store's applied membership (index, term, bytes): durable with the applied
+    /// index at each checkpoint.
+    membership: Option<(u64, u64, Vec<u8>)>,
 }
 
 impl Store {
@@ -258,6 +268,23 @@ impl Shared {
             // Nothing to write back: a read-only store changed nothing.
             _ if self.opts.read_only => Ok(()),
             Some(p) => Err(Error::Poisoned(p)),
+            None if self.opts.replicated => {
+                // The WAL stays: it holds the Raft log and the vote.
+                let w = &mut *w;
+                raftlog::replicated_position(w, None).and_then(|position| {
+                    let Some(position) = position else {
+                        return Err(Error::corrupt("internal: a replicated store has no log"));
+                    };
+                    write_checkpoint_at(
+                        &*w.pager.file.clone(),
+                        &mut w.pager,
+                        &w.state,
+                        (w.seq, w.term),
+                        &mut w.slots,
+                        &position,
+                    )
+                })
+            }
             None => {
                 let salt = crate::file::random_u64();
                 let w = &mut *w;

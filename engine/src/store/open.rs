@@ -13,7 +13,9 @@ use super::background::{spawn_background, Background};
 use super::lease::LeaseClock;
 use super::{make_snapshot, CloseOnDrop, Shared, Store, SyncState, WalRepair, Writer};
 use crate::alloc::Allocator;
-use crate::checkpoint::{init_file, read_meta, write_checkpoint, MetaSlots};
+use crate::checkpoint::{
+    init_file, read_meta, write_checkpoint, write_checkpoint_at, MetaSlots, WalPosition,
+};
 use crate::command::{self, ApplyError, Origin};
 use crate::error::{Error, OpenAction, Result};
 use crate::file_lock::{LockMode, Registration};
@@ -89,14 +91,29 @@ impl Store {
         let mut seq = meta.applied_seq;
         let mut term = meta.applied_term;
 
-        // Recovery: replay the records after the checkpoint, in order.
+        // Recovery: replay the records after the checkpoint, in order. A replicated store's
+        // WAL is its Raft log instead: recovered, never replayed (see `recover_log`).
         let wal_path = Wal::path_for(path);
         let mut replayed = 0usize;
         let mut wal_repair = None;
-        if let Some((wal_file, wal_map, _)) =
+        let replicated_log = if meta.replicated {
+            Some(recover_log(
+                &*storage,
+                &wal_path,
+                &meta,
+                &opts,
+                &mut wal_repair,
+            )?)
+        } else {
+            None
+        };
+        let existing = if meta.replicated {
+            None
+        } else {
             Wal::open_existing(&*file_storage, &wal_path, meta.db_id)
                 .map_err(|e| e.opening(&wal_path, OpenAction::ReadWal))?
-        {
+        };
+        if let Some((wal_file, wal_map, _)) = existing {
             let scan = Wal::scan(
                 wal_map.bytes(),
                 meta.wal_offset,
@@ -164,15 +181,50 @@ impl Store {
         };
         // The replayed state must be in the main file before the old WAL is replaced.
         // A read-only store keeps what it replayed in memory (see `open_recovered`).
-        let salt = if read_only || (replayed == 0 && meta.wal_offset == WAL_START) {
-            meta.wal_salt
-        } else {
-            let salt = crate::file::random_u64();
-            write_checkpoint(&*file, &mut pager, &state, (seq, term), &mut slots, salt)
-                .map_err(|e| e.opening(path, OpenAction::WriteRecovered))?;
-            salt
+        let salt =
+            if read_only || meta.replicated || (replayed == 0 && meta.wal_offset == WAL_START) {
+                meta.wal_salt
+            } else {
+                let salt = crate::file::random_u64();
+                write_checkpoint(&*file, &mut pager, &state, (seq, term), &mut slots, salt)
+                    .map_err(|e| e.opening(path, OpenAction::WriteRecovered))?;
+                salt
+            };
+        let (wal, log) = match replicated_log {
+            Some((log, wal)) => (Some(wal), Some(log)),
+            None => {
+                let mut wal =
+                    open_recovered(&*storage, &mut pager, &opts, &wal_path, meta.db_id, salt)?;
+                let log = if opts.replicated {
+                    // A local store becomes replicated: everything it holds is in the main
+                    // file (replayed and checkpointed above), so its log starts empty after
+                    // the applied index, in the fresh WAL.
+                    let position = WalPosition {
+                        offset: WAL_START,
+                        salt,
+                        purged: Some((seq, term)),
+                        membership: None,
+                    };
+                    write_checkpoint_at(
+                        &*file,
+                        &mut pager,
+                        &state,
+                        (seq, term),
+                        &mut slots,
+                        &position,
+                    )
+                    .map_err(|e| e.opening(path, OpenAction::WriteRecovered))?;
+                    if let Some(wal) = wal.as_mut() {
+                        wal.reset(salt);
+                    }
+                    Some(crate::raftlog::RaftLog::empty((seq, term)))
+                } else {
+                    None
+                };
+                (wal, log)
+            }
         };
-        let wal = open_recovered(&*storage, &mut pager, &opts, &wal_path, meta.db_id, salt)?;
+        let log_durable = log.as_ref().map_or(0, |l| l.last().0);
         let writer = Writer {
             pager,
             wal,
@@ -182,6 +234,8 @@ impl Store {
             slots,
             poisoned: None,
             last_checkpoint: Instant::now(),
+            log,
+            membership: meta.membership.clone(),
         };
         let lease_clocks = keyspace::lease_list(&writer.pager, &writer.state)?
             .into_iter()
@@ -231,6 +285,7 @@ impl Store {
             background: Mutex::new(Background::default()),
             background_cv: Condvar::new(),
             wal_repair,
+            log_sync: super::raftlog::LogSync::new(log_durable),
         });
         // A read-only store has nothing for a background thread to do: every task of it writes.
         if !read_only {
@@ -241,6 +296,53 @@ impl Store {
             shared,
         })
     }
+}
+
+/// Recovers a replicated store's Raft log (`crate::raftlog::recover`) from the WAL the meta
+/// names. Damage is refused as for a local WAL, or repaired with [`Options::repair_wal`]
+/// (the WAL is copied first; the log is cut at the damage).
+fn recover_log(
+    storage: &dyn Storage,
+    wal_path: &Path,
+    meta: &Meta,
+    opts: &Options,
+    wal_repair: &mut Option<WalRepair>,
+) -> Result<(crate::raftlog::RaftLog, Wal)> {
+    if !opts.replicated {
+        return Err(Error::NotReplicated(format!(
+            "{}: the store is replicated (its WAL is a Raft log): open it with \
+             Options::replicated(true) (a read-only open of a replicated store is not \
+             supported yet)",
+            wal_path.display()
+        )));
+    }
+    let start = crate::raftlog::LogStart {
+        offset: meta.wal_offset,
+        purged: meta.purged,
+        salt: meta.wal_salt,
+        db_id: meta.db_id,
+    };
+    crate::raftlog::recover(
+        storage,
+        wal_path,
+        &start,
+        meta.applied_seq,
+        opts.wal_capacity,
+        |bytes, damage| {
+            if !opts.repair_wal {
+                return Err(Error::WalDamaged {
+                    path: wal_path.to_path_buf(),
+                    offset: damage.offset,
+                    last_good_seq: damage.last_good_seq,
+                    records_after: damage.records_after,
+                });
+            }
+            let copy = keep_damaged_wal(storage, wal_path, bytes)?;
+            *wal_repair = Some(WalRepair { damage, copy });
+            Ok(())
+        },
+    )
+    .map_err(|e| e.opening(wal_path, OpenAction::ReadWal))
 }
 
 /// Opens and locks the main file as `opts` ask: read-write (created if missing) with the

@@ -82,6 +82,8 @@ pub(super) enum WalAfterSwap {
     NewGeneration,
     /// The caller removed the WAL: create a new one with the new file's database id and salt.
     Recreate,
+    /// A replicated store's WAL (its Raft log) stays as it is; the new file's meta names it.
+    Keep,
 }
 
 /// `<path><suffix>`, a sibling of the store's file.
@@ -177,7 +179,7 @@ impl Store {
     /// after a reopen). A power cut at any point leaves the old state or the new one, whole;
     /// see the module docs for the protocol.
     pub fn install_snapshot(&self, from: &Path) -> Result<SnapshotInfo> {
-        self.install(from, false)
+        self.install(from, false, None)
     }
 
     /// [`Store::install_snapshot`] that also accepts a snapshot of another database: the
@@ -186,11 +188,19 @@ impl Store {
     /// not move this store's applied index forward is still refused
     /// ([`Error::SnapshotBehind`]): indexes never go backwards for readers and watchers.
     pub fn install_snapshot_replacing_identity(&self, from: &Path) -> Result<SnapshotInfo> {
-        self.install(from, true)
+        self.install(from, true, None)
     }
 
-    fn install(&self, from: &Path, replace_identity: bool) -> Result<SnapshotInfo> {
+    pub(super) fn install(
+        &self,
+        from: &Path,
+        replace_identity: bool,
+        membership: Option<(u64, u64, &[u8])>,
+    ) -> Result<SnapshotInfo> {
         self.check_writable()?;
+        // A replicated store's database id only ties its WAL (the Raft log) to its file: it
+        // keeps its own and takes the snapshot's state (see `install_into_log`).
+        let replicated = self.shared.opts.replicated;
         let shared = &*self.shared;
         let storage = &*shared.storage;
         let mut guard = shared.writer.lock();
@@ -219,7 +229,7 @@ impl Store {
             storage.sync_dir(&tmp)?;
             let meta = verify_snapshot(&file, from, shared.page_size, shared.opts.random_access)?;
             let fresh = w.seq == 0 && w.state.revision <= 1 && w.state.key_count == 0;
-            if meta.db_id != w.slots.db_id && !replace_identity && !fresh {
+            if meta.db_id != w.slots.db_id && !replace_identity && !fresh && !replicated {
                 return Err(Error::SnapshotIdentity {
                     store: w.slots.db_id,
                     snapshot: meta.db_id,
@@ -239,6 +249,11 @@ impl Store {
             Ok(meta)
         })();
         let meta = match prepared {
+            Ok(meta) if replicated => {
+                self.install_into_log(w, &tmp, &file, &meta, membership)?;
+                self.restart_lease_clocks(w)?;
+                return Ok(SnapshotInfo::of(&meta, file.len()?));
+            }
             Ok(meta) => meta,
             Err(e) => {
                 drop(file);
@@ -263,17 +278,22 @@ impl Store {
         })?;
         // Steps 3 and 4.
         self.swap_main_file(w, &tmp, &file, WalAfterSwap::Recreate)?;
-        // Lease deadlines are in memory only: the installed leases start their full TTL now.
+        self.restart_lease_clocks(w)?;
+        Ok(SnapshotInfo::of(&meta, file.len()?))
+    }
+
+    /// Lease deadlines are in memory only: the installed leases start their full TTL now.
+    fn restart_lease_clocks(&self, w: &Writer) -> Result<()> {
         let clocks = keyspace::lease_list(&w.pager, &w.state)?;
-        let now = shared.opts.clock.now();
-        *shared.lease_clocks.lock() = clocks
+        let now = self.shared.opts.clock.now();
+        *self.shared.lease_clocks.lock() = clocks
             .into_iter()
             .map(|(id, ttl)| {
                 let deadline = now.saturating_add(Duration::from_secs(ttl.max(0) as u64));
                 (id, LeaseClock { ttl, deadline })
             })
             .collect();
-        Ok(SnapshotInfo::of(&meta, file.len()?))
+        Ok(())
     }
 
     /// Makes `file`, complete and synced at `tmp` and locked by this handle, the store's main
@@ -304,6 +324,7 @@ impl Store {
                     wal.reset(meta.wal_salt);
                     wal
                 }),
+                WalAfterSwap::Keep => w.wal.take(),
                 WalAfterSwap::Recreate => Some(Wal::create(
                     storage,
                     &Wal::path_for(&shared.path),
@@ -325,6 +346,7 @@ impl Store {
                 counter: meta.counter,
                 db_id: meta.db_id,
             };
+            w.membership = meta.membership.clone();
             w.last_checkpoint = Instant::now();
             Ok(())
         })?;
