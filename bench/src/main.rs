@@ -5,7 +5,8 @@
 //! ```text
 //! cargo run --release -p etch-bench -- compare [--scale small|full] [--json FILE]
 //!                                              [--engines etch,redb,lmdb,sqlite,fjall]
-//! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE]
+//! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE] [--only kv|watch]
+//!                                             [--requests N] [--connections N] [--markdown]
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -57,7 +58,8 @@ use workload::{Data, Outcome, Scale, Unit, PEAK_RSS_ROW, ROWS};
 fn usage() -> ! {
     eprintln!(
         "usage: etch-bench compare [--scale small|full] [--json FILE] [--engines a,b,...]\n\
-         \x20      etch-bench server [--scale small|full] [--json FILE]\n\
+         \x20      etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
+         \x20                        [--requests N] [--connections N] [--markdown]\n\
          engines: {}",
         engines::NAMES.join(",")
     );

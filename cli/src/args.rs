@@ -59,6 +59,9 @@ pub struct Cli {
         value_parser = parse_duration
     )]
     pub lock_timeout: std::time::Duration,
+    /// Client mode: the server to talk to instead of a file (`--endpoints`, TLS, timeouts).
+    #[command(flatten)]
+    pub conn: crate::client::ConnArgs,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -87,12 +90,26 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 /// `check`'s flags.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct CheckArgs {
+    /// `check perf` (against a server); without it, `check` verifies the file
+    #[command(subcommand)]
+    pub perf: Option<CheckCommand>,
     /// If the WAL is damaged before acknowledged records (the open fails with "WAL is damaged"),
     /// copy it to <file>-wal.damaged, recover up to the damage, drop the records after it, and
     /// say how many were dropped; then check the file
     #[arg(long)]
     pub repair: bool,
+}
+
+/// `check perf`.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Measure the server's write performance as etcdctl's `check perf` (needs --endpoints)
+    #[command(
+        after_help = "Examples:\n  etch --endpoints 127.0.0.1:2379 check perf\n  etch --endpoints 127.0.0.1:2379 check perf --load m --duration 10s"
+    )]
+    Perf(crate::commands::remote::perf::PerfArgs),
 }
 
 /// Output formats, as etcdctl's `--write-out`.
@@ -140,23 +157,32 @@ pub enum Command {
     /// Discard the history before a revision
     #[command(after_help = "Example:\n  etch compaction 1234")]
     Compaction(CompactionArgs),
-    /// Rewrite the file compactly, giving free space back to the file system
+    /// Rewrite the file (or each server's) compactly, giving free space back to the file system
     #[command(
-        after_help = "Example:\n  etch compaction $(etch get x -w json | jq .header.revision) && etch defrag"
+        after_help = "Examples:\n  etch compaction $(etch get x -w json | jq .header.revision) && etch defrag\n  etch --endpoints 127.0.0.1:2379,127.0.0.1:22379 defrag"
     )]
     Defrag,
-    /// Save, restore and inspect snapshot files
+    /// Save (from the file or a server), restore and inspect snapshot files
     #[command(subcommand, after_help = SNAPSHOT_EXAMPLE)]
     Snapshot(SnapshotCommand),
-    /// Show the store's revision, key count and sizes
-    #[command(after_help = "Example:\n  etch status -w table")]
+    /// Show the file's revision, key count and sizes (a file only)
+    #[command(
+        after_help = "Example:\n  etch status -w table   # a file; for a server: etch --endpoints HOST:PORT endpoint status"
+    )]
     Status,
-    /// etcdctl's `endpoint status`: the file as a one-member cluster's status
+    /// etcdctl's `endpoint status` and `endpoint health`
     #[command(subcommand)]
     Endpoint(EndpointCommand),
-    /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage
+    /// List the cluster's members (needs --endpoints)
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// List or disarm the server's alarms, e.g. NOSPACE (needs --endpoints)
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+    /// Verify the whole file (checksums, tree shape, page accounting); non-zero exit on damage;
+    /// `check perf` measures a server
     #[command(
-        after_help = "Examples:\n  etch check && echo intact\n  etch check --repair   # after \"WAL is damaged\": keep a copy, recover up to the damage"
+        after_help = "Examples:\n  etch check && echo intact\n  etch check --repair   # after \"WAL is damaged\": keep a copy, recover up to the damage\n  etch --endpoints 127.0.0.1:2379 check perf --load m"
     )]
     Check(CheckArgs),
     /// Take a named lock, print its key and hold it (or run a command while holding it)
@@ -334,8 +360,9 @@ pub enum TxnRequest {
 /// `watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// The key, or the start of the range
-    pub key: OsString,
+    /// The key, or the start of the range (not with --interactive)
+    #[arg(required_unless_present = "interactive")]
+    pub key: Option<OsString>,
     /// End of the range [KEY, RANGE_END)
     pub range_end: Option<OsString>,
     /// Watch every key with the prefix KEY
@@ -347,6 +374,10 @@ pub struct WatchArgs {
     /// Print each event's previous key-value
     #[arg(long)]
     pub prev_kv: bool,
+    /// Read watch commands from stdin, one per line: `watch KEY [RANGE_END] [--prefix] [--rev N]
+    /// [--prev-kv]` (client mode)
+    #[arg(short, long)]
+    pub interactive: bool,
     /// Exit after the history up to the current revision (not in etcdctl)
     #[arg(long)]
     pub no_follow: bool,
@@ -398,10 +429,36 @@ pub enum LeaseCommand {
 /// `endpoint ...`.
 #[derive(Debug, Subcommand)]
 pub enum EndpointCommand {
-    /// The store's status in etcdctl's shape: the path as endpoint, etch's version, the file
-    /// size, the applied index as raft index; no member id, leader or raft term
-    #[command(after_help = "Examples:\n  etch endpoint status\n  etch endpoint status -w json")]
+    /// Each endpoint's status as etcdctl prints it; for a file: the path as endpoint, etch's
+    /// version, the file size, the applied index as raft index, no member id, leader or term
+    #[command(
+        after_help = "Examples:\n  etch endpoint status\n  etch --endpoints 127.0.0.1:2379,127.0.0.1:22379 endpoint status -w table"
+    )]
     Status,
+    /// Check that each endpoint answers a linearizable read (needs --endpoints)
+    #[command(
+        after_help = "Examples:\n  etch --endpoints 127.0.0.1:2379 endpoint health\n  etch --endpoints 127.0.0.1:2379 endpoint health -w json"
+    )]
+    Health,
+}
+
+/// `member ...`.
+#[derive(Debug, Subcommand)]
+pub enum MemberCommand {
+    /// List the members with their ids, names and URLs
+    #[command(after_help = "Example:\n  etch --endpoints 127.0.0.1:2379 member list -w table")]
+    List,
+}
+
+/// `alarm ...`.
+#[derive(Debug, Subcommand)]
+pub enum AlarmCommand {
+    /// List the raised alarms
+    #[command(after_help = "Example:\n  etch --endpoints 127.0.0.1:2379 alarm list")]
+    List,
+    /// Disarm every raised alarm (after freeing space: compaction, defrag)
+    #[command(after_help = "Example:\n  etch --endpoints 127.0.0.1:2379 alarm disarm")]
+    Disarm,
 }
 
 /// `compaction`.

@@ -67,6 +67,12 @@ impl CliError {
         self
     }
 
+    /// A failure already reported on stdout or stderr (etcdctl's `os.Exit` without an
+    /// `Error:` line): exit `code`, nothing more printed.
+    pub fn silent(code: u8) -> Self {
+        Self::with_code(code, "")
+    }
+
     /// Bad command-line arguments (exit 128).
     pub fn bad_args(message: impl Into<String>) -> Self {
         Self::with_code(EXIT_BAD_ARGS, message)

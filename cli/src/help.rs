@@ -2,7 +2,8 @@
 //! examples.
 
 /// One-line description of etch.
-pub const ABOUT: &str = "etcd's data model on a local file: etcdctl's commands for an etch store";
+pub const ABOUT: &str =
+    "etcd's data model on a local file: etcdctl's commands for an etch store or an etcd server";
 
 /// Description of etch in `etch --help`.
 pub const LONG_ABOUT: &str = "\
@@ -10,12 +11,18 @@ etcd's data model on a local file: etcdctl's commands for an etch store.
 
 etch opens the file named by --db (or $ETCH_DB), runs one command and closes it. The file is
 locked while a command runs, so long-running commands (watch, lock, elect, lease keep-alive)
-hold it exclusively: other etch processes get 'database is locked' until they exit.";
+hold it exclusively: other etch processes get 'database is locked' until they exit.
+
+With --endpoints (or $ETCH_ENDPOINTS, or $ETCDCTL_ENDPOINTS when no file is named) every command
+talks etcd's v3 gRPC API to a server instead (`etch serve`, or etcd), as etcdctl does, with
+etcdctl's connection flags (--dial-timeout, --command-timeout, --cacert, --cert, --key);
+member list, endpoint health, alarm and check perf need a server.";
 
 /// Examples, exit codes and the JSON conventions, after `etch --help`.
 pub const AFTER_HELP: &str = "\
 Examples:
   etch --db app.etch put greeting hello
+  etch --endpoints 127.0.0.1:2379 get greeting -w json      # against `etch serve` or etcd
   etch --db app.etch get greeting -w json
   etch --db app.etch get svc/ --prefix -w table
   printf 'value(\"k\") = \"v\"\\n\\nput k v2\\n\\nget k\\n\\n' | etch txn
@@ -25,8 +32,8 @@ Exit codes (as etcdctl): 0 ok, 1 error, 2 `lease keep-alive --once` failed, 3 in
 arguments. Errors etcd also has print etcd's text, e.g.
 'Error: etcdserver: mvcc: required revision has been compacted'.
 JSON output (-w json) is etcdctl's: keys and values in base64, zero and empty fields left out,
-lease ids as JSON numbers; the header has only the revision (a file has no cluster, member or
-raft term). --string-ids writes ids as decimal strings, which JavaScript and jq read exactly.";
+lease ids as JSON numbers; on a file the header has only the revision (a file has no cluster,
+member or raft term), a server's header has all four fields, as etcdctl prints them. --string-ids writes ids as decimal strings, which JavaScript and jq read exactly.";
 
 /// Long help of `txn`.
 pub const TXN_LONG: &str = "\
@@ -60,20 +67,25 @@ pub const WATCH_LONG: &str = "\
 Print each change to a key (or range) as etcdctl does: PUT or DELETE, then the key, then the
 value. With --rev, history from that revision is replayed first.
 
-etch is a local file, locked by the process that opens it: while `etch watch` runs, no other
-process can write to the file. So watch is mainly for replaying history (--rev) and for
-changes made by the watching process itself, which are the deletions of expiring leases.
---no-follow exits once the history up to the current revision has been printed.
+On a file, locked by the process that opens it, no other process can write while `etch watch`
+runs: watch is then mainly for replaying history (--rev) and for changes made by the watching
+process itself, which are the deletions of expiring leases. --no-follow exits once the history
+up to the current revision has been printed. Against a server (--endpoints) watch follows every
+change live until interrupted, and -i reads `watch KEY [RANGE_END] [--prefix] [--rev N]
+[--prev-kv]` lines from stdin, adding a watch per line.
 
 After `--`, a command runs once per event with ETCD_WATCH_REVISION, ETCD_WATCH_KEY,
 ETCD_WATCH_EVENT_TYPE and ETCD_WATCH_VALUE in its environment (as etcdctl, the key, value and
-type are Go-quoted, e.g. \"PUT\"). The revision is the event's own revision.";
+type are Go-quoted, e.g. \"PUT\"). The revision is the event's own revision on a file, the
+response's revision against a server (as etcdctl).";
 
 /// Examples of `watch`.
 pub const WATCH_EXAMPLE: &str = "\
 Examples:
   etch watch cfg/ --prefix --rev 1 --no-follow
-  etch watch greeting --rev 1 --no-follow -- sh -c 'echo $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY'";
+  etch watch greeting --rev 1 --no-follow -- sh -c 'echo $ETCD_WATCH_EVENT_TYPE $ETCD_WATCH_KEY'
+  etch --endpoints 127.0.0.1:2379 watch svc/ --prefix --prev-kv
+  printf 'watch a\nwatch b --prefix\n' | etch --endpoints 127.0.0.1:2379 watch -i";
 
 /// Examples of `lease`.
 pub const LEASE_EXAMPLE: &str = "\
@@ -83,15 +95,17 @@ Examples:
   etch lease timetolive 694d77aa9e38260f --keys
   etch lease revoke 694d77aa9e38260f
 
-A lease's TTL counts down only while some etch process has the file open; on every open the
-engine gives each lease its full TTL again (as etcd does after a restart).";
+On a file, a lease's TTL counts down only while some etch process has the file open; on every
+open the engine gives each lease its full TTL again (as etcd does after a restart). Against a
+server (--endpoints) it counts down on the server, as in etcd.";
 
 /// Examples of `snapshot`.
 pub const SNAPSHOT_EXAMPLE: &str = "\
 Examples:
   etch snapshot save backup.etch
   etch snapshot status backup.etch -w table
-  etch snapshot restore backup.etch --output restored.etch";
+  etch snapshot restore backup.etch --output restored.etch
+  etch --endpoints 127.0.0.1:2379 snapshot save backup.etch   # a server's store";
 
 /// Long help of `lock`.
 pub const LOCK_LONG: &str = "\
@@ -101,8 +115,10 @@ lock key, and hold the lock until interrupted (Ctrl-C), then release it.
 After `--`, run the command while holding the lock instead, with ETCD_LOCK_KEY and ETCD_LOCK_REV
 in its environment; the lock is released when it exits and etch exits with its status.
 
-Because etch keeps the file locked while it runs, the command cannot open the same file;
-the lock mainly guards work outside the file and orders processes that use it in turn.";
+On a file, etch keeps the file locked while it runs, so the command cannot open the same file;
+the lock then guards work outside the file. Against a server (--endpoints) the lock is the
+server's (its Lock service), held by a lease this process keeps alive, and the command may use
+the server freely.";
 
 /// Examples of `lock`.
 pub const LOCK_EXAMPLE: &str = "\

@@ -1,10 +1,11 @@
-//! `etch`: etcdctl's commands on a local etch file.
+//! `etch`: etcdctl's commands on a local etch file, or with `--endpoints` on a server.
 //!
 //! Parsing lives in [`args`], the commands in [`commands`], printing in [`output`]. Errors go to
 //! stderr as `Error: <message>` with etcdctl's exit codes (see [`error`]).
 
 mod args;
 mod child;
+mod client;
 mod commands;
 mod db;
 mod error;
@@ -50,7 +51,9 @@ fn main() -> ExitCode {
         // The reader went away (`etch get ... | head`): nothing left to say to anyone.
         Err(e) if e.broken_pipe => ExitCode::from(EXIT_OK),
         Err(e) => {
-            eprintln!("Error: {e}");
+            if !e.message.is_empty() {
+                eprintln!("Error: {e}");
+            }
             ExitCode::from(e.code)
         }
     }

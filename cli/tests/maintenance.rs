@@ -169,6 +169,7 @@ fn snapshot_save_status_restore() {
     let restored = Env {
         dir: tempfile::tempdir().unwrap(),
         db: out.clone(),
+        endpoints: None,
     };
     assert_eq!(restored.ok(&["get", "k07", "--keys-only"]), "k07\n\n");
     assert_eq!(

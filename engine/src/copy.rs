@@ -1,18 +1,21 @@
 //! Snapshot files: a consistent, compact, single-file copy of one state of the store, written
-//! while writers go on (for backups, `snapshot save/restore`, and later Raft snapshot
-//! installation and defragmentation).
+//! while writers go on (for backups, `snapshot save/restore`, Raft snapshots that keep the
+//! store's identity, and defragmentation).
 //!
 //! The copy is made from a read snapshot, so it needs no lock: the pages it reads stay valid
 //! while the snapshot is held (the reader rule). Each tree is rebuilt by inserting its entries in
 //! key order, so every insert lands on the right edge and fills pages completely; overflow values
-//! are copied to fresh runs. The result is an ordinary etch file with a new database id, closed
-//! cleanly (no WAL): restoring is opening it.
+//! are copied to fresh runs. The result is an ordinary etch file, closed cleanly (no WAL), with
+//! the identity its caller gives it ([`CopyIdentity`]): a new database id for a backup,
+//! the store's own id and applied (index, term) for a Raft snapshot or a defrag. Restoring is
+//! opening it.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::alloc::Allocator;
 use crate::btree::{self, Cursor, NodeSource};
+use crate::checkpoint::{write_checkpoint, MetaSlots};
 use crate::error::{Error, Result};
 use crate::keyspace::{append_fill, root, root_mut, KsState, TREES};
 use crate::meta::Roots;
@@ -20,13 +23,12 @@ use crate::node::{max_inline_entry, StoredValue, ValueRef};
 use crate::pager::{MapState, Pager};
 use crate::snapshot::SnapshotData;
 use crate::storage::{Storage, StorageFile};
-use crate::store::{write_checkpoint, MetaSlots};
 
 /// Seal after this many entries, to bound the memory of dirty pages.
 const SEAL_EVERY: usize = 20_000;
 
-/// Identity of a copy: a snapshot file gets a new database id and starts its WAL sequence
-/// afresh; a defragmented store keeps both.
+/// Identity of a copy: a backup snapshot file gets a new database id and starts its WAL
+/// sequence afresh; a Raft snapshot and a defragmented store keep both.
 pub(crate) struct CopyIdentity {
     pub(crate) db_id: u64,
     /// (last applied sequence number, term).

@@ -200,6 +200,122 @@ pub enum Error {
         /// The index given.
         got: u64,
     },
+    /// A local write (put, delete, batch, txn, compaction, lease grant or revocation, defrag)
+    /// on a store opened with [`crate::Options::replicated`]: its writes go through the
+    /// replication layer, which applies committed log entries with
+    /// [`Store::apply`](crate::Store::apply).
+    #[error("the store is replicated: writes go through the replication layer, not {what}")]
+    ReplicatedWrite {
+        /// The refused call.
+        what: &'static str,
+    },
+    /// A Raft log call on a store not opened with [`crate::Options::replicated`], or a
+    /// replicated store's file opened without it (its WAL holds log entries, not local
+    /// commits, and a local open would misread it).
+    #[error("{0}")]
+    NotReplicated(String),
+    /// A log read or wait asked for an entry the log no longer holds: it was purged.
+    #[error("log entry {index} was purged (the log holds entries after {purged})")]
+    LogPurged {
+        /// The index asked for.
+        index: u64,
+        /// The last purged index.
+        purged: u64,
+    },
+    /// Entries appended to the log must continue it: the first new index must be the last
+    /// index + 1 (truncate first to replace a suffix). Also returned when waiting for an index
+    /// the log does not hold.
+    #[error("log entry {got} does not continue the log: the next index is {expected}")]
+    LogGap {
+        /// The index the log expects next (last + 1).
+        expected: u64,
+        /// The index given.
+        got: u64,
+    },
+    /// The WAL ring has no room for the entry: the log's unpurged entries fill it. Nothing is
+    /// overwritten: purge entries the state machine has applied ([`crate::Store::log_purge`],
+    /// after a snapshot), or open with a larger [`crate::Options::wal_capacity`].
+    #[error(
+        "the Raft log is full: an entry of {needed} bytes does not fit beside the {used}          unpurged bytes in a {capacity}-byte WAL; purge applied entries or raise wal_capacity"
+    )]
+    LogFull {
+        /// Bytes the entry's frame needs.
+        needed: u64,
+        /// Bytes the unpurged entries occupy.
+        used: u64,
+        /// The ring's capacity in bytes.
+        capacity: u64,
+    },
+    /// A truncation would drop an entry the state machine has already applied (Raft never
+    /// truncates committed entries, so this is a caller bug).
+    #[error("cannot truncate the log at {index}: entries up to {applied} are applied")]
+    LogApplied {
+        /// The truncation point asked for.
+        index: u64,
+        /// The last applied index.
+        applied: u64,
+    },
+    /// A purge past the last applied entry: only what the state machine holds (and a
+    /// checkpoint makes durable in the main file) may leave the log.
+    #[error("cannot purge the log up to {index}: only entries up to {applied} are applied")]
+    LogNotApplied {
+        /// The purge point asked for.
+        index: u64,
+        /// The last applied index.
+        applied: u64,
+    },
+    /// A membership larger than the meta page holds.
+    #[error("membership of {len} bytes exceeds the maximum of {max} bytes")]
+    MembershipTooLarge {
+        /// Length of the membership.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A vote larger than the WAL's vote slot holds.
+    #[error("vote of {len} bytes exceeds the maximum of {max} bytes")]
+    VoteTooLarge {
+        /// Length of the vote.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A snapshot file failed verification before it was installed: not an etch file, written
+    /// by a newer etch, another page size than this store's, truncated, or damaged (a checksum,
+    /// the tree shape or the page accounting is wrong). Nothing was changed.
+    #[error("{path}: not an installable snapshot: {reason}")]
+    InvalidSnapshot {
+        /// The snapshot file.
+        path: PathBuf,
+        /// What verification found.
+        reason: String,
+    },
+    /// [`Store::install_snapshot`](crate::Store::install_snapshot) was given a snapshot of
+    /// another database (another cluster). Nothing was changed;
+    /// [`Store::install_snapshot_replacing_identity`](crate::Store::install_snapshot_replacing_identity)
+    /// installs it anyway.
+    #[error(
+        "the snapshot is of database {snapshot:#018x}, this store is database {store:#018x}; \
+         refusing to replace its identity"
+    )]
+    SnapshotIdentity {
+        /// This store's database id.
+        store: u64,
+        /// The snapshot's database id.
+        snapshot: u64,
+    },
+    /// A snapshot that does not move the store forward: below its applied index (installing it
+    /// would move the log index backwards), or, for a snapshot of another database, at it.
+    /// Nothing was changed.
+    #[error(
+        "the snapshot is at log index {snapshot}, not ahead of this store's applied index {applied}"
+    )]
+    SnapshotBehind {
+        /// The snapshot's applied index.
+        snapshot: u64,
+        /// This store's applied index.
+        applied: u64,
+    },
 }
 
 impl From<std::io::Error> for Error {

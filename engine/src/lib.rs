@@ -22,6 +22,7 @@
 mod alloc;
 mod btree;
 mod check;
+mod checkpoint;
 mod clock;
 mod command;
 mod copy;
@@ -35,6 +36,7 @@ mod node;
 mod options;
 mod page;
 mod pager;
+mod raftlog;
 mod recipes;
 mod record;
 pub mod sim;
@@ -51,10 +53,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, CommandResponse};
 pub use error::{Error, OpenAction, Result};
 pub use options::{AutoCompaction, Durability, Options};
+pub use raftlog::{LogEntry, LogState};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};
 pub use stm::WriteTxn;
-pub use store::{LeaseGrant, LeaseInfo, Store, WalRepair};
+pub use store::{AppliedMembership, LeaseGrant, LeaseInfo, SnapshotInfo, Store, WalRepair};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{
     prefix_end, BatchResponse, CheckReport, DeleteResponse, KeyValue, KeyValueRef, OpResponse,

@@ -29,17 +29,42 @@
 //!    152    8 WAL offset where the record after the last applied one starts
 //!    160    8 WAL salt: mixed into every frame checksum of this WAL generation
 //!    168    8 number of live keys
-//!    176   76 reserved (0)
+//!    176    8 flags: bit 0 = replicated (the WAL is a Raft log; written as format version 2),
+//!                 bit 1 = a membership is stored
+//!    184    8 replicated: index of the last purged log entry (0 = none)
+//!    192    8 replicated: term of that entry
+//!    200    8 replicated: log index of the applied membership
+//!    208    8 replicated: its term
+//!    216    4 replicated: membership length in bytes (at most 3840)
+//!    220    4 replicated: crc32 of the membership bytes
+//!    224   28 reserved (0)
 //!    252    4 crc32 of bytes [0, 252)
+//!    256    . replicated: the membership bytes (opaque; the replication layer encodes them)
 //! ```
+//!
+//! The membership lives in the same page as the rest of the meta and is written with it, so a
+//! checkpoint records it atomically with the applied index it belongs to; its own checksum,
+//! which the checksummed header names, makes a slot whose page was torn past byte 256 invalid
+//! as a whole (the other slot is used). Readers read the first 4096 bytes of each slot, so it
+//! fits any page size.
 
 use crate::error::{Error, Result};
 use crate::page::{get_u32, get_u64, put_u32, put_u64, PageId};
 
 /// First bytes of every etch file.
 pub(crate) const MAGIC: [u8; 8] = *b"etch\x00db\x1a";
-/// Format version this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads. It writes version 1, or version 2 for a
+/// replicated store, whose WAL holds Raft entries that an older build would misread as local
+/// commits: version 2 makes an older build refuse the file ([`Error::NewerFormat`]).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The version of a local store's meta.
+const LOCAL_VERSION: u32 = 1;
+const FLAG_REPLICATED: u64 = 1;
+const FLAG_MEMBERSHIP: u64 = 2;
+/// Where the membership bytes start in a meta page.
+const MEMBERSHIP_AT: usize = 256;
+/// The largest membership a meta holds (it must fit the smallest page).
+pub(crate) const MAX_MEMBERSHIP: usize = 4096 - MEMBERSHIP_AT;
 const META_LEN: usize = 256;
 const CRC_AT: usize = 252;
 
@@ -60,6 +85,13 @@ pub(crate) struct Meta {
     pub(crate) wal_offset: u64,
     pub(crate) wal_salt: u64,
     pub(crate) key_count: u64,
+    /// The WAL is a Raft log (see `raftlog.rs`): `wal_offset` is where its first unpurged
+    /// entry starts, and the trees are not replayed from it.
+    pub(crate) replicated: bool,
+    /// Replicated stores: (index, term) of the last purged log entry ((0, 0) = none).
+    pub(crate) purged: (u64, u64),
+    /// Replicated stores: the applied membership (index, term, opaque bytes).
+    pub(crate) membership: Option<(u64, u64, Vec<u8>)>,
 }
 
 /// Roots of the keyspace trees.
@@ -91,7 +123,15 @@ impl Meta {
     pub(crate) fn encode(&self, page: &mut [u8]) {
         page.fill(0);
         page[0..8].copy_from_slice(&MAGIC);
-        put_u32(page, 8, FORMAT_VERSION);
+        put_u32(
+            page,
+            8,
+            if self.replicated {
+                FORMAT_VERSION
+            } else {
+                LOCAL_VERSION
+            },
+        );
         put_u32(page, 12, self.page_size);
         put_u64(page, 16, self.db_id);
         put_u64(page, 24, self.counter);
@@ -110,6 +150,18 @@ impl Meta {
         put_u64(page, 152, self.wal_offset);
         put_u64(page, 160, self.wal_salt);
         put_u64(page, 168, self.key_count);
+        let mut flags = if self.replicated { FLAG_REPLICATED } else { 0 };
+        if let Some((index, term, bytes)) = &self.membership {
+            flags |= FLAG_MEMBERSHIP;
+            put_u64(page, 200, *index);
+            put_u64(page, 208, *term);
+            put_u32(page, 216, bytes.len() as u32);
+            put_u32(page, 220, crc32fast::hash(bytes));
+            page[MEMBERSHIP_AT..MEMBERSHIP_AT + bytes.len()].copy_from_slice(bytes);
+        }
+        put_u64(page, 176, flags);
+        put_u64(page, 184, self.purged.0);
+        put_u64(page, 192, self.purged.1);
         let crc = crc32fast::hash(&page[..CRC_AT]);
         put_u32(page, CRC_AT, crc);
     }
@@ -150,7 +202,36 @@ impl Meta {
             wal_offset: get_u64(page, 152),
             wal_salt: get_u64(page, 160),
             key_count: get_u64(page, 168),
+            replicated: get_u64(page, 176) & FLAG_REPLICATED != 0,
+            purged: (get_u64(page, 184), get_u64(page, 192)),
+            membership: None,
         };
+        let flags = get_u64(page, 176);
+        let mut meta = meta;
+        if flags & FLAG_MEMBERSHIP != 0 {
+            let len = get_u32(page, 216) as usize;
+            let end = MEMBERSHIP_AT + len;
+            if len > MAX_MEMBERSHIP
+                || page.len() < end
+                || crc32fast::hash(&page[MEMBERSHIP_AT..end]) != get_u32(page, 220)
+            {
+                return Err(SlotError::Damaged("membership checksum mismatch".into()));
+            }
+            meta.membership = Some((
+                get_u64(page, 200),
+                get_u64(page, 208),
+                page[MEMBERSHIP_AT..end].to_vec(),
+            ));
+        }
+        if flags & !(FLAG_REPLICATED | FLAG_MEMBERSHIP) != 0
+            || meta.replicated != (version >= 2)
+            || (meta.membership.is_some() && !meta.replicated)
+        {
+            return Err(SlotError::Damaged(format!(
+                "format version {version} does not match the flags {:#x}",
+                get_u64(page, 176)
+            )));
+        }
         meta.sanity().map_err(SlotError::Damaged)?;
         Ok(meta)
     }
@@ -184,6 +265,12 @@ impl Meta {
             return Err(format!(
                 "free-list page {} outside the file",
                 self.freelist_head
+            ));
+        }
+        if self.purged.0 > self.applied_seq {
+            return Err(format!(
+                "purged log index {} is past the applied index {}",
+                self.purged.0, self.applied_seq
             ));
         }
         if self.compact_revision > self.revision || self.revision == 0 {
@@ -241,5 +328,59 @@ pub(crate) fn choose(slot0: &[u8], slot1: &[u8], path: &std::path::Path) -> Resu
                 supported: FORMAT_VERSION,
             },
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replicated() -> Meta {
+        Meta {
+            page_size: 4096,
+            db_id: 5,
+            counter: 3,
+            page_count: 10,
+            revision: 4,
+            applied_seq: 9,
+            applied_term: 2,
+            wal_offset: 4096,
+            wal_salt: 11,
+            replicated: true,
+            purged: (6, 2),
+            membership: Some((8, 2, b"voters {1, 2, 3}".to_vec())),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_replicated_meta_round_trips_with_its_membership() {
+        let mut page = vec![0u8; 4096];
+        replicated().encode(&mut page);
+        assert_eq!(
+            get_u32(&page, 8),
+            2,
+            "replicated metas are format version 2"
+        );
+        assert!(Meta::decode(&page).is_ok_and(|m| m == replicated()));
+        // A torn write that spared the header but not the membership voids the slot.
+        let mut torn = page.clone();
+        torn[MEMBERSHIP_AT + 3] ^= 1;
+        assert!(matches!(Meta::decode(&torn), Err(SlotError::Damaged(_))));
+        // A local meta stays version 1, without the replicated fields.
+        let local = Meta {
+            replicated: false,
+            purged: (0, 0),
+            membership: None,
+            ..replicated()
+        };
+        local.encode(&mut page);
+        assert_eq!(get_u32(&page, 8), 1);
+        assert!(Meta::decode(&page).is_ok_and(|m| m == local));
+        // Version 1 claiming to be replicated is inconsistent.
+        put_u64(&mut page, 176, FLAG_REPLICATED);
+        let crc = crc32fast::hash(&page[..CRC_AT]);
+        put_u32(&mut page, CRC_AT, crc);
+        assert!(matches!(Meta::decode(&page), Err(SlotError::Damaged(_))));
     }
 }

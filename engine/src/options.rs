@@ -64,6 +64,7 @@ pub struct Options {
     pub(crate) lock_timeout: Duration,
     pub(crate) read_only: bool,
     pub(crate) repair_wal: bool,
+    pub(crate) replicated: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -85,6 +86,7 @@ impl std::fmt::Debug for Options {
             .field("lock_timeout", &self.lock_timeout)
             .field("read_only", &self.read_only)
             .field("repair_wal", &self.repair_wal)
+            .field("replicated", &self.replicated)
             .finish_non_exhaustive()
     }
 }
@@ -111,6 +113,7 @@ impl Default for Options {
             lock_timeout: Duration::ZERO,
             read_only: false,
             repair_wal: false,
+            replicated: false,
         }
     }
 }
@@ -276,6 +279,28 @@ impl Options {
         self
     }
 
+    /// Opens the store as a member of a replicated group (default `false`): its WAL is the Raft
+    /// log. The replication layer appends entries to it ([`Store::log_append`] and the other
+    /// `log_*` calls, durably with group commit), stores its vote there ([`Store::save_vote`]),
+    /// and applies committed entries in index order with [`Store::apply`]. Then:
+    ///
+    /// - local writes (put, delete, batch, txn, write, compact, lease grant and revoke,
+    ///   expire_leases, defrag) fail with [`Error::ReplicatedWrite`];
+    /// - an open does not replay the log into the trees: they open at the last checkpoint
+    ///   ([`Store::applied`]) and the replication layer re-applies the committed entries after it;
+    /// - a checkpoint never starts a new WAL generation: entries after the applied index (and
+    ///   applied ones not yet purged) stay in the ring until [`Store::log_purge`];
+    /// - close keeps the WAL (it holds the log and the vote).
+    ///
+    /// A local store opened this way becomes replicated for good: its WAL is replayed and
+    /// checkpointed, and its log starts empty after the applied index. A replicated store's file
+    /// opened without this option fails with [`Error::NotReplicated`]. Combine with
+    /// [`Options::background_writes`]`(false)`; `read_only` is refused.
+    pub fn replicated(mut self, on: bool) -> Self {
+        self.replicated = on;
+        self
+    }
+
     /// Opens (or creates) the store at `path` with these options.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         Store::open_with(path.as_ref(), self)
@@ -321,6 +346,13 @@ impl Options {
         if self.read_only && self.repair_wal {
             return Err(Error::InvalidOption(
                 "repair_wal writes (a copy of the WAL, the recovered state): it needs a \
+                 writable open, not read_only"
+                    .into(),
+            ));
+        }
+        if self.read_only && self.replicated {
+            return Err(Error::InvalidOption(
+                "a replicated store keeps its log in a WAL it writes: replicated needs a \
                  writable open, not read_only"
                     .into(),
             ));

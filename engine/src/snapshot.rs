@@ -23,6 +23,10 @@ use crate::types::{KeyValue, KeyValueRef, Range, RangeOptions, RangeResponse, Re
 pub(crate) struct SnapshotData {
     /// Sequence number of the last commit included.
     pub(crate) version: u64,
+    /// Term of that commit (0 for local commits).
+    pub(crate) term: u64,
+    /// Database id of the file this state belongs to (an installed snapshot can change it).
+    pub(crate) db_id: u64,
     pub(crate) state: KsState,
     pub(crate) map: Arc<MapState>,
     /// Pages [0, page_count) exist in this state.

@@ -70,6 +70,8 @@ const INITIAL_BYTES: u64 = 256 << 10;
 pub(crate) struct ScannedRecord {
     pub(crate) seq: u64,
     pub(crate) term: u64,
+    /// Where its frame starts in the WAL.
+    pub(crate) offset: u64,
     pub(crate) payload: Vec<u8>,
 }
 
@@ -92,6 +94,10 @@ pub struct Damage {
 pub(crate) struct Scan {
     pub(crate) records: Vec<ScannedRecord>,
     pub(crate) damage: Option<Damage>,
+    /// Offset right after the last record read (where the next frame would go).
+    pub(crate) end: u64,
+    /// The scan went round the ring (followed a wrap marker or ran off the end) before `end`.
+    pub(crate) wrapped: bool,
 }
 
 /// An existing WAL opened for recovery: the file, a read-only map of it, its usable length.
@@ -294,6 +300,8 @@ impl Wal {
             return Scan {
                 records,
                 damage: None,
+                end: start,
+                wrapped: false,
             };
         }
         let mut off = start;
@@ -322,6 +330,7 @@ impl Wal {
                     records.push(ScannedRecord {
                         seq: frame.seq,
                         term: frame.term,
+                        offset: off,
                         payload: frame.payload.to_vec(),
                     });
                     expected_seq += 1;
@@ -331,7 +340,21 @@ impl Wal {
             }
         }
         let damage = damage_after(map, off, expected_seq, salt, db_id);
-        Scan { records, damage }
+        // The position after the last record: a wrap marker or jump that no record followed
+        // does not count (the next append decides again where its frame goes).
+        let (end, wrapped) = match records.last() {
+            Some(r) => {
+                let end = r.offset + frame_len(r.payload.len());
+                (end, r.offset < start)
+            }
+            None => (start, false),
+        };
+        Scan {
+            records,
+            damage,
+            end,
+            wrapped,
+        }
     }
 
     /// Creates (or re-initialises) the WAL: zero-filled, so later overwrites change no file
@@ -499,6 +522,238 @@ impl Wal {
         self.tail = WAL_START;
         self.wrapped = false;
         self.salt = salt;
+    }
+}
+
+/// The largest vote [`write_control`] stores.
+pub(crate) const MAX_VOTE: usize = 1024;
+/// The two control slots in the header page (see [`Control`]).
+pub(crate) const CONTROL_SLOTS: [u64; 2] = [1024, 2560];
+const CONTROL_LEN: usize = 1536;
+const CONTROL_CRC_AT: usize = CONTROL_LEN - 4;
+const CONTROL_HAS_VOTE: u32 = 1;
+
+/// What a replicated store keeps in its WAL's header page besides the header: the Raft vote and
+/// the index of a truncation in progress. Written to two alternating slots (offsets 1024 and
+/// 2560), each with a counter and a checksum:
+///
+/// ```text
+///  0  8  counter (the valid slot with the higher counter is current)
+///  8  8  truncation in progress: every frame with sequence number >= this is being
+///        invalidated (0 = none)
+/// 16  4  flags: bit 0 = a vote is stored
+/// 20  4  vote length (at most 1024)
+/// 24  .  vote bytes
+/// 1532 4 crc32 of (database id | bytes [0, 1532))
+/// ```
+///
+/// A write goes to the slot that does not hold the current state, then the WAL is synced: a
+/// torn write damages only that slot, and the other still holds the previous state. So after a
+/// crash the state is the last one whose write returned, or the one being written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Control {
+    /// Counter of the current slot (0 when no slot is valid).
+    pub(crate) counter: u64,
+    /// 0 = none; else the cut of an unfinished truncation.
+    pub(crate) truncating: u64,
+    pub(crate) vote: Option<Vec<u8>>,
+}
+
+fn decode_control(slot: &[u8], db_id: u64) -> Option<Control> {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&db_id.to_le_bytes());
+    h.update(&slot[..CONTROL_CRC_AT]);
+    if h.finalize() != get_u32(slot, CONTROL_CRC_AT) {
+        return None;
+    }
+    let flags = get_u32(slot, 16);
+    let vote_len = get_u32(slot, 20) as usize;
+    if vote_len > MAX_VOTE || flags & !CONTROL_HAS_VOTE != 0 {
+        return None;
+    }
+    Some(Control {
+        counter: get_u64(slot, 0),
+        truncating: get_u64(slot, 8),
+        vote: (flags & CONTROL_HAS_VOTE != 0).then(|| slot[24..24 + vote_len].to_vec()),
+    })
+}
+
+/// Reads the current control state of a WAL (the default, counter 0, if neither slot is valid:
+/// a WAL that never stored one).
+pub(crate) fn read_control(file: &dyn StorageFile, db_id: u64) -> Result<Control> {
+    let mut best: Option<Control> = None;
+    for at in CONTROL_SLOTS {
+        let mut slot = vec![0u8; CONTROL_LEN];
+        file.read_exact_at(&mut slot, at)?;
+        if let Some(c) = decode_control(&slot, db_id) {
+            if best.as_ref().is_none_or(|b| c.counter > b.counter) {
+                best = Some(c);
+            }
+        }
+    }
+    Ok(best.unwrap_or_default())
+}
+
+/// Makes `next` the control state (its counter must be the current one + 1): writes the slot
+/// not holding the current state and syncs the WAL. Slot `counter % 2` holds counter `counter`,
+/// so the current slot is never the one overwritten.
+pub(crate) fn write_control(file: &dyn StorageFile, db_id: u64, next: &Control) -> Result<()> {
+    let vote = next.vote.as_deref().unwrap_or(&[]);
+    if vote.len() > MAX_VOTE {
+        return Err(Error::VoteTooLarge {
+            len: vote.len(),
+            max: MAX_VOTE,
+        });
+    }
+    let mut slot = vec![0u8; CONTROL_LEN];
+    put_u64(&mut slot, 0, next.counter);
+    put_u64(&mut slot, 8, next.truncating);
+    put_u32(
+        &mut slot,
+        16,
+        if next.vote.is_some() {
+            CONTROL_HAS_VOTE
+        } else {
+            0
+        },
+    );
+    put_u32(&mut slot, 20, vote.len() as u32);
+    slot[24..24 + vote.len()].copy_from_slice(vote);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&db_id.to_le_bytes());
+    h.update(&slot[..CONTROL_CRC_AT]);
+    put_u32(&mut slot, CONTROL_CRC_AT, h.finalize());
+    file.write_all_at(&slot, CONTROL_SLOTS[(next.counter % 2) as usize])?;
+    file.sync_data()?;
+    Ok(())
+}
+
+/// Offsets of every valid frame (commit or wrap marker) of this generation whose sequence
+/// number is at or past `from`: what a replicated open must invalidate past the end of the log
+/// it recovered, so that a later append that reuses the space can never be followed by a stale
+/// frame that happens to carry the next sequence number.
+pub(crate) fn frames_from(map: &[u8], from: u64, salt: u64, db_id: u64) -> Vec<u64> {
+    let len = map.len() as u64;
+    let mut found = Vec::new();
+    let mut off = WAL_START;
+    while off + FRAME_HEADER <= len {
+        let h = &map[off as usize..(off + FRAME_HEADER) as usize];
+        let seq = get_u64(h, 8);
+        if seq < from || seq - from >= MAX_SEQ_AHEAD || !matches!(h[24], KIND_COMMIT | KIND_WRAP) {
+            off += 8;
+            continue;
+        }
+        match read_frame(map, off, salt, db_id) {
+            Some(frame) => {
+                found.push(off);
+                off += frame.len;
+            }
+            None => off += 8,
+        }
+    }
+    found
+}
+
+impl Wal {
+    /// Takes over an existing WAL (a replicated store keeps its WAL across opens): the log
+    /// occupies `[tail, head)` of the ring (wrapping past the end if `wrapped`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn resume(
+        file: Arc<dyn StorageFile>,
+        len: u64,
+        max_len: u64,
+        head: u64,
+        tail: u64,
+        wrapped: bool,
+        salt: u64,
+        db_id: u64,
+    ) -> Wal {
+        Wal {
+            file,
+            buf: Vec::new(),
+            len,
+            max_len: max_len.max(len),
+            head,
+            tail,
+            wrapped,
+            salt,
+            db_id,
+        }
+    }
+
+    /// The generation's salt.
+    pub(crate) fn salt(&self) -> u64 {
+        self.salt
+    }
+
+    /// The database id mixed into every checksum.
+    pub(crate) fn db_id(&self) -> u64 {
+        self.db_id
+    }
+
+    /// Offset of the oldest byte still in use.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn tail(&self) -> u64 {
+        self.tail
+    }
+
+    /// Moves the write position back to `offset`, the start of a frame of the log (a
+    /// truncation): the log then ends there.
+    pub(crate) fn set_head(&mut self, offset: u64) {
+        self.wrapped = offset < self.tail;
+        self.head = offset;
+    }
+
+    /// Zeroes `[from, self.head)` of the ring (wrapping past the end if `from` lies after the
+    /// head): every frame written there becomes unreadable. Not synced.
+    pub(crate) fn zero_until_head(&self, from: u64) -> Result<()> {
+        if from <= self.head {
+            write_zeros(&*self.file, from, self.head)
+        } else {
+            write_zeros(&*self.file, from, self.len)?;
+            write_zeros(&*self.file, WAL_START, self.head)
+        }
+    }
+
+    /// Zeroes the whole ring. Not synced.
+    pub(crate) fn zero_ring(&self) -> Result<()> {
+        write_zeros(&*self.file, WAL_START, self.len)
+    }
+
+    /// Zeroes the header of the frame at `offset` (it then fails its checksum). Not synced.
+    pub(crate) fn zero_frame_header(&self, offset: u64) -> Result<()> {
+        Ok(self
+            .file
+            .write_all_at(&[0u8; FRAME_HEADER as usize], offset)?)
+    }
+
+    /// Reads back the commit frame at `offset`, which must be record `seq` of `term`: the
+    /// payload, or [`Error::Corrupt`] if the frame there is not that record.
+    pub(crate) fn read_at(&self, offset: u64, seq: u64, term: u64) -> Result<Vec<u8>> {
+        let mut header = [0u8; FRAME_HEADER as usize];
+        self.file.read_exact_at(&mut header, offset)?;
+        let plen = get_u32(&header, 4) as usize;
+        let mut payload = vec![0u8; plen];
+        if offset + FRAME_HEADER + plen as u64 <= self.len {
+            self.file
+                .read_exact_at(&mut payload, offset + FRAME_HEADER)?;
+        }
+        if get_u64(&header, 8) != seq
+            || get_u64(&header, 16) != term
+            || header[24] != KIND_COMMIT
+            || offset + FRAME_HEADER + plen as u64 > self.len
+            || frame_crc(self.salt, self.db_id, &header, &payload) != get_u32(&header, 0)
+        {
+            return Err(Error::corrupt(format!(
+                "WAL frame at offset {offset} is not log entry {seq} of term {term}"
+            )));
+        }
+        Ok(payload)
+    }
+
+    /// Bytes a frame with a payload of `payload` bytes occupies.
+    pub(crate) fn frame_bytes(payload: usize) -> u64 {
+        frame_len(payload)
     }
 }
 

@@ -439,7 +439,8 @@ fn newer_format_version_is_refused() {
         }) => {
             assert_eq!(p, path);
             assert_eq!(found, 99);
-            assert_eq!(supported, 1);
+            // Version 2 is a replicated store's meta (design.md, "Meta slot").
+            assert_eq!(supported, 2);
         }
         Err(e) => panic!("expected NewerFormat, got {e:?}"),
         Ok(_) => panic!("expected NewerFormat, got Ok"),
@@ -454,12 +455,17 @@ fn newer_format_version_is_refused() {
     // One upgraded slot is enough to refuse: opening the other would roll the file back.
     for slot in [0, 1] {
         let (_d, path) = copy_of(&fx.path);
-        set_version(&path, slot, 2);
+        set_version(&path, slot, 3);
         assert!(matches!(
             open(&path),
-            Err(Error::NewerFormat { found: 2, .. })
+            Err(Error::NewerFormat { found: 3, .. })
         ));
     }
+    // Version 2 without the replicated flag is inconsistent: that slot is damaged, the other
+    // one is used.
+    let (_d, path) = copy_of(&fx.path);
+    set_version(&path, 0, 2);
+    assert_opens_with(&path, &fx.exp, fx.rev);
     // Version 0 is not a valid version: that slot is damaged, the other one is used.
     let (_d, path) = copy_of(&fx.path);
     set_version(&path, 0, 0);

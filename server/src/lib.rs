@@ -19,6 +19,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod convert;
+pub mod dispatch;
 pub mod election;
 pub mod errors;
 pub mod http;
@@ -34,6 +35,7 @@ pub mod queue;
 pub mod server;
 pub mod tls;
 pub mod watch;
+pub mod watch_index;
 
 pub use config::{ConfigError, ServerConfig};
 pub use node::Node;

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tonic::Status;
 
 use crate::config::ServerConfig;
+use crate::dispatch::Dispatcher;
 use crate::errors;
 use crate::metrics::Metrics;
 use crate::proto::etcdserverpb::{AlarmType, ResponseHeader};
@@ -35,8 +36,10 @@ struct Inner {
     /// Active alarms (etcd keeps them per member; here there is one member).
     alarms: Mutex<BTreeSet<i32>>,
     metrics: Metrics,
-    /// The store's revision, published by the revision notifier thread.
+    /// The revision routed to watches, published by the change-log follower thread.
     revisions: watch::Receiver<i64>,
+    /// Routes the follower's events to the watches of every stream.
+    dispatcher: Dispatcher,
     /// Flips to true when the server starts shutting down, ending long-lived streams.
     shutdown: watch::Receiver<bool>,
 }
@@ -46,9 +49,11 @@ impl Node {
     pub fn new(store: Store, config: ServerConfig, shutdown: watch::Receiver<bool>) -> Node {
         let member_id = member_id(&config.name, &config.advertise_client_urls);
         let cluster_id = fnv1a(&member_id.to_be_bytes(), b"etch-cluster").max(1);
+        let (dispatcher, revisions) = crate::notifier::start(store.clone());
         Node {
             inner: Arc::new(Inner {
-                revisions: crate::notifier::revision_notifier(store.clone()),
+                revisions,
+                dispatcher,
                 store,
                 config,
                 cluster_id,
@@ -90,9 +95,15 @@ impl Node {
         self.inner.shutdown.clone()
     }
 
-    /// A receiver of the store's revision, woken on every change.
+    /// A receiver of the store's revision, woken on every change (once the change is routed
+    /// to the synced watches).
     pub fn revisions(&self) -> watch::Receiver<i64> {
         self.inner.revisions.clone()
+    }
+
+    /// The shared watch dispatcher.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.inner.dispatcher
     }
 
     /// Unwraps a request, counting its size in the received-bytes metric.

@@ -1,60 +1,94 @@
-//! One thread per server that follows the store's revision and publishes it to async tasks,
-//! so watch streams sleep on a channel instead of each holding a blocking thread.
+//! The follower: one thread per server that reads the store's change log once per commit,
+//! hands the events to the watch [`Dispatcher`], and publishes the routed revision to async
+//! tasks (lock and election waiters, watch streams catching up), so that nothing else holds a
+//! blocking thread to wait for changes.
 
 use std::time::Duration;
 
-use etch_engine::{Error, Range, Store};
+use etch_engine::{Error, Range, Store, WatchOptions, Watcher};
 use tokio::sync::watch;
 
-/// Starts the thread; the receiver sees every new revision (coalesced). The thread ends when
-/// the store closes or every receiver is gone.
-pub fn revision_notifier(store: Store) -> watch::Receiver<i64> {
-    let (tx, rx) = watch::channel(store.revision());
+use crate::dispatch::Dispatcher;
+
+/// How long the follower waits for a commit before it re-checks whether it should stop or
+/// switch its reads (previous key-values wanted or not).
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// Starts the follower; returns the dispatcher it feeds and a receiver of every routed
+/// revision (coalesced). The thread ends when the store closes or every receiver is gone.
+pub fn start(store: Store) -> (Dispatcher, watch::Receiver<i64>) {
+    let revision = store.revision();
+    let dispatcher = Dispatcher::new(revision);
+    let (tx, rx) = watch::channel(revision);
+    let follower = dispatcher.clone();
     let spawned = std::thread::Builder::new()
-        .name("etch-revisions".into())
-        .spawn(move || follow(store, tx));
+        .name("etch-follower".into())
+        .spawn(move || follow(store, follower, tx));
     if let Err(e) = spawned {
         // Without the thread watchers would never wake; refuse to pretend otherwise.
-        tracing::error!(error = %e, "cannot start the revision notifier thread");
+        tracing::error!(error = %e, "cannot start the change-log follower thread");
     }
-    rx
+    (dispatcher, rx)
 }
 
-fn follow(store: Store, tx: watch::Sender<i64>) {
+fn follow(store: Store, dispatcher: Dispatcher, tx: watch::Sender<i64>) {
+    // The reader and whether it reads previous key-values.
+    let mut reader: Option<(Watcher, bool)> = None;
     loop {
-        // A watcher on every key from now: it wakes on each publish that carries a change.
-        let mut watcher = match store.watch(Range::all()) {
-            Ok(w) => w,
-            Err(Error::Closed) => return,
-            Err(e) => {
-                tracing::error!(error = %e, "revision notifier cannot watch the store");
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
+        if tx.is_closed() {
+            return;
+        }
+        let prev_kv = dispatcher.choose_prev_kv();
+        let current = match reader.take() {
+            Some((w, p)) if p == prev_kv => w,
+            _ => {
+                let opts = WatchOptions {
+                    start_revision: dispatcher.routed() + 1,
+                    prev_kv,
+                    ..Default::default()
+                };
+                match store.watch_with(Range::all(), opts) {
+                    Ok(w) => w,
+                    Err(Error::Closed) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "change-log follower cannot watch the store");
+                        std::thread::sleep(IDLE_CHECK);
+                        continue;
+                    }
+                }
             }
         };
-        loop {
-            if tx.is_closed() {
-                return;
+        let mut watcher = current;
+        match watcher.recv_timeout(IDLE_CHECK) {
+            Ok(Some(resp)) if resp.canceled => {
+                // Compaction removed revisions not routed yet.
+                dispatcher.skip_to(resp.compact_revision);
+                publish(&tx, dispatcher.routed());
+                continue; // a new reader from after the compaction
             }
-            match watcher.recv_timeout(Duration::from_millis(500)) {
-                Ok(Some(resp)) if resp.canceled => break, // fell behind a compaction: restart
-                Ok(_) => {
-                    let now = store.revision();
-                    tx.send_if_modified(|rev| {
-                        let newer = now > *rev;
-                        if newer {
-                            *rev = now;
-                        }
-                        newer
-                    });
-                }
-                Err(Error::Closed) => return,
-                Err(e) => {
-                    tracing::error!(error = %e, "revision notifier read failed");
-                    std::thread::sleep(Duration::from_millis(100));
-                    break;
-                }
+            Ok(Some(resp)) => {
+                let through = watcher.next_revision() - 1;
+                dispatcher.route(resp.events, through);
+                publish(&tx, through);
+            }
+            Ok(None) => {}
+            Err(Error::Closed) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "change-log follower read failed");
+                std::thread::sleep(IDLE_CHECK);
+                continue; // a new reader from the next revision to route
             }
         }
+        reader = Some((watcher, prev_kv));
     }
+}
+
+fn publish(tx: &watch::Sender<i64>, revision: i64) {
+    tx.send_if_modified(|rev| {
+        let newer = revision > *rev;
+        if newer {
+            *rev = revision;
+        }
+        newer
+    });
 }

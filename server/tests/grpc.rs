@@ -9,9 +9,11 @@ use std::time::Duration;
 use common::TestServer;
 use etch_server::proto::etcdserverpb as pb;
 use etch_server::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use etch_server::proto::etcdserverpb::lease_client::LeaseClient;
 use etch_server::proto::etcdserverpb::request_op::Request as Op;
 use etch_server::proto::etcdserverpb::response_op::Response as OpResp;
 use etch_server::proto::{v3electionpb, v3lockpb};
+use tonic::transport::Channel;
 use tonic::Code;
 
 fn put(key: &str, value: &str) -> pb::PutRequest {
@@ -20,6 +22,16 @@ fn put(key: &str, value: &str) -> pb::PutRequest {
         value: value.into(),
         ..Default::default()
     }
+}
+
+/// Grants a lease of `ttl` seconds with a server-chosen id and returns the id.
+async fn grant(lease: &mut LeaseClient<Channel>, ttl: i64) -> i64 {
+    lease
+        .lease_grant(pb::LeaseGrantRequest { ttl, id: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .id
 }
 
 fn get(key: &str) -> pb::RangeRequest {
@@ -803,18 +815,8 @@ async fn quota_raises_nospace_alarm() {
 async fn lock_excludes_and_hands_over() {
     let server = TestServer::start().await;
     let mut lease = server.lease().await;
-    let l1 = lease
-        .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
-    let l2 = lease
-        .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
+    let l1 = grant(&mut lease, 30).await;
+    let l2 = grant(&mut lease, 30).await;
     let mut lock = server.lock().await;
     let first = lock
         .lock(v3lockpb::LockRequest {
@@ -850,12 +852,7 @@ async fn lock_excludes_and_hands_over() {
     assert_ne!(second, first.key);
     // A locker that gives up (its call is cancelled) leaves the line: nothing stays behind.
     let mut lock3 = server.lock().await;
-    let l3 = lease
-        .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
+    let l3 = grant(&mut lease, 30).await;
     let gave_up = tokio::time::timeout(
         Duration::from_millis(300),
         lock3.lock(v3lockpb::LockRequest {
@@ -896,18 +893,8 @@ async fn election_campaign_proclaim_observe_resign() {
     use tokio_stream::StreamExt;
     let server = TestServer::start().await;
     let mut lease = server.lease().await;
-    let l1 = lease
-        .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
-    let l2 = lease
-        .lease_grant(pb::LeaseGrantRequest { ttl: 30, id: 0 })
-        .await
-        .unwrap()
-        .into_inner()
-        .id;
+    let l1 = grant(&mut lease, 30).await;
+    let l2 = grant(&mut lease, 30).await;
     let mut e = server.election().await;
     let err = e
         .leader(v3electionpb::LeaderRequest {

@@ -3,8 +3,14 @@
 //!
 //! ```text
 //! cargo build --release -p etch-cli -p etch-bench
-//! target/release/etch-bench server [--scale small|full] [--json FILE]
+//! target/release/etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]
+//!                                  [--requests N] [--connections N] [--markdown]
 //! ```
+//!
+//! `--requests N` sets the requests of each KV row at 64 and 256 clients (N/10 at 1 client)
+//! instead of the scale's; `--connections N` makes every KV row use N connections (at most one
+//! per client) instead of `clients / 8`; `--markdown` also prints the KV rows as a Markdown
+//! table with the ratios, ready for docs/benchmarks.md; `--only` runs one half.
 //!
 //! * KV: puts of 256-byte values, linearizable and serializable single-key gets, each at 1, 64
 //!   and 256 clients (closed loop; the clients share `clients / 8` connections, at least one).
@@ -95,8 +101,28 @@ const FULL: Scale = Scale {
 };
 
 fn usage() -> ! {
-    eprintln!("usage: etch-bench server [--scale small|full] [--json FILE]");
+    eprintln!(
+        "usage: etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
+         \x20                        [--requests N] [--connections N] [--markdown]"
+    );
     std::process::exit(2)
+}
+
+/// What a run does besides the scale.
+#[derive(Clone, Debug, Default)]
+struct Options {
+    json: Option<String>,
+    /// Connections of every KV row, instead of `clients / 8`.
+    connections: Option<usize>,
+    markdown: bool,
+    kv: bool,
+    watch: bool,
+}
+
+fn number(arg: Option<String>) -> u64 {
+    arg.and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| usage())
 }
 
 /// One KV row: the same load on both servers.
@@ -114,7 +140,12 @@ struct KvRow {
 /// Entry point of `etch-bench server ARGS`.
 pub fn main(mut args: impl Iterator<Item = String>) {
     let mut scale = FULL;
-    let mut json = None;
+    let mut requests = None;
+    let mut options = Options {
+        kv: true,
+        watch: true,
+        ..Options::default()
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--scale" => {
@@ -124,21 +155,33 @@ pub fn main(mut args: impl Iterator<Item = String>) {
                     _ => usage(),
                 }
             }
-            "--json" => json = Some(args.next().unwrap_or_else(|| usage())),
+            "--json" => options.json = Some(args.next().unwrap_or_else(|| usage())),
+            "--requests" => requests = Some(number(args.next())),
+            "--connections" => options.connections = Some(number(args.next()) as usize),
+            "--markdown" => options.markdown = true,
+            "--only" => match args.next().as_deref() {
+                Some("kv") => options.watch = false,
+                Some("watch") => options.kv = false,
+                _ => usage(),
+            },
             _ => usage(),
         }
+    }
+    if let Some(n) = requests {
+        scale.many = (n, n);
+        scale.single = ((n / 10).max(1), (n / 10).max(1));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("start tokio runtime");
-    if let Err(e) = runtime.block_on(run(scale, json)) {
+    if let Err(e) = runtime.block_on(run(scale, options)) {
         eprintln!("etch-bench server: {e}");
         std::process::exit(1);
     }
 }
 
-async fn run(scale: Scale, json: Option<String>) -> Result<(), String> {
+async fn run(scale: Scale, options: Options) -> Result<(), String> {
     let started = Instant::now();
     let etcd_version = process::etcd_version().ok_or_else(|| {
         format!(
@@ -163,14 +206,26 @@ async fn run(scale: Scale, json: Option<String>) -> Result<(), String> {
     );
     println!("floor: append 4 KiB + fdatasync {floor_ms:.3} ms per write");
 
-    let rows = kv_rows(&scale).await?;
+    let rows = if options.kv {
+        kv_rows(&scale, options.connections).await?
+    } else {
+        Vec::new()
+    };
     print_kv(&rows);
+    if options.markdown {
+        print_kv_markdown(&rows);
+    }
 
     let mut fan_outs = Vec::new();
-    for (shape, size) in [
-        (Shape::DistinctKeys, scale.distinct),
-        (Shape::SharedPrefix, scale.shared),
-    ] {
+    let shapes = if options.watch {
+        vec![
+            (Shape::DistinctKeys, scale.distinct),
+            (Shape::SharedPrefix, scale.shared),
+        ]
+    } else {
+        Vec::new()
+    };
+    for (shape, size) in shapes {
         for kind in [Kind::Etcd, Kind::Etch] {
             eprintln!("  watch {} on {}", shape.name(), kind.name());
             fan_outs.push((kind.name(), watch::run(kind, shape, size).await?));
@@ -179,7 +234,7 @@ async fn run(scale: Scale, json: Option<String>) -> Result<(), String> {
     print_watch(&fan_outs);
     println!("total {:.1}s", started.elapsed().as_secs_f64());
 
-    if let Some(path) = json {
+    if let Some(path) = options.json {
         let watch: Vec<_> = fan_outs
             .iter()
             .map(|(server, result)| serde_json::json!({ "server": server, "result": result }))
@@ -199,10 +254,16 @@ async fn run(scale: Scale, json: Option<String>) -> Result<(), String> {
 }
 
 /// Every KV row, etcd then etch for each, on one server of each kind.
-async fn kv_rows(scale: &Scale) -> Result<Vec<KvRow>, String> {
+async fn kv_rows(scale: &Scale, connections: Option<usize>) -> Result<Vec<KvRow>, String> {
     let etcd = Server::start(Kind::Etcd).await?;
     let etch = Server::start(Kind::Etch).await?;
-    let max_connections = CLIENTS.iter().map(|c| c.div_ceil(8)).max().unwrap_or(1);
+    let connections_for =
+        |clients: usize| connections.unwrap_or(clients.div_ceil(8)).clamp(1, clients);
+    let max_connections = CLIENTS
+        .iter()
+        .map(|&c| connections_for(c))
+        .max()
+        .unwrap_or(1);
     let target = Target {
         prefix: "kv/".to_string(),
         keys: scale.keys,
@@ -223,7 +284,7 @@ async fn kv_rows(scale: &Scale) -> Result<Vec<KvRow>, String> {
                 scale.many
             };
             let requests = if op == Op::Put { puts } else { gets };
-            let connections = clients.div_ceil(8);
+            let connections = connections_for(clients);
             let mut results = Vec::new();
             for (server, channels) in &servers {
                 eprintln!("  {} x{clients} on {}", op.name(), server.kind.name());
@@ -310,6 +371,27 @@ fn print_kv(rows: &[KvRow]) {
     println!(
         "ratios: etch / etcd (thr x above 1: etch faster; p50 x and p99 x below 1: etch faster)"
     );
+}
+
+/// The KV rows as a Markdown table (what `etch-serve-bench` printed before it was folded in).
+fn print_kv_markdown(rows: &[KvRow]) {
+    println!("\n| operation | clients | etcd op/s | etch op/s | ratio | etcd p50 ms | etch p50 ms | etcd p99 ms | etch p99 ms | p99 ratio |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.2}x | {:.3} | {:.3} | {:.3} | {:.3} | {:.2} |",
+            row.op,
+            row.clients,
+            row.etcd.throughput,
+            row.etch.throughput,
+            row.etch.throughput / row.etcd.throughput,
+            row.etcd.p50_us as f64 / 1e3,
+            row.etch.p50_us as f64 / 1e3,
+            row.etcd.p99_us as f64 / 1e3,
+            row.etch.p99_us as f64 / 1e3,
+            row.etch.p99_us as f64 / row.etcd.p99_us as f64,
+        );
+    }
 }
 
 fn print_watch(results: &[(&str, FanOutResult)]) {

@@ -85,7 +85,7 @@ create_exception!(
     etch,
     CompactedError,
     Error,
-    "The requested revision has been compacted (attributes `requested`, `compact_revision`)."
+    "The requested revision has been compacted (attributes `requested`, `compact_revision`, and `compacted_revision` as python-etcd3 spells it)."
 );
 create_exception!(
     etch,
@@ -258,6 +258,8 @@ fn build(py: Python<'_>, err: &EngineError) -> PyResult<PyErr> {
             vec![
                 ("requested", obj(py, *requested)?),
                 ("compact_revision", obj(py, *compacted)?),
+                // python-etcd3's `RevisionCompactedError` spelling.
+                ("compacted_revision", obj(py, *compacted)?),
             ],
         ),
         EngineError::FutureRevision { requested, current } => (

@@ -1,10 +1,11 @@
-//! The native watcher: waits for responses with the GIL released. `cancel()` from another
-//! thread wakes a waiting `recv` at once (through the engine's `WatchCanceller`); the wait is
-//! still cut into short slices so that Ctrl-C and a closed store are noticed promptly.
+//! The native watcher: waits for responses with the GIL released, in one blocking wait on the
+//! engine's watcher (woken by the commit that publishes an event, never cut into slices).
+//! `cancel()` from another thread wakes a waiting `recv` at once (through the engine's
+//! `WatchCanceller`), and so does closing the store. Ctrl-C is the Python side's business:
+//! `etch._wait` runs a main-thread wait on a helper thread and waits for it interruptibly.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use etch_engine::{EventKind, WatchCanceller, WatchResponse, Watcher};
 use pyo3::prelude::*;
@@ -12,9 +13,6 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::convert::{kv_opt, kv_tuple, seconds, KvMeta};
 use crate::errors::IntoPyResult;
-
-/// How long one wait lasts before signals are checked again.
-const SLICE: Duration = Duration::from_millis(50);
 
 /// A watch on a key or range, from the native module. `etch.Store.watch` wraps it in an
 /// iterator of events; use that.
@@ -50,35 +48,31 @@ impl PyWatcher {
     /// or None on timeout or once the watch is cancelled or the store closed.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Response>> {
-        let deadline = seconds("timeout", timeout)?.map(|t| Instant::now() + t);
-        loop {
-            if self.cancelled.load(Ordering::Acquire) {
-                return Ok(None);
-            }
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                None => SLICE,
+        let timeout = seconds("timeout", timeout)?;
+        if self.cancelled.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let got = py.detach(|| {
+            let mut w = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            let got = match timeout {
+                Some(t) => w.recv_timeout(t),
+                None => w.recv(),
             };
-            let got = py.detach(|| {
-                let mut w = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                let got = w.recv_timeout(slice);
-                self.caught_up.store(w.caught_up(), Ordering::Release);
-                got
-            });
-            let got = match got {
-                Err(etch_engine::Error::Closed) => return Ok(None),
-                other => other.py()?,
-            };
-            if let Some(resp) = got {
+            self.caught_up.store(w.caught_up(), Ordering::Release);
+            got
+        });
+        let got = match got {
+            Err(etch_engine::Error::Closed) => return Ok(None),
+            other => other.py()?,
+        };
+        match got {
+            Some(resp) => {
                 if resp.canceled {
                     self.cancelled.store(true, Ordering::Release);
                 }
-                return Ok(Some(convert(py, resp)?));
+                Ok(Some(convert(py, resp)?))
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-            py.check_signals()?;
+            None => Ok(None),
         }
     }
 

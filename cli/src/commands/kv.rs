@@ -11,6 +11,15 @@ use crate::requests;
 /// `put KEY [VALUE]`: the value comes from stdin, byte for byte, when omitted; as etcdctl,
 /// empty stdin is then an argument error (`put KEY ""` writes an empty value).
 pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
+    let op = requests::put_op(a, put_value(a)?)?;
+    let store = db::open(ctx.cli, Mode::Create)?;
+    let resp = store.put_with(op)?;
+    db::close(store)?;
+    Ok(ctx.printer.put(&resp)?)
+}
+
+/// The value of `put`: the argument, nothing with `--ignore-value`, else stdin.
+pub fn put_value(a: &PutArgs) -> CliResult<Vec<u8>> {
     if a.ignore_value && a.value.is_some() {
         return Err(CliError::bad_args(
             "put command needs only 1 argument when 'ignore-value' is set",
@@ -32,11 +41,7 @@ pub fn put(ctx: &mut Ctx, a: &PutArgs) -> CliResult {
             buf
         }
     };
-    let op = requests::put_op(a, value)?;
-    let store = db::open(ctx.cli, Mode::Create)?;
-    let resp = store.put_with(op)?;
-    db::close(store)?;
-    Ok(ctx.printer.put(&resp)?)
+    Ok(value)
 }
 
 /// `get KEY [RANGE_END]`.

@@ -4,6 +4,8 @@ use super::Ctx;
 use crate::args::{CheckArgs, CompactionArgs};
 use crate::db::{self, Mode};
 use crate::error::{CliError, CliResult};
+use crate::output::json::ServerIds;
+use crate::output::EndpointStatus;
 use crate::progress;
 
 /// `compaction REV`.
@@ -35,7 +37,23 @@ pub fn endpoint_status(ctx: &mut Ctx) -> CliResult {
     let store = db::open(ctx.cli, Mode::ReadOnly)?;
     let status = store.status()?;
     db::close(store)?;
-    Ok(ctx.printer.endpoint_status(&ctx.cli.db, &status)?)
+    // A file is a cluster of one member without an id: member id, leader and raft term are 0
+    // (so it is its own leader), the raft index is the applied WAL index.
+    let row = EndpointStatus {
+        endpoint: ctx.cli.db.display().to_string(),
+        revision: status.revision,
+        server: ServerIds::default(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        db_size: status.file_size as i64,
+        db_size_in_use: status.size_in_use as i64,
+        leader: 0,
+        is_learner: false,
+        raft_index: status.applied_index,
+        raft_term: 0,
+        raft_applied_index: status.applied_index,
+        errors: Vec::new(),
+    };
+    Ok(ctx.printer.endpoint_status(&[row])?)
 }
 
 /// `check`: opening the file already verifies its meta pages and replays its WAL; the check

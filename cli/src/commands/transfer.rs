@@ -42,6 +42,53 @@ impl<R: Read> Read for Counted<R> {
 /// before anything is written, so a bad line (the error names it) leaves the store unchanged;
 /// stdin cannot be read twice, so there a bad line stops the import after the batches before it.
 pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
+    let cli = ctx.cli;
+    import_into(ctx, a, || {
+        Ok(Box::new(FileKeys(db::open(cli, Mode::Create)?)) as Box<dyn KeySpace>)
+    })
+}
+
+/// Where `import` writes and `export` reads: the file, or a server in client mode.
+pub trait KeySpace {
+    /// Writes the puts atomically; returns the revision after them.
+    fn put_batch(&self, puts: Vec<(Vec<u8>, Vec<u8>)>) -> CliResult<i64>;
+    /// The current revision.
+    fn revision(&self) -> CliResult<i64>;
+    /// A range read.
+    fn range(&self, range: &Range, opts: &RangeOptions) -> CliResult<etch::RangeResponse>;
+    /// Ends the work (closing a file reports a failed final checkpoint).
+    fn finish(self: Box<Self>) -> CliResult;
+}
+
+/// The file named by `--db`.
+struct FileKeys(etch::Store);
+
+impl KeySpace for FileKeys {
+    fn put_batch(&self, puts: Vec<(Vec<u8>, Vec<u8>)>) -> CliResult<i64> {
+        let ops = puts.into_iter().map(|(k, v)| WriteOp::put(k, v)).collect();
+        self.0.batch(ops)?;
+        Ok(self.0.revision())
+    }
+
+    fn revision(&self) -> CliResult<i64> {
+        Ok(self.0.revision())
+    }
+
+    fn range(&self, range: &Range, opts: &RangeOptions) -> CliResult<etch::RangeResponse> {
+        Ok(self.0.range_with(range, opts)?)
+    }
+
+    fn finish(self: Box<Self>) -> CliResult {
+        db::close(self.0)
+    }
+}
+
+/// `import` into `open()`'s key space (opened once the file is checked).
+pub fn import_into<'a>(
+    ctx: &mut Ctx,
+    a: &ImportArgs,
+    open: impl FnOnce() -> CliResult<Box<dyn KeySpace + 'a>>,
+) -> CliResult {
     let name = a.file.display().to_string();
     let from_stdin = a.file.as_os_str() == "-";
     let open_file = || File::open(&a.file).map_err(|e| CliError::failed(format!("{name}: {e}")));
@@ -59,8 +106,8 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
         inner: reader,
         bar: bar.clone(),
     });
-    let store = db::open(ctx.cli, Mode::Create)?;
-    let mut batch: Vec<WriteOp> = Vec::new();
+    let store = open()?;
+    let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut batch_keys = std::collections::HashSet::new();
     let mut batch_bytes = 0;
     let mut imported = 0u64;
@@ -68,22 +115,22 @@ pub fn import(ctx: &mut Ctx, a: &ImportArgs) -> CliResult {
         // A key twice in one batch is rejected by the engine; the later line wins, in order.
         let full = batch.len() >= BATCH_OPS || batch_bytes + key.len() + value.len() > BATCH_BYTES;
         if !batch.is_empty() && (full || batch_keys.contains(&key)) {
-            store.batch(std::mem::take(&mut batch))?;
+            store.put_batch(std::mem::take(&mut batch))?;
             batch_keys.clear();
             batch_bytes = 0;
         }
         batch_bytes += key.len() + value.len();
         batch_keys.insert(key.clone());
-        batch.push(WriteOp::put(key, value));
+        batch.push((key, value));
         imported += 1;
         Ok(())
     })?;
     if !batch.is_empty() {
-        store.batch(batch)?;
+        store.put_batch(batch)?;
     }
     bar.finish_and_clear();
-    let revision = store.revision();
-    db::close(store)?;
+    let revision = store.revision()?;
+    store.finish()?;
     match ctx.cli.write_out {
         Format::Json => {
             let header = ctx.printer.json_style().header(revision);
@@ -147,14 +194,25 @@ fn parse_line(line: &str) -> Result<(Vec<u8>, Vec<u8>), String> {
 
 /// `export`: pages through the keys at one revision, so the output is one consistent view.
 pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
+    let cli = ctx.cli;
+    export_from(a, || {
+        Ok(Box::new(FileKeys(db::open(cli, Mode::ReadOnly)?)) as Box<dyn KeySpace>)
+    })
+}
+
+/// `export` from `open()`'s key space.
+pub fn export_from<'a>(
+    a: &ExportArgs,
+    open: impl FnOnce() -> CliResult<Box<dyn KeySpace + 'a>>,
+) -> CliResult {
     if a.rev < 0 {
         return Err(CliError::bad_args(format!(
             "revision {} is negative",
             a.rev
         )));
     }
-    let store = db::open(ctx.cli, Mode::ReadOnly)?;
-    let revision = if a.rev == 0 { store.revision() } else { a.rev };
+    let store = open()?;
+    let revision = if a.rev == 0 { store.revision()? } else { a.rev };
     let whole = match &a.prefix {
         Some(p) => Range::prefix(p),
         None => Range::all(),
@@ -165,13 +223,13 @@ pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
         count_only,
         ..Default::default()
     };
-    let total = store.range_with(&whole, &at(0, true))?.count;
+    let total = store.range(&whole, &at(0, true))?.count;
     let bar = progress::bar(total as u64, false, "exporting");
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut range = whole.clone();
     loop {
-        let page = store.range_with(&range, &at(EXPORT_PAGE, false))?;
+        let page = store.range(&range, &at(EXPORT_PAGE, false))?;
         for kv in &page.kvs {
             serde_json::to_writer(&mut out, &json::export_kv(kv))?;
             out.write_all(b"\n")?;
@@ -192,7 +250,7 @@ pub fn export(ctx: &mut Ctx, a: &ExportArgs) -> CliResult {
     }
     out.flush()?;
     bar.finish_and_clear();
-    db::close(store)
+    store.finish()
 }
 
 /// Used by tests of the line format.

@@ -28,8 +28,14 @@ pub fn run(ctx: &mut Ctx, a: &WatchArgs) -> CliResult {
             a.rev
         )));
     }
+    if a.interactive {
+        return Err(CliError::bad_args(
+            "watch -i needs a server (--endpoints): a file's watch sees no other writer",
+        ));
+    }
+    let key = a.key.as_deref().unwrap_or_default();
     let end = a.range_end.as_deref().map(requests::bytes);
-    let range = requests::key_range(requests::bytes(&a.key), end, a.prefix, false)?;
+    let range = requests::key_range(requests::bytes(key), end, a.prefix, false)?;
     // A watch that stops when caught up only reads; one that follows holds the file for writing
     // (it is the process that expires leases while it runs).
     let mode = if a.no_follow {

@@ -48,11 +48,25 @@ fn put_nonzero(map: &mut Map<String, Value>, key: &str, value: Value) {
     }
 }
 
+/// What a server's response header says besides the revision: zero for a local file, which
+/// has no cluster, member or Raft term (and then left out, as Go's `omitempty` does).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerIds {
+    /// The cluster id.
+    pub cluster_id: u64,
+    /// The id of the member that answered.
+    pub member_id: u64,
+    /// The Raft term.
+    pub raft_term: u64,
+}
+
 /// The JSON writer, configured by the command line.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Json {
     /// Write 64-bit ids as decimal strings (lossless in JavaScript) instead of numbers.
     pub string_ids: bool,
+    /// The header fields of the response being printed (client mode).
+    pub server: ServerIds,
 }
 
 impl Json {
@@ -65,7 +79,17 @@ impl Json {
         }
     }
 
-    /// A response header: `{"revision": N}`.
+    /// An unsigned 64-bit id (cluster, member): a number, or a decimal string.
+    pub fn uid(&self, id: u64) -> Value {
+        if self.string_ids {
+            Value::String(id.to_string())
+        } else {
+            Value::from(id)
+        }
+    }
+
+    /// A response header: `{"revision": N}` for a file; a server's adds its cluster id,
+    /// member id and Raft term, in etcd's order.
     pub fn header(&self, revision: i64) -> Value {
         let mut m = Map::new();
         self.header_fields(&mut m, revision);
@@ -74,7 +98,15 @@ impl Json {
 
     /// The header's fields, for the lease responses that embed them at the top level.
     pub fn header_fields(&self, m: &mut Map<String, Value>, revision: i64) {
+        let s = self.server;
+        if s.cluster_id != 0 {
+            m.insert("cluster_id".into(), self.uid(s.cluster_id));
+        }
+        if s.member_id != 0 {
+            m.insert("member_id".into(), self.uid(s.member_id));
+        }
         put_nonzero(m, "revision", revision.into());
+        put_nonzero(m, "raft_term", s.raft_term.into());
     }
 
     /// One key-value (`mvccpb.KeyValue`).
@@ -134,15 +166,20 @@ impl Json {
 
     /// A transaction response; each entry is Go's wrapping of the protobuf `oneof`.
     pub fn txn(&self, r: &TxnResponse) -> Value {
+        // A server fills only the revision in the headers of the responses inside.
+        let inner = Json {
+            server: ServerIds::default(),
+            ..*self
+        };
         let responses: Vec<Value> = r
             .responses
             .iter()
             .map(|op| {
                 let (name, body) = match op {
-                    TxnOpResponse::Put(p) => ("ResponsePut", self.put(p)),
-                    TxnOpResponse::Range(g) => ("ResponseRange", self.range(g)),
-                    TxnOpResponse::Delete(d) => ("ResponseDeleteRange", self.delete(d)),
-                    TxnOpResponse::Txn(t) => ("ResponseTxn", self.txn(t)),
+                    TxnOpResponse::Put(p) => ("ResponsePut", inner.put(p)),
+                    TxnOpResponse::Range(g) => ("ResponseRange", inner.range(g)),
+                    TxnOpResponse::Delete(d) => ("ResponseDeleteRange", inner.delete(d)),
+                    TxnOpResponse::Txn(t) => ("ResponseTxn", inner.txn(t)),
                 };
                 json!({ "Response": { name: body } })
             })
@@ -239,7 +276,11 @@ mod tests {
         let number = Json::default().kv(&kv(id, b"v"));
         assert_eq!(number["lease"].as_i64(), Some(id));
         assert!(number.to_string().contains(&format!(r#""lease":{id}}}"#)));
-        let string = Json { string_ids: true }.kv(&kv(id, b"v"));
+        let string = Json {
+            string_ids: true,
+            ..Default::default()
+        }
+        .kv(&kv(id, b"v"));
         assert_eq!(string["lease"], Value::String(id.to_string()));
     }
 }

@@ -8,6 +8,7 @@
 //! elsewhere it prints as `simple`, as etcdctl 3.5's table printer does (3.4 refuses).
 
 mod admin;
+mod cluster;
 pub mod json;
 pub mod table;
 pub mod text;
@@ -20,6 +21,7 @@ use etch::{
 use serde_json::Value;
 
 use crate::args::Format;
+pub use cluster::{AlarmRow, EndpointHealth, EndpointStatus, MemberRow};
 use json::Json;
 use text::{display_bytes, go_quote, hex_escaped, lease_hex};
 
@@ -42,6 +44,8 @@ pub struct Printer {
     hex: bool,
     json_style: Json,
     value_only: bool,
+    /// Printing a server's responses: fields output has etcdctl's four header lines.
+    client: bool,
     out: Box<dyn Write>,
 }
 
@@ -58,6 +62,7 @@ impl Printer {
             hex,
             json_style,
             value_only: false,
+            client: false,
             out,
         }
     }
@@ -65,6 +70,12 @@ impl Printer {
     /// The JSON writer of this printer.
     pub fn json_style(&self) -> Json {
         self.json_style
+    }
+
+    /// Sets the cluster, member and term of the server's response about to be printed.
+    pub fn set_server(&mut self, ids: json::ServerIds) {
+        self.json_style.server = ids;
+        self.client = true;
     }
 
     /// The output format.
@@ -134,8 +145,17 @@ impl Printer {
         writeln!(o, "\"{prefix}Lease\" : {}", kv.lease)
     }
 
+    /// The header lines of fields output: etcdctl's four for a server's response, the
+    /// revision alone for a file.
     fn header_fields(&mut self, revision: i64) -> io::Result<()> {
-        writeln!(self.out, "\"Revision\" : {revision}")
+        let s = self.json_style.server;
+        if !self.client {
+            return writeln!(self.out, "\"Revision\" : {revision}");
+        }
+        writeln!(self.out, "\"ClusterID\" : {}", s.cluster_id)?;
+        writeln!(self.out, "\"MemberID\" : {}", s.member_id)?;
+        writeln!(self.out, "\"Revision\" : {revision}")?;
+        writeln!(self.out, "\"RaftTerm\" : {}", s.raft_term)
     }
 
     fn kv_rows(&self, kvs: &[KeyValue]) -> Vec<Vec<String>> {
@@ -251,6 +271,14 @@ impl Printer {
     }
 
     fn txn_responses(&mut self, responses: &[TxnOpResponse], blank: bool) -> io::Result<()> {
+        // A server fills only the revision of the responses inside a transaction.
+        let server = std::mem::take(&mut self.json_style.server);
+        let printed = self.txn_op_responses(responses, blank);
+        self.json_style.server = server;
+        printed
+    }
+
+    fn txn_op_responses(&mut self, responses: &[TxnOpResponse], blank: bool) -> io::Result<()> {
         for op in responses {
             if blank {
                 writeln!(self.out)?;

@@ -150,6 +150,75 @@ impl Etcd {
         }
     }
 
+    /// Starts `etch serve` (the binary at `etch`) on a fresh loopback port, advertising
+    /// `advertise` (so two servers can be given the same member id), and waits until etcdctl
+    /// gets an answer. `None` when etcdctl is missing and not required.
+    pub fn start_etch_serve(etch: &Path, advertise: &str) -> Option<Etcd> {
+        let etcdctl = match find_tool("etcdctl") {
+            Some(p) => p,
+            None if tools_required() => {
+                panic!(
+                    "ETCH_REQUIRE_TOOLS=1 but etcdctl is not on PATH (apt-get install etcd-client)"
+                )
+            }
+            None => {
+                eprintln!("skipped: etcdctl not found (apt-get install etcd-client)");
+                return None;
+            }
+        };
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let port = free_port();
+            let log = dir.path().join("serve.log");
+            let log_file = std::fs::File::create(&log).expect("serve log file");
+            let mut cmd = Command::new(etch);
+            cmd.arg("serve")
+                .arg("--db")
+                .arg(dir.path().join("served.etch"))
+                .arg(format!("--listen-client-urls=http://127.0.0.1:{port}"))
+                .arg(format!("--advertise-client-urls={advertise}"))
+                .arg("--log-level=warn")
+                .env_remove("ETCH_DB")
+                .env_remove("ETCH_ENDPOINTS")
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("serve log file"))
+                .stderr(log_file);
+            let child = cmd.spawn().expect("spawning etch serve");
+            let mut server = Etcd {
+                child,
+                endpoint: format!("127.0.0.1:{port}"),
+                etcdctl: etcdctl.clone(),
+                dir,
+            };
+            let deadline = Instant::now() + READY_TIMEOUT;
+            loop {
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    last_log = format!(
+                        "etch serve exited ({status}):\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                    break;
+                }
+                let ready = server
+                    .etcdctl(&["endpoint", "health"])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if ready {
+                    return Some(server);
+                }
+                if Instant::now() > deadline {
+                    last_log = std::fs::read_to_string(&log).unwrap_or_default();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("etch serve did not start in {START_ATTEMPTS} attempts; last log:\n{last_log}");
+    }
+
     /// `etcdctl --endpoints=<this server> ARGS`, with stdin closed and etcd's environment
     /// variables removed. Arguments are `OsStr`s so tests can pass bytes that are not UTF-8.
     pub fn etcdctl<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {

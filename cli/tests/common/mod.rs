@@ -8,10 +8,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
-/// A temporary directory with a database path in it.
+/// A temporary directory with a database path in it; or, made by [`Env::client`], the
+/// working directory of `etch --endpoints` runs against a server.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
+    /// The server's endpoint in client mode (`--endpoints` instead of `--db`).
+    pub endpoints: Option<String>,
 }
 
 /// The outcome of one run.
@@ -35,7 +38,19 @@ impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("test.etch");
-        Env { dir, db }
+        Env {
+            dir,
+            db,
+            endpoints: None,
+        }
+    }
+
+    /// Runs `etch --endpoints <endpoints>` (client mode) in a fresh temporary directory.
+    pub fn client(endpoints: &str) -> Env {
+        Env {
+            endpoints: Some(endpoints.to_string()),
+            ..Env::new()
+        }
     }
 
     /// A path inside the temporary directory.
@@ -46,11 +61,15 @@ impl Env {
     /// `etch --db <db>` with the given arguments, stdin closed, run in the temporary directory.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_etch"));
-        c.arg("--db")
-            .arg(&self.db)
-            .args(args)
+        match &self.endpoints {
+            Some(e) => c.arg("--endpoints").arg(e),
+            None => c.arg("--db").arg(&self.db),
+        };
+        c.args(args)
             .current_dir(self.dir.path())
             .env_remove("ETCH_DB")
+            .env_remove("ETCH_ENDPOINTS")
+            .env_remove("ETCDCTL_ENDPOINTS")
             .stdin(Stdio::null());
         c
     }
@@ -173,3 +192,4 @@ pub fn wait_for_file(path: &Path, secs: u64) -> String {
     }
 }
 pub mod etcd;
+pub mod serve;

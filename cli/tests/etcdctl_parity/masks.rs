@@ -114,3 +114,32 @@ pub fn mask_session_keys(s: &str, name: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// `endpoint health`'s durations (Go's `time.Duration` text after `took = `, `"took":"` or
+/// `"Took" : `) as `<took>`, after checking each looks like one.
+pub fn mask_took(s: &str) -> String {
+    let mut out = s.to_string();
+    for (marker, stop) in [
+        ("took = ", '\n'),
+        ("\"took\":\"", '"'),
+        ("\"Took\" : ", '\n'),
+    ] {
+        let mut result = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(marker) {
+            let (head, tail) = rest.split_at(at + marker.len());
+            result.push_str(head);
+            let end = tail.find(stop).unwrap_or(tail.len());
+            let took = &tail[..end];
+            assert!(
+                took.ends_with('s') && took.starts_with(|c: char| c.is_ascii_digit()),
+                "not a duration: {took:?} in {s}"
+            );
+            result.push_str("<took>");
+            rest = &tail[end..];
+        }
+        result.push_str(rest);
+        out = result;
+    }
+    out
+}

@@ -47,6 +47,11 @@ impl Drop for KillOnDrop {
 pub struct Pair {
     etcd: Etcd,
     etch: Env,
+    /// In client mode, the `etch serve` that `etch --endpoints` talks to (stopped on drop).
+    _etch_server: Option<Etcd>,
+    /// True when both sides talk to an `etch serve`: the header's cluster, member and term
+    /// are compared rather than removed.
+    servers_on_both_sides: bool,
     /// The n-th granted lease's id on each side: (etcd, etch).
     leases: Vec<(i64, i64)>,
     /// Every difference found so far (the test reports them all at the end).
@@ -58,9 +63,50 @@ impl Pair {
         Some(Pair {
             etcd: Etcd::start()?,
             etch: Env::new(),
+            _etch_server: None,
+            servers_on_both_sides: false,
             leases: Vec::new(),
             failures: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Client mode: etcdctl against one `etch serve`, `etch --endpoints` against another,
+    /// both fresh and advertising the same URL, so they have the same member and cluster ids
+    /// and go through the same revisions.
+    pub fn client() -> Option<Pair> {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_etch"));
+        let advertise = "http://127.0.0.1:2379";
+        let reference = Etcd::start_etch_serve(bin, advertise)?;
+        let subject = Etcd::start_etch_serve(bin, advertise)?;
+        Some(Pair {
+            etcd: reference,
+            etch: Env::client(&subject.endpoint),
+            _etch_server: Some(subject),
+            servers_on_both_sides: true,
+            leases: Vec::new(),
+            failures: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Client mode against real etcd: etcdctl against one etcd, `etch --endpoints` against
+    /// another. Their ids differ (they are derived from the peer URLs), so the header's
+    /// cluster, member and term are removed as in file mode.
+    pub fn client_of_etcd() -> Option<Pair> {
+        let reference = Etcd::start()?;
+        let subject = Etcd::start()?;
+        Some(Pair {
+            etcd: reference,
+            etch: Env::client(&subject.endpoint),
+            _etch_server: Some(subject),
+            servers_on_both_sides: false,
+            leases: Vec::new(),
+            failures: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// True in client mode.
+    pub fn is_client(&self) -> bool {
+        self.etch.endpoints.is_some()
     }
 
     /// `args` with `{Ln}` replaced by this side's n-th lease id in hex.
@@ -236,17 +282,30 @@ impl Pair {
         for line in text.split_inclusive('\n') {
             let body = line.trim_end_matches('\n');
             let server_only = ["\"ClusterID\" : ", "\"MemberID\" : ", "\"RaftTerm\" : "];
-            if server_only.iter().any(|p| body.starts_with(p)) || body.starts_with("{\"level\":") {
+            let strip = !self.servers_on_both_sides;
+            if (strip && server_only.iter().any(|p| body.starts_with(p)))
+                || body.starts_with("{\"level\":")
+            {
                 continue;
             }
             match serde_json::from_str::<Value>(body) {
                 Ok(mut v) if body.starts_with('{') || body.starts_with('[') => {
-                    strip_server_fields(&mut v);
+                    if strip {
+                        strip_server_fields(&mut v);
+                    }
                     out.push_str(&v.to_string());
                     out.push_str(&line[body.len()..]);
                 }
                 _ => out.push_str(line),
             }
+        }
+        if self.is_client() {
+            // The two servers listen on different ports.
+            let endpoint = match side {
+                Side::Etcd => self.etcd.endpoint.as_str(),
+                Side::Etch => self.etch.endpoints.as_deref().unwrap_or_default(),
+            };
+            out = out.replace(endpoint, "<endpoint>");
         }
         for (i, (etcd_id, etch_id)) in self.leases.iter().enumerate() {
             let id = if side == Side::Etcd {
@@ -344,4 +403,11 @@ fn show(args: &[&[u8]]) -> String {
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+impl Pair {
+    /// True when both sides talk to an `etch serve` (same member ids and URLs).
+    pub fn same_servers(&self) -> bool {
+        self.servers_on_both_sides
+    }
 }

@@ -50,7 +50,7 @@ from etch._etch import (
     ValueProvidedError,
     WalRepair,
 )
-from etch._lease import Lease
+from etch._lease import Lease, LeaseInfo
 from etch._lock import Lock
 from etch._store import Store, open, restore
 from etch._transactions import Compare, Op, Transactions
@@ -79,6 +79,7 @@ __all__ = [
     "KeyNotFoundError",
     "KeyTooLargeError",
     "Lease",
+    "LeaseInfo",
     "LeaseExistsError",
     "LeaseNotFoundError",
     "LeaseProvidedError",
@@ -93,6 +94,7 @@ __all__ = [
     "PutResponse",
     "QuotaExceededError",
     "ReadOnlyError",
+    "RevisionCompactedError",
     "RequestTooLargeError",
     "Status",
     "StorageError",
@@ -110,7 +112,10 @@ __all__ = [
 ]
 
 # Public classes defined in submodules present themselves as etch.X (reprs, pickling, docs).
-for _cls in (Compare, DeleteEvent, Event, Lease, Lock, Op, PutEvent, Store, Transactions,
-             WatchResponse, WatchTimedOut, WriteBlock, WriteTxn):
+for _cls in (Compare, DeleteEvent, Event, Lease, LeaseInfo, Lock, Op, PutEvent, Store,
+             Transactions, WatchResponse, WatchTimedOut, WriteBlock, WriteTxn):
     _cls.__module__ = "etch"
 del _cls
+
+#: python-etcd3's name for :class:`CompactedError` (which also has its ``compacted_revision``).
+RevisionCompactedError = CompactedError

@@ -80,6 +80,11 @@ class CompactedError(Error):
     """The requested revision has been compacted."""
     requested: int
     compact_revision: int
+    compacted_revision: int
+    """The same as `compact_revision`, as python-etcd3 spells it."""
+
+RevisionCompactedError = CompactedError
+"""python-etcd3's name for `CompactedError`."""
 
 class FutureRevisionError(Error):
     """The requested revision is newer than the current one."""
@@ -320,6 +325,13 @@ a delete's `DeleteResponse`, or a nested transaction's `(succeeded, responses)`.
 
 # -- leases and locks -----------------------------------------------------------------------
 
+class LeaseInfo:
+    """`Store.get_lease_info`'s answer, named as etcd's `LeaseTimeToLiveResponse`."""
+    ID: int
+    TTL: int
+    grantedTTL: int
+    keys: List[bytes]
+
 class Lease:
     """A granted lease; a context manager that revokes it on exit."""
     id: int
@@ -524,6 +536,29 @@ class Store:
     ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
         """As `watch`, yielding whole responses; a replay of history ends with one whose
         `caught_up` is true."""
+    def watch_response(
+        self,
+        key: _KeyLike,
+        range_end: Optional[_KeyLike] = ...,
+        *,
+        start_revision: Optional[int] = ...,
+        prev_kv: bool = ...,
+        no_put: bool = ...,
+        no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
+    ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
+        """python-etcd3's name for `watch_responses`."""
+    def watch_prefix_response(
+        self,
+        key_prefix: _KeyLike,
+        *,
+        start_revision: Optional[int] = ...,
+        prev_kv: bool = ...,
+        no_put: bool = ...,
+        no_delete: bool = ...,
+        progress_notify: Optional[float] = ...,
+    ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
+        """`watch_responses` for every key starting with `key_prefix` (python-etcd3's name)."""
     def watch_prefix(
         self,
         key_prefix: _KeyLike,
@@ -582,6 +617,8 @@ class Store:
     def lease(self, ttl: int, lease_id: Optional[int] = ...) -> Lease: ...
     def revoke_lease(self, lease_id: int) -> None: ...
     def refresh_lease(self, lease_id: int) -> int: ...
+    def get_lease_info(self, lease_id: int) -> LeaseInfo:
+        """python-etcd3's `get_lease_info`; a missing lease raises `LeaseNotFoundError`."""
     def leases(self) -> List[Lease]: ...
     def lock(self, name: str, ttl: int = ...) -> Lock: ...
     def snapshot(self, file: Union[_PathLike, IO[bytes]]) -> Tuple[int, int]:
@@ -589,6 +626,8 @@ class Store:
         size in bytes."""
     def defrag(self) -> Tuple[int, int]:
         """Rewrites the file compactly; returns its size in bytes `(before, after)`."""
+    def defragment(self) -> Tuple[int, int]:
+        """python-etcd3's name for `defrag`."""
     def status(self) -> Status: ...
     def check(self) -> CheckReport: ...
     def hash_kv(self, revision: Optional[int] = ...) -> int: ...

@@ -9,6 +9,30 @@ from etch import _etch
 from etch._etch import LeaseNotFoundError
 
 
+class LeaseInfo:
+    """What :meth:`etch.Store.get_lease_info` reports, with the attribute names of etcd's
+    ``LeaseTimeToLiveResponse`` (which python-etcd3 returns)."""
+
+    __slots__ = {
+        "ID": "The lease id.",
+        "TTL": "Seconds left before it expires (rounded up).",
+        "grantedTTL": "The TTL it was granted with.",
+        "keys": "The keys attached to it.",
+    }
+
+    def __init__(self, lease_id: int, ttl: int, granted_ttl: int, keys: List[bytes]) -> None:
+        self.ID = lease_id
+        self.TTL = ttl
+        self.grantedTTL = granted_ttl
+        self.keys = keys
+
+    def __repr__(self) -> str:
+        return (
+            f"LeaseInfo(ID={self.ID}, TTL={self.TTL}, grantedTTL={self.grantedTTL}, "
+            f"keys={self.keys!r})"
+        )
+
+
 class Lease:
     """A granted lease. Keys put with it are deleted, at one revision, when it is revoked or
     expires without :meth:`refresh`. Usable as a context manager that revokes it on exit.

@@ -7,6 +7,7 @@ from typing import Any, Optional, Type
 
 from etch import _etch
 from etch._etch import LeaseNotFoundError, LockGuard
+from etch._wait import call_interruptibly
 
 #: Lock keys live under this prefix, as python-etcd3's.
 LOCK_PREFIX = "/locks/"
@@ -23,8 +24,9 @@ class Lock:
     One ``Lock`` object stands for one contender: give each thread its own (``store.lock(name)``
     is cheap); the store behind it is shared safely.
 
-    A wait without a time limit cannot be interrupted by Ctrl-C (leaving and rejoining the
-    queue to check for signals would lose the place in line); pass a ``timeout`` to bound it.
+    A wait ends the moment the lock is granted (the engine wakes it on the release, no polling).
+    Ctrl-C interrupts it with ``KeyboardInterrupt`` and leaves the line (the place's lease is
+    revoked); closing the store ends it with :class:`etch.ClosedError`.
     """
 
     def __init__(self, native: _etch.NativeStore, name: str, ttl: int = 60) -> None:
@@ -56,7 +58,10 @@ class Lock:
             return True
         lease_id, _ = self._native.lease_grant(self.ttl)
         try:
-            guard = self._native.lock(LOCK_PREFIX + self.name, lease_id, timeout)
+            native, key = self._native, LOCK_PREFIX + self.name
+            guard = call_interruptibly(
+                lambda: native.lock(key, lease_id, timeout), "etch-lock-wait"
+            )
         except BaseException:
             self._revoke(lease_id)
             raise

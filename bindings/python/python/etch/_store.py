@@ -37,10 +37,19 @@ from etch._etch import (
     WalRepair,
     prefix_end,
 )
-from etch._lease import Lease
+from etch._lease import Lease, LeaseInfo
 from etch._lock import Lock
 from etch._transactions import Compare, Op, Transactions, _lease_id, _nested
-from etch._watch import CallbackWatch, Event, WatchResponse, WatchTimedOut, _response, events, responses
+from etch._watch import (
+    CallbackWatch,
+    Event,
+    Receiver,
+    WatchResponse,
+    WatchTimedOut,
+    _response,
+    events,
+    responses,
+)
 from etch._write import WriteBlock, WriteTxn, _encode, conflict
 
 KeyLike = Union[bytes, bytearray, str]
@@ -430,6 +439,20 @@ class Store:
         native = self._watcher(key, range_end, **kwargs)
         return responses(native), native.cancel
 
+    def watch_response(
+        self, key: KeyLike, range_end: Optional[KeyLike] = None, **kwargs: Any
+    ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
+        """python-etcd3's name for :meth:`watch_responses`."""
+        return self.watch_responses(key, range_end, **kwargs)
+
+    def watch_prefix_response(
+        self, key_prefix: KeyLike, **kwargs: Any
+    ) -> Tuple[Iterator[WatchResponse], Callable[[], None]]:
+        """As :meth:`watch_responses`, for every key starting with ``key_prefix`` (python-etcd3's
+        ``watch_prefix_response``)."""
+        start, end = _prefix_range(key_prefix)
+        return self.watch_responses(start, range_end=end, **kwargs)
+
     def watch_prefix(
         self, key_prefix: KeyLike, **kwargs: Any
     ) -> Tuple[Iterator[Event], Callable[[], None]]:
@@ -441,13 +464,14 @@ class Store:
         """The next event on ``key`` (options as :meth:`watch`); raises
         :class:`etch.WatchTimedOut` if none comes within ``timeout`` seconds."""
         native = self._watcher(key, kwargs.pop("range_end", None), **kwargs)
+        receiver = Receiver(native)
         try:
-            raw = native.recv(timeout)
+            raw = receiver.recv(timeout)
             while raw is not None:
                 resp = _response(raw)
                 if resp.events:
                     return resp.events[0]
-                raw = native.recv(timeout)
+                raw = receiver.recv(timeout)
             raise WatchTimedOut(f"no event on {key!r} within {timeout} s")
         finally:
             native.cancel()
@@ -502,6 +526,13 @@ class Store:
         """Renews a lease by id for its full TTL; returns the TTL."""
         return int(self._native.lease_keep_alive(lease_id))
 
+    def get_lease_info(self, lease_id: int) -> LeaseInfo:
+        """A lease's remaining and granted TTL and its keys (python-etcd3's
+        ``get_lease_info``, with the same attribute names). A lease that does not exist raises
+        :class:`etch.LeaseNotFoundError`, as etcd's own client does."""
+        ttl, granted, keys = self._native.lease_time_to_live(lease_id, True)
+        return LeaseInfo(lease_id, int(ttl), int(granted), list(keys))
+
     def leases(self) -> List[Lease]:
         """Every lease."""
         return [Lease(self._native, i, ttl) for i, ttl in self._native.lease_list()]
@@ -533,6 +564,10 @@ class Store:
         file size ``(before, after)``. Writers wait while it runs."""
         before, after = self._native.defrag()
         return int(before), int(after)
+
+    def defragment(self) -> Tuple[int, int]:
+        """python-etcd3's name for :meth:`defrag`."""
+        return self.defrag()
 
     def status(self) -> Status:
         """Revisions, key count, file and WAL sizes."""

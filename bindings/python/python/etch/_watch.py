@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from etch import _etch
 from etch._etch import CompactedError, Error, KVMetadata
+from etch._wait import PendingCall, in_main_thread, wait_seconds
 
 
 class WatchTimedOut(Error, TimeoutError):
@@ -108,15 +109,47 @@ def _response(raw: Tuple[int, List[Any], bool, int, bool]) -> WatchResponse:
             f"(compact revision {compact_revision})"
         )
         err.compact_revision = compact_revision
+        err.compacted_revision = compact_revision  # python-etcd3's spelling
         raise err
     return WatchResponse(header, [_event(e) for e in events], caught_up)
+
+
+RawResponse = Tuple[int, List[Any], bool, int, bool]
+
+
+class Receiver:
+    """Receives a native watcher's responses; in the main thread the wait can be interrupted
+    by Ctrl-C (see ``etch._wait``), and a response that arrives after an interrupted or timed
+    out wait is kept for the next :meth:`recv`, so none is lost."""
+
+    def __init__(self, native: _etch.Watcher) -> None:
+        self._native = native
+        self._pending: Optional[PendingCall[Optional[RawResponse]]] = None
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[RawResponse]:
+        """The next raw response within ``timeout`` seconds (forever if None), or None on
+        timeout, cancellation or close."""
+        if self._pending is None and not in_main_thread():
+            return self._native.recv(timeout)
+        wait = wait_seconds("timeout", timeout)
+        if self._pending is None:
+            # What is ready now needs no helper thread (a replay, a burst, a zero timeout).
+            ready = self._native.recv(0)
+            if ready is not None or wait == 0:
+                return ready
+            self._pending = PendingCall(lambda: self._native.recv(None), "etch-watch-recv")
+        if not self._pending.wait(wait):
+            return None
+        pending, self._pending = self._pending, None
+        return pending.result()
 
 
 def responses(native: _etch.Watcher) -> Iterator[WatchResponse]:
     """Responses of a native watcher until it is cancelled or the store closes. Raises
     :class:`etch.CompactedError` if compaction overtook the watch."""
+    receiver = Receiver(native)
     while True:
-        raw = native.recv(None)
+        raw = receiver.recv(None)
         if raw is None:
             return
         yield _response(raw)

@@ -1,0 +1,200 @@
+//! Maintenance: snapshot files, restore, the keyspace hash, defragmentation, status and the
+//! integrity check.
+
+use std::path::Path;
+
+use super::transfer::{sibling, WalAfterSwap};
+use super::{make_snapshot, Store};
+use crate::checkpoint::read_meta;
+use crate::error::{Error, OpenAction, Result};
+use crate::options::Options;
+use crate::types::{CheckReport, Range, RangeOptions, Revision, Status};
+
+impl Store {
+    /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
+    /// must not exist), while writers go on. Its history is the store's (from the compact
+    /// revision on); restoring it is opening it. Returns the revision copied and the file size.
+    ///
+    /// ```no_run
+    /// let db = etch_engine::Store::open("app.etch")?;
+    /// let (revision, bytes) = db.snapshot("backup.etch")?;
+    /// let restored = etch_engine::Store::restore("backup.etch", "restored.etch", etch_engine::Options::new())?;
+    /// assert_eq!(restored.revision(), revision);
+    /// # let _ = bytes;
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
+    pub fn snapshot(&self, path: impl AsRef<Path>) -> Result<(Revision, u64)> {
+        let read = self.read()?;
+        let size = crate::copy::write_copy(
+            &*self.shared.storage,
+            &read.snap,
+            path.as_ref(),
+            self.shared.page_size,
+        )?;
+        Ok((read.revision(), size))
+    }
+
+    /// Restores a snapshot file: copies `snapshot` to `output` (which must not exist), opens the
+    /// copy, verifies it completely with [`Store::check`], and returns it open. The snapshot file
+    /// itself is only read.
+    pub fn restore(
+        snapshot: impl AsRef<Path>,
+        output: impl AsRef<Path>,
+        opts: Options,
+    ) -> Result<Store> {
+        let (snapshot, output) = (snapshot.as_ref(), output.as_ref());
+        // Only read: so a snapshot of mode 0444, or in a read-only directory, restores too.
+        let source = opts
+            .storage
+            .open_read_only(snapshot)
+            .map_err(|e| Error::from(e).opening(snapshot, OpenAction::OpenFileReadOnly))?;
+        let len = source.len()?;
+        // Refuse a non-etch source before writing anything.
+        read_meta(&*source, snapshot, len)?;
+        let target = opts.storage.open(output, true)?;
+        if target.len()? != 0 {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{}: restore target already exists", output.display()),
+            )));
+        }
+        let copied = (|| -> Result<()> {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = 0;
+            while off < len {
+                let n = (len - off).min(buf.len() as u64) as usize;
+                source.read_exact_at(&mut buf[..n], off)?;
+                target.write_all_at(&buf[..n], off)?;
+                off += n as u64;
+            }
+            target.sync_all()?;
+            Ok(opts.storage.sync_dir(output)?)
+        })();
+        drop(target);
+        let opened = copied
+            .and_then(|_| opts.clone().open(output))
+            .and_then(|store| {
+                store.check()?;
+                Ok(store)
+            });
+        if opened.is_err() {
+            let _ = opts.storage.remove(output);
+        }
+        opened
+    }
+
+    /// A hash of the keyspace as of `revision` (0 for the current one): every key with its
+    /// value, create and mod revision, version and lease, in key order. Two stores with the same
+    /// history give the same hash at the same revision (etcd's `HashKV`, for comparing copies).
+    pub fn hash_kv(&self, revision: Revision) -> Result<u32> {
+        let read = self.read()?;
+        let kvs = read
+            .range_with(
+                &Range::all(),
+                &RangeOptions {
+                    revision,
+                    ..Default::default()
+                },
+            )?
+            .kvs;
+        let mut h = crc32fast::Hasher::new();
+        for kv in kvs {
+            for part in [&kv.key[..], &kv.value[..]] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+            for n in [kv.create_revision, kv.mod_revision, kv.version, kv.lease] {
+                h.update(&n.to_le_bytes());
+            }
+        }
+        Ok(h.finalize())
+    }
+
+    /// Rewrites the store compactly into a new file that atomically replaces the old one, so the
+    /// file shrinks after deletes and compaction (etcd's defrag). Writers wait while it runs;
+    /// readers go on, old snapshots on the old file's map. Crash-safe: until the rename the old
+    /// file is the store, after it the new one, complete and synced. Returns the file size
+    /// before and after.
+    ///
+    /// ```no_run
+    /// let db = etch_engine::Store::open("app.etch")?;
+    /// db.compact(db.revision())?;
+    /// let (before, after) = db.defrag()?;
+    /// println!("{before} -> {after} bytes");
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
+    pub fn defrag(&self) -> Result<(u64, u64)> {
+        self.check_writable()?;
+        // Defrag starts a new WAL generation, which would drop a replicated store's log.
+        self.check_local_write("defrag")?;
+        let shared = &*self.shared;
+        let mut guard = shared.writer.lock();
+        let w = &mut *guard;
+        if let Some(p) = &w.poisoned {
+            return Err(Error::Poisoned(p.clone()));
+        }
+        let before = w.pager.file.len()?;
+        // Everything into the main file; the WAL is empty afterwards.
+        self.checkpoint_locked(w)?;
+        // A compact copy beside it, with this store's identity and WAL position, locked before it
+        // takes the store's name so no other process can open it in between.
+        let tmp = sibling(&shared.path, ".defrag");
+        let _ = shared.storage.remove(&tmp);
+        let file = shared.storage.open(&tmp, true)?;
+        file.set_len(0)?;
+        if !file.try_lock()? {
+            return Err(Error::Locked {
+                path: tmp,
+                in_this_process: false,
+            });
+        }
+        let salt = crate::file::random_u64();
+        let identity = crate::copy::CopyIdentity {
+            db_id: w.slots.db_id,
+            applied: (w.seq, w.term),
+            wal_salt: salt,
+        };
+        let snap = make_snapshot(w);
+        if let Err(e) = crate::copy::write_into(
+            &*shared.storage,
+            &file,
+            &snap,
+            &tmp,
+            shared.page_size,
+            &identity,
+        ) {
+            let _ = shared.storage.remove(&tmp);
+            return Err(e);
+        }
+        // The swap: from the rename on, the new file is the store.
+        self.swap_main_file(w, &tmp, &file, WalAfterSwap::NewGeneration)?;
+        let after = file.len()?;
+        Ok((before, after))
+    }
+
+    /// Status figures: revisions, key count, file and WAL sizes.
+    pub fn status(&self) -> Result<Status> {
+        let r = self.read()?;
+        let s = &r.snap;
+        let file_size = self.shared.file.lock().len()?;
+        Ok(Status {
+            revision: s.state.revision as i64,
+            compact_revision: s.state.compact_revision as i64,
+            key_count: s.state.key_count,
+            file_size,
+            size_in_use: (s.page_count - s.unused_pages) * self.shared.page_size as u64,
+            wal_size: s.wal_used,
+            page_size: self.shared.page_size as u32,
+            applied_index: s.version,
+        })
+    }
+
+    /// Integrity check: walks every reachable page of the working state, verifying checksums,
+    /// key order, tree shape, record encoding and that every page of the file is accounted for
+    /// exactly once. Blocks writers while it runs.
+    pub fn check(&self) -> Result<CheckReport> {
+        self.check_open()?;
+        let w = self.shared.writer.lock();
+        crate::check::check(&w.pager, &w.state)
+    }
+}
