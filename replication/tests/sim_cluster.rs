@@ -218,7 +218,7 @@ fn check(seed: u64, o: &Outcome) {
 
 #[test]
 fn a_cluster_survives_an_isolated_leader_and_converges() {
-    for seed in seeds(5) {
+    for seed in seeds(40) {
         with_repro(seed, "a_cluster_survives", || check(seed, &run(seed)));
     }
 }
@@ -389,7 +389,7 @@ fn with_repro(seed: u64, test: &str, f: impl FnOnce() + std::panic::UnwindSafe) 
 
 #[test]
 fn client_histories_are_linearizable() {
-    for seed in seeds(20) {
+    for seed in seeds(200) {
         with_repro(seed, "client_histories_are_linearizable", || {
             let h = history(seed);
             let answered = h

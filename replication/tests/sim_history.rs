@@ -336,7 +336,7 @@ fn record_leaders(c: &Cluster, leaders: &Mutex<BTreeMap<u64, BTreeSet<NodeId>>>)
 
 #[test]
 fn histories_are_linearizable_and_watches_complete_across_leader_changes() {
-    for seed in seeds(8) {
+    for seed in seeds(100) {
         with_repro(seed, "sim_history", "histories_are_linearizable", || {
             simulate(seed, || async move {
                 run(seed).await;
@@ -356,7 +356,7 @@ fn a_seed_replays_the_same_history() {
 
 #[test]
 fn a_lease_expires_after_a_leader_change_but_not_early() {
-    for seed in seeds(3) {
+    for seed in seeds(10) {
         with_repro(seed, "sim_history", "a_lease_expires", || {
             simulate(seed, || async move {
                 let mut c = Cluster::new(seed, Faults::lossy());

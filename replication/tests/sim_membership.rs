@@ -82,7 +82,7 @@ async fn grow_and_shrink(seed: u64) {
 
 #[test]
 fn one_member_grows_to_five_and_shrinks_back() {
-    for seed in seeds(3) {
+    for seed in seeds(5) {
         with_repro(seed, "sim_membership", "one_member_grows", || {
             simulate(seed, || grow_and_shrink(seed))
         });
@@ -174,7 +174,7 @@ async fn crash_restart(seed: u64) {
 
 #[test]
 fn members_crash_and_restart_on_their_log_and_file() {
-    for seed in seeds(3) {
+    for seed in seeds(5) {
         with_repro(seed, "sim_membership", "members_crash_and_restart", || {
             simulate(seed, || crash_restart(seed))
         });
