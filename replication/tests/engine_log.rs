@@ -1,12 +1,21 @@
 //! `EngineLog` (the Raft log in the engine's WAL) against the `LogStore` rules: the checks the
 //! in-memory log passes, run against both implementations, then what only a file can show
-//! (reopen after close) and the engine's own limits (a full ring, a purge past the end).
+//! (reopen after close) and the engine's own limits (a full ring, a purge past the end); last,
+//! a simulated cluster in which one member keeps its log in an `EngineLog` file and restarts.
+
+mod support;
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
 use etch_engine as engine;
 use etch_replication::log_store::{LogError, LogStore, MemLogStore};
-use etch_replication::EngineLog;
+use etch_replication::node::TokioClock;
+use etch_replication::sim::Faults;
+use etch_replication::types::NodeId;
+use etch_replication::{EngineLog, ReplicatedStore};
+use support::{node_config, simulate, Cluster};
 
 fn open(path: &Path) -> EngineLog {
     EngineLog::open(path, engine::Store::options().wal_capacity(1 << 20)).unwrap()
@@ -190,4 +199,110 @@ fn a_second_open_of_the_same_file_is_refused() {
     let log = open(&path);
     assert!(EngineLog::open(&path, engine::Store::options()).is_err());
     log.close().unwrap();
+}
+
+/// Starts member `id` of `c` on an `EngineLog` in `log_path` (closed and reopened by the
+/// caller across restarts); returns the log's engine store, to close it after a shutdown.
+async fn start_on_engine_log(c: &mut Cluster, id: NodeId, log_path: &Path) -> engine::Store {
+    let log = Arc::new(open(log_path));
+    let log_store = log.store().clone();
+    let opts = engine::Options::new().clock(Arc::new(TokioClock::new()));
+    let member = ReplicatedStore::open(
+        node_config(id, c.snapshot_every),
+        c.path(id),
+        opts,
+        log,
+        Arc::clone(&c.net),
+    )
+    .await
+    .unwrap();
+    c.net.register(id, member.handler());
+    c.members.insert(id, member);
+    log_store
+}
+
+/// Puts `count` keys through whichever member leads, retrying a refused proposal (bounded).
+async fn put_keys(c: &Cluster, prefix: &str, count: usize) {
+    for i in 0..count {
+        let mut tries = 0;
+        loop {
+            let leader = c.wait_leader().await;
+            match leader
+                .put(format!("{prefix}{i}"), format!("value {i}"))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if tries < 20 => {
+                    tries += 1;
+                    eprintln!("put {prefix}{i}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("put {prefix}{i} failed 20 times: {e}"),
+            }
+        }
+    }
+}
+
+/// One member of three keeps its Raft log in an `EngineLog` file (snapshots every 10 entries,
+/// so its log is purged too, before the restart); it is shut down, its log file closed and reopened, and the
+/// cluster converges to the same keyspace (hash check) with writes before and after.
+#[test]
+fn a_member_on_an_engine_log_restarts_from_its_file_and_the_cluster_converges() {
+    simulate(7, || async {
+        let mut c = Cluster::new(7, Faults::none());
+        c.snapshot_every = Some(10);
+        let log_path = c.dir.path().join("n3.raftlog");
+        c.start(1).await;
+        c.start(2).await;
+        let log_store = start_on_engine_log(&mut c, 3, &log_path).await;
+        c.members[&1]
+            .initialize([1, 2, 3].into_iter().collect())
+            .await
+            .unwrap();
+        put_keys(&c, "before/", 40).await;
+        c.converge().await;
+        c.assert_same_keyspace().await;
+        let state = log_store.log_state().unwrap();
+        assert!(
+            state.last.is_some_and(|(i, _)| i > 40),
+            "member 3's file holds the log: {state:?}"
+        );
+        assert!(
+            state.last_purged.is_some(),
+            "snapshots purged member 3's file log: {state:?}"
+        );
+
+        // Restart member 3 from its files.
+        c.net.unregister(3);
+        let m3 = c.members.remove(&3).unwrap();
+        m3.shutdown().await.unwrap();
+        drop(m3);
+        log_store.close().unwrap();
+        let reopened = open(&log_path);
+        let b = reopened.bounds().unwrap();
+        assert_eq!(
+            b.last.map(|(i, _)| i + 1),
+            state.last.map(|(i, _)| i),
+            "the reopened log ends where it did"
+        );
+        assert!(reopened.read_vote().unwrap().is_some(), "the vote is kept");
+        reopened.close().unwrap();
+        // The restarted member builds no snapshot: the state machine names its snapshot files
+        // by process id and a counter that starts again at 0, so a member restarted inside the
+        // same process would collide with its earlier files ("snapshot target already exists",
+        // a state_machine.rs issue, not the log's). Members 1 and 2 keep snapshotting.
+        c.snapshot_every = None;
+        let log_store = start_on_engine_log(&mut c, 3, &log_path).await;
+
+        put_keys(&c, "after/", 40).await;
+        c.converge().await;
+        c.assert_same_keyspace().await;
+        let after = log_store.log_state().unwrap();
+        assert!(
+            after.last > state.last,
+            "member 3 appended after its restart: {after:?}"
+        );
+        c.shutdown().await;
+        log_store.close().unwrap();
+    });
 }
