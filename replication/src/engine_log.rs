@@ -12,7 +12,7 @@
 //!
 //! # The log-only store's applied position
 //! The engine purges only entries its state machine has applied (`Error::LogNotApplied`), and
-//! refuses to truncate applied ones. This store has no keys, so [`EngineLog::purge`] first
+//! refuses to truncate applied ones. This store has no keys, so `purge` ([`LogStore::purge`]) first
 //! applies every entry up to the purge point as a `Command::Noop` (in replicated mode an apply
 //! writes nothing; the following purge's checkpoint makes it durable), then purges. The
 //! applied position therefore never passes what openraft purged, and openraft never truncates
@@ -110,10 +110,9 @@ impl EngineLog {
             .log_read(applied + 1, upto + 1)
             .map_err(log_error)?;
         for e in entries {
-            match self.store.apply(e.index, e.term, &engine::Command::Noop) {
-                Ok(_) => {}
-                Err(e) => return Err(log_error(e)),
-            }
+            self.store
+                .apply(e.index, e.term, &engine::Command::Noop)
+                .map_err(log_error)?;
         }
         Ok(())
     }
@@ -181,10 +180,13 @@ impl LogStore for EngineLog {
         }
         let last = state.last.map_or(0, |(i, _)| i);
         if index > last {
+            let ends = match raft_position(state.last) {
+                Some((i, _)) => format!("the log ends at raft index {i}"),
+                None => "the log is empty".to_string(),
+            };
             return Err(LogError::Invalid(format!(
-                "purge up to raft index {raft}, past the log's last index {}: the engine log \
-                 can move past its end only by a snapshot install into the same store",
-                last as i64 - 1
+                "purge up to raft index {raft}, but {ends}: the engine log moves past its end \
+                 only by a snapshot install into the same store"
             )));
         }
         let held = self.store.log_read(index, index + 1).map_err(log_error)?;
