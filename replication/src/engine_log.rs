@@ -12,7 +12,7 @@
 //!
 //! # The log-only store's applied position
 //! The engine purges only entries its state machine has applied (`Error::LogNotApplied`), and
-//! refuses to truncate applied ones. This store has no keys, so `purge` ([`LogStore::purge`]) first
+//! refuses to truncate applied ones. This store has no keys, so [`LogStore::purge`] first
 //! applies every entry up to the purge point as a `Command::Noop` (in replicated mode an apply
 //! writes nothing; the following purge's checkpoint makes it durable), then purges. The
 //! applied position therefore never passes what openraft purged, and openraft never truncates
