@@ -9,8 +9,8 @@
 //!
 //! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), [`admission`] and the
 //!   requests members [`forward`] to each other.
-//! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory today, the
-//!   engine's WAL next) and openraft's log storage over it.
+//! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory, or the
+//!   engine's WAL with [`engine_log`]) and openraft's log storage over it.
 //! - [`state_machine`] and [`snapshot_files`]: committed entries applied with `Store::apply`,
 //!   snapshots as store files.
 //! - [`network`] and [`sim`]: the network as a trait (the simulation here, QUIC next) and a
@@ -25,6 +25,7 @@ pub mod admission;
 pub mod check;
 pub mod codec;
 pub mod command;
+pub mod engine_log;
 pub mod error;
 pub mod forward;
 pub mod log_store;
@@ -37,5 +38,6 @@ pub mod snapshot_files;
 pub mod state_machine;
 pub mod types;
 
+pub use engine_log::EngineLog;
 pub use error::{Error, Result};
 pub use node::{NodeConfig, ReadConsistency, ReplicatedStore};
