@@ -270,9 +270,18 @@ impl Machine {
         self.store().close()
     }
 
+    /// A path for a new snapshot file that no file uses yet. The counter restarts with each
+    /// open, and a member restarted inside one process (tests, an embedding application) finds
+    /// its earlier files still there, so names already taken are skipped.
     fn new_file(&self, prefix: &str) -> PathBuf {
-        let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
-        snapshot_dir(&self.path).join(format!("{prefix}-{}-{n}", std::process::id()))
+        loop {
+            let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
+            let path =
+                snapshot_dir(&self.path).join(format!("{prefix}-{}-{n}", std::process::id()));
+            if !path.exists() {
+                return path;
+            }
+        }
     }
 
     fn apply_entry(&self, e: &Entry) -> Result<Applied, StorageError<NodeId>> {

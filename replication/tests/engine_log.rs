@@ -287,11 +287,8 @@ fn a_member_on_an_engine_log_restarts_from_its_file_and_the_cluster_converges() 
         );
         assert!(reopened.read_vote().unwrap().is_some(), "the vote is kept");
         reopened.close().unwrap();
-        // The restarted member builds no snapshot: the state machine names its snapshot files
-        // by process id and a counter that starts again at 0, so a member restarted inside the
-        // same process would collide with its earlier files ("snapshot target already exists",
-        // a state_machine.rs issue, not the log's). Members 1 and 2 keep snapshotting.
-        c.snapshot_every = None;
+        // The restarted member keeps snapshotting: its new snapshot files must not collide
+        // with the ones its first run left in the same directory.
         let log_store = start_on_engine_log(&mut c, 3, &log_path).await;
 
         put_keys(&c, "after/", 40).await;
@@ -301,6 +298,10 @@ fn a_member_on_an_engine_log_restarts_from_its_file_and_the_cluster_converges() 
         assert!(
             after.last > state.last,
             "member 3 appended after its restart: {after:?}"
+        );
+        assert!(
+            after.last_purged > state.last_purged,
+            "member 3 snapshotted and purged after its restart: {after:?}"
         );
         c.shutdown().await;
         log_store.close().unwrap();
