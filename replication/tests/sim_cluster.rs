@@ -3,6 +3,8 @@
 //! `RaftLog`, and the `Store::apply`-backed `StateMachine`), driven through openraft directly. Checks: one leader per term, every node ends with the same applied index and
 //! `hash_kv`, every acknowledged write is present, and whether a seed replays the same run.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,7 @@ use etch_replication::snapshot_files::CopySnapshots;
 use etch_replication::state_machine::{Machine, StateMachine};
 use etch_replication::types::{NodeId, Proposal, Raft};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use support::{seeds, with_repro};
 
 const NODES: [NodeId; 3] = [1, 2, 3];
 
@@ -219,7 +222,9 @@ fn check(seed: u64, o: &Outcome) {
 #[test]
 fn a_cluster_survives_an_isolated_leader_and_converges() {
     for seed in seeds(40) {
-        with_repro(seed, "a_cluster_survives", || check(seed, &run(seed)));
+        with_repro(seed, "sim_cluster", "a_cluster_survives", || {
+            check(seed, &run(seed))
+        });
     }
 }
 
@@ -363,47 +368,28 @@ fn history(seed: u64) -> Vec<Operation> {
     })
 }
 
-/// The seeds to run: `ETCH_RAFT_SEED=<seed>` runs one (to reproduce a failure),
-/// `ETCH_RAFT_SEEDS=<n>` runs seeds 1..=n (long runs); the default is `ci` seeds.
-fn seeds(ci: u64) -> Vec<u64> {
-    if let Ok(seed) = std::env::var("ETCH_RAFT_SEED") {
-        return vec![seed.parse().expect("ETCH_RAFT_SEED is a number")];
-    }
-    let n = std::env::var("ETCH_RAFT_SEEDS")
-        .ok()
-        .map(|n| n.parse().expect("ETCH_RAFT_SEEDS is a number"))
-        .unwrap_or(ci);
-    (1..=n).collect()
-}
-
-/// Runs `f` on a seed, adding the one-line command that reproduces a failure.
-fn with_repro(seed: u64, test: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
-    if let Err(panic) = std::panic::catch_unwind(f) {
-        eprintln!(
-            "reproduce: ETCH_RAFT_SEED={seed} cargo test --release -p etch-replication \
-             --test sim_cluster {test}"
-        );
-        std::panic::resume_unwind(panic);
-    }
-}
-
 #[test]
 fn client_histories_are_linearizable() {
     for seed in seeds(200) {
-        with_repro(seed, "client_histories_are_linearizable", || {
-            let h = history(seed);
-            let answered = h
-                .iter()
-                .filter(|op| matches!(op.outcome, OpOutcome::Returned { .. }))
-                .count();
-            assert!(
-                answered >= 15,
-                "seed {seed}: only {answered} operations answered"
-            );
-            // The initial membership and each leader's blank entry use no revision, so the
-            // history holds every write: the missing-revision check applies.
-            let verdict = check::check(&h, &check::Config::default()).unwrap();
-            assert_eq!(verdict, check::Verdict::Linearizable, "seed {seed}: {h:#?}");
-        });
+        with_repro(
+            seed,
+            "sim_cluster",
+            "client_histories_are_linearizable",
+            || {
+                let h = history(seed);
+                let answered = h
+                    .iter()
+                    .filter(|op| matches!(op.outcome, OpOutcome::Returned { .. }))
+                    .count();
+                assert!(
+                    answered >= 15,
+                    "seed {seed}: only {answered} operations answered"
+                );
+                // The initial membership and each leader's blank entry use no revision, so the
+                // history holds every write: the missing-revision check applies.
+                let verdict = check::check(&h, &check::Config::default()).unwrap();
+                assert_eq!(verdict, check::Verdict::Linearizable, "seed {seed}: {h:#?}");
+            },
+        );
     }
 }
