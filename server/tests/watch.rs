@@ -6,6 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::watch_stream::WatchStream as Stream;
 use common::TestServer;
 use etch_server::proto::etcdserverpb as pb;
 use etch_server::proto::etcdserverpb::watch_request::RequestUnion;
@@ -13,35 +14,8 @@ use etch_server::proto::mvccpb::event::EventType;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::Streaming;
-
-/// One watch stream: requests in, responses out.
-struct Stream {
-    tx: mpsc::Sender<pb::WatchRequest>,
-    rx: Streaming<pb::WatchResponse>,
-}
 
 impl Stream {
-    async fn open(server: &TestServer) -> Stream {
-        let mut client = server.watch().await;
-        let (tx, rx) = mpsc::channel(64);
-        let responses = client
-            .watch(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        Stream { tx, rx: responses }
-    }
-
-    async fn send(&self, req: RequestUnion) {
-        self.tx
-            .send(pb::WatchRequest {
-                request_union: Some(req),
-            })
-            .await
-            .unwrap();
-    }
-
     async fn create(&mut self, create: pb::WatchCreateRequest) -> pb::WatchResponse {
         self.send(RequestUnion::CreateRequest(create)).await;
         let resp = self.next().await;
@@ -50,11 +24,7 @@ impl Stream {
     }
 
     async fn next(&mut self) -> pb::WatchResponse {
-        tokio::time::timeout(Duration::from_secs(10), self.rx.next())
-            .await
-            .expect("a watch response in time")
-            .expect("stream open")
-            .expect("no error")
+        self.next_within(Duration::from_secs(10)).await
     }
 
     /// No response within `wait`.

@@ -9,49 +9,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::watch_stream::WatchStream as Stream;
 use common::TestServer;
 use etch_engine::Range;
 use etch_server::proto::etcdserverpb as pb;
 use etch_server::proto::etcdserverpb::request_op::Request as Op;
 use etch_server::proto::etcdserverpb::watch_request::RequestUnion;
 use etch_server::proto::mvccpb::event::EventType;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
-use tonic::Streaming;
-
-struct Stream {
-    tx: mpsc::Sender<pb::WatchRequest>,
-    rx: Streaming<pb::WatchResponse>,
-}
 
 impl Stream {
-    async fn open(server: &TestServer) -> Stream {
-        let mut client = server.watch().await;
-        let (tx, rx) = mpsc::channel(64);
-        let rx = client
-            .watch(ReceiverStream::new(rx))
-            .await
-            .unwrap()
-            .into_inner();
-        Stream { tx, rx }
-    }
-
-    async fn send(&self, req: RequestUnion) {
-        self.tx
-            .send(pb::WatchRequest {
-                request_union: Some(req),
-            })
-            .await
-            .unwrap();
-    }
-
     async fn next(&mut self) -> pb::WatchResponse {
-        tokio::time::timeout(Duration::from_secs(20), self.rx.next())
-            .await
-            .expect("a watch response in time")
-            .expect("stream open")
-            .expect("no error")
+        self.next_within(Duration::from_secs(20)).await
     }
 
     /// Creates a watch; returns its id and the revision the creation reported.

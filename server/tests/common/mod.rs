@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod watch_stream;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
