@@ -13,8 +13,8 @@
 //!   engine's WAL with [`engine_log`]) and openraft's log storage over it.
 //! - [`state_machine`] and [`snapshot_files`]: committed entries applied with `Store::apply`,
 //!   snapshots as store files.
-//! - [`network`] and [`sim`]: the network as a trait (the simulation here, QUIC next) and a
-//!   deterministic simulated network; [`types`] and [`runtime`]: openraft's configuration on
+//! - [`network`], [`sim`] and [`local`]: the network as a trait (the simulation here, QUIC
+//!   next), a deterministic simulated network, and direct calls between members of one process; [`types`] and [`runtime`]: openraft's configuration on
 //!   tokio with seedable election timeouts.
 //! - [`check`], [`command`] and [`codec`]: a linearizability checker for etcd's KV model, the
 //!   replicated commands and their byte form.
@@ -28,6 +28,7 @@ pub mod command;
 pub mod engine_log;
 pub mod error;
 pub mod forward;
+pub mod local;
 pub mod log_store;
 pub mod network;
 pub mod node;
