@@ -96,9 +96,19 @@ impl ReplicatedStore {
         &self,
         command: engine::Command,
     ) -> Result<engine::CommandResponse> {
+        let limits = self.inner.config.limits;
+        self.propose_within(command, &limits).await
+    }
+
+    /// [`ReplicatedStore::propose`] admitted against `limits`.
+    pub(super) async fn propose_within(
+        &self,
+        command: engine::Command,
+        limits: &crate::admission::Limits,
+    ) -> Result<engine::CommandResponse> {
         self.check_open()?;
         self.check_member().await?;
-        crate::admission::admit(&command, &self.inner.config.limits)?;
+        crate::admission::admit(&command, limits)?;
         let inner = &self.inner;
         let id = inner.next_proposal.fetch_add(1, Ordering::Relaxed);
         let applied = inner.machine.wait_for(id);
