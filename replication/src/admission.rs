@@ -7,8 +7,13 @@
 //! What is *not* repeated: the engine's checks that need the trees (a key must exist for
 //! `ignore_value`, a lease must exist) run when the entry is applied, identically on every
 //! member; etcd's rule that one transaction branch may not put and delete overlapping keys is
-//! checked only for plain batches here. The quota is not enforced on replicated writes yet. A
-//! public `Store::admit(&Command)` in the engine would replace this module.
+//! checked only for plain batches here. A public `Store::admit(&Command)` in the engine would
+//! replace this module.
+//!
+//! The space quota ([`check_quota`]) is the proposer's decision, as in etcd: a write that adds
+//! data is refused with `Error::QuotaExceeded` when the proposing member's own file is past the
+//! quota. Applying never checks it, because members' files differ in size (free pages,
+//! checkpoints) and every member must apply every committed entry alike.
 
 use etch_engine as engine;
 
@@ -21,6 +26,9 @@ pub struct Limits {
     pub max_request_bytes: usize,
     /// Most operations in a batch or one transaction branch.
     pub max_txn_ops: usize,
+    /// Space quota in bytes of the member's file in use (`Options::quota_bytes`); `None` for
+    /// none.
+    pub quota_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -29,6 +37,7 @@ impl Default for Limits {
             max_key_size: 960,
             max_request_bytes: 1536 * 1024,
             max_txn_ops: 128,
+            quota_bytes: Some(8 << 30),
         }
     }
 }
@@ -159,5 +168,40 @@ pub fn admit(command: &engine::Command, limits: &Limits) -> engine::Result<()> {
         engine::Command::Compact(_)
         | engine::Command::LeaseRevoke { .. }
         | engine::Command::Noop => Ok(()),
+    }
+}
+
+/// Whether `command` adds data (a put, alone or in a transaction's branches): what the quota
+/// refuses. Deletes, compaction and leases go on past the quota, so space can be won back.
+pub fn adds_data(command: &engine::Command) -> bool {
+    fn txn_puts(txn: &engine::Txn) -> bool {
+        txn.success.iter().chain(&txn.failure).any(|op| match op {
+            engine::TxnOp::Put(_) => true,
+            engine::TxnOp::Txn(inner) => txn_puts(inner),
+            _ => false,
+        })
+    }
+    match command {
+        engine::Command::Batch(ops) => ops.iter().any(|op| matches!(op, engine::WriteOp::Put(_))),
+        engine::Command::Txn(txn) => txn_puts(txn),
+        _ => false,
+    }
+}
+
+/// Refuses `command` with the engine's `QuotaExceeded` if it adds data and `size_in_use`
+/// (the proposing member's `Status::size_in_use`) is past `limits.quota_bytes`.
+pub fn check_quota(
+    command: &engine::Command,
+    limits: &Limits,
+    size_in_use: u64,
+) -> engine::Result<()> {
+    match limits.quota_bytes {
+        Some(quota) if size_in_use > quota && adds_data(command) => {
+            Err(engine::Error::QuotaExceeded {
+                used: size_in_use,
+                quota,
+            })
+        }
+        _ => Ok(()),
     }
 }

@@ -109,6 +109,10 @@ impl ReplicatedStore {
         self.check_open()?;
         self.check_member().await?;
         crate::admission::admit(&command, limits)?;
+        if limits.quota_bytes.is_some() && crate::admission::adds_data(&command) {
+            let in_use = self.inner.machine.store().status()?.size_in_use;
+            crate::admission::check_quota(&command, limits, in_use)?;
+        }
         let inner = &self.inner;
         let id = inner.next_proposal.fetch_add(1, Ordering::Relaxed);
         let applied = inner.machine.wait_for(id);
