@@ -7,7 +7,7 @@
 //! revisions everywhere. The design, its guarantees and what is missing are in
 //! `docs/design.md` ("Replication").
 //!
-//! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), [`admission`] and the
+//! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), and the
 //!   requests members [`forward`] to each other.
 //! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory, or the
 //!   engine's WAL with [`engine_log`]) and openraft's log storage over it.
@@ -21,7 +21,6 @@
 
 #![deny(missing_docs)]
 
-pub mod admission;
 pub mod check;
 pub mod codec;
 pub mod command;

@@ -13,12 +13,10 @@ use etch_replication::{Error, NodeConfig, ReplicatedStore};
 /// A one-member cluster whose proposer enforces `quota` bytes.
 async fn single_member(dir: &std::path::Path, quota: Option<u64>) -> ReplicatedStore {
     let net = Arc::new(LocalNetwork::new());
-    let mut config = NodeConfig::new(1);
-    config.limits.quota_bytes = quota;
     let member = ReplicatedStore::open(
-        config,
+        NodeConfig::new(1),
         dir.join("n1.etch"),
-        etch_engine::Options::new(),
+        etch_engine::Options::new().quota_bytes(quota),
         Arc::new(MemLogStore::new()),
         Arc::clone(&net),
     )

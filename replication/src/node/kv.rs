@@ -106,12 +106,6 @@ impl ReplicatedStore {
     ) -> Result<(T, Revision)> {
         let store = self.inner.machine.store();
         let attempts = store.write_attempt_limit();
-        // The guard's compares and writes are one transaction however many keys `f` touched,
-        // as on a single store.
-        let limits = crate::admission::Limits {
-            max_txn_ops: usize::MAX,
-            ..self.inner.config.limits
-        };
         for _ in 0..attempts {
             let store = self.barrier(ReadConsistency::Linearizable).await?;
             let mut tx = store.begin_write()?;
@@ -120,8 +114,9 @@ impl ReplicatedStore {
             let Some(txn) = tx.into_guarded_txn() else {
                 return Ok((out, revision));
             };
+            // One transaction however many keys `f` touched, as on a single store.
             match self
-                .propose_within(engine::Command::Txn(txn), &limits)
+                .propose_admitted(engine::Command::Txn(txn), true)
                 .await?
             {
                 CommandResponse::Txn(r) if r.succeeded => return Ok((out, r.header_revision)),
