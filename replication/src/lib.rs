@@ -7,6 +7,7 @@
 //! revisions everywhere. The design, its guarantees and what is missing are in
 //! `docs/design.md` ("Replication").
 //!
+//! - [`blocking`]: [`Member`], the same store with blocking methods (its own runtime).
 //! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), and the
 //!   requests members [`forward`] to each other.
 //! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory, or the
@@ -21,6 +22,7 @@
 
 #![deny(missing_docs)]
 
+pub mod blocking;
 pub mod check;
 pub mod codec;
 pub mod command;
@@ -38,6 +40,7 @@ pub mod snapshot_files;
 pub mod state_machine;
 pub mod types;
 
+pub use blocking::Member;
 pub use engine_log::EngineLog;
 pub use error::{Error, Result};
 pub use node::{NodeConfig, ReadConsistency, ReplicatedStore};
