@@ -5,13 +5,21 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use super::durability::CheckpointProgress;
 use super::{Shared, Store};
 use crate::options::{AutoCompaction, Durability};
 use crate::types::Revision;
 
+/// What the background thread shares with the store's other threads (under the `background`
+/// mutex; `background_cv` signals every change).
 #[derive(Default)]
 pub(super) struct Background {
     pub(super) stop: bool,
+    /// A commit found the WAL past its checkpoint threshold: the thread runs a checkpoint now
+    /// rather than at its next tick.
+    pub(super) checkpoint_requested: bool,
+    /// The concurrent checkpoint in flight, if any (see `durability.rs`).
+    pub(super) checkpoint: CheckpointProgress,
 }
 
 impl Store {
@@ -49,8 +57,9 @@ impl Store {
     }
 }
 
-/// The background thread: checkpoints by WAL size and by time, and syncs the WAL periodically
-/// in relaxed mode. Holds only a weak reference, so it never keeps a store open.
+/// The background thread: checkpoints by WAL size (when a commit asks) and by time, and syncs
+/// the WAL periodically in relaxed mode. Holds only a weak reference, so it never keeps a store
+/// open.
 pub(super) fn spawn_background(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-background".into())
@@ -62,15 +71,25 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     .checkpoint_interval
                     .min(shared.opts.relaxed_sync_interval)
                     .min(Duration::from_millis(500));
-                {
+                let requested = {
                     let mut bg = shared.background.lock();
-                    if !bg.stop {
-                        shared.background_cv.wait_for(&mut bg, tick);
+                    let deadline = Instant::now() + tick;
+                    // Other notifications on the condvar (checkpoint progress) wake it too: it
+                    // sleeps on until the tick, a stop or a checkpoint request.
+                    while !bg.stop && !bg.checkpoint_requested {
+                        if shared
+                            .background_cv
+                            .wait_until(&mut bg, deadline)
+                            .timed_out()
+                        {
+                            break;
+                        }
                     }
                     if bg.stop {
                         return;
                     }
-                }
+                    std::mem::take(&mut bg.checkpoint_requested)
+                };
                 let store = Store {
                     shared,
                     _close_on_drop: None,
@@ -82,7 +101,8 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                         w.wal.as_ref().is_some_and(|wal| wal.used() > 0),
                     )
                 };
-                if due && pending {
+                // A failed checkpoint poisons the writer: the next commit reports it.
+                if requested || (due && pending) {
                     let _ = store.checkpoint();
                 } else if store.shared.opts.durability == Durability::Relaxed && pending {
                     let _ = store.sync();
