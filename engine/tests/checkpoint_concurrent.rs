@@ -265,7 +265,7 @@ fn writer_threads_racing_checkpoints_lose_nothing() {
                     // Read-your-writes: an acknowledged batch is visible at once.
                     let kv = db.get(key_of(t, b * 4 + 3)).unwrap().unwrap();
                     assert_eq!(kv.value, value_of(t, b * 4 + 3, 900));
-                    if b % 10 == 0 {
+                    if b.is_multiple_of(10) {
                         // Overwrite an earlier key, so checkpoints also free pages.
                         db.put(key_of(t, b), value_of(t, b, 300)).unwrap();
                     }
@@ -288,7 +288,7 @@ fn writer_threads_racing_checkpoints_lose_nothing() {
         .flat_map(|t| {
             (0..BATCHES * 4).map(move |i| {
                 // Keys b for b = 0, 10, 20, ... were overwritten with 300 bytes.
-                let len = if i < BATCHES && i % 10 == 0 { 300 } else { 900 };
+                let len = if i < BATCHES && i.is_multiple_of(10) { 300 } else { 900 };
                 (key_of(t, i), value_of(t, i, len))
             })
         })
@@ -327,7 +327,7 @@ const SIM_WRITES: usize = 40;
 /// Sizes of the sim writes: many small, some on overflow pages, so the 1 MiB WAL checkpoints by
 /// size as well as by the explicit checkpoints.
 fn sim_len(t: usize, i: usize) -> usize {
-    if (t + i) % 5 == 0 {
+    if (t + i).is_multiple_of(5) {
         9_000
     } else {
         200 + 40 * i
