@@ -18,6 +18,11 @@ pub(super) struct Background {
     /// A commit found the WAL past its checkpoint threshold: the thread runs a checkpoint now
     /// rather than at its next tick.
     pub(super) checkpoint_requested: bool,
+    /// Group commit sealed pages into the main file: the thread starts their writeback, so that
+    /// the main file's dirty pages reach the device a batch at a time rather than all at once
+    /// in the next checkpoint's fsync (which then competes with commits' WAL syncs for the
+    /// device for much longer).
+    pub(super) writeback_requested: bool,
     /// The concurrent checkpoint in flight, if any (see `durability.rs`).
     pub(super) checkpoint: CheckpointProgress,
 }
@@ -64,6 +69,9 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-background".into())
         .spawn(move || {
+            // When the periodic work (timed checkpoint, relaxed sync, leases, compaction) is
+            // next due; wake-ups for writeback or a checkpoint request do not postpone it.
+            let mut next_tick = Instant::now();
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let tick = shared
@@ -71,15 +79,17 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     .checkpoint_interval
                     .min(shared.opts.relaxed_sync_interval)
                     .min(Duration::from_millis(500));
-                let requested = {
+                if next_tick <= Instant::now() {
+                    next_tick = Instant::now() + tick;
+                }
+                let (requested, writeback) = {
                     let mut bg = shared.background.lock();
-                    let deadline = Instant::now() + tick;
                     // Other notifications on the condvar (checkpoint progress) wake it too: it
-                    // sleeps on until the tick, a stop or a checkpoint request.
-                    while !bg.stop && !bg.checkpoint_requested {
+                    // sleeps on until the tick, a stop, or a checkpoint or writeback request.
+                    while !bg.stop && !bg.checkpoint_requested && !bg.writeback_requested {
                         if shared
                             .background_cv
-                            .wait_until(&mut bg, deadline)
+                            .wait_until(&mut bg, next_tick)
                             .timed_out()
                         {
                             break;
@@ -88,8 +98,20 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     if bg.stop {
                         return;
                     }
-                    std::mem::take(&mut bg.checkpoint_requested)
+                    (
+                        std::mem::take(&mut bg.checkpoint_requested),
+                        std::mem::take(&mut bg.writeback_requested),
+                    )
                 };
+                if writeback {
+                    // A hint only: an error here changes nothing durable, and the next sync
+                    // reports a real I/O problem.
+                    let main_file = shared.file.lock().clone();
+                    let _ = main_file.start_writeback();
+                }
+                if !requested && Instant::now() < next_tick {
+                    continue;
+                }
                 let store = Store {
                     shared,
                     _close_on_drop: None,

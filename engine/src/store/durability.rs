@@ -238,6 +238,11 @@ impl Store {
                 path: shared.path.clone(),
             });
         };
+        {
+            let mut bg = shared.background.lock();
+            bg.writeback_requested = true;
+            shared.background_cv.notify_all();
+        }
         if let Err(e) = wal_file.sync_data() {
             let e = Error::from(e);
             shared
