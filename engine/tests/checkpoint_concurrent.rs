@@ -288,7 +288,11 @@ fn writer_threads_racing_checkpoints_lose_nothing() {
         .flat_map(|t| {
             (0..BATCHES * 4).map(move |i| {
                 // Keys b for b = 0, 10, 20, ... were overwritten with 300 bytes.
-                let len = if i < BATCHES && i.is_multiple_of(10) { 300 } else { 900 };
+                let len = if i < BATCHES && i.is_multiple_of(10) {
+                    300
+                } else {
+                    900
+                };
                 (key_of(t, i), value_of(t, i, len))
             })
         })
