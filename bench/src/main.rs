@@ -7,6 +7,7 @@
 //!                                              [--engines etch,redb,lmdb,sqlite,fjall]
 //! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE] [--only kv|watch]
 //!                                             [--requests N] [--connections N] [--markdown]
+//! cargo run --release -p etch-bench -- scale [--max-keys N] [--step N] [--quick]   (see scale.rs)
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -47,6 +48,7 @@
 
 mod engines;
 mod floor;
+mod scale;
 mod server;
 mod workload;
 
@@ -60,6 +62,7 @@ fn usage() -> ! {
         "usage: etch-bench compare [--scale small|full] [--json FILE] [--engines a,b,...]\n\
          \x20      etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
          \x20                        [--requests N] [--connections N] [--markdown]\n\
+         \x20      etch-bench scale [--max-keys N] [--step N] [--quick] [--engines etch,lmdb]\n\
          engines: {}",
         engines::NAMES.join(",")
     );
@@ -112,6 +115,9 @@ fn main() {
     match args.next().as_deref() {
         Some("compare") => compare(parse_compare(args)),
         Some("server") => server::main(args),
+        Some("scale") => scale::main(args),
+        // Internal: one engine's scale run (see scale.rs).
+        Some("scale-engine") => scale::engine_main(args),
         // Internal: run one engine in this process and print its outcome as JSON.
         Some("run-engine") => {
             let name = args.next().unwrap_or_else(|| usage());

@@ -12,8 +12,18 @@
 //!
 //! Pages allocated and freed inside one unsealed batch were never visible to anyone and return to
 //! `free` at once. Every page in `[2, high_water)` is, at any time, exactly one of: reachable from
-//! the writer's roots, in `free`, awaiting, or holding the persisted free list (`check.rs`
-//! verifies this partition).
+//! the writer's roots, in `free`, awaiting, or holding the persisted free list of the durable or
+//! of the in-flight checkpoint (`check.rs` verifies this partition).
+//!
+//! A checkpoint is *in flight* from [`Allocator::checkpoint_started`] (its tree is sealed and its
+//! free list written, under the writer lock) until [`Allocator::checkpoint_durable`] (its meta is
+//! durable); commits continue in between. Two checkpoints are then relevant to the checkpoint
+//! rule: the durable one (recovery starts from it if the power fails now) and the in-flight one
+//! (recovery starts from it once its meta lands). A page freed before the start is free in the
+//! in-flight tree but may be in the durable one: it waits for the in-flight checkpoint
+//! (`awaiting_in_flight`). A page freed after the start that was allocated before it belongs to
+//! the in-flight tree: it waits for the checkpoint after (`awaiting_checkpoint`). A page
+//! allocated after the start is in neither tree: only the reader rule applies.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,8 +43,13 @@ pub(crate) struct Allocator {
     pub(crate) awaiting_checkpoint: Vec<(u64, PageId)>,
     /// Freed and outside every durable tree, but maybe visible to snapshots older than the key.
     pub(crate) awaiting_readers: BTreeMap<u64, Vec<PageId>>,
+    /// Freed before the in-flight checkpoint started, possibly part of the durable tree: they
+    /// move on to the reader rule when the in-flight checkpoint is durable.
+    pub(crate) awaiting_in_flight: Vec<(u64, PageId)>,
     /// Pages holding the free list of the durable meta.
     pub(crate) freelist_pages: Vec<PageId>,
+    /// Pages holding the free list of the in-flight checkpoint (empty when none is in flight).
+    pub(crate) in_flight_freelist: Vec<PageId>,
 }
 
 impl Allocator {
@@ -139,15 +154,27 @@ impl Allocator {
         all
     }
 
-    /// A checkpoint whose free list lives in `new_freelist_pages` is durable: pages waiting for
-    /// it move on to the reader rule, the old free-list pages are free, and the new epoch starts.
-    pub(crate) fn checkpoint_durable(&mut self, new_freelist_pages: Vec<PageId>) {
-        for (seq, p) in std::mem::take(&mut self.awaiting_checkpoint) {
+    /// A checkpoint of the current (sealed) tree, whose free list lives in `freelist_pages`,
+    /// has started: pages freed so far wait for it rather than for the one after, and a new
+    /// epoch starts (pages allocated from now on are in no checkpoint's tree). At most one
+    /// checkpoint is in flight: the previous one must be durable first.
+    pub(crate) fn checkpoint_started(&mut self, freelist_pages: Vec<PageId>) {
+        debug_assert!(self.awaiting_in_flight.is_empty() && self.in_flight_freelist.is_empty());
+        self.awaiting_in_flight = std::mem::take(&mut self.awaiting_checkpoint);
+        self.in_flight_freelist = freelist_pages;
+        self.epoch_allocated.clear();
+    }
+
+    /// The in-flight checkpoint is durable: pages waiting for it move on to the reader rule, the
+    /// old free-list pages are free (the new tree lists them as free), and its free list is now
+    /// the durable one.
+    pub(crate) fn checkpoint_durable(&mut self) {
+        for (seq, p) in std::mem::take(&mut self.awaiting_in_flight) {
             self.awaiting_readers.entry(seq).or_default().push(p);
         }
-        let old = std::mem::replace(&mut self.freelist_pages, new_freelist_pages);
+        let new = std::mem::take(&mut self.in_flight_freelist);
+        let old = std::mem::replace(&mut self.freelist_pages, new);
         self.free.extend(old);
-        self.epoch_allocated.clear();
     }
 
     /// Number of pages not holding live data (free, waiting, or free-list pages).
@@ -155,7 +182,9 @@ impl Allocator {
         (self.free.len()
             + self.awaiting_readers.values().map(Vec::len).sum::<usize>()
             + self.awaiting_checkpoint.len()
-            + self.freelist_pages.len()) as u64
+            + self.awaiting_in_flight.len()
+            + self.freelist_pages.len()
+            + self.in_flight_freelist.len()) as u64
     }
 }
 
@@ -172,11 +201,33 @@ mod tests {
         a.free_published(10, 7); // allocated this epoch
         a.release_readers(7);
         assert!(a.free.contains(&10) && !a.free.contains(&3));
-        a.checkpoint_durable(vec![]);
+        a.checkpoint_started(vec![]);
+        a.checkpoint_durable();
         a.release_readers(6);
         assert!(!a.free.contains(&3));
         a.release_readers(7);
         assert!(a.free.contains(&3));
+    }
+
+    #[test]
+    fn pages_freed_during_a_checkpoint_wait_for_the_next_one() {
+        let mut a = Allocator::new(10, vec![], vec![]);
+        a.free_published(3, 5); // in the durable tree, freed before the checkpoint starts
+        a.checkpoint_started(vec![8]);
+        let fresh = a.alloc(); // after the start: in neither tree
+        a.free_published(4, 6); // in the in-flight tree, freed after it started
+        a.free_published(fresh, 6);
+        a.release_readers(6);
+        assert!(a.free.contains(&fresh));
+        assert!(!a.free.contains(&3) && !a.free.contains(&4));
+        a.checkpoint_durable();
+        a.release_readers(6);
+        assert!(a.free.contains(&3) && !a.free.contains(&4));
+        assert_eq!(a.freelist_pages, vec![8]);
+        a.checkpoint_started(vec![9]);
+        a.checkpoint_durable();
+        a.release_readers(6);
+        assert!(a.free.contains(&4) && a.free.contains(&8));
     }
 
     #[test]

@@ -207,7 +207,9 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
         .copied()
         .chain(a.awaiting_readers.values().flatten().copied())
         .chain(a.awaiting_checkpoint.iter().map(|&(_, p)| p))
-        .chain(a.freelist_pages.iter().copied());
+        .chain(a.awaiting_in_flight.iter().map(|&(_, p)| p))
+        .chain(a.freelist_pages.iter().copied())
+        .chain(a.in_flight_freelist.iter().copied());
     for p in unused {
         walk.claim(p, OWNER_FREE)?;
         walk.report.free_pages += 1;

@@ -115,7 +115,8 @@ pub(crate) fn write_checkpoint(
 }
 
 /// [`write_checkpoint`] recording any WAL position: a replicated store's checkpoint keeps its
-/// log (see `raftlog.rs`).
+/// log (see `raftlog.rs`). All three phases in a row; the store's concurrent checkpoint runs the
+/// middle one without the writer lock (see `store/durability.rs`).
 pub(crate) fn write_checkpoint_at(
     file: &dyn StorageFile,
     pager: &mut Pager,
@@ -124,9 +125,32 @@ pub(crate) fn write_checkpoint_at(
     slots: &mut MetaSlots,
     wal: &WalPosition,
 ) -> Result<()> {
+    let prepared = prepare_checkpoint(pager, state, applied, slots, wal)?;
+    make_durable(file, &prepared)?;
+    checkpoint_done(pager, slots, &prepared);
+    Ok(())
+}
+
+/// A checkpoint between its start and the moment its meta is durable: the encoded meta page and
+/// the checkpoint counter it carries.
+#[derive(Clone)]
+pub(crate) struct PreparedCheckpoint {
+    meta_page: Vec<u8>,
+    counter: u64,
+}
+
+/// First phase (writer lock held): seals the state, writes its free list into fresh pages
+/// (unsynced), starts the allocator's next epoch and encodes the meta naming it all. Nothing on
+/// disk refers to the new pages yet.
+pub(crate) fn prepare_checkpoint(
+    pager: &mut Pager,
+    state: &KsState,
+    applied: (u64, u64),
+    slots: &MetaSlots,
+    wal: &WalPosition,
+) -> Result<PreparedCheckpoint> {
     pager.seal()?;
     let (fl_pages, fl_count) = pager.write_freelist()?;
-    file.sync_data()?;
     let meta = Meta {
         page_size: pager.page_size as u32,
         db_id: slots.db_id,
@@ -146,16 +170,39 @@ pub(crate) fn write_checkpoint_at(
         purged: wal.purged.unwrap_or((0, 0)),
         membership: wal.membership.clone(),
     };
+    let mut meta_page = vec![0u8; pager.page_size];
+    meta.encode(&mut meta_page);
+    pager.alloc.checkpoint_started(fl_pages);
+    Ok(PreparedCheckpoint {
+        meta_page,
+        counter: meta.counter,
+    })
+}
+
+/// Second phase (needs no lock: it touches only the file): fsyncs the main file, so every page
+/// the new meta names is durable, then writes the meta to both slots, each followed by a sync.
+/// Pages written meanwhile by later commits are free in the new tree and in the old one, so
+/// syncing them too (or not) changes neither.
+pub(crate) fn make_durable(file: &dyn StorageFile, prepared: &PreparedCheckpoint) -> Result<()> {
+    file.sync_data()?;
     // Both slots get the new meta, one after the other, each followed by a sync: a torn write
     // of one slot leaves the other intact (the old meta while slot 0 is written, the new one
     // while slot 1 is), and afterwards damage to either slot alone loses nothing.
-    let mut page = vec![0u8; pager.page_size];
-    meta.encode(&mut page);
+    let page_size = prepared.meta_page.len();
     for slot in 0..2 {
-        file.write_all_at(&page, (slot * pager.page_size) as u64)?;
+        file.write_all_at(&prepared.meta_page, (slot * page_size) as u64)?;
         file.sync_data()?;
     }
-    slots.counter += 1;
-    pager.alloc.checkpoint_durable(fl_pages);
     Ok(())
+}
+
+/// Third phase (writer lock held), once [`make_durable`] succeeded: the new meta is the durable
+/// checkpoint, so pages that only the old one needed become reusable.
+pub(crate) fn checkpoint_done(
+    pager: &mut Pager,
+    slots: &mut MetaSlots,
+    prepared: &PreparedCheckpoint,
+) {
+    slots.counter = prepared.counter;
+    pager.alloc.checkpoint_durable();
 }

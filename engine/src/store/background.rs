@@ -5,13 +5,26 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
+use super::durability::CheckpointProgress;
 use super::{Shared, Store};
 use crate::options::{AutoCompaction, Durability};
 use crate::types::Revision;
 
+/// What the background thread shares with the store's other threads (under the `background`
+/// mutex; `background_cv` signals every change).
 #[derive(Default)]
 pub(super) struct Background {
     pub(super) stop: bool,
+    /// A commit found the WAL past its checkpoint threshold: the thread runs a checkpoint now
+    /// rather than at its next tick.
+    pub(super) checkpoint_requested: bool,
+    /// Group commit sealed pages into the main file: the thread starts their writeback, so that
+    /// the main file's dirty pages reach the device a batch at a time rather than all at once
+    /// in the next checkpoint's fsync (which then competes with commits' WAL syncs for the
+    /// device for much longer).
+    pub(super) writeback_requested: bool,
+    /// The concurrent checkpoint in flight, if any (see `durability.rs`).
+    pub(super) checkpoint: CheckpointProgress,
 }
 
 impl Store {
@@ -49,12 +62,16 @@ impl Store {
     }
 }
 
-/// The background thread: checkpoints by WAL size and by time, and syncs the WAL periodically
-/// in relaxed mode. Holds only a weak reference, so it never keeps a store open.
+/// The background thread: checkpoints by WAL size (when a commit asks) and by time, and syncs
+/// the WAL periodically in relaxed mode. Holds only a weak reference, so it never keeps a store
+/// open.
 pub(super) fn spawn_background(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-background".into())
         .spawn(move || {
+            // When the periodic work (timed checkpoint, relaxed sync, leases, compaction) is
+            // next due; wake-ups for writeback or a checkpoint request do not postpone it.
+            let mut next_tick = Instant::now();
             loop {
                 let Some(shared) = weak.upgrade() else { return };
                 let tick = shared
@@ -62,14 +79,38 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     .checkpoint_interval
                     .min(shared.opts.relaxed_sync_interval)
                     .min(Duration::from_millis(500));
-                {
+                if next_tick <= Instant::now() {
+                    next_tick = Instant::now() + tick;
+                }
+                let (requested, writeback) = {
                     let mut bg = shared.background.lock();
-                    if !bg.stop {
-                        shared.background_cv.wait_for(&mut bg, tick);
+                    // Other notifications on the condvar (checkpoint progress) wake it too: it
+                    // sleeps on until the tick, a stop, or a checkpoint or writeback request.
+                    while !bg.stop && !bg.checkpoint_requested && !bg.writeback_requested {
+                        if shared
+                            .background_cv
+                            .wait_until(&mut bg, next_tick)
+                            .timed_out()
+                        {
+                            break;
+                        }
                     }
                     if bg.stop {
                         return;
                     }
+                    (
+                        std::mem::take(&mut bg.checkpoint_requested),
+                        std::mem::take(&mut bg.writeback_requested),
+                    )
+                };
+                if writeback {
+                    // A hint only: an error here changes nothing durable, and the next sync
+                    // reports a real I/O problem.
+                    let main_file = shared.file.lock().clone();
+                    let _ = main_file.start_writeback();
+                }
+                if !requested && Instant::now() < next_tick {
+                    continue;
                 }
                 let store = Store {
                     shared,
@@ -82,7 +123,8 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                         w.wal.as_ref().is_some_and(|wal| wal.used() > 0),
                     )
                 };
-                if due && pending {
+                // A failed checkpoint poisons the writer: the next commit reports it.
+                if requested || (due && pending) {
                     let _ = store.checkpoint();
                 } else if store.shared.opts.durability == Durability::Relaxed && pending {
                     let _ = store.sync();

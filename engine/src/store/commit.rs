@@ -334,13 +334,18 @@ impl Store {
             .wal
             .as_ref()
             .is_some_and(|wal| wal.used() > (wal.max_bytes() as f64 * fraction) as u64);
-        if !appended || past_threshold {
-            // The WAL is past its checkpoint threshold, full, or too small for this record: a
-            // checkpoint makes this commit (and all before it) durable in the main file. It runs
-            // here, in the committing thread, so the commit's acknowledgement waits for it
-            // rather than for a WAL sync, and a workload's I/O happens in a deterministic order.
+        if !appended {
+            // The WAL is full or too small for this record: a checkpoint under the writer lock
+            // makes this commit (and all before it) durable in the main file. It runs here, in
+            // the committing thread, so the commit's acknowledgement waits for it rather than
+            // for a WAL sync.
             self.checkpoint_locked(w)?;
             return Ok(None);
+        }
+        if past_threshold {
+            // The background thread checkpoints while commits go on; the WAL keeps room for
+            // them (the other part of it), and if it fills first the branch above waits.
+            self.request_checkpoint();
         }
         match shared.opts.durability {
             Durability::Relaxed => {

@@ -1,6 +1,15 @@
 //! How commits become durable and visible: group commit (one syncer per round seals the
 //! working state, fdatasyncs the WAL and publishes), publishing snapshots to readers and
 //! watchers, and checkpoints into the main file.
+//!
+//! A local store's checkpoints hold the writer lock only to start and to finish
+//! ([`Store::checkpoint`]): the start seals the state, writes its free list and notes the WAL
+//! position after its last commit; then, with commits going on, the main file is fsynced and
+//! the meta written to both slots; the finish releases the WAL up to the noted position and the
+//! pages only the old checkpoint needed. One checkpoint is in flight at a time. A thread that
+//! needs the main file quiet under the writer lock (a WAL-full commit, close, defrag, an
+//! install) *drains* it: waits for its I/O, which needs no lock, and finishes it itself. See
+//! docs/design.md, "Checkpoint", for the invariants and the crash argument.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -8,8 +17,11 @@ use std::time::{Duration, Instant};
 
 use super::commit::poison_message;
 use super::raftlog::replicated_position;
-use super::{make_snapshot, Store, Writer};
-use crate::checkpoint::{write_checkpoint_at, WalPosition};
+use super::{make_snapshot, Shared, Store, Writer};
+use crate::checkpoint::{
+    checkpoint_done, make_durable, prepare_checkpoint, write_checkpoint_at, PreparedCheckpoint,
+    WalPosition,
+};
 use crate::error::{Error, Result};
 use crate::raftlog::PurgePoint;
 use crate::snapshot::SnapshotData;
@@ -18,11 +30,37 @@ use crate::wal::WAL_START;
 /// Longest a group-commit leader waits for committers still appending.
 const GROUP_WAIT: Duration = Duration::from_micros(100);
 
-impl Store {
+/// A started checkpoint, until it is finished: what the finish needs.
+pub(super) struct PendingCheckpoint {
+    prepared: PreparedCheckpoint,
+    /// Sequence number of the last commit in its state.
+    seq: u64,
+    /// The WAL's write position at its start: where replay starts once it is durable.
+    wal_offset: u64,
+    /// Its state, sealed at the start; published at the finish (its commits are durable then,
+    /// if group commit had not made them so already).
+    snap: Arc<SnapshotData>,
+}
+
+/// The concurrent checkpoint's coordination, kept with the background thread's state (under the
+/// `background` mutex, signalled with `background_cv`). Lock order: writer, then background.
+#[derive(Default)]
+pub(super) struct CheckpointProgress {
+    /// A concurrent checkpoint runs (from before its start until after its finish).
+    running: bool,
+    /// The started checkpoint, until its runner or a draining thread finishes it (with the
+    /// writer lock held, so exactly once).
+    pending: Option<PendingCheckpoint>,
+    /// How the pending checkpoint's unlocked I/O ended: `None` while it runs, `Some(None)` when
+    /// both meta slots are durable, `Some(Some(message))` when it failed.
+    io_done: Option<Option<String>>,
+}
+
+impl Shared {
     /// Makes the newest snapshot visible to readers (never goes backwards).
-    pub(super) fn publish(&self, snap: Arc<SnapshotData>) {
+    fn publish(&self, snap: Arc<SnapshotData>) {
         {
-            let mut cur = self.shared.published.write();
+            let mut cur = self.published.write();
             // At one version the WAL only shrinks (a checkpoint; appends take a new version),
             // so a smaller `wal_used` is the newer snapshot: status() after checkpoint() must
             // see the emptied WAL.
@@ -34,8 +72,82 @@ impl Store {
                 return;
             }
         }
-        *self.shared.publish_generation.lock() += 1;
-        self.shared.published_cv.notify_all();
+        *self.publish_generation.lock() += 1;
+        self.published_cv.notify_all();
+    }
+
+    /// Poisons the writer with `message` (from a failure it cannot undo) and returns the error.
+    fn poison_with(&self, w: &mut Writer, message: String) -> Error {
+        w.poisoned.get_or_insert_with(|| message.clone());
+        self.sync
+            .lock()
+            .poisoned
+            .get_or_insert_with(|| message.clone());
+        self.sync_cv.notify_all();
+        Error::Poisoned(message)
+    }
+
+    /// Waits (writer lock held) for the in-flight checkpoint's I/O, if one is in flight, and
+    /// finishes it. Afterwards no checkpoint I/O runs until the writer lock is released.
+    pub(super) fn drain_checkpoint(&self, w: &mut Writer) -> Result<()> {
+        {
+            let mut bg = self.background.lock();
+            if bg.checkpoint.pending.is_none() {
+                return Ok(());
+            }
+            // The runner takes no lock between its start and `io_done`: this cannot deadlock.
+            while bg.checkpoint.io_done.is_none() {
+                self.background_cv.wait(&mut bg);
+            }
+        }
+        self.finish_checkpoint(w)
+    }
+
+    /// Finishes the pending checkpoint, whose I/O is over (writer lock held): if its meta is
+    /// durable, the WAL before its position and the pages only the old checkpoint needed are
+    /// released, and its commits are durable; if the I/O failed, the writer is poisoned. Does
+    /// nothing if a draining thread finished it already.
+    fn finish_checkpoint(&self, w: &mut Writer) -> Result<()> {
+        let (pending, io) = {
+            let mut bg = self.background.lock();
+            (bg.checkpoint.pending.take(), bg.checkpoint.io_done.clone())
+        };
+        let Some(p) = pending else { return Ok(()) };
+        match io {
+            Some(None) => {}
+            Some(Some(message)) => return Err(self.poison_with(w, message)),
+            None => {
+                let e = Error::corrupt("internal: a checkpoint was finished before its I/O ended");
+                return Err(self.poison_with(w, poison_message(&e)));
+            }
+        }
+        checkpoint_done(&mut w.pager, &mut w.slots, &p.prepared);
+        if let Some(wal) = w.wal.as_mut() {
+            wal.release_until(p.wal_offset);
+        }
+        w.last_checkpoint = Instant::now();
+        self.publish(p.snap);
+        if w.seq == p.seq {
+            // Nothing was committed meanwhile: publish the same state with the emptied WAL,
+            // so that status() after checkpoint() sees it.
+            if let Err(e) = w.pager.seal() {
+                return Err(self.poison_with(w, poison_message(&e)));
+            }
+            let snap = Arc::new(make_snapshot(w));
+            self.live.register(&snap);
+            self.publish(snap);
+        }
+        let mut s = self.sync.lock();
+        s.durable_seq = s.durable_seq.max(p.seq);
+        self.sync_cv.notify_all();
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Makes the newest snapshot visible to readers (never goes backwards).
+    pub(super) fn publish(&self, snap: Arc<SnapshotData>) {
+        self.shared.publish(snap);
     }
 
     /// Counter of publishes, for watchers.
@@ -126,6 +238,11 @@ impl Store {
                 path: shared.path.clone(),
             });
         };
+        {
+            let mut bg = shared.background.lock();
+            bg.writeback_requested = true;
+            shared.background_cv.notify_all();
+        }
         if let Err(e) = wal_file.sync_data() {
             let e = Error::from(e);
             shared
@@ -147,16 +264,95 @@ impl Store {
         self.wait_durable(target)
     }
 
-    /// Runs a checkpoint now: the main file then holds every commit and the WAL is emptied.
+    /// Runs a checkpoint now: the main file then holds every commit acknowledged before the
+    /// call, and the WAL keeps only the records of commits made while it ran. Commits continue
+    /// during the checkpoint's main-file sync (a replicated store's checkpoint still holds the
+    /// writer lock throughout).
     pub fn checkpoint(&self) -> Result<()> {
         self.check_writable()?;
-        let mut w = self.shared.writer.lock();
-        if let Some(p) = &w.poisoned {
-            return Err(Error::Poisoned(p.clone()));
+        if self.shared.opts.replicated {
+            let mut w = self.shared.writer.lock();
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            return self.checkpoint_locked(&mut w);
         }
-        self.checkpoint_locked(&mut w)
+        let shared = &*self.shared;
+        {
+            let mut bg = shared.background.lock();
+            while bg.checkpoint.running {
+                shared.background_cv.wait(&mut bg);
+            }
+            bg.checkpoint.running = true;
+            bg.checkpoint.io_done = None;
+            bg.checkpoint_requested = false;
+        }
+        let result = self.run_checkpoint();
+        let mut bg = shared.background.lock();
+        bg.checkpoint.running = false;
+        shared.background_cv.notify_all();
+        result
     }
 
+    /// Asks the background thread for a checkpoint (a commit found the WAL past its threshold),
+    /// unless one runs already.
+    pub(super) fn request_checkpoint(&self) {
+        let mut bg = self.shared.background.lock();
+        if !bg.checkpoint.running && !bg.checkpoint_requested {
+            bg.checkpoint_requested = true;
+            self.shared.background_cv.notify_all();
+        }
+    }
+
+    /// The three phases of a concurrent checkpoint; the caller marked it running.
+    fn run_checkpoint(&self) -> Result<()> {
+        let shared = &*self.shared;
+        let (file, prepared) = {
+            let mut w = shared.writer.lock();
+            self.check_open()?;
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            let Some(wal) = w.wal.as_ref() else {
+                return Err(Error::ReadOnly {
+                    path: shared.path.clone(),
+                });
+            };
+            // Records from here on are not in this checkpoint's state: replay starts here.
+            let position = WalPosition {
+                offset: wal.head(),
+                salt: wal.salt(),
+                purged: None,
+                membership: None,
+            };
+            let prepared = self.guard(&mut w, |w| {
+                prepare_checkpoint(&mut w.pager, &w.state, (w.seq, w.term), &w.slots, &position)
+            })?;
+            let snap = Arc::new(make_snapshot(&w));
+            shared.live.register(&snap);
+            shared.background.lock().checkpoint.pending = Some(PendingCheckpoint {
+                prepared: prepared.clone(),
+                seq: w.seq,
+                wal_offset: position.offset,
+                snap,
+            });
+            (w.pager.file.clone(), prepared)
+        };
+        // No lock: commits go on, writing only pages that are free in both the durable tree
+        // and this one (see `alloc.rs`), and WAL frames after `position`.
+        let io = make_durable(&*file, &prepared);
+        {
+            let mut bg = shared.background.lock();
+            bg.checkpoint.io_done = Some(io.as_ref().err().map(poison_message));
+            shared.background_cv.notify_all();
+        }
+        let mut w = shared.writer.lock();
+        let finished = shared.finish_checkpoint(&mut w);
+        io.and(finished)
+    }
+
+    /// A checkpoint under the writer lock (held throughout), after draining any in-flight one:
+    /// for callers that need the main file to hold everything before they go on.
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
         self.checkpoint_with(w, None)
     }
@@ -165,6 +361,7 @@ impl Store {
     /// log) and records the log's start, or `purge`'s new start (see [`Store::log_purge`]).
     pub(super) fn checkpoint_with(&self, w: &mut Writer, purge: Option<PurgePoint>) -> Result<()> {
         self.check_writable()?;
+        self.shared.drain_checkpoint(w)?;
         let salt = crate::file::random_u64();
         let file = w.pager.file.clone();
         let replicated = self.guard(w, |w| replicated_position(w, purge))?;

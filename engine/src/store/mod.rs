@@ -23,8 +23,9 @@
 //!
 //! So a reader sees a commit only after its record is durable, and the writer builds the next
 //! batch while a sync is in flight. Checkpoints (by WAL size, by time, on close) write the
-//! sealed tree and free list, fsync the main file, write the other meta slot, fsync again, and
-//! start a new WAL generation. See docs/design.md for why a crash at any point loses nothing
+//! sealed tree and free list, fsync the main file, write both meta slots (a sync after each) and
+//! release the WAL they cover; commits go on meanwhile, except during the short start and finish
+//! (see [`durability`]). See docs/design.md for why a crash at any point loses nothing
 //! acknowledged.
 
 mod admit;
@@ -264,6 +265,11 @@ impl Shared {
             let mut bg = self.background.lock();
             bg.stop = true;
             self.background_cv.notify_all();
+        }
+        if !self.opts.read_only {
+            // A checkpoint in flight finishes first; if it failed, the writer is poisoned and
+            // that is reported below.
+            let _ = self.drain_checkpoint(&mut w);
         }
         let result = match w.poisoned.clone() {
             // Nothing to write back: a read-only store changed nothing.
