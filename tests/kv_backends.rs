@@ -43,6 +43,6 @@ fn real_etcd() {
     let Some(etcd) = etcd::Etcd::start() else {
         return;
     };
-    let client = Client::connect(&[etcd.endpoint.clone()], ClientOptions::default()).unwrap();
+    let client = Client::connect(&[etcd.endpoint.as_str()], ClientOptions::default()).unwrap();
     kv_cases::all(&client);
 }
