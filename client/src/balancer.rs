@@ -218,12 +218,28 @@ impl Balancer {
 
     /// Runs one unary request by the retry rule (module documentation): `call` is given a
     /// connection and makes the request on it.
-    pub(crate) async fn call<T, F, Fut>(&self, retry: Retry, ctx: Context, mut call: F) -> Result<T>
+    pub(crate) async fn call<T, F, Fut>(&self, retry: Retry, ctx: Context, call: F) -> Result<T>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let timeout = self.opts.request_timeout;
+        self.call_within(self.opts.request_timeout, retry, ctx, call)
+            .await
+    }
+
+    /// [`Balancer::call`] with its own timeout instead of the request timeout (for requests
+    /// that wait by design: a lock, a campaign).
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        retry: Retry,
+        ctx: Context,
+        mut call: F,
+    ) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
         let deadline = Instant::now() + timeout;
         let ctx = Context {
             write: retry == Retry::Write,

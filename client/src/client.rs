@@ -16,6 +16,7 @@ use crate::async_client::{AsyncClient, HashKv, ServerStatus};
 use crate::error::{Error, Result};
 use crate::keepalive::KeepAlive;
 use crate::options::ClientOptions;
+use crate::recipes::{Leader, LockKey};
 use crate::watch::WatchStream;
 
 /// Threads of the client's runtime: enough for watches and keep-alives to progress while the
@@ -205,6 +206,43 @@ impl Client {
     /// The hash of the key-value history up to `revision` (0 for the current one).
     pub fn hash_kv(&self, revision: Revision) -> Result<HashKv> {
         self.run(self.inner.hash_kv(revision))
+    }
+
+    /// Takes the lock `name`, held by `lease`, waiting up to `timeout` (see
+    /// [`AsyncClient::lock`]).
+    pub fn lock(&self, name: impl AsRef<[u8]>, lease: i64, timeout: Duration) -> Result<LockKey> {
+        self.run(self.inner.lock(name, lease, timeout))
+    }
+
+    /// Releases a lock.
+    pub fn unlock(&self, lock: &LockKey) -> Result<Revision> {
+        self.run(self.inner.unlock(lock))
+    }
+
+    /// Campaigns in election `name` until this candidate leads or `timeout` passes.
+    pub fn campaign(
+        &self,
+        name: impl AsRef<[u8]>,
+        lease: i64,
+        value: impl AsRef<[u8]>,
+        timeout: Duration,
+    ) -> Result<Leader> {
+        self.run(self.inner.campaign(name, lease, value, timeout))
+    }
+
+    /// The current leader of election `name`, `None` if nobody leads.
+    pub fn leader(&self, name: impl AsRef<[u8]>) -> Result<Option<KeyValue>> {
+        self.run(self.inner.leader(name))
+    }
+
+    /// Publishes a new value as `leader`.
+    pub fn proclaim(&self, leader: &Leader, value: impl AsRef<[u8]>) -> Result<Revision> {
+        self.run(self.inner.proclaim(leader, value))
+    }
+
+    /// Gives up leadership.
+    pub fn resign(&self, leader: &Leader) -> Result<Revision> {
+        self.run(self.inner.resign(leader))
     }
 
     /// Streams a snapshot of the server's database into `out`; returns the bytes written.

@@ -23,6 +23,8 @@
 //! - **Watches** resume after a lost connection from the revision after the last one delivered,
 //!   on any endpoint: no gap, no duplicate ([`AsyncClient::watch_with`]).
 //! - **Leases** can be kept alive in the background ([`Client::keep_alive`]).
+//! - **Locks and elections** through the server's Lock and Election services
+//!   ([`Client::lock`], [`Client::campaign`]).
 //! - **TLS** with a CA, and a client certificate for servers that require one
 //!   ([`TlsOptions`]).
 //! - **Errors**: the engine's [`etch_engine::Error`] where the server's error means the same
@@ -42,6 +44,7 @@ mod convert;
 pub mod error;
 mod keepalive;
 mod options;
+mod recipes;
 mod watch;
 
 pub use async_client::{AsyncClient, HashKv, ServerStatus};
@@ -49,4 +52,5 @@ pub use client::{Client, Watcher};
 pub use error::{Error, Result};
 pub use keepalive::{KeepAlive, KeepAliveStatus};
 pub use options::{ClientOptions, TlsOptions};
+pub use recipes::{Leader, LockKey};
 pub use watch::WatchStream;
