@@ -4,7 +4,7 @@
 //! any other backend that implements it.
 //!
 //! ```no_run
-//! use etch::kv::{Backend, Kv};
+//! use etch::kv::Kv;
 //! // Registers a service; works the same on a Store and on a Client.
 //! fn register<K: Kv>(db: &K, name: &str, addr: &str) -> Result<i64, K::Error> {
 //!     let lease = db.lease_grant(10, 0)?;

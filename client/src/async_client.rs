@@ -326,8 +326,10 @@ impl AsyncClient {
         Ok(ttl)
     }
 
-    /// Keeps lease `id` alive in the background until the returned handle is dropped.
-    pub fn keep_alive(&self, id: i64) -> KeepAlive {
+    /// Keeps lease `id` alive in the background until the returned handle is dropped. The
+    /// renewals run as a task on the current tokio runtime ([`Error::OutsideRuntime`] without
+    /// one).
+    pub fn keep_alive(&self, id: i64) -> Result<KeepAlive> {
         KeepAlive::start(self.clone(), id)
     }
 

@@ -170,7 +170,10 @@ impl Client {
     /// Keeps lease `id` alive in the background until the handle is dropped.
     pub fn keep_alive(&self, id: i64) -> Result<KeepAlive> {
         let inner = self.inner.clone();
-        self.runtime.block_on(async move { inner.keep_alive(id) })
+        let keeper = self
+            .runtime
+            .block_on(async move { inner.keep_alive(id) })??;
+        Ok(keeper.holding(self.runtime.clone()))
     }
 
     /// The remaining and granted TTL of a lease, and its keys if asked.

@@ -90,6 +90,10 @@ pub enum Error {
     /// runtime, where blocking would stall it: use [`crate::AsyncClient`] there.
     #[error("a blocking etch client call was made inside an async runtime; use AsyncClient")]
     InsideRuntime,
+    /// An [`crate::AsyncClient`] method that starts a background task was called outside a
+    /// tokio runtime.
+    #[error("this etch client call needs a tokio runtime (call it from async code on tokio)")]
+    OutsideRuntime,
     /// An I/O error of the client itself: writing a snapshot to its destination, or starting
     /// the blocking client's runtime threads.
     #[error("I/O error: {0}")]

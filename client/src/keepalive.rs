@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use crate::async_client::AsyncClient;
-use crate::error;
+use crate::error::{self, Error, Result};
 
 /// The shortest pause between two renewals (a 1 s lease is renewed every 333 ms otherwise).
 const MIN_INTERVAL: Duration = Duration::from_millis(200);
@@ -46,6 +46,8 @@ pub struct KeepAlive {
     id: i64,
     status: Arc<Mutex<KeepAliveStatus>>,
     task: JoinHandle<()>,
+    /// What the task needs alive besides itself: the blocking client's runtime.
+    _runtime: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for KeepAlive {
@@ -64,11 +66,24 @@ impl Drop for KeepAlive {
 }
 
 impl KeepAlive {
-    /// Spawns the renewal task on the current tokio runtime.
-    pub(crate) fn start(client: AsyncClient, id: i64) -> KeepAlive {
+    /// Spawns the renewal task on the current tokio runtime; [`Error::OutsideRuntime`] if
+    /// there is none.
+    pub(crate) fn start(client: AsyncClient, id: i64) -> Result<KeepAlive> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| Error::OutsideRuntime)?;
         let status = Arc::new(Mutex::new(KeepAliveStatus::Pending));
-        let task = tokio::spawn(run(client, id, status.clone()));
-        KeepAlive { id, status, task }
+        let task = runtime.spawn(run(client, id, status.clone()));
+        Ok(KeepAlive {
+            id,
+            status,
+            task,
+            _runtime: None,
+        })
+    }
+
+    /// Keeps `runtime` (the one the task runs on) alive as long as this handle.
+    pub(crate) fn holding(mut self, runtime: Arc<dyn std::any::Any + Send + Sync>) -> KeepAlive {
+        self._runtime = Some(runtime);
+        self
     }
 
     /// The lease id.

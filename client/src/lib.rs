@@ -13,7 +13,7 @@
 //! ```
 //!
 //! - [`Client`] blocks (it drives a two-thread tokio runtime of its own); [`AsyncClient`] is
-//!   the same API as `async fn`s for code already on tokio.
+//!   the same API as `async fn`s for code already on tokio (its futures need a tokio runtime).
 //! - **Endpoints and failover.** Requests go round robin over the endpoints; one that fails is
 //!   tried last for [`ClientOptions::endpoint_backoff`]. Reads are retried on the next endpoint
 //!   after any connection failure; writes only when the request surely never reached a server
