@@ -13,10 +13,20 @@
 //! ```
 //!
 //! This crate re-exports the engine (`etch-engine`); see its documentation for the details.
+//! [`kv::Kv`] is the API shared by the local store and, with the `client` feature, the remote
+//! `Client` of `etch serve` and etcd servers.
 
 #![deny(missing_docs)]
 
 pub use etch_engine::*;
+
+pub mod kv;
+
+/// The remote client (`client` feature): see the `etch-client` crate.
+#[cfg(feature = "client")]
+pub use etch_client as client;
+#[cfg(feature = "client")]
+pub use etch_client::{Client, ClientOptions, TlsOptions};
 
 /// Raft replication (`replication` feature): see the `etch-replication` crate.
 #[cfg(feature = "replication")]

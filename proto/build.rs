@@ -1,15 +1,15 @@
-//! Compiles etcd's v3 API (`proto/`) into Rust messages, tonic servers and tonic clients.
+//! Compiles etcd's v3 API (`etcd/`) into Rust messages, tonic servers and tonic clients.
 //! protox parses the files in-process, so building needs no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
-        "proto/mvccpb/kv.proto",
-        "proto/authpb/auth.proto",
-        "proto/etcdserverpb/rpc.proto",
-        "proto/v3lockpb/v3lock.proto",
-        "proto/v3electionpb/v3election.proto",
+        "etcd/mvccpb/kv.proto",
+        "etcd/authpb/auth.proto",
+        "etcd/etcdserverpb/rpc.proto",
+        "etcd/v3lockpb/v3lock.proto",
+        "etcd/v3electionpb/v3election.proto",
     ];
-    let descriptors = protox::compile(files, ["proto"])?;
+    let descriptors = protox::compile(files, ["etcd"])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
