@@ -31,6 +31,7 @@ pub mod forward;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod quic;
 pub mod raft_log;
 pub mod runtime;
 pub mod sim;
