@@ -547,3 +547,61 @@ async fn garbage_datagrams_and_malformed_frames_change_nothing() {
     );
     c.stop_all().await;
 }
+
+#[tokio::test]
+async fn a_dead_peer_costs_bounded_requests_and_backs_off() {
+    let _serial = SERIAL.lock().await;
+    init_logs();
+    // A "peer" that swallows every datagram.
+    let hole = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut config = QuicConfig::new(1, "127.0.0.1:0".parse().unwrap(), TOKEN, PeerTls::Plain);
+    config.max_in_flight = 2;
+    config.connect_timeout = Duration::from_millis(300);
+    config.backoff_min = Duration::from_secs(5);
+    config.backoff_max = Duration::from_secs(5);
+    let transport = Arc::new(QuicTransport::bind(config.clone()).unwrap());
+    transport.set_peer(2, hole.local_addr().unwrap());
+    let vote = || RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None));
+
+    // Two requests take the two slots; the third is refused at once, not queued.
+    let first = tokio::spawn({
+        let t = Arc::clone(&transport);
+        async move { t.send(1, 2, vote()).await }
+    });
+    let second = tokio::spawn({
+        let t = Arc::clone(&transport);
+        async move { t.send(1, 2, vote()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = std::time::Instant::now();
+    let third = transport.send(1, 2, vote()).await;
+    assert_eq!(third.err(), Some(TransportError::Unreachable { to: 2 }));
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(transport.stats().overloaded, 1);
+    // The first fails when connecting times out; the second, which waited for that attempt,
+    // finds the peer in backoff and does not try again.
+    let unreachable = Some(TransportError::Unreachable { to: 2 });
+    assert_eq!(first.await.unwrap().err(), unreachable);
+    assert_eq!(second.await.unwrap().err(), unreachable);
+    assert_eq!(transport.stats().connect_failures, 1);
+
+    // During the backoff, requests fail at once without a new attempt.
+    let started = std::time::Instant::now();
+    assert_eq!(transport.send(1, 2, vote()).await.err(), unreachable);
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(transport.stats().connect_failures, 1);
+    // A member not in the address book is unreachable too.
+    assert_eq!(
+        transport.send(1, 7, vote()).await.err(),
+        Some(TransportError::Unreachable { to: 7 })
+    );
+
+    // The backoff doubles per failure and is capped.
+    let mut c = config;
+    c.backoff_min = Duration::from_millis(50);
+    c.backoff_max = Duration::from_secs(2);
+    assert_eq!(c.backoff(1), Duration::from_millis(50));
+    assert_eq!(c.backoff(3), Duration::from_millis(200));
+    assert_eq!(c.backoff(40), Duration::from_secs(2));
+    transport.shutdown().await;
+}
