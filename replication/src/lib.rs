@@ -16,6 +16,7 @@
 //! - [`network`] and [`sim`]: the network as a trait (the simulation here, QUIC next) and a
 //!   deterministic simulated network; [`types`] and [`runtime`]: openraft's configuration on
 //!   tokio with seedable election timeouts.
+//! - [`quic`]: the QUIC peer transport, with mutual TLS in etcd's vocabulary.
 //! - [`check`], [`command`] and [`codec`]: a linearizability checker for etcd's KV model, the
 //!   replicated commands and their byte form.
 

@@ -605,3 +605,145 @@ async fn a_dead_peer_costs_bounded_requests_and_backs_off() {
     assert_eq!(c.backoff(40), Duration::from_secs(2));
     transport.shutdown().await;
 }
+
+/// A handler that answers every vote with a refusal carrying `id` as the voter: enough to see
+/// which endpoint answered.
+struct Refuser {
+    id: NodeId,
+}
+
+impl etch_replication::network::RaftHandler for Refuser {
+    fn handle(&self, request: RaftRequest) -> etch_replication::network::BoxFuture<'_, RaftReply> {
+        let id = self.id;
+        Box::pin(async move {
+            match request {
+                RaftRequest::Vote(_) => RaftReply::Vote(Ok(openraft::raft::VoteResponse::new(
+                    Vote::new(0, id),
+                    None,
+                    false,
+                ))),
+                other => panic!("unexpected {}", other.kind()),
+            }
+        })
+    }
+}
+
+fn answered_by(reply: Result<RaftReply, TransportError>) -> NodeId {
+    match reply {
+        Ok(RaftReply::Vote(Ok(v))) => v.vote.leader_id().voted_for().unwrap(),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn auto_tls_peers_talk_and_a_moved_member_is_found_at_its_new_address() {
+    let _serial = SERIAL.lock().await;
+    init_logs();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind =
+        |id| Arc::new(QuicTransport::bind(QuicConfig::new(id, any, TOKEN, PeerTls::Auto)).unwrap());
+    let (one, two) = (bind(1), bind(2));
+    two.serve(Arc::new(Refuser { id: 2 }));
+    one.set_peer(2, two.local_addr().unwrap());
+    let vote = || RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None));
+    assert_eq!(answered_by(one.send(1, 2, vote()).await), 2);
+    assert_eq!(two.stats().accepted, 1);
+    // Concurrent requests share the one connection.
+    let replies = futures_join(&one, 20).await;
+    assert!(replies.into_iter().all(|r| answered_by(r) == 2));
+    assert_eq!(two.stats().accepted, 1);
+    assert_eq!(two.stats().served, 21);
+
+    // Member 2 moves: a new endpoint on another port. Until the book says so, requests go to
+    // the old address, where nobody answers any more.
+    two.shutdown().await;
+    let moved = bind(2);
+    moved.serve(Arc::new(Refuser { id: 2 }));
+    assert!(one.send(1, 2, vote()).await.is_err());
+    one.set_peer(2, moved.local_addr().unwrap());
+    // The backoff earned at the old address does not delay the new one.
+    assert_eq!(answered_by(one.send(1, 2, vote()).await), 2);
+    assert_eq!(moved.stats().accepted, 1);
+    one.shutdown().await;
+    moved.shutdown().await;
+}
+
+async fn futures_join(
+    transport: &Arc<QuicTransport>,
+    n: usize,
+) -> Vec<Result<RaftReply, TransportError>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let t = Arc::clone(transport);
+        tasks.spawn(async move {
+            t.send(
+                1,
+                2,
+                RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None)),
+            )
+            .await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        out.push(r.unwrap());
+    }
+    out
+}
+
+#[test]
+fn peer_tls_flags_resolve_as_etcd_reads_them() {
+    use etch_replication::quic::PeerTlsOptions;
+    let files = PeerTlsOptions {
+        cert_file: Some("n1.crt".into()),
+        key_file: Some("n1.key".into()),
+        trusted_ca_file: Some("ca.crt".into()),
+        client_cert_auth: true,
+        auto_tls: true,
+    };
+    // Certificate files win over auto-TLS.
+    assert_eq!(
+        files.resolve().unwrap(),
+        PeerTls::Files {
+            cert_file: "n1.crt".into(),
+            key_file: "n1.key".into(),
+            trusted_ca_file: "ca.crt".into(),
+            client_cert_auth: true,
+        }
+    );
+    let auto = PeerTlsOptions {
+        auto_tls: true,
+        ..Default::default()
+    };
+    assert_eq!(auto.resolve().unwrap(), PeerTls::Auto);
+    assert_eq!(PeerTlsOptions::default().resolve().unwrap(), PeerTls::Plain);
+    let errors = [
+        PeerTlsOptions {
+            cert_file: Some("n1.crt".into()),
+            ..Default::default()
+        },
+        PeerTlsOptions {
+            key_file: Some("n1.key".into()),
+            ..Default::default()
+        },
+        PeerTlsOptions {
+            trusted_ca_file: None,
+            ..files.clone()
+        },
+        PeerTlsOptions {
+            client_cert_auth: true,
+            auto_tls: true,
+            ..Default::default()
+        },
+    ];
+    for options in errors {
+        let e = options.resolve().unwrap_err().to_string();
+        assert!(e.contains("--peer-"), "{options:?}: {e}");
+    }
+    // Missing files are reported with their path.
+    let e = match files.resolve().unwrap().configs() {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("configs from files that do not exist"),
+    };
+    assert!(e.contains("n1.crt"), "{e}");
+}

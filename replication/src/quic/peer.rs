@@ -28,6 +28,8 @@ struct Link {
     failures: u32,
     /// No new attempt before this instant (the backoff).
     retry_at: Option<Instant>,
+    /// The address the failures were counted against: a new address starts afresh.
+    tried: Option<SocketAddr>,
 }
 
 /// One peer as seen by the sender.
@@ -92,6 +94,11 @@ impl Peer {
                 tracing::info!(peer = self.id, %addr, reason = %describe(&reason), "peer connection lost");
             }
             link.conn = None;
+        }
+        if link.tried != Some(addr) {
+            link.tried = Some(addr);
+            link.failures = 0;
+            link.retry_at = None;
         }
         if link.retry_at.is_some_and(|t| Instant::now() < t) {
             return Err(self.unreachable());
