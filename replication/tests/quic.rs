@@ -109,6 +109,11 @@ fn member_config(id: NodeId) -> NodeConfig {
     c.raft.election_timeout_min = 300;
     c.raft.election_timeout_max = 600;
     c.request_timeout = Duration::from_secs(5);
+    // Snapshots every 10 entries and no log kept behind them: a member that was down for more
+    // catches up by snapshot, whose chunks cross the transport too.
+    c.raft.snapshot_policy = openraft::SnapshotPolicy::LogsSinceLast(10);
+    c.raft.max_in_snapshot_log_to_keep = 0;
+    c.raft.purge_batch_size = 1;
     c
 }
 
@@ -309,11 +314,40 @@ async fn cluster_over_mutual_tls_replicates_and_a_restarted_follower_catches_up(
     for i in 0..20 {
         leader.put(format!("k{i}"), format!("v{i}")).await.unwrap();
     }
+    // Purging runs in the background after a snapshot: wait for it (bounded).
+    let mut purged_to = 0;
+    for _ in 0..100 {
+        purged_to = leader
+            .raft()
+            .metrics()
+            .borrow()
+            .purged
+            .map_or(0, |l| l.index);
+        if purged_to > 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let down_applied = 3; // initial membership, two puts: the entries it had before stopping
+    assert!(
+        purged_to > down_applied,
+        "the leader kept its whole log ({purged_to}); no snapshot would be needed"
+    );
     // Restarted on the same file and port, it reconnects (the others back off and retry)
-    // and catches up.
+    // and catches up, by snapshot since the entries it misses are purged.
     c.restart(down).await;
     let back = c.store(down);
     wait_value(&back, "k19", b"v19").await;
+    let installed = back
+        .raft()
+        .metrics()
+        .borrow()
+        .snapshot
+        .map_or(0, |l| l.index);
+    assert!(
+        installed > down_applied,
+        "no snapshot installed ({installed})"
+    );
     assert_eq!(back.get("k7").await.unwrap().unwrap().value, b"v7");
     let again = c.wait_leader().await;
     again.put("after", "restart").await.unwrap();
