@@ -781,3 +781,33 @@ fn peer_tls_flags_resolve_as_etcd_reads_them() {
     };
     assert!(e.contains("n1.crt"), "{e}");
 }
+
+#[tokio::test]
+async fn server_certificates_are_checked_against_the_peer_url_host() {
+    let _serial = SERIAL.lock().await;
+    init_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("names CA");
+    let ca_file = ca.write(dir.path(), "ca.crt");
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bind = |id: NodeId| {
+        let tls = mtls(dir.path(), &ca, &format!("n{id}"), &ca_file);
+        Arc::new(QuicTransport::bind(QuicConfig::new(id, any, TOKEN, tls)).unwrap())
+    };
+    let (one, two) = (bind(1), bind(2));
+    two.serve(Arc::new(Refuser { id: 2 }));
+    let addr = two.local_addr().unwrap();
+    let vote = || RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None));
+    // Member 2's certificate names "n2" and 127.0.0.1, not "n3".
+    one.set_peer_named(2, addr, "n3");
+    assert_eq!(
+        one.send(1, 2, vote()).await.err(),
+        Some(TransportError::Unreachable { to: 2 })
+    );
+    one.set_peer_named(2, addr, "n2");
+    assert_eq!(answered_by(one.send(1, 2, vote()).await), 2);
+    one.set_peer(2, addr);
+    assert_eq!(answered_by(one.send(1, 2, vote()).await), 2);
+    one.shutdown().await;
+    two.shutdown().await;
+}

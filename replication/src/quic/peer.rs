@@ -5,7 +5,6 @@
 //! chunk in transit never holds up a heartbeat or a vote behind it (QUIC streams are delivered
 //! independently).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use quinn::{Connection, ConnectionError};
@@ -15,7 +14,7 @@ use tokio::time::Instant;
 use super::frame;
 use super::hello::{self, Hello, CLOSE_BAD_HELLO, CLOSE_SHUTDOWN, HELLO_LIMIT};
 use super::stats::bump;
-use super::transport::Shared;
+use super::transport::{PeerAddress, Shared};
 use crate::network::{RaftReply, TransportError};
 use crate::types::NodeId;
 
@@ -23,13 +22,13 @@ use crate::types::NodeId;
 #[derive(Default)]
 struct Link {
     /// The open connection and the address it goes to.
-    conn: Option<(Connection, SocketAddr)>,
+    conn: Option<(Connection, PeerAddress)>,
     /// Consecutive failed attempts to connect.
     failures: u32,
     /// No new attempt before this instant (the backoff).
     retry_at: Option<Instant>,
     /// The address the failures were counted against: a new address starts afresh.
-    tried: Option<SocketAddr>,
+    tried: Option<PeerAddress>,
 }
 
 /// One peer as seen by the sender.
@@ -82,21 +81,22 @@ impl Peer {
     /// The live connection to the peer's current address, connecting if there is none and the
     /// backoff allows.
     pub(super) async fn connection(&self, shared: &Shared) -> Result<Connection, TransportError> {
-        let addr = shared.address(self.id).ok_or_else(|| self.unreachable())?;
+        let address = shared.address(self.id).ok_or_else(|| self.unreachable())?;
+        let addr = address.addr;
         let mut link = self.link.lock().await;
         if let Some((conn, at)) = &link.conn {
-            if *at == addr && conn.close_reason().is_none() {
+            if *at == address && conn.close_reason().is_none() {
                 return Ok(conn.clone());
             }
-            if *at != addr {
+            if *at != address {
                 conn.close(CLOSE_SHUTDOWN, b"peer address changed");
             } else if let Some(reason) = conn.close_reason() {
                 tracing::info!(peer = self.id, %addr, reason = %describe(&reason), "peer connection lost");
             }
             link.conn = None;
         }
-        if link.tried != Some(addr) {
-            link.tried = Some(addr);
+        if link.tried.as_ref() != Some(&address) {
+            link.tried = Some(address.clone());
             link.failures = 0;
             link.retry_at = None;
         }
@@ -105,7 +105,7 @@ impl Peer {
         }
         let attempt = tokio::time::timeout(
             shared.config.connect_timeout,
-            connect(shared, self.id, addr),
+            connect(shared, self.id, &address),
         );
         let result = match attempt.await {
             Ok(result) => result,
@@ -118,7 +118,7 @@ impl Peer {
                 }
                 link.failures = 0;
                 link.retry_at = None;
-                link.conn = Some((conn.clone(), addr));
+                link.conn = Some((conn.clone(), address));
                 Ok(conn)
             }
             Err(reason) => {
@@ -162,13 +162,14 @@ impl Peer {
 
 /// Opens a connection to member `to` at `addr`: QUIC + TLS, then the hello exchange. A peer
 /// that answers as another cluster or member is closed with the matching code.
-async fn connect(shared: &Shared, to: NodeId, addr: SocketAddr) -> Result<Connection, String> {
-    // With verification on, the peer's certificate must name its IP address (as etcd's peer
-    // certificates name the host of their peer URL).
-    let server_name = if shared.verifies_server {
-        addr.ip().to_string()
-    } else {
-        "etch-peer".to_string()
+async fn connect(shared: &Shared, to: NodeId, address: &PeerAddress) -> Result<Connection, String> {
+    let addr = address.addr;
+    // With verification on, the peer's certificate must name the host of its peer URL (as
+    // etcd's): the host name given, else the IP address.
+    let server_name = match (&address.name, shared.verifies_server) {
+        (Some(host), true) => host.clone(),
+        (None, true) => addr.ip().to_string(),
+        (_, false) => "etch-peer".to_string(),
     };
     let endpoint = shared.endpoint().ok_or("the peer transport is shut down")?;
     let connecting = endpoint

@@ -48,6 +48,14 @@ impl From<TlsError> for QuicError {
     }
 }
 
+/// Where a peer is: its UDP address, and the name its certificate must carry when servers are
+/// verified (the IP address itself unless a host name was given).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PeerAddress {
+    pub(super) addr: SocketAddr,
+    pub(super) name: Option<String>,
+}
+
 /// What the transport's tasks share.
 pub(super) struct Shared {
     pub(super) config: QuicConfig,
@@ -60,7 +68,7 @@ pub(super) struct Shared {
     /// the peer's IP address, which its certificate must carry).
     pub(super) verifies_server: bool,
     pub(super) counters: Counters,
-    book: RwLock<HashMap<NodeId, SocketAddr>>,
+    book: RwLock<HashMap<NodeId, PeerAddress>>,
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
     closed: AtomicBool,
 }
@@ -79,12 +87,12 @@ impl Shared {
     }
 
     /// The address the book gives for `id`.
-    pub(super) fn address(&self, id: NodeId) -> Option<SocketAddr> {
+    pub(super) fn address(&self, id: NodeId) -> Option<PeerAddress> {
         self.book
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
-            .copied()
+            .cloned()
     }
 
     fn peer(&self, id: NodeId) -> Arc<Peer> {
@@ -209,14 +217,26 @@ impl QuicTransport {
         self.shared.config.id
     }
 
-    /// Records (or changes) the address of member `id`. A changed address takes effect at the
-    /// next request: the connection to the old one is closed then.
+    /// Records (or changes) the address of member `id`; its certificate must name the IP
+    /// address. A changed address takes effect at the next request: the connection to the old
+    /// one is closed then.
     pub fn set_peer(&self, id: NodeId, addr: SocketAddr) {
+        self.book_insert(id, PeerAddress { addr, name: None });
+    }
+
+    /// [`QuicTransport::set_peer`] for a member whose peer URL names a host: `addr` is where
+    /// `host` resolved to, and the member's certificate must name `host`.
+    pub fn set_peer_named(&self, id: NodeId, addr: SocketAddr, host: &str) {
+        let name = Some(host.to_string());
+        self.book_insert(id, PeerAddress { addr, name });
+    }
+
+    fn book_insert(&self, id: NodeId, address: PeerAddress) {
         self.shared
             .book
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, addr);
+            .insert(id, address);
     }
 
     /// Forgets member `id` (a removed member): requests to it fail as unreachable.
