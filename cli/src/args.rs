@@ -202,6 +202,9 @@ pub enum Command {
         after_help = "Example:\n  etch serve --db app.etch --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379"
     )]
     Serve(crate::commands::serve::ServeArgs),
+    /// Make a cluster CA and node certificates for mutual TLS (no openssl needed)
+    #[command(subcommand, long_about = crate::help::CERT_LONG, after_help = crate::help::CERT_EXAMPLE)]
+    Cert(crate::commands::cert::CertCommand),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  etch completion bash > /etc/bash_completion.d/etch\n  etch completion zsh > \"${fpath[1]}/_etch\"\n  etch completion fish > ~/.config/fish/completions/etch.fish"

@@ -151,3 +151,22 @@ pub const EXPORT_LONG: &str = "\
 Write every key (or those under --prefix) as JSON lines to stdout, one key per line:
 {\"key\":\"<base64>\",\"value\":\"<base64>\",\"create_revision\":N,\"mod_revision\":N,
 \"version\":N,\"lease\":\"<id>\"}. The export is a consistent view at one revision.";
+
+/// Long help of `cert`.
+pub const CERT_LONG: &str = "\
+Make a cluster CA and node certificates for mutual TLS (rcgen; no openssl needed).
+
+`cert ca` writes DIR/ca.crt and DIR/ca.key. `cert node` signs DIR/NAME.crt and DIR/NAME.key with
+that CA, for the node's --ip addresses and --dns names, valid both as a server and as a client
+certificate: one pair serves for peer traffic (--peer-cert-file, --peer-key-file) and for client
+TLS (--cert-file, --key-file); every member trusts DIR/ca.crt (--peer-trusted-ca-file,
+--trusted-ca-file). Files are PEM, keys are created with mode 0600, and no existing file is
+overwritten. Keep ca.key off the nodes: it signs new members.";
+
+/// Examples of `cert`.
+pub const CERT_EXAMPLE: &str = "\
+Example (a 3-node cluster's certificates):
+  etch cert ca --dir certs
+  etch cert node --dir certs --name n1 --ip 10.0.0.1
+  etch cert node --dir certs --name n2 --ip 10.0.0.2
+  etch cert node --dir certs --name n3 --ip 10.0.0.3 --dns n3.example.internal";

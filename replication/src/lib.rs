@@ -17,6 +17,7 @@
 //! - [`network`], [`sim`] and [`local`]: the network as a trait (the simulation here, QUIC
 //!   next), a deterministic simulated network, and direct calls between members of one process; [`types`] and [`runtime`]: openraft's configuration on
 //!   tokio with seedable election timeouts.
+//! - [`quic`]: the QUIC peer transport, with mutual TLS in etcd's vocabulary.
 //! - [`check`], [`command`] and [`codec`]: a linearizability checker for etcd's KV model, the
 //!   replicated commands and their byte form.
 
@@ -33,6 +34,7 @@ pub mod local;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod quic;
 pub mod raft_log;
 pub mod runtime;
 pub mod sim;

@@ -3,6 +3,7 @@
 //! Each command opens the file, does its work, prints through a [`Printer`] and closes the
 //! file explicitly, so a failed final checkpoint is reported rather than lost in a drop.
 
+pub(crate) mod cert;
 mod elect;
 mod kv;
 mod lease;
@@ -86,6 +87,7 @@ pub fn run(cli: &Cli) -> CliResult<u8> {
         Command::Import(a) => transfer::import(&mut ctx, a).map(|_| EXIT_OK),
         Command::Export(a) => transfer::export(&mut ctx, a).map(|_| EXIT_OK),
         Command::Serve(a) => serve::run(&cli.db, a),
+        Command::Cert(c) => cert::run(c).map(|_| EXIT_OK),
         Command::Completion(a) => {
             clap_complete::generate(a.shell, &mut Cli::command(), "etch", &mut std::io::stdout());
             Ok(EXIT_OK)

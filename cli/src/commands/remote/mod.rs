@@ -51,6 +51,7 @@ pub fn run(ctx: &mut Ctx, conn: &ConnArgs, command: &Command) -> Option<CliResul
         }
         Command::Snapshot(SnapshotCommand::Restore { .. } | SnapshotCommand::Status { .. })
         | Command::Serve(_)
+        | Command::Cert(_)
         | Command::Completion(_) => return None,
         _ => {}
     }
@@ -87,6 +88,7 @@ pub fn run(ctx: &mut Ctx, conn: &ConnArgs, command: &Command) -> Option<CliResul
         | Command::Check(_)
         | Command::Snapshot(_)
         | Command::Serve(_)
+        | Command::Cert(_)
         | Command::Completion(_) => Err(CliError::failed("this command does not use a server")),
     };
     Some(r)
