@@ -9,10 +9,10 @@
 //!
 //! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), [`admission`] and the
 //!   requests members [`forward`] to each other.
-//! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory, or the
-//!   engine's WAL with [`engine_log`]) and openraft's log storage over it.
-//! - [`state_machine`] and [`snapshot_files`]: committed entries applied with `Store::apply`,
-//!   snapshots as store files.
+//! - One store per member: [`engine_log`] keeps the Raft log in the WAL of the member's
+//!   replicated engine store (behind the [`log_store`] trait, under openraft's log storage,
+//!   [`raft_log`]), and [`state_machine`] applies committed entries to the same store's trees
+//!   with `Store::apply` and makes and installs its snapshots.
 //! - [`network`] and [`sim`]: the network as a trait (the simulation here, QUIC next) and a
 //!   deterministic simulated network; [`types`] and [`runtime`]: openraft's configuration on
 //!   tokio with seedable election timeouts.
@@ -34,7 +34,6 @@ pub mod node;
 pub mod raft_log;
 pub mod runtime;
 pub mod sim;
-pub mod snapshot_files;
 pub mod state_machine;
 pub mod types;
 
