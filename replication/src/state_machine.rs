@@ -75,8 +75,10 @@ pub struct Machine {
     store: engine::Store,
     state: Mutex<State>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
-    file_counter: AtomicU64,
 }
+
+/// The number in the next snapshot file's name (see [`Machine::new_file`]).
+static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
 
 /// `<path>.snapshots`: where a member keeps snapshot files.
 pub fn snapshot_dir(path: &Path) -> PathBuf {
@@ -177,7 +179,6 @@ impl Machine {
                 receiving: None,
             }),
             waiters: Mutex::new(HashMap::new()),
-            file_counter: AtomicU64::new(0),
         }))
     }
 
@@ -223,12 +224,14 @@ impl Machine {
         self.store.clone().close()
     }
 
-    /// A path for a new snapshot file that no file uses yet. The counter restarts with each
-    /// open, and a member restarted inside one process (tests, an embedding application) may
-    /// find an earlier instance's file still there, so names already taken are skipped.
+    /// A path for a new snapshot file that no file uses yet. Names are never reused within a
+    /// process (the counter is process-wide): a member restarted inside one process (tests,
+    /// an embedding application) may still have a task of its earlier instance finishing a
+    /// snapshot, which removes that instance's previous file by name. Names already taken (a
+    /// file from another process with the same pid) are skipped.
     fn new_file(&self, prefix: &str) -> PathBuf {
         loop {
-            let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
+            let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
             let path =
                 snapshot_dir(&self.path).join(format!("{prefix}-{}-{n}", std::process::id()));
             if !path.exists() {
@@ -303,7 +306,7 @@ impl Machine {
         let last = raft_log_id((info.index, info.term));
         let membership = decode_membership(info.membership.as_ref())
             .map_err(|e| sm_error(ErrorVerb::Read, e))?;
-        let n = self.file_counter.load(Ordering::Relaxed);
+        let n = NEXT_FILE.load(Ordering::Relaxed);
         let snapshot_id = match last {
             Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
             None => format!("empty-{n}"),
@@ -357,6 +360,14 @@ impl Machine {
     }
 }
 
+/// Opens a snapshot file for openraft. A plain open, not `tokio::fs::File::open`: that one
+/// runs on the blocking pool, and while it does a paused (simulated) clock moves on.
+fn open_snapshot(path: &Path) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+    std::fs::File::open(path)
+        .map(|f| Box::new(tokio::fs::File::from_std(f)))
+        .map_err(|e| sm_error(ErrorVerb::Read, e))
+}
+
 /// openraft's state machine over a [`Machine`].
 pub struct StateMachine {
     machine: Arc<Machine>,
@@ -378,13 +389,11 @@ pub struct SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let (meta, path) = self.machine.build()?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+        let file = open_snapshot(&path)?;
         self.machine.set_current(meta.clone(), path);
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: file,
         })
     }
 }
@@ -422,12 +431,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
         let path = self.machine.new_file("received");
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)
-            .await
+            .map(tokio::fs::File::from_std)
             .map_err(|e| sm_error(ErrorVerb::Write, e))?;
         if let Some(old) = self.machine.state().receiving.replace(path) {
             let _ = std::fs::remove_file(old);
@@ -468,12 +477,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         match current {
             None => Ok(None),
             Some((meta, path)) => {
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+                let file = open_snapshot(&path)?;
                 Ok(Some(Snapshot {
                     meta,
-                    snapshot: Box::new(file),
+                    snapshot: file,
                 }))
             }
         }

@@ -307,7 +307,14 @@ fn a_member_restarts_from_its_one_file_and_the_cluster_converges() {
         c.converge().await;
         c.assert_same_keyspace().await;
 
-        // Stop member 3 and look at its file.
+        // Wait until member 3 has snapshotted and purged (beside the applies), then stop it and
+        // look at its file.
+        for _ in 0..100 {
+            if c.member(3).raft().metrics().borrow().purged.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         c.net.unregister(3);
         let m3 = c.members.remove(&3).unwrap();
         m3.shutdown().await.unwrap();
