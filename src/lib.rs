@@ -28,6 +28,8 @@ pub use etch_client as client;
 #[cfg(feature = "client")]
 pub use etch_client::{Client, ClientOptions, TlsOptions};
 
-/// Raft replication (`replication` feature): see the `etch-replication` crate.
+/// Raft replication (`replication` feature): `replication::ReplicatedStore::open(config, path,
+/// options, transport)` opens a store file as a member of a cluster; see the
+/// `etch-replication` crate.
 #[cfg(feature = "replication")]
 pub use etch_replication as replication;

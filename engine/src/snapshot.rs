@@ -35,6 +35,8 @@ pub(crate) struct SnapshotData {
     pub(crate) unused_pages: u64,
     /// WAL bytes not yet checkpointed, at sealing time.
     pub(crate) wal_used: u64,
+    /// A replicated store's applied membership as of `version` (index, term, bytes).
+    pub(crate) membership: Option<(u64, u64, Vec<u8>)>,
 }
 
 impl SnapshotData {

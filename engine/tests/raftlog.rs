@@ -265,6 +265,52 @@ fn lagging_member(disk: &SimDisk, snap: &Path) -> Store {
     member
 }
 
+/// A snapshot reports the membership applied as of its own index (a Raft snapshot carries it),
+/// and an install reports the membership it recorded.
+#[test]
+fn a_snapshot_carries_the_membership_of_its_index() {
+    let root = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new(&scratch(root.path(), "leader"));
+    let leader = options(&disk).open(DB).unwrap();
+    append(&leader, 1, 6, 1).unwrap();
+    leader.wait_log_durable(6).unwrap();
+    let mut out = Vec::new();
+    assert_eq!(leader.snapshot_to(&mut out).unwrap().membership, None);
+    leader.apply(1, 1, &command(&payload(1, 1))).unwrap();
+    leader.apply_membership(2, 1, b"voters {1}").unwrap();
+    leader.apply(3, 1, &command(&payload(3, 1))).unwrap();
+    let info = leader.snapshot_to(&mut out).unwrap();
+    let m = info.membership.expect("a membership");
+    assert_eq!((info.index, m.index, m.term), (3, 2, 1));
+    assert_eq!(m.membership, b"voters {1}");
+    leader.apply_membership(4, 1, b"voters {1, 2}").unwrap();
+    let mut out = Vec::new();
+    let info = leader.snapshot_to(&mut out).unwrap();
+    let m = info.membership.expect("a membership");
+    assert_eq!((info.index, m.index), (4, 4));
+    assert_eq!(m.membership, b"voters {1, 2}");
+    // A local store has none.
+    let local = Store::options()
+        .storage(Arc::new(disk.clone()))
+        .open("/sim/local.etch")
+        .unwrap();
+    local.put("k", "v").unwrap();
+    assert_eq!(local.snapshot_to(&mut Vec::new()).unwrap().membership, None);
+    // The install reports what it recorded.
+    let snap_path = root.path().join("snap.etch");
+    std::fs::write(&snap_path, &out).unwrap();
+    let disk = SimDisk::new(&scratch(root.path(), "member"));
+    let member = lagging_member(&disk, &snap_path);
+    let installed = member
+        .install_snapshot_with_membership(Path::new(SNAP), 4, 1, b"voters {1, 2}")
+        .unwrap();
+    let m = installed.membership.expect("the recorded membership");
+    assert_eq!(
+        (installed.index, m.index, &m.membership[..]),
+        (4, 4, &b"voters {1, 2}"[..])
+    );
+}
+
 /// A replicated store installs a snapshot in place: it takes the state, keeps its vote and its
 /// own database id, and its log continues after the snapshot (entries past it are gone).
 #[test]

@@ -28,7 +28,6 @@ use etch_engine::{
 };
 
 use crate::error::{Error, Result};
-use crate::log_store::LogStore;
 use crate::network::{RaftHandler, Transport};
 use crate::node::{HashReport, NodeConfig, ReadConsistency, ReplicatedStore};
 use crate::types::NodeId;
@@ -83,11 +82,10 @@ fn block_on<F: Future>(handle: &tokio::runtime::Handle, f: F) -> Result<F::Outpu
 impl Member {
     /// Opens (or creates) the member's store at `path` and starts it, on a runtime of its own
     /// (two worker threads); see [`ReplicatedStore::open`] for the arguments.
-    pub fn open<L: LogStore, T: Transport>(
+    pub fn open<T: Transport>(
         config: NodeConfig,
         path: impl AsRef<Path>,
         opts: engine::Options,
-        log: Arc<L>,
         transport: Arc<T>,
     ) -> Result<Member> {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -101,7 +99,7 @@ impl Member {
         let path = path.as_ref().to_path_buf();
         let store = block_on(
             &handle,
-            ReplicatedStore::open(config, path, opts, log, transport),
+            ReplicatedStore::open(config, path, opts, transport),
         )??;
         Ok(Member { runtime, store })
     }

@@ -1,31 +1,25 @@
-//! [`EngineLog`]: a [`LogStore`] kept in the engine's WAL, durable across a machine crash.
+//! [`EngineLog`]: the Raft log ([`LogStore`]) kept in the WAL of a member's replicated store,
+//! durable across a machine crash.
 //!
-//! # Present wiring: a log-only store
-//! The log lives in its own `etch_engine::Store` file, opened in replicated mode
-//! (`Options::replicated(true).background_writes(false)`), whose WAL frames are the Raft
-//! entries. The state machine ([`crate::state_machine::Machine`]) keeps the keys in *another*
-//! store, which it opens itself (not replicated) and applies to with `Store::apply`. So the two
-//! files share no index constraint: this log's engine index is always Raft index + 1 (openraft
-//! numbers the first entry 0, the engine's first index is 1), while the state machine applies
-//! Raft index `r` at `r + delta` in its own store. Putting the log and the keys in the *same*
-//! replicated store (one file, one WAL, no double write) is the next step and is not wired.
+//! # One store
+//! The log is the WAL of the member's one store, opened in replicated mode
+//! (`Options::replicated(true).background_writes(false)`): each WAL frame is a Raft entry, and
+//! the same store's trees are the state machine ([`crate::state_machine::Machine`] holds
+//! another clone of the handle). Engine index = Raft index + 1 (openraft numbers the first
+//! entry 0, the engine's first index is 1).
 //!
-//! # The log-only store's applied position
-//! The engine purges only entries its state machine has applied (`Error::LogNotApplied`), and
-//! refuses to truncate applied ones. This store has no keys, so [`LogStore::purge`] first
-//! applies every entry up to the purge point as a `Command::Noop` (in replicated mode an apply
-//! writes nothing; the following purge's checkpoint makes it durable), then purges. The
-//! applied position therefore never passes what openraft purged, and openraft never truncates
-//! at or below a purged (committed) entry, so truncation is never refused for that reason.
-//!
-//! # Known mismatch: a purge past the log's end
-//! After installing a snapshot, openraft may purge up to the snapshot's index while this log
-//! ends before it. The engine can move a replicated log past its end only by installing a
-//! snapshot *into the same store* (`Store::install_snapshot_with_membership`), which this
-//! log-only store never receives. Such a purge is refused with [`LogError::Invalid`] and the
-//! log is left as it was. Wiring the log and the state machine into one store removes the
-//! mismatch (the install then empties the log at the snapshot's index, and the purge becomes
-//! a no-op).
+//! # Rules the engine adds
+//! The engine purges only applied entries (`Error::LogNotApplied`) and never truncates applied
+//! ones (`Error::LogApplied`). openraft truncates only uncommitted entries, and purges only
+//! what a snapshot covers, with one exception: when it installs a snapshot sent by the leader,
+//! it issues the purge up to the snapshot's last entry at once, *beside* the install (openraft
+//! 0.9 gives a purge no condition on the state machine's commands), so the purge may come
+//! first, naming entries this store has not applied (or never held). Such a purge is
+//! *deferred*: [`EngineLog`] remembers it and reports success; the install that follows
+//! empties the log at the snapshot's index (its purge point becomes that entry), which
+//! fulfils it; a later purge runs a deferred one that is applied by then. A purge at or below
+//! the purge point does nothing, which is also what openraft's purge after an install is. A
+//! crash before the install leaves the log unpurged, which openraft reads back on restart.
 //!
 //! # Errors
 //! Rule violations the engine reports (`LogGap`, `LogPurged`, `LogApplied`, `LogNotApplied`,
@@ -39,16 +33,15 @@
 //! commit: concurrent appenders share one) and `purge` runs a checkpoint, on the calling
 //! thread.
 
-use std::path::Path;
-
 use etch_engine as engine;
 
 use crate::log_store::{LogBounds, LogError, LogStore, StoredEntry};
 
-/// A [`LogStore`] in an engine store file opened in replicated mode (see the module
-/// documentation for what it is wired to).
+/// The [`LogStore`] in the WAL of a replicated engine store (see the module documentation).
 pub struct EngineLog {
     store: engine::Store,
+    /// A purge past the applied index, waiting (engine index, term); see the module docs.
+    deferred: std::sync::Mutex<Option<(u64, u64)>>,
 }
 
 /// The engine index of Raft index `raft`.
@@ -79,42 +72,21 @@ fn log_error(e: engine::Error) -> LogError {
 }
 
 impl EngineLog {
-    /// Opens (or creates) the log file at `path` with `opts`, switched to replicated mode with
-    /// background writes off. `opts` sets, for instance, `wal_capacity`: the ring must hold the
-    /// entries between two purges, or appends fail with `Error::LogFull`.
-    pub fn open(path: impl AsRef<Path>, opts: engine::Options) -> engine::Result<EngineLog> {
-        let store = opts.replicated(true).background_writes(false).open(path)?;
-        Ok(EngineLog { store })
+    /// The log of `store`, a handle on the member's store opened with
+    /// `Options::replicated(true)` (the log calls fail with `Error::NotReplicated` otherwise).
+    /// The ring (`Options::wal_capacity`) must hold the entries between two purges, or appends
+    /// fail with `Error::LogFull`.
+    pub fn new(store: engine::Store) -> EngineLog {
+        EngineLog {
+            store,
+            deferred: std::sync::Mutex::new(None),
+        }
     }
 
     /// The engine store holding the log (for its `log_state`, e.g. to watch how full the ring
     /// is).
     pub fn store(&self) -> &engine::Store {
         &self.store
-    }
-
-    /// Closes the file: the log and the vote stay in its WAL for the next open.
-    pub fn close(self) -> engine::Result<()> {
-        self.store.close()
-    }
-
-    /// Applies (as no-ops) every entry up to engine index `upto`, so the engine lets them be
-    /// purged. `upto` is in the log.
-    fn apply_through(&self, upto: u64) -> Result<(), LogError> {
-        let (applied, _) = self.store.applied();
-        if applied >= upto {
-            return Ok(());
-        }
-        let entries = self
-            .store
-            .log_read(applied + 1, upto + 1)
-            .map_err(log_error)?;
-        for e in entries {
-            self.store
-                .apply(e.index, e.term, &engine::Command::Noop)
-                .map_err(log_error)?;
-        }
-        Ok(())
     }
 }
 
@@ -172,31 +144,41 @@ impl LogStore for EngineLog {
     }
 
     fn purge(&self, index: u64, term: u64) -> Result<(), LogError> {
-        let raft = index;
         let index = engine_index(index)?;
+        let mut deferred = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted = match *deferred {
+            Some(d) if d.0 > index => d,
+            _ => (index, term),
+        };
         let state = self.store.log_state().map_err(log_error)?;
-        if state.last_purged.is_some_and(|(p, _)| index <= p) {
+        if state.last_purged.is_some_and(|(p, _)| wanted.0 <= p) {
+            *deferred = None;
             return Ok(());
         }
-        let last = state.last.map_or(0, |(i, _)| i);
-        if index > last {
-            let ends = match raft_position(state.last) {
-                Some((i, _)) => format!("the log ends at raft index {i}"),
-                None => "the log is empty".to_string(),
-            };
+        let (applied, _) = self.store.applied();
+        // Run what is applied now (the request, or an earlier deferred purge); defer the rest.
+        let now = if wanted.0 <= applied {
+            *deferred = None;
+            wanted
+        } else {
+            *deferred = Some(wanted);
+            match (index <= applied).then_some((index, term)) {
+                Some(now) => now,
+                None => return Ok(()),
+            }
+        };
+        if state.last_purged.is_some_and(|(p, _)| now.0 <= p) {
+            return Ok(());
+        }
+        let held = self.store.log_read(now.0, now.0 + 1).map_err(log_error)?;
+        if held.first().is_some_and(|e| e.term != now.1) {
             return Err(LogError::Invalid(format!(
-                "purge up to raft index {raft}, but {ends}: the engine log moves past its end \
-                 only by a snapshot install into the same store"
+                "purge up to raft index {} of term {}, but the log holds another term there",
+                now.0 - 1,
+                now.1
             )));
         }
-        let held = self.store.log_read(index, index + 1).map_err(log_error)?;
-        if held.first().is_some_and(|e| e.term != term) {
-            return Err(LogError::Invalid(format!(
-                "purge up to raft index {raft} of term {term}, but the log holds another term there"
-            )));
-        }
-        self.apply_through(index)?;
-        self.store.log_purge(index).map_err(log_error)
+        self.store.log_purge(now.0).map_err(log_error)
     }
 
     fn save_vote(&self, vote: &[u8]) -> Result<(), LogError> {

@@ -37,6 +37,17 @@ pub enum Error {
     /// code (inside a tokio runtime), where blocking would stall or deadlock the runtime. Use
     /// the async [`crate::node::ReplicatedStore`] there.
     BlockingInAsync,
+    /// The file cannot start a new cluster: it already belongs to one (it holds a vote, an
+    /// applied membership or Raft log entries). Reopen it with `ReplicatedStore::open` to
+    /// rejoin its cluster.
+    AlreadyMember {
+        /// This member's id.
+        id: NodeId,
+    },
+    /// `ReplicatedStore::initialize` on a store with a history of its own (a standalone file
+    /// opened as a member): openraft's initialize would start the log at index 0 and lose it.
+    /// Start the cluster with `ReplicatedStore::bootstrap`, which keeps the history.
+    HasHistory,
     /// A Raft failure not covered above: a refused membership change, a storage error that
     /// stopped Raft on this member. The text is openraft's.
     Raft(String),
@@ -61,6 +72,16 @@ impl std::fmt::Display for Error {
                 f,
                 "a blocking member method was called inside an async runtime; use the async \
                  ReplicatedStore there"
+            ),
+            Error::AlreadyMember { id } => write!(
+                f,
+                "member {id}'s file already belongs to a cluster; reopen it instead of starting \
+                 a new cluster"
+            ),
+            Error::HasHistory => write!(
+                f,
+                "the store has a history of its own; start the cluster with \
+                 ReplicatedStore::bootstrap to keep it"
             ),
             Error::Raft(msg) => write!(f, "raft: {msg}"),
         }

@@ -10,13 +10,13 @@
 //! - [`blocking`]: [`Member`], the same store with blocking methods (its own runtime).
 //! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), and the
 //!   requests members [`forward`] to each other.
-//! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory, or the
-//!   engine's WAL with [`engine_log`]) and openraft's log storage over it.
-//! - [`state_machine`] and [`snapshot_files`]: committed entries applied with `Store::apply`,
-//!   snapshots as store files.
-//! - [`network`], [`sim`] and [`local`]: the network as a trait (the simulation here, QUIC
-//!   next), a deterministic simulated network, and direct calls between members of one process; [`types`] and [`runtime`]: openraft's configuration on
-//!   tokio with seedable election timeouts.
+//! - One store per member: [`engine_log`] keeps the Raft log in the WAL of the member's
+//!   replicated engine store (behind the [`log_store`] trait, under openraft's log storage,
+//!   [`raft_log`]), and [`state_machine`] applies committed entries to the same store's trees
+//!   with `Store::apply` and makes and installs its snapshots.
+//! - [`network`], [`sim`] and [`local`]: the network as a trait, a deterministic simulated
+//!   network, and direct calls between members of one process; [`types`] and [`runtime`]:
+//!   openraft's configuration on tokio with seedable election timeouts.
 //! - [`quic`]: the QUIC peer transport, with mutual TLS in etcd's vocabulary.
 //! - [`check`], [`command`] and [`codec`]: a linearizability checker for etcd's KV model, the
 //!   replicated commands and their byte form.
@@ -38,7 +38,6 @@ pub mod quic;
 pub mod raft_log;
 pub mod runtime;
 pub mod sim;
-pub mod snapshot_files;
 pub mod state_machine;
 pub mod types;
 

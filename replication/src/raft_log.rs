@@ -4,9 +4,11 @@
 //! Reading an entry back checks that its decoded log id is the one its position claims, so a
 //! misplaced or stale payload is reported as a storage error instead of being replicated.
 //!
-//! The store's methods are synchronous and called directly from openraft's task: right for the
-//! in-memory log; the engine's WAL log shares fdatasyncs by group commit and will run its waits
-//! on a blocking thread (`tokio::task::spawn_blocking`) in its adapter.
+//! The store's methods are synchronous and called directly from openraft's task: an append
+//! waits for its fdatasync (group commit shares it with concurrent appenders) on that task's
+//! thread. That keeps a simulation on one paused runtime deterministic (a blocking pool would
+//! let simulated time run while a sync is in flight); on a multi-threaded runtime the other
+//! workers go on meanwhile.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};

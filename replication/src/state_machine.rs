@@ -1,21 +1,28 @@
-//! The replicated state machine: committed entries applied to an etch [`engine::Store`] through
-//! `Store::apply`, in index order, on every member; snapshots through [`SnapshotFiles`].
+//! The replicated state machine: the trees of the member's one replicated store. Committed
+//! entries are applied with `Store::apply` (membership entries with `Store::apply_membership`),
+//! in index order, on every member; snapshots are the store's own (`Store::snapshot_to`,
+//! `Store::install_snapshot_with_membership`).
 //!
-//! # Indexes
-//! openraft numbers the first entry (the initial membership) 0; the engine's first index is 1.
-//! Raft index `r` is applied as engine index `r + delta`, where `delta` is 1 for a member that
-//! never installed a snapshot, and `A - S` after installing a snapshot of Raft index `S` whose
-//! store reports engine index `A` (today's copies report 0; see [`crate::snapshot_files`]).
+//! # One store
+//! The store's WAL is the Raft log ([`crate::engine_log::EngineLog`] over a clone of the same
+//! handle) and its trees are the state machine, so Raft index `r` is engine index `r + 1`
+//! everywhere (openraft numbers the first entry 0, the engine's first index is 1). Everything
+//! openraft asks of a state machine is the store's: the applied (index, term) is
+//! `Store::applied()`, the applied membership is `Store::applied_membership()` (the
+//! [`StoredMembership`] encoded with [`crate::codec`]; none applied yet reads as the default,
+//! empty membership). Both are durable together at every checkpoint, in the meta page: after a
+//! crash the store is at its last checkpoint, and openraft re-applies the committed entries
+//! after it from the log, which the engine keeps until they are applied and purged.
 //!
-//! # Durable state beside the store
-//! The store's own applied position survives a crash (every apply is durable before it
-//! returns). What the engine cannot hold yet lives in a small sidecar file, `<store>.raft`,
-//! replaced atomically (write, fsync, rename, fsync the directory): the store file generation,
-//! `delta`, the snapshot position, and the last two applied memberships. A membership entry
-//! updates the sidecar *before* its index is applied to the store, so after a crash between the
-//! two the sidecar holds a membership newer than the store's position; opening picks the newest
-//! membership at or below the applied position, which is why two are kept. When the engine
-//! stores the membership with its applied index (`Store::apply_membership`), the sidecar goes.
+//! # Snapshots
+//! A snapshot is `Store::snapshot_to` of a pinned read view (writers go on meanwhile), written
+//! to a file in `<store>.snapshots/`. Its log id and membership are the ones the engine reports
+//! for that view ([`engine::SnapshotInfo`]), never read separately (the applied index may have
+//! moved on while the view was copied). Installing one replaces the store's state in place,
+//! atomically, with the snapshot's membership; the log becomes empty at the snapshot's index
+//! (so openraft's purge up to it afterwards has nothing to do) and the vote stays. Snapshot
+//! files are not needed after a restart: the current one lives in memory, and openraft builds
+//! a new one when a follower needs it.
 //!
 //! # Responses
 //! Every member computes the typed response of every command it applies (the same on all).
@@ -29,7 +36,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use etch_engine as engine;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -37,37 +44,22 @@ use openraft::{
     BasicNode, CommittedLeaderId, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend,
     RaftSnapshotBuilder, SnapshotMeta, StorageError, StoredMembership,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::codec;
-use crate::snapshot_files::SnapshotFiles;
 use crate::types::{Applied, Entry, NodeId, TypeConfig};
 
 /// The outcome of one applied command as its proposer sees it: the engine's response, or the
 /// engine's refusal (the same on every member).
 pub type CommandResult = Result<engine::CommandResponse, engine::Error>;
 
-type Membership = StoredMembership<NodeId, BasicNode>;
+/// A membership as openraft stores it (with the log id of its entry).
+pub type Membership = StoredMembership<NodeId, BasicNode>;
 
-/// The sidecar's content (see the module documentation).
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct Sidecar {
-    /// Store file generation: 0 is the member's own path, `n` is `<path>.g<n>`.
-    generation: u64,
-    /// Raft index + delta = engine index.
-    delta: i64,
-    /// The snapshot this generation was installed from: its last Raft log id and the engine
-    /// index the installed store reported for it.
-    base: Option<(LogId<NodeId>, u64)>,
-    /// The last two applied memberships, oldest first.
-    memberships: Vec<Membership>,
-}
+/// The largest encoded membership read back (the engine stores at most 3840 bytes).
+const MAX_MEMBERSHIP_BYTES: usize = 4096;
 
 struct State {
-    sidecar: Sidecar,
-    last_applied: Option<LogId<NodeId>>,
-    membership: Membership,
     /// The newest snapshot this member built or installed: its metadata and file.
     current: Option<(SnapshotMeta<NodeId, BasicNode>, PathBuf)>,
     /// The file a snapshot is being received into.
@@ -78,38 +70,57 @@ struct State {
 /// waiting for their commands' responses.
 pub struct Machine {
     me: NodeId,
+    /// The member's store file (snapshot files live in `<path>.snapshots/`).
     path: PathBuf,
-    opts: engine::Options,
-    snapshots: Box<dyn SnapshotFiles>,
-    store: RwLock<engine::Store>,
+    store: engine::Store,
     state: Mutex<State>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
-    file_counter: AtomicU64,
 }
 
-fn sidecar_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".raft");
-    PathBuf::from(p)
-}
+/// The number in the next snapshot file's name (see [`Machine::new_file`]).
+static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
 
-fn snapshot_dir(path: &Path) -> PathBuf {
+/// `<path>.snapshots`: where a member keeps snapshot files.
+pub fn snapshot_dir(path: &Path) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(".snapshots");
     PathBuf::from(p)
 }
 
-fn generation_path(path: &Path, generation: u64) -> PathBuf {
-    if generation == 0 {
-        return path.to_path_buf();
-    }
-    let mut p = path.as_os_str().to_owned();
-    p.push(format!(".g{generation}"));
-    PathBuf::from(p)
+fn log_id(term: u64, index: u64) -> LogId<NodeId> {
+    // With `single-term-leader` a committed leader id is the term alone.
+    LogId::new(CommittedLeaderId::new(term, 0), index)
 }
 
-fn log_id(term: u64, index: u64) -> LogId<NodeId> {
-    LogId::new(CommittedLeaderId::new(term, 0), index)
+/// The Raft log id of an engine (index, term); engine index 0 (nothing applied) is none.
+pub fn raft_log_id(engine: (u64, u64)) -> Option<LogId<NodeId>> {
+    let (index, term) = engine;
+    index.checked_sub(1).map(|r| log_id(term, r))
+}
+
+/// The engine index of Raft index `raft`.
+fn engine_index(raft: u64) -> Result<u64, StorageError<NodeId>> {
+    raft.checked_add(1).ok_or_else(|| {
+        sm_error(
+            ErrorVerb::Write,
+            format!("raft index {raft} has no engine index"),
+        )
+    })
+}
+
+/// The membership an engine store recorded (see the module documentation).
+pub fn decode_membership(
+    applied: Option<&engine::AppliedMembership>,
+) -> Result<Membership, codec::CodecError> {
+    match applied {
+        None => Ok(Membership::default()),
+        Some(m) => codec::decode(&m.membership, MAX_MEMBERSHIP_BYTES),
+    }
+}
+
+/// The bytes `Store::apply_membership` records for `m`.
+pub fn encode_membership(m: &Membership) -> Result<Vec<u8>, codec::CodecError> {
+    codec::encode(m)
 }
 
 /// Whether an error from `Store::apply` is the command's refusal (nothing changed, the index was
@@ -144,104 +155,47 @@ fn sm_error(verb: ErrorVerb, e: impl std::fmt::Display) -> StorageError<NodeId> 
     StorageError::from_io_error(ErrorSubject::StateMachine, verb, io_error(e))
 }
 
-fn write_sidecar(path: &Path, sidecar: &Sidecar) -> std::io::Result<()> {
-    let bytes = codec::encode(sidecar).map_err(io_error)?;
-    let target = sidecar_path(path);
-    let mut tmp = target.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &target)?;
-    sync_dir(&target)
-}
-
-fn sync_dir(file: &Path) -> std::io::Result<()> {
-    let dir = match file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::File::open(dir)?.sync_all()
-}
-
-fn read_sidecar(path: &Path) -> std::io::Result<Option<Sidecar>> {
-    match std::fs::read(sidecar_path(path)) {
-        Ok(bytes) => Ok(Some(codec::decode(&bytes, 1 << 20).map_err(io_error)?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 impl Machine {
-    /// Opens the member's store at `path` (or the generation its sidecar names) with `opts`,
-    /// background writes switched off (the leader decides lease expiry and compaction), and
-    /// recovers the applied position and membership.
-    pub fn open(
-        me: NodeId,
-        path: &Path,
-        opts: engine::Options,
-        snapshots: Box<dyn SnapshotFiles>,
-    ) -> engine::Result<Arc<Machine>> {
-        let opts = opts.background_writes(false);
-        let sidecar = read_sidecar(path)?.unwrap_or(Sidecar {
-            delta: 1,
-            ..Sidecar::default()
-        });
-        let store = opts
-            .clone()
-            .open(generation_path(path, sidecar.generation))?;
-        std::fs::create_dir_all(snapshot_dir(path))?;
-        let (engine_index, engine_term) = store.applied();
-        let last_applied = match sidecar.base {
-            Some((base, base_engine)) if base_engine == engine_index => Some(base),
-            _ => {
-                let raft = engine_index as i64 - sidecar.delta;
-                (raft >= 0).then(|| log_id(engine_term, raft as u64))
+    /// The state machine of `store`, the member's one replicated store at `path` (opened with
+    /// `replicated(true)`). Empties `<path>.snapshots/` (its files are not needed after a
+    /// restart) and creates it if missing.
+    pub fn new(me: NodeId, path: &Path, store: engine::Store) -> std::io::Result<Arc<Machine>> {
+        let dir = snapshot_dir(path);
+        match std::fs::read_dir(&dir) {
+            Ok(entries) => {
+                for entry in entries {
+                    let _ = std::fs::remove_file(entry?.path());
+                }
             }
-        };
-        let applied_index = last_applied.map(|l| l.index);
-        let membership = sidecar
-            .memberships
-            .iter()
-            .rev()
-            .find(|m| m.log_id().map(|l| l.index) <= applied_index)
-            .cloned()
-            .unwrap_or_default();
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
+            Err(e) => return Err(e),
+        }
         Ok(Arc::new(Machine {
             me,
             path: path.to_path_buf(),
-            opts,
-            snapshots,
-            store: RwLock::new(store),
+            store,
             state: Mutex::new(State {
-                sidecar,
-                last_applied,
-                membership,
                 current: None,
                 receiving: None,
             }),
             waiters: Mutex::new(HashMap::new()),
-            file_counter: AtomicU64::new(0),
         }))
     }
 
-    /// The member's store as it is now (a snapshot install replaces it).
+    /// The member's store (a handle shared with its Raft log).
     pub fn store(&self) -> engine::Store {
-        self.store.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.store.clone()
     }
 
     /// The last applied entry's log id.
     pub fn last_applied(&self) -> Option<LogId<NodeId>> {
-        self.state().last_applied
+        raft_log_id(self.store.applied())
     }
 
-    /// The membership of the last applied membership entry.
+    /// The membership of the last applied membership entry (or installed snapshot); the
+    /// default, empty one if none was applied, or if the stored one cannot be read.
     pub fn applied_membership(&self) -> Membership {
-        self.state().membership.clone()
+        decode_membership(self.store.applied_membership().as_ref()).unwrap_or_default()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -265,17 +219,19 @@ impl Machine {
         self.waiters().remove(&id);
     }
 
-    /// Closes the store (a clean stop: checkpoint, WAL removed).
+    /// Closes the store (a clean stop: a checkpoint; the WAL keeps the log and the vote).
     pub fn close(&self) -> engine::Result<()> {
-        self.store().close()
+        self.store.clone().close()
     }
 
-    /// A path for a new snapshot file that no file uses yet. The counter restarts with each
-    /// open, and a member restarted inside one process (tests, an embedding application) finds
-    /// its earlier files still there, so names already taken are skipped.
+    /// A path for a new snapshot file that no file uses yet. Names are never reused within a
+    /// process (the counter is process-wide): a member restarted inside one process (tests,
+    /// an embedding application) may still have a task of its earlier instance finishing a
+    /// snapshot, which removes that instance's previous file by name. Names already taken (a
+    /// file from another process with the same pid) are skipped.
     fn new_file(&self, prefix: &str) -> PathBuf {
         loop {
-            let n = self.file_counter.fetch_add(1, Ordering::Relaxed);
+            let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
             let path =
                 snapshot_dir(&self.path).join(format!("{prefix}-{}-{n}", std::process::id()));
             if !path.exists() {
@@ -285,58 +241,42 @@ impl Machine {
     }
 
     fn apply_entry(&self, e: &Entry) -> Result<Applied, StorageError<NodeId>> {
-        let (delta, proposal) = {
-            let mut st = self.state();
-            let delta = st.sidecar.delta;
-            let proposal = match &e.payload {
-                EntryPayload::Blank => None,
-                EntryPayload::Normal(p) => Some(p),
-                EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(e.log_id), m.clone());
-                    st.sidecar.memberships.push(stored.clone());
-                    let excess = st.sidecar.memberships.len().saturating_sub(2);
-                    st.sidecar.memberships.drain(..excess);
-                    write_sidecar(&self.path, &st.sidecar)
-                        .map_err(|err| sm_error(ErrorVerb::Write, err))?;
-                    st.membership = stored;
-                    None
-                }
-            };
-            (delta, proposal)
-        };
-        let command = match proposal.map(|p| engine::Command::try_from(&p.command)) {
-            None => Ok(engine::Command::Noop),
-            Some(Ok(c)) => Ok(c),
-            // Decoded but not convertible (an invalid sort code, say): refused alike everywhere.
-            Some(Err(err)) => Err(engine::Error::InvalidOption(err.to_string())),
-        };
-        let engine_index = e.log_id.index as i64 + delta;
-        if engine_index <= 0 {
-            return Err(sm_error(
-                ErrorVerb::Write,
-                format!("entry {} maps to engine index {engine_index}", e.log_id),
-            ));
-        }
-        let store = self.store();
+        let index = engine_index(e.log_id.index)?;
         let term = e.log_id.leader_id.term;
-        let result = match &command {
-            Ok(c) => store.apply(engine_index as u64, term, c),
-            Err(_) => store
-                .apply(engine_index as u64, term, &engine::Command::Noop)
-                .map(|_| engine::CommandResponse::Noop),
+        let noop = &engine::Command::Noop;
+        let mut proposal = None;
+        let result = match &e.payload {
+            EntryPayload::Blank => self.store.apply(index, term, noop),
+            EntryPayload::Membership(m) => {
+                let stored = StoredMembership::new(Some(e.log_id), m.clone());
+                let bytes =
+                    encode_membership(&stored).map_err(|err| sm_error(ErrorVerb::Write, err))?;
+                self.store
+                    .apply_membership(index, term, &bytes)
+                    .map(|()| engine::CommandResponse::Noop)
+            }
+            EntryPayload::Normal(p) => {
+                proposal = Some(p);
+                match engine::Command::try_from(&p.command) {
+                    Ok(c) => self.store.apply(index, term, &c),
+                    // Decoded but not convertible (an invalid sort code, say): the index is
+                    // used by a no-op and the command refused, alike on every member.
+                    Err(err) => self
+                        .store
+                        .apply(index, term, noop)
+                        .and(Err(engine::Error::InvalidOption(err.to_string()))),
+                }
+            }
         };
-        let result = match (command, result) {
-            (Err(refusal), Ok(_)) => Err(refusal),
-            (_, Err(err)) if !is_refusal(&err) => {
+        if let Err(err) = &result {
+            if !is_refusal(err) {
                 return Err(StorageError::from_io_error(
                     ErrorSubject::Apply(e.log_id),
                     ErrorVerb::Write,
                     io_error(err),
-                ))
+                ));
             }
-            (_, r) => r,
-        };
-        self.state().last_applied = Some(e.log_id);
+        }
         if let Some(p) = proposal.filter(|p| p.origin == self.me && p.id != 0) {
             if let Some(tx) = self.waiters().remove(&p.id) {
                 let _ = tx.send(result);
@@ -344,36 +284,38 @@ impl Machine {
         }
         Ok(Applied {
             index: e.log_id.index,
-            revision: store.revision(),
+            revision: self.store.revision(),
         })
     }
 
-    /// Writes a snapshot of the state as applied now.
-    fn snapshot_now(
-        &self,
-    ) -> Result<(SnapshotMeta<NodeId, BasicNode>, PathBuf), StorageError<NodeId>> {
-        let (last, membership) = {
-            let st = self.state();
-            (st.last_applied, st.membership.clone())
-        };
+    /// Writes a snapshot of the store's published state to a new file; its log id and
+    /// membership are the copied state's own.
+    fn build(&self) -> Result<(SnapshotMeta<NodeId, BasicNode>, PathBuf), StorageError<NodeId>> {
         let path = self.new_file("built");
-        self.snapshots
-            .save(&self.store(), &path)
+        let info = (|| -> engine::Result<engine::SnapshotInfo> {
+            let mut file = std::fs::File::create_new(&path)?;
+            self.store.snapshot_to(&mut file)
+        })();
+        let info = match info {
+            Ok(info) => info,
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(sm_error(ErrorVerb::Read, e));
+            }
+        };
+        let last = raft_log_id((info.index, info.term));
+        let membership = decode_membership(info.membership.as_ref())
             .map_err(|e| sm_error(ErrorVerb::Read, e))?;
-        let id = match last {
-            Some(l) => format!(
-                "{}-{}-{}",
-                l.leader_id.term,
-                l.index,
-                self.file_counter.load(Ordering::Relaxed)
-            ),
-            None => format!("empty-{}", self.file_counter.load(Ordering::Relaxed)),
+        let n = NEXT_FILE.load(Ordering::Relaxed);
+        let snapshot_id = match last {
+            Some(l) => format!("{}-{}-{n}", l.leader_id.term, l.index),
+            None => format!("empty-{n}"),
         };
         Ok((
             SnapshotMeta {
                 last_log_id: last,
                 last_membership: membership,
-                snapshot_id: id,
+                snapshot_id,
             },
             path,
         ))
@@ -387,46 +329,43 @@ impl Machine {
         }
     }
 
+    /// Installs the snapshot file at `file` described by `meta` in place of the store's state.
     fn install(
         &self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
         file: &Path,
     ) -> Result<(), StorageError<NodeId>> {
         let err = |e: &dyn std::fmt::Display| sm_error(ErrorVerb::Write, e);
-        let mut sidecar = self.state().sidecar.clone();
-        let old_generation = sidecar.generation;
-        sidecar.generation += 1;
-        let target = generation_path(&self.path, sidecar.generation);
-        // A leftover from a crash during an earlier install of this generation.
-        let _ = std::fs::remove_file(&target);
-        let store = self
-            .snapshots
-            .install(file, &target, self.opts.clone())
+        let last = meta
+            .last_log_id
+            .ok_or_else(|| err(&"a snapshot without a last log id"))?;
+        let bytes = encode_membership(&meta.last_membership).map_err(|e| err(&e))?;
+        let (m_index, m_term) = match meta.last_membership.log_id() {
+            Some(l) => (engine_index(l.index)?, l.leader_id.term),
+            None => (0, 0),
+        };
+        let info = self
+            .store
+            .install_snapshot_with_membership(file, m_index, m_term, &bytes)
             .map_err(|e| err(&e))?;
-        let (engine_index, _) = store.applied();
-        let last = meta.last_log_id;
-        let raft_index = last.map_or(-1, |l| l.index as i64);
-        sidecar.delta = engine_index as i64 - raft_index;
-        sidecar.base = last.map(|l| (l, engine_index));
-        sidecar.memberships = vec![meta.last_membership.clone()];
-        // The switch: before this rename a crash leaves the old generation in charge, after it
-        // the new one, complete and checked.
-        write_sidecar(&self.path, &sidecar).map_err(|e| err(&e))?;
-        let old = std::mem::replace(
-            &mut *self.store.write().unwrap_or_else(|p| p.into_inner()),
-            store,
-        );
-        let old_path = generation_path(&self.path, old_generation);
-        let _ = old.close();
-        let _ = std::fs::remove_file(&old_path);
-        {
-            let mut st = self.state();
-            st.sidecar = sidecar;
-            st.last_applied = last;
-            st.membership = meta.last_membership.clone();
+        if raft_log_id((info.index, info.term)) != Some(last) {
+            // The store now holds the file's state, which is not what its sender described:
+            // stop rather than go on with a state Raft does not know.
+            return Err(err(&format!(
+                "snapshot {} holds engine index {} term {}, its metadata says {last}",
+                meta.snapshot_id, info.index, info.term
+            )));
         }
         Ok(())
     }
+}
+
+/// Opens a snapshot file for openraft. A plain open, not `tokio::fs::File::open`: that one
+/// runs on the blocking pool, and while it does a paused (simulated) clock moves on.
+fn open_snapshot(path: &Path) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+    std::fs::File::open(path)
+        .map(|f| Box::new(tokio::fs::File::from_std(f)))
+        .map_err(|e| sm_error(ErrorVerb::Read, e))
 }
 
 /// openraft's state machine over a [`Machine`].
@@ -441,26 +380,20 @@ impl StateMachine {
     }
 }
 
-/// Builds a snapshot from the copy taken when openraft asked for the builder (taken in the
-/// state machine's task, so it matches the applied position exactly).
+/// Builds a snapshot of the store as it is when it runs (openraft runs it beside the applies;
+/// the snapshot says which index it holds).
 pub struct SnapshotBuilder {
     machine: Arc<Machine>,
-    taken: Result<(SnapshotMeta<NodeId, BasicNode>, PathBuf), StorageError<NodeId>>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let (meta, path) = std::mem::replace(
-            &mut self.taken,
-            Err(sm_error(ErrorVerb::Read, "snapshot builder used twice")),
-        )?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+        let (meta, path) = self.machine.build()?;
+        let file = open_snapshot(&path)?;
         self.machine.set_current(meta.clone(), path);
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: file,
         })
     }
 }
@@ -471,8 +404,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
-        let st = self.machine.state();
-        Ok((st.last_applied, st.membership.clone()))
+        let store = &self.machine.store;
+        let membership = decode_membership(store.applied_membership().as_ref())
+            .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+        Ok((raft_log_id(store.applied()), membership))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError<NodeId>>
@@ -489,7 +424,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         SnapshotBuilder {
             machine: Arc::clone(&self.machine),
-            taken: self.machine.snapshot_now(),
         }
     }
 
@@ -497,12 +431,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         &mut self,
     ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
         let path = self.machine.new_file("received");
-        let file = tokio::fs::OpenOptions::new()
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)
-            .await
+            .map(tokio::fs::File::from_std)
             .map_err(|e| sm_error(ErrorVerb::Write, e))?;
         if let Some(old) = self.machine.state().receiving.replace(path) {
             let _ = std::fs::remove_file(old);
@@ -515,10 +449,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta<NodeId, BasicNode>,
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError<NodeId>> {
-        snapshot
-            .sync_all()
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+        // The install copies the file (and syncs the copy): this one needs no sync.
+        let mut snapshot = snapshot;
+        {
+            use tokio::io::AsyncWriteExt;
+            snapshot
+                .flush()
+                .await
+                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+        }
         drop(snapshot);
         let path = self
             .machine
@@ -538,12 +477,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         match current {
             None => Ok(None),
             Some((meta, path)) => {
-                let file = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+                let file = open_snapshot(&path)?;
                 Ok(Some(Snapshot {
                     meta,
-                    snapshot: Box::new(file),
+                    snapshot: file,
                 }))
             }
         }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use etch_engine::{Range, Txn, TxnOp};
 use etch_replication::local::LocalNetwork;
-use etch_replication::log_store::MemLogStore;
 use etch_replication::types::NodeId;
 use etch_replication::{Error, Member, NodeConfig};
 
@@ -21,7 +20,6 @@ fn start(dir: &std::path::Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
         config,
         dir.join(format!("n{id}.etch")),
         etch_engine::Options::new(),
-        Arc::new(MemLogStore::new()),
         Arc::clone(net),
     )
     .unwrap();

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etch_replication::local::LocalNetwork;
-use etch_replication::log_store::MemLogStore;
 use etch_replication::types::NodeId;
 use etch_replication::{NodeConfig, ReadConsistency, ReplicatedStore};
 
@@ -22,7 +21,6 @@ async fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> ReplicatedSto
         config,
         dir.join(format!("n{id}.etch")),
         etch_engine::Options::new(),
-        Arc::new(MemLogStore::new()),
         Arc::clone(net),
     )
     .await

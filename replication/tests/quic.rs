@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etch_replication::log_store::MemLogStore;
 use etch_replication::network::{RaftReply, RaftRequest, Transport, TransportError};
 use etch_replication::quic::hello::{ClusterHash, Hello, HELLO_LIMIT};
 use etch_replication::quic::{frame, PeerTls, QuicConfig, QuicTransport};
@@ -117,21 +116,15 @@ fn member_config(id: NodeId) -> NodeConfig {
     c
 }
 
-/// Opens member `id` on `path` with `log`, speaking through `transport`. The one place a test
+/// Opens member `id` on `path`, speaking through `transport`. The one place a test
 /// opens a member.
-async fn open_member(
-    id: NodeId,
-    path: &Path,
-    log: Arc<MemLogStore>,
-    transport: Arc<QuicTransport>,
-) -> ReplicatedStore {
+async fn open_member(id: NodeId, path: &Path, transport: Arc<QuicTransport>) -> ReplicatedStore {
     let mut tries = 0;
     loop {
         match ReplicatedStore::open(
             member_config(id),
             path,
-            etch_engine::Options::new(),
-            Arc::clone(&log),
+            etch_engine::Options::new().wal_capacity(8 << 20),
             Arc::clone(&transport),
         )
         .await
@@ -158,7 +151,6 @@ struct QuicCluster {
     ca: Ca,
     ca_file: PathBuf,
     addrs: BTreeMap<NodeId, SocketAddr>,
-    logs: BTreeMap<NodeId, Arc<MemLogStore>>,
     members: BTreeMap<NodeId, Member>,
 }
 
@@ -172,7 +164,6 @@ impl QuicCluster {
             ca,
             ca_file,
             addrs: BTreeMap::new(),
-            logs: BTreeMap::new(),
             members: BTreeMap::new(),
         }
     }
@@ -207,9 +198,8 @@ impl QuicCluster {
                 transport.set_peer(peer, addr);
             }
         }
-        let log = Arc::clone(self.logs.entry(id).or_default());
         let path = self.dir.path().join(format!("n{id}.etch"));
-        let store = open_member(id, &path, log, Arc::clone(&transport)).await;
+        let store = open_member(id, &path, Arc::clone(&transport)).await;
         transport.serve(store.handler());
         self.members.insert(id, Member { store, transport });
     }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use etch_engine::{Range, Txn, TxnOp};
 use etch_replication::local::LocalNetwork;
-use etch_replication::log_store::MemLogStore;
 use etch_replication::{Error, NodeConfig, ReplicatedStore};
 
 /// A one-member cluster whose proposer enforces `quota` bytes.
@@ -17,7 +16,6 @@ async fn single_member(dir: &std::path::Path, quota: Option<u64>) -> ReplicatedS
         NodeConfig::new(1),
         dir.join("n1.etch"),
         etch_engine::Options::new().quota_bytes(quota),
-        Arc::new(MemLogStore::new()),
         Arc::clone(&net),
     )
     .await

@@ -1,6 +1,7 @@
 //! A 3-node openraft cluster on the simulated network, with paused tokio time and seeded
-//! election timeouts, each node on the product adapters (the in-memory `LogStore` under
-//! `RaftLog`, and the `Store::apply`-backed `StateMachine`), driven through openraft directly. Checks: one leader per term, every node ends with the same applied index and
+//! election timeouts, each node on the product adapters (one replicated store per node: its WAL
+//! as the log through `EngineLog` under `RaftLog`, its trees as the `Store::apply`-backed
+//! `StateMachine`), driven through openraft directly. Checks: one leader per term, every node ends with the same applied index and
 //! `hash_kv`, every acknowledged write is present, and whether a seed replays the same run.
 
 mod support;
@@ -11,12 +12,11 @@ use std::time::Duration;
 
 use etch_replication::check::{self, KeyValue, Operation, Outcome as OpOutcome, Request, Response};
 use etch_replication::command::{Command, Put, WriteOp};
-use etch_replication::log_store::MemLogStore;
+use etch_replication::engine_log::EngineLog;
 use etch_replication::network::NetworkFactory;
 use etch_replication::raft_log::RaftLog;
 use etch_replication::runtime::seed_thread_rng;
 use etch_replication::sim::{Faults, SimNetwork};
-use etch_replication::snapshot_files::CopySnapshots;
 use etch_replication::state_machine::{Machine, StateMachine};
 use etch_replication::types::{NodeId, Proposal, Raft};
 use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
@@ -51,21 +51,21 @@ fn put(key: &str, value: &str) -> Proposal {
     }
 }
 
-/// A member on the product adapters: an in-memory log, and a state machine over a store at
-/// `path`. Returns the Raft and the machine (whose store the checks read).
+/// A member on the product adapters: one replicated store at `path`, its WAL the log and its
+/// trees the state machine. Returns the Raft and the machine (whose store the checks read).
 async fn member(id: NodeId, path: &std::path::Path, net: &Arc<SimNetwork>) -> (Raft, Arc<Machine>) {
-    let machine = Machine::open(
-        id,
-        path,
-        etch_engine::Options::new(),
-        Box::new(CopySnapshots),
-    )
-    .unwrap();
+    let store = support::sim_store_options()
+        .replicated(true)
+        .background_writes(false)
+        .open(path)
+        .unwrap();
+    let log = EngineLog::new(store.clone());
+    let machine = Machine::new(id, path, store).unwrap();
     let raft = Raft::new(
         id,
         config(),
         NetworkFactory::new(id, Arc::clone(net)),
-        RaftLog::new(Arc::new(MemLogStore::new())),
+        RaftLog::new(Arc::new(log)),
         StateMachine::new(Arc::clone(&machine)),
     )
     .await

@@ -1,6 +1,6 @@
 //! Membership and member failures on a simulated cluster: a 1-member cluster grows to 3 and 5
 //! and shrinks back, a removed member refuses writes, members crash and restart on their
-//! surviving log and file, and a member that fell behind a purged log catches up from a
+//! surviving file (log and keys in one store), and a member that fell behind a purged log catches up from a
 //! snapshot. After each phase every member converges to the same keyspace.
 
 mod support;
@@ -228,7 +228,7 @@ fn a_member_behind_a_purged_log_catches_up_from_a_snapshot() {
                 .len(),
             30
         );
-        // The installed member restarts on its new file generation.
+        // The installed member restarts on its file (the snapshot was installed in place).
         drop(newcomer);
         c.crash(4).await;
         c.start(4).await;

@@ -337,5 +337,8 @@ fn make_snapshot(w: &Writer) -> SnapshotData {
         page_count: w.pager.alloc.high_water,
         unused_pages: w.pager.alloc.unused_pages(),
         wal_used: w.wal.as_ref().map_or(0, Wal::used),
+        // Small, and set only in a replicated store (which changes it only on membership
+        // entries): a Raft snapshot needs the membership of exactly this state.
+        membership: w.membership.clone(),
     }
 }

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use super::lease::LeaseClock;
 use super::open::load_pager;
-use super::{make_snapshot, Store, Writer};
+use super::{make_snapshot, AppliedMembership, Store, Writer};
 use crate::checkpoint::{read_meta, MetaSlots};
 use crate::copy::{write_into, CopyIdentity};
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ const CHUNK: usize = 1 << 20;
 
 /// What a snapshot holds: the identity of the state it copies, as [`Store::snapshot_to`] wrote
 /// it or [`Store::install_snapshot`] installed it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SnapshotInfo {
     /// Last applied log index (sequence number) included: the Raft snapshot's last log id.
@@ -60,11 +60,16 @@ pub struct SnapshotInfo {
     pub database_id: u64,
     /// Size of the snapshot file in bytes.
     pub size: u64,
+    /// A replicated store's applied membership as of `index` (the one a Raft snapshot at
+    /// this index carries); `None` for a local store or before any membership was applied.
+    /// For an install, the membership the store recorded with the installed state.
+    pub membership: Option<AppliedMembership>,
 }
 
 impl SnapshotInfo {
     fn of(meta: &Meta, size: u64) -> SnapshotInfo {
         SnapshotInfo {
+            membership: applied_membership(meta.membership.as_ref()),
             index: meta.applied_seq,
             term: meta.applied_term,
             revision: meta.revision as i64,
@@ -73,6 +78,15 @@ impl SnapshotInfo {
             size,
         }
     }
+}
+
+/// The public form of a stored (index, term, bytes) membership.
+fn applied_membership(m: Option<&(u64, u64, Vec<u8>)>) -> Option<AppliedMembership> {
+    m.map(|(index, term, bytes)| AppliedMembership {
+        index: *index,
+        term: *term,
+        membership: bytes.clone(),
+    })
 }
 
 /// What happens to the WAL when a new main file takes over (see [`Store::swap_main_file`]).
@@ -154,6 +168,7 @@ impl Store {
                 compact_revision: snap.state.compact_revision as i64,
                 database_id: snap.db_id,
                 size,
+                membership: applied_membership(snap.membership.as_ref()),
             })
         })();
         drop(file);
@@ -252,7 +267,9 @@ impl Store {
             Ok(meta) if replicated => {
                 self.install_into_log(w, &tmp, &file, &meta, membership)?;
                 self.restart_lease_clocks(w)?;
-                return Ok(SnapshotInfo::of(&meta, file.len()?));
+                let mut info = SnapshotInfo::of(&meta, file.len()?);
+                info.membership = applied_membership(w.membership.as_ref());
+                return Ok(info);
             }
             Ok(meta) => meta,
             Err(e) => {

@@ -1,7 +1,7 @@
 //! A replicated store: etch's store API on a member of a Raft cluster.
 //!
 //! ```text
-//! let db = ReplicatedStore::open(config, "app.etch", Options::new(), log, transport).await?;
+//! let db = ReplicatedStore::open(config, "app.etch", Options::new(), transport).await?;
 //! db.put("k", "v").await?;            // proposed through Raft, applied here before it returns
 //! db.get("k").await?;                 // linearizable (ReadIndex)
 //! ```
@@ -20,7 +20,12 @@
 //! - **Leases** are counted down by the leader only (`lease.rs`).
 //! - **Watches** are the local store's: every member applies the same entries in the same order,
 //!   so every member's watch stream carries the same revisions.
+//!
+//! A member keeps everything in one file: one engine store opened with
+//! `Options::replicated(true)`, whose WAL is the Raft log ([`crate::engine_log`]) and whose
+//! trees are the state machine ([`crate::state_machine`]).
 
+mod bootstrap;
 mod client;
 mod corruption;
 mod kv;
@@ -40,14 +45,14 @@ pub use corruption::HashReport;
 pub use kv::ReadConsistency;
 pub use lease::TokioClock;
 
+use crate::engine_log::EngineLog;
 use crate::error::{Error, Result};
 use crate::forward::{ClientReply, ForwardError};
-use crate::log_store::LogStore;
 use crate::network::{NetworkFactory, RaftHandler, Transport};
 use crate::raft_log::RaftLog;
-use crate::snapshot_files::{CopySnapshots, SnapshotFiles};
 use crate::state_machine::{Machine, StateMachine};
 use crate::types::{NodeId, Raft};
+use bootstrap::{cluster_state, open_store, FileState};
 
 /// A member's settings.
 #[derive(Clone, Debug)]
@@ -163,38 +168,35 @@ pub struct ReplicatedStore {
 }
 
 impl ReplicatedStore {
-    /// Opens (or creates) the member's store at `path` and starts its Raft member on `log` and
-    /// `transport`, snapshots made with today's engine copy ([`CopySnapshots`]). Must be called
-    /// inside a tokio runtime. A new member is not in any cluster until
-    /// [`ReplicatedStore::initialize`] (the first member) or a leader's
-    /// [`ReplicatedStore::add_learner`].
+    /// Opens (or creates) the member's store file at `path` and starts its Raft member on
+    /// `transport`. Must be called inside a tokio runtime. The file is one engine store opened
+    /// with `opts.replicated(true).background_writes(false)`: its WAL is the Raft log (and the
+    /// vote), its trees are the keys (the leader proposes lease expiry and auto-compaction
+    /// instead of the store deciding them). `opts.wal_capacity` must hold the log between two
+    /// snapshots (see `NodeConfig::raft`'s snapshot policy), or appends fail with
+    /// `etch_engine::Error::LogFull`.
     ///
-    /// `opts` are the store's options; background writes are switched off (the leader proposes
-    /// lease expiry and auto-compaction instead).
-    pub async fn open<L: LogStore, T: Transport>(
+    /// A new member is not in any cluster until [`ReplicatedStore::initialize`] (the first
+    /// member of a new cluster) or a leader's [`ReplicatedStore::add_learner`]; a file with a
+    /// history of its own starts a cluster with [`ReplicatedStore::bootstrap`]. Reopening a
+    /// member's file after a stop or a crash rejoins its cluster.
+    pub async fn open<T: Transport>(
         config: NodeConfig,
         path: impl AsRef<Path>,
         opts: engine::Options,
-        log: Arc<L>,
         transport: Arc<T>,
     ) -> Result<ReplicatedStore> {
-        Self::open_with(config, path, opts, log, transport, Box::new(CopySnapshots)).await
+        let store = open_store(&config, path.as_ref(), opts)?;
+        Self::start(config, path.as_ref(), store, transport).await
     }
 
-    /// [`ReplicatedStore::open`] with a chosen way of making and installing snapshots.
-    pub async fn open_with<L: LogStore, T: Transport>(
+    /// Starts the Raft member on its opened store.
+    async fn start<T: Transport>(
         config: NodeConfig,
-        path: impl AsRef<Path>,
-        opts: engine::Options,
-        log: Arc<L>,
+        path: &Path,
+        store: engine::Store,
         transport: Arc<T>,
-        snapshots: Box<dyn SnapshotFiles>,
     ) -> Result<ReplicatedStore> {
-        if config.id == 0 {
-            return Err(Error::Store(engine::Error::InvalidOption(
-                "member id 0 is reserved".into(),
-            )));
-        }
         let raft_config = Arc::new(
             config
                 .raft
@@ -202,7 +204,8 @@ impl ReplicatedStore {
                 .validate()
                 .map_err(|e| Error::Store(engine::Error::InvalidOption(e.to_string())))?,
         );
-        let machine = Machine::open(config.id, path.as_ref(), opts, snapshots)?;
+        let log = Arc::new(EngineLog::new(store.clone()));
+        let machine = Machine::new(config.id, path, store).map_err(engine::Error::Io)?;
         let raft = Raft::new(
             config.id,
             raft_config,
@@ -272,19 +275,32 @@ impl ReplicatedStore {
         (voters, learners)
     }
 
-    /// Makes this member the first of a new cluster whose voters are `members` (usually just
-    /// this one: grow it with [`ReplicatedStore::add_learner`] and
+    /// Makes this member, on a new file, the first of a new cluster whose voters are
+    /// `members` (usually just this one: grow it with [`ReplicatedStore::add_learner`] and
     /// [`ReplicatedStore::promote`]).
+    ///
+    /// Refused: on a file with a history of its own ([`Error::HasHistory`]: use
+    /// [`ReplicatedStore::bootstrap`], which keeps it), and on a member of a cluster
+    /// ([`Error::AlreadyMember`]).
     pub async fn initialize(&self, members: BTreeSet<NodeId>) -> Result<()> {
+        let store = self.inner.machine.store();
+        match cluster_state(&store)? {
+            FileState::New => {}
+            FileState::Standalone => return Err(Error::HasHistory),
+            FileState::Member => return Err(Error::AlreadyMember { id: self.inner.id }),
+        }
         let nodes: BTreeMap<NodeId, BasicNode> = members
             .into_iter()
             .map(|id| (id, BasicNode::default()))
             .collect();
-        self.inner
-            .raft
-            .initialize(nodes)
-            .await
-            .map_err(|e| Error::Raft(e.to_string()))
+        use openraft::error::{InitializeError, RaftError};
+        match self.inner.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                Err(Error::AlreadyMember { id: self.inner.id })
+            }
+            Err(e) => Err(Error::Raft(e.to_string())),
+        }
     }
 
     /// Adds member `id` as a learner (it receives the log but does not vote) and waits until it
@@ -363,7 +379,9 @@ impl ReplicatedStore {
     }
 
     /// Stops the member as a process crash would: Raft and the leader duties stop, the store is
-    /// dropped without a checkpoint (its WAL holds every applied entry). For crash tests.
+    /// dropped without a checkpoint (its WAL holds the log and the vote; a reopen replays it,
+    /// and openraft re-applies the committed entries after the last checkpoint). For crash
+    /// tests.
     pub async fn crash(self) {
         self.inner.closed.store(true, Ordering::Release);
         let task = self

@@ -1,16 +1,17 @@
 //! A simulated cluster of `ReplicatedStore` members for tests: one paused current-thread tokio
-//! runtime, the seeded simulated network, an in-memory log per member that survives a simulated
-//! process crash, and a store file per member in a temporary directory.
+//! runtime, the seeded simulated network, and one store file per member (its Raft log and its
+//! keys) in a temporary directory. A crash drops a member without a checkpoint; its restart
+//! reopens the file (the engine replays its WAL, openraft re-applies what was committed).
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use etch_replication::log_store::MemLogStore;
+use etch_engine::storage::{FsStorage, Mapping, Storage, StorageFile};
 use etch_replication::node::TokioClock;
 use etch_replication::runtime::seed_thread_rng;
 use etch_replication::sim::{Faults, SimNetwork};
@@ -48,11 +49,85 @@ pub fn node_config(id: NodeId, snapshot_every: Option<u64>) -> NodeConfig {
     c
 }
 
+/// The file system under simulated members: the real one with every sync skipped. The
+/// simulations crash *processes*, and a process crash keeps whatever the page cache holds, so
+/// a sync changes nothing they can observe; skipping the fdatasyncs (one per Raft append on
+/// every member) keeps hundreds of seeds fast. Power cuts are the engine's own tests' business
+/// (`etch_engine::sim::SimDisk`).
+pub struct ProcessCrashDisk;
+
+struct NoSyncFile(Arc<dyn StorageFile>);
+
+impl Storage for ProcessCrashDisk {
+    fn open(&self, path: &Path, create: bool) -> std::io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(NoSyncFile(FsStorage.open(path, create)?)))
+    }
+    fn open_read_only(&self, path: &Path) -> std::io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(NoSyncFile(FsStorage.open_read_only(path)?)))
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        FsStorage.remove(path)
+    }
+    fn sync_dir(&self, _path: &Path) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        FsStorage.rename(from, to)
+    }
+}
+
+impl StorageFile for NoSyncFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn try_lock(&self) -> std::io::Result<bool> {
+        self.0.try_lock()
+    }
+    fn try_lock_shared(&self) -> std::io::Result<bool> {
+        self.0.try_lock_shared()
+    }
+    fn unlock(&self) -> std::io::Result<()> {
+        self.0.unlock()
+    }
+    fn identity(&self) -> std::io::Result<Option<(u64, u64)>> {
+        self.0.identity()
+    }
+    fn map(&self, len: usize, random_access: bool) -> std::io::Result<Box<dyn Mapping>> {
+        self.0.map(len, random_access)
+    }
+}
+
+/// A simulated member's store options: a WAL ring of [`WAL_CAPACITY`] on
+/// [`ProcessCrashDisk`].
+pub fn sim_store_options() -> etch_engine::Options {
+    etch_engine::Options::new()
+        .storage(Arc::new(ProcessCrashDisk))
+        .wal_capacity(WAL_CAPACITY)
+}
+
+/// The WAL ring of a simulated member: 4 MiB (the simulations' logs are far smaller; the
+/// default 64 MiB would be written out for every member).
+pub const WAL_CAPACITY: u64 = 4 << 20;
+
 /// A simulated cluster.
 pub struct Cluster {
     pub net: Arc<SimNetwork>,
     pub dir: tempfile::TempDir,
-    pub logs: BTreeMap<NodeId, Arc<MemLogStore>>,
     pub members: BTreeMap<NodeId, ReplicatedStore>,
     pub snapshot_every: Option<u64>,
     /// The stores' auto-compaction mode (default: the engine's).
@@ -65,7 +140,6 @@ impl Cluster {
         Cluster {
             net: Arc::new(SimNetwork::new(seed, faults)),
             dir: tempfile::tempdir().unwrap(),
-            logs: BTreeMap::new(),
             members: BTreeMap::new(),
             snapshot_every: None,
             auto_compaction: None,
@@ -76,22 +150,26 @@ impl Cluster {
         self.dir.path().join(format!("n{id}.etch"))
     }
 
-    /// Starts (or restarts, on its surviving log and file) member `id`.
+    /// The store options of a member: [`sim_store_options`], the simulated clock, the
+    /// cluster's auto-compaction mode.
+    pub fn store_options(&self) -> etch_engine::Options {
+        let mut opts = sim_store_options().clock(Arc::new(TokioClock::new()));
+        if let Some(mode) = self.auto_compaction {
+            opts = opts.auto_compaction(mode);
+        }
+        opts
+    }
+
+    /// Starts (or restarts, on its surviving file) member `id`.
     pub async fn start(&mut self, id: NodeId) -> ReplicatedStore {
-        let log = Arc::clone(self.logs.entry(id).or_default());
         // A crashed member's last tasks (a message being handled when it stopped) may hold its
         // store for a moment after the crash; a real process would be gone. Retry briefly.
         let mut tries = 0;
         let member = loop {
-            let mut opts = etch_engine::Options::new().clock(Arc::new(TokioClock::new()));
-            if let Some(mode) = self.auto_compaction {
-                opts = opts.auto_compaction(mode);
-            }
             match ReplicatedStore::open(
                 node_config(id, self.snapshot_every),
                 self.path(id),
-                opts,
-                Arc::clone(&log),
+                self.store_options(),
                 Arc::clone(&self.net),
             )
             .await
@@ -122,8 +200,8 @@ impl Cluster {
         self.wait_leader().await;
     }
 
-    /// A process crash of member `id`: it stops, its network handler goes, its log and store
-    /// file stay.
+    /// A process crash of member `id`: it stops, its network handler goes, its file stays (with
+    /// what it wrote, synced or not, as a process crash leaves it).
     pub async fn crash(&mut self, id: NodeId) {
         self.net.unregister(id);
         if let Some(m) = self.members.remove(&id) {
