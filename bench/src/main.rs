@@ -1,12 +1,15 @@
 //! `etch-bench`: measures etch against redb, LMDB (heed), SQLite (rusqlite, bundled) and fjall
 //! in one process, one engine after another, and prints each figure with its ratio to etch.
-//! `etch-bench server` measures `etch serve` against etcd 3.4 instead (see `server/mod.rs`).
+//! `etch-bench server` measures `etch serve` against etcd 3.4 instead (see `server/mod.rs`);
+//! `etch-bench raft` measures the cost of consensus: a 3-member cluster against one store (see
+//! `raft.rs`).
 //!
 //! ```text
 //! cargo run --release -p etch-bench -- compare [--scale small|full] [--json FILE]
 //!                                              [--engines etch,redb,lmdb,sqlite,fjall]
 //! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE] [--only kv|watch]
 //!                                             [--requests N] [--connections N] [--markdown]
+//! cargo run --release -p etch-bench -- raft [--quick] [--seconds S] [--max-writes N]
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -47,6 +50,7 @@
 
 mod engines;
 mod floor;
+mod raft;
 mod server;
 mod workload;
 
@@ -60,6 +64,7 @@ fn usage() -> ! {
         "usage: etch-bench compare [--scale small|full] [--json FILE] [--engines a,b,...]\n\
          \x20      etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
          \x20                        [--requests N] [--connections N] [--markdown]\n\
+         \x20      etch-bench raft [--quick] [--seconds S] [--max-writes N]\n\
          engines: {}",
         engines::NAMES.join(",")
     );
@@ -112,6 +117,7 @@ fn main() {
     match args.next().as_deref() {
         Some("compare") => compare(parse_compare(args)),
         Some("server") => server::main(args),
+        Some("raft") => raft::main(args),
         // Internal: run one engine in this process and print its outcome as JSON.
         Some("run-engine") => {
             let name = args.next().unwrap_or_else(|| usage());
