@@ -186,7 +186,10 @@ fn single_row(store: &Store, row: usize, writers: usize, bounds: Bounds) -> Row 
             });
         }
     });
-    finish(started, merged.into_inner().unwrap_or_else(|p| p.into_inner()))
+    finish(
+        started,
+        merged.into_inner().unwrap_or_else(|p| p.into_inner()),
+    )
 }
 
 fn finish(started: Instant, latency: Histogram<u64>) -> Row {
@@ -313,13 +316,21 @@ pub fn main(args: impl Iterator<Item = String>) {
         for m in &members {
             let deadline = Instant::now() + Duration::from_secs(30);
             while m.revision() < revision {
-                assert!(Instant::now() < deadline, "member {} did not catch up", m.id());
+                assert!(
+                    Instant::now() < deadline,
+                    "member {} did not catch up",
+                    m.id()
+                );
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         let hash = members[0].hash_kv(revision).expect("hash_kv");
         for m in &members[1..] {
-            assert_eq!(m.hash_kv(revision).expect("hash_kv"), hash, "members differ");
+            assert_eq!(
+                m.hash_kv(revision).expect("hash_kv"),
+                hash,
+                "members differ"
+            );
         }
         for m in &members {
             m.shutdown().await.expect("shut down member");
