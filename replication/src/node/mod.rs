@@ -38,7 +38,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 
 pub use corruption::HashReport;
 pub use kv::ReadConsistency;
-pub use lease::TokioClock;
+pub use lease::{SteppedClock, TokioClock};
 
 use crate::admission::Limits;
 use crate::error::{Error, Result};

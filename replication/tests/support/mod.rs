@@ -252,3 +252,49 @@ pub fn with_repro(seed: u64, file: &str, test: &str, f: impl FnOnce() + std::pan
         std::panic::resume_unwind(panic);
     }
 }
+
+/// Members whose lease clocks the test steps ([`SteppedClock`]), for clock-jump simulations.
+impl Cluster {
+    /// Starts member `id` like [`Cluster::start`], with `clock` as its store's lease clock.
+    pub async fn start_with_clock(
+        &mut self,
+        id: NodeId,
+        clock: Arc<etch_replication::node::SteppedClock>,
+    ) -> ReplicatedStore {
+        let log = Arc::clone(self.logs.entry(id).or_default());
+        let opts = etch_engine::Options::new().clock(clock);
+        let member = ReplicatedStore::open(
+            node_config(id, self.snapshot_every),
+            self.path(id),
+            opts,
+            log,
+            Arc::clone(&self.net),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("member {id} did not start: {e}"));
+        self.net.register(id, member.handler());
+        self.members.insert(id, member.clone());
+        member
+    }
+
+    /// Starts members `ids`, each with a new stepped clock, and makes them a cluster (all
+    /// voters, as [`Cluster::boot`]). Returns the clocks by member.
+    pub async fn boot_with_clocks(
+        &mut self,
+        ids: &[NodeId],
+    ) -> BTreeMap<NodeId, Arc<etch_replication::node::SteppedClock>> {
+        let mut clocks = BTreeMap::new();
+        for &id in ids {
+            let clock = Arc::new(etch_replication::node::SteppedClock::new());
+            self.start_with_clock(id, Arc::clone(&clock)).await;
+            clocks.insert(id, clock);
+        }
+        let first = self.members[&ids[0]].clone();
+        first
+            .initialize(ids.iter().copied().collect::<BTreeSet<_>>())
+            .await
+            .unwrap();
+        self.wait_leader().await;
+        clocks
+    }
+}
