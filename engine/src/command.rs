@@ -4,7 +4,8 @@
 //! Local commits, WAL replay and [`Store::apply`](crate::Store::apply) (the entry point of
 //! replicated commits) all apply through [`apply`], so a command has the same effect whichever
 //! way it arrives. What is *not* in here is admission: validation of sizes and limits, the
-//! quota, and choosing a random lease id happen before a command is built, because a replica
+//! quota, and choosing a random lease id happen before a command is built
+//! ([`Store::admit`](crate::Store::admit) offers those checks to a proposer), because a replica
 //! must never refuse, or decide differently, what the proposer accepted.
 
 use std::borrow::Cow;

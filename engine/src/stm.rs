@@ -56,7 +56,7 @@ impl WriteTxn {
         }
         let store = self.store.clone();
         let limits = store.unbounded_op_limits();
-        let resp = store.txn_with_limits(self.into_txn(), &limits)?;
+        let resp = store.txn_with_limits(self.guarded_txn(), &limits)?;
         Ok(resp.succeeded.then_some(resp.header_revision))
     }
 
@@ -116,7 +116,18 @@ impl WriteTxn {
         self.writes.insert(key.as_ref().to_vec(), None);
     }
 
-    fn into_txn(self) -> Txn {
+    /// This attempt as the guarded transaction [`WriteTxn::commit`] would run, for a caller
+    /// that commits it some other way (a replicated store proposes it through Raft): its
+    /// compares are this attempt's observations, its success branch the buffered writes, its
+    /// failure branch empty. A response with `succeeded == false` means a concurrent writer got
+    /// there first: begin a new attempt. `None` when nothing was written (there is nothing to
+    /// commit; the result holds at [`WriteTxn::revision`]). The transaction may hold more
+    /// operations than `Options::max_txn_ops` allows a caller's own transaction.
+    pub fn into_guarded_txn(self) -> Option<Txn> {
+        (!self.writes.is_empty()).then(|| self.guarded_txn())
+    }
+
+    fn guarded_txn(self) -> Txn {
         let next = self.snapshot.revision() + 1;
         let mut compare: Vec<Compare> = self
             .read_keys
@@ -202,5 +213,11 @@ impl Store {
     /// ```
     pub fn begin_write(&self) -> Result<WriteTxn> {
         WriteTxn::new(self)
+    }
+
+    /// How many attempts [`Store::write`] makes before it gives up with [`Error::Conflict`]
+    /// (`Options::write_attempts`).
+    pub fn write_attempt_limit(&self) -> u32 {
+        self.write_attempts()
     }
 }

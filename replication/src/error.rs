@@ -33,6 +33,10 @@ pub enum Error {
     },
     /// The member is shut down (or shutting down).
     Shutdown,
+    /// A blocking method of [`crate::blocking::Member`] was called from a thread running async
+    /// code (inside a tokio runtime), where blocking would stall or deadlock the runtime. Use
+    /// the async [`crate::node::ReplicatedStore`] there.
+    BlockingInAsync,
     /// A Raft failure not covered above: a refused membership change, a storage error that
     /// stopped Raft on this member. The text is openraft's.
     Raft(String),
@@ -53,6 +57,11 @@ impl std::fmt::Display for Error {
             }
             Error::NotLeader { leader: None } => write!(f, "not the leader; no leader is known"),
             Error::Shutdown => write!(f, "the member is shut down"),
+            Error::BlockingInAsync => write!(
+                f,
+                "a blocking member method was called inside an async runtime; use the async \
+                 ReplicatedStore there"
+            ),
             Error::Raft(msg) => write!(f, "raft: {msg}"),
         }
     }

@@ -7,7 +7,8 @@
 //! revisions everywhere. The design, its guarantees and what is missing are in
 //! `docs/design.md` ("Replication").
 //!
-//! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), [`admission`] and the
+//! - [`blocking`]: [`Member`], the same store with blocking methods (its own runtime).
+//! - [`node`]: [`ReplicatedStore`], its settings and errors ([`error`]), and the
 //!   requests members [`forward`] to each other.
 //! - [`log_store`] and [`raft_log`]: the Raft log behind a small trait (in memory, or the
 //!   engine's WAL with [`engine_log`]) and openraft's log storage over it.
@@ -21,7 +22,7 @@
 
 #![deny(missing_docs)]
 
-pub mod admission;
+pub mod blocking;
 pub mod check;
 pub mod codec;
 pub mod command;
@@ -39,6 +40,7 @@ pub mod snapshot_files;
 pub mod state_machine;
 pub mod types;
 
+pub use blocking::Member;
 pub use engine_log::EngineLog;
 pub use error::{Error, Result};
 pub use node::{NodeConfig, ReadConsistency, ReplicatedStore};

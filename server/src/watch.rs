@@ -619,10 +619,16 @@ impl StreamDriver {
     }
 }
 
-/// An engine watch response as etcd's.
+/// An engine watch response as etcd's. A watch cancelled because its start revision was
+/// compacted carries no revision in its header, as etcd's (its mvcc layer reports none there).
 fn watch_response(node: &Node, id: i64, resp: EngineResponse) -> pb::WatchResponse {
+    let revision = if resp.canceled && resp.compact_revision != 0 {
+        0
+    } else {
+        resp.header_revision
+    };
     pb::WatchResponse {
-        header: node.header(resp.header_revision),
+        header: node.header(revision),
         watch_id: id,
         created: false,
         canceled: resp.canceled,

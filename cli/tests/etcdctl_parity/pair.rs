@@ -52,6 +52,9 @@ pub struct Pair {
     /// True when both sides talk to an `etch serve`: the header's cluster, member and term
     /// are compared rather than removed.
     servers_on_both_sides: bool,
+    /// True when the reference side is `etch --endpoints` (not etcdctl) against `etch serve`:
+    /// the file-mode and client-mode comparison of etch with itself.
+    reference_is_etch_client: bool,
     /// The n-th granted lease's id on each side: (etcd, etch).
     leases: Vec<(i64, i64)>,
     /// Every difference found so far (the test reports them all at the end).
@@ -65,6 +68,7 @@ impl Pair {
             etch: Env::new(),
             _etch_server: None,
             servers_on_both_sides: false,
+            reference_is_etch_client: false,
             leases: Vec::new(),
             failures: RefCell::new(Vec::new()),
         })
@@ -83,6 +87,7 @@ impl Pair {
             etch: Env::client(&subject.endpoint),
             _etch_server: Some(subject),
             servers_on_both_sides: true,
+            reference_is_etch_client: false,
             leases: Vec::new(),
             failures: RefCell::new(Vec::new()),
         })
@@ -99,6 +104,24 @@ impl Pair {
             etch: Env::client(&subject.endpoint),
             _etch_server: Some(subject),
             servers_on_both_sides: false,
+            reference_is_etch_client: false,
+            leases: Vec::new(),
+            failures: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// etch with itself: the reference side is `etch --endpoints` against a fresh `etch
+    /// serve`, the other `etch --db FILE` on a fresh file. Server-only fields are removed as
+    /// when etch's file mode is compared with etcd.
+    pub fn file_and_client() -> Option<Pair> {
+        let bin = std::path::Path::new(env!("CARGO_BIN_EXE_etch"));
+        let server = Etcd::start_etch_serve(bin, "http://127.0.0.1:2379")?;
+        Some(Pair {
+            etcd: server,
+            etch: Env::new(),
+            _etch_server: None,
+            servers_on_both_sides: false,
+            reference_is_etch_client: true,
             leases: Vec::new(),
             failures: RefCell::new(Vec::new()),
         })
@@ -130,6 +153,18 @@ impl Pair {
     pub fn command(&self, side: Side, args: &[&[u8]]) -> Command {
         let args = self.args(side, args);
         match side {
+            Side::Etcd if self.reference_is_etch_client => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_etch"));
+                c.arg("--endpoints")
+                    .arg(&self.etcd.endpoint)
+                    .args(&args)
+                    .current_dir(self.etcd.dir())
+                    .env_remove("ETCH_DB")
+                    .env_remove("ETCH_ENDPOINTS")
+                    .env_remove("ETCDCTL_ENDPOINTS")
+                    .stdin(Stdio::null());
+                c
+            }
             Side::Etcd => self.etcd.etcdctl(&args),
             Side::Etch => {
                 let mut c = self.etch.cmd(&[]);

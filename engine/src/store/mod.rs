@@ -27,6 +27,7 @@
 //! start a new WAL generation. See docs/design.md for why a crash at any point loses nothing
 //! acknowledged.
 
+mod admit;
 mod background;
 mod commit;
 mod durability;

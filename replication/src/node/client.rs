@@ -96,9 +96,30 @@ impl ReplicatedStore {
         &self,
         command: engine::Command,
     ) -> Result<engine::CommandResponse> {
+        self.propose_admitted(command, false).await
+    }
+
+    /// [`ReplicatedStore::propose`], admitted without the operation-count limit when
+    /// `unbounded` (an optimistic write's guarded transaction).
+    ///
+    /// Admission is this member's store's (`Store::admit`): the static checks a single store
+    /// makes before committing, with the same errors, so a command it would refuse never costs
+    /// a log entry; and the space quota, which is the proposer's decision as in etcd: applying
+    /// never checks it, because members' files differ in size and every member must apply
+    /// every committed entry alike.
+    pub(super) async fn propose_admitted(
+        &self,
+        command: engine::Command,
+        unbounded: bool,
+    ) -> Result<engine::CommandResponse> {
         self.check_open()?;
         self.check_member().await?;
-        crate::admission::admit(&command, &self.inner.config.limits)?;
+        let store = self.inner.machine.store();
+        if unbounded {
+            store.admit_unbounded(&command)?;
+        } else {
+            store.admit(&command)?;
+        }
         let inner = &self.inner;
         let id = inner.next_proposal.fetch_add(1, Ordering::Relaxed);
         let applied = inner.machine.wait_for(id);

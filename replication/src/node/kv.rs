@@ -92,6 +92,41 @@ impl ReplicatedStore {
         }
     }
 
+    /// Runs `f` as an optimistic read-write transaction, as `etch_engine::Store::write` does:
+    /// `f` reads this member's store after a linearizable barrier and buffers writes; they are
+    /// proposed as one transaction guarded by what `f` read, whose compares every member
+    /// evaluates when it applies it. If a concurrent writer changed something `f` read, `f` runs
+    /// again on a fresh view, up to the store's `Options::write_attempts` times, then
+    /// [`engine::Error::Conflict`]. `f` must have no other side effects; an error from `f`
+    /// aborts without writing. Returns `f`'s result and the revision of the writes (of the
+    /// view read, when `f` wrote nothing).
+    pub async fn write<T>(
+        &self,
+        mut f: impl FnMut(&mut engine::WriteTxn) -> engine::Result<T>,
+    ) -> Result<(T, Revision)> {
+        let store = self.inner.machine.store();
+        let attempts = store.write_attempt_limit();
+        for _ in 0..attempts {
+            let store = self.barrier(ReadConsistency::Linearizable).await?;
+            let mut tx = store.begin_write()?;
+            let out = f(&mut tx)?;
+            let revision = tx.revision();
+            let Some(txn) = tx.into_guarded_txn() else {
+                return Ok((out, revision));
+            };
+            // One transaction however many keys `f` touched, as on a single store.
+            match self
+                .propose_admitted(engine::Command::Txn(txn), true)
+                .await?
+            {
+                CommandResponse::Txn(r) if r.succeeded => return Ok((out, r.header_revision)),
+                CommandResponse::Txn(_) => continue,
+                other => return Err(mismatched("write", &other)),
+            }
+        }
+        Err(Error::Store(engine::Error::Conflict { attempts }))
+    }
+
     /// Compacts history up to `revision` on every member; returns the revision at the time.
     pub async fn compact(&self, revision: Revision) -> Result<Revision> {
         match self.propose(engine::Command::Compact(revision)).await? {

@@ -10,10 +10,10 @@
 //! runs on tokio) and their error is [`Error`], which carries the store's own errors unchanged
 //! ([`Error::Store`]) plus the cluster's. Paths:
 //!
-//! - **Writes** are admitted ([`crate::admission`]), then proposed: on the leader directly, on a
-//!   follower forwarded to the leader ([`crate::forward`]). The call returns once the entry is
-//!   applied on *this* member, with the response this member's store computed (read-your-writes
-//!   here). See `client.rs`.
+//! - **Writes** are admitted (`Store::admit`: the store's own checks and the quota), then
+//!   proposed: on the leader directly, on a follower forwarded to the leader
+//!   ([`crate::forward`]). The call returns once the entry is applied on *this* member, with the
+//!   response this member's store computed (read-your-writes here). See `client.rs`.
 //! - **Reads** are linearizable by default: ReadIndex through the leader, wait until this member
 //!   has applied that index, read the local store. [`ReadConsistency::Serializable`] reads the
 //!   local store at once (maybe stale).
@@ -40,7 +40,6 @@ pub use corruption::HashReport;
 pub use kv::ReadConsistency;
 pub use lease::{SteppedClock, TokioClock};
 
-use crate::admission::Limits;
 use crate::error::{Error, Result};
 use crate::forward::{ClientReply, ForwardError};
 use crate::log_store::LogStore;
@@ -63,8 +62,6 @@ pub struct NodeConfig {
     pub request_timeout: Duration,
     /// How often the leader looks for expired leases and due auto-compaction.
     pub lease_tick: Duration,
-    /// Admission limits (use the same as the store's [`engine::Options`]).
-    pub limits: Limits,
 }
 
 impl NodeConfig {
@@ -82,7 +79,6 @@ impl NodeConfig {
             },
             request_timeout: Duration::from_secs(5),
             lease_tick: Duration::from_millis(500),
-            limits: Limits::default(),
         }
     }
 }

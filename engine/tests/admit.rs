@@ -1,10 +1,10 @@
-//! Admission on the proposer refuses what a single-node `Store` refuses up front, with the same
-//! error, and admits what it accepts.
+//! `Store::admit` refuses what the store's own write methods refuse up front, with the same
+//! error, admits what they accept, and refuses writes that add data past the quota while
+//! deletes, compaction and leases pass.
 
 use etch_engine::{
     Command, Compare, CompareOp, CompareTarget, PutOp, Range, Store, Txn, TxnOp, WriteOp,
 };
-use etch_replication::admission::{admit, Limits};
 
 fn put(key: &[u8], value: &[u8]) -> WriteOp {
     WriteOp::Put(PutOp {
@@ -15,10 +15,9 @@ fn put(key: &[u8], value: &[u8]) -> WriteOp {
 }
 
 #[test]
-fn admission_gives_the_stores_errors() {
+fn admit_gives_the_stores_own_errors() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("a.etch")).unwrap();
-    let limits = Limits::default();
     let big = vec![b'v'; 1536 * 1024 + 1];
     let batches: Vec<Vec<WriteOp>> = vec![
         vec![put(b"", b"v")],
@@ -54,7 +53,7 @@ fn admission_gives_the_stores_errors() {
     ];
     for ops in batches {
         let local = store.batch(ops.clone()).unwrap_err();
-        let admitted = admit(&Command::Batch(ops), &limits).unwrap_err();
+        let admitted = store.admit(&Command::Batch(ops)).unwrap_err();
         assert_eq!(format!("{admitted:?}"), format!("{local:?}"));
     }
     let txns = vec![
@@ -68,17 +67,57 @@ fn admission_gives_the_stores_errors() {
     ];
     for txn in txns {
         let local = store.txn(txn.clone()).unwrap_err();
-        let admitted = admit(&Command::Txn(txn), &limits).unwrap_err();
+        let admitted = store.admit(&Command::Txn(txn)).unwrap_err();
         assert_eq!(format!("{admitted:?}"), format!("{local:?}"));
     }
     for ttl in [0, -1, 9_000_000_001] {
         let local = store.lease_grant(ttl, 1).unwrap_err();
-        let admitted = admit(&Command::LeaseGrant { id: 1, ttl }, &limits).unwrap_err();
+        let admitted = store
+            .admit(&Command::LeaseGrant { id: 1, ttl })
+            .unwrap_err();
         assert_eq!(format!("{admitted:?}"), format!("{local:?}"));
     }
     // What the store accepts is admitted.
     let ok = vec![put(b"a", b"1"), put(b"b", b"2")];
     store.batch(ok.clone()).unwrap();
-    admit(&Command::Batch(ok), &limits).unwrap();
-    admit(&Command::LeaseGrant { id: 3, ttl: 10 }, &limits).unwrap();
+    store.admit(&Command::Batch(ok)).unwrap();
+    store
+        .admit(&Command::LeaseGrant { id: 3, ttl: 10 })
+        .unwrap();
+}
+
+#[test]
+fn admit_refuses_writes_that_add_data_past_the_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.etch");
+    let store = Store::open(&path).unwrap();
+    store.put("k", vec![b'v'; 64 << 10]).unwrap();
+    let used = store.status().unwrap().size_in_use;
+    store.close().unwrap();
+    let store = Store::options()
+        .quota_bytes(Some(used / 2))
+        .open(&path)
+        .unwrap();
+    let local = store.put("x", "1").unwrap_err();
+    let admitted = store
+        .admit(&Command::Batch(vec![put(b"x", b"1")]))
+        .unwrap_err();
+    assert_eq!(format!("{admitted:?}"), format!("{local:?}"));
+    assert!(matches!(admitted, etch_engine::Error::QuotaExceeded { .. }));
+    let in_failure = Txn::new().or_else([TxnOp::put("x", "1")]);
+    assert!(matches!(
+        store.admit(&Command::Txn(in_failure)),
+        Err(etch_engine::Error::QuotaExceeded { .. })
+    ));
+    store
+        .admit(&Command::Batch(vec![WriteOp::DeleteRange {
+            range: Range::key("k"),
+            prev_kv: false,
+        }]))
+        .unwrap();
+    store.admit(&Command::Compact(1)).unwrap();
+    store
+        .admit(&Command::LeaseGrant { id: 7, ttl: 10 })
+        .unwrap();
+    store.admit(&Command::LeaseRevoke { id: 7 }).unwrap();
 }

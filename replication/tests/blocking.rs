@@ -1,0 +1,107 @@
+//! `blocking::Member`: three members with blocking methods in one process (no async in the
+//! test), each on a runtime of its own, connected by `LocalNetwork`; and a blocking call made
+//! inside async code is refused with a typed error instead of stalling the runtime.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etch_engine::{Range, Txn, TxnOp};
+use etch_replication::local::LocalNetwork;
+use etch_replication::log_store::MemLogStore;
+use etch_replication::types::NodeId;
+use etch_replication::{Error, Member, NodeConfig};
+
+fn start(dir: &std::path::Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
+    let mut config = NodeConfig::new(id);
+    config.raft.heartbeat_interval = 50;
+    config.raft.election_timeout_min = 300;
+    config.raft.election_timeout_max = 600;
+    let member = Member::open(
+        config,
+        dir.join(format!("n{id}.etch")),
+        etch_engine::Options::new(),
+        Arc::new(MemLogStore::new()),
+        Arc::clone(net),
+    )
+    .unwrap();
+    net.register(id, member.handler());
+    member
+}
+
+fn wait_leader(members: &[Member]) -> NodeId {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let known: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
+        if let [Some(id)] = known.into_iter().collect::<Vec<_>>()[..] {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn blocking_members_serve_the_store_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(LocalNetwork::new());
+    let members: Vec<Member> = (1..=3).map(|id| start(dir.path(), id, &net)).collect();
+    members[0]
+        .initialize([1, 2, 3].into_iter().collect())
+        .unwrap();
+    let leader = wait_leader(&members);
+    let follower = members.iter().find(|m| m.id() != leader).unwrap();
+
+    // A watch on one member sees writes made through another.
+    let mut watcher = members[2].watch(Range::prefix("k")).unwrap();
+    let put = follower.put("k1", "v1").unwrap();
+    let got = members[0].get("k1").unwrap().unwrap();
+    assert_eq!(got.mod_revision, put.header_revision);
+    let resp = watcher
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("an event within 10 s");
+    assert_eq!(resp.events[0].kv.key, b"k1");
+
+    let txn = members[2]
+        .txn(Txn::new().and_then([TxnOp::put("k2", "v2"), TxnOp::put("k3", "v3")]))
+        .unwrap();
+    assert!(txn.succeeded);
+    let ((), rev) = follower
+        .write(|tx| {
+            let n = tx.get("k2")?.map_or(0, |kv| kv.value.len());
+            tx.put("k4", vec![b'x'; n]);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(members[0].get("k4").unwrap().unwrap().mod_revision, rev);
+
+    let lease = follower.lease_grant(30, 0).unwrap();
+    assert_eq!(members[0].lease_keep_alive(lease.id).unwrap(), 30);
+    follower.lease_revoke(lease.id).unwrap();
+    members[1].compact(rev).unwrap();
+    let all = members[0].range(Range::prefix("k")).unwrap();
+    assert_eq!(all.kvs.len(), 4);
+    let report = members[0].check_hashes(members[0].revision()).unwrap();
+    assert!(!report.mismatch());
+
+    for m in &members {
+        m.shutdown().unwrap();
+    }
+}
+
+#[test]
+fn a_blocking_call_inside_async_code_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(LocalNetwork::new());
+    let member = start(dir.path(), 1, &net);
+    member.initialize([1].into_iter().collect()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let inside = rt.block_on(async { member.put("k", "v") });
+    assert!(matches!(inside, Err(Error::BlockingInAsync)), "{inside:?}");
+    // Outside async code the same call works.
+    member.put("k", "v").unwrap();
+    member.shutdown().unwrap();
+}
