@@ -1,6 +1,8 @@
 //! `etch-bench`: measures etch against redb, LMDB (heed), SQLite (rusqlite, bundled) and fjall
 //! in one process, one engine after another, and prints each figure with its ratio to etch.
-//! `etch-bench server` measures `etch serve` against etcd 3.4 instead (see `server/mod.rs`).
+//! `etch-bench server` measures `etch serve` against etcd 3.4 instead (see `server/mod.rs`);
+//! `etch-bench raft` measures the cost of consensus: a 3-member cluster against one store (see
+//! `raft.rs`).
 //!
 //! ```text
 //! cargo run --release -p etch-bench -- compare [--scale small|full] [--json FILE]
@@ -8,6 +10,7 @@
 //! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE] [--only kv|watch]
 //!                                             [--requests N] [--connections N] [--markdown]
 //! cargo run --release -p etch-bench -- scale [--max-keys N] [--step N] [--quick]   (see scale.rs)
+//! cargo run --release -p etch-bench -- raft [--quick] [--seconds S] [--max-writes N]
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -48,6 +51,7 @@
 
 mod engines;
 mod floor;
+mod raft;
 mod scale;
 mod server;
 mod workload;
@@ -63,6 +67,7 @@ fn usage() -> ! {
          \x20      etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
          \x20                        [--requests N] [--connections N] [--markdown]\n\
          \x20      etch-bench scale [--max-keys N] [--step N] [--quick] [--engines etch,lmdb]\n\
+         \x20      etch-bench raft [--quick] [--seconds S] [--max-writes N]\n\
          engines: {}",
         engines::NAMES.join(",")
     );
@@ -118,6 +123,7 @@ fn main() {
         Some("scale") => scale::main(args),
         // Internal: one engine's scale run (see scale.rs).
         Some("scale-engine") => scale::engine_main(args),
+        Some("raft") => raft::main(args),
         // Internal: run one engine in this process and print its outcome as JSON.
         Some("run-engine") => {
             let name = args.next().unwrap_or_else(|| usage());

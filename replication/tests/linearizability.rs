@@ -489,6 +489,8 @@ impl Reference {
                     }
                 }
             }
+            // Lease histories are tested in check_leases.rs.
+            other => panic!("the generator makes no lease request, got {other:?}"),
         }
     }
 

@@ -6,7 +6,11 @@
 //! members afterwards and every file passes `check()`; (e) every member's watch stream from
 //! revision 1 is the same, with every revision exactly once and in order (no gap, duplicate or
 //! reordering across the leader changes); (f) serializable reads on the member that made a write
-//! see it (read-your-writes there). A second test expires a lease across a leader change.
+//! see it (read-your-writes there). Clients also grant, keep alive and revoke leases and put
+//! keys on them, all in the checked history; and the members' lease clocks jump forward and
+//! backward by seeded amounts during the run (`SteppedClock`). The leases' TTLs are far longer
+//! than the run, so a lease that disappears without a revoke in the history (a jump revoking a
+//! live lease) fails the check. A second test expires a lease across a leader change.
 
 mod support;
 
@@ -19,6 +23,7 @@ use etch_engine::{
     TxnOp, TxnOpResponse, WatchOptions,
 };
 use etch_replication::check::{self, Compare, KeyValue, Operation, Outcome, Request, Response};
+use etch_replication::node::SteppedClock;
 use etch_replication::sim::Faults;
 use etch_replication::types::NodeId;
 use etch_replication::{Error, ReadConsistency, ReplicatedStore};
@@ -35,9 +40,103 @@ fn kv(k: &etch_engine::KeyValue) -> KeyValue {
     }
 }
 
+/// A lease's TTL in the history runs: far longer than a run, so no lease expires by time.
+const LEASE_TTL: i64 = 600;
+
+/// The lease a client works with: ids are the client's own, never reused.
+#[derive(Default)]
+struct ClientLease {
+    /// The lease granted last (maybe with a lost answer), until the client revokes it.
+    current: Option<i64>,
+    /// Grants so far.
+    grants: i64,
+}
+
+impl ClientLease {
+    /// The current lease, or `None` with a grant request to make first.
+    fn current_or_grant(&mut self, client: u64) -> Result<i64, i64> {
+        match self.current {
+            Some(id) => Ok(id),
+            None => {
+                self.grants += 1;
+                let id = (client as i64 + 1) * 1_000 + self.grants;
+                self.current = Some(id);
+                Err(id)
+            }
+        }
+    }
+}
+
+/// A lease request's result as the checker's response: "lease not found" is an answer.
+fn lease_answer<T>(r: Result<T, Error>, ok: impl FnOnce(T) -> Response) -> Result<Response, Error> {
+    match r {
+        Ok(v) => Ok(ok(v)),
+        Err(Error::Store(etch_engine::Error::LeaseNotFound { .. })) => Ok(Response::LeaseNotFound),
+        Err(e) => Err(e),
+    }
+}
+
+/// A lease operation of `client` against `m`: grant when it has no lease, else (by `kind`) a
+/// put attached to it, a keep-alive, or a revocation. Returns the request, the result and the
+/// revision a put created.
+async fn lease_operate(
+    m: &ReplicatedStore,
+    lease: &mut ClientLease,
+    client: u64,
+    kind: u64,
+    key: &str,
+    value: &str,
+) -> (Request, Result<Response, Error>, u64) {
+    let id = match lease.current_or_grant(client) {
+        Ok(id) => id,
+        Err(id) => {
+            let r = m
+                .lease_grant(LEASE_TTL, id)
+                .await
+                .map(|_| Response::LeaseGrant);
+            return (Request::LeaseGrant { lease: id }, r, 0);
+        }
+    };
+    match kind {
+        5 => {
+            let op = PutOp {
+                key: key.as_bytes().to_vec(),
+                value: value.as_bytes().to_vec(),
+                lease: id,
+                ..Default::default()
+            };
+            let mut written = 0;
+            let r = lease_answer(m.put_with(op).await, |p| {
+                written = p.header_revision as u64;
+                Response::Put {
+                    revision: p.header_revision as u64,
+                }
+            });
+            let request = Request::LeasePut {
+                key: key.into(),
+                value: value.into(),
+                lease: id,
+            };
+            (request, r, written)
+        }
+        6 => {
+            let r = lease_answer(m.lease_keep_alive(id).await, |_| Response::LeaseKeepAlive);
+            (Request::LeaseKeepAlive { lease: id }, r, 0)
+        }
+        _ => {
+            lease.current = None;
+            let r = lease_answer(m.lease_revoke(id).await, |rev| Response::LeaseRevoke {
+                revision: rev as u64,
+            });
+            (Request::LeaseRevoke { lease: id }, r, 0)
+        }
+    }
+}
+
 /// One client operation against `m`: returns the request and its outcome.
 async fn operate(
     m: &ReplicatedStore,
+    lease: &mut ClientLease,
     client: u64,
     step: u64,
     seed: u64,
@@ -46,9 +145,14 @@ async fn operate(
     let key = format!("k{}", (client + step * 7 + seed) % 3);
     let at = |t: tokio::time::Instant| t.duration_since(start).as_nanos() as u64;
     let value = format!("c{client}s{step}");
-    let kind = (step * 13 + client * 5 + seed) % 5;
+    let kind = (step * 13 + client * 5 + seed) % 8;
     let mut written = 0;
     let (request, result): (Request, Result<Response, Error>) = match kind {
+        5..=7 => {
+            let (request, result, w) = lease_operate(m, lease, client, kind, &key, &value).await;
+            written = w;
+            (request, result)
+        }
         0 | 1 => {
             let r = m.put(&key, &value).await.map(|p| {
                 written = p.header_revision as u64;
@@ -99,7 +203,7 @@ async fn operate(
             )
         }
         _ => {
-            // Compare-and-put on the mod revision last seen by a serializable read.
+            // Compare-and-put on the mod revision last seen by a serializable read (kind 4).
             let seen = m
                 .get_consistent(&key, ReadConsistency::Serializable)
                 .await
@@ -182,7 +286,8 @@ fn drain(
 async fn run(seed: u64) -> Vec<Operation> {
     let start = tokio::time::Instant::now();
     let mut c = Cluster::new(seed, Faults::lossy());
-    c.boot(&MEMBERS).await;
+    let clocks = c.boot_with_clocks(&MEMBERS).await;
+    let jumper = tokio::spawn(jump_clocks(clocks, seed));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut streams = BTreeMap::new();
     let mut drains = Vec::new();
@@ -210,12 +315,13 @@ async fn run(seed: u64) -> Vec<Operation> {
         let history = Arc::clone(&history);
         let acknowledged = Arc::clone(&acknowledged);
         clients.push(tokio::spawn(async move {
+            let mut lease = ClientLease::default();
             for step in 0..24u64 {
                 let pause = 40 + (client as u64 * 37 + step * 101 + seed * 13) % 200;
                 tokio::time::sleep(Duration::from_millis(pause)).await;
                 let invoke = start.elapsed().as_nanos() as u64;
                 let (request, outcome, written) =
-                    operate(&m, client as u64, step, seed, start).await;
+                    operate(&m, &mut lease, client as u64, step, seed, start).await;
                 if written > 0 {
                     acknowledged.lock().unwrap().push(written);
                     // (f) read-your-writes on this member, without a round trip.
@@ -251,6 +357,7 @@ async fn run(seed: u64) -> Vec<Operation> {
     for client in clients {
         client.await.unwrap();
     }
+    jumper.await.unwrap();
     c.converge().await;
     record_leaders(&c, &leaders);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -268,6 +375,15 @@ async fn run(seed: u64) -> Vec<Operation> {
     assert!(
         answered >= 30,
         "seed {seed}: only {answered} operations answered"
+    );
+    // The lease requests were exercised, not all lost.
+    let lease_answers = history
+        .iter()
+        .filter(|op| op.request.lease().is_some() && matches!(op.outcome, Outcome::Returned { .. }))
+        .count();
+    assert!(
+        lease_answers >= 5,
+        "seed {seed}: only {lease_answers} lease requests answered"
     );
     let verdict = check::check(&history, &check::Config::default()).unwrap();
     assert_eq!(
@@ -318,6 +434,30 @@ async fn run(seed: u64) -> Vec<Operation> {
     }
     c.shutdown().await;
     history
+}
+
+/// Steps the members' lease clocks during the run: every 300-1000 ms of simulated time one
+/// member's clock jumps, by a seeded amount: small (up to 1.5 s either way: ordinary time
+/// to the leader) or large (back up to 8 s, forward up to 60 s: a gap, or a clock held still).
+async fn jump_clocks(clocks: BTreeMap<NodeId, Arc<SteppedClock>>, seed: u64) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let members: Vec<NodeId> = clocks.keys().copied().collect();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300 + next(700))).await;
+        let id = members[next(members.len() as u64) as usize];
+        let by = if next(2) == 0 {
+            next(3_001) as i64 - 1_500
+        } else {
+            next(68_001) as i64 - 8_000
+        };
+        clocks[&id].step(by);
+    }
 }
 
 fn record_leaders(c: &Cluster, leaders: &Mutex<BTreeMap<u64, BTreeSet<NodeId>>>) {

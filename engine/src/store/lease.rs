@@ -147,6 +147,12 @@ impl Store {
             .collect())
     }
 
+    /// The clock lease deadlines are measured on ([`Options::clock`](crate::Options::clock)),
+    /// so that a replication layer deciding expiry reads the same time as the store.
+    pub fn lease_clock(&self) -> std::sync::Arc<dyn crate::Clock> {
+        std::sync::Arc::clone(&self.shared.opts.clock)
+    }
+
     /// When a lease of `ttl` seconds granted or renewed now expires.
     pub(super) fn lease_deadline(&self, ttl: i64) -> Duration {
         self.shared

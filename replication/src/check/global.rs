@@ -1,26 +1,46 @@
 //! The constraints etcd's single global revision puts across keys, which a per-key search cannot
 //! see: every change has its own revision, revisions follow real time, and none is skipped.
+//!
+//! A lease revocation's answer does not say whether it deleted keys (created its revision) or
+//! not (reported the current one). It is therefore treated as a read for the first two
+//! constraints (its revision is the store's right after it either way) and as a possible
+//! creator of one revision for the third.
 
 use std::collections::HashMap;
 
 use super::history::{Operation, Outcome, Request, Response};
 use super::Violation;
 
-/// The revision an answered operation reports and whether it created it.
+/// The revision an answered operation reports and whether it surely created it.
 fn reported(op: &Operation) -> Option<(u64, bool)> {
     let Outcome::Returned { response, .. } = &op.outcome else {
         return None;
     };
-    Some(match *response {
-        Response::Put { revision } => (revision, true),
-        Response::Get { revision, .. } => (revision, false),
-        Response::Delete { revision, deleted } => (revision, deleted),
+    match *response {
+        Response::Put { revision } => Some((revision, true)),
+        Response::Get { revision, .. } => Some((revision, false)),
+        Response::Delete { revision, deleted } => Some((revision, deleted)),
         Response::Txn {
             revision,
             succeeded,
             ..
-        } => (revision, succeeded),
-    })
+        } => Some((revision, succeeded)),
+        Response::LeaseRevoke { revision } => Some((revision, false)),
+        Response::LeaseGrant | Response::LeaseKeepAlive | Response::LeaseNotFound => None,
+    }
+}
+
+/// Whether `op` may have created a revision that no answer names: a write with an unknown
+/// outcome, or a lease revocation (answered or not), which deletes the lease's keys.
+fn may_create_unreported(op: &Operation) -> bool {
+    match (&op.request, &op.outcome) {
+        (Request::LeaseRevoke { .. }, Outcome::Returned { response, .. }) => {
+            matches!(response, Response::LeaseRevoke { .. })
+        }
+        (Request::LeaseGrant { .. }, _) => false,
+        (request, Outcome::Unknown) => !request.is_read_only(),
+        (_, Outcome::Returned { .. }) => false,
+    }
 }
 
 /// Checks the cross-key revision constraints of `history`, which starts from a store at
@@ -61,9 +81,7 @@ pub(crate) fn check(
         let missing = (highest - initial_revision) - creator.len() as u64;
         let unknown_writes = history
             .iter()
-            .filter(|op| {
-                matches!(op.outcome, Outcome::Unknown) && !matches!(op.request, Request::Get { .. })
-            })
+            .filter(|op| may_create_unreported(op))
             .count() as u64;
         if missing > unknown_writes {
             return Err(Violation::MissingRevisions {

@@ -18,8 +18,9 @@ pub struct Operation {
     pub outcome: Outcome,
 }
 
-/// A request against etcd's KV model. Every request names exactly one key, which is what lets the
-/// checker split a history by key.
+/// A request against etcd's KV model with leases. A KV request names exactly one key and at
+/// most one lease; a lease request names one lease. That is what lets the checker split a
+/// history into one sub-history per key and per lease (see the crate's `check` module).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// `put(key, value)`.
@@ -49,17 +50,68 @@ pub enum Request {
         /// The value put when the guard holds.
         value: Vec<u8>,
     },
+    /// `put(key, value)` attached to a lease (a plain [`Request::Put`] detaches the key from any
+    /// lease, as in etcd). Answered by [`Response::Put`], or [`Response::LeaseNotFound`] when
+    /// the lease did not exist.
+    LeasePut {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+        /// The lease (not 0).
+        lease: i64,
+    },
+    /// `lease_grant(ttl, lease)`. Answered by [`Response::LeaseGrant`].
+    LeaseGrant {
+        /// The lease.
+        lease: i64,
+    },
+    /// `lease_revoke(lease)`: the lease ends and every key attached to it is deleted, at one
+    /// revision. Answered by [`Response::LeaseRevoke`] or [`Response::LeaseNotFound`].
+    LeaseRevoke {
+        /// The lease.
+        lease: i64,
+    },
+    /// `lease_keep_alive(lease)`. Answered by [`Response::LeaseKeepAlive`] or
+    /// [`Response::LeaseNotFound`].
+    LeaseKeepAlive {
+        /// The lease.
+        lease: i64,
+    },
 }
 
 impl Request {
-    /// The key the request touches.
-    pub fn key(&self) -> &[u8] {
+    /// The key the request touches, if it is a KV request.
+    pub fn key(&self) -> Option<&[u8]> {
         match self {
             Request::Put { key, .. }
             | Request::Get { key }
             | Request::Delete { key }
-            | Request::Txn { key, .. } => key,
+            | Request::Txn { key, .. }
+            | Request::LeasePut { key, .. } => Some(key),
+            Request::LeaseGrant { .. }
+            | Request::LeaseRevoke { .. }
+            | Request::LeaseKeepAlive { .. } => None,
         }
+    }
+
+    /// The lease the request names, if any.
+    pub fn lease(&self) -> Option<i64> {
+        match self {
+            Request::LeasePut { lease, .. }
+            | Request::LeaseGrant { lease }
+            | Request::LeaseRevoke { lease }
+            | Request::LeaseKeepAlive { lease } => Some(*lease),
+            Request::Put { .. }
+            | Request::Get { .. }
+            | Request::Delete { .. }
+            | Request::Txn { .. } => None,
+        }
+    }
+
+    /// Whether the request only observes (a lost answer then constrains nothing).
+    pub(crate) fn is_read_only(&self) -> bool {
+        matches!(self, Request::Get { .. } | Request::LeaseKeepAlive { .. })
     }
 }
 
@@ -121,6 +173,18 @@ pub enum Response {
         /// When the guard failed: what the else branch's `get(key)` returned. Ignored on success.
         kv: Option<KeyValue>,
     },
+    /// Answer to [`Request::LeaseGrant`] (a grant creates no revision).
+    LeaseGrant,
+    /// Answer to [`Request::LeaseRevoke`].
+    LeaseRevoke {
+        /// Header revision: a new one when keys were attached and deleted, else the current one.
+        revision: u64,
+    },
+    /// Answer to [`Request::LeaseKeepAlive`]: the lease was alive and is renewed.
+    LeaseKeepAlive,
+    /// The lease named by a [`Request::LeasePut`], [`Request::LeaseRevoke`] or
+    /// [`Request::LeaseKeepAlive`] did not exist (never granted, or revoked): nothing changed.
+    LeaseNotFound,
 }
 
 /// A key's live version as a read returned it.
@@ -150,6 +214,11 @@ pub enum HistoryError {
         /// Index of the operation in the history.
         op: usize,
     },
+    /// The operation names lease 0, which means "no lease".
+    ZeroLease {
+        /// Index of the operation in the history.
+        op: usize,
+    },
 }
 
 impl std::fmt::Display for HistoryError {
@@ -161,6 +230,9 @@ impl std::fmt::Display for HistoryError {
             HistoryError::ReturnedBeforeInvoked { op } => {
                 write!(f, "operation {op}: returned before it was invoked")
             }
+            HistoryError::ZeroLease { op } => {
+                write!(f, "operation {op}: names lease 0 (no lease)")
+            }
         }
     }
 }
@@ -170,6 +242,9 @@ impl std::error::Error for HistoryError {}
 /// Checks the shape of every operation (not its consistency).
 pub(crate) fn validate(history: &[Operation]) -> Result<(), HistoryError> {
     for (i, op) in history.iter().enumerate() {
+        if op.request.lease() == Some(0) {
+            return Err(HistoryError::ZeroLease { op: i });
+        }
         let Outcome::Returned { at, response } = &op.outcome else {
             continue;
         };
@@ -182,6 +257,19 @@ pub(crate) fn validate(history: &[Operation]) -> Result<(), HistoryError> {
                 | (Request::Get { .. }, Response::Get { .. })
                 | (Request::Delete { .. }, Response::Delete { .. })
                 | (Request::Txn { .. }, Response::Txn { .. })
+                | (
+                    Request::LeasePut { .. },
+                    Response::Put { .. } | Response::LeaseNotFound
+                )
+                | (Request::LeaseGrant { .. }, Response::LeaseGrant)
+                | (
+                    Request::LeaseRevoke { .. },
+                    Response::LeaseRevoke { .. } | Response::LeaseNotFound
+                )
+                | (
+                    Request::LeaseKeepAlive { .. },
+                    Response::LeaseKeepAlive | Response::LeaseNotFound
+                )
         );
         if !matches {
             return Err(HistoryError::MismatchedResponse { op: i });

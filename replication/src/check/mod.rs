@@ -1,7 +1,8 @@
 //! A linearizability checker for etcd's KV model with revisions.
 //!
-//! Give it a client history ([`Operation`]s: put, linearizable get, delete, and compare-and-put
-//! transactions, each with invocation and response times, some with an unknown outcome) and it
+//! Give it a client history ([`Operation`]s: put, linearizable get, delete, compare-and-put
+//! transactions, and leases: grant, revoke, keep-alive and puts attached to a lease; each with
+//! invocation and response times, some with an unknown outcome) and it
 //! decides whether some total order of the operations, consistent with real time, explains every
 //! answer under etcd's semantics, revisions included.
 //!
@@ -17,7 +18,11 @@
 //!    any operation on the key placed so far reported. A read placed later must report a header
 //!    revision at or above the floor and the key's exact revisions; a write placed later must
 //!    create a revision above it. This catches stale reads, lost writes, reads of values never
-//!    written, wrong versions, and compare-and-put races.
+//!    written, wrong versions, and compare-and-put races. A key's sub-history also holds the
+//!    grants and revocations of the leases its puts name, and the model deletes an attached key
+//!    at its lease's revocation, so a read that still sees the key after the revocation
+//!    returned is caught (see `model.rs`, "Leases"). Each lease also gets a sub-history of its
+//!    own (grants, revocations, keep-alives) against the same model with no key.
 //! 2. **Across keys**, direct checks of what the global revision implies: no two changes report
 //!    the same revision; an operation that starts after another returned never reports a lower
 //!    revision (nor an equal one if it made a change); and, for a history holding every write,
@@ -34,8 +39,13 @@
 //!   floor of its key when placed (and pinned by any later read of it), and the missing-revision
 //!   count of step 2 is necessary, not sufficient.
 //! - A compare that failed against a revision only known symbolically is always accepted.
-//! - Multi-key operations (ranges, delete-range, multi-key transactions), leases and watches:
-//!   they break the split by key and belong to other checks of the simulation.
+//! - Multi-key operations (ranges, delete-range, multi-key transactions) and watches: they
+//!   break the split by key and belong to other checks of the simulation. A revocation is
+//!   multi-key, but its one revision ties its place in every key's order (step 2); only a
+//!   revocation with an unknown outcome may be placed differently in different keys' orders.
+//! - Lease expiry by time: a revocation the leader proposes by itself is outside the history;
+//!   give leases TTLs longer than the run, or turn `complete` off.
+//! - Lease TTLs (what a keep-alive or time-to-live answers beyond "alive").
 //! - Serializable reads, which are allowed to be stale: do not pass them in.
 //!
 //! # Why not a crate
@@ -52,7 +62,7 @@ mod history;
 mod model;
 mod search;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use history::{Compare, HistoryError, KeyValue, Operation, Outcome, Request, Response};
 
@@ -93,6 +103,11 @@ pub enum Verdict {
         /// The key.
         key: Vec<u8>,
     },
+    /// The search of this lease's own operations exceeded its budget.
+    InconclusiveLease {
+        /// The lease.
+        lease: i64,
+    },
 }
 
 /// Why a history is not linearizable. Operation numbers are indices into the checked history.
@@ -103,6 +118,15 @@ pub enum Violation {
         /// The key.
         key: Vec<u8>,
         /// Every operation on the key.
+        ops: Vec<usize>,
+        /// The longest prefix of an order the search could build before getting stuck.
+        longest_prefix: Vec<usize>,
+    },
+    /// No order of one lease's grants, revocations and keep-alives explains their answers.
+    Lease {
+        /// The lease.
+        lease: i64,
+        /// Every operation on the lease.
         ops: Vec<usize>,
         /// The longest prefix of an order the search could build before getting stuck.
         longest_prefix: Vec<usize>,
@@ -133,7 +157,7 @@ pub enum Violation {
     MissingRevisions {
         /// Revisions up to the highest reported that no answered write created.
         missing: u64,
-        /// Writes with an unknown outcome.
+        /// Writes with an unknown outcome, plus lease revocations (which may have deleted keys).
         unknown_writes: u64,
     },
 }
@@ -147,28 +171,78 @@ pub fn check(history: &[Operation], config: &Config) -> Result<Verdict, HistoryE
     if let Err(violation) = global::check(history, config.initial_revision, config.complete) {
         return Ok(Verdict::NotLinearizable(violation));
     }
-    let mut by_key: BTreeMap<&[u8], Vec<usize>> = BTreeMap::new();
-    for (i, op) in history.iter().enumerate() {
-        let unknown_read =
-            matches!(op.outcome, Outcome::Unknown) && matches!(op.request, Request::Get { .. });
-        if !unknown_read {
-            by_key.entry(op.request.key()).or_default().push(i);
-        }
-    }
-    let initial = model::KeyState::initial_at(config.initial_revision);
-    for (key, indices) in by_key {
+    for (object, indices) in split(history) {
         let ops: Vec<&Operation> = indices.iter().map(|&i| &history[i]).collect();
-        match search::linearize(&ops, initial.clone(), config.budget_per_key) {
+        let leases: BTreeSet<i64> = ops.iter().filter_map(|op| op.request.lease()).collect();
+        let initial = model::KeyState::initial_at(config.initial_revision, leases);
+        match search::linearize(&ops, initial, config.budget_per_key) {
             search::Found::Linearizable => {}
-            search::Found::GaveUp => return Ok(Verdict::Inconclusive { key: key.to_vec() }),
+            search::Found::GaveUp => {
+                return Ok(match object {
+                    Object::Key(key) => Verdict::Inconclusive { key: key.to_vec() },
+                    Object::Lease(lease) => Verdict::InconclusiveLease { lease },
+                })
+            }
             search::Found::Violation { placed } => {
-                return Ok(Verdict::NotLinearizable(Violation::Key {
-                    key: key.to_vec(),
-                    longest_prefix: placed.iter().map(|&p| indices[p]).collect(),
-                    ops: indices,
-                }))
+                let longest_prefix = placed.iter().map(|&p| indices[p]).collect();
+                return Ok(Verdict::NotLinearizable(match object {
+                    Object::Key(key) => Violation::Key {
+                        key: key.to_vec(),
+                        longest_prefix,
+                        ops: indices,
+                    },
+                    Object::Lease(lease) => Violation::Lease {
+                        lease,
+                        longest_prefix,
+                        ops: indices,
+                    },
+                }));
             }
         }
     }
     Ok(Verdict::Linearizable)
+}
+
+/// What a sub-history is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Object<'a> {
+    Key(&'a [u8]),
+    Lease(i64),
+}
+
+/// Splits `history` into sub-histories (operation indices in history order): one per key, with
+/// the grants and revocations of every lease a put on that key names (a revocation deletes the
+/// key it is attached to), and one per lease with all its lease operations. Lost answers of
+/// read-only requests constrain nothing and are left out.
+fn split(history: &[Operation]) -> BTreeMap<Object<'_>, Vec<usize>> {
+    let mut groups: BTreeMap<Object<'_>, Vec<usize>> = BTreeMap::new();
+    let mut keys_of_lease: BTreeMap<i64, BTreeSet<&[u8]>> = BTreeMap::new();
+    for (i, op) in history.iter().enumerate() {
+        if matches!(op.outcome, Outcome::Unknown) && op.request.is_read_only() {
+            continue;
+        }
+        match (op.request.key(), op.request.lease()) {
+            (Some(key), lease) => {
+                groups.entry(Object::Key(key)).or_default().push(i);
+                if let Some(lease) = lease {
+                    keys_of_lease.entry(lease).or_default().insert(key);
+                }
+            }
+            (None, Some(lease)) => groups.entry(Object::Lease(lease)).or_default().push(i),
+            (None, None) => {}
+        }
+    }
+    for (i, op) in history.iter().enumerate() {
+        let lease = match op.request {
+            Request::LeaseGrant { lease } | Request::LeaseRevoke { lease } => lease,
+            _ => continue,
+        };
+        for key in keys_of_lease.get(&lease).into_iter().flatten() {
+            groups.entry(Object::Key(key)).or_default().push(i);
+        }
+    }
+    for indices in groups.values_mut() {
+        indices.sort_unstable();
+    }
+    groups
 }

@@ -9,8 +9,30 @@
 //! An operation with an unknown outcome that is linearized as *applied* created some revision
 //! this key's history never reported; it is kept symbolic ([`Rev::Above`]) until a later read
 //! reports the key's revisions, which pins it.
+//!
+//! # Leases
+//! The state also holds the status of every lease the sub-history names (never granted,
+//! granted, revoked) and the lease the key's live version is attached to. A put with a lease
+//! needs the lease granted and attaches the key; a plain put or a transaction's put detaches
+//! it (etcd's rule). A revocation needs the lease granted and, when the key is attached to it,
+//! deletes the key at the revocation's revision; otherwise it is a read of the revision. An
+//! answer "lease not found" needs the lease not granted and changes nothing. The same model
+//! checks a lease's own sub-history (grants, revocations, keep-alives), with no key.
+
+use std::collections::BTreeMap;
 
 use super::history::{Compare, KeyValue, Operation, Outcome, Request, Response};
+
+/// Where a lease stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum LeaseStatus {
+    /// Not granted yet.
+    Absent,
+    /// Granted and not revoked.
+    Granted,
+    /// Revoked (its keys are gone).
+    Revoked,
+}
 
 /// A revision the model knows exactly, or only a lower bound of.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +60,8 @@ pub(crate) struct Live {
     create: Rev,
     modified: Rev,
     version: u64,
+    /// The lease the key is attached to (0: none).
+    lease: i64,
 }
 
 /// Model state of one key.
@@ -45,15 +69,51 @@ pub(crate) struct Live {
 pub(crate) struct KeyState {
     live: Option<Live>,
     floor: u64,
+    /// Every lease the sub-history names.
+    leases: BTreeMap<i64, LeaseStatus>,
 }
 
 impl KeyState {
-    /// A key absent from a store at `revision`.
-    pub(crate) fn initial_at(revision: u64) -> KeyState {
+    /// A key absent from a store at `revision`, with `leases` not granted yet.
+    pub(crate) fn initial_at(revision: u64, leases: impl IntoIterator<Item = i64>) -> KeyState {
         KeyState {
             live: None,
             floor: revision,
+            leases: leases
+                .into_iter()
+                .map(|l| (l, LeaseStatus::Absent))
+                .collect(),
         }
+    }
+
+    fn lease(&self, id: i64) -> LeaseStatus {
+        self.leases.get(&id).copied().unwrap_or(LeaseStatus::Absent)
+    }
+
+    fn with_lease(&self, id: i64, status: LeaseStatus) -> KeyState {
+        let mut next = self.clone();
+        next.leases.insert(id, status);
+        next
+    }
+
+    /// The state after lease `id` is revoked at `revision` (`None`: a revision not yet
+    /// reported, from an unknown outcome); `None` if that cannot happen now.
+    fn revoke(&self, id: i64, revision: Option<u64>) -> Option<KeyState> {
+        if self.lease(id) != LeaseStatus::Granted {
+            return None;
+        }
+        let mut next = self.with_lease(id, LeaseStatus::Revoked);
+        let attached = self.live.as_ref().is_some_and(|l| l.lease == id);
+        match revision {
+            Some(r) if attached && r <= self.floor => return None,
+            Some(r) if r < self.floor => return None,
+            Some(r) => next.floor = r,
+            None => {}
+        }
+        if attached {
+            next.live = None;
+        }
+        Some(next)
     }
 
     /// The states the key can be in after `op` is linearized now; empty if `op` cannot take
@@ -76,7 +136,28 @@ impl KeyState {
     fn step_returned(&self, request: &Request, response: &Response) -> Option<KeyState> {
         match (request, response) {
             (Request::Put { value, .. }, Response::Put { revision }) => {
-                self.write(value, Rev::Known(*revision))
+                self.write(value, Rev::Known(*revision), 0)
+            }
+            (Request::LeasePut { value, lease, .. }, Response::Put { revision }) => {
+                if self.lease(*lease) != LeaseStatus::Granted {
+                    return None;
+                }
+                self.write(value, Rev::Known(*revision), *lease)
+            }
+            (
+                Request::LeasePut { lease, .. }
+                | Request::LeaseRevoke { lease }
+                | Request::LeaseKeepAlive { lease },
+                Response::LeaseNotFound,
+            ) => (self.lease(*lease) != LeaseStatus::Granted).then(|| self.clone()),
+            (Request::LeaseGrant { lease }, Response::LeaseGrant) => (self.lease(*lease)
+                != LeaseStatus::Granted)
+                .then(|| self.with_lease(*lease, LeaseStatus::Granted)),
+            (Request::LeaseRevoke { lease }, Response::LeaseRevoke { revision }) => {
+                self.revoke(*lease, Some(*revision))
+            }
+            (Request::LeaseKeepAlive { lease }, Response::LeaseKeepAlive) => {
+                (self.lease(*lease) == LeaseStatus::Granted).then(|| self.clone())
             }
             (Request::Get { .. }, Response::Get { revision, kv }) => {
                 self.read(*revision, kv.as_ref())
@@ -89,6 +170,7 @@ impl KeyState {
                     Some(KeyState {
                         live: None,
                         floor: *revision,
+                        leases: self.leases.clone(),
                     })
                 } else {
                     self.read(*revision, None)
@@ -104,7 +186,7 @@ impl KeyState {
             ) => {
                 let pinned = self.assume_compare(compare, *succeeded)?;
                 if *succeeded {
-                    pinned.write(value, Rev::Known(*revision))
+                    pinned.write(value, Rev::Known(*revision), 0)
                 } else {
                     pinned.read(*revision, kv.as_ref())
                 }
@@ -118,21 +200,31 @@ impl KeyState {
         let unknown_revision = Rev::Above(self.floor);
         match request {
             // Unknown reads are dropped before the search; they constrain nothing.
-            Request::Get { .. } => None,
-            Request::Put { value, .. } => self.write(value, unknown_revision),
+            Request::Get { .. } | Request::LeaseKeepAlive { .. } => None,
+            Request::Put { value, .. } => self.write(value, unknown_revision, 0),
+            Request::LeasePut { value, lease, .. } => {
+                if self.lease(*lease) != LeaseStatus::Granted {
+                    return None;
+                }
+                self.write(value, unknown_revision, *lease)
+            }
+            Request::LeaseGrant { lease } => (self.lease(*lease) != LeaseStatus::Granted)
+                .then(|| self.with_lease(*lease, LeaseStatus::Granted)),
+            Request::LeaseRevoke { lease } => self.revoke(*lease, None),
             // Deleting an absent key changes nothing: the "did not happen" successor covers it.
             Request::Delete { .. } => self.live.as_ref().map(|_| KeyState {
                 live: None,
-                floor: self.floor,
+                ..self.clone()
             }),
             Request::Txn { compare, value, .. } => self
                 .assume_compare(compare, true)
-                .and_then(|pinned| pinned.write(value, unknown_revision)),
+                .and_then(|pinned| pinned.write(value, unknown_revision, 0)),
         }
     }
 
-    /// The key after a put at `revision`, or `None` if that revision cannot come next.
-    fn write(&self, value: &[u8], revision: Rev) -> Option<KeyState> {
+    /// The key after a put at `revision` attached to `lease` (0: none), or `None` if that
+    /// revision cannot come next.
+    fn write(&self, value: &[u8], revision: Rev, lease: i64) -> Option<KeyState> {
         let floor = match revision {
             Rev::Known(r) if r <= self.floor => return None,
             Rev::Known(r) => r,
@@ -144,17 +236,20 @@ impl KeyState {
                 create: old.create.clone(),
                 modified: revision,
                 version: old.version + 1,
+                lease,
             },
             None => Live {
                 value: value.to_vec(),
                 create: revision.clone(),
                 modified: revision,
                 version: 1,
+                lease,
             },
         };
         Some(KeyState {
             live: Some(live),
             floor,
+            leases: self.leases.clone(),
         })
     }
 
@@ -182,6 +277,7 @@ impl KeyState {
                     create: Rev::Known(kv.create_revision),
                     modified: Rev::Known(kv.mod_revision),
                     version: live.version,
+                    lease: live.lease,
                 })
             }
             _ => return None,
@@ -189,6 +285,7 @@ impl KeyState {
         Some(KeyState {
             live,
             floor: revision,
+            leases: self.leases.clone(),
         })
     }
 

@@ -17,8 +17,30 @@
 //!   decision taken at one revision on every member.
 //!
 //! Keep-alives and TTL queries go to the leader, whose clock is the one that counts.
+//!
+//! # Lease time, and clocks that jump
+//! Lease time is the leader's own monotonic time: the store's `Options::clock`, which for a
+//! member is [`TokioClock`] (tokio's, i.e. the OS monotonic clock; etcd too measures leases on
+//! Go's monotonic clock). A wall-clock step (NTP, an operator's `date`) therefore never moves
+//! it. What can still happen:
+//!
+//! - **Forward: a gap.** The clock advances more than a tick plus a maximum election timeout
+//!   beyond the leader's own time between two ticks, or during one: the process or its VM was
+//!   paused, or a clock source jumped. Clients could not reach the leader meanwhile to keep
+//!   their leases alive, so revoking what "expired" in the gap would punish them for the
+//!   leader's stall. The leader treats a gap as a leadership change: it revokes nothing, waits
+//!   an election timeout, confirms it still leads, and renews every lease (TTL counted from
+//!   then), exactly as on becoming leader. A smaller advance is ordinary time: the leader has
+//!   seen that much pass and counts it.
+//! - **Backward.** A monotonic clock never goes back; the engine's `Clock` contract says so, and
+//!   [`SteppedClock`] (the simulations' jumping clock) keeps it by standing still until time
+//!   catches up. A lease then lives longer by at most the step, never shorter.
+//!
+//! So a lease is revoked only after the leader has seen its TTL pass, in its own time, since the
+//! last keep-alive or renewal. Like any lease, this is not a fence against a client that is
+//! itself paused (see docs/design.md).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -58,6 +80,58 @@ impl Default for TokioClock {
 impl engine::Clock for TokioClock {
     fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.origin)
+    }
+}
+
+/// A lease clock that can be stepped, for simulations of clocks that jump: tokio's time (as
+/// [`TokioClock`]) plus an offset that [`SteppedClock::step`] moves forward or backward.
+///
+/// It keeps the engine's `Clock` contract, "never goes backwards", whatever the steps: a reading
+/// is never below an earlier one, so after a backward step the clock stands still until the
+/// underlying time has caught up. A forward step is time that passed at once, as a process or
+/// a virtual machine that was paused sees it; see [`leader_duties`] for what the leader makes
+/// of one.
+#[derive(Debug)]
+pub struct SteppedClock {
+    origin: Instant,
+    /// Signed offset added to tokio's elapsed time, in milliseconds.
+    offset_ms: AtomicI64,
+    /// The highest reading handed out, in milliseconds (readings never go below it).
+    high_ms: AtomicU64,
+}
+
+impl SteppedClock {
+    /// A clock starting now with no offset (call inside the runtime).
+    pub fn new() -> SteppedClock {
+        SteppedClock {
+            origin: Instant::now(),
+            offset_ms: AtomicI64::new(0),
+            high_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Moves the clock by `by_ms` milliseconds (negative: backward).
+    pub fn step(&self, by_ms: i64) {
+        self.offset_ms.fetch_add(by_ms, Ordering::SeqCst);
+    }
+}
+
+impl Default for SteppedClock {
+    fn default() -> SteppedClock {
+        SteppedClock::new()
+    }
+}
+
+impl engine::Clock for SteppedClock {
+    fn now(&self) -> Duration {
+        let elapsed = Instant::now()
+            .saturating_duration_since(self.origin)
+            .as_millis();
+        let elapsed = i64::try_from(elapsed).unwrap_or(i64::MAX);
+        let raw = elapsed.saturating_add(self.offset_ms.load(Ordering::SeqCst));
+        let raw = u64::try_from(raw).unwrap_or(0);
+        let reading = self.high_ms.fetch_max(raw, Ordering::SeqCst).max(raw);
+        Duration::from_millis(reading)
     }
 }
 
@@ -190,10 +264,7 @@ async fn break_split_votes(
 
 /// The leader's periodic work (see the module documentation). Runs for the member's life.
 pub(super) async fn leader_duties(member: Weak<Inner>) {
-    // (term, since, renewed) of the current leadership.
-    let mut leading: Option<(u64, Instant, bool)> = None;
-    // Since when this member has been a candidate without a leader.
-    let mut leaderless: Option<Instant> = None;
+    let mut state = DutyState::default();
     loop {
         let Some(tick) = member.upgrade().map(|i| i.config.lease_tick) else {
             return;
@@ -205,47 +276,91 @@ pub(super) async fn leader_duties(member: Weak<Inner>) {
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
-        let m = inner.raft.metrics().borrow().clone();
-        if m.state != ServerState::Leader {
-            leading = None;
-            leaderless = break_split_votes(&inner, &m, leaderless).await;
-            continue;
-        }
-        leaderless = None;
-        let now = Instant::now();
-        let (term, since, renewed) = match leading {
-            Some(l) if l.0 == m.current_term => l,
-            _ => (m.current_term, now, false),
-        };
-        leading = Some((term, since, renewed));
-        let store = inner.machine.store();
-        // Compaction does not depend on lease clocks: decided at once.
-        if let Some(revision) = store.auto_compaction_due() {
-            propose_duty(&inner, &engine::Command::Compact(revision)).await;
-        }
-        if !renewed {
-            let extend = Duration::from_millis(inner.config.raft.election_timeout_max);
-            if now < since + extend {
-                continue;
-            }
-            let confirmed = tokio::time::timeout(
-                inner.config.request_timeout,
-                inner.raft.ensure_linearizable(),
-            )
-            .await;
-            if !matches!(confirmed, Ok(Ok(_))) {
-                continue;
-            }
-            if let Ok(leases) = store.lease_list() {
-                for l in leases {
-                    let _ = store.lease_keep_alive(l.id);
-                }
-                leading = Some((term, since, true));
-            }
-            continue;
-        }
-        for id in store.expired_leases() {
-            propose_duty(&inner, &engine::Command::LeaseRevoke { id }).await;
-        }
+        let clock = inner.machine.store().lease_clock();
+        let started = Instant::now();
+        let reading = clock.now();
+        let jumped_between = state
+            .last_reading
+            .is_some_and(|last| time_gap(&inner, reading.saturating_sub(last), Duration::ZERO));
+        let gap = std::mem::take(&mut state.gap_in_last_tick) || jumped_between;
+        duty_tick(&inner, &mut state, gap).await;
+        // A jump while the tick waited (on a proposal, on leadership confirmation) moved the
+        // clock further than the tick's own time: handled at the next tick.
+        let end = clock.now();
+        state.gap_in_last_tick = time_gap(&inner, end.saturating_sub(reading), started.elapsed());
+        state.last_reading = Some(end);
     }
+}
+
+/// What the leader's duties remember between ticks.
+#[derive(Default)]
+struct DutyState {
+    /// (term, since, renewed) of the current leadership, or of the renewal a gap started.
+    leading: Option<(u64, Instant, bool)>,
+    /// Since when this member has been a candidate without a leader.
+    leaderless: Option<Instant>,
+    /// The lease clock's reading at the end of the previous tick (see [`time_gap`]).
+    last_reading: Option<Duration>,
+    /// Whether the lease clock jumped during the previous tick's own work.
+    gap_in_last_tick: bool,
+}
+
+/// One tick of [`leader_duties`]; `gap` says whether the lease clock jumped since the last.
+async fn duty_tick(inner: &Inner, state: &mut DutyState, gap: bool) {
+    let m = inner.raft.metrics().borrow().clone();
+    if m.state != ServerState::Leader {
+        state.leading = None;
+        state.leaderless = break_split_votes(inner, &m, state.leaderless).await;
+        return;
+    }
+    state.leaderless = None;
+    let now = Instant::now();
+    let (term, since, renewed) = match state.leading {
+        // A gap is handled as a new leadership: every lease is renewed before any is revoked.
+        Some(l) if l.0 == m.current_term && !gap => l,
+        _ => (m.current_term, now, false),
+    };
+    state.leading = Some((term, since, renewed));
+    let store = inner.machine.store();
+    // Compaction does not depend on lease clocks: decided at once.
+    if let Some(revision) = store.auto_compaction_due() {
+        propose_duty(inner, &engine::Command::Compact(revision)).await;
+    }
+    if !renewed {
+        let extend = Duration::from_millis(inner.config.raft.election_timeout_max);
+        if now < since + extend {
+            return;
+        }
+        let confirmed = tokio::time::timeout(
+            inner.config.request_timeout,
+            inner.raft.ensure_linearizable(),
+        )
+        .await;
+        if !matches!(confirmed, Ok(Ok(_))) {
+            return;
+        }
+        if let Ok(leases) = store.lease_list() {
+            for l in leases {
+                let _ = store.lease_keep_alive(l.id);
+            }
+            state.leading = Some((term, since, true));
+        }
+        return;
+    }
+    for id in store.expired_leases() {
+        propose_duty(inner, &engine::Command::LeaseRevoke { id }).await;
+    }
+}
+
+/// Whether the lease clock advanced by `advance` while the leader's own time moved by
+/// `elapsed` is a gap: more than `elapsed` plus one lease tick plus a maximum election timeout.
+/// That is a forward jump of the clock or a pause of the process (the leader could not tick,
+/// and clients could not reach it to keep their leases alive). etcd measures lease time on the
+/// monotonic clock, so a wall-clock step never moves it; a gap is what remains, and the leader
+/// treats it as a leadership change (see the module documentation).
+fn time_gap(inner: &Inner, advance: Duration, elapsed: Duration) -> bool {
+    let allowed = elapsed
+        + inner.config.lease_tick
+        + Duration::from_millis(inner.config.raft.election_timeout_max);
+    advance > allowed
 }

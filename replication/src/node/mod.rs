@@ -43,7 +43,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 
 pub use corruption::HashReport;
 pub use kv::ReadConsistency;
-pub use lease::TokioClock;
+pub use lease::{SteppedClock, TokioClock};
 
 use crate::engine_log::EngineLog;
 use crate::error::{Error, Result};

@@ -162,6 +162,16 @@ impl Cluster {
 
     /// Starts (or restarts, on its surviving file) member `id`.
     pub async fn start(&mut self, id: NodeId) -> ReplicatedStore {
+        let opts = self.store_options();
+        self.start_with_options(id, opts).await
+    }
+
+    /// [`Cluster::start`] with the store options `opts`.
+    pub async fn start_with_options(
+        &mut self,
+        id: NodeId,
+        opts: etch_engine::Options,
+    ) -> ReplicatedStore {
         // A crashed member's last tasks (a message being handled when it stopped) may hold its
         // store for a moment after the crash; a real process would be gone. Retry briefly.
         let mut tries = 0;
@@ -169,7 +179,7 @@ impl Cluster {
             match ReplicatedStore::open(
                 node_config(id, self.snapshot_every),
                 self.path(id),
-                self.store_options(),
+                opts.clone(),
                 Arc::clone(&self.net),
             )
             .await
@@ -328,5 +338,39 @@ pub fn with_repro(seed: u64, file: &str, test: &str, f: impl FnOnce() + std::pan
              --test {file} {test}"
         );
         std::panic::resume_unwind(panic);
+    }
+}
+
+/// Members whose lease clocks the test steps ([`SteppedClock`]), for clock-jump simulations.
+impl Cluster {
+    /// Starts member `id` like [`Cluster::start`], with `clock` as its store's lease clock.
+    pub async fn start_with_clock(
+        &mut self,
+        id: NodeId,
+        clock: Arc<etch_replication::node::SteppedClock>,
+    ) -> ReplicatedStore {
+        let opts = self.store_options().clock(clock);
+        self.start_with_options(id, opts).await
+    }
+
+    /// Starts members `ids`, each with a new stepped clock, and makes them a cluster (all
+    /// voters, as [`Cluster::boot`]). Returns the clocks by member.
+    pub async fn boot_with_clocks(
+        &mut self,
+        ids: &[NodeId],
+    ) -> BTreeMap<NodeId, Arc<etch_replication::node::SteppedClock>> {
+        let mut clocks = BTreeMap::new();
+        for &id in ids {
+            let clock = Arc::new(etch_replication::node::SteppedClock::new());
+            self.start_with_clock(id, Arc::clone(&clock)).await;
+            clocks.insert(id, clock);
+        }
+        let first = self.members[&ids[0]].clone();
+        first
+            .initialize(ids.iter().copied().collect::<BTreeSet<_>>())
+            .await
+            .unwrap();
+        self.wait_leader().await;
+        clocks
     }
 }
