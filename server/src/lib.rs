@@ -25,6 +25,7 @@ pub mod convert;
 pub mod dispatch;
 pub mod election;
 pub mod errors;
+pub mod etcd_config;
 pub mod http;
 pub mod kv;
 pub mod lease;
