@@ -593,7 +593,11 @@ mod tests {
         );
         let mut c = EtcdConfig::from_yaml(&yaml("")).unwrap();
         c.initial_cluster_token = String::new();
-        assert!(c.validate().unwrap_err().0.starts_with("initial-cluster-token"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .0
+            .starts_with("initial-cluster-token"));
     }
 
     #[test]

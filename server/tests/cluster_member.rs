@@ -564,11 +564,22 @@ async fn etcdctl_against_three_members() {
     let third = (leader + 2) % 3;
     let all = (0..3).map(|i| cluster.url(i)).collect::<Vec<_>>().join(",");
 
-    // `etcdctl watch` on the third member, running while the put happens.
+    // `etcdctl watch` on the third member, running while the put happens; from the next
+    // revision, so that it sees the put however late it connects.
+    let now = cluster
+        .kv(third)
+        .await
+        .range(get("greeting", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
     let mut watcher = Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", cluster.url(third)))
-        .args(["watch", "greeting"])
+        .args(["watch", "greeting", &format!("--rev={}", now + 1)])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -585,9 +596,6 @@ async fn etcdctl_against_three_members() {
             }
         }
     });
-    // The watch is registered once etcdctl has connected; give it a moment, bounded.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
     let (code, out, err) = ctl(cluster.url(follower), &["put", "greeting", "hello"]).await;
     assert_eq!((code, out.trim()), (0, "OK"), "{err}");
     let (code, out, err) = ctl(cluster.url(leader), &["get", "greeting"]).await;
