@@ -623,15 +623,19 @@ mod tests {
 
     #[test]
     fn url_lists_are_checked() {
-        let mut c = EtcdConfig::default();
-        c.advertise_client_urls = "localhost:2379".into();
+        let c = EtcdConfig {
+            advertise_client_urls: "localhost:2379".into(),
+            ..EtcdConfig::default()
+        };
         assert!(c
             .validate()
             .unwrap_err()
             .0
             .contains("advertise-client-urls"));
-        let mut c = EtcdConfig::default();
-        c.listen_peer_urls = "ftp://localhost:2380".into();
+        let c = EtcdConfig {
+            listen_peer_urls: "ftp://localhost:2380".into(),
+            ..EtcdConfig::default()
+        };
         assert!(c.validate().unwrap_err().0.contains("listen-peer-urls"));
     }
 
@@ -644,8 +648,10 @@ mod tests {
             .unwrap_err()
             .0
             .starts_with("peer-transport-security"));
-        let mut c = EtcdConfig::default();
-        c.listen_peer_urls = "https://localhost:2380".into();
+        let mut c = EtcdConfig {
+            listen_peer_urls: "https://localhost:2380".into(),
+            ..EtcdConfig::default()
+        };
         assert!(c
             .validate()
             .unwrap_err()
