@@ -1,16 +1,40 @@
-//! The Cluster service on a single node: MemberList names this node; membership changes are
-//! answered as etcd answers changes a cluster cannot take (replication comes later).
+//! The Cluster service.
+//!
+//! On a single node MemberList names this node and membership changes are answered as etcd
+//! answers changes a cluster cannot take. On a cluster member the table comes from the
+//! replicated membership (`crate::members`): MemberList shows every voter and learner with its
+//! URLs; MemberAdd (also as a learner), MemberRemove, MemberUpdate and MemberPromote change the
+//! Raft membership on the leader. A follower forwards them to the leader's advertised client
+//! URL (plain `http://` only), as etcd forwards them through Raft.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use etch_replication::types::NodeId;
+use etch_replication::ReplicatedStore;
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
+use crate::backend::Backend;
 use crate::errors;
+use crate::members::{self, MemberEntry, MemberRecord};
 use crate::node::Node;
 use crate::proto::etcdserverpb as pb;
+use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 
 /// The peer URL etcd advertises by default; a single etch node has no peers but reports it
 /// so that tools printing members have something to show.
 const DEFAULT_PEER_URL: &str = "http://localhost:2380";
+
+/// Marks a membership request a follower forwarded, so that it is never forwarded twice (a
+/// leader that lost its leadership meanwhile answers "not leader" instead).
+const FORWARDED: &str = "etch-forwarded";
+
+/// How long a forwarded membership request may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves etcd's Cluster service.
 pub struct ClusterService {
@@ -33,8 +57,8 @@ impl ClusterService {
         }
     }
 
-    /// The error for a change to member `id`: unknown members are "not found"; this member
-    /// cannot be removed or changed without leaving no started member.
+    /// The error for a change to member `id` on a single node: unknown members are "not
+    /// found"; this member cannot be removed or changed without leaving no started member.
     fn refuse(&self, id: u64) -> Status {
         if id == self.node.member_id() {
             errors::member_not_enough_started()
@@ -42,38 +66,246 @@ impl ClusterService {
             errors::member_not_found()
         }
     }
+
+    /// Where a membership change runs: `Ok(Some(m))` on the leader, `Ok(None)` when the
+    /// request must go to the leader (`Err` when it cannot: no leader, or already forwarded).
+    fn on_leader<'a, T>(
+        &self,
+        member: &'a ReplicatedStore,
+        request: &Request<T>,
+    ) -> Result<Option<&'a ReplicatedStore>, Status> {
+        if member.is_leader() {
+            return Ok(Some(member));
+        }
+        if request.metadata().get(FORWARDED).is_some() {
+            return Err(errors::not_leader());
+        }
+        Ok(None)
+    }
+
+    /// A client of the leader's Cluster service, for forwarding.
+    async fn leader_client(
+        &self,
+        member: &ReplicatedStore,
+    ) -> Result<ClusterClient<Channel>, Status> {
+        let leader = member.leader().ok_or_else(errors::no_leader)?;
+        let table = members::table(member);
+        let url = table
+            .iter()
+            .find(|e| e.id == leader)
+            .and_then(|e| e.record.client_urls.iter().find(|u| u.starts_with("http://")))
+            .cloned()
+            .ok_or_else(|| {
+                Status::failed_precondition(
+                    "etcdserver: not leader (the leader advertises no http:// client URL to forward to)",
+                )
+            })?;
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| Status::internal(format!("etch: bad leader URL: {e}")))?
+            .connect_timeout(FORWARD_TIMEOUT)
+            .timeout(FORWARD_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|_| errors::no_leader())?;
+        Ok(ClusterClient::new(channel))
+    }
+
+    fn members_pb(&self, member: &ReplicatedStore) -> Vec<pb::Member> {
+        members::table(member).into_iter().map(member_pb).collect()
+    }
+}
+
+/// A request to forward, marked as forwarded.
+fn forwarded<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
+    request
+}
+
+fn member_pb(entry: MemberEntry) -> pb::Member {
+    pb::Member {
+        id: entry.id,
+        name: entry.record.name,
+        peer_ur_ls: entry.record.peer_urls,
+        client_ur_ls: entry.record.client_urls,
+        is_learner: entry.is_learner,
+    }
+}
+
+/// etcd's error for a membership change openraft refused.
+fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Status {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => errors::not_leader(),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => match c {
+            ChangeMembershipError::LearnerNotFound(_) => errors::member_not_found(),
+            ChangeMembershipError::InProgress(_) => errors::unhealthy(),
+            other => Status::failed_precondition(format!("etcdserver: {other}")),
+        },
+        RaftError::Fatal(_) => errors::stopped(),
+    }
+}
+
+/// A fresh member id (never 0, never one in use): etcd derives ids from the peer URLs, the
+/// cluster token and the time.
+fn new_member_id(peer_urls: &[String], token: &str, taken: &BTreeSet<NodeId>) -> NodeId {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut seed = peer_urls.join(",").into_bytes();
+    seed.extend_from_slice(token.as_bytes());
+    seed.extend_from_slice(&nanos.to_be_bytes());
+    let mut id = crate::node::fnv1a(&seed, b"etch-member-add").max(1);
+    while taken.contains(&id) {
+        id = id.wrapping_add(1).max(1);
+    }
+    id
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _request: Request<pb::MemberAddRequest>,
+        request: Request<pb::MemberAddRequest>,
     ) -> Result<Response<pb::MemberAddResponse>, Status> {
-        Err(errors::member_not_enough_started())
+        let Backend::Member(member) = self.node.backend() else {
+            return Err(errors::member_not_enough_started());
+        };
+        let Some(leader) = self.on_leader(member, &request)? else {
+            let mut client = self.leader_client(member).await?;
+            return client.member_add(forwarded(request.into_inner())).await;
+        };
+        let req = request.into_inner();
+        if req.peer_ur_ls.is_empty() {
+            return Err(Status::invalid_argument(
+                "etcdserver: member add needs at least one peer URL",
+            ));
+        }
+        let table = members::table(leader);
+        let used: BTreeSet<&String> = table.iter().flat_map(|e| &e.record.peer_urls).collect();
+        if req.peer_ur_ls.iter().any(|u| used.contains(u)) {
+            return Err(errors::peer_url_exists());
+        }
+        let taken: BTreeSet<NodeId> = table.iter().map(|e| e.id).collect();
+        let id = new_member_id(
+            &req.peer_ur_ls,
+            &self.node.config().initial_cluster_token,
+            &taken,
+        );
+        let record = MemberRecord {
+            name: String::new(),
+            peer_urls: req.peer_ur_ls.clone(),
+            client_urls: Vec::new(),
+        };
+        // etcd's MemberAdd returns at once: the new member is not running yet, so this does
+        // not wait for it to catch up.
+        let raft = leader.raft();
+        if req.is_learner {
+            raft.add_learner(id, record.to_node(), false)
+                .await
+                .map_err(change_error)?;
+        } else {
+            let change = ChangeMembers::AddVoters(BTreeMap::from([(id, record.to_node())]));
+            raft.change_membership(change, false)
+                .await
+                .map_err(change_error)?;
+        }
+        tracing::info!(
+            id = format!("{id:x}"),
+            learner = req.is_learner,
+            "member added"
+        );
+        Ok(Response::new(pb::MemberAddResponse {
+            header: self.node.current_header(),
+            member: Some(pb::Member {
+                id,
+                name: String::new(),
+                peer_ur_ls: req.peer_ur_ls,
+                client_ur_ls: Vec::new(),
+                is_learner: req.is_learner,
+            }),
+            members: self.members_pb(leader),
+        }))
     }
 
     async fn member_remove(
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        Err(self.refuse(request.into_inner().id))
+        let Backend::Member(member) = self.node.backend() else {
+            return Err(self.refuse(request.into_inner().id));
+        };
+        let Some(leader) = self.on_leader(member, &request)? else {
+            let mut client = self.leader_client(member).await?;
+            return client.member_remove(forwarded(request.into_inner())).await;
+        };
+        let id = request.into_inner().id;
+        if !members::table(leader).iter().any(|e| e.id == id) {
+            return Err(errors::member_not_found());
+        }
+        leader
+            .remove(id)
+            .await
+            .map_err(|e| errors::cluster_to_status(&e))?;
+        tracing::info!(id = format!("{id:x}"), "member removed");
+        Ok(Response::new(pb::MemberRemoveResponse {
+            header: self.node.current_header(),
+            members: self.members_pb(leader),
+        }))
     }
 
     async fn member_update(
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        Err(self.refuse(request.into_inner().id))
+        let Backend::Member(member) = self.node.backend() else {
+            return Err(self.refuse(request.into_inner().id));
+        };
+        let Some(leader) = self.on_leader(member, &request)? else {
+            let mut client = self.leader_client(member).await?;
+            return client.member_update(forwarded(request.into_inner())).await;
+        };
+        let req = request.into_inner();
+        let table = members::table(leader);
+        let Some(entry) = table.iter().find(|e| e.id == req.id) else {
+            return Err(errors::member_not_found());
+        };
+        if table
+            .iter()
+            .filter(|e| e.id != req.id)
+            .flat_map(|e| &e.record.peer_urls)
+            .any(|u| req.peer_ur_ls.contains(u))
+        {
+            return Err(errors::peer_url_exists());
+        }
+        let record = MemberRecord {
+            peer_urls: req.peer_ur_ls,
+            ..entry.record.clone()
+        };
+        let change = ChangeMembers::SetNodes(BTreeMap::from([(req.id, record.to_node())]));
+        leader
+            .raft()
+            .change_membership(change, false)
+            .await
+            .map_err(change_error)?;
+        Ok(Response::new(pb::MemberUpdateResponse {
+            header: self.node.current_header(),
+            members: self.members_pb(leader),
+        }))
     }
 
     async fn member_list(
         &self,
         _request: Request<pb::MemberListRequest>,
     ) -> Result<Response<pb::MemberListResponse>, Status> {
+        let members = match self.node.backend() {
+            Backend::Local(_) => vec![self.this_member()],
+            Backend::Member(m) => self.members_pb(m),
+        };
         Ok(Response::new(pb::MemberListResponse {
             header: self.node.current_header(),
-            members: vec![self.this_member()],
+            members,
         }))
     }
 
@@ -81,9 +313,30 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
-        if request.into_inner().id == self.node.member_id() {
-            return Err(errors::member_not_learner());
+        let Backend::Member(member) = self.node.backend() else {
+            if request.into_inner().id == self.node.member_id() {
+                return Err(errors::member_not_learner());
+            }
+            return Err(errors::member_not_found());
+        };
+        let Some(leader) = self.on_leader(member, &request)? else {
+            let mut client = self.leader_client(member).await?;
+            return client.member_promote(forwarded(request.into_inner())).await;
+        };
+        let id = request.into_inner().id;
+        match members::table(leader).iter().find(|e| e.id == id) {
+            None => return Err(errors::member_not_found()),
+            Some(e) if !e.is_learner => return Err(errors::member_not_learner()),
+            Some(_) => {}
         }
-        Err(errors::member_not_found())
+        leader
+            .promote(id)
+            .await
+            .map_err(|e| errors::cluster_to_status(&e))?;
+        tracing::info!(id = format!("{id:x}"), "learner promoted");
+        Ok(Response::new(pb::MemberPromoteResponse {
+            header: self.node.current_header(),
+            members: self.members_pb(leader),
+        }))
     }
 }

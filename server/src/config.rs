@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub tls: crate::tls::TlsOptions,
     /// How long a graceful shutdown waits for in-flight requests before closing anyway.
     pub shutdown_grace: Duration,
+    /// The cluster's token (`--initial-cluster-token`, `etcd-cluster`); over a cluster member
+    /// the cluster id in every header is derived from it, so all members must share it.
+    pub initial_cluster_token: String,
 }
 
 impl ServerConfig {
@@ -54,6 +57,7 @@ impl ServerConfig {
             watch_progress_notify_interval: Duration::from_secs(600),
             tls: crate::tls::TlsOptions::default(),
             shutdown_grace: Duration::from_secs(10),
+            initial_cluster_token: "etcd-cluster".to_string(),
         }
     }
 }

@@ -80,25 +80,24 @@ impl Election for ElectionService {
         let leader = req.leader.ok_or_else(missing_leader_key)?;
         self.node.check_space()?;
         let value = req.value;
+        let txn = Txn::new()
+            .when([Compare::create_revision(
+                &leader.key,
+                CompareOp::Equal,
+                leader.rev,
+            )])
+            .and_then([TxnOp::Put(PutOp {
+                key: leader.key.clone(),
+                value,
+                ignore_lease: true,
+                ..Default::default()
+            })]);
         let resp = self
             .node
-            .blocking(move |store| {
-                store.txn(
-                    Txn::new()
-                        .when([Compare::create_revision(
-                            &leader.key,
-                            CompareOp::Equal,
-                            leader.rev,
-                        )])
-                        .and_then([TxnOp::Put(PutOp {
-                            key: leader.key.clone(),
-                            value,
-                            ignore_lease: true,
-                            ..Default::default()
-                        })]),
-                )
-            })
-            .await?;
+            .backend()
+            .txn(txn)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         if !resp.succeeded {
             return Err(not_leader());
         }
@@ -112,10 +111,9 @@ impl Election for ElectionService {
         request: Request<pb::LeaderRequest>,
     ) -> Result<Response<pb::LeaderResponse>, Status> {
         let prefix = queue::queue_prefix(&request.into_inner().name);
-        let (revision, kv) = self
-            .node
-            .blocking(move |store| Ok((store.revision(), queue::front(store, &prefix)?)))
-            .await?;
+        let (revision, kv) = queue::front(self.node.backend(), &prefix)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         let kv = kv.ok_or_else(no_leader)?;
         Ok(Response::new(pb::LeaderResponse {
             header: self.node.header(revision),
@@ -136,10 +134,9 @@ impl Election for ElectionService {
             let mut last: Option<(Vec<u8>, i64)> = None;
             loop {
                 revisions.borrow_and_update();
-                let p = prefix.clone();
-                let read = node
-                    .blocking(move |store| Ok((store.revision(), queue::front(store, &p)?)))
-                    .await;
+                let read = queue::front(node.backend(), &prefix)
+                    .await
+                    .map_err(|e| node.fail(e));
                 match read {
                     // etcd's Observe reports each leader (key and value change), never "none".
                     Ok((revision, Some(kv))) => {
@@ -176,9 +173,9 @@ impl Election for ElectionService {
         request: Request<pb::ResignRequest>,
     ) -> Result<Response<pb::ResignResponse>, Status> {
         let leader = request.into_inner().leader.ok_or_else(missing_leader_key)?;
-        self.node
-            .blocking(move |store| queue::delete_if_created_at(store, &leader.key, leader.rev))
-            .await?;
+        queue::delete_if_created_at(self.node.backend(), &leader.key, leader.rev)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         Ok(Response::new(pb::ResignResponse {
             header: self.node.current_header(),
         }))

@@ -110,3 +110,56 @@ pub fn to_status(e: &Error) -> Status {
         other => Status::internal(format!("etch: {other}")),
     }
 }
+
+/// `etcdserver: no leader`
+pub fn no_leader() -> Status {
+    Status::unavailable("etcdserver: no leader")
+}
+
+/// `etcdserver: request timed out`
+pub fn timeout() -> Status {
+    Status::unavailable("etcdserver: request timed out")
+}
+
+/// `etcdserver: not leader`
+pub fn not_leader() -> Status {
+    Status::failed_precondition("etcdserver: not leader")
+}
+
+/// `etcdserver: the member has been permanently removed from the cluster` (this member is
+/// not, or no longer, in the membership: it serves no writes and no linearizable reads).
+pub fn removed() -> Status {
+    Status::unavailable("etcdserver: the member has been permanently removed from the cluster")
+}
+
+/// `etcdserver: member ID already exist`
+pub fn member_exists() -> Status {
+    Status::failed_precondition("etcdserver: member ID already exist")
+}
+
+/// `etcdserver: Peer URLs already exists`
+pub fn peer_url_exists() -> Status {
+    Status::failed_precondition("etcdserver: Peer URLs already exists")
+}
+
+/// `etcdserver: unhealthy cluster` (a membership change openraft refused, e.g. one still
+/// in progress).
+pub fn unhealthy() -> Status {
+    Status::unavailable("etcdserver: unhealthy cluster")
+}
+
+/// The gRPC error etcd returns for a replicated store's error `e`: the store's own errors as
+/// [`to_status`], the cluster's as etcd's texts.
+pub fn cluster_to_status(e: &etch_replication::Error) -> Status {
+    use etch_replication::Error as E;
+    match e {
+        E::Store(e) => to_status(e),
+        E::NoLeader => no_leader(),
+        E::Timeout => timeout(),
+        E::NotMember { .. } => removed(),
+        E::NotLeader { .. } => not_leader(),
+        E::Shutdown => stopped(),
+        E::Raft(msg) => Status::unavailable(format!("etcdserver: {msg}")),
+        other => Status::internal(format!("etch: {other}")),
+    }
+}

@@ -18,16 +18,25 @@ pub fn router(node: Node) -> Router {
 }
 
 /// etcd 3.5's answer: `{"health":"true","reason":""}`, or 503 with the reason when an alarm is
-/// active or the store cannot be read.
+/// active, no leader is known (`RAFT NO LEADER`) or the store cannot be read (etcd reads
+/// linearizably there, so a member cut off from its leader is unhealthy).
 async fn health(node: Node) -> impl IntoResponse {
     let alarms = node.alarms();
-    let readable = node.blocking(|store| store.status()).await;
     let reason = if let Some(alarm) = alarms.first() {
         Some(format!("ALARM {}", alarm.as_str_name()))
+    } else if node.raft_state().leader == 0 {
+        Some("RAFT NO LEADER".to_string())
     } else {
-        readable
+        let probe = etch_engine::RangeOptions {
+            limit: 1,
+            keys_only: true,
+            ..Default::default()
+        };
+        node.backend()
+            .range(etch_engine::Range::key("health"), probe, false)
+            .await
             .err()
-            .map(|status| format!("RANGE ERROR: {}", status.message()))
+            .map(|e| format!("RANGE ERROR: {}", node.fail(e).message()))
     };
     let (code, body) = match reason {
         None => (
@@ -56,10 +65,11 @@ async fn version() -> impl IntoResponse {
 }
 
 async fn metrics(node: Node) -> impl IntoResponse {
-    match node.blocking(|store| store.status()).await {
+    match node.backend().status().await.map_err(|e| node.fail(e)) {
         Ok(status) => {
             let text = node.metrics().render(
                 &status,
+                &node.raft_state(),
                 node.config().quota_backend_bytes,
                 ETCD_COMPAT_VERSION,
             );

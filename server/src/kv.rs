@@ -1,4 +1,6 @@
-//! The KV service: Range, Put, DeleteRange, Txn and Compact on the store.
+//! The KV service: Range, Put, DeleteRange, Txn and Compact on the backend. A Range honours
+//! `serializable` (on a cluster member: this member's state at once, maybe stale); otherwise it
+//! is linearizable.
 
 use tonic::{Request, Response, Status};
 
@@ -31,8 +33,10 @@ impl Kv for KvService {
         let options = convert::range_options(&req)?;
         let resp = self
             .node
-            .blocking(move |store| store.range_with(&range, &options))
-            .await?;
+            .backend()
+            .range(range, options, req.serializable)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         let header = self.node.header(resp.header_revision);
         Ok(self.node.respond(pb::RangeResponse {
             header,
@@ -47,7 +51,12 @@ impl Kv for KvService {
         self.node.check_space()?;
         self.node.metrics().put();
         let op = convert::put_op(self.node.received(request))?;
-        let resp = self.node.blocking(move |store| store.put_with(op)).await?;
+        let resp = self
+            .node
+            .backend()
+            .put(op)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         Ok(self.node.respond(pb::PutResponse {
             header: self.node.header(resp.header_revision),
             prev_kv: resp.prev_kv.map(convert::kv_to_pb),
@@ -64,8 +73,10 @@ impl Kv for KvService {
         let prev_kv = req.prev_kv;
         let resp = self
             .node
-            .blocking(move |store| store.delete_range(range, prev_kv))
-            .await?;
+            .backend()
+            .delete_range(range, prev_kv)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         let header = self.node.header(resp.header_revision);
         Ok(self.node.respond(pb::DeleteRangeResponse {
             header,
@@ -83,7 +94,12 @@ impl Kv for KvService {
         }
         self.node.metrics().txn();
         let txn = convert::txn_of(req, self.node.config().max_txn_ops)?;
-        let resp = self.node.blocking(move |store| store.txn(txn)).await?;
+        let resp = self
+            .node
+            .backend()
+            .txn(txn)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         let header = self.node.header(resp.header_revision);
         Ok(self.node.respond(convert::txn_response_to_pb(resp, header)))
     }
@@ -97,8 +113,10 @@ impl Kv for KvService {
         // space is reclaimed) always holds.
         let current = self
             .node
-            .blocking(move |store| store.compact(revision))
-            .await?;
+            .backend()
+            .compact(revision)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         Ok(self.node.respond(pb::CompactionResponse {
             header: self.node.header(current),
         }))

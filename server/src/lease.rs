@@ -1,5 +1,5 @@
 //! The Lease service: Grant, Revoke, the KeepAlive stream, TimeToLive and Leases. Expiry runs
-//! on the engine's background thread.
+//! on the engine's background thread (a local store) or is proposed by the leader (a cluster).
 
 use std::pin::Pin;
 
@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::backend::BackendError;
 use crate::errors;
 use crate::node::Node;
 use crate::proto::etcdserverpb as pb;
@@ -59,8 +60,10 @@ impl Lease for LeaseService {
         let ttl = req.ttl.max(MIN_LEASE_TTL);
         let grant = self
             .node
-            .blocking(move |store| store.lease_grant(ttl, req.id))
-            .await?;
+            .backend()
+            .lease_grant(ttl, req.id)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         self.node.metrics().lease_granted();
         Ok(Response::new(pb::LeaseGrantResponse {
             header: self.node.current_header(),
@@ -77,8 +80,10 @@ impl Lease for LeaseService {
         let id = request.into_inner().id;
         let revision = self
             .node
-            .blocking(move |store| store.lease_revoke(id))
-            .await?;
+            .backend()
+            .lease_revoke(id)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         self.node.metrics().lease_revoked();
         Ok(Response::new(pb::LeaseRevokeResponse {
             header: self.node.header(revision),
@@ -108,7 +113,8 @@ impl Lease for LeaseService {
                 };
                 let id = req.id;
                 // etcd answers a renewal of an unknown lease with TTL 0, not an error.
-                let ttl = match node.blocking(move |store| store.lease_keep_alive(id)).await {
+                let renewed = node.backend().lease_keep_alive(id).await;
+                let ttl = match renewed.map_err(|e| node.fail(e)) {
                     Ok(ttl) => {
                         node.metrics().lease_renewed();
                         ttl
@@ -138,14 +144,13 @@ impl Lease for LeaseService {
     ) -> Result<Response<pb::LeaseTimeToLiveResponse>, Status> {
         let req = request.into_inner();
         let (id, keys) = (req.id, req.keys);
-        let info = self
-            .node
-            .blocking(move |store| match store.lease_time_to_live(id, keys) {
-                Ok(info) => Ok(Some(info)),
-                Err(etch_engine::Error::LeaseNotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            })
-            .await?;
+        let info = match self.node.backend().lease_time_to_live(id, keys).await {
+            Ok(info) => Some(info),
+            Err(BackendError::Store(etch_replication::Error::Store(
+                etch_engine::Error::LeaseNotFound { .. },
+            ))) => None,
+            Err(e) => return Err(self.node.fail(e)),
+        };
         let header = self.node.current_header();
         // etcd reports an unknown (or expired) lease as TTL -1 rather than an error.
         let resp = match info {
@@ -171,7 +176,12 @@ impl Lease for LeaseService {
         &self,
         _request: Request<pb::LeaseLeasesRequest>,
     ) -> Result<Response<pb::LeaseLeasesResponse>, Status> {
-        let leases = self.node.blocking(|store| store.lease_list()).await?;
+        let leases = self
+            .node
+            .backend()
+            .lease_list()
+            .await
+            .map_err(|e| self.node.fail(e))?;
         Ok(Response::new(pb::LeaseLeasesResponse {
             header: self.node.current_header(),
             leases: leases

@@ -1,8 +1,10 @@
 //! etch-server: etcd's v3 gRPC API over an etch store, so etcdctl and etcd's client libraries
-//! work unchanged against a single etch node (`etch serve`).
+//! work unchanged against a single etch node (`etch serve`) or a member of an etch cluster
+//! ([`start_member`]).
 //!
-//! The services map onto the engine's public API; every engine call runs on tokio's blocking
-//! pool, never on the async executor. Errors carry etcd's gRPC codes and message texts.
+//! The services map onto the store's API through a [`Backend`]: a local store (every engine
+//! call on tokio's blocking pool, never on the async executor) or a Raft member
+//! (`etch_replication::ReplicatedStore`). Errors carry etcd's gRPC codes and message texts.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), etch_server::ServeError> {
@@ -16,17 +18,20 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod backend;
 pub mod cluster;
 pub mod config;
 pub mod convert;
 pub mod dispatch;
 pub mod election;
 pub mod errors;
+pub mod etcd_config;
 pub mod http;
 pub mod kv;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub mod members;
 pub mod metrics;
 pub mod node;
 mod notifier;
@@ -37,6 +42,7 @@ pub mod tls;
 pub mod watch;
 pub mod watch_index;
 
+pub use backend::Backend;
 pub use config::{ConfigError, ServerConfig};
 pub use node::Node;
-pub use server::{start, ServeError, ServerHandle};
+pub use server::{start, start_member, ServeError, ServerHandle};

@@ -50,7 +50,12 @@ impl Lock for LockService {
         if key.is_empty() {
             return Err(crate::errors::empty_key());
         }
-        let resp = self.node.blocking(move |store| store.delete(&key)).await?;
+        let resp = self
+            .node
+            .backend()
+            .delete_range(etch_engine::Range::key(key), false)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         Ok(Response::new(pb::UnlockResponse {
             header: self.node.header(resp.header_revision),
         }))

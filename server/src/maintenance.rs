@@ -1,5 +1,6 @@
 //! The Maintenance service: Status, Defragment, Hash, HashKV, the Snapshot stream, Alarm, and
-//! MoveLeader/Downgrade answered as etcd answers them on a single member.
+//! MoveLeader/Downgrade answered as etcd answers them on a single member. Status reports the
+//! Raft state (leader, term, log and applied index) of a cluster member.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::node::{Node, ETCD_COMPAT_VERSION, RAFT_TERM};
+use crate::backend::Backend;
+use crate::node::{Node, ETCD_COMPAT_VERSION};
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::AlarmType;
@@ -31,6 +33,16 @@ impl MaintenanceService {
     /// The service over `node`.
     pub fn new(node: Node) -> MaintenanceService {
         MaintenanceService { node }
+    }
+
+    /// The local store for a call only it offers; on a cluster member etcd's "not capable"
+    /// with the reason.
+    fn local_store(&self, what: &str) -> Result<etch_engine::Store, Status> {
+        self.node.backend().local_store().cloned().ok_or_else(|| {
+            Status::unimplemented(format!(
+                "etch: {what} is not available on a cluster member yet"
+            ))
+        })
     }
 
     fn alarm_member(&self, alarm: AlarmType) -> pb::AlarmMember {
@@ -101,8 +113,14 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        let status = self.node.blocking(|store| store.status()).await?;
-        let errors = self
+        let status = self
+            .node
+            .backend()
+            .status()
+            .await
+            .map_err(|e| self.node.fail(e))?;
+        let raft = self.node.raft_state();
+        let mut errors: Vec<String> = self
             .node
             .alarms()
             .into_iter()
@@ -114,18 +132,29 @@ impl Maintenance for MaintenanceService {
                 )
             })
             .collect();
-        let index = status.applied_index.max(status.revision.max(0) as u64);
+        if raft.leader == 0 {
+            // etcd 3.5 reports a leaderless member this way.
+            errors.push("etcdserver: no leader".to_string());
+        }
+        let (raft_index, raft_applied_index) = match self.node.backend() {
+            // A single node's log is its store's history.
+            Backend::Local(_) => {
+                let index = status.applied_index.max(status.revision.max(0) as u64);
+                (index, index)
+            }
+            Backend::Member(_) => (raft.last_index, raft.applied_index),
+        };
         Ok(Response::new(pb::StatusResponse {
             header: self.node.header(status.revision),
             version: ETCD_COMPAT_VERSION.to_string(),
             db_size: status.file_size as i64,
-            leader: self.node.member_id(),
-            raft_index: index,
-            raft_term: RAFT_TERM,
-            raft_applied_index: index,
+            leader: raft.leader,
+            raft_index,
+            raft_term: raft.term,
+            raft_applied_index,
             errors,
             db_size_in_use: status.size_in_use as i64,
-            is_learner: false,
+            is_learner: raft.is_learner,
         }))
     }
 
@@ -133,7 +162,8 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        let (before, after) = self.node.blocking(|store| store.defrag()).await?;
+        let store = self.local_store("defragment")?;
+        let (before, after) = run_blocking(&self.node, move || store.defrag()).await?;
         tracing::info!(before, after, "defragmented");
         Ok(Response::new(pb::DefragmentResponse {
             header: self.node.current_header(),
@@ -146,13 +176,13 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<pb::HashResponse>, Status> {
         // etcd hashes its whole backend file; etch's file layout depends on history, so this
         // hashes the current keyspace, which is what comparing two copies needs.
-        let (revision, hash) = self
+        let revision = self.node.backend().revision();
+        let hash = self
             .node
-            .blocking(|store| {
-                let revision = store.revision();
-                Ok((revision, store.hash_kv(revision)?))
-            })
-            .await?;
+            .backend()
+            .hash_kv(revision)
+            .await
+            .map_err(|e| self.node.fail(e))?;
         Ok(Response::new(pb::HashResponse {
             header: self.node.header(revision),
             hash,
@@ -164,19 +194,18 @@ impl Maintenance for MaintenanceService {
         request: Request<pb::HashKvRequest>,
     ) -> Result<Response<pb::HashKvResponse>, Status> {
         let requested = request.into_inner().revision;
-        let (current, compact, revision, hash) = self
-            .node
-            .blocking(move |store| {
-                let status = store.status()?;
-                let revision = if requested > 0 {
-                    requested
-                } else {
-                    status.revision
-                };
-                let hash = store.hash_kv(revision)?;
-                Ok((status.revision, status.compact_revision, revision, hash))
-            })
-            .await?;
+        let backend = self.node.backend();
+        let status = backend.status().await.map_err(|e| self.node.fail(e))?;
+        let revision = if requested > 0 {
+            requested
+        } else {
+            status.revision
+        };
+        let hash = backend
+            .hash_kv(revision)
+            .await
+            .map_err(|e| self.node.fail(e))?;
+        let (current, compact) = (status.revision, status.compact_revision);
         Ok(Response::new(pb::HashKvResponse {
             header: self.node.header(current),
             hash,
@@ -191,19 +220,18 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let path = snapshot_temp_path(&self.node.config().db);
         let copy_path = path.clone();
-        let (revision, size, file) = self
-            .node
-            .blocking(move |store| {
-                let (revision, size) = store.snapshot(&copy_path)?;
-                let file = std::fs::File::open(&copy_path);
-                // The open handle keeps the data; the name goes now so nothing is left behind.
-                let _ = std::fs::remove_file(&copy_path);
-                Ok((revision, size, file?))
-            })
-            .await
-            .inspect_err(|_| {
-                let _ = std::fs::remove_file(&path);
-            })?;
+        let store = self.local_store("snapshot")?;
+        let (revision, size, file) = run_blocking(&self.node, move || {
+            let (revision, size) = store.snapshot(&copy_path)?;
+            let file = std::fs::File::open(&copy_path);
+            // The open handle keeps the data; the name goes now so nothing is left behind.
+            let _ = std::fs::remove_file(&copy_path);
+            Ok((revision, size, file?))
+        })
+        .await
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })?;
         tracing::info!(revision, size, "streaming snapshot");
         let (tx, rx) = mpsc::channel(SNAPSHOT_CAPACITY);
         let header = self.node.header(revision);
@@ -215,9 +243,30 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<pb::MoveLeaderRequest>,
     ) -> Result<Response<pb::MoveLeaderResponse>, Status> {
-        // The only member is the leader already; any other target is not a member.
-        if request.into_inner().target_id != self.node.member_id() {
-            return Err(crate::errors::bad_leader_transferee());
+        let target = request.into_inner().target_id;
+        match self.node.backend() {
+            // The only member is the leader already; any other target is not a member.
+            Backend::Local(_) => {
+                if target != self.node.member_id() {
+                    return Err(crate::errors::bad_leader_transferee());
+                }
+            }
+            Backend::Member(m) => {
+                let raft = self.node.raft_state();
+                if !raft.is_leader {
+                    return Err(crate::errors::not_leader());
+                }
+                let (voters, _) = m.members();
+                if !voters.contains(&target) {
+                    return Err(crate::errors::bad_leader_transferee());
+                }
+                if target != self.node.member_id() {
+                    // openraft 0.9 has no leadership transfer.
+                    return Err(Status::unimplemented(
+                        "etch: moving the leader is not supported on a cluster yet",
+                    ));
+                }
+            }
         }
         Ok(Response::new(pb::MoveLeaderResponse {
             header: self.node.current_header(),
@@ -236,6 +285,21 @@ impl Maintenance for MaintenanceService {
             _ => Err(Status::invalid_argument(
                 "etcdserver: invalid downgrade target version",
             )),
+        }
+    }
+}
+
+/// Runs an engine call on the blocking pool, its error as etcd's.
+async fn run_blocking<T, F>(node: &Node, f: F) -> Result<T, Status>
+where
+    T: Send + 'static,
+    F: FnOnce() -> etch_engine::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| node.engine_error(e)),
+        Err(e) => {
+            tracing::error!(error = %e, "engine call panicked or was cancelled");
+            Err(Status::internal("etch: request failed inside the server"))
         }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use etch_engine::Status;
 
+use crate::node::RaftState;
+
 /// Counters updated by the services; all relaxed atomics (they are statistics).
 #[derive(Default)]
 pub struct Metrics {
@@ -21,9 +23,14 @@ pub struct Metrics {
     lease_renewals: AtomicU64,
     received_bytes: AtomicU64,
     sent_bytes: AtomicU64,
+    leader_changes: AtomicU64,
 }
 
 impl Metrics {
+    /// The known leader changed to another member (or was first found).
+    pub fn leader_changed(&self) {
+        self.leader_changes.fetch_add(1, Relaxed);
+    }
     /// A Range request.
     pub fn range(&self) {
         self.range_total.fetch_add(1, Relaxed);
@@ -81,8 +88,17 @@ impl Metrics {
         self.watchers.load(Relaxed)
     }
 
-    /// The Prometheus text exposition of these counters and the store's `status`.
-    pub fn render(&self, status: &Status, quota: Option<u64>, version: &str) -> String {
+    /// The Prometheus text exposition of these counters, the store's `status` and the Raft
+    /// state. etcd's `proposals_committed_total` is its commit index; openraft does not
+    /// publish a follower's commit index, so both proposal counters report the applied index
+    /// (a commit index is never below it, and equal once the member has caught up).
+    pub fn render(
+        &self,
+        status: &Status,
+        raft: &RaftState,
+        quota: Option<u64>,
+        version: &str,
+    ) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -93,19 +109,31 @@ impl Metrics {
             "etcd_server_has_leader",
             "gauge",
             "Whether or not a leader exists. 1 is existence, 0 is not.",
-            1,
+            u64::from(raft.leader != 0),
         );
         metric(
             "etcd_server_is_leader",
             "gauge",
             "Whether or not this member is a leader. 1 if is, 0 otherwise.",
-            1,
+            u64::from(raft.is_leader),
         );
         metric(
             "etcd_server_leader_changes_seen_total",
             "counter",
             "The number of leader changes seen.",
-            1,
+            self.leader_changes.load(Relaxed),
+        );
+        metric(
+            "etcd_server_proposals_committed_total",
+            "gauge",
+            "The total number of consensus proposals committed.",
+            raft.applied_index,
+        );
+        metric(
+            "etcd_server_proposals_applied_total",
+            "gauge",
+            "The total number of consensus proposals applied.",
+            raft.applied_index,
         );
         metric(
             "etcd_mvcc_db_total_size_in_bytes",

@@ -5,9 +5,10 @@
 
 use std::time::Duration;
 
-use etch_engine::{Error, Range, Store, WatchOptions, Watcher};
+use etch_engine::{Error, Range, WatchOptions, Watcher};
 use tokio::sync::watch;
 
+use crate::backend::Backend;
 use crate::dispatch::Dispatcher;
 
 /// How long the follower waits for a commit before it re-checks whether it should stop or
@@ -15,8 +16,8 @@ use crate::dispatch::Dispatcher;
 const IDLE_CHECK: Duration = Duration::from_millis(100);
 
 /// Starts the follower; returns the dispatcher it feeds and a receiver of every routed
-/// revision (coalesced). The thread ends when the store closes or every receiver is gone.
-pub fn start(store: Store) -> (Dispatcher, watch::Receiver<i64>) {
+/// revision (coalesced). The thread ends when the backend closes or every receiver is gone.
+pub fn start(store: Backend) -> (Dispatcher, watch::Receiver<i64>) {
     let revision = store.revision();
     let dispatcher = Dispatcher::new(revision);
     let (tx, rx) = watch::channel(revision);
@@ -31,7 +32,7 @@ pub fn start(store: Store) -> (Dispatcher, watch::Receiver<i64>) {
     (dispatcher, rx)
 }
 
-fn follow(store: Store, dispatcher: Dispatcher, tx: watch::Sender<i64>) {
+fn follow(store: Backend, dispatcher: Dispatcher, tx: watch::Sender<i64>) {
     // The reader and whether it reads previous key-values.
     let mut reader: Option<(Watcher, bool)> = None;
     loop {
@@ -49,7 +50,7 @@ fn follow(store: Store, dispatcher: Dispatcher, tx: watch::Sender<i64>) {
                 };
                 match store.watch_with(Range::all(), opts) {
                     Ok(w) => w,
-                    Err(Error::Closed) => return,
+                    Err(Error::Closed) if ended(&store) => return,
                     Err(e) => {
                         tracing::error!(error = %e, "change-log follower cannot watch the store");
                         std::thread::sleep(IDLE_CHECK);
@@ -72,7 +73,7 @@ fn follow(store: Store, dispatcher: Dispatcher, tx: watch::Sender<i64>) {
                 publish(&tx, through);
             }
             Ok(None) => {}
-            Err(Error::Closed) => return,
+            Err(Error::Closed) if ended(&store) => return,
             Err(e) => {
                 tracing::error!(error = %e, "change-log follower read failed");
                 std::thread::sleep(IDLE_CHECK);
@@ -81,6 +82,14 @@ fn follow(store: Store, dispatcher: Dispatcher, tx: watch::Sender<i64>) {
         }
         reader = Some((watcher, prev_kv));
     }
+}
+
+/// Whether a closed reader means the end: a local store closes once, for good; a cluster
+/// member's store is also replaced when a snapshot is installed on it, which closes the
+/// readers of the old one while the member goes on (the follower then reads the new store from
+/// the next revision to route, or skips what the snapshot compacted away).
+fn ended(store: &Backend) -> bool {
+    store.member().is_none() || store.is_closed()
 }
 
 fn publish(tx: &watch::Sender<i64>, revision: i64) {

@@ -10,11 +10,12 @@
 //! client leaves is taken out of the line by a drop guard.
 
 use etch_engine::{
-    Compare, CompareOp, PutOp, Range, RangeOptions, SortOrder, SortTarget, Store, Txn, TxnOp,
+    Compare, CompareOp, KeyValue, PutOp, Range, RangeOptions, SortOrder, SortTarget, Txn, TxnOp,
     TxnOpResponse,
 };
 use tonic::Status;
 
+use crate::backend::{Backend, BackendResult};
 use crate::errors;
 use crate::node::Node;
 
@@ -49,11 +50,12 @@ impl Drop for Place {
         if !self.armed {
             return;
         }
-        let (store, key, revision) = (self.node.store().clone(), self.key.clone(), self.revision);
+        let backend = self.node.backend().clone();
+        let (key, revision) = (self.key.clone(), self.revision);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn_blocking(move || {
-                if let Err(e) = delete_if_created_at(&store, &key, revision) {
-                    tracing::warn!(error = %e, "could not leave a lock/election line");
+            handle.spawn(async move {
+                if let Err(e) = delete_if_created_at(&backend, &key, revision).await {
+                    tracing::warn!(error = ?e, "could not leave a lock/election line");
                 }
             });
         }
@@ -61,13 +63,18 @@ impl Drop for Place {
 }
 
 /// Deletes `key` only if it is still the incarnation created at `revision`.
-pub fn delete_if_created_at(store: &Store, key: &[u8], revision: i64) -> etch_engine::Result<()> {
-    store
+pub async fn delete_if_created_at(
+    backend: &Backend,
+    key: &[u8],
+    revision: i64,
+) -> BackendResult<()> {
+    backend
         .txn(
             Txn::new()
                 .when([Compare::create_revision(key, CompareOp::Equal, revision)])
                 .and_then([TxnOp::delete(Range::key(key))]),
         )
+        .await
         .map(|_| ())
 }
 
@@ -80,33 +87,30 @@ pub async fn join_and_wait(
 ) -> Result<Place, Status> {
     let mut key = prefix.clone();
     key.extend_from_slice(format!("{lease:x}").as_bytes());
-    let put_key = key.clone();
-    let revision = node
-        .blocking(move |store| {
-            let put = PutOp {
-                key: put_key.clone(),
-                value,
-                lease,
-                ..Default::default()
-            };
-            let resp = store.txn(
-                Txn::new()
-                    .when([Compare::create_revision(&put_key, CompareOp::Equal, 0)])
-                    .and_then([TxnOp::Put(put)])
-                    .or_else([TxnOp::get(&put_key)]),
-            )?;
-            Ok(if resp.succeeded {
-                resp.header_revision
-            } else {
-                match resp.responses.first() {
-                    Some(TxnOpResponse::Range(r)) => {
-                        r.kvs.first().map_or(0, |kv| kv.create_revision)
-                    }
-                    _ => 0,
-                }
-            })
-        })
-        .await?;
+    let put = PutOp {
+        key: key.clone(),
+        value,
+        lease,
+        ..Default::default()
+    };
+    let resp = node
+        .backend()
+        .txn(
+            Txn::new()
+                .when([Compare::create_revision(&key, CompareOp::Equal, 0)])
+                .and_then([TxnOp::Put(put)])
+                .or_else([TxnOp::get(&key)]),
+        )
+        .await
+        .map_err(|e| node.fail(e))?;
+    let revision = if resp.succeeded {
+        resp.header_revision
+    } else {
+        match resp.responses.first() {
+            Some(TxnOpResponse::Range(r)) => r.kvs.first().map_or(0, |kv| kv.create_revision),
+            _ => 0,
+        }
+    };
     let place = Place {
         node: node.clone(),
         key,
@@ -117,10 +121,9 @@ pub async fn join_and_wait(
     let mut shutdown = node.shutdown_signal();
     loop {
         revisions.borrow_and_update();
-        let (p, k) = (prefix.clone(), place.key.clone());
-        let state = node
-            .blocking(move |store| line_state(store, &p, &k, revision))
-            .await?;
+        let state = line_state(node.backend(), &prefix, &place.key, revision)
+            .await
+            .map_err(|e| node.fail(e))?;
         match state {
             LineState::First => return Ok(place),
             LineState::Gone => return Err(errors::lease_not_found()),
@@ -142,26 +145,30 @@ enum LineState {
     Gone,
 }
 
-fn line_state(
-    store: &Store,
+/// Where the contender with `key` created at `revision` stands. Two reads: first whether any
+/// key under `prefix` is older, then whether ours still exists. Older keys only ever go away
+/// (new keys are younger), so "none older" still holds when the second read finds our key:
+/// both hold at that moment.
+async fn line_state(
+    backend: &Backend,
     prefix: &[u8],
     key: &[u8],
     revision: i64,
-) -> etch_engine::Result<LineState> {
-    let read = store.read()?;
-    if read
-        .get(key)?
-        .is_none_or(|kv| kv.create_revision != revision)
-    {
-        return Ok(LineState::Gone);
-    }
+) -> BackendResult<LineState> {
     let before = RangeOptions {
         limit: 1,
         keys_only: true,
         max_create_revision: revision - 1,
         ..Default::default()
     };
-    let ahead = read.range_with(&Range::prefix(prefix), &before)?.kvs;
+    let ahead = backend
+        .range(Range::prefix(prefix), before, false)
+        .await?
+        .kvs;
+    let ours = backend.get(key.to_vec()).await?;
+    if ours.is_none_or(|kv| kv.create_revision != revision) {
+        return Ok(LineState::Gone);
+    }
     Ok(if ahead.is_empty() {
         LineState::First
     } else {
@@ -169,17 +176,14 @@ fn line_state(
     })
 }
 
-/// The oldest key under `prefix` (the holder or leader), if any.
-pub fn front(store: &Store, prefix: &[u8]) -> etch_engine::Result<Option<etch_engine::KeyValue>> {
+/// The revision read at and the oldest key under `prefix` (the holder or leader), if any.
+pub async fn front(backend: &Backend, prefix: &[u8]) -> BackendResult<(i64, Option<KeyValue>)> {
     let opts = RangeOptions {
         limit: 1,
         sort_order: SortOrder::Ascend,
         sort_target: SortTarget::Create,
         ..Default::default()
     };
-    Ok(store
-        .range_with(&Range::prefix(prefix), &opts)?
-        .kvs
-        .into_iter()
-        .next())
+    let resp = backend.range(Range::prefix(prefix), opts, false).await?;
+    Ok((resp.header_revision, resp.kvs.into_iter().next()))
 }

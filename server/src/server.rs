@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use etch_engine::{Options, Store};
+use etch_replication::ReplicatedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -12,6 +13,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
 use crate::auth::AuthService;
+use crate::backend::{Backend, BackendError};
 use crate::cluster::ClusterService;
 use crate::config::{ServerConfig, GRPC_OVERHEAD_BYTES};
 use crate::election::ElectionService;
@@ -60,6 +62,9 @@ pub enum ServeError {
     /// Closing the store failed (the WAL stays; the next open recovers it).
     #[error("closing the store failed: {0}")]
     Close(etch_engine::Error),
+    /// Shutting the cluster member down failed.
+    #[error("stopping the cluster member failed: {0}")]
+    CloseMember(String),
 }
 
 /// A running server.
@@ -89,7 +94,7 @@ impl ServerHandle {
 
     /// Stops accepting connections, ends watch and keep-alive streams, waits up to the
     /// configured grace period for in-flight requests, and closes the store (checkpointing it
-    /// into its single file).
+    /// into its single file) or shuts the cluster member down.
     pub async fn shutdown(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
         let grace = self.node.config().shutdown_grace;
@@ -106,12 +111,16 @@ impl ServerHandle {
                 }
             }
         }
-        let store = self.node.store().clone();
+        let backend = self.node.backend().clone();
         drop(self.node);
-        let closed = tokio::task::spawn_blocking(move || store.close())
-            .await
-            .map_err(|e| ServeError::Serve(e.to_string()))?;
-        closed.map_err(ServeError::Close)?;
+        match backend.close().await {
+            Ok(()) => {}
+            Err(BackendError::Store(etch_replication::Error::Store(e))) => {
+                return Err(ServeError::Close(e))
+            }
+            Err(BackendError::Store(e)) => return Err(ServeError::CloseMember(e.to_string())),
+            Err(BackendError::Internal(e)) => return Err(ServeError::Serve(e)),
+        }
         tracing::info!("store closed");
         match failure {
             Some(e) => Err(ServeError::Serve(e)),
@@ -196,26 +205,69 @@ fn routes(node: &Node) -> Routes {
 /// Opens the store, binds every URL and starts serving. Errors if the store cannot be opened
 /// or an address cannot be bound; nothing is left running then.
 pub async fn start(config: ServerConfig) -> Result<ServerHandle, ServeError> {
-    let hosts: Vec<String> = config
-        .listen_client_urls
-        .iter()
-        .map(|u| u.addr.ip().to_string())
-        .collect();
-    let tls = crate::tls::server_tls(&config.tls, &hosts).map_err(|e| ServeError::Config(e.0))?;
-    if config.listen_client_urls.iter().any(|u| u.tls) && tls.is_none() {
-        return Err(ServeError::Config(
-            "an https:// listen URL needs --cert-file and --key-file, or --auto-tls".into(),
-        ));
-    }
-    let client_addrs: Vec<SocketAddr> = config.listen_client_urls.iter().map(|u| u.addr).collect();
-    let client_listeners = bind(&client_addrs).await?;
-    let metrics_listeners = bind(&config.listen_metrics_urls).await?;
+    let bound = Bound::bind(&config).await?;
     let open_config = config.clone();
     let store = tokio::task::spawn_blocking(move || open_store(&open_config))
         .await
         .map_err(|e| ServeError::Serve(e.to_string()))??;
+    serve(config, Backend::Local(store), bound)
+}
+
+/// Serves etcd's API in front of a cluster member (opened, and registered with its network,
+/// by the caller; `config.db` is not used). The member's id is the member id in headers and
+/// MemberList; `config.initial_cluster_token` gives the cluster id (the same on every member).
+/// [`ServerHandle::shutdown`] shuts the member down. Errors if an address cannot be bound; the
+/// member is left running then (it is the caller's).
+pub async fn start_member(
+    config: ServerConfig,
+    member: ReplicatedStore,
+) -> Result<ServerHandle, ServeError> {
+    let bound = Bound::bind(&config).await?;
+    serve(config, Backend::Member(member), bound)
+}
+
+/// The client TLS settings and the bound listeners, ready to serve.
+struct Bound {
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    client_listeners: Vec<TcpListener>,
+    metrics_listeners: Vec<TcpListener>,
+}
+
+impl Bound {
+    async fn bind(config: &ServerConfig) -> Result<Bound, ServeError> {
+        let hosts: Vec<String> = config
+            .listen_client_urls
+            .iter()
+            .map(|u| u.addr.ip().to_string())
+            .collect();
+        let tls =
+            crate::tls::server_tls(&config.tls, &hosts).map_err(|e| ServeError::Config(e.0))?;
+        if config.listen_client_urls.iter().any(|u| u.tls) && tls.is_none() {
+            return Err(ServeError::Config(
+                "an https:// listen URL needs --cert-file and --key-file, or --auto-tls".into(),
+            ));
+        }
+        let client_addrs: Vec<SocketAddr> =
+            config.listen_client_urls.iter().map(|u| u.addr).collect();
+        let client_listeners = bind(&client_addrs).await?;
+        let metrics_listeners = bind(&config.listen_metrics_urls).await?;
+        Ok(Bound {
+            tls,
+            client_listeners,
+            metrics_listeners,
+        })
+    }
+}
+
+/// Serves on the bound listeners over `backend`.
+fn serve(config: ServerConfig, backend: Backend, bound: Bound) -> Result<ServerHandle, ServeError> {
+    let Bound {
+        tls,
+        client_listeners,
+        metrics_listeners,
+    } = bound;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let node = Node::new(store, config, shutdown_rx.clone());
+    let node = Node::new(backend, config, shutdown_rx.clone());
     let routes = routes(&node);
     let mut tasks = Vec::new();
     let mut client_addrs = Vec::new();

@@ -263,7 +263,7 @@ impl StreamDriver {
 
     /// The highest revision up to which every watch of the stream has delivered everything.
     fn progress_revision(&self) -> i64 {
-        let current = self.node.store().revision();
+        let current = self.node.backend().revision();
         self.watches
             .values()
             .filter_map(|w| self.delivered_through(w))
@@ -271,7 +271,7 @@ impl StreamDriver {
     }
 
     fn create(&mut self, create: pb::WatchCreateRequest) -> pb::WatchResponse {
-        let current = self.node.store().revision();
+        let current = self.node.backend().revision();
         let refuse = |reason: &str| pb::WatchResponse {
             header: self.node.header(current),
             watch_id: INVALID_WATCH_ID,
@@ -368,7 +368,7 @@ impl StreamDriver {
             progress_notify: progress_notify
                 .then_some(self.node.config().watch_progress_notify_interval),
         };
-        self.node.store().watch_with(spec.range.clone(), opts)
+        self.node.backend().watch_with(spec.range.clone(), opts)
     }
 
     /// Sends what is in the mailbox, at most [`DRAIN_ITEMS`] items so that a busy mailbox
@@ -500,7 +500,7 @@ impl StreamDriver {
     /// they return; puts those no longer behind on the shared path. Returns whether another
     /// round is needed right away (some watch is still behind).
     async fn poll(&mut self) -> Result<bool, End> {
-        let current = self.node.store().revision();
+        let current = self.node.backend().revision();
         let mut batch: Vec<(i64, Watcher)> = Vec::new();
         for (id, w) in self.watches.iter_mut() {
             let progress = w.progress_notify;
