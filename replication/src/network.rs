@@ -3,8 +3,9 @@
 //! receiving member. [`NetworkFactory`] adapts any transport to openraft's
 //! `RaftNetworkFactory`/`RaftNetwork`.
 //!
-//! Two transports are planned: the deterministic simulation in [`crate::sim`] and a QUIC one.
-//! Both move the same message enums, which are serde types so the QUIC transport can encode them
+//! Implementations: the deterministic simulation in [`crate::sim`], direct calls in one process
+//! ([`crate::local`]) and QUIC with mutual TLS ([`crate::quic`]).
+//! All move the same message enums, which are serde types so the QUIC transport can encode them
 //! with [`crate::codec`].
 
 use std::future::Future;
