@@ -1,4 +1,6 @@
-//! Between the engine's request and response types and etcd's protobuf messages.
+//! Between the engine's request and response types and etcd's protobuf messages: what the
+//! client sends and decodes, public so that other etcd-protocol code (the `etch` CLI's client
+//! mode) converts the same way instead of keeping a copy.
 
 use etch_engine::{
     Compare, CompareOp, CompareTarget, DeleteResponse, Event, EventKind, KeyValue, OpResponse,
@@ -12,12 +14,12 @@ use etch_proto::etcdserverpb::response_op::Response;
 use etch_proto::mvccpb;
 
 /// The revision of a response header (0 if the server sent none).
-pub(crate) fn revision(header: Option<&pb::ResponseHeader>) -> Revision {
+pub fn revision(header: Option<&pb::ResponseHeader>) -> Revision {
     header.map_or(0, |h| h.revision)
 }
 
 /// A key-value from the wire.
-pub(crate) fn key_value(kv: mvccpb::KeyValue) -> KeyValue {
+pub fn key_value(kv: mvccpb::KeyValue) -> KeyValue {
     KeyValue {
         key: kv.key,
         value: kv.value,
@@ -29,7 +31,7 @@ pub(crate) fn key_value(kv: mvccpb::KeyValue) -> KeyValue {
 }
 
 /// A range request (linearizable, as the local store's reads are).
-pub(crate) fn range_request(range: &Range, opts: &RangeOptions) -> pb::RangeRequest {
+pub fn range_request(range: &Range, opts: &RangeOptions) -> pb::RangeRequest {
     use pb::range_request::{SortOrder as Order, SortTarget as Target};
     let sort_order = match opts.sort_order {
         SortOrder::None => Order::None,
@@ -61,7 +63,7 @@ pub(crate) fn range_request(range: &Range, opts: &RangeOptions) -> pb::RangeRequ
 }
 
 /// A put request.
-pub(crate) fn put_request(op: PutOp) -> pb::PutRequest {
+pub fn put_request(op: PutOp) -> pb::PutRequest {
     pb::PutRequest {
         key: op.key,
         value: op.value,
@@ -73,7 +75,7 @@ pub(crate) fn put_request(op: PutOp) -> pb::PutRequest {
 }
 
 /// A delete-range request.
-pub(crate) fn delete_request(range: &Range, prev_kv: bool) -> pb::DeleteRangeRequest {
+pub fn delete_request(range: &Range, prev_kv: bool) -> pb::DeleteRangeRequest {
     pb::DeleteRangeRequest {
         key: range.start().to_vec(),
         range_end: range.end().to_vec(),
@@ -120,7 +122,7 @@ fn request_op(op: TxnOp) -> pb::RequestOp {
 }
 
 /// A transaction request, nested transactions included.
-pub(crate) fn txn_request(t: Txn) -> pb::TxnRequest {
+pub fn txn_request(t: Txn) -> pb::TxnRequest {
     pb::TxnRequest {
         compare: t.compare.into_iter().map(compare).collect(),
         success: t.success.into_iter().map(request_op).collect(),
@@ -129,7 +131,7 @@ pub(crate) fn txn_request(t: Txn) -> pb::TxnRequest {
 }
 
 /// The transaction that carries a batch: no compares, the writes as the success branch.
-pub(crate) fn batch_txn(ops: Vec<WriteOp>) -> Txn {
+pub fn batch_txn(ops: Vec<WriteOp>) -> Txn {
     Txn::new().and_then(ops.into_iter().map(|op| match op {
         WriteOp::Put(p) => TxnOp::Put(p),
         WriteOp::DeleteRange { range, prev_kv } => TxnOp::DeleteRange { range, prev_kv },
@@ -138,12 +140,12 @@ pub(crate) fn batch_txn(ops: Vec<WriteOp>) -> Txn {
 
 /// The operation count a server checks against its `--max-txn-ops`: etcd checks the compares
 /// and each branch, so the largest of the three.
-pub(crate) fn txn_ops(t: &Txn) -> usize {
+pub fn txn_ops(t: &Txn) -> usize {
     t.compare.len().max(t.success.len()).max(t.failure.len())
 }
 
 /// A range response.
-pub(crate) fn range_response(r: pb::RangeResponse) -> RangeResponse {
+pub fn range_response(r: pb::RangeResponse) -> RangeResponse {
     RangeResponse {
         header_revision: revision(r.header.as_ref()),
         kvs: r.kvs.into_iter().map(key_value).collect(),
@@ -153,7 +155,7 @@ pub(crate) fn range_response(r: pb::RangeResponse) -> RangeResponse {
 }
 
 /// A put response.
-pub(crate) fn put_response(r: pb::PutResponse) -> PutResponse {
+pub fn put_response(r: pb::PutResponse) -> PutResponse {
     PutResponse {
         header_revision: revision(r.header.as_ref()),
         prev_kv: r.prev_kv.map(key_value),
@@ -161,7 +163,7 @@ pub(crate) fn put_response(r: pb::PutResponse) -> PutResponse {
 }
 
 /// A delete-range response.
-pub(crate) fn delete_response(r: pb::DeleteRangeResponse) -> DeleteResponse {
+pub fn delete_response(r: pb::DeleteRangeResponse) -> DeleteResponse {
     DeleteResponse {
         header_revision: revision(r.header.as_ref()),
         deleted: r.deleted,
@@ -170,7 +172,7 @@ pub(crate) fn delete_response(r: pb::DeleteRangeResponse) -> DeleteResponse {
 }
 
 /// A transaction response; an entry the server left empty is skipped.
-pub(crate) fn txn_response(r: pb::TxnResponse) -> TxnResponse {
+pub fn txn_response(r: pb::TxnResponse) -> TxnResponse {
     TxnResponse {
         succeeded: r.succeeded,
         header_revision: revision(r.header.as_ref()),
@@ -190,7 +192,7 @@ pub(crate) fn txn_response(r: pb::TxnResponse) -> TxnResponse {
 }
 
 /// The batch's responses from the transaction that carried it (puts and deletes only).
-pub(crate) fn batch_response(t: TxnResponse) -> etch_engine::BatchResponse {
+pub fn batch_response(t: TxnResponse) -> etch_engine::BatchResponse {
     etch_engine::BatchResponse {
         header_revision: t.header_revision,
         responses: t
@@ -206,7 +208,7 @@ pub(crate) fn batch_response(t: TxnResponse) -> etch_engine::BatchResponse {
 }
 
 /// A watch event.
-pub(crate) fn event(e: mvccpb::Event) -> Event {
+pub fn event(e: mvccpb::Event) -> Event {
     let kind = if e.r#type == mvccpb::event::EventType::Delete as i32 {
         EventKind::Delete
     } else {
@@ -216,5 +218,17 @@ pub(crate) fn event(e: mvccpb::Event) -> Event {
         kind,
         kv: e.kv.map(key_value).unwrap_or_default(),
         prev_kv: e.prev_kv.map(key_value),
+    }
+}
+
+/// A watch response as the local store reports one. `caught_up` is never set: etcd's protocol
+/// does not mark the end of a replay.
+pub fn watch_response(r: pb::WatchResponse) -> etch_engine::WatchResponse {
+    etch_engine::WatchResponse {
+        header_revision: revision(r.header.as_ref()),
+        events: r.events.into_iter().map(event).collect(),
+        canceled: r.canceled,
+        compact_revision: r.compact_revision,
+        caught_up: false,
     }
 }

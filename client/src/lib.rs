@@ -40,7 +40,7 @@
 mod async_client;
 mod balancer;
 mod client;
-mod convert;
+pub mod convert;
 pub mod error;
 mod keepalive;
 mod options;
