@@ -251,8 +251,23 @@ impl Backend {
         }
     }
 
-    /// The local store, for the maintenance calls only a local store offers here (defragment,
-    /// snapshot): `None` on a cluster member.
+    /// Writes a standalone copy of the store (a member: of its applied state) to `path`, which
+    /// must not exist; returns the copy's revision and size.
+    pub async fn snapshot(&self, path: std::path::PathBuf) -> BackendResult<(Revision, u64)> {
+        match self {
+            Backend::Local(s) => blocking(s, move |s| s.snapshot(&path)).await,
+            Backend::Member(m) => {
+                let m = m.clone();
+                match tokio::task::spawn_blocking(move || m.snapshot(&path)).await {
+                    Ok(r) => Ok(r?),
+                    Err(e) => Err(BackendError::Internal(e.to_string())),
+                }
+            }
+        }
+    }
+
+    /// The local store, for the maintenance calls only a local store offers here
+    /// (defragment): `None` on a cluster member.
     pub fn local_store(&self) -> Option<&Store> {
         match self {
             Backend::Local(s) => Some(s),

@@ -219,19 +219,12 @@ impl Maintenance for MaintenanceService {
         _request: Request<pb::SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let path = snapshot_temp_path(&self.node.config().db);
-        let copy_path = path.clone();
-        let store = self.local_store("snapshot")?;
-        let (revision, size, file) = run_blocking(&self.node, move || {
-            let (revision, size) = store.snapshot(&copy_path)?;
-            let file = std::fs::File::open(&copy_path);
-            // The open handle keeps the data; the name goes now so nothing is left behind.
-            let _ = std::fs::remove_file(&copy_path);
-            Ok((revision, size, file?))
-        })
-        .await
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&path);
-        })?;
+        let copied = self.node.backend().snapshot(path.clone()).await;
+        // The open handle keeps the data; the name goes now so nothing is left behind.
+        let opened = copied.map(|(revision, size)| (revision, size, std::fs::File::open(&path)));
+        let _ = std::fs::remove_file(&path);
+        let (revision, size, file) = opened.map_err(|e| self.node.fail(e))?;
+        let file = file.map_err(|e| self.node.engine_error(e.into()))?;
         tracing::info!(revision, size, "streaming snapshot");
         let (tx, rx) = mpsc::channel(SNAPSHOT_CAPACITY);
         let header = self.node.header(revision);

@@ -209,4 +209,15 @@ impl ReplicatedStore {
         self.check_open()?;
         Ok(self.inner.machine.store().check()?)
     }
+
+    /// Writes a standalone copy of this member's applied state to `path` (which must not
+    /// exist), as [`engine::Store::snapshot`] does for a local store: a file that opens as a
+    /// plain store, or starts a new cluster with `ReplicatedStore::bootstrap`, with every key,
+    /// revision and lease this member had applied. Returns the copy's revision and size. Like
+    /// etcd's `snapshot save` against one member, the copy is that member's state: a follower's
+    /// may trail the leader's by the entries it has not applied yet.
+    pub fn snapshot(&self, path: impl AsRef<std::path::Path>) -> Result<(Revision, u64)> {
+        self.check_open()?;
+        Ok(self.inner.machine.store().snapshot(path)?)
+    }
 }
