@@ -18,6 +18,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 #: The old native wait was cut into 50 ms slices between signal checks; every bound below is
 #: far under that and still generous for a loaded CI machine.
 P50_BOUND = 0.005
@@ -108,6 +113,7 @@ def test_timed_out_watch_wait_loses_no_event(db: etch.Store) -> None:
 
 _CHILD = """
 import sys, time, etch
+
 db = etch.open(sys.argv[1])
 mode = sys.argv[2]
 if mode == "lock":

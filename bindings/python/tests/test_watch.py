@@ -11,6 +11,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def test_watch_key_sees_put_and_delete(db: etch.Store) -> None:
     events, cancel = db.watch("k")
@@ -137,6 +142,8 @@ def test_watch_prefix_once(db: etch.Store) -> None:
     assert event.key == b"wp/x"
 
 
+# A server's progress interval is its own (10 minutes on etcd); the option only turns it on.
+@pytest.mark.backends('local', 'member')
 def test_progress_notify_reaches_callbacks(db: etch.Store) -> None:
     got: "queue.Queue[Any]" = queue.Queue()
     watch_id = db.add_watch_callback("quiet", got.put, progress_notify=0.05)
