@@ -169,7 +169,10 @@ impl Cluster {
     /// if asked.
     pub fn open(path: PathBuf, engine: etch_engine::Options, o: ClusterOptions) -> BResult<Self> {
         let listen = *o.peers.get(&o.id).ok_or_else(|| {
-            BackendError::Config(format!("peers has no address for this member (id {})", o.id))
+            BackendError::Config(format!(
+                "peers has no address for this member (id {})",
+                o.id
+            ))
         })?;
         let tls = o
             .tls

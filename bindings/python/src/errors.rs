@@ -282,9 +282,9 @@ pub fn backend_to_py(err: BackendError) -> PyErr {
     };
     match err {
         BackendError::Engine(e) => to_py(e),
-        BackendError::Unsupported(what) => UnsupportedError::new_err(format!(
-            "{what} is not available on this kind of store"
-        )),
+        BackendError::Unsupported(what) => {
+            UnsupportedError::new_err(format!("{what} is not available on this kind of store"))
+        }
         BackendError::Config(msg) => InvalidOptionError::new_err(msg),
         BackendError::Client(e) => {
             let msg = e.to_string();

@@ -18,8 +18,8 @@ use etch_engine::{
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::convert::{kv_list, kv_opt, Bytes, KvMeta};
 use crate::backend::{BResult, Backend};
+use crate::convert::{kv_list, kv_opt, Bytes, KvMeta};
 use crate::errors::{ClosedError, IntoPyResult};
 use crate::txn::range_of;
 

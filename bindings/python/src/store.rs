@@ -18,7 +18,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 use crate::backend::{Backend, BackendError, Cluster, ClusterOptions, RemoteOptions};
 
 use crate::convert::{kv_list, kv_opt, seconds, Bytes, KvMeta};
-use crate::errors::{closed, InvalidOptionError, IntoPyResult};
+use crate::errors::{closed, IntoPyResult, InvalidOptionError};
 use crate::lock::PyLockGuard;
 use crate::options;
 use crate::stm::PyWriteTxn;
@@ -38,6 +38,7 @@ pub struct PyStore {
     inner: Mutex<Option<Backend>>,
     path: PathBuf,
     kind: &'static str,
+    member_id: Option<u64>,
     max_txn_ops: usize,
     max_key_size: usize,
     write_attempts: u32,
@@ -59,15 +60,16 @@ impl PyStore {
     }
 
     fn wrap(backend: Backend, path: PathBuf, o: &options::OpenOptions) -> Self {
-        let kind = match &backend {
-            Backend::Local(_) => "local",
-            Backend::Member(_) => "member",
-            Backend::Remote(_) => "remote",
+        let (kind, member_id) = match &backend {
+            Backend::Local(_) => ("local", None),
+            Backend::Member(m) => ("member", Some(m.member.id())),
+            Backend::Remote(_) => ("remote", None),
         };
         PyStore {
             inner: Mutex::new(Some(backend)),
             path,
             kind,
+            member_id,
             max_txn_ops: o.max_txn_ops,
             max_key_size: o.max_key_size,
             write_attempts: o.write_attempts,
@@ -122,7 +124,9 @@ fn cluster_options(d: &Bound<'_, PyDict>) -> PyResult<ClusterOptions> {
     for k in d.keys() {
         let k: String = k.extract()?;
         if !CLUSTER_KEYS.contains(&k.as_str()) {
-            return Err(PyTypeError::new_err(format!("unknown cluster setting {k:?}")));
+            return Err(PyTypeError::new_err(format!(
+                "unknown cluster setting {k:?}"
+            )));
         }
     }
     let id: u64 = required(d, "id")?.extract()?;
@@ -288,8 +292,8 @@ fn sort_target(s: &str) -> PyResult<SortTarget> {
 impl PyStore {
     /// Path of the main file (a member's file; a remote store's endpoints, joined by commas).
     #[getter]
-    fn path(&self) -> PathBuf {
-        self.path.clone()
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
     }
 
     /// Where the store lives: "local", "member" or "remote".
@@ -298,13 +302,10 @@ impl PyStore {
         self.kind
     }
 
-    /// A member's id; None for a local or remote store.
+    /// A member's id (also after `close`); None for a local or remote store.
     #[getter]
-    fn member_id(&self) -> PyResult<Option<u64>> {
-        Ok(match self.backend()? {
-            Backend::Member(m) => Some(m.member.id()),
-            _ => None,
-        })
+    fn member_id(&self) -> Option<u64> {
+        self.member_id
     }
 
     /// The leader a member knows of (None while there is none); None for a local or remote

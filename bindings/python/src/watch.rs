@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etch_engine::{EventKind, WatchCanceller, WatchResponse};
-use tokio::sync::Notify;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+use tokio::sync::Notify;
 
-use crate::convert::{kv_opt, kv_tuple, seconds, KvMeta};
 use crate::backend::{AnyWatcher, BResult, BackendError};
+use crate::convert::{kv_opt, kv_tuple, seconds, KvMeta};
 use crate::errors::IntoPyResult;
 
 /// What wakes a waiting `recv` from another thread.

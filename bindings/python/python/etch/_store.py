@@ -19,10 +19,12 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Mapping,
     Optional,
     Sequence,
     Tuple,
     Type,
+    TypedDict,
     TypeVar,
     Union,
 )
@@ -53,9 +55,27 @@ from etch._watch import (
 from etch._write import WriteBlock, WriteTxn, _encode, conflict
 
 KeyLike = Union[bytes, bytearray, str]
-#: ``etch.open``'s ``cluster`` settings (see :func:`open`).
-ClusterConfig = Dict[str, Any]
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ClusterConfig(TypedDict, total=False):
+    """``etch.open``'s ``cluster`` settings (see :func:`open`): ``id`` and ``peers`` are
+    required, the rest optional."""
+
+    id: int
+    peers: Mapping[int, str]
+    token: str
+    initialize: bool
+    heartbeat: float
+    election_timeout: float
+    request_timeout: float
+    peer_cert_file: Optional[PathLike]
+    peer_key_file: Optional[PathLike]
+    peer_trusted_ca_file: Optional[PathLike]
+    peer_client_cert_auth: bool
+    peer_auto_tls: bool
+
+
 KV = Tuple[bytes, KVMetadata]
 T = TypeVar("T")
 
