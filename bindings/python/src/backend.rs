@@ -124,12 +124,30 @@ pub struct Remote {
     pub runtime: Arc<OwnedRuntime>,
     /// The endpoints as given, joined by commas (the store's `path`).
     pub endpoints: String,
+    /// Set by `close`: every request and wait in progress ends at once with `Closed`.
+    closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Remote {
-    /// Runs one client request.
+    /// Runs one client request; `close` from another thread ends it with `Closed`.
     pub fn run<T, F: Future<Output = Result<T, etch_client::Error>>>(&self, f: F) -> BResult<T> {
-        Ok(self.runtime.block_on(f)?)
+        let mut closed = self.closed.subscribe();
+        self.runtime.block_on(async {
+            tokio::select! {
+                r = f => r.map_err(BackendError::from),
+                _ = closed.wait_for(|c| *c) => Err(etch_engine::Error::Closed.into()),
+            }
+        })
+    }
+
+    /// A receiver that sees `close`.
+    pub fn closed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// Ends every request and wait in progress on this connection.
+    fn close(&self) {
+        self.closed.send_replace(true);
     }
 }
 
@@ -244,8 +262,8 @@ impl Cluster {
 pub enum AnyWatcher {
     /// The engine's watcher (a local store's or a member's).
     Engine(Watcher),
-    /// A remote watch stream with the runtime that drives it.
-    Remote(etch_client::WatchStream, Arc<OwnedRuntime>),
+    /// A remote watch stream with the connection it runs on.
+    Remote(etch_client::WatchStream, Arc<Remote>),
 }
 
 /// Where a `Store` lives; see the module documentation. Cheap to clone.
@@ -267,6 +285,7 @@ impl Backend {
             client,
             runtime: Arc::new(OwnedRuntime::new("etch-client")?),
             endpoints: o.endpoints.join(","),
+            closed: tokio::sync::watch::channel(false).0,
         })))
     }
 
@@ -376,7 +395,7 @@ impl Backend {
             Backend::Member(m) => AnyWatcher::Engine(m.member.watch_with(range, opts)?),
             Backend::Remote(r) => {
                 let stream = r.run(r.client.watch_with(range, opts))?;
-                AnyWatcher::Remote(stream, Arc::clone(&r.runtime))
+                AnyWatcher::Remote(stream, Arc::clone(r))
             }
         })
     }
@@ -419,7 +438,10 @@ impl Backend {
         match self {
             Backend::Local(s) => Ok(s.close()?),
             Backend::Member(m) => m.shutdown(),
-            Backend::Remote(_) => Ok(()),
+            Backend::Remote(r) => {
+                r.close();
+                Ok(())
+            }
         }
     }
 }

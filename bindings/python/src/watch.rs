@@ -68,7 +68,7 @@ impl PyWatcher {
                     other => Ok(other?),
                 }
             }
-            AnyWatcher::Remote(stream, rt) => {
+            AnyWatcher::Remote(stream, remote) => {
                 let Canceller::Remote(notify) = &self.canceller else {
                     unreachable!("a remote watcher has a remote canceller")
                 };
@@ -76,11 +76,14 @@ impl PyWatcher {
                     stream.cancel();
                     return Ok(None);
                 }
-                let got = rt.block_on(async {
+                let mut closed = remote.closed();
+                let got = remote.runtime.block_on(async {
                     let next = async {
                         tokio::select! {
                             r = stream.recv() => Some(r),
                             _ = notify.notified() => None,
+                            // The store was closed: the watch ends, as on a local store.
+                            _ = closed.wait_for(|c| *c) => None,
                         }
                     };
                     match timeout {

@@ -28,6 +28,31 @@ def test_kind_and_membership(db: etch.Store, backend: str) -> None:
     assert db.kind in repr(db) or backend == "local"
 
 
+def test_close_from_another_thread_ends_waits(db: etch.Store) -> None:
+    """Closing the store ends a blocked watch iterator (it just stops) and a blocked lock wait
+    (ClosedError) at once, on every backend."""
+    holder, waiter = db.lock("closing"), db.lock("closing")
+    assert holder.acquire()
+    events, _ = db.watch("never")
+    outcome: List[object] = []
+
+    def wait_lock() -> None:
+        try:
+            waiter.acquire(timeout=None)
+            outcome.append("acquired")
+        except etch.ClosedError as err:
+            outcome.append(err)
+
+    t = threading.Thread(target=wait_lock)
+    t.start()
+    threading.Timer(0.3, db.close).start()
+    started = time.monotonic()
+    assert list(events) == []
+    t.join(5)
+    assert time.monotonic() - started < 3
+    assert len(outcome) == 1 and isinstance(outcome[0], etch.ClosedError), outcome
+
+
 @pytest.mark.backends("remote", "etcd")
 def test_remote_refuses_what_only_a_file_has(db: etch.Store) -> None:
     for call in (db.checkpoint, db.defrag, db.check):
