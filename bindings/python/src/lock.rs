@@ -31,12 +31,12 @@ const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 enum Held {
     /// The engine's guard (a local store).
     Engine(MutexGuard),
-    /// A key on a member or a server, created at `revision`.
+    /// A key on a member or a server (the guard keeps the key and its create revision).
     Key { backend: Backend },
 }
 
-/// Waits for the lock `name` with `lease`, up to `timeout` (forever if None). The key and its
-/// create revision, or None on timeout (having left the queue).
+/// Waits for the lock `name` with `lease`, up to `timeout` (forever if None). The guard, or
+/// None on timeout (having left the queue).
 pub fn acquire(
     backend: &Backend,
     name: &str,
