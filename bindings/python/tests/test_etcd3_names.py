@@ -31,11 +31,15 @@ def test_store_has_python_etcd3_method(name: str) -> None:
 def test_watch_response_and_prefix_response(db: etch.Store) -> None:
     responses, cancel = db.watch_response("a")
     prefix_responses, cancel_prefix = db.watch_prefix_response("p/")
-    threading.Timer(0.05, lambda: (db.put("a", "1"), db.put("p/x", "2"))).start()
+    writer = threading.Timer(0.05, lambda: (db.put("a", "1"), db.put("p/x", "2")))
+    writer.start()
     first = next(iter(responses))
     assert [e.key for e in first.events] == [b"a"]
     got = next(iter(prefix_responses))
     assert [(e.key, e.value) for e in got.events] == [(b"p/x", b"2")]
+    # A server's watch event can arrive before the put's reply: let the put finish before
+    # the store (and the server) goes away.
+    writer.join()
     cancel()
     cancel_prefix()
 

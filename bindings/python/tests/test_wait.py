@@ -113,8 +113,10 @@ def test_timed_out_watch_wait_loses_no_event(db: etch.Store) -> None:
     assert pytest.raises(etch.WatchTimedOut, db.watch_once, "late", timeout=0.05)
     events, cancel = db.watch("late")
     it = iter(events)
-    threading.Timer(0.05, lambda: db.put("late", "v")).start()
+    writer = threading.Timer(0.05, lambda: db.put("late", "v"))
+    writer.start()
     assert next(it).value == b"v"
+    writer.join()  # a server's event can come before the put's reply
     cancel()
 
 
