@@ -5,11 +5,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import etch
 
@@ -98,8 +99,31 @@ def main(path: Path) -> None:
         print("revision", status.revision, "keys", status.key_count, "check", db.check().keys)
 
 
+def cluster_settings(member: int, peers: Dict[int, str]) -> etch.ClusterConfig:
+    """The settings of one member of a new cluster (member 1 starts it)."""
+    return {"id": member, "peers": peers, "initialize": member == 1, "election_timeout": 0.5}
+
+
+def on_any_backend(endpoint: Optional[str], path: Path) -> etch.Store:
+    """The same Store from a server (`etch serve` or etcd) or from a local file."""
+    if endpoint is not None:
+        try:
+            return etch.connect(endpoint, request_timeout=2.0)
+        except etch.InvalidOptionError as err:
+            print("bad endpoint:", err)
+    return etch.open(path)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
+    endpoint = os.environ.get("ETCH_ENDPOINT")
+    if endpoint is not None:
+        with tempfile.TemporaryDirectory() as tmp, on_any_backend(endpoint, Path(tmp)) as remote:
+            print(remote.kind, cluster_settings(1, {1: "127.0.0.1:2380"})["peers"])
+            try:
+                print("remote revision", remote.revision)
+            except etch.UnavailableError as err:
+                print("unreachable:", err.maybe_applied)
+    elif len(sys.argv) > 1:
         main(Path(sys.argv[1]))
     else:
         with tempfile.TemporaryDirectory() as tmp:

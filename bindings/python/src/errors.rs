@@ -4,6 +4,8 @@
 //! (revisions, lease ids, paths, limits) are also set as attributes of the exception.
 
 use etch_engine::Error as EngineError;
+
+use crate::backend::BackendError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::{create_exception, BoundObject, PyTypeInfo};
@@ -160,6 +162,37 @@ create_exception!(
     "An optimistic write transaction kept conflicting with concurrent writers (attribute `attempts`)."
 );
 
+create_exception!(
+    etch,
+    UnavailableError,
+    Error,
+    "No server or cluster leader could be reached in time (attribute `maybe_applied`: True if a write may have been applied all the same). Retrying may succeed."
+);
+create_exception!(
+    etch,
+    DeadlineExceededError,
+    UnavailableError,
+    "A request to a server or a cluster did not complete within its timeout; its outcome is unknown for a write (attribute `maybe_applied`)."
+);
+create_exception!(
+    etch,
+    ClusterError,
+    Error,
+    "A cluster member refused the request for a cluster reason: not (or no longer) a member, not the leader, a Raft failure."
+);
+create_exception!(
+    etch,
+    ServerError,
+    Error,
+    "A server answered with an error etch has no other class for (attributes `code`: the gRPC code name, `message`)."
+);
+create_exception!(
+    etch,
+    UnsupportedError,
+    Error,
+    "This kind of store cannot do this (a remote store has no local file to checkpoint, ...)."
+);
+
 /// Adds the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -195,6 +228,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ClosedError,
         QuotaExceededError,
         ConflictError,
+        UnavailableError,
+        DeadlineExceededError,
+        ClusterError,
+        ServerError,
+        UnsupportedError,
     );
     Ok(())
 }
@@ -217,6 +255,76 @@ impl<T> IntoPyResult<T> for Result<T, EngineError> {
     fn py(self) -> PyResult<T> {
         self.map_err(to_py)
     }
+}
+
+impl<T> IntoPyResult<T> for Result<T, BackendError> {
+    fn py(self) -> PyResult<T> {
+        self.map_err(backend_to_py)
+    }
+}
+
+/// Converts a backend error: engine errors as [`to_py`], the others into the cluster and
+/// network exceptions.
+pub fn backend_to_py(err: BackendError) -> PyErr {
+    use etch_client::Error as C;
+    use etch_replication::Error as R;
+    let unavailable = |msg: String, maybe_applied: bool| {
+        with_attrs(
+            UnavailableError::new_err(msg),
+            &[("maybe_applied", maybe_applied)],
+        )
+    };
+    let deadline = |msg: String, maybe_applied: bool| {
+        with_attrs(
+            DeadlineExceededError::new_err(msg),
+            &[("maybe_applied", maybe_applied)],
+        )
+    };
+    match err {
+        BackendError::Engine(e) => to_py(e),
+        BackendError::Unsupported(what) => {
+            UnsupportedError::new_err(format!("{what} is not available on this kind of store"))
+        }
+        BackendError::Config(msg) => InvalidOptionError::new_err(msg),
+        BackendError::Client(e) => {
+            let msg = e.to_string();
+            match e {
+                C::Unavailable { maybe_applied, .. } => unavailable(msg, maybe_applied),
+                C::DeadlineExceeded { maybe_applied, .. } => deadline(msg, maybe_applied),
+                C::Tls(_) => unavailable(msg, false),
+                C::NoEndpoint | C::InvalidEndpoint { .. } => InvalidOptionError::new_err(msg),
+                C::Server { code, message } => Python::attach(|py| {
+                    let e = ServerError::new_err(msg);
+                    let v = e.value(py);
+                    let _ = v.setattr("code", format!("{code:?}"));
+                    let _ = v.setattr("message", message);
+                    e
+                }),
+                C::Io(io) => to_py(EngineError::Io(io)),
+                _ => Error::new_err(msg),
+            }
+        }
+        BackendError::Cluster(e) => {
+            let msg = e.to_string();
+            match e {
+                R::NoLeader => unavailable(msg, false),
+                R::Timeout => deadline(msg, true),
+                R::Shutdown => ClosedError::new_err(msg),
+                _ => ClusterError::new_err(msg),
+            }
+        }
+    }
+}
+
+/// `err` with boolean attributes set.
+fn with_attrs(err: PyErr, attrs: &[(&str, bool)]) -> PyErr {
+    Python::attach(|py| {
+        let v = err.value(py);
+        for (name, value) in attrs {
+            let _ = v.setattr(*name, *value);
+        }
+    });
+    err
 }
 
 /// The exception for `err` with its structured fields set as attributes.

@@ -2,8 +2,11 @@
 //!
 //! The Python package `etch` (in `python/etch/`) wraps these classes with python-etcd3's method
 //! names, context managers, iterators and the transaction builder. Everything here converts at
-//! the boundary and releases the GIL around engine calls that may block or sync.
+//! the boundary and releases the GIL around calls that may block, sync or wait on the network.
+//! A store lives in a local file, in an in-process cluster member or on a remote server
+//! (`backend.rs`); every class here works the same on all three.
 
+mod backend;
 mod convert;
 mod errors;
 mod lock;
@@ -32,6 +35,7 @@ fn _etch(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::PyWalRepair>()?;
     m.add_function(wrap_pyfunction!(store::open, m)?)?;
     m.add_function(wrap_pyfunction!(store::restore, m)?)?;
+    m.add_function(wrap_pyfunction!(store::connect, m)?)?;
     m.add_function(wrap_pyfunction!(store::prefix_end, m)?)?;
     m.add("OPTION_NAMES", options::NAMES.to_vec())?;
     Ok(())

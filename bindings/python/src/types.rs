@@ -110,6 +110,28 @@ impl PyStatus {
     }
 }
 
+impl PyStatus {
+    /// A remote server's figures (the fields a server does not report are 0).
+    pub fn remote(
+        revision: i64,
+        key_count: u64,
+        db_size: u64,
+        db_size_in_use: u64,
+        applied_index: u64,
+    ) -> Self {
+        PyStatus {
+            revision,
+            compact_revision: 0,
+            key_count,
+            db_size,
+            db_size_in_use,
+            wal_size: 0,
+            page_size: 0,
+            applied_index,
+        }
+    }
+}
+
 impl From<Status> for PyStatus {
     fn from(s: Status) -> Self {
         PyStatus {

@@ -8,6 +8,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def test_str_key_and_value_are_utf8(db: etch.Store) -> None:
     db.put("clé", "välue ☃")

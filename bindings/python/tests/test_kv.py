@@ -6,6 +6,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def test_put_then_get_returns_value_and_meta(db: etch.Store) -> None:
     resp = db.put(b"k", b"v1")

@@ -8,6 +8,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def test_lease_attributes_and_keys(db: etch.Store) -> None:
     lease = db.lease(30)

@@ -6,6 +6,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def test_acquire_release(db: etch.Store) -> None:
     lock = db.lock("job", ttl=10)

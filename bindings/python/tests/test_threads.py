@@ -10,6 +10,11 @@ from typing import List
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 WRITERS = 8
 PER_WRITER = 50
 

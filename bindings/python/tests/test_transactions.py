@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def test_success_branch_runs_when_all_compares_hold(db: etch.Store) -> None:
     db.put("k", "v")

@@ -18,6 +18,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 #: The old native wait was cut into 50 ms slices between signal checks; every bound below is
 #: far under that and still generous for a loaded CI machine.
 P50_BOUND = 0.005
@@ -54,7 +59,13 @@ def test_watch_delivers_each_event_within_a_millisecond_or_so(path: Path) -> Non
         db.close()
 
 
-def test_lock_wait_wakes_when_granted(db: etch.Store) -> None:
+#: On a cluster member or a server the release is itself a replicated or fsynced write (tens
+#: of ms on etcd), and the waiter hears of it over the network: this bound only catches a wait
+#: cut into slices of a second, as a polling lock recipe would be.
+NETWORK_P50_BOUND = 0.25
+
+
+def test_lock_wait_wakes_when_granted(db: etch.Store, backend: str) -> None:
     latencies: List[float] = []
     for _ in range(20):
         holder, waiter = db.lock("grant"), db.lock("grant")
@@ -72,7 +83,8 @@ def test_lock_wait_wakes_when_granted(db: etch.Store) -> None:
         latencies.append(time.perf_counter() - released_at[0])
         t.join()
         waiter.release()
-    assert statistics.median(latencies) < P50_BOUND, latencies
+    bound = P50_BOUND if backend == "local" else NETWORK_P50_BOUND
+    assert statistics.median(latencies) < bound, latencies
 
 
 def test_close_from_another_thread_ends_a_watch_wait_promptly(path: Path) -> None:
@@ -101,13 +113,16 @@ def test_timed_out_watch_wait_loses_no_event(db: etch.Store) -> None:
     assert pytest.raises(etch.WatchTimedOut, db.watch_once, "late", timeout=0.05)
     events, cancel = db.watch("late")
     it = iter(events)
-    threading.Timer(0.05, lambda: db.put("late", "v")).start()
+    writer = threading.Timer(0.05, lambda: db.put("late", "v"))
+    writer.start()
     assert next(it).value == b"v"
+    writer.join()  # a server's event can come before the put's reply
     cancel()
 
 
 _CHILD = """
 import sys, time, etch
+
 db = etch.open(sys.argv[1])
 mode = sys.argv[2]
 if mode == "lock":
@@ -158,6 +173,9 @@ def test_ctrl_c_interrupts_a_blocking_wait(tmp_path: Path, mode: str) -> None:
             child.wait()
 
 
+# Elsewhere an event is ready only once it has crossed the network (or been applied by this
+# member), which a put's acknowledgement does not wait for; a zero timeout does not wait.
+@pytest.mark.backends("local")
 def test_zero_timeout_returns_what_is_ready(db: etch.Store) -> None:
     rev = db.put("ready", "v").revision
     event = db.watch_once("ready", timeout=0, start_revision=rev)

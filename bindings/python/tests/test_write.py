@@ -9,6 +9,11 @@ import pytest
 
 import etch
 
+from conftest import ALL_BACKENDS
+
+#: The core cases run on a file, a cluster member, etch serve and etcd (see conftest.py).
+BACKENDS = ALL_BACKENDS
+
 
 def _incr(tx: etch.WriteTxn, key: str, by: int = 1) -> int:
     value, _ = tx.get(key)

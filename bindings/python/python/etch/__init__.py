@@ -10,6 +10,10 @@ Open a file with :func:`open` and use it as python-etcd3 users use an etcd clien
         for value, meta in db.get_prefix("svc/"):
             print(meta.key, value)
 
+The same :class:`Store` lives on a remote ``etch serve`` or etcd server
+(``etch.connect("127.0.0.1:2379")``, or python-etcd3's ``etch.client(host, port)``) or in an
+in-process cluster member (``etch.open(path, cluster={...})``).
+
 Keys and values are bytes; ``str`` is accepted and encoded as UTF-8; anything else raises
 ``TypeError``. Every error etch raises is an :class:`Error`.
 """
@@ -19,6 +23,8 @@ from __future__ import annotations
 from etch._etch import (
     CheckReport,
     ClosedError,
+    ClusterError,
+    DeadlineExceededError,
     CompactedError,
     ConflictError,
     CorruptError,
@@ -44,15 +50,18 @@ from etch._etch import (
     QuotaExceededError,
     ReadOnlyError,
     RequestTooLargeError,
+    ServerError,
     Status,
     StorageError,
     TooManyOpsError,
+    UnavailableError,
+    UnsupportedError,
     ValueProvidedError,
     WalRepair,
 )
 from etch._lease import Lease, LeaseInfo
 from etch._lock import Lock
-from etch._store import Store, open, restore
+from etch._store import ClusterConfig, Store, client, connect, open, restore
 from etch._transactions import Compare, Op, Transactions
 from etch._watch import DeleteEvent, Event, PutEvent, WatchResponse, WatchTimedOut
 from etch._write import WriteBlock, WriteTxn
@@ -62,6 +71,12 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckReport",
     "ClosedError",
+    "ClusterConfig",
+    "ClusterError",
+    "ConnectionFailedError",
+    "ConnectionTimeoutError",
+    "DeadlineExceededError",
+    "Etcd3Exception",
     "CompactedError",
     "Compare",
     "ConflictError",
@@ -96,17 +111,22 @@ __all__ = [
     "ReadOnlyError",
     "RevisionCompactedError",
     "RequestTooLargeError",
+    "ServerError",
     "Status",
     "StorageError",
     "Store",
     "TooManyOpsError",
     "Transactions",
+    "UnavailableError",
+    "UnsupportedError",
     "ValueProvidedError",
     "WalRepair",
     "WatchResponse",
     "WatchTimedOut",
     "WriteBlock",
     "WriteTxn",
+    "client",
+    "connect",
     "open",
     "restore",
 ]
@@ -119,3 +139,8 @@ del _cls
 
 #: python-etcd3's name for :class:`CompactedError` (which also has its ``compacted_revision``).
 RevisionCompactedError = CompactedError
+
+#: python-etcd3's names for the network errors and the base class.
+ConnectionFailedError = UnavailableError
+ConnectionTimeoutError = DeadlineExceededError
+Etcd3Exception = Error

@@ -9,10 +9,12 @@ from typing import (
     Iterator,
     List,
     Literal,
+    Mapping,
     Optional,
     Sequence,
     Tuple,
     Type,
+    TypedDict,
     TypeVar,
     Union,
     overload,
@@ -138,6 +140,28 @@ class QuotaExceededError(Error):
 class ConflictError(Error):
     """An optimistic write transaction kept conflicting with concurrent writers."""
     attempts: int
+
+class UnavailableError(Error):
+    """No server or cluster leader could be reached in time."""
+    maybe_applied: bool
+
+class DeadlineExceededError(UnavailableError):
+    """A request to a server or a cluster did not complete within its timeout."""
+
+class ClusterError(Error):
+    """A cluster member refused the request for a cluster reason."""
+
+class ServerError(Error):
+    """A server's error etch has no other class for."""
+    code: str
+    message: str
+
+class UnsupportedError(Error):
+    """This kind of store cannot do this."""
+
+ConnectionFailedError = UnavailableError
+ConnectionTimeoutError = DeadlineExceededError
+Etcd3Exception = Error
 
 class WatchTimedOut(Error, TimeoutError):
     """`Store.watch_once` saw no event in time."""
@@ -374,8 +398,24 @@ class Lock:
 
 # -- the store ------------------------------------------------------------------------------
 
+class ClusterConfig(TypedDict, total=False):
+    """`etch.open`'s `cluster` settings: `id` and `peers` are required."""
+    id: int
+    peers: Mapping[int, str]
+    token: str
+    initialize: bool
+    heartbeat: float
+    election_timeout: float
+    request_timeout: float
+    peer_cert_file: Optional[_PathLike]
+    peer_key_file: Optional[_PathLike]
+    peer_trusted_ca_file: Optional[_PathLike]
+    peer_client_cert_auth: bool
+    peer_auto_tls: bool
+
 def open(
     path: _PathLike,
+    cluster: Optional[ClusterConfig] = ...,
     *,
     durability: Literal["immediate", "relaxed"] = ...,
     page_size: int = ...,
@@ -395,7 +435,32 @@ def open(
     lock_timeout: float = ...,
     repair_wal: bool = ...,
 ) -> Store:
-    """Opens (or creates) the store at `path`."""
+    """Opens (or creates) the store at `path`; with `cluster`, as an in-process member of a
+    Raft cluster over QUIC."""
+
+def connect(
+    endpoints: Union[str, Sequence[str]],
+    *,
+    dial_timeout: float = ...,
+    request_timeout: float = ...,
+    retries: Optional[int] = ...,
+    ca_cert: Optional[_PathLike] = ...,
+    cert: Optional[_PathLike] = ...,
+    key: Optional[_PathLike] = ...,
+    server_name: Optional[str] = ...,
+    write_attempts: int = ...,
+) -> Store:
+    """A store on remote servers: an `etch serve` cluster or etcd v3."""
+
+def client(
+    host: str = ...,
+    port: int = ...,
+    ca_cert: Optional[_PathLike] = ...,
+    cert_key: Optional[_PathLike] = ...,
+    cert_cert: Optional[_PathLike] = ...,
+    timeout: Optional[float] = ...,
+) -> Store:
+    """python-etcd3's `etcd3.client(host, port, ...)`: `connect` to one server."""
 
 def restore(snapshot: _PathLike, output: _PathLike, **options: Any) -> Store:
     """Restores a snapshot file to `output` and returns it open."""
@@ -405,6 +470,12 @@ class Store:
     transactions: Transactions
     @property
     def path(self) -> str: ...
+    @property
+    def kind(self) -> Literal["local", "member", "remote"]: ...
+    @property
+    def member_id(self) -> Optional[int]: ...
+    @property
+    def leader(self) -> Optional[int]: ...
     @property
     def revision(self) -> int: ...
     @property
@@ -631,6 +702,8 @@ class Store:
     def status(self) -> Status: ...
     def check(self) -> CheckReport: ...
     def hash_kv(self, revision: Optional[int] = ...) -> int: ...
+    def hash(self) -> int:
+        """python-etcd3's name for `hash_kv()`."""
     def sync(self) -> None: ...
     def checkpoint(self) -> None:
         """Copies the WAL into the main file and empties it (then `status().wal_size` is 0);

@@ -1,11 +1,13 @@
 """Type stubs of the native module etch._etch (use the etch package, not this)."""
 
 import os
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from etch import (
     CheckReport as CheckReport,
     ClosedError as ClosedError,
+    ClusterError as ClusterError,
+    DeadlineExceededError as DeadlineExceededError,
     CompactedError as CompactedError,
     ConflictError as ConflictError,
     CorruptError as CorruptError,
@@ -31,9 +33,12 @@ from etch import (
     QuotaExceededError as QuotaExceededError,
     ReadOnlyError as ReadOnlyError,
     RequestTooLargeError as RequestTooLargeError,
+    ServerError as ServerError,
     Status as Status,
     StorageError as StorageError,
     TooManyOpsError as TooManyOpsError,
+    UnavailableError as UnavailableError,
+    UnsupportedError as UnsupportedError,
     ValueProvidedError as ValueProvidedError,
     WalRepair as WalRepair,
 )
@@ -45,7 +50,21 @@ _RawEvent = Tuple[bool, bytes, KVMetadata, Optional[_KV]]
 
 OPTION_NAMES: List[str]
 
-def open(path: _Path, **options: Any) -> NativeStore: ...
+def open(
+    path: _Path, cluster: Optional[Dict[str, Any]] = ..., **options: Any
+) -> NativeStore: ...
+def connect(
+    endpoints: List[str],
+    *,
+    dial_timeout: float = ...,
+    request_timeout: float = ...,
+    retries: Optional[int] = ...,
+    ca_cert: Optional[_Path] = ...,
+    cert: Optional[_Path] = ...,
+    key: Optional[_Path] = ...,
+    server_name: Optional[str] = ...,
+    write_attempts: int = ...,
+) -> NativeStore: ...
 def restore(snapshot: _Path, output: _Path, **options: Any) -> NativeStore: ...
 def prefix_end(prefix: _Key) -> bytes: ...
 
@@ -80,6 +99,12 @@ class WriteTxn:
 class NativeStore:
     @property
     def path(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def member_id(self) -> Optional[int]: ...
+    @property
+    def leader(self) -> Optional[int]: ...
     @property
     def max_txn_ops(self) -> int: ...
     @property

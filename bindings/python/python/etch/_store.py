@@ -19,10 +19,12 @@ from typing import (
     Dict,
     Iterator,
     List,
+    Mapping,
     Optional,
     Sequence,
     Tuple,
     Type,
+    TypedDict,
     TypeVar,
     Union,
 )
@@ -54,6 +56,26 @@ from etch._write import WriteBlock, WriteTxn, _encode, conflict
 
 KeyLike = Union[bytes, bytearray, str]
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ClusterConfig(TypedDict, total=False):
+    """``etch.open``'s ``cluster`` settings (see :func:`open`): ``id`` and ``peers`` are
+    required, the rest optional."""
+
+    id: int
+    peers: Mapping[int, str]
+    token: str
+    initialize: bool
+    heartbeat: float
+    election_timeout: float
+    request_timeout: float
+    peer_cert_file: Optional[PathLike]
+    peer_key_file: Optional[PathLike]
+    peer_trusted_ca_file: Optional[PathLike]
+    peer_client_cert_auth: bool
+    peer_auto_tls: bool
+
+
 KV = Tuple[bytes, KVMetadata]
 T = TypeVar("T")
 
@@ -78,8 +100,21 @@ def _prefix_range(prefix: KeyLike) -> Tuple[bytes, bytes]:
     return (p, prefix_end(p)) if p else _ALL
 
 
-def open(path: PathLike, **options: Any) -> Store:
+def open(path: PathLike, cluster: Optional[ClusterConfig] = None, **options: Any) -> Store:
     """Opens (or creates) the store at ``path``; use it as a context manager to close it.
+
+    With ``cluster``, the file is one member of a Raft cluster whose members talk QUIC to each
+    other (etcd's peer port), running in this process; the returned :class:`Store` has the
+    same methods, and every write is acknowledged once a majority of the members has it.
+    ``cluster`` is a dict: ``id`` (this member's id, not 0), ``peers`` (``{id: "host:port"}``
+    for every voting member, this one included: where each listens for its peers),
+    ``initialize`` (True on one member, once, to start a new cluster of ``peers``; harmless when
+    the file already belongs to the cluster), ``token`` (etcd's ``initial-cluster-token``),
+    ``heartbeat``, ``election_timeout`` and ``request_timeout`` (seconds; etcd's 0.1, 1 and
+    5 by default), and etcd's peer TLS settings ``peer_cert_file``, ``peer_key_file``,
+    ``peer_trusted_ca_file``, ``peer_client_cert_auth``, ``peer_auto_tls`` (without them
+    peer traffic is encrypted but nobody is authenticated). While no leader is reachable a
+    call raises :class:`etch.UnavailableError` after ``request_timeout``.
 
     Options (all optional; the defaults are etcd's): ``durability`` (``"immediate"``: a write
     returns once it is on disk, or ``"relaxed"``: synced every ``relaxed_sync_interval``
@@ -100,7 +135,77 @@ def open(path: PathLike, **options: Any) -> Store:
     Raises :class:`etch.LockedError` if the file is open elsewhere (past ``lock_timeout``),
     ``TypeError`` for an unknown option.
     """
-    return Store(_etch.open(path, **options))
+    if cluster is None:
+        return Store(_etch.open(path, **options))
+    return Store(_etch.open(path, dict(cluster), **options))
+
+
+def connect(
+    endpoints: Union[str, Sequence[str]],
+    *,
+    dial_timeout: float = 2.0,
+    request_timeout: float = 5.0,
+    retries: Optional[int] = None,
+    ca_cert: Optional[PathLike] = None,
+    cert: Optional[PathLike] = None,
+    key: Optional[PathLike] = None,
+    server_name: Optional[str] = None,
+    write_attempts: int = 16,
+) -> Store:
+    """A :class:`Store` on remote servers: an ``etch serve`` cluster or etcd v3 (3.4 and
+    later). ``endpoints`` is ``"host:port"`` (``http://`` or ``https://`` prefixes allowed), or
+    a list of them: requests go round robin and fail over to the next endpoint. Nothing is
+    dialed until the first call.
+
+    ``dial_timeout`` bounds one connection attempt, ``request_timeout`` one call with its
+    retries (seconds); ``retries`` is the number of extra rounds over the endpoints. TLS:
+    ``ca_cert`` (PEM file of the CA that signed the servers), ``cert`` and ``key`` (a client
+    certificate for servers that ask), ``server_name`` (the name to verify instead of the
+    endpoint's host). ``write_attempts`` is as :func:`open`'s.
+
+    The store has the local store's methods, results and exceptions; the GIL is released
+    while waiting on the network. What only a network meets raises
+    :class:`etch.UnavailableError` (no server answered; ``maybe_applied`` tells whether a write
+    may have been applied nonetheless) or :class:`etch.DeadlineExceededError`. A watch resumes
+    on another endpoint after a lost connection, from the revision after the last one it
+    delivered. Operations on the server's files (:meth:`Store.checkpoint`,
+    :meth:`Store.defrag`, :meth:`Store.check`) raise :class:`etch.UnsupportedError`.
+    """
+    eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+    return Store(
+        _etch.connect(
+            eps,
+            dial_timeout=dial_timeout,
+            request_timeout=request_timeout,
+            retries=retries,
+            ca_cert=ca_cert,
+            cert=cert,
+            key=key,
+            server_name=server_name,
+            write_attempts=write_attempts,
+        )
+    )
+
+
+def client(
+    host: str = "localhost",
+    port: int = 2379,
+    ca_cert: Optional[PathLike] = None,
+    cert_key: Optional[PathLike] = None,
+    cert_cert: Optional[PathLike] = None,
+    timeout: Optional[float] = None,
+) -> Store:
+    """python-etcd3's ``etcd3.client(host, port, ...)``: :func:`connect` to one server, with
+    python-etcd3's argument names (``cert_cert`` and ``cert_key`` are the client certificate
+    and its key; ``timeout`` the request timeout in seconds)."""
+    scheme = "https://" if ca_cert is not None else ""
+    return connect(
+        f"{scheme}{host}:{port}",
+        request_timeout=5.0 if timeout is None else timeout,
+        ca_cert=ca_cert,
+        cert=cert_cert,
+        key=cert_key,
+    )
 
 
 def restore(snapshot: PathLike, output: PathLike, **options: Any) -> Store:
@@ -128,6 +233,23 @@ class Store:
     def path(self) -> str:
         """Path of the main file."""
         return str(self._native.path)
+
+    @property
+    def kind(self) -> str:
+        """Where the store lives: ``"local"`` (:func:`open`), ``"member"`` (:func:`open` with
+        ``cluster``) or ``"remote"`` (:func:`connect`)."""
+        return str(self._native.kind)
+
+    @property
+    def member_id(self) -> Optional[int]:
+        """A cluster member's id; None for a local or remote store."""
+        return self._native.member_id
+
+    @property
+    def leader(self) -> Optional[int]:
+        """The id of the leader a cluster member knows of (None while there is none, and for a
+        local or remote store)."""
+        return self._native.leader
 
     @property
     def revision(self) -> int:
@@ -174,7 +296,8 @@ class Store:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<etch.Store {self.path!r}{' closed' if self.closed else ''}>"
+        kind = "" if self.kind == "local" else f" {self.kind}"
+        return f"<etch.Store{kind} {self.path!r}{' closed' if self.closed else ''}>"
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -568,6 +691,10 @@ class Store:
     def defragment(self) -> Tuple[int, int]:
         """python-etcd3's name for :meth:`defrag`."""
         return self.defrag()
+
+    def hash(self) -> int:
+        """python-etcd3's name for :meth:`hash_kv` at the current revision."""
+        return self.hash_kv()
 
     def status(self) -> Status:
         """Revisions, key count, file and WAL sizes."""
