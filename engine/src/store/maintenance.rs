@@ -189,12 +189,84 @@ impl Store {
         })
     }
 
-    /// Integrity check: walks every reachable page of the working state, verifying checksums,
-    /// key order, tree shape, record encoding and that every page of the file is accounted for
-    /// exactly once. Blocks writers while it runs.
+    /// Integrity check: walks every reachable page of the store as it is at the call,
+    /// verifying checksums, key order, tree shape, record encoding and that every page of the
+    /// file is accounted for exactly once. Writers go on while it runs: it reads a pinned
+    /// snapshot (see [`Store::check_with_progress`]).
     pub fn check(&self) -> Result<CheckReport> {
+        self.check_with_progress(|_, _| {})
+    }
+
+    /// [`Store::check`], calling `progress(done, total)` as it goes: `done` pages of the
+    /// `total` the snapshot's trees and values use (both in pages; `done` reaches `total` when
+    /// the walk is complete, and never passes it).
+    ///
+    /// Only the start holds the writer lock, briefly: it seals the working state, pins it as a
+    /// snapshot (so none of its pages is reused while the check reads it) and copies the
+    /// allocator's lists of free and waiting pages, which with the snapshot's trees must
+    /// partition the file as of that moment. The walk itself reads only the pinned pages.
+    pub fn check_with_progress(&self, progress: impl FnMut(u64, u64)) -> Result<CheckReport> {
         self.check_open()?;
-        let w = self.shared.writer.lock();
-        crate::check::check(&w.pager, &w.state)
+        let (snap, unused) = {
+            let mut w = self.shared.writer.lock();
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            if !self.is_read_only() {
+                self.guard(&mut w, |w| w.pager.seal())?;
+            }
+            let snap = std::sync::Arc::new(make_snapshot(&w));
+            self.shared.live.register(&snap);
+            (snap, crate::check::unused_pages(&w.pager.alloc))
+        };
+        crate::check::check(
+            &snap.view(),
+            &snap.state,
+            self.shared.page_size,
+            &unused,
+            progress,
+        )
+    }
+
+    /// Runs the remaining steps of a compaction decided earlier, if any. [`Store::compact`]
+    /// calls it before returning and the background thread calls it every tick, so it is only
+    /// needed to finish, at a moment of the caller's choosing, a compaction left unfinished by a
+    /// crash or decided by [`Store::apply`].
+    ///
+    /// Each step handles a bounded batch of dropped versions in its own no-op commit (logged, so
+    /// replay repeats it), with the writer lock released in between so that writers go on;
+    /// every step is synced before the next, which also writes its pages out of memory. A
+    /// replicated store ([`crate::Options::replicated`]) does not commit on its own: this
+    /// returns at once, and its compaction advances with the entries it applies (a no-op entry
+    /// takes a full step).
+    pub fn finish_compaction(&self) -> Result<()> {
+        if self.shared.opts.replicated || self.is_read_only() {
+            return Ok(());
+        }
+        {
+            let read = self.read()?;
+            if !crate::keyspace::compaction_pending(&*read.snap, &read.snap.state)? {
+                return Ok(());
+            }
+        }
+        let mut steps = 0u64;
+        loop {
+            let more = self.commit_with(|w| {
+                if !crate::keyspace::compaction_pending(&w.pager, &w.state)? {
+                    return Ok((false, None));
+                }
+                let (_, wait_for) = self.commit_command(w, &crate::Command::Noop)?;
+                Ok((true, wait_for))
+            })?;
+            if !more {
+                return Ok(());
+            }
+            steps += 1;
+            // Pages of the durable tree that the steps free wait for a checkpoint before reuse;
+            // no-op records hardly fill the WAL, so ask for one now and then.
+            if steps % 64 == 0 {
+                self.request_checkpoint();
+            }
+        }
     }
 }
