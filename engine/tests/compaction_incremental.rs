@@ -61,7 +61,7 @@ const TARGET_ROUND: usize = 28;
 /// Value of key `i` in round `r`: small, with an overflow value now and then (whose pages
 /// compaction must free).
 fn value(i: usize, r: usize) -> Vec<u8> {
-    let len = if (i * 31 + r) % 97 == 0 {
+    let len = if (i * 31 + r).is_multiple_of(97) {
         6000
     } else {
         20 + (i + r) % 80

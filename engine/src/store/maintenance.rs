@@ -264,7 +264,7 @@ impl Store {
             steps += 1;
             // Pages of the durable tree that the steps free wait for a checkpoint before reuse;
             // no-op records hardly fill the WAL, so ask for one now and then.
-            if steps % 64 == 0 {
+            if steps.is_multiple_of(64) {
                 self.request_checkpoint();
             }
         }
