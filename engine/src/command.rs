@@ -90,7 +90,7 @@ pub(crate) enum Origin {
 }
 
 /// Applies `command` to the working trees. The caller has numbered the commit (`pager.seq`).
-fn apply_command<'c>(
+pub(crate) fn apply<'c>(
     pager: &mut Pager,
     st: &mut KsState,
     command: &'c Command,
@@ -146,9 +146,9 @@ fn apply_command<'c>(
                 }));
             }
             let target = *revision as u64;
-            // The decision and the first bounded step; the rest follows in later commands
-            // (see `keyspace/compact.rs`).
-            keyspace::compact(pager, st, target).map_err(Failed)?;
+            // The decision only: the physical work follows in local steps (see
+            // `keyspace/compact.rs`), invisible to every read.
+            keyspace::compact(st, target);
             Ok(Applied {
                 response: CommandResponse::Compact(current),
                 record: Some(Payload::Encoded(record::encode_compact(target))),
@@ -185,37 +185,11 @@ fn apply_command<'c>(
                 record: Some(Payload::Encoded(record::encode_lease_revoke(*id))),
             })
         }
-        Command::Noop => {
-            // A no-op is where a pending compaction takes its full steps: a local store commits
-            // no-ops to finish one (the record makes replay repeat the step), a replicated
-            // store's log carries them.
-            let step = keyspace::compact_step(pager, st, keyspace::STEP_ENTRIES).map_err(Failed)?;
-            let changed = step != keyspace::StepOutcome::default();
-            Ok(Applied {
-                response: CommandResponse::Noop,
-                record: changed.then(|| Payload::Encoded(record::encode_noop())),
-            })
-        }
+        Command::Noop => Ok(Applied {
+            response: CommandResponse::Noop,
+            record: None,
+        }),
     }
-}
-
-/// [`apply_command`], then, if the command was applied and logged, a small step of a pending compaction
-/// (every command's, so that a compaction advances with the log whoever drives it; a function
-/// of the trees alone, so every replica and every replay does the same step).
-pub(crate) fn apply<'c>(
-    pager: &mut Pager,
-    st: &mut KsState,
-    command: &'c Command,
-    origin: Origin,
-) -> std::result::Result<Applied<'c>, ApplyError> {
-    let applied = apply_command(pager, st, command, origin)?;
-    // Only a command that is logged (its record replays as the same kind of command) takes the
-    // step, so replay repeats exactly the steps the original commits took.
-    if applied.record.is_some() && !matches!(command, Command::Noop | Command::Compact(_)) {
-        keyspace::compact_step(pager, st, keyspace::WRITE_STEP_ENTRIES)
-            .map_err(ApplyError::Failed)?;
-    }
-    Ok(applied)
 }
 
 /// The command a decoded WAL record replays as, with the revision a write record must create.

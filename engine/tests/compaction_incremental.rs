@@ -53,9 +53,9 @@ fn scratch(root: &Path, name: &str) -> PathBuf {
     p
 }
 
-const KEYS: usize = 600;
+const KEYS: usize = 1500;
 const ROUNDS: usize = 30;
-/// Rounds before the compaction target: ~16,000 log entries at or below it, four full steps.
+/// Rounds before the compaction target: ~38,000 log entries at or below it, several steps.
 const TARGET_ROUND: usize = 28;
 
 /// Value of key `i` in round `r`: small, with an overflow value now and then (whose pages

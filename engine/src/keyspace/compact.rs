@@ -2,59 +2,68 @@
 //!
 //! A compaction has two parts:
 //!
-//! 1. **The decision** ([`compact`]): the compact revision `c` is raised. From then on reads
-//!    below `c` are refused, so every version superseded at or before `c` is unreachable at
-//!    once: a read at `r >= c` finds, per key, the newest version at or below `r`, which is never
-//!    one of them (they are older than the key's version as of `c`); a watch starts above `c`.
-//! 2. **The physical work** ([`compact_step`]): the dropped versions and the change-log entries
-//!    at or below `c` leave the trees, a bounded batch per step. The change log is its own
-//!    cursor: it is ordered by revision, so the entries at or below `c` still present are
-//!    exactly the work left, at its front, and a step removes the ones it handled. Nothing else
-//!    records progress, so a step is atomic with the commit it runs in, a crash between steps
-//!    leaves a store whose compact revision is already the new one and whose leftovers are
-//!    invisible, and the next steps (after a restart too) simply go on from the log's front.
+//! 1. **The decision** ([`compact`], applied as [`crate::Command::Compact`], so replicated and
+//!    replayed like any command): the compact revision `c` is raised. From then on reads below
+//!    `c` are refused, so every version superseded at or before `c` is unreachable at once: a
+//!    read at `r >= c` finds, per key, the newest version at or below `r`, which is never one of
+//!    them (each is older than the key's version as of `c`, which is kept); a watch starts above
+//!    `c`. The decision is O(1).
+//! 2. **The physical work** ([`compact_step`]): local, bounded steps, each under the writer lock
+//!    and sealed on its own. First a *sweep* of the history tree in key order drops every
+//!    droppable version; then the change-log entries at or below `c` are removed from the log's
+//!    front. Steps change no logical state, so they are not logged and need not be replayed or
+//!    replicated: a crash loses the steps since the last checkpoint, and the next steps (the
+//!    sweep restarts from the first key; what was already swept costs a read) redo them. Work is
+//!    pending exactly while the log holds an entry at or below `c`, which the last phase removes.
 //!
-//! Both run inside [`crate::command::apply`], as functions of the trees alone, so every replica
-//! applying the same commands, and every WAL replay, does the same work in the same order.
+//! The sweep goes in key order because that is the order of the history tree: a step's removals
+//! fall in neighbouring leaves, so each leaf is copied about once per compaction. (Walking the
+//! change log instead, in revision order, reaches the history of randomly ordered keys: every
+//! step then rewrites as many leaves as it drops versions.)
 //!
-//! Cost per dropped version: its log entry is read from the front of the log (sequential, a
-//! fraction of a leaf), one descent of `current` and one of `history` per distinct key of the
-//! batch (keys are handled in key order, so consecutive descents share their upper pages), and
-//! one removal from `history` (a descent plus a copy-on-write of the leaf, amortised over the
-//! versions of one batch that share it). Memory is bounded by the batch: its keys and the pages
-//! it dirtied, which the commit around the step writes out.
+//! Cost per dropped version: a sequential read of its history entry (and of the kept entries
+//! beside it), one descent of `current` per key with history at or below `c` (keys in order,
+//! so consecutive descents share their upper pages), one removal from `history` (a descent
+//! into a leaf already copied by the step, for all but the leaf's first removal), and the
+//! removal of its log entry (always from the log's leftmost leaf). Memory is one step's pages.
 
 use super::*;
 use crate::btree::{self, Cursor, KeyOrder, NodeSource};
 use crate::error::{Error, Result};
 use crate::pager::Pager;
 
-/// Change-log entries a step handles when it is the point of its command
-/// ([`crate::Command::Compact`], [`crate::Command::Noop`]).
-pub(crate) const STEP_ENTRIES: usize = 4096;
+/// History or log entries a step examines (a step ends at a key boundary, so a little more).
+pub(crate) const STEP_ENTRIES: usize = 16_384;
 
-/// Change-log entries a step handles when it rides along another write: small, so that a
-/// pending compaction adds little to a writer's commit, but never zero, so that a replicated
-/// store's compaction advances with its log even when nobody drives it.
-pub(crate) const WRITE_STEP_ENTRIES: usize = 64;
+/// Where a compaction's sweep has got to: the compact revision it sweeps for, and the first
+/// history key not yet swept (`None` once the sweep is done and the log is being trimmed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SweepPosition {
+    pub(crate) compact_revision: u64,
+    pub(crate) next: Option<Vec<u8>>,
+    /// The sweep finished for `compact_revision`.
+    pub(crate) swept: bool,
+}
 
 /// What one [`compact_step`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct StepOutcome {
-    /// Change-log entries removed.
-    pub(crate) log_entries: u64,
     /// History versions (and tombstones) removed.
     pub(crate) versions: u64,
+    /// Change-log entries removed.
+    pub(crate) log_entries: u64,
+    /// Work is left after this step.
+    pub(crate) more: bool,
 }
 
-/// Decides a compaction to revision `c` (the caller checked `compact_revision < c <= revision`)
-/// and does its first step. Every version superseded at or before `c` is dropped except, per
-/// key, the newest one at or before `c` when that is a put and the key's live version is newer
-/// (it is the key's value as of `c`); tombstones at or before `c` go too; change-log entries at
-/// or before `c` go. Freed pages (overflow values included) are reused under the usual rules.
-pub(crate) fn compact(pager: &mut Pager, st: &mut KsState, c: u64) -> Result<StepOutcome> {
+/// Decides a compaction to revision `c` (the caller checked `compact_revision < c <= revision`):
+/// every version superseded at or before `c` becomes unreachable, except, per key, the newest
+/// one at or before `c` when that is a put and the key's live version is newer (it is the key's
+/// value as of `c`); tombstones at or before `c` and change-log entries at or before `c` too.
+/// [`compact_step`] then removes them; freed pages (overflow values included) are reused under
+/// the usual rules.
+pub(crate) fn compact(st: &mut KsState, c: u64) {
     st.compact_revision = c;
-    compact_step(pager, st, STEP_ENTRIES)
 }
 
 /// Revision of a change-log key.
@@ -80,91 +89,47 @@ pub(crate) fn compaction_pending<S: NodeSource>(src: &S, st: &KsState) -> Result
     }
 }
 
-/// One bounded step of the pending compaction: handles up to `max_entries` change-log entries
-/// at or below the compact revision (the oldest ones), dropping the history of their keys that
-/// the compaction makes unreachable, and removes those entries. Handling a key drops all of its
-/// droppable versions at once, so a later entry of the same key finds nothing left to drop.
-/// Does nothing when no work is pending.
+/// One bounded step of the pending compaction, from `pos` (reset when it belongs to another
+/// compact revision): a sweep of about `max_entries` history entries, or, once the sweep is
+/// done, the removal of up to `max_entries` log entries at or below the compact revision.
 pub(crate) fn compact_step(
     pager: &mut Pager,
     st: &mut KsState,
+    pos: &mut SweepPosition,
     max_entries: usize,
 ) -> Result<StepOutcome> {
     let c = st.compact_revision;
     let mut out = StepOutcome::default();
-    if c == 0 || st.roots.log == 0 || max_entries == 0 {
+    if !compaction_pending(&*pager, st)? {
         return Ok(out);
     }
-    // The batch: the oldest log entries at or below `c`, and their keys.
+    if pos.compact_revision != c {
+        *pos = SweepPosition {
+            compact_revision: c,
+            next: None,
+            swept: false,
+        };
+    }
+    if !pos.swept {
+        let next = sweep(pager, st, pos.next.as_deref(), max_entries.max(1), &mut out)?;
+        pos.swept = next.is_none();
+        pos.next = next;
+        out.more = true;
+        return Ok(out);
+    }
+    // The log's front: entries at or below `c`, oldest first.
     let mut log_keys: Vec<[u8; 12]> = Vec::new();
-    let mut keys: Vec<Vec<u8>> = Vec::new();
     {
         let mut cur = Cursor::new(&*pager, st.roots.log, KeyOrder::Bytes);
         cur.first()?;
-        while let Some((k, v)) = cur.current() {
-            if log_keys.len() >= max_entries || log_revision(k)? > c {
+        while let Some((k, _)) = cur.current() {
+            if log_keys.len() >= max_entries.max(1) || log_revision(k)? > c {
                 break;
             }
             let mut lk = [0u8; 12];
             lk.copy_from_slice(k);
-            let entry = pager.value_bytes(v)?;
-            keys.push(entry.get(1..).unwrap_or(&[]).to_vec());
             log_keys.push(lk);
             cur.next()?;
-        }
-    }
-    if log_keys.is_empty() {
-        return Ok(out);
-    }
-    // Key order: consecutive keys share the upper pages of both trees' descents.
-    keys.sort_unstable();
-    keys.dedup();
-    let mut entries: Vec<(Vec<u8>, u8)> = Vec::new();
-    for key in &keys {
-        let live_mod = match btree::get(&*pager, st.roots.current, KeyOrder::Bytes, key)? {
-            Some(v) => Some(read_record(&*pager, v)?.0.modr),
-            None => None,
-        };
-        // History entries of this key at or before `c`, oldest first: (tree key, kind).
-        entries.clear();
-        {
-            let mut cur = Cursor::new(&*pager, st.roots.history, KeyOrder::RevSuffix);
-            cur.seek_ge(&history_key(key, 0))?;
-            while let Some((k, v)) = cur.current() {
-                let (user, rev) = k.split_at(k.len().saturating_sub(8));
-                let mut r = [0u8; 8];
-                r.copy_from_slice(rev);
-                if user != key.as_slice() || u64::from_be_bytes(r) > c {
-                    break;
-                }
-                let kind = read_record(&*pager, v)?.0.kind;
-                entries.push((k.to_vec(), kind));
-                cur.next()?;
-            }
-        }
-        // The version readers at `c` need, if history must provide it: the newest at or
-        // before `c`, when it is a put and the live version is newer than `c`.
-        let keep = match live_mod {
-            Some(m) if m <= c => None,
-            _ => entries
-                .last()
-                .filter(|(_, kind)| *kind == KIND_PUT)
-                .map(|(k, _)| k.clone()),
-        };
-        for (hk, _) in entries.drain(..) {
-            if keep.as_ref() == Some(&hk) {
-                continue;
-            }
-            if let Some(old) = btree::remove(
-                pager,
-                &mut st.roots.history,
-                KeyOrder::RevSuffix,
-                TAG_HISTORY,
-                &hk,
-            )? {
-                pager.free_value(&old);
-                out.versions += 1;
-            }
         }
     }
     for lk in log_keys {
@@ -173,7 +138,101 @@ pub(crate) fn compact_step(
             out.log_entries += 1;
         }
     }
+    out.more = compaction_pending(&*pager, st)?;
     Ok(out)
+}
+
+/// Sweeps the history from the key `from` (the start if `None`) for about `max_entries`
+/// entries, ending at a key boundary, and drops what compaction to the compact revision makes
+/// unreachable. Returns the first key not swept, or `None` at the end of the history.
+fn sweep(
+    pager: &mut Pager,
+    st: &mut KsState,
+    from: Option<&[u8]>,
+    max_entries: usize,
+    out: &mut StepOutcome,
+) -> Result<Option<Vec<u8>>> {
+    let c = st.compact_revision;
+    let mut drop: Vec<Vec<u8>> = Vec::new();
+    let mut next = None;
+    {
+        let mut cur = Cursor::new(&*pager, st.roots.history, KeyOrder::RevSuffix);
+        match from {
+            Some(key) => cur.seek_ge(&history_key(key, 0))?,
+            None => cur.first()?,
+        }
+        let mut seen = 0usize;
+        // The key being swept and its entries at or below `c`, oldest first: (tree key, kind).
+        let mut key: Vec<u8> = Vec::new();
+        let mut group: Vec<(Vec<u8>, u8)> = Vec::new();
+        loop {
+            let entry = cur.current();
+            let user = entry.map(|(k, _)| &k[..k.len().saturating_sub(8)]);
+            if user != Some(key.as_slice()) {
+                // A key's group ends: decide what of it to drop.
+                if !group.is_empty() {
+                    decide(&*pager, st, &key, &mut group, &mut drop)?;
+                }
+                match user {
+                    None => break,
+                    Some(u) if seen >= max_entries => {
+                        next = Some(u.to_vec());
+                        break;
+                    }
+                    Some(u) => key = u.to_vec(),
+                }
+            }
+            let Some((k, v)) = entry else { break };
+            seen += 1;
+            let mut r = [0u8; 8];
+            r.copy_from_slice(&k[k.len().saturating_sub(8)..]);
+            if u64::from_be_bytes(r) <= c {
+                group.push((k.to_vec(), read_record(&*pager, v)?.0.kind));
+            }
+            cur.next()?;
+        }
+    }
+    for hk in drop {
+        if let Some(old) = btree::remove(
+            pager,
+            &mut st.roots.history,
+            KeyOrder::RevSuffix,
+            TAG_HISTORY,
+            &hk,
+        )? {
+            pager.free_value(&old);
+            out.versions += 1;
+        }
+    }
+    Ok(next)
+}
+
+/// For one key's history entries at or below the compact revision (`group`, oldest first,
+/// emptied), adds to `drop` all but the version readers at the compact revision need from
+/// history: the newest, when it is a put and the key's live version is newer.
+fn decide<S: NodeSource>(
+    src: &S,
+    st: &KsState,
+    key: &[u8],
+    group: &mut Vec<(Vec<u8>, u8)>,
+    drop: &mut Vec<Vec<u8>>,
+) -> Result<()> {
+    let c = st.compact_revision;
+    let live_mod = match btree::get(src, st.roots.current, KeyOrder::Bytes, key)? {
+        Some(v) => Some(read_record(src, v)?.0.modr),
+        None => None,
+    };
+    let keep_newest = match live_mod {
+        Some(m) if m <= c => false,
+        _ => group.last().is_some_and(|(_, kind)| *kind == KIND_PUT),
+    };
+    let n = group.len();
+    for (i, (hk, _)) in group.drain(..).enumerate() {
+        if !(keep_newest && i + 1 == n) {
+            drop.push(hk);
+        }
+    }
+    Ok(())
 }
 
 /// Walks the change log after revision `after` (up to the state's revision), calling

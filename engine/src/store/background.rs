@@ -27,6 +27,9 @@ pub(super) struct Background {
     pub(super) checkpoint: CheckpointProgress,
     /// Change counts for [`AutoCompaction::Changes`].
     pub(super) changes: ChangeSamples,
+    /// Where the compaction steps have got to (see `keyspace/compact.rs`; lost on a crash,
+    /// when the sweep restarts from the first key).
+    pub(super) sweep: crate::keyspace::SweepPosition,
 }
 
 /// What retention by change count knows of the change log: how many changes each sampled
@@ -225,8 +228,11 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     if let Some(target) = store.auto_compaction_due() {
                         let _ = store.compact(target);
                     }
-                    // A compaction left unfinished (by a crash, or decided through `apply`)
-                    // goes on here; `compact` finished its own already.
+                }
+                // A compaction left unfinished (by a crash) or decided through `apply` (a
+                // replicated store's) goes on here: its steps are local work, not writes of
+                // their own. `compact` finished its own already.
+                if store.shared.opts.background_writes || store.shared.opts.replicated {
                     let _ = store.finish_compaction();
                 }
                 // Release the strong reference before sleeping, so it never keeps the store open.

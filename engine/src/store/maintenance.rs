@@ -10,6 +10,9 @@ use crate::error::{Error, OpenAction, Result};
 use crate::options::Options;
 use crate::types::{CheckReport, Range, RangeOptions, Revision, Status};
 
+/// Compaction steps between the checkpoints that make their work durable.
+const CHECKPOINT_EVERY_STEPS: u64 = 4;
+
 impl Store {
     /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
     /// must not exist), while writers go on. Its history is the store's (from the compact
@@ -229,18 +232,19 @@ impl Store {
     }
 
     /// Runs the remaining steps of a compaction decided earlier, if any. [`Store::compact`]
-    /// calls it before returning and the background thread calls it every tick, so it is only
-    /// needed to finish, at a moment of the caller's choosing, a compaction left unfinished by a
-    /// crash or decided by [`Store::apply`].
+    /// calls it before returning, and the background thread calls it every tick when the store
+    /// makes background writes or is replicated, so it is only needed to finish, at a moment of
+    /// the caller's choosing, a compaction left unfinished by a crash or decided by
+    /// [`Store::apply`].
     ///
-    /// Each step handles a bounded batch of dropped versions in its own no-op commit (logged, so
-    /// replay repeats it), with the writer lock released in between so that writers go on;
-    /// every step is synced before the next, which also writes its pages out of memory. A
-    /// replicated store ([`crate::Options::replicated`]) does not commit on its own: this
-    /// returns at once, and its compaction advances with the entries it applies (a no-op entry
-    /// takes a full step).
+    /// Each step is local work under the writer lock (a bounded sweep of the history in key
+    /// order, then a bounded trim of the change log; see `keyspace/compact.rs`), sealed so that
+    /// its pages leave memory; the lock is released between steps, so writers go on. Steps
+    /// change no logical state and write no WAL record: they become durable with the next
+    /// checkpoint (one is run every few steps), and after a crash the next steps redo what was
+    /// lost.
     pub fn finish_compaction(&self) -> Result<()> {
-        if self.shared.opts.replicated || self.is_read_only() {
+        if self.is_read_only() {
             return Ok(());
         }
         {
@@ -251,22 +255,48 @@ impl Store {
         }
         let mut steps = 0u64;
         loop {
-            let more = self.commit_with(|w| {
-                if !crate::keyspace::compaction_pending(&w.pager, &w.state)? {
-                    return Ok((false, None));
+            let more = {
+                let mut w = self.shared.writer.lock();
+                self.check_writable()?;
+                if let Some(p) = &w.poisoned {
+                    return Err(Error::Poisoned(p.clone()));
                 }
-                let (_, wait_for) = self.commit_command(w, &crate::Command::Noop)?;
-                Ok((true, wait_for))
-            })?;
+                self.guard(&mut w, |w| self.compaction_step(w))?
+            };
             if !more {
                 return Ok(());
             }
             steps += 1;
-            // Pages of the durable tree that the steps free wait for a checkpoint before reuse;
-            // no-op records hardly fill the WAL, so ask for one now and then.
-            if steps.is_multiple_of(64) {
-                self.request_checkpoint();
+            // Pages of the durable tree that the steps free wait for a checkpoint before reuse,
+            // and the steps are durable only with one: checkpoint every few steps (commits go on
+            // during it).
+            if steps.is_multiple_of(CHECKPOINT_EVERY_STEPS) {
+                self.checkpoint()?;
             }
         }
+    }
+
+    /// One local compaction step on the writer (lock held): like a commit's start (pages no
+    /// snapshot needs any more are released; frees are tagged with the next sequence number,
+    /// so no snapshot of this one can see them reused), the step, then a seal, so the step's
+    /// pages are written out. Nothing is published: the state differs from the published one
+    /// only in what no read reaches, and the next commit publishes both. Returns whether work
+    /// is left.
+    fn compaction_step(&self, w: &mut super::Writer) -> Result<bool> {
+        if let Some(oldest) = self.shared.live.oldest() {
+            w.pager.alloc.release_readers(oldest);
+        }
+        w.pager.seq = w.seq + 1;
+        let mut pos = std::mem::take(&mut self.shared.background.lock().sweep);
+        let step = crate::keyspace::compact_step(
+            &mut w.pager,
+            &mut w.state,
+            &mut pos,
+            crate::keyspace::STEP_ENTRIES,
+        );
+        self.shared.background.lock().sweep = pos;
+        let step = step?;
+        w.pager.seal()?;
+        Ok(step.more)
     }
 }
