@@ -58,3 +58,27 @@ pub fn spin<T>(message: &str, work: impl FnOnce() -> T) -> T {
     pb.finish_and_clear();
     out
 }
+
+/// Runs `work`, handing it a `(done, total)` callback that drives a bar with `message` on a
+/// terminal, shown only once the work has taken a second (as [`spin`]). For work that reports
+/// its own progress, such as `Store::check_with_progress`.
+pub fn counted<T>(message: &str, work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
+    if !enabled() {
+        return work(&mut |_, _| {});
+    }
+    let start = std::time::Instant::now();
+    let mut pb: Option<ProgressBar> = None;
+    let out = work(&mut |done, total| {
+        if pb.is_none() && start.elapsed() >= SPINNER_DELAY {
+            pb = Some(bar(total, false, message));
+        }
+        if let Some(pb) = &pb {
+            pb.set_length(total);
+            pb.set_position(done);
+        }
+    });
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    out
+}

@@ -6,19 +6,34 @@
 //! entry points at a stored version, the live-key count, and that the pages reachable from the
 //! trees, the free pages, the pages waiting for reuse and the free-list pages partition the file
 //! exactly (a page in two places, or in none, is reported).
+//!
+//! It reads a pinned snapshot, not the writer's state: [`crate::Store::check_with_progress`]
+//! seals the working state, pins it and copies the allocator's lists under the writer lock, and
+//! the walk runs without any lock. Pages of a pinned snapshot are never reused while it lives
+//! (the reader rule, `alloc.rs`), so the walk sees exactly the state of that moment, and the
+//! copied lists are that moment's free and waiting pages.
 
 use std::cmp::Ordering;
 
+use crate::alloc::Allocator;
 use crate::btree::{self, KeyOrder, NodeSource, MAX_DEPTH};
 use crate::error::{Error, Result};
 use crate::keyspace::{KsState, TAG_CURRENT, TAG_HISTORY, TAG_LEASES, TAG_LEASE_KEYS};
-use crate::node::ValueRef;
+use crate::node::{NodeRef, ValueRef};
 use crate::page::PageId;
-use crate::pager::Pager;
+use crate::pager::ReadView;
 use crate::types::CheckReport;
 
-struct Walk<'a> {
-    pager: &'a Pager,
+/// How often (in pages walked) the progress callback is called.
+const PROGRESS_EVERY: u64 = 1024;
+
+struct Walk<'a, P: FnMut(u64, u64)> {
+    view: &'a ReadView<'a>,
+    page_size: usize,
+    /// Pages the trees and values use, as the snapshot counts them (for progress).
+    total: u64,
+    done: u64,
+    progress: P,
     /// Who claims each page: 0 = nobody yet.
     owner: Vec<u8>,
     leaf_depth: Option<usize>,
@@ -33,7 +48,16 @@ const OWNER_OVERFLOW: u8 = 2;
 const OWNER_FREE: u8 = 3;
 const OWNER_META: u8 = 4;
 
-impl Walk<'_> {
+impl<P: FnMut(u64, u64)> Walk<'_, P> {
+    /// Counts `n` pages of trees or values walked, reporting progress now and then.
+    fn walked(&mut self, n: u64) {
+        let before = self.done / PROGRESS_EVERY;
+        self.done = (self.done + n).min(self.total);
+        if self.done / PROGRESS_EVERY != before {
+            (self.progress)(self.done, self.total);
+        }
+    }
+
     fn claim(&mut self, id: PageId, who: u8) -> Result<()> {
         let slot = self
             .owner
@@ -66,16 +90,18 @@ impl Walk<'_> {
             )));
         }
         self.claim(id, OWNER_TREE)?;
-        self.pager.verify_fully(id)?;
+        self.view.verify_fully(id)?;
         self.report.tree_pages += 1;
-        let node = self.pager.node(id)?;
+        self.walked(1);
+        let node = self.view.node(id)?;
         let n = node.count();
         if n == 0 && !(is_root && node.is_leaf()) {
             return Err(Error::corrupt(format!(
                 "page {id}: empty node below the root"
             )));
         }
-        if let Some(t) = self.pager.node_tag(id) {
+        if let NodeRef::Page(p) = &node {
+            let t = p.tree_tag();
             if t != tag {
                 return Err(Error::corrupt(format!(
                     "page {id}: belongs to tree {t}, found in tree {tag}"
@@ -129,14 +155,16 @@ impl Walk<'_> {
 
     fn value(&mut self, key: &[u8], v: ValueRef<'_>, tag: u8) -> Result<()> {
         if let ValueRef::Overflow { page, len, crc } = v {
-            let pages = (len as u64).div_ceil(self.pager.page_size as u64).max(1);
+            let pages = (len as u64).div_ceil(self.page_size as u64).max(1);
             for p in page..page + pages {
                 self.claim(p, OWNER_OVERFLOW)?;
             }
             self.report.overflow_pages += pages;
-            self.pager.verify_overflow_fully(page, len, crc)?;
+            self.walked(pages);
+            self.view.verify_overflow_fully(page, len, crc)?;
         }
-        let bytes = self.pager.value_bytes(v)?;
+        let view = self.view;
+        let bytes = view.value_bytes(v)?;
         match tag {
             TAG_LEASES => {
                 if key.len() != 8 || bytes.len() != 8 {
@@ -180,13 +208,55 @@ impl Walk<'_> {
     }
 }
 
-/// Checks the writer's working state (see the module docs).
-pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
-    let hw = pager.alloc.high_water;
+/// Every page the allocator holds out of the trees: free, waiting for readers or a checkpoint,
+/// or holding a free list. With the pages reachable from the trees they partition the file.
+pub(crate) fn unused_pages(a: &Allocator) -> Vec<PageId> {
+    a.free
+        .iter()
+        .copied()
+        .chain(a.awaiting_readers.values().flatten().copied())
+        .chain(a.awaiting_checkpoint.iter().map(|&(_, p)| p))
+        .chain(a.awaiting_in_flight.iter().map(|&(_, p)| p))
+        .chain(a.freelist_pages.iter().copied())
+        .chain(a.in_flight_freelist.iter().copied())
+        .collect()
+}
+
+/// Checks the state of a pager that has no unsealed nodes (a freshly loaded file, as a snapshot
+/// being verified before its install), with the pager's own allocator lists.
+pub(crate) fn check_loaded(pager: &crate::pager::Pager, st: &KsState) -> Result<CheckReport> {
+    let view = ReadView {
+        map: &pager.map,
+        page_count: pager.alloc.high_water,
+    };
+    check(
+        &view,
+        st,
+        pager.page_size,
+        &unused_pages(&pager.alloc),
+        |_, _| {},
+    )
+}
+
+/// Checks a sealed state (see the module docs): the trees of `st` as read through `view`,
+/// whose file has `view.page_count` pages, `unused` of them outside the trees. Calls
+/// `progress(done, total)` as pages are walked.
+pub(crate) fn check(
+    view: &ReadView<'_>,
+    st: &KsState,
+    page_size: usize,
+    unused: &[PageId],
+    progress: impl FnMut(u64, u64),
+) -> Result<CheckReport> {
+    let hw = view.page_count;
     let mut walk = Walk {
         leased_keys: 0,
         lease_index_entries: 0,
-        pager,
+        view,
+        page_size,
+        total: hw.saturating_sub(2 + unused.len() as u64).max(1),
+        done: 0,
+        progress,
         owner: vec![0; hw as usize],
         leaf_depth: None,
         report: CheckReport::default(),
@@ -200,20 +270,12 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
             walk.node(root, order, tag, 0, None, None, true)?;
         }
     }
-    let a = &pager.alloc;
-    let unused = a
-        .free
-        .iter()
-        .copied()
-        .chain(a.awaiting_readers.values().flatten().copied())
-        .chain(a.awaiting_checkpoint.iter().map(|&(_, p)| p))
-        .chain(a.awaiting_in_flight.iter().map(|&(_, p)| p))
-        .chain(a.freelist_pages.iter().copied())
-        .chain(a.in_flight_freelist.iter().copied());
-    for p in unused {
+    for &p in unused {
         walk.claim(p, OWNER_FREE)?;
         walk.report.free_pages += 1;
     }
+    let total = walk.total;
+    (walk.progress)(total, total);
     if let Some(lost) = walk.owner.iter().position(|&o| o == 0) {
         return Err(Error::corrupt(format!(
             "page {lost} is neither reachable nor free (leaked)"
@@ -232,11 +294,11 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
             walk.leased_keys, walk.lease_index_entries
         )));
     }
-    let mut cursor = btree::Cursor::new(pager, st.roots.lease_keys, KeyOrder::Bytes);
+    let mut cursor = btree::Cursor::new(view, st.roots.lease_keys, KeyOrder::Bytes);
     cursor.first()?;
     while let Some((k, _)) = cursor.current() {
         let (id, key) = k.split_at(8);
-        if btree::get(pager, st.roots.leases, KeyOrder::Bytes, id)?.is_none() {
+        if btree::get(view, st.roots.leases, KeyOrder::Bytes, id)?.is_none() {
             return Err(Error::corrupt(
                 "the lease index names a lease that does not exist",
             ));
@@ -244,8 +306,8 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
         let mut be = [0u8; 8];
         be.copy_from_slice(id);
         let lease = u64::from_be_bytes(be);
-        let attached = match btree::get(pager, st.roots.current, KeyOrder::Bytes, key)? {
-            Some(v) => crate::page::get_u64(pager.value_bytes(v)?, 25) == lease,
+        let attached = match btree::get(view, st.roots.current, KeyOrder::Bytes, key)? {
+            Some(v) => crate::page::get_u64(view.value_bytes(v)?, 25) == lease,
             None => false,
         };
         if !attached {
@@ -256,7 +318,7 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
         cursor.next()?;
     }
     // Every change-log entry must point at a stored version of its key.
-    let mut cursor = btree::Cursor::new(pager, st.roots.log, KeyOrder::Bytes);
+    let mut cursor = btree::Cursor::new(view, st.roots.log, KeyOrder::Bytes);
     cursor.first()?;
     while let Some((k, v)) = cursor.current() {
         let rev = crate::page::get_u64(
@@ -268,23 +330,29 @@ pub(crate) fn check(pager: &Pager, st: &KsState) -> Result<CheckReport> {
             },
             0,
         );
-        // Compaction removes log entries at or below the compact revision.
-        if rev > st.revision || rev <= st.compact_revision || rev < 2 {
+        if rev > st.revision || rev < 2 {
             return Err(Error::corrupt(format!(
-                "change-log entry at revision {rev} outside ({}, {}]",
-                st.compact_revision, st.revision
+                "change-log entry at revision {rev} outside [2, {}]",
+                st.revision
             )));
         }
-        let entry = pager.value_bytes(v)?;
+        // Entries at or below the compact revision are the work an unfinished compaction has
+        // left (`keyspace/compact.rs`): their versions may be gone already, and nothing reads
+        // them.
+        if rev <= st.compact_revision {
+            cursor.next()?;
+            continue;
+        }
+        let entry = view.value_bytes(v)?;
         let key = entry.get(1..).unwrap_or(&[]);
-        let in_current = match btree::get(pager, st.roots.current, KeyOrder::Bytes, key)? {
-            Some(cv) => crate::page::get_u64(pager.value_bytes(cv)?, 9) == rev,
+        let in_current = match btree::get(view, st.roots.current, KeyOrder::Bytes, key)? {
+            Some(cv) => crate::page::get_u64(view.value_bytes(cv)?, 9) == rev,
             None => false,
         };
         if !in_current {
             let mut hk = key.to_vec();
             hk.extend_from_slice(&rev.to_be_bytes());
-            if btree::get(pager, st.roots.history, KeyOrder::RevSuffix, &hk)?.is_none() {
+            if btree::get(view, st.roots.history, KeyOrder::RevSuffix, &hk)?.is_none() {
                 return Err(Error::corrupt(format!(
                     "change-log entry at revision {rev} has no stored version"
                 )));

@@ -34,6 +34,12 @@ pub enum AutoCompaction {
     /// Keep the history of the last interval (compacting to the revision that was current that
     /// long ago, checked every tick of the background thread).
     Periodic(Duration),
+    /// Keep about the last `n` changes (one per key a revision put or deleted), whatever the
+    /// number of revisions they came in: bounds the history itself, so an overwrite-heavy store's
+    /// file stops growing even when one revision carries thousands of changes. Compacts, once
+    /// more than `n + n/10` changes are kept, to the revision that leaves at most `n` (counted
+    /// incrementally from the change log each tick; see docs/design.md, "Compaction").
+    Changes(u64),
 }
 
 /// Builder for opening a [`Store`].
@@ -106,7 +112,7 @@ impl Default for Options {
             random_access: false,
             storage: Arc::new(FsStorage),
             write_attempts: 16,
-            auto_compaction: AutoCompaction::Revisions(100_000),
+            auto_compaction: AutoCompaction::Changes(100_000),
             background_writes: true,
             quota_bytes: Some(8 << 30),
             clock: Arc::new(SystemClock::default()),
@@ -199,9 +205,11 @@ impl Options {
         self
     }
 
-    /// Automatic compaction. The default keeps the last 100,000 revisions, so an
-    /// overwrite-heavy store does not grow without bound; `AutoCompaction::Off` keeps all history
-    /// until [`Store::compact`].
+    /// Automatic compaction. The default keeps the last 100,000 changes
+    /// ([`AutoCompaction::Changes`]), so an overwrite-heavy store does not grow without bound
+    /// however large its batches; etcd's modes ([`AutoCompaction::Revisions`],
+    /// [`AutoCompaction::Periodic`]) are there too; `AutoCompaction::Off` keeps all history until
+    /// [`Store::compact`].
     pub fn auto_compaction(mut self, mode: AutoCompaction) -> Self {
         self.auto_compaction = mode;
         self
@@ -331,6 +339,11 @@ impl Options {
         if self.auto_compaction == AutoCompaction::Revisions(0) {
             return Err(Error::InvalidOption(
                 "auto-compaction must keep at least one revision".into(),
+            ));
+        }
+        if self.auto_compaction == AutoCompaction::Changes(0) {
+            return Err(Error::InvalidOption(
+                "auto-compaction must keep at least one change".into(),
             ));
         }
         if self.write_attempts == 0 {

@@ -213,6 +213,29 @@ impl<'a> ReadView<'a> {
     }
 }
 
+impl ReadView<'_> {
+    /// Re-verifies page `id` even if it was verified before (for `check`).
+    pub(crate) fn verify_fully(&self, id: PageId) -> Result<()> {
+        self.check_range(id, 1)?;
+        let data = self.map.bytes(id, self.map.page_size);
+        verify_page(data, id)?;
+        PageView::validate(id, data)?;
+        Ok(())
+    }
+
+    /// Re-verifies an overflow value's checksum (for `check`).
+    pub(crate) fn verify_overflow_fully(&self, page: PageId, len: u32, crc: u32) -> Result<()> {
+        let n = (len as u64).div_ceil(self.map.page_size as u64).max(1);
+        self.check_range(page, n)?;
+        if crc32fast::hash(self.map.bytes(page, len as usize)) != crc {
+            return Err(Error::corrupt(format!(
+                "overflow value at page {page}: checksum mismatch"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl NodeSource for ReadView<'_> {
     fn node(&self, id: PageId) -> Result<NodeRef<'_>> {
         self.node_at(id)
@@ -414,44 +437,6 @@ impl Pager {
             self.write_pages(pages[k], &buf, false)?;
         }
         Ok((pages, ids.len() as u64))
-    }
-}
-
-impl Pager {
-    /// Re-verifies page `id` from the file even if it was verified before (for `check`).
-    pub(crate) fn verify_fully(&self, id: PageId) -> Result<()> {
-        if self.dirty.contains_key(&id) {
-            return Ok(());
-        }
-        let view = self.view();
-        view.check_range(id, 1)?;
-        let data = self.map.bytes(id, self.page_size);
-        verify_page(data, id)?;
-        PageView::validate(id, data)?;
-        Ok(())
-    }
-
-    /// Re-verifies an overflow value's checksum (for `check`).
-    pub(crate) fn verify_overflow_fully(&self, page: PageId, len: u32, crc: u32) -> Result<()> {
-        let n = (len as u64).div_ceil(self.page_size as u64).max(1);
-        self.view().check_range(page, n)?;
-        if crc32fast::hash(self.map.bytes(page, len as usize)) != crc {
-            return Err(Error::corrupt(format!(
-                "overflow value at page {page}: checksum mismatch"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Tree tag of node `id`.
-    pub(crate) fn node_tag(&self, id: PageId) -> Option<u8> {
-        match self.dirty.get(&id) {
-            Some(n) => Some(n.tree()),
-            None => match self.view().node_at(id) {
-                Ok(NodeRef::Page(p)) => Some(p.tree_tag()),
-                _ => None,
-            },
-        }
     }
 }
 

@@ -80,7 +80,7 @@ pub fn check(ctx: &mut Ctx, a: &CheckArgs) -> CliResult {
     } else {
         db::open(ctx.cli, Mode::ReadOnly)?
     };
-    let report = progress::spin("checking", || store.check())
+    let report = progress::counted("checking", |tick| store.check_with_progress(tick))
         .map_err(|e| CliError::failed(format!("check failed: {e}")))?;
     db::close(store)?;
     Ok(ctx.printer.check(&ctx.cli.db, &report)?)

@@ -1,6 +1,6 @@
 //! The background thread (checkpoints by time, relaxed-mode syncs, lease expiry and
-//! auto-compaction when the store makes its own background writes) and the auto-compaction
-//! decision it and a replication layer share.
+//! auto-compaction when the store makes its own background writes, the steps of an unfinished
+//! compaction) and the auto-compaction decision it and a replication layer share.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -25,6 +25,96 @@ pub(super) struct Background {
     pub(super) writeback_requested: bool,
     /// The concurrent checkpoint in flight, if any (see `durability.rs`).
     pub(super) checkpoint: CheckpointProgress,
+    /// Change counts for [`AutoCompaction::Changes`].
+    pub(super) changes: ChangeSamples,
+    /// Where the compaction steps have got to (see `keyspace/compact.rs`; lost on a crash,
+    /// when the sweep restarts from the first key).
+    pub(super) sweep: crate::keyspace::SweepPosition,
+}
+
+/// What retention by change count knows of the change log: how many changes each sampled
+/// revision closes, counted incrementally (each tick walks only the log entries of revisions it
+/// has not counted yet), so that deciding costs no more than reading each change once.
+#[derive(Default)]
+pub(super) struct ChangeSamples {
+    /// Revisions up to here are counted (0: nothing counted yet).
+    counted_to: Revision,
+    /// (revision, changes of revisions in (base, revision]) in revision order; the first is the
+    /// base (the compact revision when counting started, with 0 changes). A sample is kept only
+    /// when it is at least a sixteenth of the retention past the previous one, so the deque is
+    /// short; compaction targets are always sampled revisions.
+    samples: std::collections::VecDeque<(Revision, u64)>,
+}
+
+impl ChangeSamples {
+    /// Appends a sample, first dropping the newest one if it lies less than `every` changes
+    /// past the one before it (so samples stay at least `every` apart, except the newest).
+    fn push(&mut self, sample: (Revision, u64), every: u64) {
+        let n = self.samples.len();
+        if n >= 2 && self.samples[n - 1].1 - self.samples[n - 2].1 < every {
+            self.samples.pop_back();
+        }
+        self.samples.push_back(sample);
+    }
+
+    /// Counts the changes after `counted_to` in `read` and returns the revision to compact to, if
+    /// more than `n + n/10` changes are kept. The log walk runs without the `background` lock
+    /// (commits take it); the samples are only touched under it.
+    fn due(store: &Store, read: &crate::ReadTxn, n: u64) -> Option<Revision> {
+        let (revision, compacted) = (read.revision(), read.compact_revision());
+        let every = (n / 16).max(1);
+        let (after, base) = {
+            let mut bg = store.shared.background.lock();
+            let c = &mut bg.changes;
+            // Counting starts (again) at the compact revision the first time, when the compact
+            // revision moved past what was counted, or when the history was replaced.
+            if c.samples.is_empty() || c.counted_to < compacted || c.counted_to > revision {
+                c.samples.clear();
+                c.samples.push_back((compacted, 0));
+                c.counted_to = compacted;
+            }
+            // The first sample is the newest at or below the compact revision.
+            while c.samples.get(1).is_some_and(|&(r, _)| r <= compacted) {
+                c.samples.pop_front();
+            }
+            (c.counted_to, c.samples.back().map_or(0, |&(_, k)| k))
+        };
+        // Samples of this walk, thinned by the same rule as the deque's.
+        let mut found: Vec<(Revision, u64)> = Vec::new();
+        crate::keyspace::count_changes(
+            &read.snap.view(),
+            &read.snap.state,
+            after as u64,
+            |rev, k| {
+                let m = found.len();
+                if m >= 2 && found[m - 1].1 - found[m - 2].1 < every {
+                    found.pop();
+                }
+                found.push((rev as Revision, base + k));
+            },
+        )
+        .ok()?;
+        let mut bg = store.shared.background.lock();
+        let c = &mut bg.changes;
+        if c.counted_to != after {
+            return None; // another caller counted meanwhile; the next call decides
+        }
+        for sample in found {
+            c.push(sample, every);
+        }
+        c.counted_to = revision;
+        let total = c.samples.back().map_or(0, |&(_, k)| k);
+        let kept = total - c.samples.front().map_or(0, |&(_, k)| k);
+        if kept <= n + n / 10 {
+            return None;
+        }
+        // The oldest sampled revision after which at most `n` changes remain.
+        c.samples
+            .iter()
+            .find(|&&(_, k)| total - k <= n)
+            .map(|&(r, _)| r)
+            .filter(|&r| r > compacted.max(1) && r <= revision)
+    }
 }
 
 impl Store {
@@ -35,8 +125,12 @@ impl Store {
     pub fn auto_compaction_due(&self) -> Option<Revision> {
         let read = self.read().ok()?;
         let (revision, compacted) = (read.revision(), read.compact_revision());
+        if let AutoCompaction::Changes(n) = self.shared.opts.auto_compaction {
+            return ChangeSamples::due(self, &read, n);
+        }
         drop(read);
         match self.shared.opts.auto_compaction {
+            AutoCompaction::Changes(_) => None,
             AutoCompaction::Off => None,
             AutoCompaction::Revisions(n) => {
                 let n = n as i64;
@@ -134,6 +228,12 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     if let Some(target) = store.auto_compaction_due() {
                         let _ = store.compact(target);
                     }
+                }
+                // A compaction left unfinished (by a crash) or decided through `apply` (a
+                // replicated store's) goes on here: its steps are local work, not writes of
+                // their own. `compact` finished its own already.
+                if store.shared.opts.background_writes || store.shared.opts.replicated {
+                    let _ = store.finish_compaction();
                 }
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);

@@ -96,7 +96,10 @@ impl Store {
         self.check_writable()?;
         self.check_local_write("compact")?;
         let command = Command::Compact(revision);
-        match self.commit_with(|w| self.commit_command(w, &command))? {
+        let response = self.commit_with(|w| self.commit_command(w, &command))?;
+        // The decision is durable; the rest of the work, in steps (see `keyspace/compact.rs`).
+        self.finish_compaction()?;
+        match response {
             CommandResponse::Compact(r) => Ok(r),
             other => Err(mismatched_response("compact", &other)),
         }

@@ -10,6 +10,9 @@ use crate::error::{Error, OpenAction, Result};
 use crate::options::Options;
 use crate::types::{CheckReport, Range, RangeOptions, Revision, Status};
 
+/// Compaction steps between the checkpoints that make their work durable.
+const CHECKPOINT_EVERY_STEPS: u64 = 4;
+
 impl Store {
     /// Writes a consistent, compact single-file copy of the store as it is now to `path` (which
     /// must not exist), while writers go on. Its history is the store's (from the compact
@@ -189,12 +192,111 @@ impl Store {
         })
     }
 
-    /// Integrity check: walks every reachable page of the working state, verifying checksums,
-    /// key order, tree shape, record encoding and that every page of the file is accounted for
-    /// exactly once. Blocks writers while it runs.
+    /// Integrity check: walks every reachable page of the store as it is at the call,
+    /// verifying checksums, key order, tree shape, record encoding and that every page of the
+    /// file is accounted for exactly once. Writers go on while it runs: it reads a pinned
+    /// snapshot (see [`Store::check_with_progress`]).
     pub fn check(&self) -> Result<CheckReport> {
+        self.check_with_progress(|_, _| {})
+    }
+
+    /// [`Store::check`], calling `progress(done, total)` as it goes: `done` pages of the
+    /// `total` the snapshot's trees and values use (both in pages; `done` reaches `total` when
+    /// the walk is complete, and never passes it).
+    ///
+    /// Only the start holds the writer lock, briefly: it seals the working state, pins it as a
+    /// snapshot (so none of its pages is reused while the check reads it) and copies the
+    /// allocator's lists of free and waiting pages, which with the snapshot's trees must
+    /// partition the file as of that moment. The walk itself reads only the pinned pages.
+    pub fn check_with_progress(&self, progress: impl FnMut(u64, u64)) -> Result<CheckReport> {
         self.check_open()?;
-        let w = self.shared.writer.lock();
-        crate::check::check(&w.pager, &w.state)
+        let (snap, unused) = {
+            let mut w = self.shared.writer.lock();
+            if let Some(p) = &w.poisoned {
+                return Err(Error::Poisoned(p.clone()));
+            }
+            if !self.is_read_only() {
+                self.guard(&mut w, |w| w.pager.seal())?;
+            }
+            let snap = std::sync::Arc::new(make_snapshot(&w));
+            self.shared.live.register(&snap);
+            (snap, crate::check::unused_pages(&w.pager.alloc))
+        };
+        crate::check::check(
+            &snap.view(),
+            &snap.state,
+            self.shared.page_size,
+            &unused,
+            progress,
+        )
+    }
+
+    /// Runs the remaining steps of a compaction decided earlier, if any. [`Store::compact`]
+    /// calls it before returning, and the background thread calls it every tick when the store
+    /// makes background writes or is replicated, so it is only needed to finish, at a moment of
+    /// the caller's choosing, a compaction left unfinished by a crash or decided by
+    /// [`Store::apply`].
+    ///
+    /// Each step is local work under the writer lock (a bounded sweep of the history in key
+    /// order, then a bounded trim of the change log; see `keyspace/compact.rs`), sealed so that
+    /// its pages leave memory; the lock is released between steps, so writers go on. Steps
+    /// change no logical state and write no WAL record: they become durable with the next
+    /// checkpoint (one is run every few steps), and after a crash the next steps redo what was
+    /// lost.
+    pub fn finish_compaction(&self) -> Result<()> {
+        if self.is_read_only() {
+            return Ok(());
+        }
+        {
+            let read = self.read()?;
+            if !crate::keyspace::compaction_pending(&*read.snap, &read.snap.state)? {
+                return Ok(());
+            }
+        }
+        let mut steps = 0u64;
+        loop {
+            let more = {
+                let mut w = self.shared.writer.lock();
+                self.check_writable()?;
+                if let Some(p) = &w.poisoned {
+                    return Err(Error::Poisoned(p.clone()));
+                }
+                self.guard(&mut w, |w| self.compaction_step(w))?
+            };
+            if !more {
+                return Ok(());
+            }
+            steps += 1;
+            // Pages of the durable tree that the steps free wait for a checkpoint before reuse,
+            // and the steps are durable only with one: checkpoint every few steps (commits go on
+            // during it).
+            if steps.is_multiple_of(CHECKPOINT_EVERY_STEPS) {
+                self.checkpoint()?;
+            }
+        }
+    }
+
+    /// One local compaction step on the writer (lock held): like a commit's start (pages no
+    /// snapshot needs any more are released; frees are tagged with the next sequence number,
+    /// so no snapshot of this one can see them reused), the step, then a seal, so the step's
+    /// pages are written out. Nothing is published: the state differs from the published one
+    /// only in what no read reaches, and the next commit publishes both. Returns whether work
+    /// is left.
+    fn compaction_step(&self, w: &mut super::Writer) -> Result<bool> {
+        if let Some(oldest) = self.shared.live.oldest() {
+            w.pager.alloc.release_readers(oldest);
+        }
+        w.pager.seq = w.seq + 1;
+        let mut pos = std::mem::take(&mut self.shared.background.lock().sweep);
+        let step = crate::keyspace::compact_step(
+            &mut w.pager,
+            &mut w.state,
+            &mut pos,
+            crate::keyspace::STEP_ENTRIES,
+        );
+        self.shared.background.lock().sweep = pos;
+        let step = step?;
+        w.pager.seal()?;
+        Ok(step.more)
     }
 }

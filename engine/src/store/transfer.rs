@@ -502,6 +502,6 @@ fn verify_snapshot(
         compact_revision: meta.compact_revision,
         key_count: meta.key_count,
     };
-    crate::check::check(&pager, &state).map_err(invalid)?;
+    crate::check::check_loaded(&pager, &state).map_err(invalid)?;
     Ok(meta)
 }
