@@ -132,7 +132,9 @@ fn main() -> Result<()> {
 
     // ---- 2. Promotion ----------------------------------------------------------------------
     println!();
-    println!("2. app.etch is promoted into a 3-member cluster on 127.0.0.1 (QUIC between members).");
+    println!(
+        "2. app.etch is promoted into a 3-member cluster on 127.0.0.1 (QUIC between members)."
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -208,7 +210,10 @@ fn main() -> Result<()> {
     let leader = wait_for_leader(&nodes)?;
     println!("   the cluster's voters are {voters:?}; member {leader} leads");
     for (id, node) in &nodes {
-        let kv = node.member.get("config/mode")?.ok_or("config/mode is missing")?;
+        let kv = node
+            .member
+            .get("config/mode")?
+            .ok_or("config/mode is missing")?;
         println!(
             "   member {id} reads config/mode = {:?} (version {}, written at revision {})",
             text(&kv.value),
@@ -224,7 +229,10 @@ fn main() -> Result<()> {
     println!("3. A watch on member {watching} sees writes made through member {writing}.");
     let mut watcher = nodes[&watching].member.watch(Range::prefix("orders/"))?;
     for i in 1..=3 {
-        let (key, value) = (format!("orders/{i}"), format!("order {i} before the failure"));
+        let (key, value) = (
+            format!("orders/{i}"),
+            format!("order {i} before the failure"),
+        );
         let put = nodes[&writing].member.put(&key, &value)?;
         println!(
             "   member {writing} wrote {key} at revision {}",
@@ -265,7 +273,10 @@ fn main() -> Result<()> {
         elected.elapsed().as_millis()
     );
     for (i, id) in (4..=6).zip(nodes.keys().copied().cycle()) {
-        let (key, value) = (format!("orders/{i}"), format!("order {i} after the failure"));
+        let (key, value) = (
+            format!("orders/{i}"),
+            format!("order {i} after the failure"),
+        );
         let put = nodes[&id].member.put(&key, &value)?;
         println!(
             "   member {id} wrote {key} at revision {}",

@@ -54,7 +54,9 @@ fn start_member(dir: &std::path::Path, id: u64, net: &Arc<LocalNetwork>) -> Memb
 fn cluster_member() {
     let dir = tempfile::tempdir().unwrap();
     let net = Arc::new(LocalNetwork::new());
-    let members: Vec<Member> = (1..=3).map(|id| start_member(dir.path(), id, &net)).collect();
+    let members: Vec<Member> = (1..=3)
+        .map(|id| start_member(dir.path(), id, &net))
+        .collect();
     members[0].initialize(BTreeSet::from([1, 2, 3])).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let leader = loop {
@@ -80,7 +82,10 @@ fn cluster_member() {
         if report.hashes.len() == 3 && report.hashes.values().all(Result::is_ok) {
             break;
         }
-        assert!(Instant::now() < deadline, "not every member answered: {report:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not every member answered: {report:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     for m in &members {

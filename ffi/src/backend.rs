@@ -13,8 +13,8 @@ use std::time::Duration;
 use etch_client::{Client, Error as ClientError, Watcher as ClientWatcher};
 use etch_engine::{
     DeleteResponse, KeyValue, LeaseGrant, LeaseInfo, PutOp, PutResponse, Range, RangeOptions,
-    RangeResponse, Revision, Store, Txn, TxnResponse, WatchCanceller, WatchOptions,
-    WatchResponse, Watcher, WriteTxn,
+    RangeResponse, Revision, Store, Txn, TxnResponse, WatchCanceller, WatchOptions, WatchResponse,
+    Watcher, WriteTxn,
 };
 use etch_replication::local::LocalNetwork;
 use etch_replication::quic::QuicTransport;
@@ -182,7 +182,18 @@ impl Backend {
         each!(self, b => b.compact(revision))
     }
 
+    /// A lease grant. The arguments are checked here for every backend, as the local store
+    /// checks them: an etcd server would grant a TTL of 0 or less as its minimum TTL instead,
+    /// and the C API promises ETCH_INVALID for it on every handle.
     pub(crate) fn lease_grant(&self, ttl: i64, id: i64) -> FfiResult<LeaseGrant> {
+        if !(1..=9_000_000_000).contains(&ttl) {
+            return Err(Failure::invalid(format!(
+                "lease TTL {ttl} is not between 1 and 9000000000 seconds"
+            )));
+        }
+        if id < 0 {
+            return Err(Failure::invalid(format!("lease id {id} is negative")));
+        }
         each!(self, b => b.lease_grant(ttl, id))
     }
 

@@ -182,7 +182,9 @@ impl Plan {
     /// The pointers of `c` must be NULL or NUL-terminated strings.
     unsafe fn read(c: &etch_member_config, options: Options) -> FfiResult<Plan> {
         if c.id == 0 {
-            return Err(Failure::invalid("id 0 is reserved: give each member an id above 0"));
+            return Err(Failure::invalid(
+                "id 0 is reserved: give each member an id above 0",
+            ));
         }
         // SAFETY: the caller's guarantee for every string pointer.
         let (path, peers, listen, network, token, cert, key, ca) = unsafe {
@@ -197,9 +199,7 @@ impl Plan {
                 text(c.peer_trusted_ca_file, "peer_trusted_ca_file")?,
             )
         };
-        let listen = listen
-            .map(|l| address(&l, "listen_peer"))
-            .transpose()?;
+        let listen = listen.map(|l| address(&l, "listen_peer")).transpose()?;
         if listen.is_none() && network.is_none() {
             return Err(Failure::invalid(
                 "set listen_peer (QUIC) or local_network (members of this process)",
@@ -251,9 +251,7 @@ impl Plan {
             (Some(listen), _) => {
                 let mut tls = self.tls.clone();
                 tls.client_cert_auth = tls.trusted_ca_file.is_some() && tls.cert_file.is_some();
-                let tls = tls
-                    .resolve()
-                    .map_err(|e| Failure::invalid(e.to_string()))?;
+                let tls = tls.resolve().map_err(|e| Failure::invalid(e.to_string()))?;
                 let _inside = runtime.enter(); // the UDP socket registers with this runtime
                 let transport = QuicTransport::bind(QuicConfig::new(id, listen, &self.token, tls))
                     .map_err(|e| Failure::new(ETCH_CLUSTER, e.to_string()))?;

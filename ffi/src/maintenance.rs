@@ -216,5 +216,7 @@ pub unsafe extern "C" fn etch_sync(db: *const etch_db) -> c_int {
 /// etch_close().
 #[no_mangle]
 pub unsafe extern "C" fn etch_checkpoint(db: *const etch_db) -> c_int {
-    call_db(db, |db| Ok(db.store.local("etch_checkpoint")?.checkpoint()?))
+    call_db(db, |db| {
+        Ok(db.store.local("etch_checkpoint")?.checkpoint()?)
+    })
 }
