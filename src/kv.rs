@@ -1,7 +1,8 @@
 //! One API over every backend: [`Kv`] is the core of [`Store`]'s API (keys, ranges,
 //! transactions, watches, leases, compaction) as a trait, so a function written once runs on a
-//! local file, on a remote server through [`Client`](crate::Client) (`client` feature), and on
-//! any other backend that implements it.
+//! local file, on a remote server through [`Client`](crate::Client) (`client` feature), on an
+//! in-process member of a Raft cluster through `replication::Member` (`replication` feature),
+//! and on any other backend that implements it.
 //!
 //! ```no_run
 //! use etch::kv::Kv;
@@ -146,9 +147,13 @@ impl Watch for Watcher {
     }
 }
 
-/// Implements [`Kv`] for a type whose inherent methods have the trait's names and shapes.
+/// Implements [`Kv`] for a type whose inherent methods have the trait's names and shapes;
+/// `$wrap` turns what the type's `watch_with` returns into `$watcher`.
 macro_rules! delegate_kv {
     ($backend:ty, $error:ty, $watcher:ty) => {
+        delegate_kv!($backend, $error, $watcher, std::convert::identity);
+    };
+    ($backend:ty, $error:ty, $watcher:ty, $wrap:expr) => {
         impl Kv for $backend {
             type Error = $error;
             type Watcher = $watcher;
@@ -189,7 +194,7 @@ macro_rules! delegate_kv {
                 <$backend>::txn(self, txn)
             }
             fn watch_with(&self, range: Range, opts: WatchOptions) -> Result<$watcher, $error> {
-                <$backend>::watch_with(self, range, opts)
+                <$backend>::watch_with(self, range, opts).map($wrap)
             }
             fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrant, $error> {
                 <$backend>::lease_grant(self, ttl, id)
@@ -255,3 +260,64 @@ mod remote {
 
     delegate_kv!(Client, ClientError, ClientWatcher);
 }
+
+#[cfg(feature = "replication")]
+mod member {
+    use super::*;
+    use etch_replication::{Error as ClusterError, Member};
+
+    /// A cluster member's errors: the engine's inside [`ClusterError::Store`]; no leader and a
+    /// timeout are the transient ones (a new leader may be elected, the answer may come).
+    impl Backend for ClusterError {
+        fn engine(&self) -> Option<&Error> {
+            match self {
+                ClusterError::Store(e) => Some(e),
+                _ => None,
+            }
+        }
+
+        fn is_unavailable(&self) -> bool {
+            matches!(self, ClusterError::NoLeader | ClusterError::Timeout)
+        }
+    }
+
+    /// A watch on a cluster member's own store: the engine's [`Watcher`] with its errors in
+    /// the member's error type, as [`Kv`] asks (a member's watch is served locally from what it
+    /// has applied, so it keeps working while the member is a follower or has no leader).
+    pub struct MemberWatcher(Watcher);
+
+    impl MemberWatcher {
+        /// The engine watcher inside.
+        pub fn into_inner(self) -> Watcher {
+            self.0
+        }
+    }
+
+    impl Watch for MemberWatcher {
+        type Error = ClusterError;
+
+        fn recv(&mut self) -> Result<Option<WatchResponse>, ClusterError> {
+            self.0.recv().map_err(ClusterError::Store)
+        }
+
+        fn recv_timeout(
+            &mut self,
+            timeout: Duration,
+        ) -> Result<Option<WatchResponse>, ClusterError> {
+            self.0.recv_timeout(timeout).map_err(ClusterError::Store)
+        }
+
+        fn next_revision(&self) -> Revision {
+            self.0.next_revision()
+        }
+
+        fn cancel(&mut self) {
+            self.0.cancel()
+        }
+    }
+
+    delegate_kv!(Member, ClusterError, MemberWatcher, MemberWatcher);
+}
+
+#[cfg(feature = "replication")]
+pub use member::MemberWatcher;

@@ -13,8 +13,9 @@
 //! ```
 //!
 //! This crate re-exports the engine (`etch-engine`); see its documentation for the details.
-//! [`kv::Kv`] is the API shared by the local store and, with the `client` feature, the remote
-//! `Client` of `etch serve` and etcd servers.
+//! [`kv::Kv`] is the API shared by the local store, the remote `Client` of `etch serve` and
+//! etcd servers (`client` feature), and `replication::Member`, an in-process member of a Raft
+//! cluster (`replication` feature).
 
 #![deny(missing_docs)]
 

@@ -1,9 +1,11 @@
 //! The core cases of tests/support/kv_cases.rs, written once against `etch::kv::Kv`, on each
-//! backend: a local store file, `etch serve` (in this process, on a loopback port) through the
-//! remote client, and a real etcd 3.4 (started by the test; skipped when it is not installed,
-//! a failure when `ETCH_REQUIRE_TOOLS=1`).
+//! backend: a local store file, a follower of an in-process 3-member cluster
+//! (`replication::Member` over `LocalNetwork`), `etch serve` (in this process, on a loopback
+//! port) through the remote client, and a real etcd 3.4 (started by the test; skipped when it is
+//! not installed, a failure when `ETCH_REQUIRE_TOOLS=1`).
 //!
-//! Needs the `client` feature: `cargo test --release -p etch --features client --test kv_backends`.
+//! Needs the `client` and `replication` features:
+//! `cargo test --release -p etch --features client,replication --test kv_backends`.
 
 #[path = "support/kv_cases.rs"]
 mod kv_cases;
@@ -15,6 +17,12 @@ mod serve;
 #[allow(dead_code)]
 mod etcd;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use etch::replication::local::LocalNetwork;
+use etch::replication::{Member, NodeConfig};
 use etch::{Client, ClientOptions, Store};
 
 #[test]
@@ -23,6 +31,66 @@ fn local_store() {
     let db = Store::open(dir.path().join("local.etch")).unwrap();
     kv_cases::all(&db);
     db.check().expect("the file is intact after the cases");
+}
+
+/// Starts member `id` of a cluster on `net`, with its file in `dir`.
+fn start_member(dir: &std::path::Path, id: u64, net: &Arc<LocalNetwork>) -> Member {
+    let mut config = NodeConfig::new(id);
+    config.raft.heartbeat_interval = 50;
+    config.raft.election_timeout_min = 300;
+    config.raft.election_timeout_max = 600;
+    let member = Member::open(
+        config,
+        dir.join(format!("m{id}.etch")),
+        etch::Options::new(),
+        Arc::clone(net),
+    )
+    .unwrap();
+    net.register(id, member.handler());
+    member
+}
+
+#[test]
+fn cluster_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = Arc::new(LocalNetwork::new());
+    let members: Vec<Member> = (1..=3)
+        .map(|id| start_member(dir.path(), id, &net))
+        .collect();
+    members[0].initialize(BTreeSet::from([1, 2, 3])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        let known: BTreeSet<_> = members.iter().map(Member::leader).collect();
+        if let [Some(id)] = known.into_iter().collect::<Vec<_>>()[..] {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // A follower: every write and linearizable read crosses the cluster, watches are served
+    // from what it applied.
+    let follower = members.iter().find(|m| m.id() != leader).unwrap();
+    kv_cases::all(follower);
+
+    // The three files hold the same key space at the follower's last revision (a member that
+    // has not applied it yet answers with an error: asked again until all three answer).
+    let revision = follower.revision();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let report = follower.check_hashes(revision).unwrap();
+        assert!(!report.mismatch(), "members disagree: {report:?}");
+        if report.hashes.len() == 3 && report.hashes.values().all(Result::is_ok) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every member answered: {report:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for m in &members {
+        m.shutdown().unwrap();
+    }
 }
 
 #[test]

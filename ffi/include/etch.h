@@ -45,9 +45,19 @@
  * clean under `valgrind --leak-check=full --error-exitcode=1` with no suppression file
  * (ffi/tests checks exactly that).
  *
+ * Backends. One etch_db type for three backends, taking the same calls: a local file
+ * (etch_open(), etch_restore()), a member of a Raft cluster running in this process
+ * (etch_open_member(): writes go through the cluster's leader, peers are reached over QUIC or
+ * an in-process network), and a remote etch serve cluster or etcd server (etch_connect()).
+ * Cluster and network failures have their own codes: ETCH_UNAVAILABLE (nothing was applied;
+ * retrying is safe), ETCH_TIMEOUT (the outcome of a write is unknown), ETCH_NOT_MEMBER,
+ * ETCH_CLUSTER. The few calls a backend does not offer (maintenance of a local file on a
+ * member or remote handle, etch_member_info() elsewhere) return ETCH_UNSUPPORTED.
+ *
  * Ownership. Every object the library allocates for the caller has exactly one release
  * function, to be called exactly once:
- *   etch_db               etch_close()
+ *   etch_db               etch_close()             from etch_open(), etch_restore(),
+ *                                                  etch_open_member(), etch_connect()
  *   etch_kv (owned)       etch_kv_free()           from etch_get(), etch_put(), etch_wtxn_get()
  *   etch_iter             etch_iter_free()
  *   etch_txn              etch_txn_free()
@@ -231,6 +241,40 @@
 #define ETCH_WAL_DAMAGED 18
 
 /**
+ * A cluster member or remote handle could not serve the call now: the cluster has no leader
+ * this member can reach (an election is running, or a majority is down), or no endpoint of a
+ * remote handle answered. Nothing was applied; retrying later is safe.
+ */
+#define ETCH_UNAVAILABLE 19
+
+/**
+ * No answer came within the request timeout (a member's `request_timeout_ms`, a remote
+ * handle's `request_timeout_ms`), or a remote connection broke after the request was sent.
+ * The outcome is **unknown**: a write may still be applied. Make writes idempotent, or read
+ * before retrying.
+ */
+#define ETCH_TIMEOUT 20
+
+/**
+ * This cluster member is not, or no longer, in the cluster's membership (not added yet, or
+ * removed): it serves no writes and no linearizable reads.
+ */
+#define ETCH_NOT_MEMBER 21
+
+/**
+ * A cluster or server failure not covered by another code: Raft refused a change or stopped
+ * on this member, the peer port could not be bound, or a server answered with an error of its
+ * own (etch_errmsg() has its text).
+ */
+#define ETCH_CLUSTER 22
+
+/**
+ * The call is not available on this kind of handle (e.g. etch_defrag() on a remote server,
+ * etch_member_info() on a local file).
+ */
+#define ETCH_UNSUPPORTED 23
+
+/**
  * `etch_range_opts.sort_order`: key order (no sorting). The default.
  */
 #define ETCH_SORT_NONE 0
@@ -357,7 +401,10 @@
 #define ETCH_EVENT_DELETE 1
 
 /**
- * An open store. Opaque; created by etch_open() or etch_restore(), destroyed by etch_close().
+ * An open store. Opaque; created by etch_open() or etch_restore() (a local file),
+ * etch_open_member() (an in-process member of a cluster) or etch_connect() (a remote server),
+ * destroyed by etch_close(). Every call takes any of the three, except the few a backend does
+ * not offer (ETCH_UNSUPPORTED; each function's documentation names them).
  *
  * Thread safety: every function taking an `etch_db *` may be called from any number of
  * threads at once on the same handle (reads never wait for writers; concurrent writers share
@@ -407,6 +454,84 @@ typedef struct etch_watch etch_watch;
  * call that received it, and only on that thread. Not freed by the caller.
  */
 typedef struct etch_wtxn etch_wtxn;
+
+/**
+ * How etch_open_member() starts a member.
+ *
+ * Fill it with `etch_member_config_init(&config, sizeof config)`, then set at least `id`,
+ * `path` and one of `listen_peer` / `local_network`. The strings are read during the call
+ * only.
+ */
+typedef struct etch_member_config {
+  /**
+   * Size in bytes of the caller's struct: set by etch_member_config_init(), never by hand.
+   */
+  size_t size;
+  /**
+   * This member's id: unique in the cluster, not 0.
+   */
+  uint64_t id;
+  /**
+   * The member's store file (created if missing). A member keeps its whole state in it;
+   * reopening it rejoins the cluster.
+   */
+  const char *path;
+  /**
+   * Peers as a comma-separated list of `id=host:port` (the QUIC address each peer listens
+   * on), or of bare ids on a local network; this member may be listed or not.
+   */
+  const char *peers;
+  /**
+   * `host:port` to listen on for peers (UDP, QUIC). NULL: use `local_network`.
+   */
+  const char *listen_peer;
+  /**
+   * The name of an in-process network: every member of this process opened with the same
+   * name reaches the others directly. Used when `listen_peer` is NULL.
+   */
+  const char *local_network;
+  /**
+   * etcd's `initial-cluster-token`: QUIC peers with another token are refused. NULL:
+   * "etch-cluster".
+   */
+  const char *cluster_token;
+  /**
+   * Non-zero: start a new cluster whose voters are this member and its `peers`, keeping
+   * everything the file holds (a standalone store becomes the cluster's first state).
+   * Ignored when the file already belongs to a cluster (it rejoins). Set it on one member
+   * only; the others start with 0 and are reached by the first.
+   */
+  int initialize;
+  /**
+   * Leader heartbeat interval in milliseconds (default 100).
+   */
+  uint64_t heartbeat_ms;
+  /**
+   * Election timeout in milliseconds: a follower that hears no leader for between this and
+   * twice this campaigns (default 1000).
+   */
+  uint64_t election_timeout_ms;
+  /**
+   * Longest wait for a write or linearizable read, in milliseconds (default 5000): past it
+   * the call returns ETCH_TIMEOUT.
+   */
+  uint64_t request_timeout_ms;
+  /**
+   * Peer TLS (QUIC only; etcd's `--peer-cert-file`): this member's certificate (PEM).
+   * NULL: connections are encrypted with a throwaway certificate and peers are not
+   * authenticated.
+   */
+  const char *peer_cert_file;
+  /**
+   * `--peer-key-file`: the certificate's private key (PEM).
+   */
+  const char *peer_key_file;
+  /**
+   * `--peer-trusted-ca-file`: the CA every peer's certificate must chain to (PEM);
+   * connecting peers are then required to present one.
+   */
+  const char *peer_trusted_ca_file;
+} etch_member_config;
 
 /**
  * Options for etch_open() and etch_restore(). Owned by the caller (stack or heap); etch only
@@ -745,6 +870,47 @@ typedef struct etch_check_report {
 } etch_check_report;
 
 /**
+ * Options for etch_connect(). Owned by the caller; etch only reads it during the call.
+ *
+ * Always fill it with `etch_connect_options_init(&opts, sizeof opts)` first, then change the
+ * fields you care about (ABI evolution as etch_options: later versions only append fields).
+ * The defaults are etcdctl's: a 2 s dial timeout, 5 s per request, 2 retries, plaintext
+ * unless an endpoint is `https://`.
+ */
+typedef struct etch_connect_options {
+  /**
+   * Size in bytes of the caller's struct: set by etch_connect_options_init(), never by hand.
+   */
+  size_t size;
+  /**
+   * Longest wait for one connection to one endpoint, in milliseconds (default 2000).
+   */
+  uint64_t dial_timeout_ms;
+  /**
+   * Longest wait for one request, retries and failover included, in milliseconds (default
+   * 5000). A call that runs out of it returns ETCH_TIMEOUT.
+   */
+  uint64_t request_timeout_ms;
+  /**
+   * Extra rounds over the endpoints after a first round failed (default 2).
+   */
+  uint32_t retries;
+  /**
+   * CA certificate file (PEM) that verifies the servers: turns TLS on. NULL: plaintext,
+   * unless an endpoint is `https://`.
+   */
+  const char *ca_file;
+  /**
+   * Client certificate file (PEM), for servers that ask for one; needs `key_file`.
+   */
+  const char *cert_file;
+  /**
+   * Private key file (PEM) of `cert_file`.
+   */
+  const char *key_file;
+} etch_connect_options;
+
+/**
  * Summary of one operation's result (filled by etch_txn_result_op()).
  */
 typedef struct etch_txn_op_result {
@@ -889,6 +1055,47 @@ extern "C" {
 const char *etch_version(void);
 
 /**
+ * Fills `*config` with the defaults (no id or path yet, a 100 ms heartbeat, a 1 s election
+ * timeout, 5 s per request, token "etch-cluster", no peer TLS files). `size` must be
+ * `sizeof *config`. Returns ETCH_OK, or ETCH_INVALID for a NULL `config` or an unknown size.
+ * Thread-safe.
+ */
+int etch_member_config_init(struct etch_member_config *config, size_t size);
+
+/**
+ * Opens the store file `config->path` as a member of a Raft cluster that runs in this
+ * process, and gives a handle taking the same calls as one from etch_open(): writes and
+ * linearizable reads go through the cluster's leader (from any member), watches are served
+ * from what this member has applied.
+ *
+ * `opts` (NULL for the defaults) are the store's options, as for etch_open(). On success `*db` receives a handle owned by the caller;
+ * etch_close() shuts the member down (its file closed cleanly, its peers see it gone). On
+ * failure `*db` is NULL and etch_errmsg(NULL) says why.
+ *
+ * Until a leader is elected (or while this member cannot reach a majority) writes and
+ * linearizable reads wait up to `request_timeout_ms` and then return ETCH_UNAVAILABLE; a
+ * write whose answer does not come in time returns ETCH_TIMEOUT (its outcome is unknown). A
+ * member removed from the cluster answers ETCH_NOT_MEMBER. etch_snapshot(), etch_defrag(),
+ * etch_status(), etch_check(), etch_sync(), etch_checkpoint() and etch_wal_repair() return
+ * ETCH_UNSUPPORTED on a member.
+ *
+ * Returns ETCH_OK, ETCH_INVALID (NULL or bad config, bad options), ETCH_LOCKED (the file is
+ * open elsewhere), ETCH_CLUSTER (the peer port cannot be bound, or Raft refused to start),
+ * ETCH_FORMAT, ETCH_CORRUPT, ETCH_IO. Thread-safe.
+ */
+int etch_open_member(const struct etch_member_config *config,
+                     const struct etch_options *opts,
+                     struct etch_db **db);
+
+/**
+ * For a handle from etch_open_member(): `id` (optional) receives this member's id and
+ * `leader` (optional) the id of the leader it knows, 0 while there is none (an election is
+ * running, or it cannot reach a majority). Returns ETCH_OK, ETCH_INVALID (NULL db) or
+ * ETCH_UNSUPPORTED (a local or remote handle). Thread-safe.
+ */
+int etch_member_info(const struct etch_db *db, uint64_t *id, uint64_t *leader);
+
+/**
  * Fills `*opts` with the defaults (immediate durability, 4 KiB pages, etcd's limits of 1.5 MiB
  * per request and 128 operations per transaction, a WAL of at most 64 MiB, auto-compaction keeping
  * 100000 revisions, an 8 GiB quota).
@@ -934,7 +1141,9 @@ int etch_restore(const char *snapshot_path,
 
 /**
  * Closes the handle: checkpoints (the WAL is folded into the main file and removed, leaving
- * one file), releases the file lock and frees the handle, even when it reports an error.
+ * one file), releases the file lock and frees the handle, even when it reports an error. A
+ * cluster member is shut down first (its peers then elect a leader without it); a remote
+ * handle closes its connections.
  *
  * Must be the last call on `db`, with no other call on it running. Objects created from the
  * handle stay valid and must still be freed: iterators, key-values and transaction results
@@ -948,13 +1157,15 @@ int etch_close(struct etch_db *db);
 /**
  * If the open that made `db` repaired a damaged WAL (`etch_options.repair_wal`), fills
  * `*report` with what it found and dropped and returns ETCH_OK; otherwise returns
- * ETCH_NOT_FOUND and leaves `*report` unwritten. ETCH_INVALID for a NULL argument.
+ * ETCH_NOT_FOUND and leaves `*report` unwritten. ETCH_INVALID for a NULL argument,
+ * ETCH_UNSUPPORTED on a member or remote handle.
  * `report->copy_path` is borrowed from the handle (valid until etch_close()). Thread-safe.
  */
 int etch_wal_repair(const struct etch_db *db, struct etch_wal_repair_report *report);
 
 /**
- * `*read_only` receives 1 if `db` was opened with `etch_options.read_only`, else 0.
+ * `*read_only` receives 1 if `db` was opened with `etch_options.read_only`, else 0 (always 0
+ * for a member or remote handle).
  * ETCH_OK, or ETCH_INVALID for a NULL argument. Thread-safe.
  */
 int etch_is_read_only(const struct etch_db *db, int *read_only);
@@ -1250,6 +1461,35 @@ int etch_sync(const struct etch_db *db);
  * etch_close().
  */
 int etch_checkpoint(const struct etch_db *db);
+
+/**
+ * Fills `*opts` with the defaults (etcdctl's: 2 s dial timeout, 5 s per request, 2 retries,
+ * no TLS files). `size` must be `sizeof *opts`. Returns ETCH_OK, or ETCH_INVALID for a NULL
+ * `opts` or a size this library does not know. Thread-safe.
+ */
+int etch_connect_options_init(struct etch_connect_options *opts, size_t size);
+
+/**
+ * Connects to a remote `etch serve` cluster or etcd server: the handle it gives takes the same
+ * calls as one from etch_open(), sent over etcd's v3 API.
+ *
+ * `endpoints` is a NUL-terminated, comma-separated list of `host:port`, `http://host:port`
+ * or `https://host:port` (etcdctl's `--endpoints`); requests are balanced over them and fail
+ * over when one is unreachable. `opts` may be NULL for the defaults. Nothing is sent yet: an
+ * unreachable server shows at the first call (ETCH_UNAVAILABLE). On success `*db` receives a
+ * handle owned by the caller (etch_close() releases it); on failure `*db` is NULL and
+ * etch_errmsg(NULL) says why.
+ *
+ * The calls a remote server does not offer through this API (etch_snapshot(), etch_defrag(),
+ * etch_status(), etch_check(), etch_sync(), etch_checkpoint(), etch_write(),
+ * etch_wal_repair(), etch_member_info()) return ETCH_UNSUPPORTED. Network failures are
+ * ETCH_UNAVAILABLE (nothing was applied; retrying is safe) or ETCH_TIMEOUT (the outcome of a
+ * write is unknown). Returns ETCH_OK or ETCH_INVALID (NULL or empty endpoints, a malformed
+ * endpoint, bad options, unreadable TLS files). Thread-safe.
+ */
+int etch_connect(const char *endpoints,
+                 const struct etch_connect_options *opts,
+                 struct etch_db **db);
 
 /**
  * Creates an empty transaction builder (no compares: the "then" branch runs). On ETCH_OK

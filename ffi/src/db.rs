@@ -7,17 +7,22 @@ use std::time::Duration;
 
 use etch_engine::{AutoCompaction, Durability, Options, Store};
 
+use crate::backend::Backend;
 use crate::boundary::{self, c_message, call, clear, flag, out, path};
 use crate::error::{Failure, FfiResult};
 
-/// An open store. Opaque; created by etch_open() or etch_restore(), destroyed by etch_close().
+/// An open store. Opaque; created by etch_open() or etch_restore() (a local file),
+/// etch_open_member() (an in-process member of a cluster) or etch_connect() (a remote server),
+/// destroyed by etch_close(). Every call takes any of the three, except the few a backend does
+/// not offer (ETCH_UNSUPPORTED; each function's documentation names them).
 ///
 /// Thread safety: every function taking an `etch_db *` may be called from any number of
 /// threads at once on the same handle (reads never wait for writers; concurrent writers share
 /// one fsync through group commit), except etch_close(), which must be the last call on the
 /// handle and must not run concurrently with any other call on it.
 pub struct etch_db {
-    pub(crate) store: Store,
+    /// What the handle talks to.
+    pub(crate) store: Backend,
     /// The path of the damaged-WAL copy, as C reads it through etch_wal_repair(); set when the
     /// open repaired the WAL. Kept here so the borrowed pointer lives as long as the handle.
     wal_repair_copy: Option<CString>,
@@ -250,7 +255,7 @@ impl etch_options {
 ///
 /// # Safety
 /// A non-NULL `opts` must point to an etch_options filled by etch_options_init().
-unsafe fn engine_options(opts: *const etch_options) -> FfiResult<Options> {
+pub(crate) unsafe fn engine_options(opts: *const etch_options) -> FfiResult<Options> {
     if opts.is_null() {
         return etch_options::defaults().to_engine();
     }
@@ -258,11 +263,14 @@ unsafe fn engine_options(opts: *const etch_options) -> FfiResult<Options> {
     unsafe { etch_options::read(opts) }?.to_engine()
 }
 
-/// Boxes a store as a handle.
-fn into_handle(store: Store) -> *mut etch_db {
-    let wal_repair_copy = store
-        .wal_repair()
-        .map(|repair| c_message(&repair.copy.to_string_lossy()));
+/// Boxes a backend as a handle.
+pub(crate) fn into_handle(store: Backend) -> *mut etch_db {
+    let wal_repair_copy = match &store {
+        Backend::Local(local) => local
+            .wal_repair()
+            .map(|repair| c_message(&repair.copy.to_string_lossy())),
+        _ => None,
+    };
     Box::into_raw(Box::new(etch_db {
         store,
         wal_repair_copy,
@@ -331,7 +339,7 @@ pub unsafe extern "C" fn etch_open(
             (db, boundary::path(path, "path")?, engine_options(opts)?)
         };
         let store = opts.open(&path)?;
-        db.set(into_handle(store));
+        db.set(into_handle(Backend::Local(store)));
         Ok(())
     })
 }
@@ -368,13 +376,15 @@ pub unsafe extern "C" fn etch_restore(
             )
         };
         let store = Store::restore(&snapshot, &output, opts)?;
-        db.set(into_handle(store));
+        db.set(into_handle(Backend::Local(store)));
         Ok(())
     })
 }
 
 /// Closes the handle: checkpoints (the WAL is folded into the main file and removed, leaving
-/// one file), releases the file lock and frees the handle, even when it reports an error.
+/// one file), releases the file lock and frees the handle, even when it reports an error. A
+/// cluster member is shut down first (its peers then elect a leader without it); a remote
+/// handle closes its connections.
 ///
 /// Must be the last call on `db`, with no other call on it running. Objects created from the
 /// handle stay valid and must still be freed: iterators, key-values and transaction results
@@ -397,14 +407,14 @@ pub unsafe extern "C" fn etch_close(db: *mut etch_db) -> c_int {
             wal_repair_copy,
         } = *handle;
         drop((errors, wal_repair_copy));
-        store.close()?;
-        Ok(())
+        store.close()
     })
 }
 
 /// If the open that made `db` repaired a damaged WAL (`etch_options.repair_wal`), fills
 /// `*report` with what it found and dropped and returns ETCH_OK; otherwise returns
-/// ETCH_NOT_FOUND and leaves `*report` unwritten. ETCH_INVALID for a NULL argument.
+/// ETCH_NOT_FOUND and leaves `*report` unwritten. ETCH_INVALID for a NULL argument,
+/// ETCH_UNSUPPORTED on a member or remote handle.
 /// `report->copy_path` is borrowed from the handle (valid until etch_close()). Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn etch_wal_repair(
@@ -414,7 +424,10 @@ pub unsafe extern "C" fn etch_wal_repair(
     boundary::call_db(db, |db| {
         // SAFETY: by the header's contract report is writable.
         let report = unsafe { out(report, "report") }?;
-        match (db.store.wal_repair(), &db.wal_repair_copy) {
+        match (
+            db.store.local("etch_wal_repair")?.wal_repair(),
+            &db.wal_repair_copy,
+        ) {
             (Some(repair), Some(copy)) => {
                 report.set(etch_wal_repair_report {
                     offset: repair.damage.offset,
@@ -429,14 +442,16 @@ pub unsafe extern "C" fn etch_wal_repair(
     })
 }
 
-/// `*read_only` receives 1 if `db` was opened with `etch_options.read_only`, else 0.
+/// `*read_only` receives 1 if `db` was opened with `etch_options.read_only`, else 0 (always 0
+/// for a member or remote handle).
 /// ETCH_OK, or ETCH_INVALID for a NULL argument. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn etch_is_read_only(db: *const etch_db, read_only: *mut c_int) -> c_int {
     boundary::call_db(db, |db| {
         // SAFETY: by the header's contract read_only is writable.
         let read_only = unsafe { out(read_only, "read_only") }?;
-        read_only.set(c_int::from(db.store.is_read_only()));
+        let local = matches!(&db.store, Backend::Local(s) if s.is_read_only());
+        read_only.set(c_int::from(local));
         Ok(())
     })
 }

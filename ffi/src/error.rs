@@ -54,6 +54,25 @@ pub const ETCH_READONLY: c_int = 17;
 /// `etch_options.repair_wal` set to keep a copy of the WAL and recover up to the damage
 /// (etch_wal_repair() then reports it). Distinct from ETCH_CORRUPT, which no option repairs.
 pub const ETCH_WAL_DAMAGED: c_int = 18;
+/// A cluster member or remote handle could not serve the call now: the cluster has no leader
+/// this member can reach (an election is running, or a majority is down), or no endpoint of a
+/// remote handle answered. Nothing was applied; retrying later is safe.
+pub const ETCH_UNAVAILABLE: c_int = 19;
+/// No answer came within the request timeout (a member's `request_timeout_ms`, a remote
+/// handle's `request_timeout_ms`), or a remote connection broke after the request was sent.
+/// The outcome is **unknown**: a write may still be applied. Make writes idempotent, or read
+/// before retrying.
+pub const ETCH_TIMEOUT: c_int = 20;
+/// This cluster member is not, or no longer, in the cluster's membership (not added yet, or
+/// removed): it serves no writes and no linearizable reads.
+pub const ETCH_NOT_MEMBER: c_int = 21;
+/// A cluster or server failure not covered by another code: Raft refused a change or stopped
+/// on this member, the peer port could not be bound, or a server answered with an error of its
+/// own (etch_errmsg() has its text).
+pub const ETCH_CLUSTER: c_int = 22;
+/// The call is not available on this kind of handle (e.g. etch_defrag() on a remote server,
+/// etch_member_info() on a local file).
+pub const ETCH_UNSUPPORTED: c_int = 23;
 
 /// A failed call: its status code and the message etch_errmsg() will return.
 #[derive(Debug)]
@@ -146,6 +165,11 @@ pub extern "C" fn etch_strerror(code: c_int) -> *const c_char {
         ETCH_EXISTS => b"already exists\0",
         ETCH_READONLY => b"store is open read-only\0",
         ETCH_WAL_DAMAGED => b"WAL is damaged before acknowledged records (open with repair_wal)\0",
+        ETCH_UNAVAILABLE => b"cluster or server unavailable (no leader, or no endpoint answered)\0",
+        ETCH_TIMEOUT => b"request timed out; its outcome is unknown\0",
+        ETCH_NOT_MEMBER => b"this member is not in the cluster's membership\0",
+        ETCH_CLUSTER => b"cluster or server error\0",
+        ETCH_UNSUPPORTED => b"not supported by this kind of handle\0",
         _ => b"unknown status code\0",
     };
     text.as_ptr().cast()
@@ -237,7 +261,7 @@ mod tests {
     #[test]
     fn strerror_is_distinct_per_code_and_never_null() {
         let mut seen = std::collections::HashSet::new();
-        for code in ETCH_OK..=ETCH_WAL_DAMAGED {
+        for code in ETCH_OK..=ETCH_UNSUPPORTED {
             let p = etch_strerror(code);
             assert!(!p.is_null());
             // SAFETY: etch_strerror returns pointers to NUL-terminated static byte strings.

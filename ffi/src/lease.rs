@@ -146,7 +146,7 @@ pub unsafe extern "C" fn etch_lease_time_to_live(
                 })
                 .collect();
             let n = kvs.len() as i64;
-            k.set(Iter::new(kvs, n, false, db.store.revision()).into_raw());
+            k.set(Iter::new(kvs, n, false, db.store.revision()?).into_raw());
         }
         Ok(())
     })

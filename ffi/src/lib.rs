@@ -5,19 +5,26 @@
 //! code from `error.rs`); results through out-parameters; keys and values as (pointer, length);
 //! each object the library allocates has one documented release function; NULL arguments give
 //! `ETCH_INVALID`; no Rust panic crosses the boundary (see `boundary.rs`).
+//!
+//! One `etch_db *` type for three backends (`backend.rs`): a local file (etch_open()), an
+//! in-process cluster member (etch_open_member(), `cluster.rs`) and a remote server
+//! (etch_connect(), `remote.rs`).
 
 #![deny(missing_docs, unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types)]
 // The pointer contract is stated once, in the header's preamble, for every function.
 #![allow(clippy::missing_safety_doc)]
 
+mod backend;
 mod boundary;
+pub mod cluster;
 pub mod db;
 pub mod error;
 pub mod iter;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
+pub mod remote;
 pub mod txn;
 pub mod watch;
 pub mod write;

@@ -53,7 +53,7 @@ pub unsafe extern "C" fn etch_revision(db: *const etch_db, revision: *mut i64) -
     call_db(db, |db| {
         // SAFETY: by the header's contract revision is writable.
         let revision = unsafe { out(revision, "revision") }?;
-        revision.set(db.store.read()?.revision());
+        revision.set(db.store.revision()?);
         Ok(())
     })
 }
@@ -102,7 +102,7 @@ pub unsafe extern "C" fn etch_snapshot(
         // writable.
         let (target, revision, size) =
             unsafe { (self::path(path, "path")?, opt_out(revision), opt_out(size)) };
-        let (rev, bytes) = db.store.snapshot(&target)?;
+        let (rev, bytes) = db.store.local("etch_snapshot")?.snapshot(&target)?;
         if let Some(r) = revision {
             r.set(rev);
         }
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn etch_defrag(
     call_db(db, |db| {
         // SAFETY: by the header's contract the outputs are NULL or writable.
         let (before, after) = unsafe { (opt_out(before), opt_out(after)) };
-        let (b, a) = db.store.defrag()?;
+        let (b, a) = db.store.local("etch_defrag")?.defrag()?;
         if let Some(p) = before {
             p.set(b);
         }
@@ -144,7 +144,7 @@ pub unsafe extern "C" fn etch_status(db: *const etch_db, status: *mut etch_store
     call_db(db, |db| {
         // SAFETY: by the header's contract status is writable.
         let status = unsafe { out(status, "status") }?;
-        let s = db.store.status()?;
+        let s = db.store.local("etch_status")?.status()?;
         status.set(etch_store_status {
             revision: s.revision,
             compact_revision: s.compact_revision,
@@ -169,7 +169,7 @@ pub unsafe extern "C" fn etch_check(db: *const etch_db, report: *mut etch_check_
     call_db(db, |db| {
         // SAFETY: by the header's contract report is NULL or writable.
         let report = unsafe { opt_out(report) };
-        let r = db.store.check()?;
+        let r = db.store.local("etch_check")?.check()?;
         if let Some(out) = report {
             out.set(etch_check_report {
                 tree_pages: r.tree_pages,
@@ -207,7 +207,7 @@ pub unsafe extern "C" fn etch_hash_kv(db: *const etch_db, revision: i64, hash: *
 /// etch_close().
 #[no_mangle]
 pub unsafe extern "C" fn etch_sync(db: *const etch_db) -> c_int {
-    call_db(db, |db| Ok(db.store.sync()?))
+    call_db(db, |db| Ok(db.store.local("etch_sync")?.sync()?))
 }
 
 /// Runs a checkpoint now: the main file then holds every commit and the WAL is empty, as
@@ -216,5 +216,7 @@ pub unsafe extern "C" fn etch_sync(db: *const etch_db) -> c_int {
 /// etch_close().
 #[no_mangle]
 pub unsafe extern "C" fn etch_checkpoint(db: *const etch_db) -> c_int {
-    call_db(db, |db| Ok(db.store.checkpoint()?))
+    call_db(db, |db| {
+        Ok(db.store.local("etch_checkpoint")?.checkpoint()?)
+    })
 }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use etch_engine::{Event, EventKind, WatchCanceller, WatchOptions, WatchResponse, Watcher};
+use etch_engine::{Event, EventKind, WatchCanceller, WatchOptions, WatchResponse};
 
+use crate::backend::AnyWatcher;
 use crate::boundary::{self, call, call_db, clear, flag, object_mut, out};
 use crate::db::etch_db;
-use crate::error::{code_of, Failure, FfiResult, ETCH_CLOSED, ETCH_INTERNAL, ETCH_OK};
+use crate::error::{Failure, FfiResult, ETCH_CLOSED, ETCH_INTERNAL, ETCH_OK};
 use crate::kv::{etch_kv, raw_range, view};
 
 /// Event kind: a put (creation or update).
@@ -160,19 +161,19 @@ pub struct etch_watch {
 
 enum Mode {
     Poll {
-        watcher: Watcher,
+        watcher: AnyWatcher,
         ended: bool,
     },
     Thread {
         stop: Arc<AtomicBool>,
         /// Wakes the watch thread if it is waiting for changes, so closing never waits for
-        /// the end of its wait slice.
-        canceller: WatchCanceller,
+        /// the end of its wait slice (a remote watch has none: closing waits for the slice).
+        canceller: Option<WatchCanceller>,
         thread: Option<JoinHandle<()>>,
     },
 }
 
-/// The engine watcher for C arguments.
+/// The backend's watcher for C arguments.
 ///
 /// # Safety
 /// Pointers as in etch_watch_open().
@@ -183,7 +184,7 @@ unsafe fn engine_watcher(
     range_end: *const u8,
     range_end_len: usize,
     opts: *const etch_watch_opts,
-) -> FfiResult<Watcher> {
+) -> FfiResult<AnyWatcher> {
     // SAFETY: the caller's guarantee: key buffers NULL or valid, opts NULL or readable.
     let (range, opts) = unsafe {
         (
@@ -202,7 +203,7 @@ unsafe fn engine_watcher(
         progress_notify: (opts.progress_notify_ms != 0)
             .then(|| Duration::from_millis(opts.progress_notify_ms)),
     };
-    Ok(db.store.watch_with(range, options)?)
+    db.store.watch_with(range, options)
 }
 
 /// Starts a polling watch on the range `(key, range_end)` (as etch_range(); key `"\0"` with
@@ -287,7 +288,7 @@ pub unsafe extern "C" fn etch_watch_poll(
             Ok(None) => Err(Failure::not_found("no watch response within the timeout")),
             Err(e) => {
                 *ended = true;
-                Err(e.into())
+                Err(e)
             }
         }
     })
@@ -328,7 +329,7 @@ impl Callback {
 /// The watch thread: delivers responses until stopped, cancelled or failed. etch_watch_close()
 /// sets `stop` and wakes the wait through the watch's canceller; the wait is cut into 50 ms
 /// slices only so that etch_close() of the store is noticed too.
-fn run_watch(mut watcher: Watcher, callback: Callback, stop: Arc<AtomicBool>) {
+fn run_watch(mut watcher: AnyWatcher, callback: Callback, stop: Arc<AtomicBool>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| loop {
         if stop.load(Ordering::Acquire) {
             return None;
@@ -342,7 +343,7 @@ fn run_watch(mut watcher: Watcher, callback: Callback, stop: Arc<AtomicBool>) {
                 }
             }
             Ok(None) => {}
-            Err(e) => return Some(code_of(&e)),
+            Err(e) => return Some(e.code),
         }
     }));
     let status = match outcome {
@@ -429,7 +430,9 @@ pub unsafe extern "C" fn etch_watch_close(watch: *mut etch_watch) -> c_int {
         } = w.mode
         {
             stop.store(true, Ordering::Release);
-            canceller.cancel();
+            if let Some(c) = canceller {
+                c.cancel();
+            }
             if let Some(t) = thread.take() {
                 if t.thread().id() != std::thread::current().id() && t.join().is_err() {
                     return Err(Failure::new(ETCH_INTERNAL, "watch thread panicked"));

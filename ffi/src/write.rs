@@ -89,7 +89,7 @@ pub unsafe extern "C" fn etch_write(
                 Ok(())
             }
             (Err(_), Some(rc)) => Err(Failure::new(rc, format!("write callback returned {rc}"))),
-            (Err(e), None) => Err(e.into()),
+            (Err(e), None) => Err(e),
         }
     })
 }

@@ -2,11 +2,19 @@
 //! example in `examples/` with the system C compiler, and runs them — under valgrind when it is
 //! installed (zero errors and zero definite or indirect leaks required).
 //!
+//! The core programs (test_kv, test_txn, test_watch, test_lease) run three times, on each
+//! backend of an `etch_db *` (see `tests/c/check.h`): a local file, a follower of a 3-member
+//! cluster in the program's process, and a remote `etch serve` this harness starts in its own
+//! process on a loopback port.
+//!
 //! Environment: `CC` picks the compiler (default `cc`); `ETCH_VALGRIND=0` runs without
 //! valgrind even when it is installed.
 
 #[path = "c_suite/out_params.rs"]
 mod out_params;
+
+#[path = "../../client/tests/support/serve.rs"]
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -120,10 +128,17 @@ fn valgrind_wanted() -> bool {
 /// "possibly lost" ones (interior pointers into live allocations, as thread bookkeeping of
 /// the standard library) are reported by valgrind but not errors.
 fn run_program(exe: &Path, scratch: &Path) -> String {
+    run_program_with(exe, scratch, &[])
+}
+
+/// [`run_program`] with environment variables.
+fn run_program_with(exe: &Path, scratch: &Path, env: &[(&str, String)]) -> String {
     let what = format!("running {}", exe.display());
+    let env = env.iter().map(|(k, v)| (*k, v.as_str()));
     if valgrind_wanted() {
         run(
             Command::new("valgrind")
+                .envs(env)
                 .args([
                     "--quiet",
                     "--error-exitcode=99",
@@ -136,22 +151,53 @@ fn run_program(exe: &Path, scratch: &Path) -> String {
             &format!("{what} under valgrind"),
         )
     } else {
-        run(Command::new(exe).arg(scratch), &what)
+        run(Command::new(exe).envs(env).arg(scratch), &what)
     }
 }
 
 /// Compiles and runs `tests/c/<name>.c`.
 fn c_test(name: &str) {
+    c_test_on(name, Backend::Local);
+}
+
+/// What the handle of a core program talks to (`ETCH_TEST_BACKEND`).
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Local,
+    Member,
+    Remote,
+}
+
+/// Compiles `tests/c/<name>.c` and runs it on `backend` (for `Remote`, against an `etch serve`
+/// started here and stopped, its file checked, afterwards).
+fn c_test_on(name: &str, backend: Backend) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let exe = tmp.path().join(name);
     compile_static(&manifest_dir().join(format!("tests/c/{name}.c")), &exe);
     let scratch = tmp.path().join("data");
     std::fs::create_dir(&scratch).unwrap();
-    let out = run_program(&exe, &scratch);
+    let mut env = Vec::new();
+    let mut server = None;
+    match backend {
+        Backend::Local => env.push(("ETCH_TEST_BACKEND", "local".to_string())),
+        Backend::Member => env.push(("ETCH_TEST_BACKEND", "member".to_string())),
+        Backend::Remote => {
+            let served = serve::Served::start(&tmp.path().join("served.etch"));
+            env.push(("ETCH_TEST_BACKEND", "remote".to_string()));
+            env.push(("ETCH_TEST_ENDPOINT", served.endpoint()));
+            server = Some(served);
+        }
+    }
+    let out = run_program_with(&exe, &scratch, &env);
     assert!(
         out.contains(&format!("{name}: ok")),
-        "{name} printed: {out}"
+        "{name} on {backend:?} printed: {out}"
     );
+    if let Some(mut served) = server {
+        served.stop();
+        let db = etch_engine::Store::open(&served.db).expect("the served file opens");
+        db.check().expect("the served file is intact");
+    }
 }
 
 #[test]
@@ -160,8 +206,28 @@ fn c_kv() {
 }
 
 #[test]
+fn c_kv_member() {
+    c_test_on("test_kv", Backend::Member);
+}
+
+#[test]
+fn c_kv_remote() {
+    c_test_on("test_kv", Backend::Remote);
+}
+
+#[test]
 fn c_txn() {
     c_test("test_txn");
+}
+
+#[test]
+fn c_txn_member() {
+    c_test_on("test_txn", Backend::Member);
+}
+
+#[test]
+fn c_txn_remote() {
+    c_test_on("test_txn", Backend::Remote);
 }
 
 #[test]
@@ -170,8 +236,28 @@ fn c_watch() {
 }
 
 #[test]
+fn c_watch_member() {
+    c_test_on("test_watch", Backend::Member);
+}
+
+#[test]
+fn c_watch_remote() {
+    c_test_on("test_watch", Backend::Remote);
+}
+
+#[test]
 fn c_lease() {
     c_test("test_lease");
+}
+
+#[test]
+fn c_lease_member() {
+    c_test_on("test_lease", Backend::Member);
+}
+
+#[test]
+fn c_lease_remote() {
+    c_test_on("test_lease", Backend::Remote);
 }
 
 #[test]

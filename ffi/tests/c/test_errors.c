@@ -241,8 +241,93 @@ static void test_errmsg_rules(const char *dir) {
     OK(NULL, etch_close(b));
 }
 
+/* etch_connect() and etch_open_member(): NULL and malformed arguments are typed errors, an
+ * unreachable server is ETCH_UNAVAILABLE at the first call, a member with no majority answers
+ * ETCH_UNAVAILABLE once its request timeout passes, and the member-only call refuses a file. */
+static void test_backend_errors(const char *dir) {
+    etch_db *db = (etch_db *)0x1;
+    etch_kv *kv = NULL;
+    char path[4096];
+    etch_connect_options co;
+    CHECK_RC(NULL, etch_connect_options_init(NULL, sizeof co), ETCH_INVALID);
+    CHECK_RC(NULL, etch_connect_options_init(&co, 3), ETCH_INVALID);
+    OK(NULL, etch_connect_options_init(&co, sizeof co));
+    CHECK_RC(NULL, etch_connect(NULL, NULL, &db), ETCH_INVALID);
+    CHECK(db == NULL);
+    CHECK_RC(NULL, etch_connect("127.0.0.1:1", NULL, NULL), ETCH_INVALID);
+    CHECK_RC(NULL, etch_connect("", NULL, &db), ETCH_INVALID);
+    CHECK_RC(NULL, etch_connect("not an endpoint", NULL, &db), ETCH_INVALID);
+    CHECK(db == NULL);
+    co.cert_file = "client.crt"; /* without key_file */
+    CHECK_RC(NULL, etch_connect("127.0.0.1:1", &co, &db), ETCH_INVALID);
+    /* Port 1 on loopback: nothing listens. */
+    OK(NULL, etch_connect_options_init(&co, sizeof co));
+    co.dial_timeout_ms = 200;
+    co.request_timeout_ms = 1000;
+    co.retries = 0;
+    OK(NULL, etch_connect("127.0.0.1:1", &co, &db));
+    CHECK_RC(db, etch_get(db, S("k"), &kv), ETCH_UNAVAILABLE);
+    CHECK(kv == NULL);
+    CHECK(strcmp(etch_strerror(ETCH_UNAVAILABLE),
+                 "cluster or server unavailable (no leader, or no endpoint answered)") == 0);
+    CHECK_RC(db, etch_defrag(db, NULL, NULL), ETCH_UNSUPPORTED);
+    OK(NULL, etch_close(db));
+
+    etch_member_config mc;
+    CHECK_RC(NULL, etch_member_config_init(NULL, sizeof mc), ETCH_INVALID);
+    CHECK_RC(NULL, etch_member_config_init(&mc, sizeof mc + 1), ETCH_INVALID);
+    OK(NULL, etch_member_config_init(&mc, sizeof mc));
+    db = (etch_db *)0x1;
+    CHECK_RC(NULL, etch_open_member(NULL, NULL, &db), ETCH_INVALID);
+    CHECK(db == NULL);
+    CHECK_RC(NULL, etch_open_member(&mc, NULL, NULL), ETCH_INVALID);
+    mc.path = path_in(path, sizeof path, dir, "member.etch");
+    mc.local_network = "errors";
+    CHECK_RC(NULL, etch_open_member(&mc, NULL, &db), ETCH_INVALID); /* id 0 */
+    CHECK(strstr(etch_errmsg(NULL), "id 0") != NULL);
+    mc.id = 1;
+    mc.local_network = NULL; /* neither QUIC nor a local network */
+    CHECK_RC(NULL, etch_open_member(&mc, NULL, &db), ETCH_INVALID);
+    mc.listen_peer = "127.0.0.1:0";
+    mc.peers = "2"; /* QUIC peers need addresses */
+    CHECK_RC(NULL, etch_open_member(&mc, NULL, &db), ETCH_INVALID);
+    mc.listen_peer = "nowhere";
+    mc.peers = NULL;
+    CHECK_RC(NULL, etch_open_member(&mc, NULL, &db), ETCH_INVALID);
+    mc.listen_peer = NULL;
+    mc.local_network = "errors";
+    mc.peers = "2,x";
+    CHECK_RC(NULL, etch_open_member(&mc, NULL, &db), ETCH_INVALID);
+    /* One voter of two, the other never started: no leader, so no write. */
+    mc.peers = "2";
+    mc.initialize = 1;
+    mc.heartbeat_ms = 50;
+    mc.election_timeout_ms = 200;
+    mc.request_timeout_ms = 500;
+    OK(NULL, etch_open_member(&mc, NULL, &db));
+    uint64_t id = 0, leader = 7;
+    OK(db, etch_member_info(db, &id, &leader));
+    CHECK(id == 1 && leader == 0);
+    CHECK_RC(db, etch_put(db, S("k"), S("v"), NULL, NULL, NULL), ETCH_UNAVAILABLE);
+    etch_store_status st;
+    CHECK_RC(db, etch_status(db, &st), ETCH_UNSUPPORTED);
+    OK(NULL, etch_close(db));
+    CHECK_RC(NULL, etch_member_info(NULL, &id, &leader), ETCH_INVALID);
+    /* The same file reopens as a member of its cluster (initialize is then ignored). */
+    OK(NULL, etch_open_member(&mc, NULL, &db));
+    OK(NULL, etch_close(db));
+    /* The member-only call refuses a local file. */
+    db = open_test_db(dir, "plain-for-member-info.etch");
+    CHECK_RC(db, etch_member_info(db, &id, &leader), ETCH_UNSUPPORTED);
+    OK(NULL, etch_close(db));
+    for (int c = ETCH_UNAVAILABLE; c <= ETCH_UNSUPPORTED; c++) {
+        CHECK(strcmp(etch_strerror(c), "unknown status code") != 0);
+    }
+}
+
 int main(int argc, char **argv) {
     CHECK(argc == 2);
+    test_backend_errors(argv[1]);
     test_open_errors(argv[1]);
     test_corrupt(argv[1]);
     test_limits(argv[1]);

@@ -295,6 +295,35 @@ static void test_maintenance(etch_db *db, const char *dir) {
     CHECK(restored == NULL);
 }
 
+/* On a member or remote handle the calls only a local file offers say so with a typed code;
+ * the member-only call refuses the other two kinds of handle. */
+static void test_local_only_calls_elsewhere_are_unsupported(etch_db *db) {
+    if (db == NULL) return;
+    etch_store_status st;
+    uint64_t id = 0, leader = 0;
+    CHECK_RC(db, etch_status(db, &st), ETCH_UNSUPPORTED);
+    CHECK(strstr(etch_errmsg(db), "etch_status is not available on") != NULL);
+    CHECK_RC(db, etch_defrag(db, NULL, NULL), ETCH_UNSUPPORTED);
+    CHECK_RC(db, etch_check(db, NULL), ETCH_UNSUPPORTED);
+    CHECK_RC(db, etch_sync(db), ETCH_UNSUPPORTED);
+    CHECK_RC(db, etch_checkpoint(db), ETCH_UNSUPPORTED);
+    CHECK_RC(db, etch_snapshot(db, "never-written.snap", NULL, NULL), ETCH_UNSUPPORTED);
+    int ro = -1;
+    OK(db, etch_is_read_only(db, &ro));
+    CHECK(ro == 0);
+    if (backend() == BACKEND_MEMBER) {
+        OK(db, etch_member_info(db, &id, &leader));
+        CHECK(id >= 1 && id <= 3 && leader >= 1 && leader <= 3 && leader != id);
+    } else {
+        CHECK_RC(db, etch_member_info(db, &id, &leader), ETCH_UNSUPPORTED);
+    }
+    /* Both keep working afterwards, and agree on the hash of the keyspace. */
+    uint32_t h1 = 0, h2 = 0;
+    OK(db, etch_hash_kv(db, 0, &h1));
+    OK(db, etch_hash_kv(db, 0, &h2));
+    CHECK(h1 == h2);
+}
+
 static void test_reopen(const char *dir) {
     etch_db *db = open_test_db(dir, "reopen.etch");
     put(db, "persist", "yes");
@@ -316,12 +345,17 @@ static void test_reopen(const char *dir) {
 int main(int argc, char **argv) {
     CHECK(argc == 2);
     test_version();
-    etch_db *db = open_test_db(argv[1], "kv.etch");
+    etch_db *db = open_core_db(argv[1], "kv.etch");
     test_put_get(db);
     test_range(db);
-    test_maintenance(db, argv[1]);
-    OK(NULL, etch_close(db));
-    test_reopen(argv[1]);
+    if (backend_is_local()) {
+        test_maintenance(db, argv[1]);
+        test_local_only_calls_elsewhere_are_unsupported(NULL);
+    } else {
+        test_local_only_calls_elsewhere_are_unsupported(db);
+    }
+    close_core_db(db);
+    if (backend_is_local()) test_reopen(argv[1]);
     printf("test_kv: ok\n");
     return 0;
 }

@@ -109,10 +109,10 @@ static void test_expiry(etch_db *db) {
 
 int main(int argc, char **argv) {
     CHECK(argc == 2);
-    etch_db *db = open_test_db(argv[1], "lease.etch");
+    etch_db *db = open_core_db(argv[1], "lease.etch");
     test_lifecycle(db);
     test_expiry(db);
-    OK(NULL, etch_close(db));
+    close_core_db(db);
     printf("test_lease: ok\n");
     return 0;
 }

@@ -237,12 +237,12 @@ static void test_errors(etch_db *db) {
 
 int main(int argc, char **argv) {
     CHECK(argc == 2);
-    etch_db *db = open_test_db(argv[1], "txn.etch");
+    etch_db *db = open_core_db(argv[1], "txn.etch");
     test_compares(db);
     test_branches_and_reader(db);
     test_nested(db);
     test_errors(db);
-    OK(NULL, etch_close(db));
+    close_core_db(db);
     printf("test_txn: ok\n");
     return 0;
 }

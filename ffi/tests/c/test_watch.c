@@ -78,16 +78,19 @@ static void test_poll(etch_db *db) {
     CHECK_RC(NULL, etch_watch_poll(w, 10, &resp), ETCH_NOT_FOUND);
     OK(NULL, etch_watch_close(w));
 
-    /* Progress notifications: an empty response after the interval. */
-    etch_watch_opts po = {0};
-    po.progress_notify_ms = 20;
-    OK(db, etch_watch_open(db, ALL, 1, ALL, 1, &po, &w));
-    resp = poll_one(w);
-    CHECK(resp->event_count == 0 && resp->events == NULL && resp->canceled == 0);
-    OK(db, etch_revision(db, &rev));
-    CHECK(resp->header_revision == rev);
-    etch_watch_resp_free(resp);
-    OK(NULL, etch_watch_close(w));
+    /* Progress notifications: an empty response after the interval (a remote server sends
+     * them at its own interval, 10 minutes for etcd, so not there). */
+    if (backend() != BACKEND_REMOTE) {
+        etch_watch_opts po = {0};
+        po.progress_notify_ms = 20;
+        OK(db, etch_watch_open(db, ALL, 1, ALL, 1, &po, &w));
+        resp = poll_one(w);
+        CHECK(resp->event_count == 0 && resp->events == NULL && resp->canceled == 0);
+        OK(db, etch_revision(db, &rev));
+        CHECK(resp->header_revision == rev);
+        etch_watch_resp_free(resp);
+        OK(NULL, etch_watch_close(w));
+    }
 
     /* Compaction past a watcher's position cancels it with the compact revision. */
     etch_watch_opts co = {0};
@@ -249,11 +252,12 @@ static void test_callback_errors(etch_db *db) {
 
 int main(int argc, char **argv) {
     CHECK(argc == 2);
-    etch_db *db = open_test_db(argv[1], "watch.etch");
+    etch_db *db = open_core_db(argv[1], "watch.etch");
     test_poll(db);
     test_callback_errors(db);
-    OK(NULL, etch_close(db));
-    test_callback(argv[1]);
+    close_core_db(db);
+    /* Callbacks and the final status after etch_close() of a local store. */
+    if (backend_is_local()) test_callback(argv[1]);
     printf("test_watch: ok\n");
     return 0;
 }
