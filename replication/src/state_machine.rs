@@ -68,7 +68,11 @@ pub type Membership = StoredMembership<NodeId, BasicNode>;
 const MAX_MEMBERSHIP_BYTES: usize = 4096;
 
 /// A snapshot this member holds: its metadata, the file's path and an open handle.
-type Current = (SnapshotMeta<NodeId, BasicNode>, PathBuf, Arc<dyn StorageFile>);
+type Current = (
+    SnapshotMeta<NodeId, BasicNode>,
+    PathBuf,
+    Arc<dyn StorageFile>,
+);
 
 struct State {
     /// The newest snapshot this member built or installed.
@@ -441,7 +445,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
         let (path, file) = self
             .machine
             .new_file("received")

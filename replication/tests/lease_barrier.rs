@@ -25,7 +25,10 @@ async fn isolated_leader_does_not_answer(seed: u64) {
 
     // Cut the leader off. It still believes it leads (no newer term reached it)...
     c.net.isolate(old.id(), &MEMBERS);
-    assert!(old.is_leader(), "seed {seed}: the leader stepped down at once");
+    assert!(
+        old.is_leader(),
+        "seed {seed}: the leader stepped down at once"
+    );
     // ...but may not answer as the leader.
     let kept = old.lease_keep_alive(lease.id).await;
     assert!(
@@ -73,7 +76,11 @@ async fn isolated_leader_does_not_answer(seed: u64) {
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    assert_eq!(answer, Some(lease.id), "seed {seed}: no answer after healing");
+    assert_eq!(
+        answer,
+        Some(lease.id),
+        "seed {seed}: no answer after healing"
+    );
     c.converge().await;
     c.assert_same_keyspace().await;
     c.shutdown().await;

@@ -25,9 +25,7 @@ type Log = RaftLog<EngineLog>;
 struct Builder;
 
 impl StoreBuilder<TypeConfig, Log, StateMachine, tempfile::TempDir> for Builder {
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, Log, StateMachine), StorageError<NodeId>> {
+    async fn build(&self) -> Result<(tempfile::TempDir, Log, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("member.etch");
         let store = etch_engine::Options::new()

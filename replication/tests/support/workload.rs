@@ -48,7 +48,10 @@ impl ClientLease {
 }
 
 /// A lease request's result as the checker's response: "lease not found" is an answer.
-pub fn lease_answer<T>(r: Result<T, Error>, ok: impl FnOnce(T) -> Response) -> Result<Response, Error> {
+pub fn lease_answer<T>(
+    r: Result<T, Error>,
+    ok: impl FnOnce(T) -> Response,
+) -> Result<Response, Error> {
     match r {
         Ok(v) => Ok(ok(v)),
         Err(Error::Store(etch_engine::Error::LeaseNotFound { .. })) => Ok(Response::LeaseNotFound),
