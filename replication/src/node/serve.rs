@@ -123,7 +123,10 @@ impl ReplicatedStore {
                     Submitted::Applied => Ok(ClientReply::Proposed),
                     Submitted::NotLeader(leader) => Err(ForwardError::NotLeader { leader }),
                     Submitted::Unknown => Err(ForwardError::Unknown),
-                    Submitted::Failed(Error::Shutdown) => Err(ForwardError::Shutdown),
+                    // Raft stopped under the proposal (this member was shut down or lost
+                    // power): the entry may be in its log and on others, and a new leader may
+                    // commit it. Its fate is open: the proposer must not propose it again.
+                    Submitted::Failed(Error::Shutdown) => Err(ForwardError::Unknown),
                     Submitted::Failed(e) => Err(ForwardError::Store(e.to_string())),
                 }
             }
