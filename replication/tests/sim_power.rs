@@ -157,7 +157,10 @@ impl PowerCluster {
 }
 
 /// Errors that leave a client's outcome open under power cuts: the member it asked lost power
-/// (or stopped) mid-request, no leader was reachable, or the request timed out.
+/// (or stopped) mid-request, no leader was reachable, or the request timed out. `NotMember`
+/// too: a member restarted from an image that lost its unsynced membership entry refuses until
+/// it learns the membership again (a refusal before anything is proposed; an availability
+/// gap, counted as an open outcome, which the checker treats soundly).
 fn unknown(e: &Error) -> bool {
     use etch_engine::Error as E;
     matches!(
@@ -166,6 +169,7 @@ fn unknown(e: &Error) -> bool {
             | Error::NoLeader
             | Error::Shutdown
             | Error::NotLeader { .. }
+            | Error::NotMember { .. }
             | Error::Store(E::Io(_) | E::Poisoned(_) | E::Closed)
     )
 }
@@ -214,6 +218,9 @@ async fn change_log(m: &ReplicatedStore) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
     panic!("member {}'s watch never reached revision {target}", m.id());
 }
 
+/// The writes clients were told of: (revision, key).
+type Acknowledged = Arc<Mutex<Vec<(u64, Vec<u8>)>>>;
+
 /// What a run saw: the history, and the cuts (target, policy) in order.
 #[derive(Debug, PartialEq, Eq)]
 struct Run {
@@ -227,7 +234,7 @@ async fn run(seed: u64) -> Run {
     let mut p = PowerCluster::new(seed, None);
     p.boot(&MEMBERS).await;
     let history = Arc::new(Mutex::new(Vec::new()));
-    let acknowledged: Arc<Mutex<Vec<(u64, Vec<u8>)>>> = Arc::default();
+    let acknowledged: Acknowledged = Arc::default();
     let leaders: Arc<Mutex<BTreeMap<u64, BTreeSet<NodeId>>>> = Arc::default();
     let mut clients = Vec::new();
     for (client, id) in MEMBERS.iter().enumerate() {
