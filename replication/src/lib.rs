@@ -13,7 +13,8 @@
 //! - One store per member: [`engine_log`] keeps the Raft log in the WAL of the member's
 //!   replicated engine store (behind the [`log_store`] trait, under openraft's log storage,
 //!   [`raft_log`]), and [`state_machine`] applies committed entries to the same store's trees
-//!   with `Store::apply` and makes and installs its snapshots.
+//!   with `Store::apply` and makes and installs its snapshots, as [`snapshot_file`]s on the
+//!   store's own storage.
 //! - [`network`], [`sim`] and [`local`]: the network as a trait, a deterministic simulated
 //!   network, and direct calls between members of one process; [`types`] and [`runtime`]:
 //!   openraft's configuration on tokio with seedable election timeouts.
@@ -38,6 +39,7 @@ pub mod quic;
 pub mod raft_log;
 pub mod runtime;
 pub mod sim;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod types;
 

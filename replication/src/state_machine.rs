@@ -16,13 +16,19 @@
 //!
 //! # Snapshots
 //! A snapshot is `Store::snapshot_to` of a pinned read view (writers go on meanwhile), written
-//! to a file in `<store>.snapshots/`. Its log id and membership are the ones the engine reports
+//! to a file in `<store>.snapshots/` on the store's own storage (`Store::storage`: the real
+//! file system, or a simulated disk in tests), read and written by openraft through a
+//! [`SnapshotFile`]; a received snapshot is written there too, and the engine's install reads
+//! it through the same storage. Its log id and membership are the ones the engine reports
 //! for that view ([`engine::SnapshotInfo`]), never read separately (the applied index may have
 //! moved on while the view was copied). Installing one replaces the store's state in place,
 //! atomically, with the snapshot's membership; the log becomes empty at the snapshot's index
 //! (so openraft's purge up to it afterwards has nothing to do) and the vote stays. Snapshot
 //! files are not needed after a restart: the current one lives in memory, and openraft builds
-//! a new one when a follower needs it.
+//! a new one when a follower needs it. So nothing syncs them or their directory: a power cut
+//! loses them, which is fine; a process crash leaves them, and the next start empties the
+//! directory (with `std::fs`, since a `Storage` lists no directory; on a simulated disk that
+//! directory is empty and the files, never made durable, are gone after a power cut).
 //!
 //! # Responses
 //! Every member computes the typed response of every command it applies (the same on all).
@@ -47,7 +53,9 @@ use openraft::{
 use tokio::sync::oneshot;
 
 use crate::codec;
+use crate::snapshot_file::SnapshotFile;
 use crate::types::{Applied, Entry, NodeId, TypeConfig};
+use engine::storage::{Storage, StorageFile};
 
 /// The outcome of one applied command as its proposer sees it: the engine's response, or the
 /// engine's refusal (the same on every member).
@@ -59,11 +67,18 @@ pub type Membership = StoredMembership<NodeId, BasicNode>;
 /// The largest encoded membership read back (the engine stores at most 3840 bytes).
 const MAX_MEMBERSHIP_BYTES: usize = 4096;
 
+/// A snapshot this member holds: its metadata, the file's path and an open handle.
+type Current = (
+    SnapshotMeta<NodeId, BasicNode>,
+    PathBuf,
+    Arc<dyn StorageFile>,
+);
+
 struct State {
-    /// The newest snapshot this member built or installed: its metadata and file.
-    current: Option<(SnapshotMeta<NodeId, BasicNode>, PathBuf)>,
+    /// The newest snapshot this member built or installed.
+    current: Option<Current>,
     /// The file a snapshot is being received into.
-    receiving: Option<PathBuf>,
+    receiving: Option<(PathBuf, Arc<dyn StorageFile>)>,
 }
 
 /// The state a member's Raft state machine and its client API share: the store and the callers
@@ -73,6 +88,8 @@ pub struct Machine {
     /// The member's store file (snapshot files live in `<path>.snapshots/`).
     path: PathBuf,
     store: engine::Store,
+    /// The store's storage, where snapshot files live.
+    storage: Arc<dyn Storage>,
     state: Mutex<State>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
 }
@@ -173,6 +190,7 @@ impl Machine {
         Ok(Arc::new(Machine {
             me,
             path: path.to_path_buf(),
+            storage: store.storage(),
             store,
             state: Mutex::new(State {
                 current: None,
@@ -228,15 +246,23 @@ impl Machine {
     /// process (the counter is process-wide): a member restarted inside one process (tests,
     /// an embedding application) may still have a task of its earlier instance finishing a
     /// snapshot, which removes that instance's previous file by name. Names already taken (a
-    /// file from another process with the same pid) are skipped.
-    fn new_file(&self, prefix: &str) -> PathBuf {
+    /// file from another process with the same pid) are skipped. Returns the path and the new,
+    /// empty file, created on the store's storage.
+    fn new_file(&self, prefix: &str) -> std::io::Result<(PathBuf, Arc<dyn StorageFile>)> {
         loop {
             let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
             let path =
                 snapshot_dir(&self.path).join(format!("{prefix}-{}-{n}", std::process::id()));
-            if !path.exists() {
-                return path;
+            match self.storage.open(&path, false) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
             }
+            let file = self.storage.open(&path, true)?;
+            if file.len()? != 0 {
+                continue;
+            }
+            return Ok((path, file));
         }
     }
 
@@ -290,16 +316,17 @@ impl Machine {
 
     /// Writes a snapshot of the store's published state to a new file; its log id and
     /// membership are the copied state's own.
-    fn build(&self) -> Result<(SnapshotMeta<NodeId, BasicNode>, PathBuf), StorageError<NodeId>> {
-        let path = self.new_file("built");
-        let info = (|| -> engine::Result<engine::SnapshotInfo> {
-            let mut file = std::fs::File::create_new(&path)?;
-            self.store.snapshot_to(&mut file)
-        })();
+    fn build(&self) -> Result<Current, StorageError<NodeId>> {
+        let (path, file) = self
+            .new_file("built")
+            .map_err(|e| sm_error(ErrorVerb::Write, e))?;
+        let info = self
+            .store
+            .snapshot_to(&mut SnapshotFile::new(Arc::clone(&file)));
         let info = match info {
             Ok(info) => info,
             Err(e) => {
-                let _ = std::fs::remove_file(&path);
+                let _ = self.storage.remove(&path);
                 return Err(sm_error(ErrorVerb::Read, e));
             }
         };
@@ -318,14 +345,16 @@ impl Machine {
                 snapshot_id,
             },
             path,
+            file,
         ))
     }
 
-    /// Makes `(meta, path)` the current snapshot, removing the previous file.
-    fn set_current(&self, meta: SnapshotMeta<NodeId, BasicNode>, path: PathBuf) {
-        let old = self.state().current.replace((meta, path));
-        if let Some((_, old)) = old {
-            let _ = std::fs::remove_file(old);
+    /// Makes `current` the current snapshot, removing the previous one's file (a reader still
+    /// holding it keeps reading through its handle).
+    fn set_current(&self, current: Current) {
+        let old = self.state().current.replace(current);
+        if let Some((_, old, _)) = old {
+            let _ = self.storage.remove(&old);
         }
     }
 
@@ -360,14 +389,6 @@ impl Machine {
     }
 }
 
-/// Opens a snapshot file for openraft. A plain open, not `tokio::fs::File::open`: that one
-/// runs on the blocking pool, and while it does a paused (simulated) clock moves on.
-fn open_snapshot(path: &Path) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
-    std::fs::File::open(path)
-        .map(|f| Box::new(tokio::fs::File::from_std(f)))
-        .map_err(|e| sm_error(ErrorVerb::Read, e))
-}
-
 /// openraft's state machine over a [`Machine`].
 pub struct StateMachine {
     machine: Arc<Machine>,
@@ -388,13 +409,10 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let (meta, path) = self.machine.build()?;
-        let file = open_snapshot(&path)?;
-        self.machine.set_current(meta.clone(), path);
-        Ok(Snapshot {
-            meta,
-            snapshot: file,
-        })
+        let (meta, path, file) = self.machine.build()?;
+        let snapshot = Box::new(SnapshotFile::new(Arc::clone(&file)));
+        self.machine.set_current((meta.clone(), path, file));
+        Ok(Snapshot { meta, snapshot })
     }
 }
 
@@ -429,44 +447,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
-        let path = self.machine.new_file("received");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map(tokio::fs::File::from_std)
+    ) -> Result<Box<SnapshotFile>, StorageError<NodeId>> {
+        let (path, file) = self
+            .machine
+            .new_file("received")
             .map_err(|e| sm_error(ErrorVerb::Write, e))?;
-        if let Some(old) = self.machine.state().receiving.replace(path) {
-            let _ = std::fs::remove_file(old);
+        let snapshot = Box::new(SnapshotFile::new(Arc::clone(&file)));
+        if let Some((old, _)) = self.machine.state().receiving.replace((path, file)) {
+            let _ = self.machine.storage.remove(&old);
         }
-        Ok(Box::new(file))
+        Ok(snapshot)
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, BasicNode>,
-        snapshot: Box<tokio::fs::File>,
+        snapshot: Box<SnapshotFile>,
     ) -> Result<(), StorageError<NodeId>> {
-        // The install copies the file (and syncs the copy): this one needs no sync.
-        let mut snapshot = snapshot;
-        {
-            use tokio::io::AsyncWriteExt;
-            snapshot
-                .flush()
-                .await
-                .map_err(|e| sm_error(ErrorVerb::Write, e))?;
-        }
+        // Every write is already in the file (a `SnapshotFile` buffers nothing), and the
+        // install copies the file and syncs the copy: this one needs no flush or sync.
         drop(snapshot);
-        let path = self
+        let (path, file) = self
             .machine
             .state()
             .receiving
             .take()
             .ok_or_else(|| sm_error(ErrorVerb::Write, "no snapshot was being received"))?;
         self.machine.install(meta, &path)?;
-        self.machine.set_current(meta.clone(), path);
+        self.machine.set_current((meta.clone(), path, file));
         Ok(())
     }
 
@@ -476,13 +484,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let current = self.machine.state().current.clone();
         match current {
             None => Ok(None),
-            Some((meta, path)) => {
-                let file = open_snapshot(&path)?;
-                Ok(Some(Snapshot {
-                    meta,
-                    snapshot: file,
-                }))
-            }
+            Some((meta, _, file)) => Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotFile::new(file)),
+            })),
         }
     }
 }

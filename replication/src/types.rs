@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
 use crate::runtime::SeededTokio;
+use crate::snapshot_file::SnapshotFile;
 
 /// A member's id. 0 is never used (openraft and etcd both treat it as "none").
 pub type NodeId = u64;
@@ -13,7 +14,9 @@ openraft::declare_raft_types!(
     ///
     /// - An entry's application payload is a [`Command`]; in a WAL frame an entry is stored as
     ///   [`crate::codec::encode`]d bytes (version byte, postcard).
-    /// - Snapshots are files: a snapshot of a large store must not have to fit in memory.
+    /// - Snapshots are files on the member's own storage ([`SnapshotFile`]): a snapshot of a
+    ///   large store must not have to fit in memory, and a member on a simulated disk keeps its
+    ///   snapshots there too.
     /// - The runtime is tokio with seedable election timeouts ([`SeededTokio`]).
     pub TypeConfig:
         D = Proposal,
@@ -21,7 +24,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = tokio::fs::File,
+        SnapshotData = SnapshotFile,
         AsyncRuntime = SeededTokio,
 );
 
@@ -46,8 +49,9 @@ pub struct Applied {
 pub struct Proposal {
     /// The member that took the client request.
     pub origin: NodeId,
-    /// A number unique among that member's proposals since it started (0 for proposals nobody
-    /// waits for, such as lease expiry).
+    /// A number unique among that member's proposals, also across its restarts (a random
+    /// high half per run over a counter; 0 for proposals nobody waits for, such as lease
+    /// expiry).
     pub id: u64,
     /// The change.
     pub command: Command,

@@ -15,7 +15,7 @@ use crate::checkpoint::WalPosition;
 use crate::error::{Error, Result};
 use crate::meta::{Meta, MAX_MEMBERSHIP};
 use crate::raftlog::{LogEntry, LogState, PurgePoint, RaftLog};
-use crate::storage::StorageFile;
+use crate::storage::{Storage, StorageFile};
 use crate::wal::Wal;
 
 /// The membership a replicated store applied last ([`Store::applied_membership`]).
@@ -456,6 +456,13 @@ impl Store {
         s.durable = purged.0;
         s.epoch += 1;
         Ok(())
+    }
+
+    /// The file system this store lives on ([`crate::Options::storage`]): a replicated store's
+    /// Raft layer keeps its snapshot files there, beside the store, so that the install (which
+    /// reads the received snapshot through it) and a simulated disk see them.
+    pub fn storage(&self) -> Arc<dyn Storage> {
+        Arc::clone(&self.shared.storage)
     }
 
     /// The last vote stored with [`Store::save_vote`], if any.

@@ -164,6 +164,8 @@ impl ReplicatedStore {
                     // A lost message is sent again with the same attempt number: the receiver
                     // handles each attempt once and answers a repeat with the first answer.
                     let mut asked = Err(());
+                    // Whether a try may have been delivered without its answer arriving.
+                    let mut lost = false;
                     for _ in 0..LOST_RETRIES {
                         asked =
                             match tokio::time::timeout_at(deadline, inner.ask(t, request.clone()))
@@ -175,8 +177,18 @@ impl ReplicatedStore {
                         if asked.is_ok() {
                             break;
                         }
+                        lost = true;
                     }
                     match asked {
+                        // The receiver remembers the attempts it handled only while it runs:
+                        // one that restarted (a crash, a power cut) after acting on a lost try
+                        // answers the repeat afresh, so a refusal then proves nothing (a
+                        // duplicate found by tests/sim_power.rs, seed 8).
+                        Ok(Some(Err(ForwardError::NotLeader { .. } | ForwardError::Shutdown)))
+                            if lost =>
+                        {
+                            Submitted::Unknown
+                        }
                         Err(()) => Submitted::Unknown,
                         Ok(None) => Submitted::NotLeader(None),
                         Ok(Some(Ok(_))) => Submitted::Applied,

@@ -135,6 +135,21 @@ impl SeenProposals {
     }
 }
 
+/// The first proposal id of a member's run: a random high half (never 0) over a counter.
+///
+/// Proposal ids must not repeat across a member's restarts: entries an earlier run proposed
+/// can still be committed and applied after a restart (re-applied from the log, or committed
+/// by a leader that had them), and the leader remembers answers by (origin, id, attempt). With
+/// ids restarting at 1, such an entry's response went to the new run's caller waiting for the
+/// same id (a put answered with an old lease grant's response, found by `tests/sim_power.rs`),
+/// and a new proposal could be answered from the leader's memory of an old one. The random
+/// half comes from the runtime's generator (seeded in simulations, so a seed still replays).
+fn first_proposal_id() -> u64 {
+    use rand::RngCore;
+    let run = u64::from(crate::runtime::ThreadRng.next_u32()).max(1);
+    run << 32
+}
+
 struct Inner {
     id: NodeId,
     config: NodeConfig,
@@ -222,7 +237,7 @@ impl ReplicatedStore {
             raft,
             machine,
             transport,
-            next_proposal: AtomicU64::new(1),
+            next_proposal: AtomicU64::new(first_proposal_id()),
             seen: Mutex::new(SeenProposals {
                 map: HashMap::new(),
                 order: VecDeque::new(),

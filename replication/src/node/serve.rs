@@ -1,12 +1,17 @@
 //! The receiving side of a member: Raft's messages go to openraft, client requests forwarded by
 //! other members are served here (proposals and ReadIndex on the leader, lease keep-alive and
 //! TTL by the leader's clock, hashes on any member).
+//!
+//! A keep-alive or TTL answer is the leader's, so it is given only after the member confirmed
+//! it still leads (a ReadIndex round: a quorum acknowledged its term) and applied everything
+//! committed before the request: a deposed leader that has not noticed yet (cut off from the
+//! others, say) must not renew a lease the new leader may already have revoked, nor report
+//! a TTL from a lease state that is no longer the cluster's.
 
 use std::sync::{Arc, Weak};
 
 use etch_engine as engine;
 use openraft::error::{CheckIsLeaderError, RaftError};
-use openraft::ServerState;
 
 use super::client::Submitted;
 use super::{Inner, ReplicatedStore};
@@ -62,14 +67,24 @@ impl ReplicatedStore {
         known
     }
 
-    fn leader_only(&self) -> Result<(), ForwardError> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        if m.state == ServerState::Leader {
-            Ok(())
-        } else {
-            Err(ForwardError::NotLeader {
-                leader: m.current_leader,
-            })
+    /// Confirms that this member leads (a quorum acknowledged its term after the request
+    /// arrived) and waits until it applied every entry committed before; the answer to a
+    /// request that only the leader may serve. Returns the read index (`None` for an empty
+    /// log).
+    async fn confirm_leader(&self) -> Result<Option<u64>, ForwardError> {
+        // A member that does not lead answers at once with the leader it knows.
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(log_id) => Ok(log_id.map(|l| l.index)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(ForwardError::NotLeader {
+                    leader: f.leader_id,
+                })
+            }
+            // No quorum acknowledged the term: whether this member still leads is unknown.
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
+                Err(ForwardError::Unknown)
+            }
+            Err(RaftError::Fatal(_)) => Err(ForwardError::Shutdown),
         }
     }
 
@@ -108,31 +123,23 @@ impl ReplicatedStore {
                     Submitted::Applied => Ok(ClientReply::Proposed),
                     Submitted::NotLeader(leader) => Err(ForwardError::NotLeader { leader }),
                     Submitted::Unknown => Err(ForwardError::Unknown),
-                    Submitted::Failed(Error::Shutdown) => Err(ForwardError::Shutdown),
+                    // Raft stopped under the proposal (this member was shut down or lost
+                    // power): the entry may be in its log and on others, and a new leader may
+                    // commit it. Its fate is open: the proposer must not propose it again.
+                    Submitted::Failed(Error::Shutdown) => Err(ForwardError::Unknown),
                     Submitted::Failed(e) => Err(ForwardError::Store(e.to_string())),
                 }
             }
-            ClientRequest::ReadIndex => match inner.raft.ensure_linearizable().await {
-                Ok(log_id) => Ok(ClientReply::ReadIndex(log_id.map(|l| l.index))),
-                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                    Err(ForwardError::NotLeader {
-                        leader: f.leader_id,
-                    })
-                }
-                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_))) => {
-                    Err(ForwardError::Unknown)
-                }
-                Err(RaftError::Fatal(_)) => Err(ForwardError::Shutdown),
-            },
+            ClientRequest::ReadIndex => self.confirm_leader().await.map(ClientReply::ReadIndex),
             ClientRequest::LeaseKeepAlive { id } => {
-                self.leader_only()?;
+                self.confirm_leader().await?;
                 match inner.machine.store().lease_keep_alive(*id) {
                     Ok(ttl) => Ok(ClientReply::KeptAlive { ttl }),
                     Err(e) => Err(store_error(e)),
                 }
             }
             ClientRequest::LeaseTimeToLive { id, keys } => {
-                self.leader_only()?;
+                self.confirm_leader().await?;
                 match inner.machine.store().lease_time_to_live(*id, *keys) {
                     Ok(info) => Ok(ClientReply::LeaseInfo {
                         ttl: info.ttl,

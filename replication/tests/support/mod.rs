@@ -5,6 +5,8 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod workload;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -172,6 +174,18 @@ impl Cluster {
         id: NodeId,
         opts: etch_engine::Options,
     ) -> ReplicatedStore {
+        match self.try_start_with_options(id, opts).await {
+            Ok(m) => m,
+            Err(e) => panic!("member {id} did not start: {e}"),
+        }
+    }
+
+    /// [`Cluster::start_with_options`], returning the error of an open that fails.
+    pub async fn try_start_with_options(
+        &mut self,
+        id: NodeId,
+        opts: etch_engine::Options,
+    ) -> Result<ReplicatedStore, Error> {
         // A crashed member's last tasks (a message being handled when it stopped) may hold its
         // store for a moment after the crash; a real process would be gone. Retry briefly.
         let mut tries = 0;
@@ -189,12 +203,12 @@ impl Cluster {
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(e) => panic!("member {id} did not start: {e}"),
+                Err(e) => return Err(e),
             }
         };
         self.net.register(id, member.handler());
         self.members.insert(id, member.clone());
-        member
+        Ok(member)
     }
 
     /// Starts members `ids` and makes them a cluster (all voters).
