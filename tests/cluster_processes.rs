@@ -20,6 +20,18 @@ use cluster::{
 
 const START: Duration = Duration::from_secs(30);
 
+/// `etcdctl endpoint health --cluster` (etcdctl 3.4 prints the results on stderr).
+fn endpoint_health(endpoint: &str) -> String {
+    let out = etcdctl(endpoint, &["endpoint", "health", "--cluster"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "endpoint health failed: {text}");
+    text
+}
+
 /// `etcdctl member list` rows, once every one of `n` members has started (published its
 /// name and client URLs).
 fn wait_started(endpoints: &str, n: usize) -> Vec<cluster::MemberRow> {
@@ -32,7 +44,7 @@ fn wait_started(endpoints: &str, n: usize) -> Vec<cluster::MemberRow> {
         (rows.len() == n
             && rows
                 .iter()
-                .all(|r| r.status == "started" && !r.name.is_empty()))
+                .all(|r| r.status == "started" && !r.client_urls.is_empty()))
         .then_some(rows)
     })
 }
@@ -54,14 +66,14 @@ fn three_processes_serve_etcdctl_and_survive_a_leader_kill() {
             .iter()
             .find(|r| r.name == m.name)
             .unwrap_or_else(|| panic!("{} missing from {rows:?}", m.name));
-        assert_eq!(row.peer_urls, m.peer_url());
-        assert_eq!(row.client_urls, m.client_url());
+        assert_eq!(row.peer_urls, m.peer_url(), "{rows:?}");
+        assert_eq!(row.client_urls, m.client_url(), "{rows:?}");
         assert!(!row.is_learner);
     }
 
     // endpoint health and status with --cluster dial every member's advertised client URL.
     let one = c.members[0].client_url();
-    let health = etcdctl_ok(&one, &["endpoint", "health", "--cluster"]);
+    let health = endpoint_health(&one);
     assert_eq!(
         health.lines().filter(|l| l.contains("is healthy")).count(),
         3,
@@ -305,7 +317,7 @@ fn promotion_walkthrough() {
     wait_started(&endpoints, 3);
     let url_c = c.members[2].client_url();
     assert_eq!(etcdctl_ok(&url_c, &["get", "grown"]), "grown\n3\n");
-    let health = etcdctl_ok(&a, &["endpoint", "health", "--cluster"]);
+    let health = endpoint_health(&a);
     assert_eq!(
         health.lines().filter(|l| l.contains("is healthy")).count(),
         3

@@ -354,13 +354,15 @@ async fn open_member(
                 .initial_cluster
                 .iter()
                 .map(|im| {
-                    let client_urls = if im.id == id {
-                        settings.advertise_client_urls.clone()
+                    // As in etcd, a member's name and client URLs are known once it has
+                    // started and published them; its peer URLs from the start.
+                    let (name, client_urls) = if im.id == id {
+                        (im.name.clone(), settings.advertise_client_urls.clone())
                     } else {
-                        Vec::new()
+                        (String::new(), Vec::new())
                     };
                     let record = MemberRecord {
-                        name: im.name.clone(),
+                        name,
                         peer_urls: im.peer_urls.clone(),
                         client_urls,
                     };

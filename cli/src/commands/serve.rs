@@ -380,3 +380,85 @@ async fn termination() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    fn serve_args(args: &[&str]) -> (PathBuf, ServeArgs) {
+        let cli = Cli::try_parse_from(["etch", "serve"].iter().chain(args)).unwrap();
+        match cli.command {
+            Command::Serve(a) => (cli.db, a),
+            _ => unreachable!("serve parses as serve"),
+        }
+    }
+
+    #[test]
+    fn member_flags_make_a_member_with_etcds_names() {
+        let (db, args) = serve_args(&[
+            "--name",
+            "n2",
+            "--initial-cluster",
+            "n1=http://127.0.0.1:2380,n2=http://127.0.0.1:3380",
+            "--initial-advertise-peer-urls",
+            "http://127.0.0.1:3380",
+            "--listen-peer-urls",
+            "http://127.0.0.1:3380",
+            "--initial-cluster-state",
+            "existing",
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+            "--peer-auto-tls",
+            "--data-dir",
+            "/tmp/does-not-matter",
+        ]);
+        assert_eq!(args.member.given().len(), 8);
+        let settings = etcd_config(&args).unwrap().validate().unwrap();
+        assert_eq!(settings.name, "n2");
+        assert_eq!(settings.initial_cluster.len(), 2);
+        assert_eq!(
+            settings.cluster_state,
+            etch_server::etcd_config::ClusterState::Existing
+        );
+        assert_eq!(settings.heartbeat, Duration::from_millis(50));
+        assert!(settings.peer_security.auto_tls);
+        assert_eq!(settings.data_dir, "/tmp/does-not-matter");
+        // --db left at its default: the file is in the data directory; both given: refused.
+        assert!(member_file(&db, &settings, false).is_ok());
+        assert!(member_file(Path::new("app.etch"), &settings, true).is_err());
+        assert_eq!(
+            member_file(Path::new("app.etch"), &settings, false).unwrap(),
+            PathBuf::from("app.etch")
+        );
+    }
+
+    #[test]
+    fn without_member_flags_serve_stays_standalone() {
+        let (_, args) = serve_args(&["--name", "solo"]);
+        assert!(args.member.given().is_empty());
+        assert!(args.member.config_file.is_none());
+    }
+
+    #[test]
+    fn a_config_file_replaces_the_member_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("etcd.yaml");
+        std::fs::write(&file, "name: y\ninitial-cluster-token: t\n").unwrap();
+        let path = file.display().to_string();
+        let (_, args) = serve_args(&["--config-file", &path]);
+        let config = etcd_config(&args).unwrap();
+        assert_eq!(config.name, "y");
+        assert_eq!(config.initial_cluster_token, "t");
+        let (_, args) = serve_args(&["--config-file", &path, "--initial-cluster-state", "new"]);
+        let e = etcd_config(&args).unwrap_err();
+        assert!(e.0.contains("initial-cluster-state"), "{e}");
+        std::fs::write(&file, "name: y\nbogus-key: 1\n").unwrap();
+        let (_, args) = serve_args(&["--config-file", &path]);
+        assert!(etcd_config(&args).unwrap_err().0.contains("bogus-key"));
+    }
+}
