@@ -135,8 +135,8 @@ impl Machine {
                     if self.pending.len() < FRAME_HEADER {
                         return;
                     }
-                    let len = usize::from(self.pending[0]) << 16
-                        | usize::from(self.pending[1]) << 8
+                    let len = (usize::from(self.pending[0]) << 16)
+                        | (usize::from(self.pending[1]) << 8)
                         | usize::from(self.pending[2]);
                     if self.pending.len() < FRAME_HEADER + len {
                         return;
