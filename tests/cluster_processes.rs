@@ -200,6 +200,25 @@ fn etch_local(db: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `member promote ID`, retried (bounded) while the cluster is busy with another membership
+/// change: a member that just joined publishes its name and client URLs as one, and etch
+/// answers a concurrent change with `Unavailable` ("already undergoing a configuration
+/// change") instead of queueing it as etcd does.
+fn promote(endpoints: &str, id: &str) {
+    eventually(Duration::from_secs(20), "member promote", || {
+        let out = etcdctl(endpoints, &["member", "promote", id]);
+        if out.status.success() {
+            return Some(());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("configuration change"),
+            "member promote: {err}"
+        );
+        None
+    });
+}
+
 /// The hex id in `Member <id> added to cluster <cluster>`.
 fn added_id(output: &str) -> String {
     output
@@ -298,9 +317,9 @@ fn promotion_walkthrough() {
     // b and c join as learners, catch up (by snapshot: the file's history is not in any
     // log), and are promoted.
     let id_b = add_learner_and_start(&mut c, &a, 1, &[0, 1]);
-    etcdctl_ok(&a, &["member", "promote", &id_b]);
+    promote(&a, &id_b);
     let id_c = add_learner_and_start(&mut c, &a, 2, &[0, 1, 2]);
-    etcdctl_ok(&a, &["member", "promote", &id_c]);
+    promote(&a, &id_c);
     let endpoints = c.endpoints();
     let rows = wait_started(&endpoints, 3);
     assert!(rows.iter().all(|r| !r.is_learner), "{rows:?}");
@@ -313,7 +332,7 @@ fn promotion_walkthrough() {
     std::fs::remove_dir_all(&c.members[2].data_dir).unwrap();
     wait_started(&a, 2);
     let id_c2 = add_learner_and_start(&mut c, &a, 2, &[0, 1, 2]);
-    etcdctl_ok(&a, &["member", "promote", &id_c2]);
+    promote(&a, &id_c2);
     let endpoints = c.endpoints();
     wait_started(&endpoints, 3);
     let url_c = c.members[2].client_url();
@@ -436,7 +455,7 @@ fn force_new_cluster_recovers_from_a_lost_quorum() {
         let out = etcdctl(&f2, &["get", "after", "--consistency=s"]);
         (String::from_utf8_lossy(&out.stdout) == "after\nforce\n").then_some(())
     });
-    etcdctl_ok(&survivor, &["member", "promote", &id_f2]);
+    promote(&survivor, &id_f2);
     let rows = wait_started(&survivor, 2);
     assert!(rows.iter().all(|r| !r.is_learner), "{rows:?}");
     etcdctl_ok(&f2, &["put", "two", "members"]);
