@@ -391,7 +391,7 @@ mod tests {
     fn serve_args(args: &[&str]) -> (PathBuf, ServeArgs) {
         let cli = Cli::try_parse_from(["etch", "serve"].iter().chain(args)).unwrap();
         match cli.command {
-            Command::Serve(a) => (cli.db, a),
+            Command::Serve(a) => (cli.db, *a),
             _ => unreachable!("serve parses as serve"),
         }
     }
