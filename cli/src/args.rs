@@ -201,7 +201,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  etch serve --db app.etch --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379"
     )]
-    Serve(crate::commands::serve::ServeArgs),
+    Serve(Box<crate::commands::serve::ServeArgs>),
     /// Make a cluster CA and node certificates for mutual TLS (no openssl needed)
     #[command(subcommand, long_about = crate::help::CERT_LONG, after_help = crate::help::CERT_EXAMPLE)]
     Cert(crate::commands::cert::CertCommand),
