@@ -43,7 +43,8 @@ const MAX_DATAGRAM: usize = 65_536;
 const MAX_SOURCES: usize = 64;
 
 /// What happens to the datagrams of one directed link.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The default is a healthy link.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LinkFaults {
     /// Fraction of datagrams dropped, 0.0 to 1.0 (1.0: the link is cut).
     pub drop: f64,
@@ -209,9 +210,10 @@ impl Shared {
                 wait += rule.jitter.mul_f64(rng.unit());
             }
             if wait.is_zero() {
+                // Counted first, so a receiver never sees a datagram the stats do not.
+                self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
                 // A send error (the receiver is gone, say) is what the network does too.
                 let _ = socket.send_to(bytes, to);
-                self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.counters.delayed.fetch_add(1, Ordering::Relaxed);
                 let item = Delayed {
@@ -463,8 +465,8 @@ fn delay_loop(shared: &Arc<Shared>, rx: Receiver<Delayed>) {
         let now = Instant::now();
         while heap.peek().is_some_and(|d| d.due <= now) {
             let d = heap.pop().expect("peeked");
-            let _ = d.socket.send_to(&d.bytes, d.to);
             shared.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+            let _ = d.socket.send_to(&d.bytes, d.to);
         }
         let wait = heap
             .peek()
