@@ -88,26 +88,7 @@ impl ClusterService {
         &self,
         member: &ReplicatedStore,
     ) -> Result<ClusterClient<Channel>, Status> {
-        let leader = member.leader().ok_or_else(errors::no_leader)?;
-        let table = members::table(member);
-        let url = table
-            .iter()
-            .find(|e| e.id == leader)
-            .and_then(|e| e.record.client_urls.iter().find(|u| u.starts_with("http://")))
-            .cloned()
-            .ok_or_else(|| {
-                Status::failed_precondition(
-                    "etcdserver: not leader (the leader advertises no http:// client URL to forward to)",
-                )
-            })?;
-        let channel = Endpoint::from_shared(url)
-            .map_err(|e| Status::internal(format!("etch: bad leader URL: {e}")))?
-            .connect_timeout(FORWARD_TIMEOUT)
-            .timeout(FORWARD_TIMEOUT)
-            .connect()
-            .await
-            .map_err(|_| errors::no_leader())?;
-        Ok(ClusterClient::new(channel))
+        leader_cluster_client(member).await
     }
 
     fn members_pb(&self, member: &ReplicatedStore) -> Vec<pb::Member> {
@@ -147,20 +128,72 @@ fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> St
     }
 }
 
-/// A fresh member id (never 0, never one in use): etcd derives ids from the peer URLs, the
-/// cluster token and the time.
-fn new_member_id(peer_urls: &[String], token: &str, taken: &BTreeSet<NodeId>) -> NodeId {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut seed = peer_urls.join(",").into_bytes();
-    seed.extend_from_slice(token.as_bytes());
-    seed.extend_from_slice(&nanos.to_be_bytes());
-    let mut id = crate::node::fnv1a(&seed, b"etch-member-add").max(1);
-    while taken.contains(&id) {
-        id = id.wrapping_add(1).max(1);
+/// The id of a member added with peer URLs `peer_urls`: derived from them and the cluster
+/// token, as the ids of `initial-cluster`'s members are, so that the new member's process
+/// computes the same id from its own flags (`crate::launch`). Peer URLs are unique in the
+/// table, so ids are too; a hash collision with a member in the table is refused.
+fn new_member_id(
+    peer_urls: &[String],
+    token: &str,
+    taken: &BTreeSet<NodeId>,
+) -> Result<NodeId, Status> {
+    let id = crate::etcd_config::initial_member_id(peer_urls, token);
+    if taken.contains(&id) {
+        return Err(errors::peer_url_exists());
     }
-    id
+    Ok(id)
+}
+
+/// Metadata of a MemberUpdate that publishes a started member's attributes: the JSON of its
+/// [`MemberRecord`] (name and client URLs; the peer URLs are the request's). Sent by the
+/// member itself (`crate::launch`), as etcd publishes them through Raft.
+const PUBLISH: &str = "etch-publish";
+
+/// Sends `record` (this member's attributes) to the leader's Cluster service.
+pub(crate) async fn publish_to_leader(
+    member: &ReplicatedStore,
+    record: &MemberRecord,
+) -> Result<(), String> {
+    let mut client = leader_cluster_client(member)
+        .await
+        .map_err(|s| s.message().to_string())?;
+    let mut request = forwarded(pb::MemberUpdateRequest {
+        id: member.id(),
+        peer_ur_ls: record.peer_urls.clone(),
+    });
+    let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
+    let value = tonic::metadata::MetadataValue::try_from(json.as_str())
+        .map_err(|e| format!("member record is not valid metadata: {e}"))?;
+    request.metadata_mut().insert(PUBLISH, value);
+    client
+        .member_update(request)
+        .await
+        .map(|_| ())
+        .map_err(|s| s.message().to_string())
+}
+
+/// A client of the leader's Cluster service (at its first advertised `http://` client URL).
+async fn leader_cluster_client(member: &ReplicatedStore) -> Result<ClusterClient<Channel>, Status> {
+    let leader = member.leader().ok_or_else(errors::no_leader)?;
+    let table = members::table(member);
+    let url = table
+        .iter()
+        .find(|e| e.id == leader)
+        .and_then(|e| e.record.client_urls.iter().find(|u| u.starts_with("http://")))
+        .cloned()
+        .ok_or_else(|| {
+            Status::failed_precondition(
+                "etcdserver: not leader (the leader advertises no http:// client URL to forward to)",
+            )
+        })?;
+    let channel = Endpoint::from_shared(url)
+        .map_err(|e| Status::internal(format!("etch: bad leader URL: {e}")))?
+        .connect_timeout(FORWARD_TIMEOUT)
+        .timeout(FORWARD_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|_| errors::no_leader())?;
+    Ok(ClusterClient::new(channel))
 }
 
 #[tonic::async_trait]
@@ -192,7 +225,7 @@ impl Cluster for ClusterService {
             &req.peer_ur_ls,
             &self.node.config().initial_cluster_token,
             &taken,
-        );
+        )?;
         let record = MemberRecord {
             name: String::new(),
             peer_urls: req.peer_ur_ls.clone(),
@@ -262,9 +295,28 @@ impl Cluster for ClusterService {
         let Backend::Member(member) = self.node.backend() else {
             return Err(self.refuse(request.into_inner().id));
         };
+        let published = match request.metadata().get(PUBLISH) {
+            Some(value) => {
+                let text = value
+                    .to_str()
+                    .map_err(|_| Status::invalid_argument("etch: bad member attributes"))?;
+                let record: MemberRecord = serde_json::from_str(text)
+                    .map_err(|_| Status::invalid_argument("etch: bad member attributes"))?;
+                Some(record)
+            }
+            None => None,
+        };
         let Some(leader) = self.on_leader(member, &request)? else {
             let mut client = self.leader_client(member).await?;
-            return client.member_update(forwarded(request.into_inner())).await;
+            let mut forward = forwarded(request.into_inner());
+            if let Some(value) = published.as_ref().and_then(|r| {
+                serde_json::to_string(r)
+                    .ok()
+                    .and_then(|j| tonic::metadata::MetadataValue::try_from(j.as_str()).ok())
+            }) {
+                forward.metadata_mut().insert(PUBLISH, value);
+            }
+            return client.member_update(forward).await;
         };
         let req = request.into_inner();
         let table = members::table(leader);
@@ -279,9 +331,17 @@ impl Cluster for ClusterService {
         {
             return Err(errors::peer_url_exists());
         }
-        let record = MemberRecord {
-            peer_urls: req.peer_ur_ls,
-            ..entry.record.clone()
+        let record = match published {
+            // A member publishing its own attributes: name and client URLs from it.
+            Some(p) => MemberRecord {
+                name: p.name,
+                peer_urls: req.peer_ur_ls,
+                client_urls: p.client_urls,
+            },
+            None => MemberRecord {
+                peer_urls: req.peer_ur_ls,
+                ..entry.record.clone()
+            },
         };
         let change = ChangeMembers::SetNodes(BTreeMap::from([(req.id, record.to_node())]));
         leader

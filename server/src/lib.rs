@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod authority;
 pub mod backend;
 pub mod cluster;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod errors;
 pub mod etcd_config;
 pub mod http;
 pub mod kv;
+pub mod launch;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;

@@ -12,7 +12,10 @@ use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
+use tokio_stream::StreamExt;
+
 use crate::auth::AuthService;
+use crate::authority::AuthorityFix;
 use crate::backend::{Backend, BackendError};
 use crate::cluster::ClusterService;
 use crate::config::{ServerConfig, GRPC_OVERHEAD_BYTES};
@@ -289,14 +292,16 @@ fn serve(config: ServerConfig, backend: Backend, bound: Bound) -> Result<ServerH
             .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
             .add_routes(routes.clone());
         let stop = stopped(shutdown_rx.clone());
+        // The builder's tcp_nodelay applies only to listeners tonic binds itself; without
+        // TCP_NODELAY a response's frames wait out delayed ACKs (~40 ms). Plain-text
+        // connections tolerate a URL as HTTP/2 authority (etcdctl's `--cluster` sends one).
+        let plain = !url.tls;
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(move |conn| conn.map(|stream| AuthorityFix::new(stream, plain)));
         tasks.push(tokio::spawn(async move {
             server
-                .serve_with_incoming_shutdown(
-                    // The builder's tcp_nodelay applies only to listeners tonic binds itself;
-                    // without TCP_NODELAY a response's frames wait out delayed ACKs (~40 ms).
-                    TcpIncoming::from(listener).with_nodelay(Some(true)),
-                    stop,
-                )
+                .serve_with_incoming_shutdown(incoming, stop)
                 .await
                 .map_err(|e| e.to_string())
         }));

@@ -1,9 +1,11 @@
 //! `etch serve`: etcd's v3 gRPC API over the store named by `--db`, so etcdctl and etcd client
-//! libraries work against it. Flags carry etcd's names and defaults; logs are structured
+//! libraries work against it; with etcd's member flags (`--initial-cluster`,
+//! `--listen-peer-urls`, ...) or `--config-file`, as a member of a replicated cluster
+//! (`etch_server::launch`). Flags carry etcd's names and defaults; logs are structured
 //! (tracing); SIGTERM or SIGINT shuts down gracefully (stop accepting, finish in-flight
 //! requests, close the store back into its single file).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
@@ -11,6 +13,7 @@ use etch_server::config::{
     parse_advertise_urls, parse_auto_compaction, parse_listen_urls, DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_TXN_OPS,
 };
+use etch_server::etcd_config::{EtcdConfig, MemberSettings};
 use etch_server::{ConfigError, ServerConfig};
 
 use crate::error::{CliError, CliResult, EXIT_OK};
@@ -70,6 +73,157 @@ pub struct ServeArgs {
     /// How often watches created with progress_notify get a progress notification
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub experimental_watch_progress_notify_interval: String,
+    #[command(flatten)]
+    pub member: MemberFlags,
+}
+
+/// etcd's cluster-member flags. Any of them (or `--config-file`) makes `etch serve` a member
+/// of a replicated cluster (peers over QUIC); without them it serves the `--db` file alone.
+#[derive(Debug, Default, Args)]
+pub struct MemberFlags {
+    /// etcd's YAML configuration file; it replaces the member flags (as in etcd)
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<std::path::PathBuf>,
+    /// Directory of the member's file (<data-dir>/member.etch; default <name>.etcd)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// URLs to listen on for peers (the port is QUIC's UDP port)
+    #[arg(long, value_name = "URLS")]
+    pub listen_peer_urls: Option<String>,
+    /// This member's peer URLs, as advertised to the cluster
+    #[arg(long, value_name = "URLS")]
+    pub initial_advertise_peer_urls: Option<String>,
+    /// The initial cluster: name=peer-url,... (every member, this one included)
+    #[arg(long, value_name = "NAME=URL,...")]
+    pub initial_cluster: Option<String>,
+    /// new: start a cluster with initial-cluster; existing: join one (after member add)
+    #[arg(long, value_name = "new|existing")]
+    pub initial_cluster_state: Option<String>,
+    /// The cluster's token (peers with another token are refused; member ids derive from it)
+    #[arg(long, value_name = "TOKEN")]
+    pub initial_cluster_token: Option<String>,
+    /// Heartbeat interval in milliseconds (100)
+    #[arg(long, value_name = "MS")]
+    pub heartbeat_interval: Option<String>,
+    /// Election timeout in milliseconds (1000)
+    #[arg(long, value_name = "MS")]
+    pub election_timeout: Option<String>,
+    /// Applied entries between Raft snapshots (100000)
+    #[arg(long, value_name = "N")]
+    pub snapshot_count: Option<String>,
+    /// Start a one-member cluster from this member's data
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub force_new_cluster: Option<String>,
+    /// This member's peer certificate (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub peer_cert_file: Option<String>,
+    /// Private key (PEM) of --peer-cert-file
+    #[arg(long, value_name = "FILE")]
+    pub peer_key_file: Option<String>,
+    /// CA (PEM) that signs the peers' certificates
+    #[arg(long, value_name = "FILE")]
+    pub peer_trusted_ca_file: Option<String>,
+    /// Refuse peers without a certificate signed by --peer-trusted-ca-file
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub peer_client_cert_auth: Option<String>,
+    /// Self-signed peer certificates (peers are then NOT authenticated)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub peer_auto_tls: Option<String>,
+}
+
+impl MemberFlags {
+    /// The member-only flags given, by etcd's name.
+    fn given(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("data-dir", &self.data_dir),
+            ("listen-peer-urls", &self.listen_peer_urls),
+            (
+                "initial-advertise-peer-urls",
+                &self.initial_advertise_peer_urls,
+            ),
+            ("initial-cluster", &self.initial_cluster),
+            ("initial-cluster-state", &self.initial_cluster_state),
+            ("initial-cluster-token", &self.initial_cluster_token),
+            ("heartbeat-interval", &self.heartbeat_interval),
+            ("election-timeout", &self.election_timeout),
+            ("snapshot-count", &self.snapshot_count),
+            ("force-new-cluster", &self.force_new_cluster),
+            ("peer-cert-file", &self.peer_cert_file),
+            ("peer-key-file", &self.peer_key_file),
+            ("peer-trusted-ca-file", &self.peer_trusted_ca_file),
+            ("peer-client-cert-auth", &self.peer_client_cert_auth),
+            ("peer-auto-tls", &self.peer_auto_tls),
+        ]
+        .into_iter()
+        .filter_map(|(flag, value)| value.as_deref().map(|v| (flag, v)))
+        .collect()
+    }
+}
+
+/// The `--db` default: a `--db` equal to it names no file (the member's file is then in
+/// its data directory).
+const DEFAULT_DB: &str = "./default.etch";
+
+/// The member's configuration: the YAML file, or the flags (etcd's names; the flags shared
+/// with a standalone server included).
+fn etcd_config(args: &ServeArgs) -> Result<EtcdConfig, ConfigError> {
+    if let Some(path) = &args.member.config_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "--config-file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        let given = args.member.given();
+        if let Some((flag, _)) = given.first() {
+            return Err(ConfigError(format!(
+                "--{flag}: a --config-file replaces the member flags; set {flag} in the file"
+            )));
+        }
+        return EtcdConfig::from_yaml(&text);
+    }
+    let mut config = EtcdConfig::default();
+    let quota = args.quota_backend_bytes.to_string();
+    for (flag, value) in [
+        ("name", args.name.as_str()),
+        ("listen-client-urls", args.listen_client_urls.as_str()),
+        ("advertise-client-urls", args.advertise_client_urls.as_str()),
+        ("quota-backend-bytes", quota.as_str()),
+        ("auto-compaction-mode", args.auto_compaction_mode.as_str()),
+        (
+            "auto-compaction-retention",
+            args.auto_compaction_retention.as_str(),
+        ),
+        ("log-level", args.log_level.as_str()),
+    ] {
+        config.set(flag, value)?;
+    }
+    for (flag, value) in args.member.given() {
+        config.set(flag, value)?;
+    }
+    Ok(config)
+}
+
+/// The member's file: `--db` when it names one, else `<data-dir>/member.etch`.
+fn member_file(
+    db: &Path,
+    settings: &MemberSettings,
+    data_dir_given: bool,
+) -> Result<PathBuf, ConfigError> {
+    let db_given = db != Path::new(DEFAULT_DB);
+    match (db_given, data_dir_given) {
+        (true, true) => Err(ConfigError(
+            "--db names the member's file and data-dir its directory: give one of them".into(),
+        )),
+        (true, false) => Ok(db.to_path_buf()),
+        (false, _) => {
+            let dir = PathBuf::from(&settings.data_dir);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                ConfigError(format!("data-dir: cannot create {}: {e}", dir.display()))
+            })?;
+            Ok(dir.join("member.etch"))
+        }
+    }
 }
 
 fn bad_flag(e: ConfigError) -> CliError {
@@ -138,10 +292,24 @@ fn log_level(level: &str) -> Result<tracing::Level, ConfigError> {
     }
 }
 
-/// Runs the server until SIGTERM or SIGINT.
+/// Runs the server until SIGTERM or SIGINT: a cluster member when member flags or
+/// `--config-file` are given, else a standalone server over `--db`.
 pub fn run(db: &Path, args: &ServeArgs) -> CliResult<u8> {
-    let config = config(db, args).map_err(bad_flag)?;
-    let level = log_level(&args.log_level).map_err(bad_flag)?;
+    let member = args.member.config_file.is_some() || !args.member.given().is_empty();
+    let mut config = config(db, args).map_err(bad_flag)?;
+    let settings = if member {
+        let etcd = etcd_config(args).map_err(bad_flag)?;
+        let settings = etcd.validate().map_err(bad_flag)?;
+        let data_dir_given = etcd.data_dir.is_some();
+        config.db = member_file(db, &settings, data_dir_given).map_err(bad_flag)?;
+        Some(settings)
+    } else {
+        None
+    };
+    let level_name = settings
+        .as_ref()
+        .map_or(args.log_level.as_str(), |s| s.log_level.as_str());
+    let level = log_level(level_name).map_err(bad_flag)?;
     // Logs go to stderr, as etcd's.
     let _ = tracing_subscriber::fmt()
         .with_max_level(level)
@@ -154,16 +322,44 @@ pub fn run(db: &Path, args: &ServeArgs) -> CliResult<u8> {
         .thread_name("etch-serve")
         .build()
         .map_err(|e| CliError::failed(format!("cannot start the runtime: {e}")))?;
+    let serve_error = |e: etch_server::ServeError| match e {
+        etch_server::ServeError::Config(msg) => bad_flag(ConfigError(msg)),
+        other => CliError::failed(other.to_string()),
+    };
     runtime.block_on(async {
-        tracing::info!(db = %config.db.display(), name = %config.name, "starting etch serve");
-        let server = etch_server::start(config).await.map_err(|e| match e {
-            etch_server::ServeError::Config(msg) => bad_flag(ConfigError(msg)),
-            other => CliError::failed(other.to_string()),
-        })?;
-        server
-            .run_until(termination())
-            .await
-            .map_err(|e| CliError::failed(e.to_string()))
+        match settings {
+            None => {
+                tracing::info!(db = %config.db.display(), name = %config.name, "starting etch serve");
+                let server = etch_server::start(config).await.map_err(serve_error)?;
+                server
+                    .run_until(termination())
+                    .await
+                    .map_err(|e| CliError::failed(e.to_string()))
+            }
+            Some(settings) => {
+                tracing::info!(
+                    file = %config.db.display(),
+                    name = %settings.name,
+                    "starting etch serve as a cluster member"
+                );
+                let file = config.db.clone();
+                let running = etch_server::launch::start_cluster_member(&settings, &file, config)
+                    .await
+                    .map_err(|e| match e {
+                        etch_server::launch::LaunchError::Config(msg) => {
+                            bad_flag(ConfigError(msg))
+                        }
+                        etch_server::launch::LaunchError::Serve(e) => serve_error(e),
+                        other => CliError::failed(other.to_string()),
+                    })?;
+                termination().await;
+                tracing::info!("shutting down");
+                running
+                    .shutdown()
+                    .await
+                    .map_err(|e| CliError::failed(e.to_string()))
+            }
+        }
     })?;
     runtime.shutdown_timeout(Duration::from_secs(1));
     Ok(EXIT_OK)
