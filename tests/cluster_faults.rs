@@ -16,7 +16,7 @@
 //! checker of the simulation); every acknowledged write is in the final change log at the
 //! revision it was acknowledged with; `HashKV` is equal on every member at the final revision;
 //! every watcher's stream, resumed across crashes, is in order, without repeats and equal to
-//! the complete log; and after a clean shutdown `etch --db FILE check` passes on every
+//! the complete log; and after a clean shutdown the engine's `check()` passes on every
 //! member's file.
 //!
 //! Bounded for CI (about 25 s each); `ETCH_SOAK_SECS=N` repeats the fault cycle of the
@@ -325,9 +325,9 @@ fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     }
 }
 
-/// Stops every member cleanly (SIGTERM) and runs `etch --db FILE check` on each file.
+/// Stops every member cleanly (SIGTERM) and runs the engine's integrity check on each file
+/// (opened as a replicated store: its WAL is the Raft log).
 fn shutdown_and_check_files(c: &mut Faulty) {
-    let etch = cluster::etch_bin();
     for m in &mut c.procs.members {
         if m.pid().is_none() {
             continue;
@@ -339,19 +339,14 @@ fn shutdown_and_check_files(c: &mut Faulty) {
             continue; // never started
         }
         let file = m.data_dir.join("member.etch");
-        let out = std::process::Command::new(&etch)
-            .arg("--db")
-            .arg(&file)
-            .arg("check")
-            .output()
-            .expect("run etch check");
-        assert!(
-            out.status.success(),
-            "check of {} failed: {}{}",
-            file.display(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let store = etch::Options::new()
+            .replicated(true)
+            .open(&file)
+            .unwrap_or_else(|e| panic!("open {}: {e}", file.display()));
+        let report = store
+            .check()
+            .unwrap_or_else(|e| panic!("check of {} failed: {e}", file.display()));
+        assert!(report.keys > 0, "{}: no keys", file.display());
     }
 }
 

@@ -201,7 +201,8 @@ impl ProcCluster {
                     key: b"etch-bench/probe".to_vec(),
                     ..Default::default()
                 };
-                let call = KvClient::new(ch).range(probe);
+                let mut client = KvClient::new(ch);
+                let call = client.range(probe);
                 if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(2), call).await {
                     return Ok(());
                 }
@@ -229,7 +230,8 @@ impl ProcCluster {
                 let Ok(ch) = channel(&m.client_url).await else {
                     continue;
                 };
-                let call = MaintenanceClient::new(ch).status(StatusRequest {});
+                let mut client = MaintenanceClient::new(ch);
+                let call = client.status(StatusRequest {});
                 if let Ok(Ok(resp)) = tokio::time::timeout(Duration::from_secs(2), call).await {
                     let resp = resp.into_inner();
                     let me = resp.header.map_or(0, |h| h.member_id);
@@ -280,10 +282,22 @@ impl ProcCluster {
             peer_ur_ls: vec![peer_url],
             is_learner: false,
         };
-        ClusterClient::new(channel(&via).await?)
-            .member_add(request)
-            .await
-            .map_err(|e| format!("member add: {e}"))?;
+        // etcd refuses a reconfiguration until every member has been connected for a few
+        // seconds ("unhealthy cluster"): retry, bounded.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answer = ClusterClient::new(channel(&via).await?)
+                .member_add(request.clone())
+                .await;
+            match answer {
+                Ok(_) => break,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("  member add: {} (retrying)", e.message());
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(format!("member add: {e}")),
+            }
+        }
         let initial = self.initial_cluster();
         let started = Instant::now();
         self.spawn(i, "existing", &initial)?;
