@@ -154,7 +154,11 @@ impl Faulty {
 
     fn followers(&mut self) -> Vec<usize> {
         let leader = self.leader();
-        self.active.iter().copied().filter(|&i| i != leader).collect()
+        self.active
+            .iter()
+            .copied()
+            .filter(|&i| i != leader)
+            .collect()
     }
 
     fn kill(&mut self, i: usize) {
@@ -221,7 +225,14 @@ impl Workload {
         let rec = Recorder::new();
         let _guard = rt.enter();
         let clients = (0..clients)
-            .map(|id| rt.spawn(faults::client(id, KEYS, endpoints.clone(), Arc::clone(&rec))))
+            .map(|id| {
+                rt.spawn(faults::client(
+                    id,
+                    KEYS,
+                    endpoints.clone(),
+                    Arc::clone(&rec),
+                ))
+            })
             .collect();
         let watchers = (0..watchers)
             .map(|w| Watcher::start(w, endpoints.clone()))
@@ -262,9 +273,8 @@ fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     w.stop_clients();
     c.procs.wait_healthy(HEALTHY);
     let urls = c.urls();
-    let revision = w
-        .rt
-        .block_on(async {
+    let revision =
+        w.rt.block_on(async {
             for _ in 0..100 {
                 if let Some(r) = faults::current_revision(&urls[0]).await {
                     return Some(r);
@@ -283,11 +293,12 @@ fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     );
 
     // The complete change log, from a fresh watch, and every watcher's stream against it.
-    let log = {
+    let fresh = {
         let _g = w.rt.enter();
-        let fresh = Watcher::start(0, c.endpoints.clone());
-        w.rt.block_on(fresh.finish(revision, Duration::from_secs(20)))
+        Watcher::start(0, c.endpoints.clone())
     };
+    let log =
+        w.rt.block_on(fresh.finish(revision, Duration::from_secs(20)));
     assert_eq!(
         log.last().map(|c| c.revision),
         Some(revision),
@@ -297,7 +308,8 @@ fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     let mut streams = 0;
     for (i, watcher) in w.watchers.drain(..).enumerate() {
         streams += watcher.streams.load(std::sync::atomic::Ordering::Relaxed);
-        let got: Vec<Change> = w.rt.block_on(watcher.finish(revision, Duration::from_secs(20)));
+        let got: Vec<Change> =
+            w.rt.block_on(watcher.finish(revision, Duration::from_secs(20)));
         faults::assert_in_order(&got, &format!("watcher {i}"));
         assert_eq!(
             got.len(),
@@ -332,7 +344,12 @@ fn shutdown_and_check_files(c: &mut Faulty) {
         if m.pid().is_none() {
             continue;
         }
-        assert!(m.stop(), "{} did not stop cleanly:\n{}", m.name, m.log_text());
+        assert!(
+            m.stop(),
+            "{} did not stop cleanly:\n{}",
+            m.name,
+            m.log_text()
+        );
     }
     for (i, m) in c.procs.members.iter().enumerate() {
         if c.flags[i].is_none() {
@@ -549,7 +566,11 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
         }
         false
     });
-    assert!(promoted, "the new member was not promoted within 30 s:\n{}", c.procs.logs());
+    assert!(
+        promoted,
+        "the new member was not promoted within 30 s:\n{}",
+        c.procs.logs()
+    );
     c.active.push(new);
     c.publish_endpoints();
     t.membership_changes += 2;
@@ -572,7 +593,10 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
     t.membership_changes += 1;
     run_for(1_000);
     // The removed member's process is stopped as an operator would; its file is checked too.
-    assert!(c.procs.members[gone].stop(), "the removed member did not stop cleanly");
+    assert!(
+        c.procs.members[gone].stop(),
+        "the removed member did not stop cleanly"
+    );
 
     // A follower of the new configuration killed and restarted, with loss on every link.
     c.net.set_default(LinkFaults::lossy(0.1));

@@ -22,7 +22,8 @@ struct Pair {
 
 fn socket() -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     s
 }
 
@@ -43,7 +44,9 @@ fn pair() -> Pair {
 /// The next datagram on `s` within its timeout, with its source.
 fn recv(s: &UdpSocket) -> Option<(Vec<u8>, SocketAddr)> {
     let mut buf = [0u8; 2048];
-    s.recv_from(&mut buf).ok().map(|(n, a)| (buf[..n].to_vec(), a))
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, a)| (buf[..n].to_vec(), a))
 }
 
 /// Sends `what` from the peer to member 0 through the proxy; returns where it came from on the
@@ -73,7 +76,11 @@ fn to_peer(p: &Pair, upstream: SocketAddr, what: &[u8]) -> bool {
 fn forwards_both_ways_from_the_proxy_address() {
     let p = pair();
     let upstream = to_member(&p, b"hello").expect("forwarded to the member");
-    assert_ne!(upstream, p.peer.local_addr().unwrap(), "sent from the proxy");
+    assert_ne!(
+        upstream,
+        p.peer.local_addr().unwrap(),
+        "sent from the proxy"
+    );
     assert!(to_peer(&p, upstream, b"answer"));
     // The same sender keeps the same upstream socket (a QUIC connection keeps its path).
     assert_eq!(to_member(&p, b"again"), Some(upstream));
@@ -187,14 +194,19 @@ fn delay_holds_datagrams_back_and_keeps_them() {
     let upstream = to_member(&p, b"open").unwrap();
     let delay = Duration::from_millis(250);
     p.net.set(0, 1, LinkFaults::slow(delay, Duration::ZERO));
-    p.peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    p.peer
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let sent = Instant::now();
     assert!(to_peer(&p, upstream, b"late"));
     let took = sent.elapsed();
     assert!(took >= delay, "arrived after {took:?}");
     // With jitter, datagrams all arrive, possibly reordered.
-    p.net
-        .set(1, 0, LinkFaults::slow(Duration::from_millis(20), Duration::from_millis(80)));
+    p.net.set(
+        1,
+        0,
+        LinkFaults::slow(Duration::from_millis(20), Duration::from_millis(80)),
+    );
     for i in 0..20u8 {
         p.peer.send_to(&[i], p.proxy).unwrap();
     }

@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etch_replication::command::{
-    Command, Compare, CompareOp, CompareTarget, KeyRange, Put, Txn, TxnOp, WriteOp,
-    MAX_TXN_DEPTH,
+    Command, Compare, CompareOp, CompareTarget, KeyRange, Put, Txn, TxnOp, WriteOp, MAX_TXN_DEPTH,
 };
 use etch_replication::forward::ClientRequest;
 use etch_replication::network::{RaftReply, RaftRequest};
@@ -31,8 +30,7 @@ use etch_replication::quic::{PeerTls, QuicConfig, QuicTransport};
 use etch_replication::types::{NodeId, Proposal, TypeConfig};
 use etch_replication::{NodeConfig, ReplicatedStore};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse,
 };
 use openraft::{
     BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, SnapshotMeta,
@@ -206,15 +204,36 @@ fn seeds() -> Vec<Vec<u8>> {
 /// One edit of a frame.
 #[derive(Clone, Debug)]
 enum Mutation {
-    Set { at: prop::sample::Index, byte: u8 },
-    FlipBit { at: prop::sample::Index, bit: u8 },
-    Insert { at: prop::sample::Index, bytes: Vec<u8> },
-    Delete { at: prop::sample::Index, len: usize },
+    Set {
+        at: prop::sample::Index,
+        byte: u8,
+    },
+    FlipBit {
+        at: prop::sample::Index,
+        bit: u8,
+    },
+    Insert {
+        at: prop::sample::Index,
+        bytes: Vec<u8>,
+    },
+    Delete {
+        at: prop::sample::Index,
+        len: usize,
+    },
     /// Copies a slice of another seed over this one (a field from another message).
-    Splice { seed: prop::sample::Index, from: prop::sample::Index, at: prop::sample::Index, len: usize },
-    Truncate { at: prop::sample::Index },
+    Splice {
+        seed: prop::sample::Index,
+        from: prop::sample::Index,
+        at: prop::sample::Index,
+        len: usize,
+    },
+    Truncate {
+        at: prop::sample::Index,
+    },
     /// A varint-looking run of continuation bytes (a huge length or number).
-    HugeVarint { at: prop::sample::Index },
+    HugeVarint {
+        at: prop::sample::Index,
+    },
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
@@ -234,7 +253,12 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 /// Applies `mutations` to `frame` (a copy of seed `seeds[i]`); if `fix_prefix`, rewrites the
 /// length prefix to the body's real length so the frame checks pass and postcard sees the body.
-fn mutate(seeds: &[Vec<u8>], mut input: Vec<u8>, mutations: &[Mutation], fix_prefix: bool) -> Vec<u8> {
+fn mutate(
+    seeds: &[Vec<u8>],
+    mut input: Vec<u8>,
+    mutations: &[Mutation],
+    fix_prefix: bool,
+) -> Vec<u8> {
     for m in mutations {
         let len = input.len().max(1);
         match m {
@@ -261,7 +285,12 @@ fn mutate(seeds: &[Vec<u8>], mut input: Vec<u8>, mutations: &[Mutation], fix_pre
                     input.drain(i..end);
                 }
             }
-            Mutation::Splice { seed, from, at, len: n } => {
+            Mutation::Splice {
+                seed,
+                from,
+                at,
+                len: n,
+            } => {
                 let other = &seeds[seed.index(seeds.len())];
                 let f = from.index(other.len());
                 let piece = &other[f..(f + n).min(other.len())];
@@ -275,7 +304,10 @@ fn mutate(seeds: &[Vec<u8>], mut input: Vec<u8>, mutations: &[Mutation], fix_pre
             }
             Mutation::HugeVarint { at } => {
                 let i = at.index(input.len() + 1);
-                input.splice(i..i, [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+                input.splice(
+                    i..i,
+                    [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],
+                );
             }
         }
     }
@@ -315,7 +347,10 @@ fn decode_all(input: &[u8]) -> bool {
         .unwrap()
         .block_on(frame::read::<RaftRequest, _>(&mut &input[..], LIMIT));
     if request {
-        assert!(streamed.is_ok(), "the streaming reader refused a valid frame");
+        assert!(
+            streamed.is_ok(),
+            "the streaming reader refused a valid frame"
+        );
     } else if streamed.is_ok() {
         assert!(
             matches!(
@@ -475,7 +510,11 @@ async fn raw_connection(to: NodeId, addr: SocketAddr) -> (quinn::Endpoint, quinn
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.client).unwrap();
     let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let conn = endpoint
-        .connect_with(quinn::ClientConfig::new(Arc::new(crypto)), addr, "127.0.0.1")
+        .connect_with(
+            quinn::ClientConfig::new(Arc::new(crypto)),
+            addr,
+            "127.0.0.1",
+        )
         .unwrap()
         .await
         .unwrap();
@@ -514,7 +553,12 @@ async fn a_running_cluster_refuses_mutated_frames_and_keeps_serving() {
     let mut bad = Vec::new();
     while bad.len() < 150 {
         let (seed, mutations, fix) = strategy.new_tree(&mut runner).unwrap().current();
-        let input = mutate(&seeds, seeds[seed.index(seeds.len())].clone(), &mutations, fix);
+        let input = mutate(
+            &seeds,
+            seeds[seed.index(seeds.len())].clone(),
+            &mutations,
+            fix,
+        );
         if frame::decode::<RaftRequest>(&input, LIMIT).is_err() && !input.is_empty() {
             bad.push(input);
         }
@@ -531,12 +575,18 @@ async fn a_running_cluster_refuses_mutated_frames_and_keeps_serving() {
         )
         .await
         .unwrap_or_else(|_| panic!("frame {i}: neither answered nor reset"));
-        assert!(answer.is_err(), "frame {i} ({input:02x?}) was answered: {answer:?}");
+        assert!(
+            answer.is_err(),
+            "frame {i} ({input:02x?}) was answered: {answer:?}"
+        );
     }
     conn.close(0u32.into(), b"done");
     endpoint.wait_idle().await;
     let after = c.members[&target].1.stats();
-    assert_eq!(after.malformed_frames - before.malformed_frames, bad.len() as u64);
+    assert_eq!(
+        after.malformed_frames - before.malformed_frames,
+        bad.len() as u64
+    );
 
     // Random datagrams at every peer port, half shaped like QUIC v1 initial packets.
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -579,7 +629,10 @@ async fn a_running_cluster_refuses_mutated_frames_and_keeps_serving() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(found, "member {id} did not apply the writes after the fuzzing");
+        assert!(
+            found,
+            "member {id} did not apply the writes after the fuzzing"
+        );
     }
     c.stop().await;
 }

@@ -110,7 +110,7 @@ impl Recorder {
 struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    fn step(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -118,7 +118,7 @@ impl Rng {
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.step() % n
     }
 }
 
@@ -224,10 +224,16 @@ pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>
             (request, put(&ch, key(k), value, lease).await)
         } else if roll < 96 {
             let lease = leases[rng.below(leases.len() as u64) as usize];
-            (Request::LeaseKeepAlive { lease }, keep_alive(&ch, lease).await)
+            (
+                Request::LeaseKeepAlive { lease },
+                keep_alive(&ch, lease).await,
+            )
         } else {
             let lease = leases[rng.below(leases.len() as u64) as usize];
-            (Request::LeaseRevoke { lease }, lease_revoke(&ch, lease).await)
+            (
+                Request::LeaseRevoke { lease },
+                lease_revoke(&ch, lease).await,
+            )
         };
         let unknown = matches!(outcome, Outcome::Unknown);
         rec.record(Operation {
@@ -291,16 +297,24 @@ fn done(response: Response) -> Outcome {
     Outcome::Returned { at: 0, response }
 }
 
-/// Whether a gRPC error says the lease does not exist (a definite answer: nothing changed).
-fn lease_not_found(status: &tonic::Status) -> bool {
-    status.message().contains("lease not found")
+/// Why a request got no answer to record.
+enum Failed {
+    /// The server said the lease does not exist: a definite answer, nothing changed.
+    LeaseNotFound,
+    /// A timeout, a transport error or any other error: the outcome is unknown.
+    Unknown,
 }
 
-async fn bounded<T>(f: impl std::future::Future<Output = Result<T, tonic::Status>>) -> Result<T, Option<tonic::Status>> {
+/// Runs a request with [`REQUEST_TIMEOUT`].
+async fn bounded<T>(
+    f: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, Failed> {
     match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(status)) => Err(Some(status)),
-        Err(_) => Err(None),
+        Ok(Err(status)) if status.message().contains("lease not found") => {
+            Err(Failed::LeaseNotFound)
+        }
+        _ => Err(Failed::Unknown),
     }
 }
 
@@ -315,7 +329,7 @@ async fn put(ch: &Channel, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Outcome 
         Ok(r) => done(Response::Put {
             revision: revision(&r.into_inner().header),
         }),
-        Err(Some(s)) if lease != 0 && lease_not_found(&s) => done(Response::LeaseNotFound),
+        Err(Failed::LeaseNotFound) if lease != 0 => done(Response::LeaseNotFound),
         Err(_) => Outcome::Unknown,
     }
 }
@@ -406,7 +420,7 @@ async fn lease_revoke(ch: &Channel, lease: i64) -> Outcome {
         Ok(r) => done(Response::LeaseRevoke {
             revision: revision(&r.into_inner().header),
         }),
-        Err(Some(s)) if lease_not_found(&s) => done(Response::LeaseNotFound),
+        Err(Failed::LeaseNotFound) => done(Response::LeaseNotFound),
         Err(_) => Outcome::Unknown,
     }
 }
@@ -423,7 +437,7 @@ async fn keep_alive(ch: &Channel, lease: i64) -> Outcome {
     match bounded(call).await {
         Ok(Some(r)) if r.ttl > 0 => done(Response::LeaseKeepAlive),
         Ok(Some(_)) => done(Response::LeaseNotFound),
-        Err(Some(s)) if lease_not_found(&s) => done(Response::LeaseNotFound),
+        Err(Failed::LeaseNotFound) => done(Response::LeaseNotFound),
         _ => Outcome::Unknown,
     }
 }
@@ -492,8 +506,8 @@ impl Watcher {
     pub async fn finish(self, revision: i64, within: Duration) -> Vec<Change> {
         self.until.store(revision as u64, Ordering::SeqCst);
         let _ = tokio::time::timeout(within, self.task).await;
-        let changes = self.changes.lock().unwrap().clone();
-        changes
+        let changes = self.changes.lock().unwrap();
+        changes.clone()
     }
 }
 
@@ -595,8 +609,10 @@ pub fn check_history(history: &[Operation], log: &[Change]) -> Checked {
         check::Verdict::Linearizable,
         "the recorded history is not linearizable"
     );
-    let at: BTreeMap<(i64, &[u8]), &Change> =
-        log.iter().map(|c| ((c.revision, c.key.as_slice()), c)).collect();
+    let at: BTreeMap<(i64, &[u8]), &Change> = log
+        .iter()
+        .map(|c| ((c.revision, c.key.as_slice()), c))
+        .collect();
     let mut counts = Checked {
         operations: history.len(),
         ..Checked::default()

@@ -237,7 +237,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    fn next(&mut self) -> u64 {
+    fn step(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -246,7 +246,7 @@ impl Rng {
 
     /// Uniform in [0, 1).
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.step() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn chance(&mut self, p: f64) -> bool {
@@ -345,7 +345,12 @@ impl FaultNet {
 
     /// Cuts `node` off from every other member, both ways.
     pub fn isolate(&self, node: Node) {
-        let others: Vec<Node> = self.proxies.keys().copied().filter(|&n| n != node).collect();
+        let others: Vec<Node> = self
+            .proxies
+            .keys()
+            .copied()
+            .filter(|&n| n != node)
+            .collect();
         self.partition(&[node], &others);
     }
 

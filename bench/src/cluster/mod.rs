@@ -257,9 +257,17 @@ async fn connect(cluster: &ProcCluster, n: usize) -> Result<Vec<Channel>, String
 }
 
 /// The KV rows, etcd then etch for each.
-async fn kv_rows(scale: &Scale, etcd: &ProcCluster, etch: &ProcCluster) -> Result<Vec<KvRow>, String> {
+async fn kv_rows(
+    scale: &Scale,
+    etcd: &ProcCluster,
+    etch: &ProcCluster,
+) -> Result<Vec<KvRow>, String> {
     let connections_for = |clients: usize| clients.div_ceil(8).clamp(1, clients);
-    let most = CLIENTS.iter().map(|&c| connections_for(c)).max().unwrap_or(1);
+    let most = CLIENTS
+        .iter()
+        .map(|&c| connections_for(c))
+        .max()
+        .unwrap_or(1);
     let target = Target {
         prefix: "kv/".to_string(),
         keys: scale.keys,
@@ -275,7 +283,11 @@ async fn kv_rows(scale: &Scale, etcd: &ProcCluster, etch: &ProcCluster) -> Resul
     let mut rows = Vec::new();
     for op in [Op::Put, Op::GetLinearizable] {
         for clients in CLIENTS {
-            let (puts, gets) = if clients == 1 { scale.single } else { scale.many };
+            let (puts, gets) = if clients == 1 {
+                scale.single
+            } else {
+                scale.many
+            };
             let requests = if op == Op::Put { puts } else { gets };
             let connections = connections_for(clients);
             let mut results = Vec::new();
@@ -283,9 +295,10 @@ async fn kv_rows(scale: &Scale, etcd: &ProcCluster, etch: &ProcCluster) -> Resul
                 eprintln!("  {} x{clients} on {}", op.name(), kind.name());
                 // The single client of the 1-client row talks to one member, a follower or
                 // the leader as the round robin falls, the same member index on both.
-                let (hist, seconds) = load::run(&channels[..connections], clients, requests, op, &target)
-                    .await
-                    .map_err(|e| format!("{} {}: {e}", kind.name(), op.name()))?;
+                let (hist, seconds) =
+                    load::run(&channels[..connections], clients, requests, op, &target)
+                        .await
+                        .map_err(|e| format!("{} {}: {e}", kind.name(), op.name()))?;
                 results.push(RunResult::of(&hist, seconds));
             }
             rows.push(KvRow {
@@ -342,7 +355,10 @@ async fn failover(cluster: &mut ProcCluster, rounds: usize) -> Result<Failover, 
             }
             attempt += 1;
             if Instant::now() > deadline {
-                return Err(format!("{}: no write succeeded within 30 s of the kill", cluster.kind.name()));
+                return Err(format!(
+                    "{}: no write succeeded within 30 s of the kill",
+                    cluster.kind.name()
+                ));
             }
         }
         millis.push(killed.elapsed().as_secs_f64() * 1e3);
@@ -391,7 +407,10 @@ async fn catch_up(kind: Kind, keys: u64) -> Result<CatchUp, String> {
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("{}: the new member did not catch up in 600 s", kind.name()));
+            return Err(format!(
+                "{}: the new member did not catch up in 600 s",
+                kind.name()
+            ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -485,14 +504,21 @@ fn print_kv(rows: &[KvRow]) {
 }
 
 fn print_failover(results: &[Failover]) {
-    println!("\n| leader failover (SIGKILL to first acknowledged put) | rounds | each ms | median ms |");
+    println!(
+        "\n| leader failover (SIGKILL to first acknowledged put) | rounds | each ms | median ms |"
+    );
     println!("|---|---:|---|---:|");
     for f in results {
         let mut sorted = f.millis.clone();
         sorted.sort_by(f64::total_cmp);
         let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
         let each: Vec<String> = f.millis.iter().map(|m| format!("{m:.0}")).collect();
-        println!("| {} | {} | {} | {median:.0} |", f.server, f.millis.len(), each.join(", "));
+        println!(
+            "| {} | {} | {} | {median:.0} |",
+            f.server,
+            f.millis.len(),
+            each.join(", ")
+        );
     }
 }
 

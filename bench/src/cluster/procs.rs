@@ -16,7 +16,7 @@ use etch_server::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use etch_server::proto::etcdserverpb::{MemberAddRequest, RangeRequest, StatusRequest};
 use tonic::transport::Channel;
 
-use crate::server::process::{etch_path, etcd_path, Kind};
+use crate::server::process::{etcd_path, etch_path, Kind};
 
 /// Longest a member may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -87,7 +87,11 @@ impl ProcCluster {
     /// Starts `n` members of `kind` as a new cluster and waits until every member answers a
     /// linearizable read (so a leader is elected and known everywhere). `snapshot_count` is
     /// passed as `--snapshot-count` when set.
-    pub async fn start(kind: Kind, n: usize, snapshot_count: Option<u64>) -> Result<ProcCluster, String> {
+    pub async fn start(
+        kind: Kind,
+        n: usize,
+        snapshot_count: Option<u64>,
+    ) -> Result<ProcCluster, String> {
         let dir = tempfile::tempdir_in(".").map_err(|e| format!("temporary directory: {e}"))?;
         let mut cluster = ProcCluster {
             kind,
@@ -176,7 +180,8 @@ impl ProcCluster {
 
     /// The last lines of member `i`'s log, for error messages.
     fn log_tail(&self, i: usize) -> String {
-        let text = std::fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default();
+        let text =
+            std::fs::read_to_string(self.members[i].dir.join("server.log")).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(5)..].join("\n")
     }
