@@ -483,6 +483,8 @@ fn three_members_survive_kills_partitions_loss_and_a_lagging_follower() {
     );
     assert_eq!(report.lost, 0);
     assert!(report.acknowledged_writes > 0 && report.serializable_reads > 0);
+    assert!(report.answered <= report.operations && report.revision > 0);
+    assert!(report.watch_streams >= 3, "every watcher opened a stream");
 }
 
 /// MemberList's id of the member whose peer URL is `peer_url`.
@@ -614,4 +616,6 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
     eprintln!("5 members: {t:?}; {report:?}");
     assert_eq!(report.lost, 0);
     assert!(report.acknowledged_writes > 0);
+    assert!(report.answered <= report.operations && report.revision > 0);
+    assert!(report.watch_streams >= 2, "every watcher opened a stream");
 }

@@ -548,7 +548,8 @@ async fn follow(
             )),
         };
         let _ = tx.send(create).await;
-        let open = WatchClient::new(ch).watch(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let mut client = WatchClient::new(ch);
+        let open = client.watch(tokio_stream::wrappers::ReceiverStream::new(rx));
         let Ok(Ok(response)) = tokio::time::timeout(REQUEST_TIMEOUT, open).await else {
             continue;
         };
