@@ -11,6 +11,7 @@
 //!                                             [--requests N] [--connections N] [--markdown]
 //! cargo run --release -p etch-bench -- scale [--max-keys N] [--step N] [--quick]   (see scale.rs)
 //! cargo run --release -p etch-bench -- raft [--quick] [--seconds S] [--max-writes N]
+//! cargo run --release -p etch-bench -- cluster [--quick] [--json FILE]   (see cluster/mod.rs)
 //! ```
 //!
 //! Workloads follow the shape of redb's published benchmark, scaled to a 2-core machine: 24-byte
@@ -49,6 +50,7 @@
 //! The reads' checksums (value bytes, range entries) must agree between engines, otherwise the
 //! run fails.
 
+mod cluster;
 mod engines;
 mod floor;
 mod raft;
@@ -68,6 +70,7 @@ fn usage() -> ! {
          \x20                        [--requests N] [--connections N] [--markdown]\n\
          \x20      etch-bench scale [--max-keys N] [--step N] [--quick] [--engines etch,lmdb]\n\
          \x20      etch-bench raft [--quick] [--seconds S] [--max-writes N]\n\
+         \x20      etch-bench cluster [--quick] [--json FILE] [--catch-up-keys N] [--rounds N]\n\
          engines: {}",
         engines::NAMES.join(",")
     );
@@ -120,6 +123,7 @@ fn main() {
     match args.next().as_deref() {
         Some("compare") => compare(parse_compare(args)),
         Some("server") => server::main(args),
+        Some("cluster") => cluster::main(args),
         Some("scale") => scale::main(args),
         // Internal: one engine's scale run (see scale.rs).
         Some("scale-engine") => scale::engine_main(args),

@@ -25,8 +25,8 @@
 //! `ETCH_BIN`); both run in temporary directories under the current directory, on free
 //! loopback ports, and are killed by pid when the run ends or fails.
 
-mod load;
-mod process;
+pub(crate) mod load;
+pub(crate) mod process;
 mod watch;
 
 use std::time::{Duration, Instant};
