@@ -33,11 +33,14 @@ fn lib_dir() -> &'static Path {
             .expect("target/<profile>")
             .to_path_buf();
         // `cargo test` does not build a cdylib/staticlib-only lib target for integration
-        // tests, so build it here (a no-op when it is fresh; cargo does not hold its build
-        // lock while tests run).
+        // tests, so build it here (cargo does not hold its build lock while tests run). The
+        // whole workspace with all targets, not `-p etch-ffi` alone: features are unified
+        // per cargo invocation, and the library alone would need tokio, tonic, quinn and
+        // openraft compiled again with other features; after `cargo test --workspace` this
+        // finds everything fresh.
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "etch-ffi", "--lib"]);
+        cmd.args(["build", "--quiet", "--workspace", "--all-targets"]);
         if dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
