@@ -69,6 +69,9 @@ async fn tls_kv(
         .tls_config(tls)
         .map_err(|e| e.to_string())?
         .connect_timeout(Duration::from_secs(5))
+        // Every request bounded: a refused client must fail, never wait forever (a CI run
+        // once hung here with no timer pending in the test's runtime).
+        .timeout(Duration::from_secs(10))
         .connect()
         .await
         .map_err(|e| {
@@ -154,6 +157,7 @@ async fn client_cert_auth_refuses_clients_without_a_valid_certificate() {
     let plain = Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
         .connect()
         .await;
     if let Ok(channel) = plain {
