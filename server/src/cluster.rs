@@ -36,6 +36,9 @@ const FORWARDED: &str = "etch-forwarded";
 /// How long a forwarded membership request may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The pause before a forwarded request is sent again to a newly learned leader.
+const FORWARD_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// Serves etcd's Cluster service.
 pub struct ClusterService {
     node: Node,
@@ -81,14 +84,6 @@ impl ClusterService {
             return Err(errors::not_leader());
         }
         Ok(None)
-    }
-
-    /// A client of the leader's Cluster service, for forwarding.
-    async fn leader_client(
-        &self,
-        member: &ReplicatedStore,
-    ) -> Result<ClusterClient<Channel>, Status> {
-        leader_cluster_client(member).await
     }
 
     fn members_pb(&self, member: &ReplicatedStore) -> Vec<pb::Member> {
@@ -172,6 +167,45 @@ pub(crate) async fn publish_to_leader(
         .map_err(|s| s.message().to_string())
 }
 
+/// Sends a membership request to the leader with `call`, within [`FORWARD_TIMEOUT`].
+///
+/// Leadership moves during elections: the member this one believes leads may have stepped
+/// down (it answers "not leader" and changed nothing), or no leader may be known yet. Those
+/// answers say the change was not made, so the request is sent again to the leader learned
+/// next, as etcd keeps a proposal waiting through an election. Any other answer, including a
+/// lost connection (the change may have been made), is returned as it is.
+async fn forward<R, F, Fut>(member: &ReplicatedStore, mut call: F) -> Result<Response<R>, Status>
+where
+    F: FnMut(ClusterClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<R>, Status>>,
+{
+    let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
+    loop {
+        let answer = match leader_cluster_client(member).await {
+            Ok(client) => call(client).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Err(s)
+                if not_made_without_leader(&s)
+                    && tokio::time::Instant::now() + FORWARD_RETRY_PAUSE < deadline =>
+            {
+                tokio::time::sleep(FORWARD_RETRY_PAUSE).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `status` says a membership change was refused for want of a leader (and so was
+/// not made): "not leader" from a member that stepped down, or "no leader" while none is known.
+fn not_made_without_leader(status: &Status) -> bool {
+    let leaderless = [errors::not_leader(), errors::no_leader()];
+    leaderless
+        .iter()
+        .any(|l| l.code() == status.code() && l.message() == status.message())
+}
+
 /// A client of the leader's Cluster service (at its first advertised `http://` client URL).
 async fn leader_cluster_client(member: &ReplicatedStore) -> Result<ClusterClient<Channel>, Status> {
     let leader = member.leader().ok_or_else(errors::no_leader)?;
@@ -206,8 +240,12 @@ impl Cluster for ClusterService {
             return Err(errors::member_not_enough_started());
         };
         let Some(leader) = self.on_leader(member, &request)? else {
-            let mut client = self.leader_client(member).await?;
-            return client.member_add(forwarded(request.into_inner())).await;
+            let message = request.into_inner();
+            return forward(member, |mut client| {
+                let request = forwarded(message.clone());
+                async move { client.member_add(request).await }
+            })
+            .await;
         };
         let req = request.into_inner();
         if req.peer_ur_ls.is_empty() {
@@ -270,8 +308,12 @@ impl Cluster for ClusterService {
             return Err(self.refuse(request.into_inner().id));
         };
         let Some(leader) = self.on_leader(member, &request)? else {
-            let mut client = self.leader_client(member).await?;
-            return client.member_remove(forwarded(request.into_inner())).await;
+            let message = request.into_inner();
+            return forward(member, |mut client| {
+                let request = forwarded(message.clone());
+                async move { client.member_remove(request).await }
+            })
+            .await;
         };
         let id = request.into_inner().id;
         if !members::table(leader).iter().any(|e| e.id == id) {
@@ -307,16 +349,20 @@ impl Cluster for ClusterService {
             None => None,
         };
         let Some(leader) = self.on_leader(member, &request)? else {
-            let mut client = self.leader_client(member).await?;
-            let mut forward = forwarded(request.into_inner());
-            if let Some(value) = published.as_ref().and_then(|r| {
+            let message = request.into_inner();
+            let publish = published.as_ref().and_then(|r| {
                 serde_json::to_string(r)
                     .ok()
                     .and_then(|j| tonic::metadata::MetadataValue::try_from(j.as_str()).ok())
-            }) {
-                forward.metadata_mut().insert(PUBLISH, value);
-            }
-            return client.member_update(forward).await;
+            });
+            return forward(member, |mut client| {
+                let mut request = forwarded(message.clone());
+                if let Some(value) = publish.clone() {
+                    request.metadata_mut().insert(PUBLISH, value);
+                }
+                async move { client.member_update(request).await }
+            })
+            .await;
         };
         let req = request.into_inner();
         let table = members::table(leader);
@@ -380,8 +426,12 @@ impl Cluster for ClusterService {
             return Err(errors::member_not_found());
         };
         let Some(leader) = self.on_leader(member, &request)? else {
-            let mut client = self.leader_client(member).await?;
-            return client.member_promote(forwarded(request.into_inner())).await;
+            let message = request.into_inner();
+            return forward(member, |mut client| {
+                let request = forwarded(message.clone());
+                async move { client.member_promote(request).await }
+            })
+            .await;
         };
         let id = request.into_inner().id;
         match members::table(leader).iter().find(|e| e.id == id) {
