@@ -310,7 +310,7 @@ impl Cluster for ClusterService {
         let Some(leader) = self.on_leader(member, &request)? else {
             let message = request.into_inner();
             return forward(member, |mut client| {
-                let request = forwarded(message.clone());
+                let request = forwarded(message);
                 async move { client.member_remove(request).await }
             })
             .await;
@@ -428,7 +428,7 @@ impl Cluster for ClusterService {
         let Some(leader) = self.on_leader(member, &request)? else {
             let message = request.into_inner();
             return forward(member, |mut client| {
-                let request = forwarded(message.clone());
+                let request = forwarded(message);
                 async move { client.member_promote(request).await }
             })
             .await;
