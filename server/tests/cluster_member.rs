@@ -701,8 +701,10 @@ async fn defragment_on_members_keeps_them_replicating() {
             .await
             .unwrap()
             .into_inner();
+        // Never larger (that it shrinks is the engine's test, tests/member_defrag.rs: here the
+        // compaction's background sweep may not have run yet).
         assert!(
-            after.db_size < before.db_size,
+            after.db_size <= before.db_size,
             "member {i}: {} -> {} bytes",
             before.db_size,
             after.db_size
