@@ -41,7 +41,7 @@ fn payload(index: u64) -> Vec<u8> {
 /// entry a delete (so the file has free pages for defrag to drop).
 fn command(index: u64) -> Command {
     let key = format!("k{}", index % 9).into_bytes();
-    let op = if index % 4 == 0 {
+    let op = if index.is_multiple_of(4) {
         WriteOp::DeleteRange {
             range: Range::key(key),
             prev_kv: false,

@@ -117,7 +117,7 @@ fn member_pb(entry: MemberEntry) -> pb::Member {
 fn change_error(e: ChangeError) -> Status {
     match e {
         ChangeError::TimedOut => errors::timeout(),
-        ChangeError::Refused(e) => refused(e),
+        ChangeError::Refused(e) => refused(*e),
     }
 }
 

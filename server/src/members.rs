@@ -147,8 +147,9 @@ pub enum ChangeError {
     /// Its turn, or the commit of the change before it, did not come within
     /// [`CHANGE_TIMEOUT`].
     TimedOut,
-    /// openraft refused it (not the leader, an unknown learner, stopped, ...).
-    Refused(RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>),
+    /// openraft refused it (not the leader, an unknown learner, stopped, ...); boxed, as
+    /// openraft's error is large.
+    Refused(Box<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>),
 }
 
 impl std::fmt::Display for ChangeError {
@@ -209,7 +210,7 @@ impl ChangeTurn {
                     }
                     tokio::time::sleep(IN_PROGRESS_PAUSE).await;
                 }
-                Err(e) => return Err(ChangeError::Refused(e)),
+                Err(e) => return Err(ChangeError::Refused(Box::new(e))),
                 Ok(()) => return Ok(()),
             }
         }
