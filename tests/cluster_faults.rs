@@ -337,8 +337,8 @@ fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     }
 }
 
-/// Stops every member cleanly (SIGTERM) and runs the engine's integrity check on each file
-/// (opened as a replicated store: its WAL is the Raft log).
+/// Stops every member cleanly (SIGTERM) and runs `etch --db <data-dir>/member.etch check` on
+/// each file (the CLI opens a member's file as one: its WAL is the Raft log).
 fn shutdown_and_check_files(c: &mut Faulty) {
     for m in &mut c.procs.members {
         if m.pid().is_none() {
@@ -356,14 +356,25 @@ fn shutdown_and_check_files(c: &mut Faulty) {
             continue; // never started
         }
         let file = m.data_dir.join("member.etch");
-        let store = etch::Options::new()
-            .replicated(true)
-            .open(&file)
-            .unwrap_or_else(|e| panic!("open {}: {e}", file.display()));
-        let report = store
-            .check()
-            .unwrap_or_else(|e| panic!("check of {} failed: {e}", file.display()));
-        assert!(report.keys > 0, "{}: no keys", file.display());
+        let out = std::process::Command::new(cluster::etch_bin())
+            .arg("--db")
+            .arg(&file)
+            .args(["check", "-w", "fields"])
+            .output()
+            .expect("run etch check");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "check of {} failed: {}{text}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let keys: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("\"Keys\" : "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no key count in {text}"));
+        assert!(keys > 0, "{}: no keys", file.display());
     }
 }
 

@@ -17,6 +17,9 @@ pub enum Mode {
     /// WAL is replayed into memory), the file may be read-only, and any number of them share it
     /// at once (a writer waits for them, and they for a writer, up to `--lock-timeout`).
     ReadOnly,
+    /// `check --repair`: an existing file opened writable to recover a damaged WAL; a
+    /// cluster member's file too (its log is recovered the same way).
+    Recover,
 }
 
 /// Opens the store named by `--db`, waiting up to `--lock-timeout` for the file lock.
@@ -25,7 +28,13 @@ pub fn open(cli: &Cli, mode: Mode) -> CliResult<Store> {
 }
 
 /// As [`open`], with further options (e.g. `repair_wal`).
-pub fn open_with(cli: &Cli, mode: Mode, more: impl FnOnce(Options) -> Options) -> CliResult<Store> {
+///
+/// A cluster member's file (its WAL is the Raft log) cannot be opened read-only: reading it
+/// means recovering that log, which only a replicated open does. Read commands (and `check
+/// --repair`) on such a file therefore open it ([`open_member_file`]) as a replicated
+/// store with no Raft running, so that `etch --db DATA_DIR/member.etch check` works on a
+/// stopped member. Commands that write are refused with a message saying where writes go.
+pub fn open_with(cli: &Cli, mode: Mode, more: impl Fn(Options) -> Options) -> CliResult<Store> {
     let path = &cli.db;
     // `try_exists` rather than `exists`: a file we may not look at (an unreadable directory) is
     // not "missing"; the open then reports what failed, naming the path.
@@ -38,7 +47,30 @@ pub fn open_with(cli: &Cli, mode: Mode, more: impl FnOnce(Options) -> Options) -
     let opts = Options::new()
         .lock_timeout(cli.lock_timeout)
         .read_only(mode == Mode::ReadOnly);
-    Ok(more(opts).open(path)?)
+    match more(opts).open(path) {
+        Ok(store) => Ok(store),
+        Err(etch::Error::NotReplicated(_)) if matches!(mode, Mode::ReadOnly | Mode::Recover) => {
+            open_member_file(cli, more)
+        }
+        Err(etch::Error::NotReplicated(_)) => Err(CliError::failed(format!(
+            "{}: a cluster member's file: its writes go through the cluster (give              --endpoints); read commands (get, status, check, snapshot save, ...) work on it              while the member is stopped",
+            path.display()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens a cluster member's file (found to be one) for a command that changes none of its
+/// data: as a replicated store, with no background writes and no Raft. The trees open at
+/// the member's last checkpoint and the log (with the vote) is kept as it is; closing
+/// writes a checkpoint at the same applied index, so the member restarts from the same
+/// state. The member holds the file lock while it runs: this waits `--lock-timeout` for it.
+fn open_member_file(cli: &Cli, more: impl Fn(Options) -> Options) -> CliResult<Store> {
+    let opts = Options::new()
+        .lock_timeout(cli.lock_timeout)
+        .replicated(true)
+        .background_writes(false);
+    Ok(more(opts).open(&cli.db)?)
 }
 
 /// Closes the store, reporting a failed final checkpoint (dropping it would swallow the error).

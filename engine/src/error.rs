@@ -200,7 +200,7 @@ pub enum Error {
         /// The index given.
         got: u64,
     },
-    /// A local write (put, delete, batch, txn, compaction, lease grant or revocation, defrag)
+    /// A local write (put, delete, batch, txn, compaction, lease grant or revocation)
     /// on a store opened with [`crate::Options::replicated`]: its writes go through the
     /// replication layer, which applies committed log entries with
     /// [`Store::apply`](crate::Store::apply).

@@ -293,7 +293,7 @@ impl Options {
     /// and applies committed entries in index order with [`Store::apply`]. Then:
     ///
     /// - local writes (put, delete, batch, txn, write, compact, lease grant and revoke,
-    ///   expire_leases, defrag) fail with [`Error::ReplicatedWrite`];
+    ///   expire_leases) fail with [`Error::ReplicatedWrite`]; defrag works and keeps the log;
     /// - an open does not replay the log into the trees: they open at the last checkpoint
     ///   ([`Store::applied`]) and the replication layer re-applies the committed entries after it;
     /// - a checkpoint never starts a new WAL generation: entries after the applied index (and

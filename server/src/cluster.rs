@@ -5,7 +5,9 @@
 //! replicated membership (`crate::members`): MemberList shows every voter and learner with its
 //! URLs; MemberAdd (also as a learner), MemberRemove, MemberUpdate and MemberPromote change the
 //! Raft membership on the leader. A follower forwards them to the leader's advertised client
-//! URL (plain `http://` only), as etcd forwards them through Raft.
+//! URL (plain `http://` only), as etcd forwards them through Raft. On the leader, changes are
+//! queued (`members::ChangeTurn`): one waits for the one before it to commit instead of being
+//! refused, and each is checked against the table in its turn.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,7 +21,7 @@ use tonic::{Request, Response, Status};
 
 use crate::backend::Backend;
 use crate::errors;
-use crate::members::{self, MemberEntry, MemberRecord};
+use crate::members::{self, Change, ChangeError, ChangeTurn, MemberEntry, MemberRecord};
 use crate::node::Node;
 use crate::proto::etcdserverpb as pb;
 use crate::proto::etcdserverpb::cluster_client::ClusterClient;
@@ -33,7 +35,8 @@ const DEFAULT_PEER_URL: &str = "http://localhost:2380";
 /// leader that lost its leadership meanwhile answers "not leader" instead).
 const FORWARDED: &str = "etch-forwarded";
 
-/// How long a forwarded membership request may take.
+/// How long a forwarded membership request may take: longer than the leader's own bound
+/// (`members::CHANGE_TIMEOUT`), so that the leader's answer arrives.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The pause before a forwarded request is sent again to a newly learned leader.
@@ -110,8 +113,16 @@ fn member_pb(entry: MemberEntry) -> pb::Member {
     }
 }
 
+/// etcd's error for a queued membership change that was not made.
+fn change_error(e: ChangeError) -> Status {
+    match e {
+        ChangeError::TimedOut => errors::timeout(),
+        ChangeError::Refused(e) => refused(*e),
+    }
+}
+
 /// etcd's error for a membership change openraft refused.
-fn change_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Status {
+fn refused(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Status {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => errors::not_leader(),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => match c {
@@ -253,6 +264,7 @@ impl Cluster for ClusterService {
                 "etcdserver: member add needs at least one peer URL",
             ));
         }
+        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
         let table = members::table(leader);
         let used: BTreeSet<&String> = table.iter().flat_map(|e| &e.record.peer_urls).collect();
         if req.peer_ur_ls.iter().any(|u| used.contains(u)) {
@@ -271,17 +283,15 @@ impl Cluster for ClusterService {
         };
         // etcd's MemberAdd returns at once: the new member is not running yet, so this does
         // not wait for it to catch up.
-        let raft = leader.raft();
-        if req.is_learner {
-            raft.add_learner(id, record.to_node(), false)
-                .await
-                .map_err(change_error)?;
+        let change = if req.is_learner {
+            Change::AddLearner(id, record.to_node())
         } else {
-            let change = ChangeMembers::AddVoters(BTreeMap::from([(id, record.to_node())]));
-            raft.change_membership(change, false)
-                .await
-                .map_err(change_error)?;
-        }
+            Change::Members(ChangeMembers::AddVoters(BTreeMap::from([(
+                id,
+                record.to_node(),
+            )])))
+        };
+        turn.apply(leader, change).await.map_err(change_error)?;
         tracing::info!(
             id = format!("{id:x}"),
             learner = req.is_learner,
@@ -316,13 +326,20 @@ impl Cluster for ClusterService {
             .await;
         };
         let id = request.into_inner().id;
-        if !members::table(leader).iter().any(|e| e.id == id) {
+        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
+        let Some(entry) = members::table(leader).into_iter().find(|e| e.id == id) else {
             return Err(errors::member_not_found());
-        }
-        leader
-            .remove(id)
+        };
+        // Removed voters are not kept as learners: one change removes a voter or a learner.
+        let ids = BTreeSet::from([id]);
+        let change = if entry.is_learner {
+            ChangeMembers::RemoveNodes(ids)
+        } else {
+            ChangeMembers::RemoveVoters(ids)
+        };
+        turn.apply(leader, Change::Members(change))
             .await
-            .map_err(|e| errors::cluster_to_status(&e))?;
+            .map_err(change_error)?;
         tracing::info!(id = format!("{id:x}"), "member removed");
         Ok(Response::new(pb::MemberRemoveResponse {
             header: self.node.current_header(),
@@ -365,6 +382,7 @@ impl Cluster for ClusterService {
             .await;
         };
         let req = request.into_inner();
+        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
         let table = members::table(leader);
         let Some(entry) = table.iter().find(|e| e.id == req.id) else {
             return Err(errors::member_not_found());
@@ -390,9 +408,7 @@ impl Cluster for ClusterService {
             },
         };
         let change = ChangeMembers::SetNodes(BTreeMap::from([(req.id, record.to_node())]));
-        leader
-            .raft()
-            .change_membership(change, false)
+        turn.apply(leader, Change::Members(change))
             .await
             .map_err(change_error)?;
         Ok(Response::new(pb::MemberUpdateResponse {
@@ -434,15 +450,16 @@ impl Cluster for ClusterService {
             .await;
         };
         let id = request.into_inner().id;
+        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
         match members::table(leader).iter().find(|e| e.id == id) {
             None => return Err(errors::member_not_found()),
             Some(e) if !e.is_learner => return Err(errors::member_not_learner()),
             Some(_) => {}
         }
-        leader
-            .promote(id)
+        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+        turn.apply(leader, Change::Members(change))
             .await
-            .map_err(|e| errors::cluster_to_status(&e))?;
+            .map_err(change_error)?;
         tracing::info!(id = format!("{id:x}"), "learner promoted");
         Ok(Response::new(pb::MemberPromoteResponse {
             header: self.node.current_header(),

@@ -112,9 +112,15 @@ impl RunningMember {
         &self.member
     }
 
-    /// The UDP address the peer transport is bound to.
+    /// The UDP address the peer transport is bound to (the first `listen-peer-urls` entry's).
     pub fn peer_addr(&self) -> std::io::Result<SocketAddr> {
         self.transport.local_addr()
+    }
+
+    /// Every UDP address the peer transport accepts peers on, one per `listen-peer-urls`
+    /// entry, in their order.
+    pub fn peer_addrs(&self) -> Vec<SocketAddr> {
+        self.transport.local_addrs()
     }
 
     /// Stops serving clients, shuts the member down (its file is checkpointed) and closes the
@@ -198,12 +204,10 @@ pub async fn start_cluster_member(
         .find(|m| m.name == settings.name)
         .ok_or_else(|| LaunchError::Config("initial-cluster: this member is not listed".into()))?;
     let id = me.id;
-    let listen = match settings.listen_peer_urls.as_slice() {
-        [one] => one.addr,
-        [first, ..] => {
-            tracing::warn!("listen-peer-urls: QUIC listens on the first URL only");
-            first.addr
-        }
+    // QUIC listens on every URL: peers may be given any of them. Requests to peers go out
+    // from the first.
+    let (listen, also_listen) = match settings.listen_peer_urls.as_slice() {
+        [first, rest @ ..] => (first.addr, rest.iter().map(|u| u.addr).collect()),
         [] => return Err(LaunchError::Config("listen-peer-urls: no URL".into())),
     };
     let security = &settings.peer_security;
@@ -222,10 +226,10 @@ pub async fn start_cluster_member(
              anyone who can reach the peer port can join the Raft traffic"
         );
     }
-    let transport = Arc::new(
-        QuicTransport::bind(QuicConfig::new(id, listen, &settings.cluster_token, tls))
-            .map_err(|e| LaunchError::Transport(e.to_string()))?,
-    );
+    let mut quic = QuicConfig::new(id, listen, &settings.cluster_token, tls);
+    quic.also_listen = also_listen;
+    let transport =
+        Arc::new(QuicTransport::bind(quic).map_err(|e| LaunchError::Transport(e.to_string()))?);
     for m in &settings.initial_cluster {
         if m.id != id {
             set_peer(&transport, m.id, &m.peer_urls);
@@ -270,7 +274,7 @@ pub async fn start_cluster_member(
     ));
     tracing::info!(
         id = format!("{id:x}"),
-        peer = %listen,
+        peer = ?transport.local_addrs(),
         state = ?settings.cluster_state,
         "cluster member started"
     );
@@ -537,15 +541,15 @@ async fn publish_duty(
             continue;
         }
         let result = if member.is_leader() {
-            member
-                .raft()
-                .change_membership(
-                    ChangeMembers::SetNodes(BTreeMap::from([(me, wanted.to_node())])),
-                    false,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            // In the queue of membership changes, as a MemberUpdate would be.
+            let change = ChangeMembers::SetNodes(BTreeMap::from([(me, wanted.to_node())]));
+            match members::ChangeTurn::wait(&member).await {
+                Ok(turn) => turn
+                    .apply(&member, members::Change::Members(change))
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
         } else {
             crate::cluster::publish_to_leader(&member, &wanted).await
         };

@@ -35,16 +35,6 @@ impl MaintenanceService {
         MaintenanceService { node }
     }
 
-    /// The local store for a call only it offers; on a cluster member etcd's "not capable"
-    /// with the reason.
-    fn local_store(&self, what: &str) -> Result<etch_engine::Store, Status> {
-        self.node.backend().local_store().cloned().ok_or_else(|| {
-            Status::unimplemented(format!(
-                "etch: {what} is not available on a cluster member yet"
-            ))
-        })
-    }
-
     fn alarm_member(&self, alarm: AlarmType) -> pb::AlarmMember {
         pb::AlarmMember {
             member_id: self.node.member_id(),
@@ -162,8 +152,23 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<pb::DefragmentRequest>,
     ) -> Result<Response<pb::DefragmentResponse>, Status> {
-        let store = self.local_store("defragment")?;
-        let (before, after) = run_blocking(&self.node, move || store.defrag()).await?;
+        let (before, after) = match self.node.backend() {
+            Backend::Local(store) => {
+                let store = store.clone();
+                run_blocking(&self.node, move || store.defrag()).await?
+            }
+            // This member's file only, its Raft log kept (etcdctl defragments each endpoint).
+            Backend::Member(member) => {
+                let member = member.clone();
+                match tokio::task::spawn_blocking(move || member.defrag()).await {
+                    Ok(result) => result.map_err(|e| crate::errors::cluster_to_status(&e))?,
+                    Err(e) => {
+                        tracing::error!(error = %e, "defrag panicked or was cancelled");
+                        return Err(Status::internal("etch: request failed inside the server"));
+                    }
+                }
+            }
+        };
         tracing::info!(before, after, "defragmented");
         Ok(Response::new(pb::DefragmentResponse {
             header: self.node.current_header(),

@@ -10,12 +10,21 @@
 //! A record that is empty (a member added through `ReplicatedStore::add_learner`, which knows
 //! no URLs) or not JSON reads as a member with no name and, for non-JSON text, that text as its
 //! only peer URL.
+//!
+//! Changes to the table are queued ([`ChangeTurn`]): Raft takes one membership change at a
+//! time (openraft refuses a change while the previous one is uncommitted), so on the leader
+//! every change (MemberAdd, MemberRemove, MemberUpdate, MemberPromote, and a started member
+//! publishing its attributes) waits for its turn and for the previous change to commit, within
+//! [`CHANGE_TIMEOUT`], as etcd queues concurrent proposals instead of failing them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use etch_replication::types::NodeId;
 use etch_replication::ReplicatedStore;
-use openraft::BasicNode;
+use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
 use serde::{Deserialize, Serialize};
 
 /// What MemberList shows for one member.
@@ -95,6 +104,117 @@ pub async fn bootstrap(
         .initialize(nodes)
         .await
         .map_err(|e| etch_replication::Error::Raft(e.to_string()))
+}
+
+/// How long a membership change may wait for the changes queued before it and for the
+/// commit of the previous one (the member's default request timeout; a follower forwarding
+/// the change waits longer, so it hears the answer).
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The pause between attempts while openraft still reports the previous change in progress.
+const IN_PROGRESS_PAUSE: Duration = Duration::from_millis(20);
+
+/// One queue per member: keyed by the address of the member's Raft handle (which lives as
+/// long as the member's shared state, so it is stable and unique among live members), holding
+/// the queue weakly: an entry lives while a change holds or waits for its turn.
+fn queue_of(member: &ReplicatedStore) -> Arc<tokio::sync::Mutex<()>> {
+    static QUEUES: Mutex<Option<HashMap<usize, Weak<tokio::sync::Mutex<()>>>>> = Mutex::new(None);
+    let key = std::ptr::from_ref(member.raft()) as usize;
+    let mut queues = QUEUES.lock().unwrap_or_else(|p| p.into_inner());
+    let queues = queues.get_or_insert_with(HashMap::new);
+    queues.retain(|_, q| q.strong_count() > 0);
+    if let Some(queue) = queues.get(&key).and_then(Weak::upgrade) {
+        return queue;
+    }
+    let queue = Arc::new(tokio::sync::Mutex::new(()));
+    queues.insert(key, Arc::downgrade(&queue));
+    queue
+}
+
+/// A membership change to make ([`ChangeTurn::apply`]).
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Adds a learner with its record (openraft's `add_learner`, not waiting for it to catch
+    /// up: etcd's MemberAdd returns at once).
+    AddLearner(NodeId, BasicNode),
+    /// Any other change (openraft's `change_membership`, removed voters not kept as learners).
+    Members(ChangeMembers<NodeId, BasicNode>),
+}
+
+/// Why a queued membership change was not made.
+#[derive(Debug)]
+pub enum ChangeError {
+    /// Its turn, or the commit of the change before it, did not come within
+    /// [`CHANGE_TIMEOUT`].
+    TimedOut,
+    /// openraft refused it (not the leader, an unknown learner, stopped, ...); boxed, as
+    /// openraft's error is large.
+    Refused(Box<RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>>),
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::TimedOut => write!(
+                f,
+                "the membership change did not get its turn within {CHANGE_TIMEOUT:?}"
+            ),
+            ChangeError::Refused(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ChangeError {}
+
+/// This member's turn to change the membership: while it is held, no other change through
+/// [`ChangeTurn`] starts on this member. Take it before validating a change against the
+/// [`table`], so the validation and the change see the same table.
+pub struct ChangeTurn {
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+    deadline: tokio::time::Instant,
+}
+
+impl ChangeTurn {
+    /// Waits (at most [`CHANGE_TIMEOUT`]) for the changes queued before this one on `member`.
+    pub async fn wait(member: &ReplicatedStore) -> Result<ChangeTurn, ChangeError> {
+        let deadline = tokio::time::Instant::now() + CHANGE_TIMEOUT;
+        let queue = queue_of(member);
+        match tokio::time::timeout_at(deadline, queue.lock_owned()).await {
+            Ok(turn) => Ok(ChangeTurn {
+                _turn: turn,
+                deadline,
+            }),
+            Err(_) => Err(ChangeError::TimedOut),
+        }
+    }
+
+    /// Makes `change` on `member` (the leader) and returns once it is committed. While
+    /// openraft reports the previous change still in progress (it commits a joint
+    /// configuration in two steps, and a new leader's membership is uncommitted until its
+    /// first entry commits), the change is tried again until the deadline of this turn.
+    pub async fn apply(&self, member: &ReplicatedStore, change: Change) -> Result<(), ChangeError> {
+        loop {
+            let raft = member.raft();
+            let result = match change.clone() {
+                Change::AddLearner(id, node) => raft.add_learner(id, node, false).await.map(|_| ()),
+                Change::Members(members) => {
+                    raft.change_membership(members, false).await.map(|_| ())
+                }
+            };
+            match result {
+                Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                    ChangeMembershipError::InProgress(_),
+                ))) => {
+                    if tokio::time::Instant::now() + IN_PROGRESS_PAUSE >= self.deadline {
+                        return Err(ChangeError::TimedOut);
+                    }
+                    tokio::time::sleep(IN_PROGRESS_PAUSE).await;
+                }
+                Err(e) => return Err(ChangeError::Refused(Box::new(e))),
+                Ok(()) => return Ok(()),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

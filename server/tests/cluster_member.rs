@@ -505,6 +505,315 @@ async fn grpc_api_over_three_members() {
     cluster.stop().await;
 }
 
+/// Membership changes sent at the same time, through the leader and the followers, are
+/// queued on the leader and all made (etcd queues them; openraft alone refuses a change while
+/// the previous one is in progress): learners added while members update their records, then
+/// learners promoted while others are removed, then the promoted ones removed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_membership_changes_are_queued() {
+    let cluster = Cluster::start().await;
+    let leader = cluster.wait_leader().await;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(cluster.cluster(i).await);
+    }
+    let table = clients[leader]
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(table.len(), 3);
+
+    // Round 1: four learners added and three records updated, all at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..4 {
+        let mut client = clients[n % 3].clone();
+        tasks.spawn(async move {
+            let added = client
+                .member_add(pb::MemberAddRequest {
+                    peer_ur_ls: vec![format!("http://127.0.0.1:{}", 13390 + n)],
+                    is_learner: true,
+                })
+                .await
+                .map_err(|e| format!("member add {n}: {e:?}"))?;
+            Ok::<_, String>(added.into_inner().member.map(|m| m.id))
+        });
+    }
+    for (n, m) in table.iter().enumerate() {
+        let mut client = clients[(n + 1) % 3].clone();
+        let (id, peer_urls) = (m.id, m.peer_ur_ls.clone());
+        tasks.spawn(async move {
+            client
+                .member_update(pb::MemberUpdateRequest {
+                    id,
+                    peer_ur_ls: peer_urls,
+                })
+                .await
+                .map_err(|e| format!("member update {id:x}: {e:?}"))?;
+            Ok(None)
+        });
+    }
+    let mut learners = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        if let Some(id) = done.unwrap().unwrap_or_else(|e| panic!("{e}")) {
+            learners.push(id);
+        }
+    }
+    assert_eq!(learners.len(), 4);
+    let table = clients[leader]
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(table.len(), 7, "{table:?}");
+    assert_eq!(table.iter().filter(|m| m.is_learner).count(), 4);
+
+    // Round 2: two learners promoted while the two others are removed, all at once. The
+    // promoted ones never run: three of five voters still make a majority.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, id) in learners.iter().copied().enumerate() {
+        let mut client = clients[n % 3].clone();
+        tasks.spawn(async move {
+            if n < 2 {
+                client
+                    .member_promote(pb::MemberPromoteRequest { id })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("member promote {id:x}: {e:?}"))
+            } else {
+                client
+                    .member_remove(pb::MemberRemoveRequest { id })
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| format!("member remove {id:x}: {e:?}"))
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let table = clients[leader]
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(table.len(), 5, "{table:?}");
+    assert!(table.iter().all(|m| !m.is_learner), "{table:?}");
+
+    // Round 3: both promoted voters removed at once; the cluster is its three members again
+    // and takes writes.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, id) in learners[..2].iter().copied().enumerate() {
+        let mut client = clients[(n + 1) % 3].clone();
+        tasks.spawn(async move {
+            client
+                .member_remove(pb::MemberRemoveRequest { id })
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("member remove {id:x}: {e:?}"))
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let leader = cluster.wait_leader().await;
+    let table = cluster
+        .cluster(leader)
+        .await
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(table.len(), 3, "{table:?}");
+    cluster
+        .kv(leader)
+        .await
+        .put(put("after", "changes"))
+        .await
+        .expect("a write after the changes");
+    cluster.stop().await;
+}
+
+/// Waits (bounded) until member `i` has applied `key` = `value` (a serializable read).
+async fn wait_for_value(cluster: &Cluster, i: usize, key: &str, value: &str) {
+    let mut kv = cluster.kv(i).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = kv.range(get(key, true)).await.unwrap().into_inner();
+        if got.kvs.first().map(|kv| kv.value.as_slice()) == Some(value.as_bytes()) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "member {i} never applied {key}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Maintenance.Defragment on members: each member's file is rewritten compactly with its Raft
+/// log kept; afterwards every member replicates new writes, a defragmented follower that was
+/// down catches up from the defragmented leader's log, and a defragmented member restarts
+/// from its file with all its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defragment_on_members_keeps_them_replicating() {
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.wait_leader().await;
+    let follower = (leader + 1) % 3;
+    let mut kv = cluster.kv(leader).await;
+    let big = "x".repeat(2000);
+    for i in 0..150 {
+        kv.put(put(&format!("big{i:03}"), &big)).await.unwrap();
+    }
+    kv.delete_range(pb::DeleteRangeRequest {
+        key: b"big".to_vec(),
+        range_end: b"bih".to_vec(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let revision = kv.put(put("kept", "1")).await.unwrap().into_inner();
+    let revision = revision.header.unwrap().revision;
+    kv.compact(pb::CompactionRequest {
+        revision,
+        physical: true,
+    })
+    .await
+    .unwrap();
+    for i in 0..3 {
+        wait_for_value(&cluster, i, "kept", "1").await;
+    }
+
+    for i in [follower, leader, (leader + 2) % 3] {
+        let mut maintenance = cluster.maintenance(i).await;
+        let before = maintenance
+            .status(pb::StatusRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        maintenance
+            .defragment(pb::DefragmentRequest::default())
+            .await
+            .unwrap_or_else(|e| panic!("defragment member {i}: {e:?}"));
+        let after = maintenance
+            .status(pb::StatusRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        // Never larger (that it shrinks is the engine's test, tests/member_defrag.rs: here the
+        // compaction's background sweep may not have run yet).
+        assert!(
+            after.db_size <= before.db_size,
+            "member {i}: {} -> {} bytes",
+            before.db_size,
+            after.db_size
+        );
+        assert!(after.raft_index >= before.raft_index);
+    }
+    // Every member replicates a write made after the defrags.
+    kv.put(put("after", "defrag")).await.unwrap();
+    for i in 0..3 {
+        wait_for_value(&cluster, i, "after", "defrag").await;
+    }
+
+    // The follower goes down; the leader takes writes and is defragmented again (keeping the
+    // entries the follower lacks); the follower comes back and catches up.
+    let id = cluster.members[follower].id();
+    let server = cluster.servers.remove(follower);
+    let member = cluster.members.remove(follower);
+    cluster.net.unregister(id);
+    tokio::time::timeout(Duration::from_secs(20), server.shutdown())
+        .await
+        .expect("shutdown in time")
+        .expect("clean shutdown");
+    drop(member);
+    let leader = cluster
+        .members
+        .iter()
+        .position(|m| m.is_leader())
+        .expect("a leader among the two others");
+    let mut kv = KvClient::new(
+        Channel::from_shared(format!(
+            "http://{}",
+            cluster.servers[leader].client_addrs()[0]
+        ))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap(),
+    );
+    for i in 0..30 {
+        kv.put(put(&format!("missed{i:02}"), "v")).await.unwrap();
+    }
+    MaintenanceClient::new(
+        Channel::from_shared(format!(
+            "http://{}",
+            cluster.servers[leader].client_addrs()[0]
+        ))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap(),
+    )
+    .defragment(pb::DefragmentRequest::default())
+    .await
+    .expect("defragment the leader");
+    kv.put(put("last", "write")).await.unwrap();
+
+    let member = open_member(cluster._dir.path(), id, &cluster.net).await;
+    let mut config = common::config_in(cluster._dir.path());
+    config.name = format!("m{id}");
+    config.initial_cluster_token = "cluster-member-test".into();
+    let server = etch_server::start_member(config, member.clone())
+        .await
+        .expect("the restarted member serves");
+    cluster.members.insert(follower, member);
+    cluster.servers.insert(follower, server);
+    wait_for_value(&cluster, follower, "last", "write").await;
+    let mut restarted = cluster.kv(follower).await;
+    for key in ["kept", "after", "missed00", "missed29"] {
+        let got = restarted.range(get(key, true)).await.unwrap().into_inner();
+        assert_eq!(got.kvs.len(), 1, "{key} on the restarted member");
+    }
+    let gone = restarted
+        .range(pb::RangeRequest {
+            key: b"big".to_vec(),
+            range_end: b"bih".to_vec(),
+            serializable: true,
+            count_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(gone.count, 0);
+    // Every member answers the same HashKV at the last revision.
+    let revision = kv
+        .range(get("last", false))
+        .await
+        .unwrap()
+        .into_inner()
+        .header
+        .unwrap()
+        .revision;
+    let mut hashes = BTreeSet::new();
+    for i in 0..3 {
+        wait_for_value(&cluster, i, "last", "write").await;
+        let hash = cluster
+            .maintenance(i)
+            .await
+            .hash_kv(pb::HashKvRequest { revision })
+            .await
+            .unwrap()
+            .into_inner()
+            .hash;
+        hashes.insert(hash);
+    }
+    assert_eq!(hashes.len(), 1, "HashKV differs: {hashes:?}");
+    cluster.stop().await;
+}
+
 /// Runs etcdctl (ETCDCTL_API=3) against `endpoints` to completion; (exit code, stdout, stderr).
 fn etcdctl(endpoints: &str, args: &[&str]) -> (i32, String, String) {
     let mut child = Command::new("etcdctl")

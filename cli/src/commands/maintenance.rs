@@ -63,7 +63,7 @@ pub fn endpoint_status(ctx: &mut Ctx) -> CliResult {
 /// to the damage (the records after it are dropped and counted on stderr) before the check.
 pub fn check(ctx: &mut Ctx, a: &CheckArgs) -> CliResult {
     let store = if a.repair {
-        let store = db::open_with(ctx.cli, Mode::Existing, |o| o.repair_wal(true))?;
+        let store = db::open_with(ctx.cli, Mode::Recover, |o| o.repair_wal(true))?;
         match store.wal_repair() {
             Some(r) => eprintln!(
                 "repaired: the WAL was damaged at offset {} after sequence number {}; \

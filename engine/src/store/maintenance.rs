@@ -119,6 +119,11 @@ impl Store {
     /// file is the store, after it the new one, complete and synced. Returns the file size
     /// before and after.
     ///
+    /// A replicated store's WAL is its Raft log: defrag keeps it as it is (every unpurged
+    /// entry and the vote), and the new file's meta names it exactly as the checkpoint taken
+    /// first does (its position, salt, last purged entry and applied membership), so the
+    /// member goes on replicating, and restarts, from the same log.
+    ///
     /// ```no_run
     /// let db = etch_engine::Store::open("app.etch")?;
     /// db.compact(db.revision())?;
@@ -128,8 +133,6 @@ impl Store {
     /// ```
     pub fn defrag(&self) -> Result<(u64, u64)> {
         self.check_writable()?;
-        // Defrag starts a new WAL generation, which would drop a replicated store's log.
-        self.check_local_write("defrag")?;
         let shared = &*self.shared;
         let mut guard = shared.writer.lock();
         let w = &mut *guard;
@@ -137,8 +140,17 @@ impl Store {
             return Err(Error::Poisoned(p.clone()));
         }
         let before = w.pager.file.len()?;
-        // Everything into the main file; the WAL is empty afterwards.
+        // Everything into the main file; a local store's WAL is empty afterwards.
         self.checkpoint_locked(w)?;
+        // A replicated store's log, where the checkpoint just written names it.
+        let log = if shared.opts.replicated {
+            match super::raftlog::replicated_position(w, None)? {
+                Some(position) => Some(position),
+                None => return Err(Error::corrupt("internal: a replicated store has no log")),
+            }
+        } else {
+            None
+        };
         // A compact copy beside it, with this store's identity and WAL position, locked before it
         // takes the store's name so no other process can open it in between.
         let tmp = sibling(&shared.path, ".defrag");
@@ -151,7 +163,11 @@ impl Store {
                 in_this_process: false,
             });
         }
-        let salt = crate::file::random_u64();
+        // A kept log keeps its salt: its frames carry it.
+        let salt = match &log {
+            Some(position) => position.salt,
+            None => crate::file::random_u64(),
+        };
         let identity = crate::copy::CopyIdentity {
             db_id: w.slots.db_id,
             applied: (w.seq, w.term),
@@ -169,8 +185,19 @@ impl Store {
             let _ = shared.storage.remove(&tmp);
             return Err(e);
         }
+        if let Some(position) = &log {
+            if let Err(e) = name_the_log(&*file, &tmp, shared.page_size, position) {
+                let _ = shared.storage.remove(&tmp);
+                return Err(e);
+            }
+        }
         // The swap: from the rename on, the new file is the store.
-        self.swap_main_file(w, &tmp, &file, WalAfterSwap::NewGeneration)?;
+        let wal = if log.is_some() {
+            WalAfterSwap::Keep
+        } else {
+            WalAfterSwap::NewGeneration
+        };
+        self.swap_main_file(w, &tmp, &file, wal)?;
         let after = file.len()?;
         Ok((before, after))
     }
@@ -299,4 +326,30 @@ impl Store {
         w.pager.seal()?;
         Ok(step.more)
     }
+}
+
+/// Rewrites both meta slots of a defragmented copy (`file` at `path`) as a replicated store's,
+/// naming the kept log at `position`; synced. Until the copy is renamed over the store, this
+/// changes nothing of the store.
+fn name_the_log(
+    file: &dyn crate::storage::StorageFile,
+    path: &Path,
+    page_size: usize,
+    position: &crate::checkpoint::WalPosition,
+) -> Result<()> {
+    let meta = read_meta(file, path, file.len()?)?;
+    let ours = crate::meta::Meta {
+        counter: meta.counter + 1,
+        wal_offset: position.offset,
+        wal_salt: position.salt,
+        replicated: true,
+        purged: position.purged.unwrap_or((0, 0)),
+        membership: position.membership.clone(),
+        ..meta
+    };
+    let mut page = vec![0u8; page_size];
+    ours.encode(&mut page);
+    file.write_all_at(&page, 0)?;
+    file.write_all_at(&page, page_size as u64)?;
+    Ok(file.sync_data()?)
 }

@@ -210,6 +210,16 @@ impl ReplicatedStore {
         Ok(self.inner.machine.store().check()?)
     }
 
+    /// Defragments this member's file (etcd's defrag, run on one member): the store is
+    /// rewritten compactly and its Raft log (entries and vote) kept as it is, so the member goes
+    /// on replicating and restarts as before. Writes to the store, appends to the log included,
+    /// wait while it runs, as etcd's member blocks during a defrag: run it on one member at a
+    /// time. Returns the file size before and after.
+    pub fn defrag(&self) -> Result<(u64, u64)> {
+        self.check_open()?;
+        Ok(self.inner.machine.store().defrag()?)
+    }
+
     /// Writes a standalone copy of this member's applied state to `path` (which must not
     /// exist), as [`engine::Store::snapshot`] does for a local store: a file that opens as a
     /// plain store, or starts a new cluster with `ReplicatedStore::bootstrap`, with every key,

@@ -11,8 +11,12 @@ use crate::types::NodeId;
 pub struct QuicConfig {
     /// This member's id: sent in every hello, and peers must address it.
     pub id: NodeId,
-    /// The UDP address to listen on (`listen-peer-urls`); port 0 picks a free one.
+    /// The UDP address to listen on (the first of `listen-peer-urls`); port 0 picks a free
+    /// one. Requests to peers go out from this address.
     pub listen: SocketAddr,
+    /// Further UDP addresses that accept peers (the rest of `listen-peer-urls`), each an
+    /// endpoint of its own that answers exactly as `listen` does. Default none.
+    pub also_listen: Vec<SocketAddr>,
     /// etcd's `initial-cluster-token`: peers with another token are refused.
     pub cluster_token: String,
     /// How peer connections are secured.
@@ -47,6 +51,7 @@ impl QuicConfig {
         QuicConfig {
             id,
             listen,
+            also_listen: Vec::new(),
             cluster_token: cluster_token.to_string(),
             tls,
             max_frame: 64 * 1024 * 1024,

@@ -144,6 +144,15 @@ impl Shared {
 pub struct QuicTransport {
     shared: Arc<Shared>,
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The endpoints of `QuicConfig::also_listen` (accepting only) and their accept loops;
+    /// emptied at shutdown, which releases their sockets.
+    also: Mutex<Vec<Listener>>,
+}
+
+/// One further listening endpoint and, once served, its accept loop.
+struct Listener {
+    endpoint: Endpoint,
+    accept: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl QuicTransport {
@@ -180,6 +189,17 @@ impl QuicTransport {
         let server_crypto = QuicServerConfig::try_from(tls.server).map_err(|e| crypto(&e))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
         server.transport_config(Arc::clone(&transport));
+        let also = config
+            .also_listen
+            .iter()
+            .map(|addr| {
+                let endpoint = Endpoint::server(server.clone(), *addr).map_err(QuicError::Io)?;
+                Ok(Listener {
+                    endpoint,
+                    accept: None,
+                })
+            })
+            .collect::<Result<Vec<Listener>, QuicError>>()?;
         let client_crypto = QuicClientConfig::try_from(tls.client).map_err(|e| crypto(&e))?;
         let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
         client.transport_config(transport);
@@ -198,6 +218,7 @@ impl QuicTransport {
                 closed: AtomicBool::new(false),
             }),
             accept: Mutex::new(None),
+            also: Mutex::new(also),
         })
     }
 
@@ -210,6 +231,21 @@ impl QuicTransport {
                 "the peer transport is shut down",
             )),
         }
+    }
+
+    /// Every UDP address the transport accepts peers on: `listen`'s, then those of
+    /// `also_listen` in order (empty after shutdown).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs: Vec<SocketAddr> = self.local_addr().into_iter().collect();
+        if addrs.is_empty() {
+            return addrs;
+        }
+        for listener in lock(&self.also).iter() {
+            if let Ok(addr) = listener.endpoint.local_addr() {
+                addrs.push(addr);
+            }
+        }
+        addrs
     }
 
     /// This member's id.
@@ -260,10 +296,20 @@ impl QuicTransport {
         let task = tokio::spawn(super::server::accept_loop(
             Arc::clone(&self.shared),
             endpoint,
-            handler,
+            Arc::clone(&handler),
         ));
         if let Some(old) = lock(&self.accept).replace(task) {
             old.abort();
+        }
+        for listener in lock(&self.also).iter_mut() {
+            let task = tokio::spawn(super::server::accept_loop(
+                Arc::clone(&self.shared),
+                listener.endpoint.clone(),
+                Arc::clone(&handler),
+            ));
+            if let Some(old) = listener.accept.replace(task) {
+                old.abort();
+            }
         }
     }
 
@@ -281,6 +327,16 @@ impl QuicTransport {
         if let Some(task) = task {
             task.abort();
             let _ = task.await;
+        }
+        let also: Vec<Listener> = lock(&self.also).drain(..).collect();
+        for mut listener in also {
+            if let Some(task) = listener.accept.take() {
+                task.abort();
+                let _ = task.await;
+            }
+            listener.endpoint.close(CLOSE_SHUTDOWN, b"shutdown");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), listener.endpoint.wait_idle()).await;
         }
         let endpoint = self
             .shared
@@ -304,6 +360,12 @@ impl Drop for QuicTransport {
         self.shared.closed.store(true, Ordering::Release);
         if let Some(task) = lock(&self.accept).take() {
             task.abort();
+        }
+        for mut listener in lock(&self.also).drain(..) {
+            if let Some(task) = listener.accept.take() {
+                task.abort();
+            }
+            listener.endpoint.close(CLOSE_SHUTDOWN, b"shutdown");
         }
         let endpoint = self
             .shared
