@@ -81,27 +81,3 @@ fn by_default_the_background_thread_still_acts() {
     assert!(db.lease_list().unwrap().is_empty(), "lease not expired");
     assert!(db.status().unwrap().compact_revision > 0, "not compacted");
 }
-
-#[test]
-fn no_new_compaction_is_due_while_one_is_pending() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = open(&dir, Arc::new(ManualClock::new()), false);
-    for i in 0..30 {
-        db.put("k", i.to_string()).unwrap();
-    }
-    let due = db.auto_compaction_due().expect("compaction is due");
-    // The decision alone, as a replicated store applies it; its steps are left pending.
-    let index = db.applied().0 + 1;
-    db.apply(index, 0, &etch_engine::Command::Compact(due))
-        .unwrap();
-    assert!(db.compaction_pending().unwrap());
-    for i in 0..30 {
-        db.put("k", i.to_string()).unwrap();
-    }
-    // Another compaction would be due by the retention, but deciding it would restart the
-    // pending one's sweep: it waits until the steps are done.
-    assert_eq!(db.auto_compaction_due(), None);
-    db.finish_compaction().unwrap();
-    assert!(!db.compaction_pending().unwrap());
-    assert_eq!(db.auto_compaction_due(), Some(db.revision() - 10));
-}

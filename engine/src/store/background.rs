@@ -124,23 +124,7 @@ impl Store {
     /// The background thread calls this every tick; with [`Options::background_writes`](crate::Options::background_writes) off the
     /// replication layer calls it periodically and proposes the compaction. In periodic mode
     /// each call records a (time, revision) sample.
-    ///
-    /// While the steps of a compaction decided earlier are still pending, it answers `None`:
-    /// the sweep belongs to one compact revision, so a new decision would restart it from the
-    /// first key, and with decisions coming faster than a sweep of a large history ends (a
-    /// retention of 100,000 changes under 70,000 writes a second) no compaction would ever
-    /// finish. History is then bounded by the retention plus what arrives while one compaction
-    /// runs.
     pub fn auto_compaction_due(&self) -> Option<Revision> {
-        let due = self.auto_compaction_target()?;
-        match self.compaction_pending() {
-            Ok(false) => Some(due),
-            _ => None,
-        }
-    }
-
-    /// What [`Store::auto_compaction_due`] decides, pending steps aside.
-    fn auto_compaction_target(&self) -> Option<Revision> {
         let read = self.read().ok()?;
         let (revision, compacted) = (read.revision(), read.compact_revision());
         if let AutoCompaction::Changes(n) = self.shared.opts.auto_compaction {
