@@ -575,6 +575,7 @@ fn retention_by_changes_bounds_an_overwrite_loop() {
 
 /// The same history as `loaded_store`, in a store whose only compaction steps are the test's.
 fn loaded_store_without_background(dir: &Path) -> Store {
+    std::fs::create_dir_all(dir).unwrap();
     let store = Options::new()
         .max_txn_ops(10_000)
         .auto_compaction(AutoCompaction::Off)
@@ -742,4 +743,55 @@ fn pages_freed_by_a_step_are_reused_by_the_next_steps() {
     let report = store.check().unwrap();
     assert_eq!((report.keys, report.history_records), (2000, 2000 * 29));
     assert!(steps >= 8, "{steps} steps");
+}
+
+#[test]
+fn a_pass_goes_on_when_the_compact_revision_rises_during_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store_without_background(&dir.path().join("a"));
+    let reference = loaded_store_without_background(&dir.path().join("b"));
+    // Revisions 2..=21 are the 20 rounds.
+    let revision = store.revision();
+    assert_eq!(revision, 21);
+    let log_start = store.check().unwrap().log_records;
+    let decide = |c: i64| {
+        let index = store.applied().0 + 1;
+        store.apply(index, 0, &Command::Compact(c)).unwrap();
+    };
+    // A new decision after every step, as automatic compaction under a fast writer makes them.
+    // Restarting the pass at each would trim nothing until the decisions stop; going on, the
+    // first pass (about 3 steps of 40,000 history entries) ends and trims the log to the
+    // revision it started with while the decisions still come.
+    let mut c = 3;
+    decide(c);
+    let mut trimmed_while_deciding = false;
+    for _ in 0..15 {
+        assert!(store.compaction_steps(1).unwrap());
+        c += 1;
+        decide(c);
+        trimmed_while_deciding |= store.check().unwrap().log_records < log_start;
+    }
+    assert!(
+        trimmed_while_deciding,
+        "no log entry trimmed during 15 steps with a new decision after each"
+    );
+    store.finish_compaction().unwrap();
+    assert!(!store.compaction_pending().unwrap());
+    // The same result as one compaction to the last revision decided.
+    reference.compact(c).unwrap();
+    let (a, b) = (store.check().unwrap(), reference.check().unwrap());
+    assert_eq!(
+        (a.keys, a.history_records, a.log_records),
+        (b.keys, b.history_records, b.log_records)
+    );
+    for rev in [c, c + 1, revision] {
+        assert_eq!(
+            contents(&store, rev).unwrap(),
+            contents(&reference, rev).unwrap()
+        );
+    }
+    assert!(matches!(
+        contents(&store, c - 1),
+        Err(Error::Compacted { .. })
+    ));
 }
