@@ -79,11 +79,29 @@ pub(crate) trait NodeSource {
 
 /// Position of `key` in a node: index of the first key >= `key`, and whether it is equal.
 fn search(node: &NodeRef<'_>, order: KeyOrder, key: &[u8]) -> (usize, bool) {
+    search_with(node, order, key, true)
+}
+
+/// [`search`] for readers: no append probe (see [`crate::node::search_keys`]).
+fn search_read(node: &NodeRef<'_>, order: KeyOrder, key: &[u8]) -> (usize, bool) {
+    search_with(node, order, key, false)
+}
+
+fn search_with(
+    node: &NodeRef<'_>,
+    order: KeyOrder,
+    key: &[u8],
+    append_probe: bool,
+) -> (usize, bool) {
     match order {
-        KeyOrder::Bytes => crate::node::search_keys(node.bytes(), key, true, compare_bytes),
-        KeyOrder::RevSuffix => crate::node::search_keys(node.bytes(), key, false, |a, b| {
-            KeyOrder::RevSuffix.cmp(a, b)
-        }),
+        KeyOrder::Bytes => {
+            crate::node::search_keys(node.bytes(), key, true, append_probe, compare_bytes)
+        }
+        KeyOrder::RevSuffix => {
+            crate::node::search_keys(node.bytes(), key, false, append_probe, |a, b| {
+                KeyOrder::RevSuffix.cmp(a, b)
+            })
+        }
     }
 }
 
@@ -125,12 +143,15 @@ pub(crate) fn get_entry<'a, S: NodeSource>(
     for _ in 0..MAX_DEPTH {
         let node = src.node(id)?;
         if node.is_leaf() {
-            return Ok(match search(&node, order, key) {
+            return Ok(match search_read(&node, order, key) {
                 (i, true) => Some((node.key(i), node.value(i))),
                 _ => None,
             });
         }
-        id = node.child(child_index(&node, order, key));
+        id = node.child(match search_read(&node, order, key) {
+            (i, true) => i + 1,
+            (i, false) => i,
+        });
     }
     Err(too_deep(root))
 }
@@ -219,7 +240,7 @@ impl<'a, S: NodeSource> Cursor<'a, S> {
             }
             let node = self.src.node(id)?;
             if node.is_leaf() {
-                let (i, _) = search(&node, self.order, key);
+                let (i, _) = search_read(&node, self.order, key);
                 self.stack.push((node, i));
                 return self.skip_empty_forward();
             }

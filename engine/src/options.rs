@@ -65,6 +65,7 @@ pub struct Options {
     pub(crate) write_attempts: u32,
     pub(crate) auto_compaction: AutoCompaction,
     pub(crate) background_writes: bool,
+    pub(crate) compaction_steps_per_tick: usize,
     pub(crate) quota_bytes: Option<u64>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) lock_timeout: Duration,
@@ -83,6 +84,7 @@ impl std::fmt::Debug for Options {
             .field("max_txn_ops", &self.max_txn_ops)
             .field("wal_capacity", &self.wal_capacity)
             .field("background_writes", &self.background_writes)
+            .field("compaction_steps_per_tick", &self.compaction_steps_per_tick)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("checkpoint_wal_fraction", &self.checkpoint_wal_fraction)
             .field("random_access", &self.random_access)
@@ -114,6 +116,7 @@ impl Default for Options {
             write_attempts: 16,
             auto_compaction: AutoCompaction::Changes(100_000),
             background_writes: true,
+            compaction_steps_per_tick: 4,
             quota_bytes: Some(8 << 30),
             clock: Arc::new(SystemClock::default()),
             lock_timeout: Duration::ZERO,
@@ -222,6 +225,18 @@ impl Options {
     /// log instead. Checkpoints and relaxed-durability syncs still run in the background.
     pub fn background_writes(mut self, on: bool) -> Self {
         self.background_writes = on;
+        self
+    }
+
+    /// Most compaction steps the background thread runs per tick (default 4, one checkpoint's
+    /// worth; at least 1). Each step sweeps about 16,000 history or change-log entries under the
+    /// writer lock; between ticks the thread runs its timed checkpoints and relaxed syncs, so a
+    /// big automatic compaction spreads over many ticks instead of holding them up until it
+    /// ends. A checkpoint requested by a commit (WAL past its threshold) also cuts a tick's
+    /// steps short. [`Store::compact`](crate::Store::compact) and
+    /// [`Store::finish_compaction`](crate::Store::finish_compaction) are not paced.
+    pub fn compaction_steps_per_tick(mut self, steps: usize) -> Self {
+        self.compaction_steps_per_tick = steps;
         self
     }
 
@@ -344,6 +359,11 @@ impl Options {
         if self.auto_compaction == AutoCompaction::Changes(0) {
             return Err(Error::InvalidOption(
                 "auto-compaction must keep at least one change".into(),
+            ));
+        }
+        if self.compaction_steps_per_tick == 0 {
+            return Err(Error::InvalidOption(
+                "compaction_steps_per_tick must be at least 1".into(),
             ));
         }
         if self.write_attempts == 0 {

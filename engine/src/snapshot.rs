@@ -21,6 +21,9 @@ use crate::types::{KeyValue, KeyValueRef, Range, RangeOptions, RangeResponse, Re
 
 /// One sealed state of the store.
 pub(crate) struct SnapshotData {
+    /// Order in which the writer made its snapshots (see `store::make_snapshot`): what page
+    /// reclamation counts in, and what orders snapshots of one version.
+    pub(crate) generation: u64,
     /// Sequence number of the last commit included.
     pub(crate) version: u64,
     /// Term of that commit (0 for local commits).
@@ -72,10 +75,10 @@ impl LiveSnapshots {
     pub(crate) fn register(&self, snap: &Arc<SnapshotData>) {
         self.list
             .lock()
-            .push_back((snap.version, Arc::downgrade(snap)));
+            .push_back((snap.generation, Arc::downgrade(snap)));
     }
 
-    /// Version of the oldest snapshot still alive, or `None` if none is.
+    /// Generation of the oldest snapshot still alive, or `None` if none is.
     pub(crate) fn oldest(&self) -> Option<u64> {
         let mut list = self.list.lock();
         while let Some((_, weak)) = list.front() {

@@ -572,3 +572,226 @@ fn retention_by_changes_bounds_an_overwrite_loop() {
         "the default retention is by changes"
     );
 }
+
+/// The same history as `loaded_store`, in a store whose only compaction steps are the test's.
+fn loaded_store_without_background(dir: &Path) -> Store {
+    std::fs::create_dir_all(dir).unwrap();
+    let store = Options::new()
+        .max_txn_ops(10_000)
+        .auto_compaction(AutoCompaction::Off)
+        .background_writes(false)
+        .open(dir.join("w.etch"))
+        .unwrap();
+    for r in 0..20 {
+        let ops: Vec<WriteOp> = (0..2000)
+            .map(|i| WriteOp::put(format!("k/{i:05}"), vec![b'v'; 40 + (i + r) % 50]))
+            .collect();
+        store.batch(ops).unwrap();
+    }
+    store
+}
+
+#[test]
+fn compaction_steps_run_at_most_the_steps_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store_without_background(dir.path());
+    let target = store.revision();
+    assert!(!store.compaction_pending().unwrap());
+    assert!(!store.compaction_steps(3).unwrap(), "nothing was decided");
+    // The decision alone, as a replicated store applies it.
+    let index = store.applied().0 + 1;
+    store.apply(index, 0, &Command::Compact(target)).unwrap();
+    assert!(store.compaction_pending().unwrap());
+    assert!(!store.compaction_steps(0).unwrap(), "zero steps do nothing");
+    assert!(store.compaction_pending().unwrap());
+    let mut calls = 0;
+    let mut last_history = u64::MAX;
+    while store.compaction_steps(1).unwrap() {
+        calls += 1;
+        assert!(calls < 1000, "the compaction does not end");
+        assert!(store.compaction_pending().unwrap(), "more work reported");
+        // One step at a time: the history shrinks step by step, never all at once.
+        let history = store.check().unwrap().history_records;
+        assert!(history <= last_history);
+        if calls == 1 {
+            assert!(
+                history > 0,
+                "one step dropped the whole history of 40,000 versions"
+            );
+        }
+        last_history = history;
+    }
+    // 38,000 superseded versions and 40,000 log entries at ~16,000 entries a step.
+    assert!(calls >= 4, "only {calls} calls of one step each");
+    assert!(!store.compaction_pending().unwrap());
+    let report = store.check().unwrap();
+    assert_eq!((report.keys, report.history_records), (2000, 0));
+    assert!(matches!(
+        contents(&store, target - 1),
+        Err(Error::Compacted { .. })
+    ));
+    assert_eq!(contents(&store, target).unwrap().len(), 2000);
+}
+
+#[test]
+fn background_compaction_is_paced_over_ticks() {
+    let dir = tempfile::tempdir().unwrap();
+    loaded_store_without_background(dir.path()).close().unwrap();
+    let tick = Duration::from_millis(40);
+    let store = Options::new()
+        .max_txn_ops(10_000)
+        .auto_compaction(AutoCompaction::Revisions(1))
+        .compaction_steps_per_tick(1)
+        .checkpoint_interval(tick)
+        .open(dir.path().join("w.etch"))
+        .unwrap();
+    // The background thread decides the compaction at its first tick, then runs one step per
+    // tick: the compaction stays pending across several ticks instead of ending in the first.
+    let start = Instant::now();
+    let mut pending_since: Option<Instant> = None;
+    let mut pending_for = Duration::ZERO;
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the background compaction does not end"
+        );
+        let decided = store.status().unwrap().compact_revision > 0;
+        let pending = store.compaction_pending().unwrap();
+        if decided && pending {
+            let since = *pending_since.get_or_insert_with(Instant::now);
+            pending_for = since.elapsed();
+        }
+        if decided && !pending {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // At least six steps, one per tick: the last is at least five ticks after the first.
+    assert!(
+        pending_for >= 2 * tick,
+        "the compaction ran in one tick (pending for {pending_for:?})"
+    );
+    // Retention of one revision: each key keeps its version as of the one before the last.
+    let report = store.check().unwrap();
+    assert_eq!((report.keys, report.history_records), (2000, 2000));
+    assert_eq!(
+        store.status().unwrap().compact_revision,
+        store.revision() - 1
+    );
+}
+
+#[test]
+fn zero_compaction_steps_per_tick_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Options::new()
+        .compaction_steps_per_tick(0)
+        .open(dir.path().join("z.etch"));
+    assert!(matches!(opened, Err(Error::InvalidOption(_))));
+}
+
+#[test]
+fn pages_freed_by_a_step_are_reused_by_the_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Options::new()
+        .max_txn_ops(10_000)
+        .auto_compaction(AutoCompaction::Off)
+        .background_writes(false)
+        .open(dir.path().join("r.etch"))
+        .unwrap();
+    // Every key has 60 versions; the compaction keeps the newest 30 (29 in history), so every history
+    // leaf is rewritten (not just emptied): the steps allocate as much as they free.
+    let mut target = 0;
+    for r in 0..60 {
+        let ops: Vec<WriteOp> = (0..2000)
+            .map(|i| WriteOp::put(format!("k/{i:05}"), vec![b'v'; 40 + (i + r) % 50]))
+            .collect();
+        let rev = store.batch(ops).unwrap().header_revision;
+        if r == 30 {
+            target = rev;
+        }
+    }
+    // A file without free pages: whatever the steps write beyond their reuse grows it.
+    store.defrag().unwrap();
+    let index = store.applied().0 + 1;
+    store.apply(index, 0, &Command::Compact(target)).unwrap();
+    let pages = |r: &CheckReport| r.tree_pages + r.overflow_pages + r.free_pages;
+    let start = pages(&store.check().unwrap());
+    let revision = store.revision();
+    // Pages after each step. The steps free pages of the durable tree, which wait for the
+    // checkpoint every fourth step runs; from then on each step reuses what the steps before
+    // it freed (their state was published, so no snapshot needs the old pages), and the file
+    // stops growing although no commit comes.
+    let mut after_step = vec![start];
+    while store.compaction_steps(1).unwrap() {
+        after_step.push(pages(&store.check().unwrap()));
+        assert!(after_step.len() < 1000, "the compaction does not end");
+    }
+    assert_eq!(store.revision(), revision, "no commit ran");
+    let steps = after_step.len() - 1;
+    assert!(steps >= 8, "{steps} steps: {after_step:?}");
+    // Sweep steps 5 to 8 each rewrite as many leaves as the first four did (about 470 pages
+    // each); with their pages reused they grow the file by nothing or next to it.
+    let growth_after_checkpoint = after_step[steps] - after_step[4];
+    assert!(
+        growth_after_checkpoint <= 50,
+        "pages after each step: {after_step:?}"
+    );
+    assert!(
+        after_step[4] > start,
+        "the first steps allocate: {after_step:?}"
+    );
+    let report = store.check().unwrap();
+    assert_eq!((report.keys, report.history_records), (2000, 2000 * 29));
+    assert!(steps >= 8, "{steps} steps");
+}
+
+#[test]
+fn a_pass_goes_on_when_the_compact_revision_rises_during_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = loaded_store_without_background(&dir.path().join("a"));
+    let reference = loaded_store_without_background(&dir.path().join("b"));
+    // Revisions 2..=21 are the 20 rounds.
+    let revision = store.revision();
+    assert_eq!(revision, 21);
+    let log_start = store.check().unwrap().log_records;
+    let decide = |c: i64| {
+        let index = store.applied().0 + 1;
+        store.apply(index, 0, &Command::Compact(c)).unwrap();
+    };
+    // A new decision after every step, as automatic compaction under a fast writer makes them.
+    // Restarting the pass at each would trim nothing until the decisions stop; going on, the
+    // first pass (about 3 steps of 40,000 history entries) ends and trims the log to the
+    // revision it started with while the decisions still come.
+    let mut c = 3;
+    decide(c);
+    let mut trimmed_while_deciding = false;
+    for _ in 0..15 {
+        assert!(store.compaction_steps(1).unwrap());
+        c += 1;
+        decide(c);
+        trimmed_while_deciding |= store.check().unwrap().log_records < log_start;
+    }
+    assert!(
+        trimmed_while_deciding,
+        "no log entry trimmed during 15 steps with a new decision after each"
+    );
+    store.finish_compaction().unwrap();
+    assert!(!store.compaction_pending().unwrap());
+    // The same result as one compaction to the last revision decided.
+    reference.compact(c).unwrap();
+    let (a, b) = (store.check().unwrap(), reference.check().unwrap());
+    assert_eq!(
+        (a.keys, a.history_records, a.log_records),
+        (b.keys, b.history_records, b.log_records)
+    );
+    for rev in [c, c + 1, revision] {
+        assert_eq!(
+            contents(&store, rev).unwrap(),
+            contents(&reference, rev).unwrap()
+        );
+    }
+    assert!(matches!(
+        contents(&store, c - 1),
+        Err(Error::Compacted { .. })
+    ));
+}

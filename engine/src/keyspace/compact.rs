@@ -35,13 +35,23 @@ use crate::pager::Pager;
 /// History or log entries a step examines (a step ends at a key boundary, so a little more).
 pub(crate) const STEP_ENTRIES: usize = 16_384;
 
-/// Where a compaction's sweep has got to: the compact revision it sweeps for, and the first
-/// history key not yet swept (`None` once the sweep is done and the log is being trimmed).
+/// Where a compaction's sweep has got to: the compact revision the current pass is complete
+/// for, and the first history key not yet swept (`None` once the pass is done and the log is
+/// being trimmed).
+///
+/// A pass sweeps every key with the compact revision current when it reaches the key. If the
+/// compact revision rises during a pass, the pass goes on (it does not restart from the first
+/// key): every key it sweeps is swept for at least the revision it started with, so when it
+/// ends the history is compacted to that revision, the log is trimmed to it, and the next pass
+/// starts for the newer one. Restarting instead would let decisions that come faster than a
+/// pass of a large history ends (automatic compaction under a fast writer, with paced steps)
+/// keep any compaction from finishing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SweepPosition {
+    /// The compact revision when this pass started (0: no pass yet).
     pub(crate) compact_revision: u64,
     pub(crate) next: Option<Vec<u8>>,
-    /// The sweep finished for `compact_revision`.
+    /// The pass finished: the history is compacted to `compact_revision`.
     pub(crate) swept: bool,
 }
 
@@ -78,13 +88,18 @@ fn log_revision(k: &[u8]) -> Result<u64> {
 
 /// Whether compaction work is left: a change-log entry at or below the compact revision.
 pub(crate) fn compaction_pending<S: NodeSource>(src: &S, st: &KsState) -> Result<bool> {
-    if st.compact_revision == 0 || st.roots.log == 0 {
+    log_at_or_below(src, st, st.compact_revision)
+}
+
+/// Whether the change log holds an entry at or below `revision` (none when it is 0).
+fn log_at_or_below<S: NodeSource>(src: &S, st: &KsState, revision: u64) -> Result<bool> {
+    if revision == 0 || st.roots.log == 0 {
         return Ok(false);
     }
     let mut cur = Cursor::new(src, st.roots.log, KeyOrder::Bytes);
     cur.first()?;
     match cur.current() {
-        Some((k, _)) => Ok(log_revision(k)? <= st.compact_revision),
+        Some((k, _)) => Ok(log_revision(k)? <= revision),
         None => Ok(false),
     }
 }
@@ -103,7 +118,14 @@ pub(crate) fn compact_step(
     if !compaction_pending(&*pager, st)? {
         return Ok(out);
     }
-    if pos.compact_revision != c {
+    // A new pass when there is none, when the history was replaced (its compact revision is
+    // below this pass's), or when this pass and its log trim are done and the compact revision
+    // has moved on since it started.
+    let replaced = pos.compact_revision == 0 || pos.compact_revision > c;
+    let finished = pos.swept
+        && pos.compact_revision != c
+        && !log_at_or_below(&*pager, st, pos.compact_revision)?;
+    if replaced || finished {
         *pos = SweepPosition {
             compact_revision: c,
             next: None,
@@ -117,13 +139,15 @@ pub(crate) fn compact_step(
         out.more = true;
         return Ok(out);
     }
-    // The log's front: entries at or below `c`, oldest first.
+    // The log's front: entries at or below the revision the pass compacted the history to,
+    // oldest first (a later compact revision is the next pass's).
+    let trim_to = pos.compact_revision;
     let mut log_keys: Vec<[u8; 12]> = Vec::new();
     {
         let mut cur = Cursor::new(&*pager, st.roots.log, KeyOrder::Bytes);
         cur.first()?;
         while let Some((k, _)) = cur.current() {
-            if log_keys.len() >= max_entries.max(1) || log_revision(k)? > c {
+            if log_keys.len() >= max_entries.max(1) || log_revision(k)? > trim_to {
                 break;
             }
             let mut lk = [0u8; 12];

@@ -30,6 +30,8 @@ pub(super) struct Background {
     /// Where the compaction steps have got to (see `keyspace/compact.rs`; lost on a crash,
     /// when the sweep restarts from the first key).
     pub(super) sweep: crate::keyspace::SweepPosition,
+    /// Compaction steps since the last checkpoint they ran (see `maintenance.rs`).
+    pub(super) steps_since_checkpoint: u64,
 }
 
 /// What retention by change count knows of the change log: how many changes each sampled
@@ -226,17 +228,44 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                 if store.shared.opts.background_writes {
                     let _ = store.expire_leases();
                     if let Some(target) = store.auto_compaction_due() {
-                        let _ = store.compact(target);
+                        let _ = store.decide_compaction(target);
                     }
                 }
-                // A compaction left unfinished (by a crash) or decided through `apply` (a
-                // replicated store's) goes on here: its steps are local work, not writes of
-                // their own. `compact` finished its own already.
+                // A compaction decided here, left unfinished (by a crash) or decided through
+                // `apply` (a replicated store's) goes on here, a bounded number of steps per
+                // tick: its steps are local work, not writes of their own, and a big one must
+                // not hold up this thread's checkpoints and relaxed syncs for its whole length.
                 if store.shared.opts.background_writes || store.shared.opts.replicated {
-                    let _ = store.finish_compaction();
+                    background_compaction_steps(&store);
                 }
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);
             }
         });
+}
+
+/// The background thread's share of a pending compaction in one tick: at most
+/// [`Options::compaction_steps_per_tick`](crate::Options::compaction_steps_per_tick) steps,
+/// fewer if a commit asks for a checkpoint or the store closes meanwhile (the thread then
+/// runs the checkpoint at once; the compaction goes on at the next tick).
+pub(super) fn background_compaction_steps(store: &Store) {
+    let mut ran = 0;
+    while ran < store.shared.opts.compaction_steps_per_tick {
+        {
+            let bg = store.shared.background.lock();
+            if bg.stop || bg.checkpoint_requested {
+                break;
+            }
+        }
+        // An error poisons the writer or means the store closed: the next commit reports it.
+        match store.compaction_steps(1) {
+            Ok(more) => {
+                ran += 1;
+                if !more {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
 }

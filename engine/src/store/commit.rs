@@ -93,12 +93,19 @@ impl Store {
     /// # Ok::<(), etch_engine::Error>(())
     /// ```
     pub fn compact(&self, revision: Revision) -> Result<Revision> {
+        let r = self.decide_compaction(revision)?;
+        // The decision is durable; the rest of the work, in steps (see `keyspace/compact.rs`).
+        self.finish_compaction()?;
+        Ok(r)
+    }
+
+    /// The decision of [`Store::compact`] alone (the compact revision rises, durably); the
+    /// steps are left to the caller, or to the background thread's paced ones.
+    pub(super) fn decide_compaction(&self, revision: Revision) -> Result<Revision> {
         self.check_writable()?;
         self.check_local_write("compact")?;
         let command = Command::Compact(revision);
         let response = self.commit_with(|w| self.commit_command(w, &command))?;
-        // The decision is durable; the rest of the work, in steps (see `keyspace/compact.rs`).
-        self.finish_compaction()?;
         match response {
             CommandResponse::Compact(r) => Ok(r),
             other => Err(mismatched_response("compact", &other)),
@@ -287,7 +294,8 @@ impl Store {
     }
 
     /// First step of every commit, under the writer lock: refuses if closed or poisoned,
-    /// releases pages no snapshot needs any more, and numbers the commit.
+    /// releases pages no snapshot needs any more, and numbers the commit (its frees are tagged
+    /// with the next snapshot generation, set when the last snapshot was made).
     fn begin_commit(&self, w: &mut Writer) -> Result<u64> {
         self.check_writable()?;
         if let Some(p) = &w.poisoned {
@@ -296,9 +304,7 @@ impl Store {
         if let Some(oldest) = self.shared.live.oldest() {
             w.pager.alloc.release_readers(oldest);
         }
-        let seq = w.seq + 1;
-        w.pager.seq = seq;
-        Ok(seq)
+        Ok(w.seq + 1)
     }
 
     /// Last step of every commit, after it was applied to the working state: logs `record` (or,

@@ -61,11 +61,11 @@ impl Shared {
     fn publish(&self, snap: Arc<SnapshotData>) {
         {
             let mut cur = self.published.write();
-            // At one version the WAL only shrinks (a checkpoint; appends take a new version),
-            // so a smaller `wal_used` is the newer snapshot: status() after checkpoint() must
-            // see the emptied WAL.
-            let same_version_newer = snap.version == cur.version
-                && (snap.state != cur.state || snap.wal_used < cur.wal_used);
+            // At one version, the later made is the newer: a compaction step's trees, or a
+            // checkpoint's emptied WAL (status() after checkpoint() must see it), never the
+            // state a checkpoint sealed at its start after a step published its own.
+            let same_version_newer =
+                snap.version == cur.version && snap.generation > cur.generation;
             if snap.version > cur.version || same_version_newer {
                 *cur = snap;
             } else {
@@ -328,7 +328,7 @@ impl Store {
             let prepared = self.guard(&mut w, |w| {
                 prepare_checkpoint(&mut w.pager, &w.state, (w.seq, w.term), &w.slots, &position)
             })?;
-            let snap = Arc::new(make_snapshot(&w));
+            let snap = Arc::new(make_snapshot(&mut w));
             shared.live.register(&snap);
             shared.background.lock().checkpoint.pending = Some(PendingCheckpoint {
                 prepared: prepared.clone(),

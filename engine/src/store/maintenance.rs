@@ -245,7 +245,7 @@ impl Store {
             if !self.is_read_only() {
                 self.guard(&mut w, |w| w.pager.seal())?;
             }
-            let snap = std::sync::Arc::new(make_snapshot(&w));
+            let snap = std::sync::Arc::new(make_snapshot(&mut w));
             self.shared.live.register(&snap);
             (snap, crate::check::unused_pages(&w.pager.alloc))
         };
@@ -259,10 +259,11 @@ impl Store {
     }
 
     /// Runs the remaining steps of a compaction decided earlier, if any. [`Store::compact`]
-    /// calls it before returning, and the background thread calls it every tick when the store
-    /// makes background writes or is replicated, so it is only needed to finish, at a moment of
-    /// the caller's choosing, a compaction left unfinished by a crash or decided by
-    /// [`Store::apply`].
+    /// calls it before returning, and the background thread runs a bounded number of steps
+    /// every tick when the store makes background writes or is replicated (see
+    /// [`Options::compaction_steps_per_tick`](crate::Options::compaction_steps_per_tick)), so
+    /// it is only needed to finish, at a moment of the caller's choosing, a compaction left
+    /// unfinished by a crash or decided by [`Store::apply`].
     ///
     /// Each step is local work under the writer lock (a bounded sweep of the history in key
     /// order, then a bounded trim of the change log; see `keyspace/compact.rs`), sealed so that
@@ -271,17 +272,40 @@ impl Store {
     /// checkpoint (one is run every few steps), and after a crash the next steps redo what was
     /// lost.
     pub fn finish_compaction(&self) -> Result<()> {
-        if self.is_read_only() {
-            return Ok(());
+        while self.compaction_steps(usize::MAX)? {}
+        Ok(())
+    }
+
+    /// Whether compaction work is left: a compaction was decided whose steps have not all run
+    /// (as of the newest published state).
+    pub fn compaction_pending(&self) -> Result<bool> {
+        self.check_open()?;
+        // The writer's state, not the published one: steps are published only when no commit
+        // waits for durability (see `compaction_step`), so the published state may lag.
+        let w = self.shared.writer.lock();
+        crate::keyspace::compaction_pending(&w.pager, &w.state)
+    }
+
+    /// Runs at most `max_steps` steps of the pending compaction (see
+    /// [`Store::finish_compaction`]) and returns whether work is left: the way to pace a big
+    /// compaction, a few steps at a time, between other work. With no compaction pending (or
+    /// on a read-only store) it does nothing and returns `false`.
+    ///
+    /// ```no_run
+    /// # let db = etch_engine::Store::open("app.etch")?;
+    /// while db.compaction_steps(4)? {
+    ///     // other work between bounded slices of the compaction
+    /// }
+    /// # Ok::<(), etch_engine::Error>(())
+    /// ```
+    pub fn compaction_steps(&self, max_steps: usize) -> Result<bool> {
+        if self.is_read_only() || max_steps == 0 {
+            return Ok(false);
         }
-        {
-            let read = self.read()?;
-            if !crate::keyspace::compaction_pending(&*read.snap, &read.snap.state)? {
-                return Ok(());
-            }
+        if !self.compaction_pending()? {
+            return Ok(false);
         }
-        let mut steps = 0u64;
-        loop {
+        for _ in 0..max_steps {
             let more = {
                 let mut w = self.shared.writer.lock();
                 self.check_writable()?;
@@ -290,30 +314,42 @@ impl Store {
                 }
                 self.guard(&mut w, |w| self.compaction_step(w))?
             };
-            if !more {
-                return Ok(());
-            }
-            steps += 1;
             // Pages of the durable tree that the steps free wait for a checkpoint before reuse,
             // and the steps are durable only with one: checkpoint every few steps (commits go on
-            // during it).
-            if steps.is_multiple_of(CHECKPOINT_EVERY_STEPS) {
+            // during it), counted across calls so that paced steps checkpoint as often.
+            let due = {
+                let mut bg = self.shared.background.lock();
+                bg.steps_since_checkpoint += 1;
+                bg.steps_since_checkpoint >= CHECKPOINT_EVERY_STEPS
+            };
+            if !more {
+                return Ok(false);
+            }
+            if due {
                 self.checkpoint()?;
+                self.shared.background.lock().steps_since_checkpoint = 0;
             }
         }
+        Ok(true)
     }
 
     /// One local compaction step on the writer (lock held): like a commit's start (pages no
-    /// snapshot needs any more are released; frees are tagged with the next sequence number,
-    /// so no snapshot of this one can see them reused), the step, then a seal, so the step's
-    /// pages are written out. Nothing is published: the state differs from the published one
-    /// only in what no read reaches, and the next commit publishes both. Returns whether work
-    /// is left.
+    /// snapshot needs any more are released), the step, then a seal, so the step's pages are
+    /// written out, and, when every commit of the working state is already visible to readers,
+    /// a publish of the stepped state. Returns whether work is left.
+    ///
+    /// The publish changes nothing a read can see (a step removes only what the compact
+    /// revision made unreachable), but it moves readers off the trees the step replaced: once
+    /// the snapshots of the generations before it are dropped, the pages this step freed are
+    /// reusable by the next step, instead of waiting for the next commit's publish (pages of
+    /// the durable tree wait for a checkpoint as well; see `alloc.rs`). While a commit of the
+    /// working state is not visible yet (its group-commit round is syncing the WAL), publishing
+    /// the working state would show that commit before it is durable: the step's state is then
+    /// left to the next commit's publish, which includes it.
     fn compaction_step(&self, w: &mut super::Writer) -> Result<bool> {
         if let Some(oldest) = self.shared.live.oldest() {
             w.pager.alloc.release_readers(oldest);
         }
-        w.pager.seq = w.seq + 1;
         let mut pos = std::mem::take(&mut self.shared.background.lock().sweep);
         let step = crate::keyspace::compact_step(
             &mut w.pager,
@@ -324,6 +360,11 @@ impl Store {
         self.shared.background.lock().sweep = pos;
         let step = step?;
         w.pager.seal()?;
+        if self.shared.published.read().version == w.seq {
+            let snap = std::sync::Arc::new(super::make_snapshot(w));
+            self.shared.live.register(&snap);
+            self.publish(snap);
+        }
         Ok(step.more)
     }
 }

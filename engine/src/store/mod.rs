@@ -159,6 +159,8 @@ struct Writer {
     state: KsState,
     /// Sequence number of the last appended (or checkpointed) commit.
     seq: u64,
+    /// Generation of the newest snapshot made of the working state (see [`make_snapshot`]).
+    generation: u64,
     term: u64,
     slots: MetaSlots,
     poisoned: Option<String>,
@@ -327,8 +329,20 @@ impl Drop for Shared {
     }
 }
 
-fn make_snapshot(w: &Writer) -> SnapshotData {
+/// A snapshot of the writer's (sealed) working state, of the next generation.
+///
+/// Generations number the snapshots in the order they are made (every commit's, every
+/// checkpoint's, every published compaction step's), and they are what the reader rule of
+/// page reclamation counts in (`alloc.rs`): a page freed while the newest snapshot has
+/// generation `g` is tagged `g + 1` (`pager.seq`), so it is reused only once every live
+/// snapshot is of generation `g + 1` or later, all made after the free and so unable to reach
+/// the page. Commit sequence numbers cannot serve: a compaction step changes the trees without
+/// a commit, so a snapshot of its state has the same version as the one before it.
+fn make_snapshot(w: &mut Writer) -> SnapshotData {
+    w.generation += 1;
+    w.pager.seq = w.generation + 1;
     SnapshotData {
+        generation: w.generation,
         version: w.seq,
         term: w.term,
         db_id: w.slots.db_id,

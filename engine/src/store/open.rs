@@ -225,11 +225,14 @@ impl Store {
             }
         };
         let log_durable = log.as_ref().map_or(0, |l| l.last().0);
-        let writer = Writer {
+        let mut writer = Writer {
             pager,
             wal,
             state,
             seq,
+            // Above every tag the replay gave frees (commit numbers up to `seq`), so that the
+            // first snapshot releases them.
+            generation: seq,
             term,
             slots,
             poisoned: None,
@@ -252,7 +255,7 @@ impl Store {
                 )
             })
             .collect();
-        let snap = Arc::new(make_snapshot(&writer));
+        let snap = Arc::new(make_snapshot(&mut writer));
         let live = LiveSnapshots::default();
         live.register(&snap);
         let shared = Arc::new(Shared {

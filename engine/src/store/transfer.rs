@@ -351,6 +351,8 @@ impl Store {
                 )?),
             };
             w.pager = pager;
+            // Frees on the new pager wait for snapshots made after them, as on the old one.
+            w.pager.seq = w.generation + 1;
             w.state = KsState {
                 roots: meta.roots,
                 revision: meta.revision,
