@@ -113,7 +113,10 @@ impl LogStore for EngineLog {
         for &(index, term, payload) in entries {
             mapped.push((engine_index(index)?, term, payload));
         }
-        self.store.log_append(&mapped).map_err(log_error).map(|_| ())
+        self.store
+            .log_append(&mapped)
+            .map_err(log_error)
+            .map(|_| ())
     }
 
     fn sync_through(&self, index: u64) -> Result<(), LogError> {

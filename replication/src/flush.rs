@@ -111,9 +111,10 @@ type Waiter = (u64, oneshot::Sender<Result<(), FlushError>>);
 struct State {
     /// The highest Raft index anyone asked to be made durable (`None`: nothing yet).
     wanted: Option<u64>,
-    /// The highest Raft index the last completed sync covered. Only a hint for
-    /// [`LogFlusher::durable`]'s fast path: a truncation below it (which syncs by itself)
-    /// lowers it, see [`LogFlusher::truncated`].
+    /// What the last completed sync round covered. Only a hint that spares [`LogFlusher::kick`]
+    /// a round for entries synced already; never used to answer a wait (a snapshot install
+    /// empties the log without telling the flusher, so it may be stale until the next round,
+    /// which sets it afresh).
     synced: Option<u64>,
     /// Callers waiting for an index, answered after the sync that covers it.
     waiters: Vec<Waiter>,
@@ -189,9 +190,9 @@ impl LogFlusher {
             if let Some(msg) = &s.failed {
                 return Err(FlushError::Failed(msg.clone()));
             }
-            if s.synced.is_some_and(|d| d >= index) {
-                return Ok(());
-            }
+            // No shortcut from `synced`: each wait is answered by a round, whose sync returns
+            // at once when the engine has synced the entry already (the engine tracks
+            // truncations and installs itself).
             if s.stop {
                 return Err(FlushError::Stopped);
             }
@@ -214,6 +215,10 @@ impl LogFlusher {
             (Some(d), Some(l)) => Some(d.min(l)),
             _ => None,
         };
+        s.wanted = match (s.wanted, last) {
+            (Some(w), Some(l)) => Some(w.min(l)),
+            _ => None,
+        };
         drop(s);
         self.shared.wake.notify_one();
     }
@@ -223,11 +228,7 @@ impl LogFlusher {
     pub fn stop(&self) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_all();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(t) = thread {
             if t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
@@ -273,35 +274,44 @@ fn run<L: LogStore>(shared: &Shared, log: &Weak<L>) {
             continue;
         };
         let outcome = sync(&*log, target);
-        drop(log);
         let mut s = shared.lock();
         match outcome {
             // A truncation intervened: sync again (the waiters stay for the next round).
             Ok(_) if s.epoch != epoch => {}
             Ok(last) => {
-                // Everything up to `covered` is durable now (and was in the log when synced);
-                // a waiter past the log's last entry waits for an entry that is not there.
+                // Everything up to `covered` is durable now (and was in the log when synced).
                 let covered = match (target, last) {
                     (Some(t), Some(l)) => Some(t.min(l)),
                     _ => None,
                 };
-                if let Some(c) = covered {
-                    s.synced = Some(s.synced.map_or(c, |d| d.max(c)));
-                }
+                s.synced = covered;
                 // Asked past the log's end (entries truncated since) and nothing asked since:
                 // what is not there cannot be synced; later appends ask again.
                 if s.wanted == target {
                     s.wanted = covered;
                 }
-                let waiters = std::mem::take(&mut s.waiters);
-                for (index, tx) in waiters {
+                let mut rest = Vec::new();
+                for (index, tx) in std::mem::take(&mut s.waiters) {
                     if covered.is_some_and(|c| index <= c) {
                         let _ = tx.send(Ok(()));
-                    } else if last.is_none_or(|l| index > l) {
-                        let _ = tx.send(Err(FlushError::Missing { index }));
                     } else {
-                        // Registered after this round's target was taken: the next round.
-                        s.waiters.push((index, tx));
+                        rest.push((index, tx));
+                    }
+                }
+                if !rest.is_empty() {
+                    // Registered after this round read the log's end, or waiting for an entry
+                    // that is gone. Every waiter's entry was appended before it registered, so
+                    // the end read now tells them apart: past it, the entry was truncated.
+                    drop(s);
+                    let now = log.bounds().ok().map(|b| b.last.map(|(i, _)| i));
+                    s = shared.lock();
+                    for (index, tx) in rest {
+                        match now {
+                            Some(end) if end.is_none_or(|l| index > l) => {
+                                let _ = tx.send(Err(FlushError::Missing { index }));
+                            }
+                            _ => s.waiters.push((index, tx)),
+                        }
                     }
                 }
             }
@@ -313,13 +323,19 @@ fn run<L: LogStore>(shared: &Shared, log: &Weak<L>) {
                 s.stop = true;
             }
         }
+        drop(s);
+        drop(log);
     }
 }
 
 /// Syncs `log` through `target` (clamped to its last entry); returns the last entry's index
 /// as read before the sync.
 fn sync<L: LogStore>(log: &L, target: Option<u64>) -> Result<Option<u64>, String> {
-    let last = log.bounds().map_err(|e| e.to_string())?.last.map(|(i, _)| i);
+    let last = log
+        .bounds()
+        .map_err(|e| e.to_string())?
+        .last
+        .map(|(i, _)| i);
     let (Some(t), Some(l)) = (target, last) else {
         return Ok(last);
     };
@@ -328,7 +344,11 @@ fn sync<L: LogStore>(log: &L, target: Option<u64>) -> Result<Option<u64>, String
         // A truncation between reading the bounds and the sync (it synced by itself): the
         // waiters past it are answered Missing on the next round, the others by its sync.
         Err(crate::log_store::LogError::Invalid(_)) => {
-            let last = log.bounds().map_err(|e| e.to_string())?.last.map(|(i, _)| i);
+            let last = log
+                .bounds()
+                .map_err(|e| e.to_string())?
+                .last
+                .map(|(i, _)| i);
             match last {
                 Some(l) => log.sync_through(t.min(l)).map(|()| Some(l)),
                 None => Ok(None),
@@ -336,175 +356,5 @@ fn sync<L: LogStore>(log: &L, target: Option<u64>) -> Result<Option<u64>, String
             .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::Duration;
-
-    use super::*;
-    use crate::log_store::{LogBounds, LogError, StoredEntry};
-
-    /// A log in memory whose syncs wait for the test to open a gate, and which records how far
-    /// it synced (the "disk").
-    #[derive(Default)]
-    struct GatedLog {
-        last: Mutex<Option<u64>>,
-        durable: Mutex<Option<u64>>,
-        /// Syncs allowed to complete.
-        gate: Mutex<u64>,
-        opened: Condvar,
-        syncs: AtomicU64,
-    }
-
-    impl GatedLog {
-        fn open_gate(&self) {
-            *self.gate.lock().unwrap() += 1;
-            self.opened.notify_all();
-        }
-        fn durable(&self) -> Option<u64> {
-            *self.durable.lock().unwrap()
-        }
-    }
-
-    impl LogStore for GatedLog {
-        fn append(&self, entries: &[(u64, u64, &[u8])]) -> Result<(), LogError> {
-            self.append_unsynced(entries)?;
-            let last = *self.last.lock().unwrap();
-            *self.durable.lock().unwrap() = last;
-            Ok(())
-        }
-        fn append_unsynced(&self, entries: &[(u64, u64, &[u8])]) -> Result<(), LogError> {
-            if let Some(e) = entries.last() {
-                *self.last.lock().unwrap() = Some(e.0);
-            }
-            Ok(())
-        }
-        fn sync_through(&self, index: u64) -> Result<(), LogError> {
-            let n = self.syncs.fetch_add(1, Ordering::SeqCst) + 1;
-            let mut gate = self.gate.lock().unwrap();
-            while *gate < n {
-                gate = self.opened.wait(gate).unwrap();
-            }
-            drop(gate);
-            let last = *self.last.lock().unwrap();
-            if last.is_none_or(|l| index > l) {
-                return Err(LogError::Invalid("past the end".into()));
-            }
-            *self.durable.lock().unwrap() = last;
-            Ok(())
-        }
-        fn read(&self, _: u64, _: u64) -> Result<Vec<StoredEntry>, LogError> {
-            Ok(Vec::new())
-        }
-        fn bounds(&self) -> Result<LogBounds, LogError> {
-            let last = *self.last.lock().unwrap();
-            Ok(LogBounds {
-                last: last.map(|i| (i, 1)),
-                purged: None,
-            })
-        }
-        fn truncate(&self, index: u64) -> Result<(), LogError> {
-            let last = index.checked_sub(1);
-            *self.last.lock().unwrap() = last;
-            let mut d = self.durable.lock().unwrap();
-            *d = match (*d, last) {
-                (Some(d), Some(l)) => Some(d.min(l)),
-                _ => None,
-            };
-            Ok(())
-        }
-        fn purge(&self, _: u64, _: u64) -> Result<(), LogError> {
-            Ok(())
-        }
-        fn save_vote(&self, _: &[u8]) -> Result<(), LogError> {
-            Ok(())
-        }
-        fn read_vote(&self) -> Result<Option<Vec<u8>>, LogError> {
-            Ok(None)
-        }
-    }
-
-    fn append(log: &GatedLog, from: u64, to: u64) {
-        let entries: Vec<(u64, u64, &[u8])> = (from..=to).map(|i| (i, 1, &b""[..])).collect();
-        log.append_unsynced(&entries).unwrap();
-    }
-
-    async fn pending<T>(rx: &mut tokio::task::JoinHandle<T>) -> bool {
-        tokio::time::timeout(Duration::from_millis(50), rx)
-            .await
-            .is_err()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_wait_ends_only_after_a_sync_covering_it() {
-        let log = Arc::new(GatedLog::default());
-        let flusher = LogFlusher::new(&log).unwrap();
-        append(&log, 0, 9);
-        flusher.kick(9);
-        let f = Arc::clone(&flusher);
-        let mut waiter = tokio::spawn(async move { f.durable(9).await });
-        // The sync is held at the gate: nothing is durable, the waiter waits.
-        assert!(pending(&mut waiter).await);
-        assert_eq!(log.durable(), None);
-        log.open_gate();
-        assert_eq!(waiter.await.unwrap(), Ok(()));
-        assert_eq!(log.durable(), Some(9));
-        // Covered already: answered without another sync.
-        let syncs = log.syncs.load(Ordering::SeqCst);
-        assert_eq!(flusher.durable(5).await, Ok(()));
-        assert_eq!(log.syncs.load(Ordering::SeqCst), syncs);
-        flusher.stop();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_truncated_index_is_not_taken_as_synced() {
-        let log = Arc::new(GatedLog::default());
-        let flusher = LogFlusher::new(&log).unwrap();
-        append(&log, 0, 9);
-        log.open_gate();
-        assert_eq!(flusher.durable(9).await, Ok(()));
-        // Entries 5.. are replaced by new, unsynced ones.
-        log.truncate(5).unwrap();
-        flusher.truncated(Some(4));
-        append(&log, 5, 7);
-        let f = Arc::clone(&flusher);
-        let mut waiter = tokio::spawn(async move { f.durable(7).await });
-        assert!(pending(&mut waiter).await, "answered from a stale sync");
-        assert_eq!(log.durable(), Some(4));
-        log.open_gate();
-        assert_eq!(waiter.await.unwrap(), Ok(()));
-        assert_eq!(log.durable(), Some(7));
-        flusher.stop();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn waits_past_the_log_fail_and_stop_ends_waits() {
-        let log = Arc::new(GatedLog::default());
-        let flusher = LogFlusher::new(&log).unwrap();
-        append(&log, 0, 3);
-        log.open_gate();
-        assert_eq!(
-            flusher.durable(8).await,
-            Err(FlushError::Missing { index: 8 })
-        );
-        append(&log, 4, 6);
-        let f = Arc::clone(&flusher);
-        let waiter = tokio::spawn(async move { f.durable(6).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        // Its sync is held at the gate; stopping answers it.
-        let f = Arc::clone(&flusher);
-        let stopper = std::thread::spawn(move || f.stop());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        log.open_gate();
-        stopper.join().unwrap();
-        let answer = waiter.await.unwrap();
-        assert!(
-            answer == Ok(()) || answer == Err(FlushError::Stopped),
-            "{answer:?}"
-        );
-        assert_eq!(flusher.durable(6).await.is_ok(), log.durable() >= Some(6));
     }
 }

@@ -199,7 +199,10 @@ impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
             // Written, not yet durable: reported flushed now, synced by the flusher meanwhile
             // (started here so that the sync overlaps the replication of these entries).
             // Nothing is let out of this member until the sync covers them (crate::flush).
-            Some(flusher) => self.store.append_unsynced(&frames).inspect(|()| flusher.kick(last)),
+            Some(flusher) => self
+                .store
+                .append_unsynced(&frames)
+                .inspect(|()| flusher.kick(last)),
         };
         match appended {
             Ok(()) => {

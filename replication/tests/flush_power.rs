@@ -187,7 +187,10 @@ async fn run() {
         c.start_on(id, disk).await;
     }
     let first = c.members.lock().unwrap()[&1].clone();
-    first.initialize(MEMBERS.into_iter().collect()).await.unwrap();
+    first
+        .initialize(MEMBERS.into_iter().collect())
+        .await
+        .unwrap();
     c.wait_leader().await;
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
