@@ -18,12 +18,71 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etch_engine::sim::{CrashPolicy, SimDisk, SimImage};
+use etch_engine::storage::{Mapping, Storage, StorageFile};
 use etch_replication::flush::LogFlush;
 use etch_replication::local::LocalNetwork;
 use etch_replication::types::NodeId;
 use etch_replication::{Error, NodeConfig, ReadConsistency, ReplicatedStore};
 
 const MEMBERS: [NodeId; 3] = [1, 2, 3];
+
+/// How long a file sync takes. A `SimDisk` sync is a memory copy; a real fdatasync takes
+/// milliseconds, and that window (written, reported flushed, not yet durable) is where a
+/// missing gate would let an unsynced entry be acknowledged. With syncs this slow, a cluster
+/// whose waits for durability return at once loses acknowledged puts in this test.
+const SYNC_DELAY: Duration = Duration::from_millis(3);
+
+/// A `SimDisk` whose file syncs take [`SYNC_DELAY`].
+struct SlowSync(SimDisk);
+
+struct SlowFile(Arc<dyn StorageFile>);
+
+impl Storage for SlowSync {
+    fn open(&self, path: &std::path::Path, create: bool) -> std::io::Result<Arc<dyn StorageFile>> {
+        Ok(Arc::new(SlowFile(self.0.open(path, create)?)))
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.0.remove(path)
+    }
+    fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.0.sync_dir(path)
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+}
+
+impl StorageFile for SlowFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        std::thread::sleep(SYNC_DELAY);
+        self.0.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        std::thread::sleep(SYNC_DELAY);
+        self.0.sync_all()
+    }
+    fn try_lock(&self) -> std::io::Result<bool> {
+        self.0.try_lock()
+    }
+    fn unlock(&self) -> std::io::Result<()> {
+        self.0.unlock()
+    }
+    fn map(&self, len: usize, random_access: bool) -> std::io::Result<Box<dyn Mapping>> {
+        self.0.map(len, random_access)
+    }
+}
 const CLIENTS: usize = 6;
 
 type Members = Arc<Mutex<BTreeMap<NodeId, ReplicatedStore>>>;
@@ -60,7 +119,7 @@ impl Cluster {
 
     async fn start_on(&mut self, id: NodeId, disk: SimDisk) -> ReplicatedStore {
         let opts = etch_engine::Options::new()
-            .storage(Arc::new(disk.clone()))
+            .storage(Arc::new(SlowSync(disk.clone())))
             .wal_capacity(8 << 20);
         self.disks.insert(id, disk);
         let path = self.path(id);
