@@ -31,7 +31,8 @@
 //! # Blocking
 //! The [`LogStore`] trait is synchronous: `append` waits for the WAL's fdatasync (group
 //! commit: concurrent appenders share one) and `purge` runs a checkpoint, on the calling
-//! thread.
+//! thread. `append_unsynced` only writes, and `sync_through` waits for the sync (a member's
+//! [`crate::flush::LogFlusher`] calls it on its own thread).
 
 use etch_engine as engine;
 
@@ -102,6 +103,27 @@ impl LogStore for EngineLog {
         // Durable before returning: openraft's flush callback follows this call.
         let last = self.store.log_append(&mapped).map_err(log_error)?;
         self.store.wait_log_durable(last).map_err(log_error)
+    }
+
+    fn append_unsynced(&self, entries: &[(u64, u64, &[u8])]) -> Result<(), LogError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut mapped = Vec::with_capacity(entries.len());
+        for &(index, term, payload) in entries {
+            mapped.push((engine_index(index)?, term, payload));
+        }
+        self.store
+            .log_append(&mapped)
+            .map_err(log_error)
+            .map(|_| ())
+    }
+
+    fn sync_through(&self, index: u64) -> Result<(), LogError> {
+        // Group commit: concurrent callers share one fdatasync.
+        self.store
+            .wait_log_durable(engine_index(index)?)
+            .map_err(log_error)
     }
 
     fn read(&self, from: u64, to: u64) -> Result<Vec<StoredEntry>, LogError> {

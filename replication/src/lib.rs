@@ -12,7 +12,7 @@
 //!   requests members [`forward`] to each other.
 //! - One store per member: [`engine_log`] keeps the Raft log in the WAL of the member's
 //!   replicated engine store (behind the [`log_store`] trait, under openraft's log storage,
-//!   [`raft_log`]), and [`state_machine`] applies committed entries to the same store's trees
+//!   [`raft_log`], synced inline or by a [`flush`] thread), and [`state_machine`] applies committed entries to the same store's trees
 //!   with `Store::apply` and makes and installs its snapshots, as [`snapshot_file`]s on the
 //!   store's own storage.
 //! - [`network`], [`sim`] and [`local`]: the network as a trait, a deterministic simulated
@@ -30,6 +30,7 @@ pub mod codec;
 pub mod command;
 pub mod engine_log;
 pub mod error;
+pub mod flush;
 pub mod forward;
 pub mod local;
 pub mod log_store;

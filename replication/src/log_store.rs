@@ -51,6 +51,19 @@ pub trait LogStore: Send + Sync + 'static {
     /// Appends entries; the first index must be `last + 1` (or any index when the log is empty
     /// and nothing was purged, or `purged + 1`).
     fn append(&self, entries: &[(u64, u64, &[u8])]) -> Result<(), LogError>;
+    /// Appends entries like [`LogStore::append`] but returns once they are written, maybe
+    /// before they are durable; [`LogStore::sync_through`] makes them durable. Entries written
+    /// this way are readable at once. The default is [`LogStore::append`] (durable at once).
+    fn append_unsynced(&self, entries: &[(u64, u64, &[u8])]) -> Result<(), LogError> {
+        self.append(entries)
+    }
+    /// Returns once every entry up to `index` (which must be in the log: else
+    /// [`LogError::Invalid`]) is durable. The default has nothing to wait for, matching the
+    /// default [`LogStore::append_unsynced`].
+    fn sync_through(&self, index: u64) -> Result<(), LogError> {
+        let _ = index;
+        Ok(())
+    }
     /// The entries with `from <= index < to` that are still kept, in order.
     fn read(&self, from: u64, to: u64) -> Result<Vec<StoredEntry>, LogError>;
     /// The last and purged positions.

@@ -23,6 +23,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 
+use crate::flush::LogFlusher;
 use crate::forward::{ClientReply, ClientRequest, ForwardError};
 use crate::types::{NodeId, Raft, TypeConfig};
 
@@ -149,12 +150,33 @@ pub trait Transport: Send + Sync + 'static {
 pub struct NetworkFactory<T: Transport> {
     me: NodeId,
     transport: Arc<T>,
+    flusher: Option<Arc<LogFlusher>>,
 }
 
 impl<T: Transport> NetworkFactory<T> {
-    /// The network of member `me`.
+    /// The network of member `me` (its log in inline mode: every entry is durable once
+    /// openraft knows of it).
     pub fn new(me: NodeId, transport: Arc<T>) -> NetworkFactory<T> {
-        NetworkFactory { me, transport }
+        NetworkFactory {
+            me,
+            transport,
+            flusher: None,
+        }
+    }
+
+    /// The network of member `me` whose log is in background mode, synced by `flusher`: an
+    /// AppendEntries carrying commit index `c` leaves only once this member's log is durable
+    /// through `c` (see [`crate::flush`]).
+    pub fn with_flusher(
+        me: NodeId,
+        transport: Arc<T>,
+        flusher: Arc<LogFlusher>,
+    ) -> NetworkFactory<T> {
+        NetworkFactory {
+            me,
+            transport,
+            flusher: Some(flusher),
+        }
     }
 }
 
@@ -166,6 +188,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
             me: self.me,
             target,
             transport: Arc::clone(&self.transport),
+            flusher: self.flusher.clone(),
         }
     }
 }
@@ -175,6 +198,7 @@ pub struct PeerClient<T: Transport> {
     me: NodeId,
     target: NodeId,
     transport: Arc<T>,
+    flusher: Option<Arc<LogFlusher>>,
 }
 
 type RpcResult<R, E = openraft::error::Infallible> =
@@ -216,6 +240,13 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        if let (Some(flusher), Some(commit)) = (&self.flusher, rpc.leader_commit) {
+            // A follower applies what it is told is committed: only entries durable here too
+            // (with the followers' durable acknowledgements, on a majority).
+            if let Err(e) = flusher.durable(commit.index).await {
+                return Err(RPCError::Unreachable(Unreachable::new(&e)));
+            }
+        }
         match self.call(RaftRequest::AppendEntries(rpc)).await {
             Ok(RaftReply::AppendEntries(reply)) => reply.map_err(|e| self.remote(e)),
             Ok(_) => Err(self.mismatched()),

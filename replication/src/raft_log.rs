@@ -4,11 +4,12 @@
 //! Reading an entry back checks that its decoded log id is the one its position claims, so a
 //! misplaced or stale payload is reported as a storage error instead of being replicated.
 //!
-//! The store's methods are synchronous and called directly from openraft's task: an append
-//! waits for its fdatasync (group commit shares it with concurrent appenders) on that task's
-//! thread. That keeps a simulation on one paused runtime deterministic (a blocking pool would
-//! let simulated time run while a sync is in flight); on a multi-threaded runtime the other
-//! workers go on meanwhile.
+//! The store's methods are synchronous and called directly from openraft's task. An append
+//! either waits for its fdatasync there (inline mode, [`RaftLog::new`]: group commit shares it
+//! with concurrent appenders; it keeps a simulation on one paused runtime deterministic, where
+//! a blocking pool would let simulated time run while a sync is in flight), or only writes its
+//! entries and leaves the sync to a [`LogFlusher`] thread (background mode,
+//! [`RaftLog::with_flusher`]; why that is safe is in [`crate::flush`]).
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -21,6 +22,7 @@ use openraft::{
 };
 
 use crate::codec;
+use crate::flush::LogFlusher;
 use crate::log_store::{LogError, LogStore};
 use crate::types::{Entry, NodeId, TypeConfig};
 
@@ -31,20 +33,38 @@ pub const MAX_ENTRY_BYTES: usize = 64 << 20;
 /// openraft's `RaftLogStorage` (and log reader) over a [`LogStore`]. Clones share the store.
 pub struct RaftLog<L: LogStore> {
     store: Arc<L>,
+    /// Background mode: appends are synced by this flusher, not before they return.
+    flusher: Option<Arc<LogFlusher>>,
 }
 
 impl<L: LogStore> Clone for RaftLog<L> {
     fn clone(&self) -> Self {
         RaftLog {
             store: Arc::clone(&self.store),
+            flusher: self.flusher.clone(),
         }
     }
 }
 
 impl<L: LogStore> RaftLog<L> {
-    /// The log kept in `store`.
+    /// The log kept in `store`, inline mode: every append is durable before openraft hears
+    /// of it.
     pub fn new(store: Arc<L>) -> RaftLog<L> {
-        RaftLog { store }
+        RaftLog {
+            store,
+            flusher: None,
+        }
+    }
+
+    /// The log kept in `store`, background mode: an append writes its entries and reports
+    /// them flushed at once, `flusher` (over the same store) syncs them. Only sound with the
+    /// member's other gates in place (see [`crate::flush`]): the state machine and the
+    /// network built with the same flusher, and follower acknowledgements held until durable.
+    pub fn with_flusher(store: Arc<L>, flusher: Arc<LogFlusher>) -> RaftLog<L> {
+        RaftLog {
+            store,
+            flusher: Some(flusher),
+        }
     }
 }
 
@@ -170,7 +190,21 @@ impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
             .iter()
             .map(|(i, t, b)| (*i, *t, b.as_slice()))
             .collect();
-        match self.store.append(&frames) {
+        let Some(last) = frames.last().map(|f| f.0) else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        let appended = match &self.flusher {
+            None => self.store.append(&frames),
+            // Written, not yet durable: reported flushed now, synced by the flusher meanwhile
+            // (started here so that the sync overlaps the replication of these entries).
+            // Nothing is let out of this member until the sync covers them (crate::flush).
+            Some(flusher) => self
+                .store
+                .append_unsynced(&frames)
+                .inspect(|()| flusher.kick(last)),
+        };
+        match appended {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -184,9 +218,17 @@ impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.store
+        let truncated = self
+            .store
             .truncate(log_id.index)
-            .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, e))
+            .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, e));
+        if let Some(flusher) = &self.flusher {
+            // Before any new entry takes a truncated index: the flusher must not count those
+            // indexes as synced any more. Told even after a failed truncate (it may have
+            // dropped entries before failing); being told too often costs only a sync.
+            flusher.truncated(log_id.index.checked_sub(1));
+        }
+        truncated
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {

@@ -53,6 +53,7 @@ use openraft::{
 use tokio::sync::oneshot;
 
 use crate::codec;
+use crate::flush::LogFlusher;
 use crate::snapshot_file::SnapshotFile;
 use crate::types::{Applied, Entry, NodeId, TypeConfig};
 use engine::storage::{Storage, StorageFile};
@@ -392,12 +393,27 @@ impl Machine {
 /// openraft's state machine over a [`Machine`].
 pub struct StateMachine {
     machine: Arc<Machine>,
+    /// Background mode: entries are applied only once this flusher has made them durable.
+    flusher: Option<Arc<LogFlusher>>,
 }
 
 impl StateMachine {
-    /// The state machine of `machine`.
+    /// The state machine of `machine`, for a log in inline mode (every entry openraft hands
+    /// over is durable already).
     pub fn new(machine: Arc<Machine>) -> StateMachine {
-        StateMachine { machine }
+        StateMachine {
+            machine,
+            flusher: None,
+        }
+    }
+
+    /// The state machine of `machine` for a log in background mode synced by `flusher`: an
+    /// entry is applied only once it is durable on this member (see [`crate::flush`]).
+    pub fn with_flusher(machine: Arc<Machine>, flusher: Arc<LogFlusher>) -> StateMachine {
+        StateMachine {
+            machine,
+            flusher: Some(flusher),
+        }
     }
 }
 
@@ -433,9 +449,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let (Some(flusher), Some(last)) = (&self.flusher, entries.last()) {
+            // Applied means let out (answered, readable, watched): only durable entries. On
+            // the leader this also makes every entry it answers for durable on a majority.
+            flusher.durable(last.log_id.index).await.map_err(|e| {
+                StorageError::from_io_error(
+                    ErrorSubject::Apply(last.log_id),
+                    ErrorVerb::Write,
+                    io_error(e),
+                )
+            })?;
+        }
         entries
-            .into_iter()
-            .map(|e| self.machine.apply_entry(&e))
+            .iter()
+            .map(|e| self.machine.apply_entry(e))
             .collect()
     }
 

@@ -163,16 +163,14 @@ fn set_peer(transport: &QuicTransport, id: NodeId, urls: &[String]) {
     }
 }
 
-/// The member's Raft settings from etcd's: heartbeat, election timeout (openraft draws each
-/// timeout between it and twice it, as etcd randomizes), snapshot every `snapshot-count`
-/// applied entries.
+/// The member's Raft settings from etcd's: heartbeat, election timeout (a follower that lost
+/// its leader waits between it and 1.5 times it, see `NodeConfig::etcd_timing`), snapshot
+/// every `snapshot-count` applied entries.
 fn node_config(id: NodeId, settings: &MemberSettings) -> NodeConfig {
     let mut config = NodeConfig::new(id);
     let heartbeat = settings.heartbeat.as_millis() as u64;
     let election = settings.election_timeout.as_millis() as u64;
-    config.raft.heartbeat_interval = heartbeat;
-    config.raft.election_timeout_min = election;
-    config.raft.election_timeout_max = election * 2;
+    config.etcd_timing(heartbeat, election);
     config.raft.snapshot_policy =
         openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_count.max(1));
     config

@@ -16,6 +16,7 @@ use openraft::error::{CheckIsLeaderError, RaftError};
 use super::client::Submitted;
 use super::{Inner, ReplicatedStore};
 use crate::error::Error;
+use crate::flush::LogFlusher;
 use crate::forward::{ClientReply, ClientRequest, ForwardError};
 use crate::network::{BoxFuture, RaftHandler, RaftReply, RaftRequest};
 use crate::types::{NodeId, Raft};
@@ -24,6 +25,8 @@ use crate::types::{NodeId, Raft};
 pub(super) struct Handler {
     raft: Raft,
     member: Weak<Inner>,
+    /// The member's log flusher in background mode (see [`Handler::append_entries`]).
+    flusher: Option<Arc<LogFlusher>>,
 }
 
 impl Handler {
@@ -31,7 +34,50 @@ impl Handler {
         Handler {
             raft: member.raft.clone(),
             member: Arc::downgrade(member),
+            flusher: member.flusher.clone(),
         }
+    }
+
+    /// Appends a leader's entries. In background mode the log reports them flushed before they
+    /// are durable, so the answer waits here: a success tells the leader that this member
+    /// holds every entry up to the request's last one (or its `prev_log_id` for a heartbeat),
+    /// and the leader counts that towards a commit, so it must be durable first (see
+    /// [`crate::flush`]). A refusal (conflict, higher vote) claims nothing and goes at once.
+    async fn append_entries(
+        &self,
+        rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,
+    ) -> RaftReply {
+        use openraft::raft::AppendEntriesResponse;
+        let Some(flusher) = &self.flusher else {
+            return RaftReply::AppendEntries(self.raft.append_entries(rpc).await);
+        };
+        let claimed = rpc
+            .entries
+            .last()
+            .map(|e| e.log_id.index)
+            .or(rpc.prev_log_id.map(|p| p.index));
+        let reply = self.raft.append_entries(rpc).await;
+        let matched = match &reply {
+            Ok(AppendEntriesResponse::Success) => claimed,
+            Ok(AppendEntriesResponse::PartialSuccess(m)) => m.map(|m| m.index),
+            _ => None,
+        };
+        if let Some(index) = matched {
+            if let Err(e) = flusher.durable(index).await {
+                // Not durable (a failed sync, a shutdown): no acknowledgement at all; the
+                // leader retries or gives up on this member.
+                let io = std::io::Error::other(e.to_string());
+                let err = openraft::StorageError::from_io_error(
+                    openraft::ErrorSubject::Logs,
+                    openraft::ErrorVerb::Write,
+                    io,
+                );
+                return RaftReply::AppendEntries(Err(RaftError::Fatal(
+                    openraft::error::Fatal::StorageError(err),
+                )));
+            }
+        }
+        RaftReply::AppendEntries(reply)
     }
 }
 
@@ -49,6 +95,7 @@ impl RaftHandler for Handler {
                     }
                     RaftReply::Client(member.serve(from, request).await)
                 }
+                RaftRequest::AppendEntries(rpc) => self.append_entries(rpc).await,
                 raft_message => self.raft.handle(raft_message).await,
             }
         })
