@@ -5,10 +5,13 @@
 //! not installed, a failure when `ETCH_REQUIRE_TOOLS=1`).
 //!
 //! Needs the `client` and `replication` features:
-//! `cargo test --release -p etch --features client,replication --test kv_backends`.
+//! `cargo test --release --workspace --features etch/client,etch/replication --test kv_backends`.
 
 #[path = "support/kv_cases.rs"]
 mod kv_cases;
+
+#[path = "../replication/tests/support/blocking_members.rs"]
+mod blocking_members;
 
 #[path = "../client/tests/support/serve.rs"]
 mod serve;
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etch::replication::local::LocalNetwork;
-use etch::replication::{Member, NodeConfig};
+use etch::replication::Member;
 use etch::{Client, ClientOptions, Store};
 
 #[test]
@@ -33,40 +36,15 @@ fn local_store() {
     db.check().expect("the file is intact after the cases");
 }
 
-/// Starts member `id` of a cluster on `net`, with its file in `dir`.
-fn start_member(dir: &std::path::Path, id: u64, net: &Arc<LocalNetwork>) -> Member {
-    let mut config = NodeConfig::new(id);
-    config.raft.heartbeat_interval = 50;
-    config.raft.election_timeout_min = 300;
-    config.raft.election_timeout_max = 600;
-    let member = Member::open(
-        config,
-        dir.join(format!("m{id}.etch")),
-        etch::Options::new(),
-        Arc::clone(net),
-    )
-    .unwrap();
-    net.register(id, member.handler());
-    member
-}
-
 #[test]
 fn cluster_member() {
     let dir = tempfile::tempdir().unwrap();
     let net = Arc::new(LocalNetwork::new());
     let members: Vec<Member> = (1..=3)
-        .map(|id| start_member(dir.path(), id, &net))
+        .map(|id| blocking_members::start(dir.path(), id, &net))
         .collect();
     members[0].initialize(BTreeSet::from([1, 2, 3])).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let leader = loop {
-        let known: BTreeSet<_> = members.iter().map(Member::leader).collect();
-        if let [Some(id)] = known.into_iter().collect::<Vec<_>>()[..] {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let leader = blocking_members::wait_leader(&members);
     // A follower: every write and linearizable read crosses the cluster, watches are served
     // from what it applied.
     let follower = members.iter().find(|m| m.id() != leader).unwrap();

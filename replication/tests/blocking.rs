@@ -2,42 +2,16 @@
 //! test), each on a runtime of its own, connected by `LocalNetwork`; and a blocking call made
 //! inside async code is refused with a typed error instead of stalling the runtime.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[path = "support/blocking_members.rs"]
+mod blocking_members;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use blocking_members::{start, wait_leader};
 use etch_engine::{Range, Txn, TxnOp};
 use etch_replication::local::LocalNetwork;
-use etch_replication::types::NodeId;
-use etch_replication::{Error, Member, NodeConfig};
-
-fn start(dir: &std::path::Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
-    let mut config = NodeConfig::new(id);
-    config.raft.heartbeat_interval = 50;
-    config.raft.election_timeout_min = 300;
-    config.raft.election_timeout_max = 600;
-    let member = Member::open(
-        config,
-        dir.join(format!("n{id}.etch")),
-        etch_engine::Options::new(),
-        Arc::clone(net),
-    )
-    .unwrap();
-    net.register(id, member.handler());
-    member
-}
-
-fn wait_leader(members: &[Member]) -> NodeId {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let known: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
-        if let [Some(id)] = known.into_iter().collect::<Vec<_>>()[..] {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use etch_replication::{Error, Member};
 
 #[test]
 fn blocking_members_serve_the_store_api() {

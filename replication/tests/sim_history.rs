@@ -25,7 +25,7 @@ use etch_replication::sim::Faults;
 use etch_replication::types::NodeId;
 use etch_replication::{Error, ReadConsistency};
 use support::workload::{operate, ClientLease};
-use support::{seeds, simulate, with_repro, Cluster};
+use support::{seeds, simulate, with_repro, Cluster, Leaders};
 
 /// Timeouts and lost leaders leave an outcome open here; any other error would be a bug.
 fn unknown(e: &Error) -> bool {
@@ -84,7 +84,7 @@ async fn run(seed: u64) -> Vec<Operation> {
     }
     let history = Arc::new(Mutex::new(Vec::new()));
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
-    let leaders: Arc<Mutex<BTreeMap<u64, BTreeSet<NodeId>>>> = Arc::default();
+    let leaders = Leaders::default();
     let mut clients = Vec::new();
     for (client, id) in MEMBERS.iter().enumerate() {
         let m = c.member(*id);
@@ -120,13 +120,13 @@ async fn run(seed: u64) -> Vec<Operation> {
     // The fault: isolate the leader, then heal; twice.
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        record_leaders(&c, &leaders);
+        leaders.record(&c);
         if let Some(l) = c.leader() {
             c.net.isolate(l.id(), &MEMBERS);
         }
         for _ in 0..20 {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            record_leaders(&c, &leaders);
+            leaders.record(&c);
         }
         c.net.heal();
     }
@@ -135,7 +135,7 @@ async fn run(seed: u64) -> Vec<Operation> {
     }
     jumper.await.unwrap();
     c.converge().await;
-    record_leaders(&c, &leaders);
+    leaders.record(&c);
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Release);
     for d in drains {
@@ -168,12 +168,7 @@ async fn run(seed: u64) -> Vec<Operation> {
         "seed {seed}: {history:#?}"
     );
     // (c) one leader per term.
-    for (term, ids) in leaders.lock().unwrap().iter() {
-        assert!(
-            ids.len() <= 1,
-            "seed {seed}: term {term} had leaders {ids:?}"
-        );
-    }
+    leaders.assert_one_per_term(seed);
     // (d) equal keyspaces, intact files.
     c.assert_same_keyspace().await;
     // (b) acknowledged writes are applied everywhere; (e) watch streams.
@@ -233,20 +228,6 @@ async fn jump_clocks(clocks: BTreeMap<NodeId, Arc<SteppedClock>>, seed: u64) {
             next(68_001) as i64 - 8_000
         };
         clocks[&id].step(by);
-    }
-}
-
-fn record_leaders(c: &Cluster, leaders: &Mutex<BTreeMap<u64, BTreeSet<NodeId>>>) {
-    for m in c.members.values() {
-        let metrics = m.raft().metrics().borrow().clone();
-        if metrics.state == openraft::ServerState::Leader {
-            leaders
-                .lock()
-                .unwrap()
-                .entry(metrics.current_term)
-                .or_default()
-                .insert(m.id());
-        }
     }
 }
 

@@ -33,7 +33,7 @@ use etch_replication::sim::Faults;
 use etch_replication::types::NodeId;
 use etch_replication::{Error, ReplicatedStore};
 use support::workload::{operate, ClientLease};
-use support::{seeds, simulate, with_repro, Cluster};
+use support::{seeds, simulate, with_repro, Cluster, Leaders};
 
 const MEMBERS: [NodeId; 3] = [1, 2, 3];
 
@@ -174,20 +174,6 @@ fn unknown(e: &Error) -> bool {
     )
 }
 
-fn record_leaders(c: &Cluster, leaders: &Mutex<BTreeMap<u64, BTreeSet<NodeId>>>) {
-    for m in c.members.values() {
-        let metrics = m.raft().metrics().borrow().clone();
-        if metrics.state == openraft::ServerState::Leader {
-            leaders
-                .lock()
-                .unwrap()
-                .entry(metrics.current_term)
-                .or_default()
-                .insert(m.id());
-        }
-    }
-}
-
 /// A member's whole change log: its watch from revision 1, drained until it reaches the
 /// member's revision, as (revision, key, value; empty for a deletion).
 async fn change_log(m: &ReplicatedStore) -> Vec<(i64, Vec<u8>, Vec<u8>)> {
@@ -235,7 +221,7 @@ async fn run(seed: u64) -> Run {
     p.boot(&MEMBERS).await;
     let history = Arc::new(Mutex::new(Vec::new()));
     let acknowledged: Acknowledged = Arc::default();
-    let leaders: Arc<Mutex<BTreeMap<u64, BTreeSet<NodeId>>>> = Arc::default();
+    let leaders = Leaders::default();
     let mut clients = Vec::new();
     for (client, id) in MEMBERS.iter().enumerate() {
         let id = *id;
@@ -273,7 +259,7 @@ async fn run(seed: u64) -> Run {
     let first_kind = rng.below(3);
     for i in 0..3 {
         tokio::time::sleep(Duration::from_millis(600 + rng.below(900))).await;
-        record_leaders(&p.c, &leaders);
+        leaders.record(&p.c);
         let kind = (first_kind + i) % 3;
         let targets: Vec<NodeId> = match kind {
             0 => vec![MEMBERS[rng.below(3) as usize]],
@@ -289,7 +275,7 @@ async fn run(seed: u64) -> Run {
         let down = Duration::from_millis(200 + rng.below(1300));
         for _ in 0..10 {
             tokio::time::sleep(down / 10).await;
-            record_leaders(&p.c, &leaders);
+            leaders.record(&p.c);
         }
         for (id, image) in &images {
             p.restart(*id, image).await;
@@ -299,7 +285,7 @@ async fn run(seed: u64) -> Run {
         client.await.unwrap();
     }
     p.c.wait_leader().await;
-    record_leaders(&p.c, &leaders);
+    leaders.record(&p.c);
     // A write after the last cut commits every earlier entry of the new leader's log, so the
     // members converge on one applied index.
     let leader = p.c.wait_leader().await;
@@ -316,7 +302,7 @@ async fn run(seed: u64) -> Run {
         "seed {seed}: no write succeeded after the last cut"
     );
     p.c.converge().await;
-    record_leaders(&p.c, &leaders);
+    leaders.record(&p.c);
 
     // A diverged member is reported as such (its change log), before the history check
     // that its answers would fail.
@@ -361,12 +347,7 @@ async fn run(seed: u64) -> Run {
         "seed {seed} (cuts {cuts:?}): {history:#?}"
     );
     // (c) one leader per term.
-    for (term, ids) in leaders.lock().unwrap().iter() {
-        assert!(
-            ids.len() <= 1,
-            "seed {seed}: term {term} had leaders {ids:?}"
-        );
-    }
+    leaders.assert_one_per_term(seed);
     p.c.shutdown().await;
     Run { history, cuts }
 }

@@ -388,3 +388,35 @@ impl Cluster {
         clocks
     }
 }
+
+/// The leaders seen in each term, sampled from the members' metrics during a run: Raft's
+/// election safety says at most one per term.
+#[derive(Clone, Default)]
+pub struct Leaders(Arc<std::sync::Mutex<BTreeMap<u64, BTreeSet<NodeId>>>>);
+
+impl Leaders {
+    /// Notes every member of `c` that reports itself leader, under its term.
+    pub fn record(&self, c: &Cluster) {
+        for m in c.members.values() {
+            let metrics = m.raft().metrics().borrow().clone();
+            if metrics.state == openraft::ServerState::Leader {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .entry(metrics.current_term)
+                    .or_default()
+                    .insert(m.id());
+            }
+        }
+    }
+
+    /// Panics (naming `seed`) if some term had two leaders.
+    pub fn assert_one_per_term(&self, seed: u64) {
+        for (term, ids) in self.0.lock().unwrap().iter() {
+            assert!(
+                ids.len() <= 1,
+                "seed {seed}: term {term} had leaders {ids:?}"
+            );
+        }
+    }
+}
