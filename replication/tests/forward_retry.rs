@@ -128,14 +128,20 @@ async fn lost_then_unreachable(refused: u32) {
     for m in &members {
         let kv = m.get("k").await.unwrap().expect("the put took effect");
         assert_eq!(
-            kv.version, 1,
+            kv.version,
+            1,
             "member {}: one put of k applied {} times (revisions {before}..{})",
             m.id(),
             kv.version,
             kv.mod_revision
         );
         assert_eq!(kv.mod_revision, before + 1);
-        assert_eq!(m.revision(), before + 1, "member {}: a second revision", m.id());
+        assert_eq!(
+            m.revision(),
+            before + 1,
+            "member {}: a second revision",
+            m.id()
+        );
     }
     // The put's own answer, if it came, names the one revision it made.
     if let Ok(put) = answer {

@@ -466,7 +466,10 @@ async fn lease_grant(ch: &Channel, lease: i64) -> Answer {
     };
     match bounded(LeaseClient::new(ch.clone()).lease_grant(request)).await {
         Ok(r) if r.get_ref().error.is_empty() => done(Response::LeaseGrant),
-        Ok(r) => unknown(Failed::Unknown(format!("grant error {}", r.get_ref().error))),
+        Ok(r) => unknown(Failed::Unknown(format!(
+            "grant error {}",
+            r.get_ref().error
+        ))),
         Err(e) => unknown(e),
     }
 }
@@ -782,7 +785,11 @@ pub fn explain(
         for (n, &i) in prefix.iter().enumerate().skip(from) {
             let _ = writeln!(out, "  placed {n:>4}: {}", line(i));
         }
-        let mut open: Vec<usize> = ops.iter().copied().filter(|i| !placed.contains(i)).collect();
+        let mut open: Vec<usize> = ops
+            .iter()
+            .copied()
+            .filter(|i| !placed.contains(i))
+            .collect();
         open.sort_by_key(|&i| history[i].invoke);
         let _ = writeln!(
             out,
@@ -833,7 +840,9 @@ pub fn explain(
     } else {
         let _ = writeln!(out, "(no per-key order: a check across keys failed)");
         let involved: Vec<usize> = match verdict {
-            check::Verdict::NotLinearizable(check::Violation::DuplicateRevision { ops, .. }) => {
+            check::Verdict::NotLinearizable(check::Violation::DuplicateRevision {
+                ops, ..
+            }) => {
                 vec![ops.0, ops.1]
             }
             check::Verdict::NotLinearizable(check::Violation::RevisionWentBack {
@@ -857,9 +866,7 @@ pub fn explain(
     let twice: Vec<_> = revisions_of.iter().filter(|(_, r)| r.len() > 1).collect();
     let _ = writeln!(out, "values the log holds more than once: {}", twice.len());
     for (value, revisions) in twice.iter().take(SHOWN_OTHER) {
-        let by = writer
-            .get(*value)
-            .map_or("?".to_string(), |&i| line(i));
+        let by = writer.get(*value).map_or("?".to_string(), |&i| line(i));
         let _ = writeln!(
             out,
             "  {} at revisions {revisions:?}, written by {by}",

@@ -190,6 +190,12 @@ impl ReplicatedStore {
                             Submitted::Unknown
                         }
                         Err(()) => Submitted::Unknown,
+                        // Likewise an unreachable leader after a lost try: the try that was
+                        // lost may have been proposed (the leader killed before it answered,
+                        // then not up again to take the resend) and committed by the next
+                        // leader, so proposing it anew could apply it twice (a duplicate seen
+                        // as a linearizability violation by tests/cluster_faults.rs, 5 members).
+                        Ok(None) if lost => Submitted::Unknown,
                         Ok(None) => Submitted::NotLeader(None),
                         Ok(Some(Ok(_))) => Submitted::Applied,
                         Ok(Some(Err(ForwardError::NotLeader { leader }))) => {
