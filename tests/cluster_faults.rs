@@ -68,6 +68,8 @@ struct Faulty {
     endpoints: Endpoints,
     /// Indices of the members that belong to the cluster now.
     active: Vec<usize>,
+    /// The workload's recorder, once it runs: faults are marked on its clock.
+    rec: Option<Arc<Recorder>>,
 }
 
 impl Faulty {
@@ -85,6 +87,7 @@ impl Faulty {
             snapshot_count,
             endpoints: Endpoints::default(),
             active: Vec::new(),
+            rec: None,
         }
     }
 
@@ -161,13 +164,26 @@ impl Faulty {
             .collect()
     }
 
+    /// Notes `what` on the workload's clock (for a failure's account).
+    fn mark(&self, what: impl Into<String>) {
+        if let Some(rec) = &self.rec {
+            rec.mark(what);
+        }
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.procs.members[i].name.clone()
+    }
+
     fn kill(&mut self, i: usize) {
         self.procs.members[i].kill();
+        self.mark(format!("killed {}", self.name(i)));
     }
 
     fn restart(&mut self, i: usize) {
         let flags = self.flags[i].clone().expect("member was started before");
         self.procs.members[i].start(&flags);
+        self.mark(format!("restarted {}", self.name(i)));
     }
 
     /// Random datagrams at every member's real peer port and at every proxy (half shaped like
@@ -269,6 +285,7 @@ struct Report {
 /// Heals the network, stops the clients, and runs every check.
 fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     c.net.heal();
+    c.mark("healed; the clients stop");
     run_for(500);
     w.stop_clients();
     c.procs.wait_healthy(HEALTHY);
@@ -322,7 +339,14 @@ fn heal_and_check(c: &mut Faulty, mut w: Workload) -> Report {
     }
 
     let history = w.rec.history();
-    let counts = faults::check_history(&history, &log);
+    let members: String = c
+        .procs
+        .members
+        .iter()
+        .map(|m| format!("  {} at {}\n", m.name, m.client_url()))
+        .collect();
+    let context = format!("what the test did:\n{}members:\n{members}", w.rec.marks());
+    let counts = faults::check_history(&history, &w.rec.notes(), &log, &context);
     Report {
         operations: counts.operations,
         answered: counts.answered,
@@ -396,9 +420,11 @@ fn fault_cycle(c: &mut Faulty, t: &mut Tally) {
     // The leader isolated: the others elect a new one; the old one must not acknowledge.
     let leader = c.leader();
     c.net.isolate(leader);
+    c.mark(format!("leader {} isolated", c.name(leader)));
     t.partitions += 1;
     run_for(2_000);
     c.net.heal();
+    c.mark("healed");
     run_for(500);
 
     // One-way cuts, each direction between the leader and a follower.
@@ -474,6 +500,7 @@ fn three_members_survive_kills_partitions_loss_and_a_lagging_follower() {
     let mut c = Faulty::new(&["a", "b", "c"], "faults-3", 20);
     c.start_new(&[0, 1, 2]);
     let w = Workload::start(6, 3, &c.endpoints);
+    c.rec = Some(Arc::clone(&w.rec));
     let mut t = Tally::default();
     run_for(1_000);
     let started = Instant::now();
@@ -518,6 +545,7 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
     let mut c = Faulty::new(&names, "faults-5", 20);
     c.start_new(&[0, 1, 2, 3, 4]);
     let w = Workload::start(8, 2, &c.endpoints);
+    c.rec = Some(Arc::clone(&w.rec));
     let mut t = Tally::default();
     run_for(1_000);
 
@@ -541,9 +569,15 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
         .filter(|&i| i != leader && i != follower)
         .collect();
     c.net.partition(&[leader, follower], &majority);
+    c.mark(format!(
+        "partition: leader {} and {} cut from the others",
+        c.name(leader),
+        c.name(follower)
+    ));
     t.partitions += 1;
     run_for(2_500);
     c.net.heal();
+    c.mark("healed");
     run_for(500);
 
     // Member f added under load: MemberAdd as a learner, started with state existing,
@@ -573,6 +607,7 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
         }
     })
     .expect("member add");
+    c.mark("f added as a learner");
     let mut all = c.active.clone();
     all.push(new);
     let flags = c.flags(new, &c.initial_cluster(&all), "existing");
@@ -598,6 +633,7 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
         "the new member was not promoted within 30 s:\n{}",
         c.procs.logs()
     );
+    c.mark("f promoted");
     c.active.push(new);
     c.publish_endpoints();
     t.membership_changes += 2;
@@ -617,6 +653,7 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
             .ok()
     });
     assert!(removed.is_some(), "member remove failed");
+    c.mark(format!("b removed (via {via})"));
     t.membership_changes += 1;
     run_for(1_000);
     // The removed member's process is stopped as an operator would; its file is checked too.
@@ -624,9 +661,11 @@ fn five_members_survive_faults_and_membership_changes_under_load() {
         c.procs.members[gone].stop(),
         "the removed member did not stop cleanly"
     );
+    c.mark("b stopped");
 
     // A follower of the new configuration killed and restarted, with loss on every link.
     c.net.set_default(LinkFaults::lossy(0.1));
+    c.mark("loss 10% on every link");
     t.lossy_periods += 1;
     let follower = c.followers()[0];
     c.kill(follower);

@@ -66,10 +66,13 @@ impl Endpoints {
 /// What the clients record, shared by all of them.
 pub struct Recorder {
     epoch: Instant,
-    ops: Mutex<Vec<Operation>>,
+    /// The history, and beside each operation what the history format has no place for.
+    ops: Mutex<(Vec<Operation>, Vec<Note>)>,
     /// Serializable reads answered (checked for plausibility, not linearizability).
     pub serializable_reads: AtomicU64,
     stop: AtomicBool,
+    /// What the test did when (ns since the start), for reading a failure.
+    marks: Mutex<Vec<(u64, String)>>,
 }
 
 impl Recorder {
@@ -77,9 +80,10 @@ impl Recorder {
     pub fn new() -> Arc<Recorder> {
         Arc::new(Recorder {
             epoch: Instant::now(),
-            ops: Mutex::new(Vec::new()),
+            ops: Mutex::new((Vec::new(), Vec::new())),
             serializable_reads: AtomicU64::new(0),
             stop: AtomicBool::new(false),
+            marks: Mutex::new(Vec::new()),
         })
     }
 
@@ -87,8 +91,10 @@ impl Recorder {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    fn record(&self, op: Operation) {
-        self.ops.lock().unwrap().push(op);
+    fn record(&self, op: Operation, note: Note) {
+        let mut ops = self.ops.lock().unwrap();
+        ops.0.push(op);
+        ops.1.push(note);
     }
 
     /// Tells every client to finish its current operation and stop.
@@ -102,8 +108,39 @@ impl Recorder {
 
     /// The history so far.
     pub fn history(&self) -> Vec<Operation> {
-        self.ops.lock().unwrap().clone()
+        self.ops.lock().unwrap().0.clone()
     }
+
+    /// Notes that the test did `what` now (a fault, a membership change), on the history's
+    /// clock.
+    pub fn mark(&self, what: impl Into<String>) {
+        let at = self.now();
+        self.marks.lock().unwrap().push((at, what.into()));
+    }
+
+    /// The test's marks so far, each with its time in ms on the history's clock, one a line.
+    pub fn marks(&self) -> String {
+        let marks = self.marks.lock().unwrap();
+        marks
+            .iter()
+            .map(|(at, what)| format!("  {:>9.1} ms: {what}\n", *at as f64 / 1e6))
+            .collect()
+    }
+
+    /// The note of every operation of [`Recorder::history`], by the same index.
+    pub fn notes(&self) -> Vec<Note> {
+        self.ops.lock().unwrap().1.clone()
+    }
+}
+
+/// What the checker's history format does not hold about one operation, for reading a failure:
+/// the member that was asked and, when the outcome is unknown, why.
+#[derive(Clone, Debug, Default)]
+pub struct Note {
+    /// The client URL of the member the request went to.
+    pub member: String,
+    /// The error or timeout that left the outcome unknown.
+    pub error: Option<String>,
 }
 
 /// A deterministic generator per client.
@@ -144,12 +181,12 @@ struct Seen {
 pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (id + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     let mut member = id as usize;
-    let mut conn: Option<Channel> = None;
+    let mut conn: Option<(Channel, String)> = None;
     let mut seen: BTreeMap<u64, Seen> = BTreeMap::new();
     let mut leases: Vec<i64> = Vec::new();
     let mut n = 0u64;
     while !rec.stopped() {
-        let ch = match &conn {
+        let (ch, url) = match &conn {
             Some(c) => c.clone(),
             None => {
                 let Some(url) = endpoints.pick(member) else {
@@ -158,8 +195,8 @@ pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>
                 };
                 match channel(&url).await {
                     Some(c) => {
-                        conn = Some(c.clone());
-                        c
+                        conn = Some((c.clone(), url.clone()));
+                        (c, url)
                     }
                     None => {
                         member += 1;
@@ -174,7 +211,7 @@ pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>
         let value = format!("c{id}-{n}").into_bytes();
         let roll = rng.below(100);
         let invoke = rec.now();
-        let (request, outcome) = if roll < 30 {
+        let (request, (outcome, error)) = if roll < 30 {
             let request = Request::Put {
                 key: key(k),
                 value: value.clone(),
@@ -182,7 +219,7 @@ pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>
             (request, put(&ch, key(k), value, 0).await)
         } else if roll < 55 {
             let out = get(&ch, key(k), false).await;
-            if let Some(Response::Get { kv, .. }) = returned(&out) {
+            if let Some(Response::Get { kv, .. }) = returned(&out.0) {
                 seen.insert(k, seen_of(kv));
             }
             (Request::Get { key: key(k) }, out)
@@ -205,7 +242,7 @@ pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>
             (request, out)
         } else if roll < 80 {
             // Serializable: may be stale, so not in the history; it must still answer.
-            if let Outcome::Returned { .. } = get(&ch, key(k), true).await {
+            if let (Outcome::Returned { .. }, _) = get(&ch, key(k), true).await {
                 rec.serializable_reads.fetch_add(1, Ordering::Relaxed);
             }
             continue;
@@ -236,12 +273,15 @@ pub async fn client(id: u64, keys: u64, endpoints: Endpoints, rec: Arc<Recorder>
             )
         };
         let unknown = matches!(outcome, Outcome::Unknown);
-        rec.record(Operation {
-            client: id,
-            invoke,
-            request,
-            outcome: stamp(outcome, &rec, invoke),
-        });
+        rec.record(
+            Operation {
+                client: id,
+                invoke,
+                request,
+                outcome: stamp(outcome, &rec, invoke),
+            },
+            Note { member: url, error },
+        );
         if unknown {
             // Another member next time, on a fresh connection.
             conn = None;
@@ -293,16 +333,27 @@ fn revision(header: &Option<pb::ResponseHeader>) -> u64 {
     header.as_ref().map_or(0, |h| h.revision as u64)
 }
 
-fn done(response: Response) -> Outcome {
-    Outcome::Returned { at: 0, response }
+fn done(response: Response) -> Answer {
+    (Outcome::Returned { at: 0, response }, None)
+}
+
+/// An outcome, and when it is unknown, why (for [`Note::error`]).
+type Answer = (Outcome, Option<String>);
+
+fn unknown(why: Failed) -> Answer {
+    let why = match why {
+        Failed::LeaseNotFound => "lease not found".to_string(),
+        Failed::Unknown(why) => why,
+    };
+    (Outcome::Unknown, Some(why))
 }
 
 /// Why a request got no answer to record.
 enum Failed {
     /// The server said the lease does not exist: a definite answer, nothing changed.
     LeaseNotFound,
-    /// A timeout, a transport error or any other error: the outcome is unknown.
-    Unknown,
+    /// A timeout, a transport error or any other error (described): the outcome is unknown.
+    Unknown(String),
 }
 
 /// Runs a request with [`REQUEST_TIMEOUT`].
@@ -314,11 +365,16 @@ async fn bounded<T>(
         Ok(Err(status)) if status.message().contains("lease not found") => {
             Err(Failed::LeaseNotFound)
         }
-        _ => Err(Failed::Unknown),
+        Ok(Err(status)) => Err(Failed::Unknown(format!(
+            "{:?}: {}",
+            status.code(),
+            status.message()
+        ))),
+        Err(_) => Err(Failed::Unknown(format!("no answer in {REQUEST_TIMEOUT:?}"))),
     }
 }
 
-async fn put(ch: &Channel, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Outcome {
+async fn put(ch: &Channel, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Answer {
     let request = pb::PutRequest {
         key,
         value,
@@ -330,11 +386,11 @@ async fn put(ch: &Channel, key: Vec<u8>, value: Vec<u8>, lease: i64) -> Outcome 
             revision: revision(&r.into_inner().header),
         }),
         Err(Failed::LeaseNotFound) if lease != 0 => done(Response::LeaseNotFound),
-        Err(_) => Outcome::Unknown,
+        Err(e) => unknown(e),
     }
 }
 
-async fn get(ch: &Channel, key: Vec<u8>, serializable: bool) -> Outcome {
+async fn get(ch: &Channel, key: Vec<u8>, serializable: bool) -> Answer {
     let request = pb::RangeRequest {
         key,
         serializable,
@@ -348,11 +404,11 @@ async fn get(ch: &Channel, key: Vec<u8>, serializable: bool) -> Outcome {
                 kv: r.kvs.first().map(kv_of),
             })
         }
-        Err(_) => Outcome::Unknown,
+        Err(e) => unknown(e),
     }
 }
 
-async fn txn(ch: &Channel, key: Vec<u8>, compare: &Compare, value: Vec<u8>) -> Outcome {
+async fn txn(ch: &Channel, key: Vec<u8>, compare: &Compare, value: Vec<u8>) -> Answer {
     let (target, union) = match compare {
         Compare::Version(v) => (CompareTarget::Version, TargetUnion::Version(*v as i64)),
         Compare::ModRevision(r) => (CompareTarget::Mod, TargetUnion::ModRevision(*r as i64)),
@@ -390,7 +446,7 @@ async fn txn(ch: &Channel, key: Vec<u8>, compare: &Compare, value: Vec<u8>) -> O
                     Some(pb::response_op::Response::ResponseRange(range)) => {
                         range.kvs.first().map(kv_of)
                     }
-                    _ => return Outcome::Unknown,
+                    _ => return unknown(Failed::Unknown("a txn answer without its range".into())),
                 }
             };
             done(Response::Txn {
@@ -399,33 +455,37 @@ async fn txn(ch: &Channel, key: Vec<u8>, compare: &Compare, value: Vec<u8>) -> O
                 kv,
             })
         }
-        Err(_) => Outcome::Unknown,
+        Err(e) => unknown(e),
     }
 }
 
-async fn lease_grant(ch: &Channel, lease: i64) -> Outcome {
+async fn lease_grant(ch: &Channel, lease: i64) -> Answer {
     let request = pb::LeaseGrantRequest {
         ttl: LEASE_TTL,
         id: lease,
     };
     match bounded(LeaseClient::new(ch.clone()).lease_grant(request)).await {
         Ok(r) if r.get_ref().error.is_empty() => done(Response::LeaseGrant),
-        _ => Outcome::Unknown,
+        Ok(r) => unknown(Failed::Unknown(format!(
+            "grant error {}",
+            r.get_ref().error
+        ))),
+        Err(e) => unknown(e),
     }
 }
 
-async fn lease_revoke(ch: &Channel, lease: i64) -> Outcome {
+async fn lease_revoke(ch: &Channel, lease: i64) -> Answer {
     let request = pb::LeaseRevokeRequest { id: lease };
     match bounded(LeaseClient::new(ch.clone()).lease_revoke(request)).await {
         Ok(r) => done(Response::LeaseRevoke {
             revision: revision(&r.into_inner().header),
         }),
         Err(Failed::LeaseNotFound) => done(Response::LeaseNotFound),
-        Err(_) => Outcome::Unknown,
+        Err(e) => unknown(e),
     }
 }
 
-async fn keep_alive(ch: &Channel, lease: i64) -> Outcome {
+async fn keep_alive(ch: &Channel, lease: i64) -> Answer {
     let once = tokio_stream::once(pb::LeaseKeepAliveRequest { id: lease });
     let call = async {
         let mut stream = LeaseClient::new(ch.clone())
@@ -437,8 +497,9 @@ async fn keep_alive(ch: &Channel, lease: i64) -> Outcome {
     match bounded(call).await {
         Ok(Some(r)) if r.ttl > 0 => done(Response::LeaseKeepAlive),
         Ok(Some(_)) => done(Response::LeaseNotFound),
+        Ok(None) => unknown(Failed::Unknown("the keep-alive stream ended".into())),
         Err(Failed::LeaseNotFound) => done(Response::LeaseNotFound),
-        _ => Outcome::Unknown,
+        Err(e) => unknown(e),
     }
 }
 
@@ -603,13 +664,23 @@ pub fn assert_in_order(changes: &[Change], who: &str) {
 /// Runs the linearizability checker and asserts it finds the history linearizable; then
 /// checks that every acknowledged write is in `log` (the complete change log) at the revision
 /// it was acknowledged with, and returns the counts.
-pub fn check_history(history: &[Operation], log: &[Change]) -> Checked {
+///
+/// On a violation the panic message shows what happened around it (see [`explain`]): `notes`
+/// are the history's notes ([`Recorder::notes`]); `context` is printed after it (what the test
+/// did when, which member has which URL).
+pub fn check_history(
+    history: &[Operation],
+    notes: &[Note],
+    log: &[Change],
+    context: &str,
+) -> Checked {
     let verdict = check::check(history, &check::Config::default()).expect("a well-formed history");
-    assert_eq!(
-        verdict,
-        check::Verdict::Linearizable,
-        "the recorded history is not linearizable"
-    );
+    if verdict != check::Verdict::Linearizable {
+        panic!(
+            "the recorded history is not linearizable: {verdict:?}\n{}{context}",
+            explain(&verdict, history, notes, log)
+        );
+    }
     let at: BTreeMap<(i64, &[u8]), &Change> = log
         .iter()
         .map(|c| ((c.revision, c.key.as_slice()), c))
@@ -650,6 +721,281 @@ pub fn check_history(history: &[Operation], log: &[Change]) -> Checked {
         }
     }
     counts
+}
+
+/// Most operations of one key shown from the end of the longest prefix the search built.
+const SHOWN_PLACED: usize = 16;
+/// Most not-yet-placed operations shown after them.
+const SHOWN_OPEN: usize = 24;
+/// Most log changes of the key shown.
+const SHOWN_CHANGES: usize = 40;
+/// Most lines of any other list.
+const SHOWN_OTHER: usize = 12;
+
+/// A readable account of a failed check, bounded in length: for a key or lease, the last
+/// operations of the longest order the search could build, then the operations it could not
+/// place (earliest invoked first), each with its times (ms since the start), the member asked,
+/// what it asked and what it was told; the key's changes in the final change log near the
+/// revisions those operations report, each with the operation that wrote it; and, over the whole
+/// history, values the log holds twice (a write applied twice) and values the log holds although
+/// their write was answered as not made.
+pub fn explain(
+    verdict: &check::Verdict,
+    history: &[Operation],
+    notes: &[Note],
+    log: &[Change],
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let line = |i: usize| describe(i, history, notes);
+    // Which operation wrote each value (values are unique per client and operation).
+    let writer: BTreeMap<&[u8], usize> = history
+        .iter()
+        .enumerate()
+        .filter_map(|(i, op)| match &op.request {
+            Request::Put { value, .. }
+            | Request::LeasePut { value, .. }
+            | Request::Txn { value, .. } => Some((value.as_slice(), i)),
+            _ => None,
+        })
+        .collect();
+    let ops_and_prefix = match verdict {
+        check::Verdict::NotLinearizable(check::Violation::Key {
+            ops,
+            longest_prefix,
+            ..
+        })
+        | check::Verdict::NotLinearizable(check::Violation::Lease {
+            ops,
+            longest_prefix,
+            ..
+        }) => Some((ops, longest_prefix)),
+        _ => None,
+    };
+    if let Some((ops, prefix)) = ops_and_prefix {
+        let placed: std::collections::BTreeSet<usize> = prefix.iter().copied().collect();
+        let _ = writeln!(
+            out,
+            "{} operations, the longest order placed {}; its last {}:",
+            ops.len(),
+            prefix.len(),
+            SHOWN_PLACED.min(prefix.len())
+        );
+        let from = prefix.len().saturating_sub(SHOWN_PLACED);
+        for (n, &i) in prefix.iter().enumerate().skip(from) {
+            let _ = writeln!(out, "  placed {n:>4}: {}", line(i));
+        }
+        let mut open: Vec<usize> = ops
+            .iter()
+            .copied()
+            .filter(|i| !placed.contains(i))
+            .collect();
+        open.sort_by_key(|&i| history[i].invoke);
+        let _ = writeln!(
+            out,
+            "not placed ({}), the first {} by invocation:",
+            open.len(),
+            SHOWN_OPEN.min(open.len())
+        );
+        for &i in open.iter().take(SHOWN_OPEN) {
+            let _ = writeln!(out, "  open: {}", line(i));
+        }
+        // The key's changes between the lowest and highest revision the lines above report.
+        let shown: Vec<usize> = prefix[from..]
+            .iter()
+            .chain(open.iter().take(SHOWN_OPEN))
+            .copied()
+            .collect();
+        let revisions: Vec<u64> = shown
+            .iter()
+            .filter_map(|&i| reported_revision(&history[i].outcome))
+            .collect();
+        if let (Some(key), Some(&low), Some(&high)) = (
+            shown.iter().find_map(|&i| history[i].request.key()),
+            revisions.iter().min(),
+            revisions.iter().max(),
+        ) {
+            let changes: Vec<&Change> = log
+                .iter()
+                .filter(|c| c.key == key && (low as i64..=high as i64).contains(&c.revision))
+                .collect();
+            let _ = writeln!(
+                out,
+                "the log's changes of {} at revisions {low}..={high} ({}):",
+                String::from_utf8_lossy(key),
+                changes.len()
+            );
+            for c in changes.iter().take(SHOWN_CHANGES) {
+                let by = writer
+                    .get(c.value.as_slice())
+                    .map_or("?".to_string(), |i| format!("#{i}"));
+                let what = if c.delete {
+                    "deleted".to_string()
+                } else {
+                    format!("= {} (by {by})", String::from_utf8_lossy(&c.value))
+                };
+                let _ = writeln!(out, "  rev {:>6}: {what}", c.revision);
+            }
+        }
+    } else {
+        let _ = writeln!(out, "(no per-key order: a check across keys failed)");
+        let involved: Vec<usize> = match verdict {
+            check::Verdict::NotLinearizable(check::Violation::DuplicateRevision {
+                ops, ..
+            }) => {
+                vec![ops.0, ops.1]
+            }
+            check::Verdict::NotLinearizable(check::Violation::RevisionWentBack {
+                earlier,
+                later,
+            }) => vec![*earlier, *later],
+            check::Verdict::NotLinearizable(check::Violation::RevisionBeforeStart {
+                op, ..
+            }) => vec![*op],
+            _ => Vec::new(),
+        };
+        for i in involved {
+            let _ = writeln!(out, "  {}", line(i));
+        }
+    }
+    // Whole-history facts that explain most violations at once.
+    let mut revisions_of: BTreeMap<&[u8], Vec<i64>> = BTreeMap::new();
+    for c in log.iter().filter(|c| !c.delete) {
+        revisions_of.entry(&c.value).or_default().push(c.revision);
+    }
+    let twice: Vec<_> = revisions_of.iter().filter(|(_, r)| r.len() > 1).collect();
+    let _ = writeln!(out, "values the log holds more than once: {}", twice.len());
+    for (value, revisions) in twice.iter().take(SHOWN_OTHER) {
+        let by = writer.get(*value).map_or("?".to_string(), |&i| line(i));
+        let _ = writeln!(
+            out,
+            "  {} at revisions {revisions:?}, written by {by}",
+            String::from_utf8_lossy(value)
+        );
+    }
+    let denied: Vec<usize> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| {
+            let not_made = matches!(
+                &op.outcome,
+                Outcome::Returned {
+                    response: Response::LeaseNotFound
+                        | Response::Txn {
+                            succeeded: false,
+                            ..
+                        },
+                    ..
+                }
+            );
+            let value = match &op.request {
+                Request::LeasePut { value, .. } | Request::Txn { value, .. } => Some(value),
+                _ => None,
+            };
+            not_made && value.is_some_and(|v| revisions_of.contains_key(v.as_slice()))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let _ = writeln!(
+        out,
+        "writes answered as not made whose value is in the log: {}",
+        denied.len()
+    );
+    for &i in denied.iter().take(SHOWN_OTHER) {
+        let _ = writeln!(out, "  {}", line(i));
+    }
+    out
+}
+
+/// The revision an answer reports, if it is one that carries one.
+fn reported_revision(outcome: &Outcome) -> Option<u64> {
+    match outcome {
+        Outcome::Returned { response, .. } => match response {
+            Response::Put { revision }
+            | Response::Get { revision, .. }
+            | Response::Delete { revision, .. }
+            | Response::Txn { revision, .. }
+            | Response::LeaseRevoke { revision } => Some(*revision),
+            Response::LeaseGrant | Response::LeaseKeepAlive | Response::LeaseNotFound => None,
+        },
+        Outcome::Unknown => None,
+    }
+}
+
+/// One line for operation `i`: index, client, invocation and return (ms), member, request and
+/// outcome.
+fn describe(i: usize, history: &[Operation], notes: &[Note]) -> String {
+    let op = &history[i];
+    let ms = |t: u64| format!("{:.1}", t as f64 / 1e6);
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let kv = |kv: &Option<KeyValue>| match kv {
+        Some(kv) => format!(
+            "{} (create {}, mod {}, version {})",
+            text(&kv.value),
+            kv.create_revision,
+            kv.mod_revision,
+            kv.version
+        ),
+        None => "absent".to_string(),
+    };
+    let request = match &op.request {
+        Request::Put { key, value } => format!("put {} = {}", text(key), text(value)),
+        Request::Get { key } => format!("get {}", text(key)),
+        Request::Delete { key } => format!("delete {}", text(key)),
+        Request::Txn {
+            key,
+            compare,
+            value,
+        } => {
+            let guard = match compare {
+                Compare::Version(v) => format!("version == {v}"),
+                Compare::ModRevision(r) => format!("mod == {r}"),
+                Compare::Value(v) => format!("value == {}", text(v)),
+            };
+            format!("txn if {guard} then put {} = {}", text(key), text(value))
+        }
+        Request::LeasePut { key, value, lease } => {
+            format!("put {} = {} with lease {lease}", text(key), text(value))
+        }
+        Request::LeaseGrant { lease } => format!("grant lease {lease}"),
+        Request::LeaseRevoke { lease } => format!("revoke lease {lease}"),
+        Request::LeaseKeepAlive { lease } => format!("keep lease {lease} alive"),
+    };
+    let (end, outcome) = match &op.outcome {
+        Outcome::Returned { at, response } => (
+            ms(*at),
+            match response {
+                Response::Put { revision } => format!("put at rev {revision}"),
+                Response::Get { revision, kv: v } => format!("rev {revision}: {}", kv(v)),
+                Response::Delete { revision, deleted } => {
+                    format!("rev {revision}, deleted: {deleted}")
+                }
+                Response::Txn {
+                    revision,
+                    succeeded: true,
+                    ..
+                } => format!("succeeded at rev {revision}"),
+                Response::Txn {
+                    revision,
+                    succeeded: false,
+                    kv: v,
+                } => format!("failed at rev {revision}, saw {}", kv(v)),
+                Response::LeaseGrant => "granted".to_string(),
+                Response::LeaseRevoke { revision } => format!("revoked at rev {revision}"),
+                Response::LeaseKeepAlive => "kept alive".to_string(),
+                Response::LeaseNotFound => "lease not found".to_string(),
+            },
+        ),
+        Outcome::Unknown => ("?".to_string(), "UNKNOWN".to_string()),
+    };
+    let note = notes.get(i).cloned().unwrap_or_default();
+    let why = note.error.map_or(String::new(), |e| format!(" ({e})"));
+    format!(
+        "#{i} c{} [{} .. {end}] via {}: {request} -> {outcome}{why}",
+        op.client,
+        ms(op.invoke),
+        note.member
+    )
 }
 
 /// `HashKV` of every member of `urls` at `revision`, once each has applied it.

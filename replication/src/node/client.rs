@@ -190,6 +190,15 @@ impl ReplicatedStore {
                             Submitted::Unknown
                         }
                         Err(()) => Submitted::Unknown,
+                        // Likewise an unreachable leader after a lost try: the lost try may
+                        // have been proposed and then committed by the next leader, so
+                        // proposing it anew could apply it twice. Seen in
+                        // tests/cluster_faults.rs (5 members): the leader was removed from the
+                        // membership under load, the transport closed its connection (the
+                        // answer lost) and forgot its address (the resend unreachable), and
+                        // one put was applied at two revisions. Also a leader killed after
+                        // proposing and not up again for the resend.
+                        Ok(None) if lost => Submitted::Unknown,
                         Ok(None) => Submitted::NotLeader(None),
                         Ok(Some(Ok(_))) => Submitted::Applied,
                         Ok(Some(Err(ForwardError::NotLeader { leader }))) => {
