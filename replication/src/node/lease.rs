@@ -4,7 +4,8 @@
 //! revocations, so every member's store keeps lease clocks, but with background writes off no
 //! member's store revokes anything by itself. The leader, every [`super::NodeConfig::lease_tick`]:
 //!
-//! - on becoming leader, waits one maximum election timeout, confirms its leadership and that
+//! - on becoming leader, waits its lease grace ([`super::NodeConfig::lease_grace`]: etcd's
+//!   election timeout), confirms its leadership and that
 //!   it has applied everything earlier leaders committed (`ensure_linearizable`), then renews
 //!   every lease (`Store::lease_keep_alive`). Each lease thus expires no earlier than its full
 //!   TTL plus an election timeout after the leadership change: etcd's `Promote`, which grants
@@ -24,7 +25,7 @@
 //! Go's monotonic clock). A wall-clock step (NTP, an operator's `date`) therefore never moves
 //! it. What can still happen:
 //!
-//! - **Forward: a gap.** The clock advances more than a tick plus a maximum election timeout
+//! - **Forward: a gap.** The clock advances more than a tick plus the lease grace
 //!   beyond the leader's own time between two ticks, or during one: the process or its VM was
 //!   paused, or a clock source jumped. Clients could not reach the leader meanwhile to keep
 //!   their leases alive, so revoking what "expired" in the gap would punish them for the
@@ -327,7 +328,7 @@ async fn duty_tick(inner: &Inner, state: &mut DutyState, gap: bool) {
         propose_duty(inner, &engine::Command::Compact(revision)).await;
     }
     if !renewed {
-        let extend = Duration::from_millis(inner.config.raft.election_timeout_max);
+        let extend = inner.config.lease_grace();
         if now < since + extend {
             return;
         }
@@ -353,14 +354,12 @@ async fn duty_tick(inner: &Inner, state: &mut DutyState, gap: bool) {
 }
 
 /// Whether the lease clock advanced by `advance` while the leader's own time moved by
-/// `elapsed` is a gap: more than `elapsed` plus one lease tick plus a maximum election timeout.
+/// `elapsed` is a gap: more than `elapsed` plus one lease tick plus the lease grace.
 /// That is a forward jump of the clock or a pause of the process (the leader could not tick,
 /// and clients could not reach it to keep their leases alive). etcd measures lease time on the
 /// monotonic clock, so a wall-clock step never moves it; a gap is what remains, and the leader
 /// treats it as a leadership change (see the module documentation).
 fn time_gap(inner: &Inner, advance: Duration, elapsed: Duration) -> bool {
-    let allowed = elapsed
-        + inner.config.lease_tick
-        + Duration::from_millis(inner.config.raft.election_timeout_max);
+    let allowed = elapsed + inner.config.lease_tick + inner.config.lease_grace();
     advance > allowed
 }

@@ -73,6 +73,13 @@ pub struct NodeConfig {
     /// [`LogFlush::Auto`], is the latter on a multi-threaded runtime and the former on a
     /// current-thread one (the simulations').
     pub log_flush: LogFlush,
+    /// How long a new leader waits, after it took over, before it renews every lease and
+    /// starts expiring any (and how far its lease clock may run ahead of its own time between
+    /// two ticks before that is taken for a pause: see the `lease` module): etcd's election
+    /// timeout, which etcd adds to every lease's TTL at a leadership change. `None` (what
+    /// [`NodeConfig::new`] sets) means openraft's maximum election timeout, whatever it is set
+    /// to; [`NodeConfig::etcd_timing`] sets etcd's `election-timeout`.
+    pub lease_grace: Option<Duration>,
 }
 
 impl NodeConfig {
@@ -91,7 +98,15 @@ impl NodeConfig {
             request_timeout: Duration::from_secs(5),
             lease_tick: Duration::from_millis(500),
             log_flush: LogFlush::Auto,
+            lease_grace: None,
         }
+    }
+
+    /// The lease grace in effect ([`NodeConfig::lease_grace`], or openraft's maximum election
+    /// timeout when it is not set).
+    pub fn lease_grace(&self) -> Duration {
+        self.lease_grace
+            .unwrap_or(Duration::from_millis(self.raft.election_timeout_max))
     }
 
     /// Sets openraft's timing from etcd's `heartbeat-interval` and `election-timeout` (ms), so
@@ -106,7 +121,8 @@ impl NodeConfig {
     /// `3T/4`. The lease also makes a member refuse votes for `3T/4` after it last heard from a
     /// leader, which is below any follower's wait, so a candidate is not refused for it. A
     /// first election (no leader known yet) waits `[T/4, 3T/4)` alone. The lower bound is kept
-    /// above the heartbeat interval (openraft requires it).
+    /// above the heartbeat interval (openraft requires it). A new leader's lease grace
+    /// ([`NodeConfig::lease_grace`]) is `T` itself, as etcd's, not the shortened bound.
     pub fn etcd_timing(&mut self, heartbeat_ms: u64, election_ms: u64) -> &mut NodeConfig {
         let heartbeat = heartbeat_ms.max(1);
         let min = (election_ms / 4).max(heartbeat + 1);
@@ -114,6 +130,7 @@ impl NodeConfig {
         self.raft.heartbeat_interval = heartbeat;
         self.raft.election_timeout_min = min;
         self.raft.election_timeout_max = max;
+        self.lease_grace = Some(Duration::from_millis(election_ms));
         self
     }
 }
@@ -500,5 +517,26 @@ impl ReplicatedStore {
             tokio::time::sleep(Duration::from_millis(50)).await;
             self.check_open()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_timing_keeps_etcds_election_timeout_as_the_lease_grace() {
+        let mut config = NodeConfig::new(1);
+        assert_eq!(config.lease_grace(), Duration::from_millis(2000));
+        config.raft.election_timeout_max = 600;
+        assert_eq!(
+            config.lease_grace(),
+            Duration::from_millis(600),
+            "follows openraft's bound"
+        );
+        config.etcd_timing(100, 1000);
+        // openraft's bounds are shortened (its leader lease adds to them), the grace is not.
+        assert_eq!(config.raft.election_timeout_max, 750);
+        assert_eq!(config.lease_grace(), Duration::from_millis(1000));
     }
 }
