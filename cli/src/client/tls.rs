@@ -30,66 +30,14 @@ pub fn config(conn: &ConnArgs) -> CliResult<ClientTlsConfig> {
 pub mod insecure {
     use std::sync::Arc;
 
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use etch_replication::quic::tls::AnyServer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-    use rustls::{DigitallySignedStruct, SignatureScheme};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
     use tonic::transport::{Channel, Endpoint};
 
     use super::read;
     use crate::client::ConnArgs;
     use crate::error::{CliError, CliResult};
-
-    /// Accepts any server certificate; verifies handshake signatures with the provider's
-    /// algorithms.
-    #[derive(Debug)]
-    struct AnyServer(Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AnyServer {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
 
     /// The rustls client configuration: no verification, HTTP/2 by ALPN, the client
     /// certificate when given.
@@ -99,7 +47,7 @@ pub mod insecure {
             .with_safe_default_protocol_versions()
             .map_err(|e| CliError::failed(format!("TLS setup: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServer(provider)));
+            .with_custom_certificate_verifier(Arc::new(AnyServer::new(provider)));
         let mut config = match (&conn.cert, &conn.key) {
             (Some(cert), Some(key)) => {
                 let bad = |what: &std::path::Path, e: rustls::pki_types::pem::Error| {
