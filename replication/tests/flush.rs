@@ -150,7 +150,11 @@ async fn a_covered_wait_is_answered_without_a_sync() {
     }
     flusher.kick(7);
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert_eq!(log.syncs.load(Ordering::SeqCst), syncs, "no round was started");
+    assert_eq!(
+        log.syncs.load(Ordering::SeqCst),
+        syncs,
+        "no round was started"
+    );
     // Past the extent: a round, held at the gate.
     append(&log, 10, 10);
     let f = Arc::clone(&flusher);
