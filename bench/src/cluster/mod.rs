@@ -107,6 +107,8 @@ struct CatchUp {
     keys: u64,
     /// Seconds to load the keys (not the subject, printed for context).
     load_seconds: f64,
+    /// Load transactions sent again after the server answered that it timed out.
+    load_retries: u64,
     /// Seconds from the new member's process start to it counting every key.
     catch_up_seconds: f64,
 }
@@ -393,8 +395,9 @@ async fn catch_up(kind: Kind, keys: u64) -> Result<CatchUp, String> {
         };
         tasks.spawn(async move { load_slots(ch, &part, start).await });
     }
+    let mut load_retries = 0;
     while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| e.to_string())??;
+        load_retries += done.map_err(|e| e.to_string())??;
     }
     let load_seconds = loading.elapsed().as_secs_f64();
 
@@ -418,15 +421,26 @@ async fn catch_up(kind: Kind, keys: u64) -> Result<CatchUp, String> {
         server: kind.name(),
         keys,
         load_seconds,
+        load_retries,
         catch_up_seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Writes slots `offset..offset + part.keys` of `part.prefix` in transactions of 100 puts.
-async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<(), String> {
+/// How many times one load transaction is sent in all when the server answers that it timed
+/// out (`Unavailable`).
+const LOAD_TRIES: u32 = 5;
+
+/// Writes slots `offset..offset + part.keys` of `part.prefix` in transactions of 100 puts;
+/// returns how many transactions were sent again. A transaction the server answered as timed
+/// out (a loaded machine: the load is not what is measured) is sent again, at most
+/// [`LOAD_TRIES`] times in all: it puts fixed values under fixed keys, so applying it twice
+/// leaves the same keys and values (only the revision moves), which is all the catch-up
+/// counts.
+async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<u64, String> {
     use etch_server::proto::etcdserverpb::{request_op, RequestOp, TxnRequest};
     let mut client = KvClient::new(channel);
     let mut next = 0;
+    let mut retries = 0;
     while next < part.keys {
         let end = (next + 100).min(part.keys);
         let success = (next..end)
@@ -438,16 +452,24 @@ async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<(), 
                 })),
             })
             .collect();
-        client
-            .txn(TxnRequest {
-                success,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("load: {e}"))?;
+        let request = TxnRequest {
+            success,
+            ..Default::default()
+        };
+        let mut tries = 1;
+        loop {
+            match client.txn(request.clone()).await {
+                Ok(_) => break,
+                Err(e) if e.code() == tonic::Code::Unavailable && tries < LOAD_TRIES => {
+                    tries += 1;
+                    retries += 1;
+                }
+                Err(e) => return Err(format!("load: {e}")),
+            }
+        }
         next = end;
     }
-    Ok(())
+    Ok(retries)
 }
 
 /// The number of keys under `prefix`, read serializably (from that member's own state).
@@ -523,12 +545,12 @@ fn print_failover(results: &[Failover]) {
 }
 
 fn print_catch_up(results: &[CatchUp]) {
-    println!("\n| new member catch-up | keys | load s | catch-up s |");
-    println!("|---|---:|---:|---:|");
+    println!("\n| new member catch-up | keys | load s | load retries | catch-up s |");
+    println!("|---|---:|---:|---:|---:|");
     for c in results {
         println!(
-            "| {} | {} | {:.1} | {:.2} |",
-            c.server, c.keys, c.load_seconds, c.catch_up_seconds
+            "| {} | {} | {:.1} | {} | {:.2} |",
+            c.server, c.keys, c.load_seconds, c.load_retries, c.catch_up_seconds
         );
     }
 }
