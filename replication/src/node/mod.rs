@@ -30,6 +30,7 @@ mod client;
 mod corruption;
 mod kv;
 mod lease;
+mod log_space;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
