@@ -22,12 +22,17 @@
 //! overwriting `--step` loaded keys in 10k batches (median and worst batch); then etch's
 //! `compact(revision)` and `defrag` (LMDB: a compacting copy), with file sizes and heap.
 //! `--quick` (200,000 keys in steps of 50,000, smaller samples) is the CI smoke run.
+//!
+//! With `ETCH_SCALE_PROFILE=1` in the environment, each step (and the overwrite) also prints
+//! where etch's median batch and its three slowest spent their time, from the store's commit
+//! clocks ([`etch_engine::CommitProfile`]): writer lock, apply, WAL append, seal (page writes,
+//! file growth, remap), WAL sync, and the checkpoints that ran meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use etch_engine::{Store, WriteOp};
+use etch_engine::{CommitProfile, Store, WriteOp};
 use heed::types::Bytes;
 use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 
@@ -123,6 +128,10 @@ trait Scaled {
     fn lmdb(&self) -> Option<&Env> {
         None
     }
+    /// etch's per-phase commit clocks (see [`etch_engine::CommitProfile`]).
+    fn profile(&self) -> Option<CommitProfile> {
+        None
+    }
 }
 
 struct EtchScaled {
@@ -182,6 +191,10 @@ impl Scaled for EtchScaled {
 
     fn etch(&self) -> Option<&Store> {
         self.store.as_ref()
+    }
+
+    fn profile(&self) -> Option<CommitProfile> {
+        self.store.as_ref().map(Store::commit_profile)
     }
 }
 
@@ -305,23 +318,89 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Whether to print where the median and the slowest batches of each step spent their time
+/// (`ETCH_SCALE_PROFILE=1`; etch only). Off by default: the table stays the same.
+fn profiling() -> bool {
+    std::env::var_os("ETCH_SCALE_PROFILE").is_some_and(|v| v != "0")
+}
+
+/// One batch's commit time and, with [`profiling`], what etch's commit clocks say about it.
+struct Batch {
+    ms: f64,
+    /// (phases during the batch, a checkpoint's I/O was running when it began).
+    profile: Option<(CommitProfile, bool)>,
+}
+
 /// Writes keys `[from, to)` with `generation`'s values in 10k batches; returns the sorted batch
-/// times in ms and the total time.
+/// times in ms and the total time. With [`profiling`], prints where the median batch and the
+/// slowest ones spent their time.
 fn write_range(engine: &dyn Scaled, from: u64, to: u64, generation: u64) -> (Vec<f64>, Duration) {
-    let mut times = Vec::new();
+    let profile = profiling();
+    let mut batches = Vec::new();
     let started = Instant::now();
     let mut i = from;
     while i < to {
         let end = (i + BATCH).min(to);
         let pairs: Vec<_> = (i..end).map(|j| (key(j), value(j, generation))).collect();
+        let before = if profile { engine.profile() } else { None };
         let t = Instant::now();
         engine.write(&pairs);
-        times.push(ms(t.elapsed()));
+        let elapsed = ms(t.elapsed());
+        let after = if profile { engine.profile() } else { None };
+        batches.push(Batch {
+            ms: elapsed,
+            profile: before
+                .zip(after)
+                .map(|(b, a)| (a.since(&b), b.checkpoint_io_running)),
+        });
         i = end;
     }
     let total = started.elapsed();
+    if profile {
+        print_profiles(&batches);
+    }
+    let mut times: Vec<f64> = batches.iter().map(|b| b.ms).collect();
     times.sort_by(f64::total_cmp);
     (times, total)
+}
+
+/// Prints the phases of the median batch and of the slowest three (see [`profiling`]).
+fn print_profiles(batches: &[Batch]) {
+    let mut order: Vec<usize> = (0..batches.len()).collect();
+    order.sort_by(|&a, &b| batches[a].ms.total_cmp(&batches[b].ms));
+    let Some(&median) = order.get(order.len() / 2) else {
+        return;
+    };
+    let slowest = order.iter().rev().take(3);
+    for (label, &n) in std::iter::once(("median", &median)).chain(slowest.map(|n| ("slow", n))) {
+        let b = &batches[n];
+        let Some((p, ckpt_running)) = b.profile else {
+            continue;
+        };
+        println!(
+            "  {label} batch {n}: {:.0} ms = lock {:.1} + apply {:.1} + wal {:.1} + wal-full ckpt {:.1} + follow {:.1} + seal-lock {:.1} + seal {:.1} (grow {:.1} x{}, remap {:.1} x{}) + wal sync {:.1}; checkpoints: {} started, start {:.1}, io {:.1}, finish-wait {:.1}, finish {:.1}, io running at start/end {}/{}",
+            b.ms,
+            ms(p.writer_wait),
+            ms(p.apply),
+            ms(p.wal_append),
+            ms(p.wal_full_checkpoint),
+            ms(p.sync_follow),
+            ms(p.seal_lock_wait),
+            ms(p.seal),
+            ms(p.file_grow),
+            p.file_grows,
+            ms(p.map_remap),
+            p.map_remaps,
+            ms(p.wal_sync),
+            p.checkpoints,
+            ms(p.checkpoint_start),
+            ms(p.checkpoint_io),
+            ms(p.checkpoint_finish_wait),
+            ms(p.checkpoint_finish),
+            ckpt_running,
+            p.checkpoint_io_running,
+        );
+    }
 }
 
 /// A deterministic sample of `n` indices below `loaded`.
