@@ -324,11 +324,55 @@ fn profiling() -> bool {
     std::env::var_os("ETCH_SCALE_PROFILE").is_some_and(|v| v != "0")
 }
 
-/// One batch's commit time and, with [`profiling`], what etch's commit clocks say about it.
+/// One batch's commit time and, with [`profiling`], what etch's commit clocks and the kernel's
+/// accounting of the committing thread say about it.
 struct Batch {
     ms: f64,
     /// (phases during the batch, a checkpoint's I/O was running when it began).
     profile: Option<(CommitProfile, bool)>,
+    /// The committing thread's scheduler and fault counts during the batch.
+    thread: ThreadTimes,
+}
+
+/// The calling thread's CPU time, time spent runnable but waiting for a CPU (other processes
+/// on the machine), and major page faults: `/proc/thread-self/schedstat` and `.../stat`.
+/// Zero where unavailable. Wall time minus CPU minus run-queue wait is time the thread was
+/// blocked (I/O, locks, sleeping).
+#[derive(Clone, Copy, Default)]
+struct ThreadTimes {
+    cpu_ns: u64,
+    runq_ns: u64,
+    major_faults: u64,
+}
+
+impl ThreadTimes {
+    fn now() -> ThreadTimes {
+        let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        let mut f = sched
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        let (cpu_ns, runq_ns) = (f.next().unwrap_or(0), f.next().unwrap_or(0));
+        // Fields after the command name's closing parenthesis: state is field 3, majflt 12.
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let major_faults = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(12 - 3))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        ThreadTimes {
+            cpu_ns,
+            runq_ns,
+            major_faults,
+        }
+    }
+
+    fn since(&self, earlier: &ThreadTimes) -> ThreadTimes {
+        ThreadTimes {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            runq_ns: self.runq_ns.saturating_sub(earlier.runq_ns),
+            major_faults: self.major_faults.saturating_sub(earlier.major_faults),
+        }
+    }
 }
 
 /// Writes keys `[from, to)` with `generation`'s values in 10k batches; returns the sorted batch
@@ -343,12 +387,23 @@ fn write_range(engine: &dyn Scaled, from: u64, to: u64, generation: u64) -> (Vec
         let end = (i + BATCH).min(to);
         let pairs: Vec<_> = (i..end).map(|j| (key(j), value(j, generation))).collect();
         let before = if profile { engine.profile() } else { None };
+        let thread_before = if profile {
+            ThreadTimes::now()
+        } else {
+            ThreadTimes::default()
+        };
         let t = Instant::now();
         engine.write(&pairs);
         let elapsed = ms(t.elapsed());
+        let thread = if profile {
+            ThreadTimes::now().since(&thread_before)
+        } else {
+            ThreadTimes::default()
+        };
         let after = if profile { engine.profile() } else { None };
         batches.push(Batch {
             ms: elapsed,
+            thread,
             profile: before
                 .zip(after)
                 .map(|(b, a)| (a.since(&b), b.checkpoint_io_running)),
@@ -377,6 +432,13 @@ fn print_profiles(batches: &[Batch]) {
         let Some((p, ckpt_running)) = b.profile else {
             continue;
         };
+        let cpu = b.thread.cpu_ns as f64 / 1e6;
+        let runq = b.thread.runq_ns as f64 / 1e6;
+        println!(
+            "  {label} batch {n}: thread cpu {cpu:.0} ms, waiting for a cpu {runq:.0} ms, blocked {:.0} ms, major faults {}",
+            (b.ms - cpu - runq).max(0.0),
+            b.thread.major_faults
+        );
         println!(
             "  {label} batch {n}: {:.0} ms = lock {:.1} + apply {:.1} + wal {:.1} + wal-full ckpt {:.1} + follow {:.1} + seal-lock {:.1} + seal {:.1} (grow {:.1} x{}, remap {:.1} x{}) + wal sync {:.1}; checkpoints: {} started, start {:.1}, io {:.1}, finish-wait {:.1}, finish {:.1}, io running at start/end {}/{}",
             b.ms,
