@@ -426,6 +426,25 @@ fn print_profiles(batches: &[Batch]) {
     let Some(&median) = order.get(order.len() / 2) else {
         return;
     };
+    // Each batch's wall time without its run-queue wait: the time the engine itself took
+    // (CPU and blocking), which other processes on the machine do not inflate.
+    let mut own: Vec<f64> = batches
+        .iter()
+        .map(|b| (b.ms - b.thread.runq_ns as f64 / 1e6).max(0.0))
+        .collect();
+    own.sort_by(f64::total_cmp);
+    let mut waits: Vec<f64> = batches
+        .iter()
+        .map(|b| b.thread.runq_ns as f64 / 1e6)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let (own_median, own_worst) = (quantile(&own, 0.5), quantile(&own, 1.0));
+    println!(
+        "  batches without waiting for a cpu: median / worst {own_median:.0} / {own_worst:.0} ms ({:.1}x); waiting for a cpu median / worst {:.0} / {:.0} ms",
+        own_worst / own_median.max(f64::MIN_POSITIVE),
+        quantile(&waits, 0.5),
+        quantile(&waits, 1.0)
+    );
     let slowest = order.iter().rev().take(3);
     for (label, &n) in std::iter::once(("median", &median)).chain(slowest.map(|n| ("slow", n))) {
         let b = &batches[n];
@@ -520,14 +539,41 @@ fn run_engine(name: &str, plan: Plan) {
         );
 
         let mut puts = Vec::new();
+        // With profiling: (wall us, the thread's run-queue wait us) of each put.
+        let mut put_waits = Vec::new();
         for i in sample(plan.puts, loaded, loaded + 1) {
             put_generation += 1;
             let pair = [(key(i), value(i, put_generation))];
+            let before = profiling().then(ThreadTimes::now);
             let t = Instant::now();
             engine.write(&pair);
-            puts.push(t.elapsed().as_secs_f64() * 1e6);
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            puts.push(us);
+            if let Some(before) = before {
+                let runq = ThreadTimes::now().since(&before).runq_ns as f64 / 1e3;
+                put_waits.push((us, runq));
+            }
         }
         puts.sort_by(f64::total_cmp);
+        if !put_waits.is_empty() {
+            put_waits.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let own: Vec<f64> = {
+                let mut v: Vec<f64> = put_waits.iter().map(|&(us, q)| (us - q).max(0.0)).collect();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let at = |q: f64| put_waits[((put_waits.len() - 1) as f64 * q).round() as usize];
+            let (p50, p99) = (at(0.5), at(0.99));
+            println!(
+                "  puts: p50 {:.0} us (waiting for a cpu {:.0}), p99 {:.0} us (waiting for a cpu {:.0}); without the wait p50 / p99 {:.0} / {:.0} us",
+                p50.0,
+                p50.1,
+                p99.0,
+                p99.1,
+                quantile(&own, 0.5),
+                quantile(&own, 0.99)
+            );
+        }
         println!(
             "| {:.2}M | {rate:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {read_us:.2} | {:.0} / {:.0} | {:.0} |",
             loaded as f64 / 1e6,
