@@ -251,9 +251,10 @@ impl Store {
         // Only now the background thread starts the writeback of the pages this round sealed.
         // Started before the sync, those tens of MiB (a 10k-key batch dirties about 20,000
         // pages) were submitted to the device together with the WAL's few pages and its cache
-        // flush, which then queued behind them (WAL syncs of 120 ms in 328 ms batches at 6M
-        // keys, docs/benchmarks.md). Started after it, they go out while the next batch is
-        // being applied, which takes the CPU and not the disk.
+        // flush, which could then queue behind them (WAL syncs of up to 120 ms in 328 ms
+        // batches at 6M keys, docs/benchmarks.md "Scaling"). Started after it, they go out
+        // while the next batch is being applied, which takes the CPU and not the disk. The
+        // writeback is a hint: durability rests on the WAL sync and the checkpoint's fsync.
         {
             let mut bg = shared.background.lock();
             bg.writeback_requested = true;
