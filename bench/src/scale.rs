@@ -445,6 +445,20 @@ fn print_profiles(batches: &[Batch]) {
         quantile(&waits, 0.5),
         quantile(&waits, 1.0)
     );
+    // The step's WAL syncs and seals over all its batches (what the writeback's timing moves).
+    let phase = |f: fn(&CommitProfile) -> Duration| -> (f64, f64, f64) {
+        let mut v: Vec<f64> = batches
+            .iter()
+            .filter_map(|b| b.profile.map(|(p, _)| ms(f(&p))))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (v.iter().sum::<f64>(), quantile(&v, 0.5), quantile(&v, 1.0))
+    };
+    let (sync_sum, sync_median, sync_max) = phase(|p| p.wal_sync);
+    let (seal_sum, seal_median, seal_max) = phase(|p| p.seal);
+    println!(
+        "  WAL sync total {sync_sum:.0} ms, median / worst {sync_median:.1} / {sync_max:.1} ms; seal total {seal_sum:.0} ms, median / worst {seal_median:.1} / {seal_max:.1} ms"
+    );
     let slowest = order.iter().rev().take(3);
     for (label, &n) in std::iter::once(("median", &median)).chain(slowest.map(|n| ("slow", n))) {
         let b = &batches[n];
