@@ -18,8 +18,7 @@ pub(super) struct Background {
     /// A commit found the WAL past its checkpoint threshold: the thread runs a checkpoint now
     /// rather than at its next tick.
     pub(super) checkpoint_requested: bool,
-    /// Group commit sealed pages into the main file (set after the round's WAL sync, so that the
-    /// writeback does not queue ahead of it): the thread starts their writeback, so that
+    /// Group commit sealed pages into the main file: the thread starts their writeback, so that
     /// the main file's dirty pages reach the device a batch at a time rather than all at once
     /// in the next checkpoint's fsync (which then competes with commits' WAL syncs for the
     /// device for much longer).
