@@ -22,12 +22,17 @@
 //! overwriting `--step` loaded keys in 10k batches (median and worst batch); then etch's
 //! `compact(revision)` and `defrag` (LMDB: a compacting copy), with file sizes and heap.
 //! `--quick` (200,000 keys in steps of 50,000, smaller samples) is the CI smoke run.
+//!
+//! With `ETCH_SCALE_PROFILE=1` in the environment, each step (and the overwrite) also prints
+//! where etch's median batch and its three slowest spent their time, from the store's commit
+//! clocks ([`etch_engine::CommitProfile`]): writer lock, apply, WAL append, seal (page writes,
+//! file growth, remap), WAL sync, and the checkpoints that ran meanwhile.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use etch_engine::{Store, WriteOp};
+use etch_engine::{CommitProfile, Store, WriteOp};
 use heed::types::Bytes;
 use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 
@@ -123,6 +128,10 @@ trait Scaled {
     fn lmdb(&self) -> Option<&Env> {
         None
     }
+    /// etch's per-phase commit clocks (see [`etch_engine::CommitProfile`]).
+    fn profile(&self) -> Option<CommitProfile> {
+        None
+    }
 }
 
 struct EtchScaled {
@@ -182,6 +191,10 @@ impl Scaled for EtchScaled {
 
     fn etch(&self) -> Option<&Store> {
         self.store.as_ref()
+    }
+
+    fn profile(&self) -> Option<CommitProfile> {
+        self.store.as_ref().map(Store::commit_profile)
     }
 }
 
@@ -305,23 +318,184 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
+/// Whether to print where the median and the slowest batches of each step spent their time
+/// (`ETCH_SCALE_PROFILE=1`; etch only). Off by default: the table stays the same.
+fn profiling() -> bool {
+    std::env::var_os("ETCH_SCALE_PROFILE").is_some_and(|v| v != "0")
+}
+
+/// One batch's commit time and, with [`profiling`], what etch's commit clocks and the kernel's
+/// accounting of the committing thread say about it.
+struct Batch {
+    ms: f64,
+    /// (phases during the batch, a checkpoint's I/O was running when it began).
+    profile: Option<(CommitProfile, bool)>,
+    /// The committing thread's scheduler and fault counts during the batch.
+    thread: ThreadTimes,
+}
+
+/// The calling thread's CPU time, time spent runnable but waiting for a CPU (other processes
+/// on the machine), and major page faults: `/proc/thread-self/schedstat` and `.../stat`.
+/// Zero where unavailable. Wall time minus CPU minus run-queue wait is time the thread was
+/// blocked (I/O, locks, sleeping).
+#[derive(Clone, Copy, Default)]
+struct ThreadTimes {
+    cpu_ns: u64,
+    runq_ns: u64,
+    major_faults: u64,
+}
+
+impl ThreadTimes {
+    fn now() -> ThreadTimes {
+        let sched = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        let mut f = sched
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        let (cpu_ns, runq_ns) = (f.next().unwrap_or(0), f.next().unwrap_or(0));
+        // Fields after the command name's closing parenthesis: state is field 3, majflt 12.
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let major_faults = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(12 - 3))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        ThreadTimes {
+            cpu_ns,
+            runq_ns,
+            major_faults,
+        }
+    }
+
+    fn since(&self, earlier: &ThreadTimes) -> ThreadTimes {
+        ThreadTimes {
+            cpu_ns: self.cpu_ns.saturating_sub(earlier.cpu_ns),
+            runq_ns: self.runq_ns.saturating_sub(earlier.runq_ns),
+            major_faults: self.major_faults.saturating_sub(earlier.major_faults),
+        }
+    }
+}
+
 /// Writes keys `[from, to)` with `generation`'s values in 10k batches; returns the sorted batch
-/// times in ms and the total time.
+/// times in ms and the total time. With [`profiling`], prints where the median batch and the
+/// slowest ones spent their time.
 fn write_range(engine: &dyn Scaled, from: u64, to: u64, generation: u64) -> (Vec<f64>, Duration) {
-    let mut times = Vec::new();
+    let profile = profiling();
+    let mut batches = Vec::new();
     let started = Instant::now();
     let mut i = from;
     while i < to {
         let end = (i + BATCH).min(to);
         let pairs: Vec<_> = (i..end).map(|j| (key(j), value(j, generation))).collect();
+        let before = if profile { engine.profile() } else { None };
+        let thread_before = if profile {
+            ThreadTimes::now()
+        } else {
+            ThreadTimes::default()
+        };
         let t = Instant::now();
         engine.write(&pairs);
-        times.push(ms(t.elapsed()));
+        let elapsed = ms(t.elapsed());
+        let thread = if profile {
+            ThreadTimes::now().since(&thread_before)
+        } else {
+            ThreadTimes::default()
+        };
+        let after = if profile { engine.profile() } else { None };
+        batches.push(Batch {
+            ms: elapsed,
+            thread,
+            profile: before
+                .zip(after)
+                .map(|(b, a)| (a.since(&b), b.checkpoint_io_running)),
+        });
         i = end;
     }
     let total = started.elapsed();
+    if profile {
+        print_profiles(&batches);
+    }
+    let mut times: Vec<f64> = batches.iter().map(|b| b.ms).collect();
     times.sort_by(f64::total_cmp);
     (times, total)
+}
+
+/// Prints the phases of the median batch and of the slowest three (see [`profiling`]).
+fn print_profiles(batches: &[Batch]) {
+    let mut order: Vec<usize> = (0..batches.len()).collect();
+    order.sort_by(|&a, &b| batches[a].ms.total_cmp(&batches[b].ms));
+    let Some(&median) = order.get(order.len() / 2) else {
+        return;
+    };
+    // Each batch's wall time without its run-queue wait: the time the engine itself took
+    // (CPU and blocking), which other processes on the machine do not inflate.
+    let mut own: Vec<f64> = batches
+        .iter()
+        .map(|b| (b.ms - b.thread.runq_ns as f64 / 1e6).max(0.0))
+        .collect();
+    own.sort_by(f64::total_cmp);
+    let mut waits: Vec<f64> = batches
+        .iter()
+        .map(|b| b.thread.runq_ns as f64 / 1e6)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let (own_median, own_worst) = (quantile(&own, 0.5), quantile(&own, 1.0));
+    println!(
+        "  batches without waiting for a cpu: median / worst {own_median:.0} / {own_worst:.0} ms ({:.1}x); waiting for a cpu median / worst {:.0} / {:.0} ms",
+        own_worst / own_median.max(f64::MIN_POSITIVE),
+        quantile(&waits, 0.5),
+        quantile(&waits, 1.0)
+    );
+    // The step's WAL syncs and seals over all its batches (what the writeback's timing moves).
+    let phase = |f: fn(&CommitProfile) -> Duration| -> (f64, f64, f64) {
+        let mut v: Vec<f64> = batches
+            .iter()
+            .filter_map(|b| b.profile.map(|(p, _)| ms(f(&p))))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        (v.iter().sum::<f64>(), quantile(&v, 0.5), quantile(&v, 1.0))
+    };
+    let (sync_sum, sync_median, sync_max) = phase(|p| p.wal_sync);
+    let (seal_sum, seal_median, seal_max) = phase(|p| p.seal);
+    println!(
+        "  WAL sync total {sync_sum:.0} ms, median / worst {sync_median:.1} / {sync_max:.1} ms; seal total {seal_sum:.0} ms, median / worst {seal_median:.1} / {seal_max:.1} ms"
+    );
+    let slowest = order.iter().rev().take(3);
+    for (label, &n) in std::iter::once(("median", &median)).chain(slowest.map(|n| ("slow", n))) {
+        let b = &batches[n];
+        let Some((p, ckpt_running)) = b.profile else {
+            continue;
+        };
+        let cpu = b.thread.cpu_ns as f64 / 1e6;
+        let runq = b.thread.runq_ns as f64 / 1e6;
+        println!(
+            "  {label} batch {n}: thread cpu {cpu:.0} ms, waiting for a cpu {runq:.0} ms, blocked {:.0} ms, major faults {}",
+            (b.ms - cpu - runq).max(0.0),
+            b.thread.major_faults
+        );
+        println!(
+            "  {label} batch {n}: {:.0} ms = lock {:.1} + apply {:.1} + wal {:.1} + wal-full ckpt {:.1} + follow {:.1} + seal-lock {:.1} + seal {:.1} (grow {:.1} x{}, remap {:.1} x{}) + wal sync {:.1}; checkpoints: {} started, start {:.1}, io {:.1}, finish-wait {:.1}, finish {:.1}, io running at start/end {}/{}",
+            b.ms,
+            ms(p.writer_wait),
+            ms(p.apply),
+            ms(p.wal_append),
+            ms(p.wal_full_checkpoint),
+            ms(p.sync_follow),
+            ms(p.seal_lock_wait),
+            ms(p.seal),
+            ms(p.file_grow),
+            p.file_grows,
+            ms(p.map_remap),
+            p.map_remaps,
+            ms(p.wal_sync),
+            p.checkpoints,
+            ms(p.checkpoint_start),
+            ms(p.checkpoint_io),
+            ms(p.checkpoint_finish_wait),
+            ms(p.checkpoint_finish),
+            ckpt_running,
+            p.checkpoint_io_running,
+        );
+    }
 }
 
 /// A deterministic sample of `n` indices below `loaded`.
@@ -379,14 +553,41 @@ fn run_engine(name: &str, plan: Plan) {
         );
 
         let mut puts = Vec::new();
+        // With profiling: (wall us, the thread's run-queue wait us) of each put.
+        let mut put_waits = Vec::new();
         for i in sample(plan.puts, loaded, loaded + 1) {
             put_generation += 1;
             let pair = [(key(i), value(i, put_generation))];
+            let before = profiling().then(ThreadTimes::now);
             let t = Instant::now();
             engine.write(&pair);
-            puts.push(t.elapsed().as_secs_f64() * 1e6);
+            let us = t.elapsed().as_secs_f64() * 1e6;
+            puts.push(us);
+            if let Some(before) = before {
+                let runq = ThreadTimes::now().since(&before).runq_ns as f64 / 1e3;
+                put_waits.push((us, runq));
+            }
         }
         puts.sort_by(f64::total_cmp);
+        if !put_waits.is_empty() {
+            put_waits.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let own: Vec<f64> = {
+                let mut v: Vec<f64> = put_waits.iter().map(|&(us, q)| (us - q).max(0.0)).collect();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let at = |q: f64| put_waits[((put_waits.len() - 1) as f64 * q).round() as usize];
+            let (p50, p99) = (at(0.5), at(0.99));
+            println!(
+                "  puts: p50 {:.0} us (waiting for a cpu {:.0}), p99 {:.0} us (waiting for a cpu {:.0}); without the wait p50 / p99 {:.0} / {:.0} us",
+                p50.0,
+                p50.1,
+                p99.0,
+                p99.1,
+                quantile(&own, 0.5),
+                quantile(&own, 0.99)
+            );
+        }
         println!(
             "| {:.2}M | {rate:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {read_us:.2} | {:.0} / {:.0} | {:.0} |",
             loaded as f64 / 1e6,

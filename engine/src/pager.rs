@@ -16,6 +16,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::alloc::Allocator;
 use crate::btree::{NodeSource, TreeWriter};
@@ -25,6 +26,7 @@ use crate::node::{Node, NodeRef, PageView, StoredValue};
 use crate::page::{
     get_u64, put_u16, put_u64, seal_page, verify_page, PageId, PageKind, PAGE_HEADER,
 };
+use crate::profile::{self, Timers};
 use crate::storage::{Mapping, StorageFile};
 
 /// Smallest address-space reservation for the map.
@@ -262,6 +264,9 @@ pub(crate) struct Pager {
     pub(crate) seq: u64,
     /// Advise the kernel that map reads are random (no read-ahead).
     pub(crate) random_access: bool,
+    /// The store's phase clocks (file growth and remaps are counted here); a store hands its
+    /// own to every pager it makes.
+    pub(crate) timers: Arc<Timers>,
 }
 
 impl Pager {
@@ -282,6 +287,7 @@ impl Pager {
             alloc,
             seq: 0,
             random_access: false,
+            timers: Arc::default(),
         })
     }
 
@@ -326,12 +332,16 @@ impl Pager {
         }
         let need = pages * self.page_size as u64;
         if need > self.file_len {
+            let t = Instant::now();
             let step = (self.file_len / 8).clamp(64 << 10, 64 << 20);
             let new_len = need.max(self.file_len + step).next_multiple_of(64 << 10);
             self.file.set_len(new_len)?;
             self.file_len = new_len;
+            profile::add(&self.timers.file_grow, t);
+            self.timers.file_grows.fetch_add(1, Ordering::Relaxed);
         }
         if pages > self.map.capacity() {
+            let t = Instant::now();
             self.map = Arc::new(MapState::new(
                 &*self.file,
                 self.page_size,
@@ -339,6 +349,8 @@ impl Pager {
                 Some(&self.map),
                 self.random_access,
             )?);
+            profile::add(&self.timers.map_remap, t);
+            self.timers.map_remaps.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }

@@ -395,6 +395,100 @@ fn fresh_dir(root: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// The commit clocks (`Store::commit_profile`) name the phases a commit and a checkpoint went
+/// through: a durable commit's apply, WAL append, seal and WAL sync; a checkpoint's start, its
+/// unlocked I/O (at least as long as the gate held it, and reported as running meanwhile, while
+/// commits made during it show no checkpoint work of their own), and its finish; file growth;
+/// and a commit too large for the WAL, which checkpoints under the writer lock.
+#[test]
+fn commit_profile_names_the_phases_commits_and_checkpoints_spent_time_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiled.etch");
+    let storage = GatedStorage::default();
+    let gate = storage.gate.clone();
+    let _open_gate = OpenOnDrop(gate.clone());
+    let db = Options::new()
+        .storage(Arc::new(storage))
+        .checkpoint_interval(Duration::from_secs(3600))
+        .wal_capacity(1 << 20)
+        .checkpoint_wal_fraction(0.95)
+        .open(&path)
+        .unwrap();
+    let zero = Duration::ZERO;
+    let start = db.commit_profile();
+    assert_eq!(start.checkpoints, 0);
+    assert!(!start.checkpoint_io_running);
+    // 2,000 keys in 40 durable batches: about 300 KiB of records, 1,500 pages of trees, so
+    // the main file grows past its initial length.
+    for b in 0..40 {
+        let ops = (0..50)
+            .map(|i| WriteOp::put(format!("k/{b:02}/{i:02}"), [b as u8; 100]))
+            .collect();
+        db.batch(ops).unwrap();
+    }
+    let loaded = db.commit_profile().since(&start);
+    assert!(
+        loaded.apply > zero && loaded.wal_append > zero,
+        "{loaded:?}"
+    );
+    assert!(loaded.seal > zero && loaded.wal_sync > zero, "{loaded:?}");
+    assert!(loaded.file_grows >= 1, "{loaded:?}");
+    assert_eq!(loaded.checkpoints, 0, "{loaded:?}");
+    assert_eq!(loaded.checkpoint_io, zero, "{loaded:?}");
+    assert_eq!(loaded.wal_full_checkpoint, zero, "{loaded:?}");
+
+    // A checkpoint held in its main-file sync: reported as running; commits go on without it.
+    gate.set_closed(true);
+    let checkpointer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.checkpoint())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.waiting.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the checkpoint never reached its sync"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let before_puts = db.commit_profile();
+    assert!(before_puts.checkpoint_io_running);
+    assert_eq!(before_puts.since(&start).checkpoints, 1);
+    for i in 0..5 {
+        db.put(format!("during/{i}"), "d").unwrap();
+    }
+    let during = db.commit_profile().since(&before_puts);
+    assert!(during.checkpoint_io_running, "{during:?}");
+    assert_eq!(during.checkpoints, 0, "{during:?}");
+    assert_eq!(during.checkpoint_io, zero, "{during:?}");
+    assert_eq!(during.checkpoint_finish, zero, "{during:?}");
+    assert!(during.wal_sync > zero, "{during:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    gate.set_closed(false);
+    checkpointer.join().unwrap().unwrap();
+    let checkpointed = db.commit_profile().since(&before_puts);
+    assert!(!checkpointed.checkpoint_io_running, "{checkpointed:?}");
+    // The I/O began before the 50 ms sleep and ended after the gate opened.
+    assert!(
+        checkpointed.checkpoint_io >= Duration::from_millis(50),
+        "{checkpointed:?}"
+    );
+    assert!(checkpointed.checkpoint_finish > zero, "{checkpointed:?}");
+    assert!(db.commit_profile().since(&start).checkpoint_start > zero);
+
+    // A record larger than a quarter of the 1 MiB WAL never goes to the WAL: the commit
+    // checkpoints under the writer lock instead, and that time is its own phase.
+    let before_big = db.commit_profile();
+    db.put("big", vec![7u8; 300 << 10]).unwrap();
+    let big = db.commit_profile().since(&before_big);
+    assert!(big.wal_full_checkpoint > zero, "{big:?}");
+    assert_eq!(
+        big.checkpoints, 0,
+        "a locked checkpoint is not a concurrent one: {big:?}"
+    );
+    assert_eq!(db.get("big").unwrap().unwrap().value.len(), 300 << 10);
+}
+
 #[test]
 fn power_cut_at_every_storage_op_during_checkpoints_with_commits_in_flight() {
     let root = tempfile::tempdir().unwrap();

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::lease::LeaseClock;
 use super::{make_snapshot, Store, Writer};
@@ -11,6 +12,7 @@ use crate::command::{self, Applied, ApplyError, Command, CommandResponse, Origin
 use crate::error::{Error, Result};
 use crate::keyspace::{self, Limits};
 use crate::options::Durability;
+use crate::profile;
 use crate::record::{self, Payload};
 use crate::txn::{Txn, TxnResponse};
 use crate::types::{
@@ -209,7 +211,9 @@ impl Store {
         f: impl FnOnce(&mut Writer) -> Result<(T, Option<u64>)>,
     ) -> Result<T> {
         self.shared.committing.fetch_add(1, Ordering::AcqRel);
+        let t = Instant::now();
         let mut guard = self.shared.writer.lock();
+        profile::add(&self.shared.timers.writer_wait, t);
         let committed = f(&mut guard);
         let seen = guard.seq;
         drop(guard);
@@ -256,7 +260,10 @@ impl Store {
         w: &mut Writer,
         command: &'c Command,
     ) -> std::result::Result<Applied<'c>, ApplyError> {
-        let applied = match command::apply(&mut w.pager, &mut w.state, command, Origin::New) {
+        let t = Instant::now();
+        let applied = command::apply(&mut w.pager, &mut w.state, command, Origin::New);
+        profile::add(&self.shared.timers.apply, t);
+        let applied = match applied {
             Ok(applied) => applied,
             Err(ApplyError::Failed(e)) => return Err(ApplyError::Failed(self.poison(w, e))),
             Err(refused) => return Err(refused),
@@ -333,7 +340,9 @@ impl Store {
             });
         };
         let appended = if wal.fits_at_all(payload.encoded_len()) {
+            let t = Instant::now();
             let result = wal.append(seq, w.term, durable, &payload.encode());
+            profile::add(&shared.timers.wal_append, t);
             self.guard(w, |_| result)?
         } else {
             false
@@ -348,7 +357,10 @@ impl Store {
             // makes this commit (and all before it) durable in the main file. It runs here, in
             // the committing thread, so the commit's acknowledgement waits for it rather than
             // for a WAL sync.
-            self.checkpoint_locked(w)?;
+            let t = Instant::now();
+            let result = self.checkpoint_locked(w);
+            profile::add(&shared.timers.wal_full_checkpoint, t);
+            result?;
             return Ok(None);
         }
         if past_threshold {

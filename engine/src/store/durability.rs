@@ -23,6 +23,7 @@ use crate::checkpoint::{
     WalPosition,
 };
 use crate::error::{Error, Result};
+use crate::profile;
 use crate::raftlog::PurgePoint;
 use crate::snapshot::SnapshotData;
 use crate::wal::WAL_START;
@@ -190,7 +191,9 @@ impl Store {
                 return Err(Error::Poisoned(p.clone()));
             }
             if s.syncing {
+                let t = Instant::now();
                 shared.sync_cv.wait(&mut s);
+                profile::add(&shared.timers.sync_follow, t);
                 continue;
             }
             s.syncing = true;
@@ -221,14 +224,18 @@ impl Store {
         // The WAL file is taken with the sealed state: an installed snapshot replaces it (see
         // `transfer.rs`), and this round must sync the file its records went to.
         let (snap, wal_file) = {
+            let t = Instant::now();
             let mut w = shared.writer.lock();
+            let t = profile::add(&shared.timers.seal_lock_wait, t);
             if let Some(p) = &w.poisoned {
                 return Err(Error::Poisoned(p.clone()));
             }
             let snap = self.guard(&mut w, |w| {
                 w.pager.seal()?;
                 Ok(make_snapshot(w))
-            })?;
+            });
+            profile::add(&shared.timers.seal, t);
+            let snap = snap?;
             let snap = Arc::new(snap);
             shared.live.register(&snap);
             (snap, w.wal.as_ref().map(|wal| wal.file.clone()))
@@ -238,12 +245,19 @@ impl Store {
                 path: shared.path.clone(),
             });
         };
+        // The background thread starts the writeback of the pages this round sealed while the
+        // WAL syncs (a hint: durability rests on the WAL sync and the checkpoint's fsync).
+        // Requesting it only after the sync was tried and measured no better (docs/
+        // benchmarks.md, "Scaling", the 16M run).
         {
             let mut bg = shared.background.lock();
             bg.writeback_requested = true;
             shared.background_cv.notify_all();
         }
-        if let Err(e) = wal_file.sync_data() {
+        let t = Instant::now();
+        let synced = wal_file.sync_data();
+        profile::add(&shared.timers.wal_sync, t);
+        if let Err(e) = synced {
             let e = Error::from(e);
             shared
                 .writer
@@ -307,8 +321,10 @@ impl Store {
     /// The three phases of a concurrent checkpoint; the caller marked it running.
     fn run_checkpoint(&self) -> Result<()> {
         let shared = &*self.shared;
+        let timers = &*shared.timers;
         let (file, prepared) = {
             let mut w = shared.writer.lock();
+            let t = Instant::now();
             self.check_open()?;
             if let Some(p) = &w.poisoned {
                 return Err(Error::Poisoned(p.clone()));
@@ -336,18 +352,26 @@ impl Store {
                 wal_offset: position.offset,
                 snap,
             });
+            profile::add(&timers.checkpoint_start, t);
+            timers.checkpoints.fetch_add(1, Ordering::Relaxed);
             (w.pager.file.clone(), prepared)
         };
         // No lock: commits go on, writing only pages that are free in both the durable tree
         // and this one (see `alloc.rs`), and WAL frames after `position`.
+        timers.checkpoint_io_running.fetch_add(1, Ordering::Relaxed);
+        let t = Instant::now();
         let io = make_durable(&*file, &prepared);
+        let t = profile::add(&timers.checkpoint_io, t);
+        timers.checkpoint_io_running.fetch_sub(1, Ordering::Relaxed);
         {
             let mut bg = shared.background.lock();
             bg.checkpoint.io_done = Some(io.as_ref().err().map(poison_message));
             shared.background_cv.notify_all();
         }
         let mut w = shared.writer.lock();
+        let t = profile::add(&timers.checkpoint_finish_wait, t);
         let finished = shared.finish_checkpoint(&mut w);
+        profile::add(&timers.checkpoint_finish, t);
         io.and(finished)
     }
 

@@ -52,6 +52,7 @@ use crate::file_lock::Registration;
 use crate::keyspace::{self, KsState, Limits};
 use crate::options::Options;
 use crate::pager::Pager;
+use crate::profile::{CommitProfile, Timers};
 use crate::snapshot::{LiveSnapshots, ReadTxn, SnapshotData};
 use crate::storage::{Storage, StorageFile};
 use crate::types::{KeyValue, Range, RangeOptions, RangeResponse, Revision};
@@ -129,6 +130,9 @@ struct Shared {
     wal_repair: Option<WalRepair>,
     /// Group commit of Raft log appends (replicated stores).
     log_sync: raftlog::LogSync,
+    /// Per-phase clocks of commits and checkpoints (see `profile.rs`); the writer's pager
+    /// shares them.
+    timers: Arc<Timers>,
 }
 
 /// What an open with [`Options::repair_wal`] did to a damaged WAL: the damage it found, where
@@ -225,6 +229,14 @@ impl Store {
         Ok(ReadTxn {
             snap: self.shared.published.read().clone(),
         })
+    }
+
+    /// Cumulative time this store's commits and checkpoints spent in each phase since it
+    /// opened: take one reading before and one after a slow commit and subtract them
+    /// ([`CommitProfile::since`]) to see what it waited for. Always counted; costs a few atomic
+    /// adds per commit.
+    pub fn commit_profile(&self) -> CommitProfile {
+        self.shared.timers.snapshot()
     }
 
     /// Current revision (of the newest state readers can see).

@@ -258,7 +258,9 @@ impl Store {
         let snap = Arc::new(make_snapshot(&mut writer));
         let live = LiveSnapshots::default();
         live.register(&snap);
+        let timers = writer.pager.timers.clone();
         let shared = Arc::new(Shared {
+            timers,
             path: path.to_path_buf(),
             limits: Limits {
                 max_key_size: opts.max_key_size,

@@ -351,6 +351,7 @@ impl Store {
                 )?),
             };
             w.pager = pager;
+            w.pager.timers = shared.timers.clone();
             // Frees on the new pager wait for snapshots made after them, as on the old one.
             w.pager.seq = w.generation + 1;
             w.state = KsState {
