@@ -5,7 +5,10 @@
 //! with `LogFull`, which openraft treats as fatal (before that module, this test's puts timed out
 //! after a few hundred, once both followers had stopped).
 
-use std::collections::BTreeSet;
+#[path = "support/blocking_members.rs"]
+#[allow(dead_code)] // its plain `start` is not used here
+mod blocking_members;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,46 +16,21 @@ use std::time::Duration;
 use etch_engine::{Range, RangeOptions};
 use etch_replication::local::LocalNetwork;
 use etch_replication::types::NodeId;
-use etch_replication::{Member, NodeConfig, ReadConsistency};
+use etch_replication::{Member, ReadConsistency};
 
 const RING: u64 = 1 << 20;
 const VALUE: usize = 4 << 10;
 const PUTS: usize = 1_200;
 
 fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
-    let mut config = NodeConfig::new(id);
-    config.raft.heartbeat_interval = 50;
-    config.raft.election_timeout_min = 300;
-    config.raft.election_timeout_max = 600;
+    let mut config = blocking_members::config(id);
     // Nothing but the ring's fill triggers a snapshot.
     config.raft.snapshot_policy = openraft::SnapshotPolicy::Never;
     // Looked at often enough that a ring half of which holds 128 puts cannot fill between two
     // looks even with fast syncs (each put waits for at least one fdatasync).
     config.lease_tick = Duration::from_millis(20);
-    let member = Member::open(
-        config,
-        dir.join(format!("n{id}.etch")),
-        etch_engine::Options::new().wal_capacity(RING),
-        Arc::clone(net),
-    )
-    .unwrap();
-    net.register(id, member.handler());
-    member
-}
-
-fn wait_leader(members: &[Member]) -> NodeId {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let known: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
-        if let [Some(id)] = known.into_iter().collect::<Vec<_>>()[..] {
-            return id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no leader within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let options = etch_engine::Options::new().wal_capacity(RING);
+    blocking_members::start_with(dir, net, config, options)
 }
 
 #[test]
@@ -63,7 +41,7 @@ fn members_purge_their_logs_before_the_ring_fills() {
     members[0]
         .initialize([1, 2, 3].into_iter().collect())
         .unwrap();
-    let leader = wait_leader(&members);
+    let leader = blocking_members::wait_leader(&members);
     let leader = members.iter().find(|m| m.id() == leader).unwrap();
 
     let value = vec![b'v'; VALUE];

@@ -7,7 +7,8 @@ once per backend:
 - ``member``: a follower of a fresh 3-member cluster running in this process
   (``etch.open(path, cluster=...)``, QUIC on loopback);
 - ``remote``: ``etch.connect`` to a fresh ``etch serve`` process (the ``etch`` binary from
-  ``$ETCH_BIN`` or the repository's ``target/release``), stopped by pid after the test;
+  ``$ETCH_BIN``, or ``release/etch`` in ``$CARGO_TARGET_DIR`` or the repository's ``target``),
+  stopped by pid after the test;
 - ``etcd``: ``etch.connect`` to a fresh etcd (``$ETCD_BIN``, ``/usr/bin/etcd`` or ``etcd`` on
   the PATH), stopped by pid after the test.
 
@@ -103,10 +104,15 @@ def wait_ready(store: etch.Store, proc: subprocess.Popen[bytes], what: str) -> N
             time.sleep(0.02)
 
 
+def cargo_target() -> Path:
+    """Where cargo put the repository's binaries: ``$CARGO_TARGET_DIR`` (relative to the
+    repository when relative) or the repository's ``target``."""
+    custom = os.environ.get("CARGO_TARGET_DIR")
+    return ROOT / custom if custom else ROOT / "target"
+
+
 def serve_etch(tmp: Path) -> tuple[List[str], str]:
-    binary = require(
-        "the etch binary", tool("ETCH_BIN", str(ROOT / "target" / "release" / "etch"))
-    )
+    binary = require("the etch binary", tool("ETCH_BIN", str(cargo_target() / "release" / "etch")))
     url = f"http://127.0.0.1:{free_port()}"
     args = [binary, "serve", "--db", str(tmp / "served.etch"), "--listen-client-urls", url,
             "--advertise-client-urls", url]

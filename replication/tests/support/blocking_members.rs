@@ -11,16 +11,32 @@ use etch_replication::local::LocalNetwork;
 use etch_replication::types::NodeId;
 use etch_replication::{Member, NodeConfig};
 
-/// Starts member `id` with its file `n<id>.etch` in `dir`, registered on `net`.
-pub fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
+/// The test timing for member `id`.
+pub fn config(id: NodeId) -> NodeConfig {
     let mut config = NodeConfig::new(id);
     config.raft.heartbeat_interval = 50;
     config.raft.election_timeout_min = 300;
     config.raft.election_timeout_max = 600;
+    config
+}
+
+/// Starts member `id` with its file `n<id>.etch` in `dir`, registered on `net`.
+pub fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
+    start_with(dir, net, config(id), etch_engine::Options::new())
+}
+
+/// [`start`] with other settings and store options.
+pub fn start_with(
+    dir: &Path,
+    net: &Arc<LocalNetwork>,
+    config: NodeConfig,
+    options: etch_engine::Options,
+) -> Member {
+    let id = config.id;
     let member = Member::open(
         config,
         dir.join(format!("n{id}.etch")),
-        etch_engine::Options::new(),
+        options,
         Arc::clone(net),
     )
     .unwrap();
