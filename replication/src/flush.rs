@@ -31,22 +31,6 @@
 //!    its own), and the engine's rule that the applied state is in the durable log holds as
 //!    before.
 //!
-//! # The synced extent
-//! The flusher remembers how far its last completed sync round reached (`synced`, "durable
-//! through"), and answers a wait for an index within it at once, on the caller's task: no
-//! wake-up of the flusher thread, no round. Most waits are of that kind (a heartbeat's
-//! acknowledgement, the commit gate, the apply of entries a round has covered already). The
-//! extent is a claim about the entries *now* at those indexes, so everything that replaces
-//! entries lowers it before and after it does so, and bumps the epoch so that a round in
-//! flight across the change records nothing:
-//! - a truncation of the log's suffix ([`LogFlusher::truncated`], from
-//!   [`crate::raft_log::RaftLog`]): the extent is clamped to the new last entry;
-//! - a snapshot install, which empties the log at the snapshot's index
-//!   ([`LogFlusher::forget_synced`], from [`crate::state_machine::StateMachine`]): the extent
-//!   is forgotten, the next round sets it afresh.
-//!
-//! A purge removes only applied (so durable) entries and replaces none: the extent stays.
-//!
 //! Votes, truncations and purges stay synchronous and durable before they return. A member
 //! that crashes loses only entries it had not let out: for the cluster that is a follower that
 //! never received them, or a leader whose uncommitted tail is lost, which Raft handles. Log
@@ -127,14 +111,15 @@ type Waiter = (u64, oneshot::Sender<Result<(), FlushError>>);
 struct State {
     /// The highest Raft index anyone asked to be made durable (`None`: nothing yet).
     wanted: Option<u64>,
-    /// Durable through: the entries now in the log up to this index are durable (the extent
-    /// of the last completed sync round, lowered by every change that replaces entries; see
-    /// "The synced extent" in the module documentation). Answers waits within it at once.
+    /// What the last completed sync round covered. Only a hint that spares [`LogFlusher::kick`]
+    /// a round for entries synced already; never used to answer a wait (a snapshot install
+    /// empties the log without telling the flusher, so it may be stale until the next round,
+    /// which sets it afresh).
     synced: Option<u64>,
     /// Callers waiting for an index, answered after the sync that covers it.
     waiters: Vec<Waiter>,
-    /// Counts truncations and installs: a sync round that saw another count when it started
-    /// covers entries that may be gone, so it answers no one and records nothing.
+    /// Counts truncations: a sync round that saw another count when it started covers
+    /// entries that may be gone, so it answers no one and records nothing.
     epoch: u64,
     /// The first sync failure; every later wait fails with it.
     failed: Option<String>,
@@ -199,21 +184,17 @@ impl LogFlusher {
     }
 
     /// Waits until every entry up to Raft index `index` (which must be in the log) is durable.
-    /// Answered at once when the synced extent covers it; otherwise by the sync round that
-    /// does, on the flusher thread.
     pub async fn durable(&self, index: u64) -> Result<(), FlushError> {
         let rx = {
             let mut s = self.shared.lock();
             if let Some(msg) = &s.failed {
                 return Err(FlushError::Failed(msg.clone()));
             }
-            // A stopped flusher answers nothing, not even from its extent: its member shut
-            // down, and nobody tells it of truncations any more.
+            // No shortcut from `synced`: each wait is answered by a round, whose sync returns
+            // at once when the engine has synced the entry already (the engine tracks
+            // truncations and installs itself).
             if s.stop {
                 return Err(FlushError::Stopped);
-            }
-            if s.synced.is_some_and(|d| d >= index) {
-                return Ok(());
             }
             let (tx, rx) = oneshot::channel();
             s.waiters.push((index, tx));
@@ -224,12 +205,9 @@ impl LogFlusher {
         rx.await.unwrap_or(Err(FlushError::Stopped))
     }
 
-    /// Tells the flusher that the log is being truncated so that `last` is its last entry
-    /// (`None`: empty). A truncation syncs by itself; what is past `last` must not count as
-    /// synced any more (new entries will take those indexes). Call it both before the
-    /// truncation (no wait is answered from the extent for an entry being removed) and after
-    /// it, before any new entry is appended (a round that read the log's end before the
-    /// truncation records nothing).
+    /// Tells the flusher that the log was truncated so that `last` is its last entry (`None`:
+    /// empty). A truncation syncs by itself; what is past `last` must not count as synced any
+    /// more (new entries will take those indexes).
     pub fn truncated(&self, last: Option<u64>) {
         let mut s = self.shared.lock();
         s.epoch += 1;
@@ -243,28 +221,6 @@ impl LogFlusher {
         };
         drop(s);
         self.shared.wake.notify_one();
-    }
-
-    /// Tells the flusher that the log's entries are being replaced wholesale (a snapshot
-    /// install empties the log at the snapshot's index, whatever it held at or past it):
-    /// nothing counts as synced until the next round, and a round in flight records nothing.
-    /// Call it before the install and again after it, before any new entry is appended.
-    /// Pending waiters stay; the next round answers them (or finds their entries gone).
-    pub fn forget_synced(&self) {
-        let mut s = self.shared.lock();
-        s.epoch += 1;
-        s.synced = None;
-        let pending = !s.waiters.is_empty();
-        drop(s);
-        if pending {
-            self.shared.wake.notify_one();
-        }
-    }
-
-    /// The synced extent: the index through which the entries now in the log are known to be
-    /// durable (`None`: nothing known). For tests and diagnostics.
-    pub fn synced(&self) -> Option<u64> {
-        self.shared.lock().synced
     }
 
     /// Ends the thread and waits for it (at most the sync in progress). Pending waiters get
@@ -328,8 +284,7 @@ fn run<L: LogStore>(shared: &Shared, log: &Weak<L>) {
                     (Some(t), Some(l)) => Some(t.min(l)),
                     _ => None,
                 };
-                // Within one epoch no entry was replaced: the extent only grows.
-                s.synced = s.synced.max(covered);
+                s.synced = covered;
                 // Asked past the log's end (entries truncated since) and nothing asked since:
                 // what is not there cannot be synced; later appends ask again.
                 if s.wanted == target {

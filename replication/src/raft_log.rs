@@ -218,19 +218,14 @@ impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        if let Some(flusher) = &self.flusher {
-            // Before: no wait is answered from the synced extent for an entry being removed.
-            flusher.truncated(log_id.index.checked_sub(1));
-        }
         let truncated = self
             .store
             .truncate(log_id.index)
             .map_err(|e| storage_error(ErrorSubject::Log(log_id), ErrorVerb::Delete, e));
         if let Some(flusher) = &self.flusher {
-            // After, before any new entry takes a truncated index: a sync round that read the
-            // log's end before the truncation must not count those indexes as synced. Told
-            // even after a failed truncate (it may have dropped entries before failing); being
-            // told too often costs only a sync.
+            // Before any new entry takes a truncated index: the flusher must not count those
+            // indexes as synced any more. Told even after a failed truncate (it may have
+            // dropped entries before failing); being told too often costs only a sync.
             flusher.truncated(log_id.index.checked_sub(1));
         }
         truncated

@@ -501,19 +501,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .receiving
             .take()
             .ok_or_else(|| sm_error(ErrorVerb::Write, "no snapshot was being received"))?;
-        // The install empties the log at the snapshot's index, replacing whatever the log held
-        // there: the flusher's synced extent no longer describes it. Forgotten before (no wait
-        // is answered from it meanwhile) and after, before openraft appends anything new (a
-        // round in flight across the install records nothing), also when the install failed
-        // part way.
-        if let Some(flusher) = &self.flusher {
-            flusher.forget_synced();
-        }
-        let installed = self.machine.install(meta, &path);
-        if let Some(flusher) = &self.flusher {
-            flusher.forget_synced();
-        }
-        installed?;
+        self.machine.install(meta, &path)?;
         self.machine.set_current((meta.clone(), path, file));
         Ok(())
     }
