@@ -251,9 +251,22 @@ fn a_seed_replays_the_same_history() {
     assert_eq!(a, b, "seed 11 did not replay");
 }
 
+/// Seeds of [`a_lease_expires_after_a_leader_change_but_not_early`] that found bugs, run on
+/// every run: 14 (a keep-alive through a follower failed with `Timeout` at once when one
+/// heartbeat answer of the leader's read barrier was lost; `ask_leader` now asks again).
+const LEASE_REGRESSION_SEEDS: [u64; 1] = [14];
+
 #[test]
 fn a_lease_expires_after_a_leader_change_but_not_early() {
-    for seed in seeds(10) {
+    let mut all = seeds(10);
+    if std::env::var("ETCH_RAFT_SEED").is_err() {
+        let extra: Vec<u64> = LEASE_REGRESSION_SEEDS
+            .into_iter()
+            .filter(|s| !all.contains(s))
+            .collect();
+        all.extend(extra);
+    }
+    for seed in all {
         with_repro(seed, "sim_history", "a_lease_expires", || {
             simulate(seed, || async move {
                 let mut c = Cluster::new(seed, Faults::lossy());

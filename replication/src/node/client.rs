@@ -297,17 +297,29 @@ impl ReplicatedStore {
         }
     }
 
-    /// Asks the leader to serve `request`, retrying while it is not found or moves.
+    /// Asks the leader to serve `request`, retrying while it is not found, moves, or cannot
+    /// confirm that it leads. Only for requests that may be served twice (keep-alive,
+    /// time-to-live).
     pub(super) async fn ask_leader(&self, request: ClientRequest) -> Result<ClientReply> {
         self.check_open()?;
         self.check_member().await?;
         let inner = &self.inner;
         let deadline = Instant::now() + inner.config.request_timeout;
         let mut target = inner.leader_hint();
+        // Whether a leader could not confirm its leadership (`ForwardError::Unknown`: a quorum's
+        // heartbeat answers were lost). The requests asked here (keep-alive, time-to-live) may
+        // be asked again, so that is retried until the deadline, then reported as a timeout.
+        // Answering it at once turned one lost heartbeat into a failed keep-alive
+        // (`sim_history` lease seed 14).
+        let mut unconfirmed = false;
         loop {
             let next = match target {
                 Some(t) if t == inner.id => match self.serve_locally(&request).await {
                     Err(ForwardError::NotLeader { leader }) => leader.filter(|&l| l != t),
+                    Err(ForwardError::Unknown) => {
+                        unconfirmed = true;
+                        None
+                    }
                     other => return other.map_err(|e| self.forward_error(e)),
                 },
                 Some(t) => {
@@ -315,6 +327,10 @@ impl ReplicatedStore {
                         Err(_) => return Err(Error::Timeout),
                         Ok(Ok(Some(Err(ForwardError::NotLeader { leader })))) => {
                             leader.filter(|&l| l != t)
+                        }
+                        Ok(Ok(Some(Err(ForwardError::Unknown)))) => {
+                            unconfirmed = true;
+                            None
                         }
                         Ok(Ok(Some(reply))) => return reply.map_err(|e| self.forward_error(e)),
                         Ok(_) => None,
@@ -324,7 +340,11 @@ impl ReplicatedStore {
             };
             if next.is_none() {
                 if Instant::now() + NO_LEADER_BACKOFF >= deadline {
-                    return Err(Error::NoLeader);
+                    return Err(if unconfirmed {
+                        Error::Timeout
+                    } else {
+                        Error::NoLeader
+                    });
                 }
                 tokio::time::sleep(NO_LEADER_BACKOFF).await;
                 self.check_open()?;
