@@ -3,7 +3,7 @@
 //! node's pair as `etch serve`'s server certificate with client-cert-auth, another node's pair
 //! as the client's certificate.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! The command line as a whole: help with an example on every command, completion scripts,
 //! version, and exit codes of argument errors.
 
-mod common;
+use crate::common;
 
 use common::Env;
 

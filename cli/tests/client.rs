@@ -3,7 +3,7 @@
 //! the endpoint environment variables (TLS: client_tls.rs). Every server is stopped by its pid when its guard drops (also when a
 //! test fails). Output compared with etcdctl's is in etcdctl_parity (client mode).
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};

@@ -3,7 +3,7 @@
 //! a stranger's, or a server that --cacert does not vouch for are refused;
 //! `--insecure-skip-tls-verify` skips only the server's verification.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! line, with a revision wherever etcdctl has a header), fields output is `"Name" : value` lines,
 //! table output is a bordered table (or etcdctl's simple fallback where etcdctl has no table).
 
-mod common;
+use crate::common;
 
 use common::Env;
 

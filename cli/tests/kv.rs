@@ -1,6 +1,6 @@
 //! put, get, del: every flag, every output format, and the exit codes of bad input.
 
-mod common;
+use crate::common;
 
 use common::Env;
 

@@ -1,6 +1,6 @@
 //! lease grant | revoke | timetolive | list | keep-alive, with hex ids in and out.
 
-mod common;
+use crate::common;
 
 use common::{Env, Running};
 

@@ -1,6 +1,6 @@
 //! lock and elect with real child processes, and the file lock between etch processes.
 
-mod common;
+use crate::common;
 
 use common::{wait_for_file, Env, Running};
 

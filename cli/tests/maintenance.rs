@@ -1,6 +1,6 @@
 //! compaction, defrag, status, check and snapshot save | restore | status.
 
-mod common;
+use crate::common;
 
 use common::Env;
 

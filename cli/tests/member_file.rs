@@ -3,7 +3,7 @@
 //! stopped member's file, writes are refused with a message naming the cluster, and the
 //! member restarts afterwards with its data and keeps taking writes.
 
-mod common;
+use crate::common;
 
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};

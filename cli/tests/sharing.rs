@@ -2,7 +2,7 @@
 //! (`--lock-timeout`), read-only commands share the file, and a WAL damaged before
 //! acknowledged records makes every command refuse until `check --repair`.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

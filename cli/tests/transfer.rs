@@ -1,6 +1,6 @@
 //! import and export: JSON lines round trip, prefixes, past revisions and bad lines.
 
-mod common;
+use crate::common;
 
 use common::Env;
 

@@ -1,6 +1,6 @@
 //! txn: etcdctl's syntax on stdin, SUCCESS/FAILURE output, interactive prompts, bad input.
 
-mod common;
+use crate::common;
 
 use common::Env;
 

@@ -1,7 +1,7 @@
 //! watch: history replay, prev-kv, formats, the per-event command hook, following live changes
 //! (lease expiry) and cancellation by compaction.
 
-mod common;
+use crate::common;
 
 use common::{wait_for_file, Env, Running};
 

@@ -2,7 +2,7 @@
 //! applied in order and takes a WAL frame (a no-op when the command was refused or is a blank),
 //! the term is recorded, and replay after a power cut reproduces the same state and position.
 
-mod common;
+use crate::common;
 
 use etch_engine::{
     Command, CommandResponse, Compare, CompareOp, Error, PutOp, Range, Store, Txn, TxnOp, WriteOp,

@@ -1,6 +1,6 @@
 //! Compaction: what survives, what errors, that space is reused, and that it is crash-safe.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -27,6 +27,8 @@
 //! - `ETCH_CRASH_ITERATIONS=<n>`: number of kill points (default 200) for a longer soak.
 //! - `ETCH_CRASH_KEEP=1`: keep the database directories (a failing run always keeps its own).
 
+use crate::common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
@@ -584,7 +586,12 @@ fn run_child(
 ) -> Result<RoundResult, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            common::test_name(module_path!(), "crash_child").as_str(),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, path)
         .env(CONF_ENV, format!("{child_seed} {round} {}", conf.encode()))
         .stdin(Stdio::null())

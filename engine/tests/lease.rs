@@ -1,7 +1,7 @@
 //! Leases: grant, attach, keep-alive, time-to-live, list, revoke, expiry deleting keys at one
 //! revision (seen by watchers), persistence across reopen and recovery.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

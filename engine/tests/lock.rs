@@ -4,6 +4,8 @@
 //! nothing unless `ETCH_LOCK_CHILD` names a database path. The child reports what `Store::open`
 //! returned through its exit code.
 
+use crate::common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -50,9 +52,14 @@ fn lock_child() {
 
 fn child(path: &Path, hold: bool) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["lock_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
-        .stdin(Stdio::null());
+    cmd.args([
+        common::test_name(module_path!(), "lock_child").as_str(),
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, path)
+    .stdin(Stdio::null());
     if hold {
         cmd.env(HOLD_ENV, "1").stdout(Stdio::piped());
     } else {

@@ -7,6 +7,8 @@
 //! `ETCH_HOLD_READ_ONLY` is set), prints a line, holds it for `ETCH_HOLD_MS` milliseconds and
 //! closes it.
 
+use crate::common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -48,11 +50,16 @@ impl Drop for ChildGuard {
 /// loaded machine.
 fn hold_in_child(path: &Path, read_only: bool, hold: Duration) -> ChildGuard {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["holder_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, path)
-        .env(HOLD_MS_ENV, hold.as_millis().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
+    cmd.args([
+        common::test_name(module_path!(), "holder_child").as_str(),
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, path)
+    .env(HOLD_MS_ENV, hold.as_millis().to_string())
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped());
     if read_only {
         cmd.env(READ_ONLY_ENV, "1");
     }

@@ -6,6 +6,8 @@
 //! The killed writer is a real process: this test binary re-executed as `ro_child`, which does
 //! nothing unless `ETCH_RO_CHILD` names a database path.
 
+use crate::common;
+
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -66,7 +68,12 @@ impl Drop for ChildGuard {
 fn spawn_child(path: &Path, mode: &str) -> (ChildGuard, Vec<String>) {
     let mut child = ChildGuard(
         Command::new(std::env::current_exe().unwrap())
-            .args(["ro_child", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                common::test_name(module_path!(), "ro_child").as_str(),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, path)
             .env(MODE_ENV, mode)
             .stdin(Stdio::piped())

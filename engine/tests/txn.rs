@@ -1,6 +1,6 @@
 //! Transactions with compares: etcd's rules, edge case by edge case.
 
-mod common;
+use crate::common;
 
 use etch_engine::{
     Compare, CompareOp, Error, PutOp, Range, RangeOptions, Store, Txn, TxnOp, TxnOpResponse,

@@ -5,7 +5,7 @@
 //! vanish is the very last, which no later frame can witness as durable (docs/design.md,
 //! "Damage or torn tail").
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -2,8 +2,7 @@
 //! test), each on a runtime of its own, connected by `LocalNetwork`; and a blocking call made
 //! inside async code is refused with a typed error instead of stalling the runtime.
 
-#[path = "support/blocking_members.rs"]
-mod blocking_members;
+use crate::blocking_members;
 
 use std::sync::Arc;
 use std::time::Duration;

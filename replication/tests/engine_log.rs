@@ -3,7 +3,7 @@
 //! ring, a purge past the end) and a purge after a snapshot install; last, a simulated cluster
 //! whose member restarts from its one file.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

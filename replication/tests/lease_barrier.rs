@@ -3,7 +3,7 @@
 //! believing it leads until it hears of a newer term; it must not renew a lease meanwhile (the
 //! new leader may have revoked it, and its keys with it) nor report a TTL.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -5,9 +5,7 @@
 //! with `LogFull`, which openraft treats as fatal (before that module, this test's puts timed out
 //! after a few hundred, once both followers had stopped).
 
-#[path = "support/blocking_members.rs"]
-#[allow(dead_code)] // its plain `start` is not used here
-mod blocking_members;
+use crate::blocking_members;
 
 use std::path::Path;
 use std::sync::Arc;

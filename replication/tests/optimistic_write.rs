@@ -2,7 +2,7 @@
 //! applied. Concurrent increments from every member lose nothing; a closure's error writes
 //! nothing; a transaction over more keys than `max_txn_ops` still commits as one.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -5,7 +5,7 @@
 //! revision, the compact revision and the lease; new writes continue from the old revision.
 //! Files that cannot start a cluster are refused with typed errors.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

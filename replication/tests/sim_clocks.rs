@@ -4,7 +4,7 @@
 //! leadership change (renew every lease, then count again); a backward step holds the clock
 //! still. So a jump never revokes a live lease, and a lease left alone still expires.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

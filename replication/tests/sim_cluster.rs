@@ -4,7 +4,7 @@
 //! `StateMachine`), driven through openraft directly. Checks: one leader per term, every node ends with the same applied index and
 //! `hash_kv`, every acknowledged write is present, and whether a seed replays the same run.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

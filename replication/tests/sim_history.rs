@@ -12,7 +12,7 @@
 //! than the run, so a lease that disappears without a revoke in the history (a jump revoking a
 //! live lease) fails the check. A second test expires a lease across a leader change.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! surviving file (log and keys in one store), and a member that fell behind a purged log catches up from a
 //! snapshot. After each phase every member converges to the same keyspace.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -19,7 +19,7 @@
 //! sync (k from the seed: its open, its vote and the install's own syncs), then restarts from
 //! that image and must catch up.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

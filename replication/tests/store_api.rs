@@ -2,7 +2,7 @@
 //! `etch_engine::Store` method, on the leader and on followers, with the store's own errors and
 //! the cluster's.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

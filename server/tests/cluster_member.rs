@@ -2,7 +2,7 @@
 //! etch-server on loopback in front of each, used through the gRPC API and through the real
 //! etcdctl 3.4 (skipped without it unless `ETCH_REQUIRE_TOOLS=1`).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! (Debian's `etcd-server`) and the outputs must match. Without the tools the tests print
 //! "skipped" and pass, unless `ETCH_REQUIRE_TOOLS=1` (CI), where a missing tool fails.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -2,7 +2,7 @@
 //! Election and the HTTP endpoints, with etcd's error codes and texts. Every test ends by
 //! shutting the server down and checking the store file.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

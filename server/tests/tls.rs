@@ -1,7 +1,7 @@
 //! TLS for clients: mutual TLS with `--trusted-ca-file` and `--client-cert-auth` (clients
 //! without a valid certificate are refused), `--auto-tls`, and etcdctl over TLS.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! stream, history replay, filters, prev_kv, progress, fragments, compaction, disconnects, and
 //! clients that stop reading (writers unaffected, memory bounded, the store intact).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! reading, which is switched to catching up and rejoins the shared path with no gap and no
 //! duplicate.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

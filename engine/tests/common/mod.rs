@@ -32,3 +32,15 @@ pub fn open_after_power_cut(dir: &TempDir, disk: &SimDisk, path: &str) -> Store 
         .open(path)
         .unwrap()
 }
+
+/// The name libtest knows the test `test` of module `module` by (`module` being the caller's
+/// `module_path!()`, which starts with the binary's crate name), for a test that runs another
+/// test of its own binary as a child process (`--exact`).
+pub fn test_name(module: &str, test: &str) -> String {
+    let within = module.split_once("::").map_or("", |(_, rest)| rest);
+    if within.is_empty() {
+        test.to_owned()
+    } else {
+        format!("{within}::{test}")
+    }
+}

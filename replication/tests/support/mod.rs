@@ -349,7 +349,7 @@ pub fn with_repro(seed: u64, file: &str, test: &str, f: impl FnOnce() + std::pan
     if let Err(panic) = std::panic::catch_unwind(f) {
         eprintln!(
             "reproduce: ETCH_RAFT_SEED={seed} cargo test --release -p etch-replication \
-             --test {file} {test}"
+             --test replication {file}::{test}"
         );
         std::panic::resume_unwind(panic);
     }
