@@ -2,8 +2,7 @@
 //! endpoint, typed errors when none is left, a watch that resumes without gap or duplicate
 //! after its server restarts, background keep-alive, and the maintenance calls.
 
-#[path = "support/serve.rs"]
-mod serve;
+use crate::serve;
 
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,9 @@
 //! cluster), one module each, in one test binary. Run one module with a filter:
 //! `cargo test --release -p etch-client --test client failover::`.
 
+#[path = "support/serve.rs"]
+mod serve;
+
 mod cluster_failover;
 mod failover;
 mod recipes;

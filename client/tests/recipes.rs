@@ -1,8 +1,7 @@
 //! Locks and elections through the server's Lock and Election services, on `etch serve` and on
 //! a real etcd 3.4 (skipped when it is not installed, a failure when `ETCH_REQUIRE_TOOLS=1`).
 
-#[path = "support/serve.rs"]
-mod serve;
+use crate::serve;
 
 #[path = "../../cli/tests/common/etcd.rs"]
 #[allow(dead_code)]

@@ -2,8 +2,7 @@
 //! reached with the CA and a client certificate; without the CA the server's certificate does
 //! not verify and the error says TLS.
 
-#[path = "support/serve.rs"]
-mod serve;
+use crate::serve;
 
 use std::path::{Path, PathBuf};
 

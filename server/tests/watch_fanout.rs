@@ -19,14 +19,14 @@ use etch_server::proto::mvccpb::event::EventType;
 use tokio_stream::StreamExt;
 
 impl Stream {
-    async fn next(&mut self) -> pb::WatchResponse {
+    async fn next_response(&mut self) -> pb::WatchResponse {
         self.next_within(Duration::from_secs(20)).await
     }
 
     /// Creates a watch; returns its id and the revision the creation reported.
-    async fn create(&mut self, create: pb::WatchCreateRequest) -> (i64, i64) {
+    async fn create_watch(&mut self, create: pb::WatchCreateRequest) -> (i64, i64) {
         self.send(RequestUnion::CreateRequest(create)).await;
-        let resp = self.next().await;
+        let resp = self.next_response().await;
         assert!(resp.created && !resp.canceled, "{resp:?}");
         (resp.watch_id, resp.header.unwrap().revision)
     }
@@ -117,7 +117,7 @@ async fn collect_until(stream: &mut Stream, target: i64) -> BTreeMap<i64, Vec<Se
         .await;
     loop {
         assert!(Instant::now() < deadline, "watches never caught up");
-        let resp = stream.next().await;
+        let resp = stream.next_response().await;
         assert!(!resp.canceled, "{resp:?}");
         if resp.watch_id == -1 {
             if resp.header.unwrap().revision >= target {
@@ -233,7 +233,7 @@ async fn many_watches_see_exactly_their_events() {
                 no_delete,
                 prev_kv,
             };
-            let (id, rev) = stream.create(a.create_request(0)).await;
+            let (id, rev) = stream.create_watch(a.create_request(0)).await;
             a.from = rev + 1;
             mine.insert(id, a);
         }
@@ -244,7 +244,7 @@ async fn many_watches_see_exactly_their_events() {
             no_delete: false,
             prev_kv: s % 3 == 0,
         };
-        let (id, _) = stream.create(replay.create_request(past)).await;
+        let (id, _) = stream.create_watch(replay.create_request(past)).await;
         replay.from = past;
         mine.insert(id, replay);
         streams.push(stream);
@@ -348,14 +348,14 @@ async fn a_slow_stream_catches_up_and_rejoins_without_gap_or_duplicate() {
     let dispatcher = node.dispatcher().clone();
     let mut slow = Stream::open(&server).await;
     let (whole, from) = slow
-        .create(pb::WatchCreateRequest {
+        .create_watch(pb::WatchCreateRequest {
             key: "slow/".into(),
             range_end: etch_engine::prefix_end(b"slow/"),
             ..Default::default()
         })
         .await;
     let (single, _) = slow
-        .create(pb::WatchCreateRequest {
+        .create_watch(pb::WatchCreateRequest {
             key: "slow/07".into(),
             ..Default::default()
         })
@@ -387,7 +387,7 @@ async fn a_slow_stream_catches_up_and_rejoins_without_gap_or_duplicate() {
         || revs.get(&single).and_then(|r| r.last()).copied() != Some(expected_last)
     {
         assert!(Instant::now() < deadline, "slow stream never caught up");
-        let resp = slow.next().await;
+        let resp = slow.next_response().await;
         assert!(!resp.canceled, "{resp:?}");
         let list = revs.entry(resp.watch_id).or_default();
         for ev in resp.events {
@@ -410,7 +410,7 @@ async fn a_slow_stream_catches_up_and_rejoins_without_gap_or_duplicate() {
         rounds += 1;
         loop {
             // Drain what those writes sent, keeping the sequence check.
-            let resp = slow.next().await;
+            let resp = slow.next_response().await;
             let r = resp.events[0].kv.as_ref().unwrap().mod_revision;
             if resp.watch_id == single {
                 assert_eq!(r, last + 1);
@@ -422,7 +422,7 @@ async fn a_slow_stream_catches_up_and_rejoins_without_gap_or_duplicate() {
     let rev = txn_puts(&mut kv, rounds).await;
     let mut got = Vec::new();
     while got.len() < 2 {
-        let resp = slow.next().await;
+        let resp = slow.next_response().await;
         assert_eq!(resp.events[0].kv.as_ref().unwrap().mod_revision, rev);
         assert_eq!(rev, last + 1);
         got.push(resp.watch_id);
