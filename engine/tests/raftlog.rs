@@ -918,7 +918,7 @@ proptest! {
 }
 
 /// Not a timed test: prints what appending durably costs on real files (`cargo test --release
-/// -p etch-engine --test raftlog -- --ignored --nocapture measure`).
+/// -p etch-engine --test engine raftlog::measure -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn measure_log_appends_on_real_files() {

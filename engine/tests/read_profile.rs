@@ -6,8 +6,8 @@
 //!
 //! ```sh
 //! ETCH_PROFILE_DB=/tmp/reads.etch ETCH_PROFILE_KEYS=1000000 \
-//!   cargo test --release -p etch-engine --test read_profile -- --ignored      # loads, reads
-//! valgrind --tool=cachegrind --cache-sim=yes target/release/deps/read_profile-<hash> --ignored
+//!   cargo test --release -p etch-engine --test engine read_profile:: -- --ignored  # loads, reads
+//! valgrind --tool=cachegrind --cache-sim=yes target/release/deps/engine-<hash> read_profile:: --ignored
 //! ```
 //!
 //! Counts per warm read: run it with `ETCH_PROFILE_PASSES=2` and `=3` and divide the
