@@ -1,6 +1,6 @@
 //! The `etch` command line's integration tests, one module per command family, in one test
 //! binary (linking ~15 binaries cost CI's test build more than running them). Run one module
-//! with a filter: `cargo test --release -p etch-cli --test cli kv::`. The etcdctl parity suite
+//! with a filter: `cargo test --release --workspace --test cli kv::`. The etcdctl parity suite
 //! (`tests/etcdctl_parity/`) is a binary of its own.
 
 mod common;

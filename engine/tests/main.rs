@@ -1,6 +1,6 @@
 //! The engine's integration tests, one module per concept, in one test binary: linking ~30
 //! binaries against the engine cost most of CI's test build. Run one module with a filter:
-//! `cargo test --release -p etch-engine --test engine crash::` (a test's name is its module
+//! `cargo test --release --workspace --test engine crash::` (a test's name is its module
 //! path: `txn::compare_on_missing_key`).
 
 mod common;

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! ETCH_PROFILE_DB=/tmp/reads.etch ETCH_PROFILE_KEYS=1000000 \
-//!   cargo test --release -p etch-engine --test engine read_profile:: -- --ignored  # loads, reads
+//!   cargo test --release --workspace --test engine read_profile:: -- --ignored  # loads, reads
 //! valgrind --tool=cachegrind --cache-sim=yes target/release/deps/engine-<hash> read_profile:: --ignored
 //! ```
 //!

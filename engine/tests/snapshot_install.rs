@@ -683,7 +683,7 @@ fn peak_rss<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
 /// `ETCH_SNAPSHOT_KEYS` (default 1,000,000) keys with 256-byte values, put in batches of 1,000;
 /// then `snapshot_to` a file, and `install_snapshot` of it into a new store.
 #[test]
-#[ignore = "a measurement: cargo test --release -p etch-engine --test engine snapshot_install:: -- --ignored --nocapture"]
+#[ignore = "a measurement: cargo test --release --workspace --test engine snapshot_install:: -- --ignored --nocapture"]
 fn snapshot_cost_for_a_million_keys() {
     let keys: usize = std::env::var("ETCH_SNAPSHOT_KEYS")
         .ok()

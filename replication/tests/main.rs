@@ -1,7 +1,7 @@
 //! The replication crate's integration tests, one module per concept, in one test binary (the
 //! simulations, the QUIC transport, the blocking API, the log flusher, ...): linking ~25
 //! binaries against openraft, quinn and tokio cost most of CI's test build. Run one module with
-//! a filter: `cargo test --release -p etch-replication --test replication sim_cluster::`.
+//! a filter: `cargo test --release --workspace --test replication sim_cluster::`.
 //! `quic_frame` stays a binary of its own: it installs a counting global allocator.
 
 mod support;

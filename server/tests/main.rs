@@ -1,6 +1,6 @@
 //! `etch serve`'s integration tests (the gRPC API, watches, TLS, etcdctl, a server as a cluster
 //! member), one module each, in one test binary. Run one module with a filter:
-//! `cargo test --release -p etch-server --test server watch::`.
+//! `cargo test --release --workspace --test server watch::`.
 
 mod common;
 
