@@ -348,7 +348,7 @@ pub fn seeds(ci: u64) -> Vec<u64> {
 pub fn with_repro(seed: u64, file: &str, test: &str, f: impl FnOnce() + std::panic::UnwindSafe) {
     if let Err(panic) = std::panic::catch_unwind(f) {
         eprintln!(
-            "reproduce: ETCH_RAFT_SEED={seed} cargo test --release -p etch-replication \
+            "reproduce: ETCH_RAFT_SEED={seed} cargo test --release --workspace \
              --test replication {file}::{test}"
         );
         std::panic::resume_unwind(panic);
