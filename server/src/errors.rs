@@ -142,6 +142,13 @@ pub fn peer_url_exists() -> Status {
     Status::failed_precondition("etcdserver: Peer URLs already exists")
 }
 
+/// `etcdserver: too many requests` (etcd's `ErrTooManyRequests`: the leader refused to
+/// propose a write because its Raft log has no safe room now; the client backs off and
+/// retries).
+pub fn too_many_requests() -> Status {
+    Status::resource_exhausted("etcdserver: too many requests")
+}
+
 /// `etcdserver: unhealthy cluster` (a membership change openraft refused, e.g. one still
 /// in progress).
 pub fn unhealthy() -> Status {
@@ -159,7 +166,23 @@ pub fn cluster_to_status(e: &etch_replication::Error) -> Status {
         E::NotMember { .. } => removed(),
         E::NotLeader { .. } => not_leader(),
         E::Shutdown => stopped(),
+        E::TooManyRequests => too_many_requests(),
         E::Raft(msg) => Status::unavailable(format!("etcdserver: {msg}")),
         other => Status::internal(format!("etch: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// etcd's clients recognise the refusal by code and text (clientv3's
+    /// `ErrTooManyRequests`) and back off; a write the leader had no room for must read the
+    /// same.
+    #[test]
+    fn too_many_requests_is_etcds_resource_exhausted() {
+        let status = cluster_to_status(&etch_replication::Error::TooManyRequests);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.message(), "etcdserver: too many requests");
     }
 }
