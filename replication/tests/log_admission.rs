@@ -24,8 +24,11 @@ use etch_replication::types::NodeId;
 use etch_replication::{Error, Member, ReadConsistency};
 
 const RING: u64 = 1 << 20;
-const WRITERS: usize = 24;
-const PUTS_PER_WRITER: usize = 80;
+const WRITERS: usize = 64;
+const PUTS_PER_WRITER: usize = 30;
+/// How long the writers write at most (a stopped member would make every later put through
+/// it wait for the request timeout).
+const BURST_LIMIT: Duration = Duration::from_secs(60);
 
 fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
     let mut config = blocking_members::config(id);
@@ -76,6 +79,7 @@ fn a_burst_never_fills_a_members_log() {
 
     let refused = Arc::new(AtomicUsize::new(0));
     let unknown = Arc::new(AtomicUsize::new(0));
+    let burst_end = Instant::now() + BURST_LIMIT;
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             // Through every member: a third of the writers on each (two thirds forwarded).
@@ -85,6 +89,9 @@ fn a_burst_never_fills_a_members_log() {
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
                 for i in 0..PUTS_PER_WRITER {
+                    if Instant::now() > burst_end {
+                        break;
+                    }
                     let key = format!("k/{w:02}/{i:04}");
                     match m.put(&key, value(w, i)) {
                         Ok(_) => acked.push((key, value(w, i))),
