@@ -1,12 +1,14 @@
 //! A burst of writes must not fill any member's Raft log (its WAL ring) and stop it.
 //!
 //! Three members with a 1 MiB ring, no snapshot policy and a lease tick too slow to make room
-//! in time take bursts of 4-16 KiB puts from many threads at once, through every member. The
-//! leader refuses what its ring cannot safely take with `Error::TooManyRequests` (etcd's
-//! `too many requests`), and a follower appends only what fits its own ring
-//! (`node/log_space.rs`). Checked: no member's Raft stopped, every member still applies later
-//! writes, and every acknowledged put is on every member with its value. Without the
-//! admission check a leader's append failed with `LogFull` here and openraft stopped it.
+//! in time take 4-16 KiB puts from 64 threads at once (about 640 KiB in flight), through every
+//! member. The leader refuses what its ring cannot safely take with `Error::TooManyRequests`
+//! (etcd's `too many requests`; the writer sends it again after 5 ms), and a follower appends
+//! only what fits its own ring (`node/log_space.rs`). Checked: no member's Raft stopped, every
+//! member still applies later writes, and every acknowledged put is on every member with its
+//! value. Without the admission check the leader's append failed with `LogFull` here,
+//! openraft stopped it and the puts failed with `Shutdown`; without the follower's rule (the
+//! leader's admission alone) a follower's did and the test failed or hung.
 
 #[path = "support/blocking_members.rs"]
 #[allow(dead_code)] // its plain `start` is not used here
@@ -88,22 +90,31 @@ fn a_burst_never_fills_a_members_log() {
             let unknown = Arc::clone(&unknown);
             std::thread::spawn(move || {
                 let mut acked = Vec::new();
-                for i in 0..PUTS_PER_WRITER {
-                    if Instant::now() > burst_end {
-                        break;
-                    }
+                'puts: for i in 0..PUTS_PER_WRITER {
                     let key = format!("k/{w:02}/{i:04}");
-                    match m.put(&key, value(w, i)) {
-                        Ok(_) => acked.push((key, value(w, i))),
-                        Err(Error::TooManyRequests) => {
-                            refused.fetch_add(1, Ordering::Relaxed);
+                    loop {
+                        if Instant::now() > burst_end {
+                            break 'puts;
                         }
-                        // Outcome unknown (a loaded machine, an election): not acknowledged,
-                        // so not checked. A stopped member shows below.
-                        Err(Error::Timeout | Error::NoLeader) => {
-                            unknown.fetch_add(1, Ordering::Relaxed);
+                        match m.put(&key, value(w, i)) {
+                            Ok(_) => {
+                                acked.push((key, value(w, i)));
+                                break;
+                            }
+                            // Nothing was proposed: sent again after a back-off, as a client
+                            // of etcd does.
+                            Err(Error::TooManyRequests) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                                std::thread::sleep(Duration::from_millis(5));
+                            }
+                            // Outcome unknown (a loaded machine, an election): not
+                            // acknowledged, so not checked. A stopped member shows below.
+                            Err(Error::Timeout | Error::NoLeader) => {
+                                unknown.fetch_add(1, Ordering::Relaxed);
+                                break;
+                            }
+                            Err(e) => panic!("writer {w}, put {i}: {e}"),
                         }
-                        Err(e) => panic!("writer {w}, put {i}: {e}"),
                     }
                 }
                 acked
