@@ -142,13 +142,6 @@ pub fn peer_url_exists() -> Status {
     Status::failed_precondition("etcdserver: Peer URLs already exists")
 }
 
-/// `etcdserver: too many requests` (etcd's `ErrTooManyRequests`: the leader refused to
-/// propose a write because its Raft log has no safe room now; the client backs off and
-/// retries).
-pub fn too_many_requests() -> Status {
-    Status::resource_exhausted("etcdserver: too many requests")
-}
-
 /// `etcdserver: unhealthy cluster` (a membership change openraft refused, e.g. one still
 /// in progress).
 pub fn unhealthy() -> Status {
