@@ -266,8 +266,9 @@ mod member {
     use super::*;
     use etch_replication::{Error as ClusterError, Member};
 
-    /// A cluster member's errors: the engine's inside [`ClusterError::Store`]; no leader and a
-    /// timeout are the transient ones (a new leader may be elected, the answer may come).
+    /// A cluster member's errors: the engine's inside [`ClusterError::Store`]; no leader, a
+    /// timeout and a leader without room in its log are the transient ones (a new leader may
+    /// be elected, the answer may come, the log may be purged).
     impl Backend for ClusterError {
         fn engine(&self) -> Option<&Error> {
             match self {
@@ -277,7 +278,10 @@ mod member {
         }
 
         fn is_unavailable(&self) -> bool {
-            matches!(self, ClusterError::NoLeader | ClusterError::Timeout)
+            matches!(
+                self,
+                ClusterError::NoLeader | ClusterError::Timeout | ClusterError::TooManyRequests
+            )
         }
     }
 

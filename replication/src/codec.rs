@@ -60,6 +60,14 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// How many bytes [`encode`] makes of `value`, without allocating them (what a member's
+/// admission check counts before it proposes an entry or appends a leader's entries). A value
+/// postcard cannot encode counts as 0: encoding it fails later anyway.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .map_or(0, |n: usize| n + 1)
+}
+
 /// Decodes what [`encode`] produced, refusing inputs longer than `limit` bytes.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
     if bytes.len() > limit {

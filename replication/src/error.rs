@@ -48,6 +48,11 @@ pub enum Error {
     /// opened as a member): openraft's initialize would start the log at index 0 and lose it.
     /// Start the cluster with `ReplicatedStore::bootstrap`, which keeps the history.
     HasHistory,
+    /// The write was refused before it was proposed because the leader's Raft log has no safe
+    /// room for it now (etcd's `etcdserver: too many requests`): the log's WAL ring is filling
+    /// faster than the members snapshot and purge it (see `node/log_space.rs`). Nothing was
+    /// proposed, so retrying after a short back-off is safe.
+    TooManyRequests,
     /// A Raft failure not covered above: a refused membership change, a storage error that
     /// stopped Raft on this member. The text is openraft's.
     Raft(String),
@@ -82,6 +87,11 @@ impl std::fmt::Display for Error {
                 f,
                 "the store has a history of its own; start the cluster with \
                  ReplicatedStore::bootstrap to keep it"
+            ),
+            Error::TooManyRequests => write!(
+                f,
+                "too many requests: the leader's Raft log has no room for the write now; \
+                 retry after a back-off"
             ),
             Error::Raft(msg) => write!(f, "raft: {msg}"),
         }

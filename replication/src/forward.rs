@@ -97,4 +97,8 @@ pub enum ForwardError {
     Shutdown,
     /// The receiver cannot serve client requests (a bare Raft without a store).
     Unsupported,
+    /// The leader refused to propose the entry: its Raft log has no safe room for it now
+    /// ([`crate::Error::TooManyRequests`]). Nothing was proposed. (Last, so that the variants
+    /// before it keep their encoding.)
+    TooManyRequests,
 }

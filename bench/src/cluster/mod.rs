@@ -109,6 +109,9 @@ struct CatchUp {
     load_seconds: f64,
     /// Load transactions sent again after the server answered that it timed out.
     load_retries: u64,
+    /// Load transactions sent again after the server refused them as `too many requests`
+    /// (nothing proposed; sent again after a back-off, as etcd's clients do).
+    load_refused: u64,
     /// Seconds from the new member's process start to it counting every key.
     catch_up_seconds: f64,
 }
@@ -396,8 +399,11 @@ async fn catch_up(kind: Kind, keys: u64) -> Result<CatchUp, String> {
         tasks.spawn(async move { load_slots(ch, &part, start).await });
     }
     let mut load_retries = 0;
+    let mut load_refused = 0;
     while let Some(done) = tasks.join_next().await {
-        load_retries += done.map_err(|e| e.to_string())??;
+        let (retries, refused) = done.map_err(|e| e.to_string())??;
+        load_retries += retries;
+        load_refused += refused;
     }
     let load_seconds = loading.elapsed().as_secs_f64();
 
@@ -422,6 +428,7 @@ async fn catch_up(kind: Kind, keys: u64) -> Result<CatchUp, String> {
         keys,
         load_seconds,
         load_retries,
+        load_refused,
         catch_up_seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -430,17 +437,27 @@ async fn catch_up(kind: Kind, keys: u64) -> Result<CatchUp, String> {
 /// out (`Unavailable`).
 const LOAD_TRIES: u32 = 5;
 
+/// How many times in all one load transaction is sent when the server refuses it as
+/// `too many requests` (each after [`REFUSED_BACKOFF`]): a refused write was not proposed, so
+/// sending it again is always safe; the bound only keeps a broken cluster from looping.
+const REFUSED_TRIES: u32 = 1_000;
+
+/// The pause before a refused load transaction is sent again.
+const REFUSED_BACKOFF: Duration = Duration::from_millis(50);
+
 /// Writes slots `offset..offset + part.keys` of `part.prefix` in transactions of 100 puts;
-/// returns how many transactions were sent again. A transaction the server answered as timed
+/// returns how many transactions were sent again after a timeout and after a refusal as
+/// `too many requests` (etcd's `ResourceExhausted` with that text). A transaction the server answered as timed
 /// out (a loaded machine: the load is not what is measured) is sent again, at most
 /// [`LOAD_TRIES`] times in all: it puts fixed values under fixed keys, so applying it twice
 /// leaves the same keys and values (only the revision moves), which is all the catch-up
 /// counts.
-async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<u64, String> {
+async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<(u64, u64), String> {
     use etch_server::proto::etcdserverpb::{request_op, RequestOp, TxnRequest};
     let mut client = KvClient::new(channel);
     let mut next = 0;
     let mut retries = 0;
+    let mut refused = 0;
     while next < part.keys {
         let end = (next + 100).min(part.keys);
         let success = (next..end)
@@ -457,6 +474,7 @@ async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<u64,
             ..Default::default()
         };
         let mut tries = 1;
+        let mut refusals = 0;
         loop {
             match client.txn(request.clone()).await {
                 Ok(_) => break,
@@ -464,12 +482,21 @@ async fn load_slots(channel: Channel, part: &Target, offset: u64) -> Result<u64,
                     tries += 1;
                     retries += 1;
                 }
+                Err(e)
+                    if e.code() == tonic::Code::ResourceExhausted
+                        && e.message() == "etcdserver: too many requests"
+                        && refusals + 1 < REFUSED_TRIES =>
+                {
+                    refusals += 1;
+                    refused += 1;
+                    tokio::time::sleep(REFUSED_BACKOFF).await;
+                }
                 Err(e) => return Err(format!("load: {e}")),
             }
         }
         next = end;
     }
-    Ok(retries)
+    Ok((retries, refused))
 }
 
 /// The number of keys under `prefix`, read serializably (from that member's own state).
@@ -545,12 +572,14 @@ fn print_failover(results: &[Failover]) {
 }
 
 fn print_catch_up(results: &[CatchUp]) {
-    println!("\n| new member catch-up | keys | load s | load retries | catch-up s |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "\n| new member catch-up | keys | load s | load retries | load refused | catch-up s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for c in results {
         println!(
-            "| {} | {} | {:.1} | {} | {:.2} |",
-            c.server, c.keys, c.load_seconds, c.load_retries, c.catch_up_seconds
+            "| {} | {} | {:.1} | {} | {} | {:.2} |",
+            c.server, c.keys, c.load_seconds, c.load_retries, c.load_refused, c.catch_up_seconds
         );
     }
 }

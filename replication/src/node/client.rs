@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use etch_engine as engine;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::ServerState;
 use tokio::time::Instant;
 
 use super::{Inner, ReplicatedStore};
@@ -34,8 +35,19 @@ pub(super) enum Submitted {
 }
 
 impl Inner {
-    /// Proposes on this member's Raft (it must be the leader).
+    /// Proposes on this member's Raft (it must be the leader), if its log has room for the
+    /// entry (`log_space`'s admission: else [`Error::TooManyRequests`], nothing proposed).
     pub(super) async fn propose_local(&self, proposal: Proposal) -> Submitted {
+        // A member that does not lead leaves the answer to openraft (ForwardToLeader): its own
+        // ring says nothing about the leader's.
+        let _admitted = if self.raft.metrics().borrow().state == ServerState::Leader {
+            match self.log_space.admit(self, &proposal) {
+                Ok(share) => Some(share),
+                Err(e) => return Submitted::Failed(e),
+            }
+        } else {
+            None
+        };
         match self.raft.client_write(proposal).await {
             Ok(_) => Submitted::Applied,
             // Refused before it was appended, or truncated from this log as a conflict: in
@@ -184,11 +196,11 @@ impl ReplicatedStore {
                         // one that restarted (a crash, a power cut) after acting on a lost try
                         // answers the repeat afresh, so a refusal then proves nothing (a
                         // duplicate found by tests/sim_power.rs, seed 8).
-                        Ok(Some(Err(ForwardError::NotLeader { .. } | ForwardError::Shutdown)))
-                            if lost =>
-                        {
-                            Submitted::Unknown
-                        }
+                        Ok(Some(Err(
+                            ForwardError::NotLeader { .. }
+                            | ForwardError::Shutdown
+                            | ForwardError::TooManyRequests,
+                        ))) if lost => Submitted::Unknown,
                         Err(()) => Submitted::Unknown,
                         // Likewise an unreachable leader after a lost try: the lost try may
                         // have been proposed and then committed by the next leader, so
@@ -209,6 +221,10 @@ impl ReplicatedStore {
                             Submitted::Failed(Error::NotMember { id: inner.id })
                         }
                         Ok(Some(Err(ForwardError::Shutdown))) => Submitted::NotLeader(None),
+                        // Refused before it was proposed: safe to report, the client retries.
+                        Ok(Some(Err(ForwardError::TooManyRequests))) => {
+                            Submitted::Failed(Error::TooManyRequests)
+                        }
                         Ok(Some(Err(_))) => Submitted::Unknown,
                     }
                 }
@@ -364,6 +380,7 @@ impl ReplicatedStore {
             ForwardError::Store(msg) => Error::Raft(msg),
             ForwardError::Shutdown => Error::Shutdown,
             ForwardError::Unsupported => Error::Raft("the peer serves no client requests".into()),
+            ForwardError::TooManyRequests => Error::TooManyRequests,
         }
     }
 }

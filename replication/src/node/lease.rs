@@ -285,7 +285,7 @@ pub(super) async fn leader_duties(member: Weak<Inner>) {
             .is_some_and(|last| time_gap(&inner, reading.saturating_sub(last), Duration::ZERO));
         let gap = std::mem::take(&mut state.gap_in_last_tick) || jumped_between;
         // Every member's own duty, leader or not.
-        super::log_space::make_room(&inner).await;
+        inner.log_space.tick(&inner).await;
         duty_tick(&inner, &mut state, gap).await;
         // A jump while the tick waited (on a proposal, on leadership confirmation) moved the
         // clock further than the tick's own time: handled at the next tick.

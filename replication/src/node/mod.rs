@@ -210,6 +210,8 @@ struct Inner {
     background: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The log's flusher in background mode.
     flusher: Option<Arc<LogFlusher>>,
+    /// Keeps the Raft log inside its WAL ring (`log_space`).
+    log_space: log_space::LogSpace,
 }
 
 impl Inner {
@@ -316,6 +318,7 @@ impl ReplicatedStore {
             closed: AtomicBool::new(false),
             background: Mutex::new(None),
             flusher,
+            log_space: log_space::LogSpace::default(),
         });
         let task = tokio::spawn(lease::leader_duties(Arc::downgrade(&inner)));
         *inner.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);

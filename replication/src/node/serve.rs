@@ -43,13 +43,40 @@ impl Handler {
     /// holds every entry up to the request's last one (or its `prev_log_id` for a heartbeat),
     /// and the leader counts that towards a commit, so it must be durable first (see
     /// [`crate::flush`]). A refusal (conflict, higher vote) claims nothing and goes at once.
+    ///
+    /// Only the entries that fit this member's ring are passed on (`log_space`, rule 3): the
+    /// rest are dropped from the request, and a success is answered as a partial one, matched
+    /// up to the last entry kept (or the request's `prev_log_id` when none is), so the leader
+    /// sends the rest again later. openraft caps this member's commit index at what it
+    /// accepted, so it learns no commit past what it holds.
     async fn append_entries(
         &self,
-        rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,
+        mut rpc: openraft::raft::AppendEntriesRequest<crate::types::TypeConfig>,
     ) -> RaftReply {
         use openraft::raft::AppendEntriesResponse;
+        let fitting = match self.member.upgrade() {
+            Some(inner) => inner.log_space.fitting(&inner, &rpc.entries),
+            None => rpc.entries.len(),
+        };
+        let cut = fitting < rpc.entries.len();
+        if cut {
+            rpc.entries.truncate(fitting);
+            // The leader sends again at once: a short pause keeps the two from spinning while
+            // this member makes room (well below openraft's per-message timeout, the
+            // heartbeat interval).
+            tokio::time::sleep(FULL_RING_PAUSE).await;
+        }
+        let kept = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        let partial = |reply: RaftReply| match reply {
+            RaftReply::AppendEntries(Ok(AppendEntriesResponse::Success)) if cut => {
+                RaftReply::AppendEntries(Ok(AppendEntriesResponse::PartialSuccess(kept)))
+            }
+            other => other,
+        };
         let Some(flusher) = &self.flusher else {
-            return RaftReply::AppendEntries(self.raft.append_entries(rpc).await);
+            return partial(RaftReply::AppendEntries(
+                self.raft.append_entries(rpc).await,
+            ));
         };
         let claimed = rpc
             .entries
@@ -77,9 +104,12 @@ impl Handler {
                 )));
             }
         }
-        RaftReply::AppendEntries(reply)
+        partial(RaftReply::AppendEntries(reply))
     }
 }
+
+/// How long a member whose ring cannot take a leader's entries waits before it answers.
+const FULL_RING_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 
 impl RaftHandler for Handler {
     fn handle(&self, request: RaftRequest) -> BoxFuture<'_, RaftReply> {
@@ -174,6 +204,7 @@ impl ReplicatedStore {
                     // power): the entry may be in its log and on others, and a new leader may
                     // commit it. Its fate is open: the proposer must not propose it again.
                     Submitted::Failed(Error::Shutdown) => Err(ForwardError::Unknown),
+                    Submitted::Failed(Error::TooManyRequests) => Err(ForwardError::TooManyRequests),
                     Submitted::Failed(e) => Err(ForwardError::Store(e.to_string())),
                 }
             }
