@@ -32,6 +32,31 @@ use crate::storage::{Mapping, StorageFile};
 /// Smallest address-space reservation for the map.
 const MIN_MAP_BYTES: u64 = 1 << 30;
 
+/// Dirty-node bytes a seal must free for it to return freed heap memory to the OS (see
+/// [`return_freed_memory`]): a batch this large (16,384 pages) is rare enough that the call's
+/// cost, a walk over the allocator's free chunks, is noise beside the batch's own.
+const RETURN_MEMORY_BYTES: u64 = 64 << 20;
+
+/// Returns the free memory of the C allocator's heap to the OS. A seal frees one 4 KiB buffer
+/// per dirty node; glibc's `malloc` keeps freed small blocks for reuse and gives back only the
+/// top of its heap, so after a one-transaction load of a million keys (about 470 MiB of node
+/// buffers, docs/benchmarks.md "Issue 17 item 5") the process kept that memory resident until it
+/// exited. `malloc_trim(0)` releases the free pages inside the heap as well. Only with glibc; a
+/// program with another global allocator keeps its own policy (this call then finds glibc's heap
+/// nearly empty and returns at once).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_freed_memory() {
+    // SAFETY: `malloc_trim` only returns unused pages of glibc's heap to the OS; it takes no
+    // pointer and is safe to call from any thread at any time (it takes the allocator's locks).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Elsewhere the allocator decides on its own when to return memory.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_memory() {}
+
 /// A read-only map of the main file and its verified-page bitmap.
 pub(crate) struct MapState {
     map: Box<dyn Mapping>,
@@ -426,11 +451,18 @@ impl Pager {
             }
             self.write_pages(run_start, &buf, false)?;
         }
+        let sealed_bytes = ids.len() as u64 * self.page_size as u64;
         for id in ids {
             self.map.mark_verified(id);
         }
         self.dirty.clear();
         self.unsealed_overflow.clear();
+        if sealed_bytes >= RETURN_MEMORY_BYTES {
+            // A large batch just freed its node buffers: hand their memory back to the OS
+            // instead of keeping it as the process's heap until exit.
+            self.dirty.shrink_to_fit();
+            return_freed_memory();
+        }
         Ok(())
     }
 
