@@ -62,8 +62,9 @@ const FLAG_DURABLE_LAG: u8 = 1;
 /// A lag that does not fit (or is not known) is stored as this and proves nothing.
 const LAG_UNKNOWN: u32 = u32::MAX;
 /// A new WAL starts this large (or at its capacity, if smaller) and doubles as needed. Every
-/// open creates the WAL anew, zero-filled and synced, so this is paid by every open: 256 KiB
-/// keeps opening a store to a few milliseconds, while a busy writer grows it in a few doublings.
+/// open creates the WAL anew, zero-filled (a local store's is synced by its first append), so
+/// this is written by every open: 256 KiB keeps that write small, while a busy writer grows
+/// the WAL in a few doublings.
 const INITIAL_BYTES: u64 = 256 << 10;
 
 /// A record read back during recovery.
