@@ -33,9 +33,11 @@ use crate::storage::{Mapping, StorageFile};
 const MIN_MAP_BYTES: u64 = 1 << 30;
 
 /// Dirty-node bytes a seal must free for it to return freed heap memory to the OS (see
-/// [`return_freed_memory`]): a batch this large (16,384 pages) is rare enough that the call's
-/// cost, a walk over the allocator's free chunks, is noise beside the batch's own.
-const RETURN_MEMORY_BYTES: u64 = 64 << 20;
+/// [`return_freed_memory`]): 65,536 pages, a transaction of hundreds of thousands of keys. A
+/// lower bound (64 MiB) also trimmed after 10k-key batches, whose successors then faulted the
+/// same memory back in; a transaction this large is rare enough that the trim's walk over the
+/// allocator's free chunks, and the faults of the next large one, are noise beside its own cost.
+const RETURN_MEMORY_BYTES: u64 = 256 << 20;
 
 /// Returns the free memory of the C allocator's heap to the OS. A seal frees one 4 KiB buffer
 /// per dirty node; glibc's `malloc` keeps freed small blocks for reuse and gives back only the
