@@ -182,10 +182,24 @@ fn run_engine(name: &str, scale: Scale) {
     let started = Instant::now();
     let mut engine = engines::open(name, dir.path(), max_ops).unwrap_or_else(|| usage());
     assert_eq!(engine.name(), name);
+    let (heap, mapped) = scale::rss_split();
+    eprintln!(
+        "  [{name}] opened, data generated (heap {:.0} MiB, mapped {:.0} MiB, peak so far {:.0} MiB)",
+        scale::mib(heap),
+        scale::mib(mapped),
+        scale::mib(scale::peak_rss()),
+    );
     let mut outcome = workload::run(engine.as_mut(), &data, |step| {
+        // Resident memory after each step, and the process's peak so far, so that the peak
+        // RSS row can be traced to the step that set it (heap = anonymous memory, which
+        // includes the harness's generated data; mapped = file pages read through a map).
+        let (heap, mapped) = scale::rss_split();
         eprintln!(
-            "  [{name}] {step} done at {:.1}s",
-            started.elapsed().as_secs_f64()
+            "  [{name}] {step} done at {:.1}s (heap {:.0} MiB, mapped {:.0} MiB, peak so far {:.0} MiB)",
+            started.elapsed().as_secs_f64(),
+            scale::mib(heap),
+            scale::mib(mapped),
+            scale::mib(scale::peak_rss()),
         );
     });
     drop(engine);

@@ -276,7 +276,7 @@ impl Scaled for LmdbScaled {
 }
 
 /// Resident memory from `/proc/self/smaps_rollup`: (anonymous, file-backed) bytes.
-fn rss_split() -> (u64, u64) {
+pub(crate) fn rss_split() -> (u64, u64) {
     let Ok(text) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
         return (0, 0);
     };
@@ -292,7 +292,8 @@ fn rss_split() -> (u64, u64) {
     (anon, rss.saturating_sub(anon))
 }
 
-fn peak_rss() -> u64 {
+/// This process's peak resident set size in bytes (`VmHWM`; 0 if unreadable).
+pub(crate) fn peak_rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -306,7 +307,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn mib(b: u64) -> f64 {
+pub(crate) fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 

@@ -32,6 +32,33 @@ use crate::storage::{Mapping, StorageFile};
 /// Smallest address-space reservation for the map.
 const MIN_MAP_BYTES: u64 = 1 << 30;
 
+/// Dirty-node bytes a seal must free for it to return freed heap memory to the OS (see
+/// [`return_freed_memory`]): 65,536 pages, a transaction of hundreds of thousands of keys. A
+/// lower bound (64 MiB) also trimmed after 10k-key batches, whose successors then faulted the
+/// same memory back in; a transaction this large is rare enough that the trim's walk over the
+/// allocator's free chunks, and the faults of the next large one, are noise beside its own cost.
+const RETURN_MEMORY_BYTES: u64 = 256 << 20;
+
+/// Returns the free memory of the C allocator's heap to the OS. A seal frees one 4 KiB buffer
+/// per dirty node; glibc's `malloc` keeps freed small blocks for reuse and gives back only the
+/// top of its heap, so after a one-transaction load of a million keys (about 470 MiB of node
+/// buffers, docs/benchmarks.md "Issue 17 item 5") the process kept that memory resident until it
+/// exited. `malloc_trim(0)` releases the free pages inside the heap as well. Only with glibc; a
+/// program with another global allocator keeps its own policy (this call then finds glibc's heap
+/// nearly empty and returns at once).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn return_freed_memory() {
+    // SAFETY: `malloc_trim` only returns unused pages of glibc's heap to the OS; it takes no
+    // pointer and is safe to call from any thread at any time (it takes the allocator's locks).
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Elsewhere the allocator decides on its own when to return memory.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_freed_memory() {}
+
 /// A read-only map of the main file and its verified-page bitmap.
 pub(crate) struct MapState {
     map: Box<dyn Mapping>,
@@ -259,6 +286,9 @@ pub(crate) struct Pager {
     dirty: IdMap<Node>,
     /// Overflow runs written since the last seal: first page -> page count.
     unsealed_overflow: IdMap<u64>,
+    /// Bytes written to the main file since [`Pager::take_writeback_due`] last returned true:
+    /// page-cache pages whose early writeback has not been asked for.
+    unflushed_bytes: u64,
     pub(crate) alloc: Allocator,
     /// Sequence number of the commit being built; frees are tagged with it.
     pub(crate) seq: u64,
@@ -284,6 +314,7 @@ impl Pager {
             file_len,
             dirty: IdMap::default(),
             unsealed_overflow: IdMap::default(),
+            unflushed_bytes: 0,
             alloc,
             seq: 0,
             random_access: false,
@@ -304,6 +335,7 @@ impl Pager {
     fn write_pages(&mut self, first: PageId, bytes: &[u8], one_value: bool) -> Result<()> {
         let ps = self.page_size;
         if self.map.overlay.is_none() {
+            self.unflushed_bytes += bytes.len() as u64;
             return Ok(self.file.write_all_at(bytes, first * ps as u64)?);
         }
         // Only the open writes the overlay, before any snapshot shares this map.
@@ -353,6 +385,19 @@ impl Pager {
             self.timers.map_remaps.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Whether at least `threshold` bytes were written to the main file since this last
+    /// returned true (and if so, starts counting again): group commit asks for early writeback
+    /// only then, so that a round of a few pages costs no wake-up of the background thread and
+    /// no device write beside its WAL sync. Between requests at most `threshold` bytes of
+    /// sealed pages wait for the kernel's own writeback or the checkpoint's fsync.
+    pub(crate) fn take_writeback_due(&mut self, threshold: u64) -> bool {
+        if self.unflushed_bytes < threshold {
+            return false;
+        }
+        self.unflushed_bytes = 0;
+        true
     }
 
     /// Writes a large value to fresh contiguous pages (a read-only store's to its overlay).
@@ -408,11 +453,18 @@ impl Pager {
             }
             self.write_pages(run_start, &buf, false)?;
         }
+        let sealed_bytes = ids.len() as u64 * self.page_size as u64;
         for id in ids {
             self.map.mark_verified(id);
         }
         self.dirty.clear();
         self.unsealed_overflow.clear();
+        if sealed_bytes >= RETURN_MEMORY_BYTES {
+            // A large batch just freed its node buffers: hand their memory back to the OS
+            // instead of keeping it as the process's heap until exit.
+            self.dirty.shrink_to_fit();
+            return_freed_memory();
+        }
         Ok(())
     }
 
@@ -496,15 +548,21 @@ pub(crate) fn read_freelist(
             ids.len()
         )));
     }
-    let mut sorted = ids.clone();
-    sorted.sort_unstable();
-    sorted.dedup();
-    if sorted.len() != ids.len() || pages.iter().any(|p| sorted.binary_search(p).is_ok()) {
+    // Checkpoints write the list in ascending order (`free_for_checkpoint`), so one pass that
+    // finds it strictly ascending proves it free of duplicates without the copy and sort a
+    // list of a few hundred thousand ids costs an open; a list in any other order is sorted.
+    let ascending = ids.windows(2).all(|w| w[0] < w[1]);
+    let len = ids.len();
+    if !ascending {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    if ids.len() != len || pages.iter().any(|p| ids.binary_search(p).is_ok()) {
         return Err(Error::corrupt(
             "free list lists a page twice or lists its own pages",
         ));
     }
-    Ok((sorted, pages))
+    Ok((ids, pages))
 }
 
 impl NodeSource for Pager {

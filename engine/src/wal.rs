@@ -62,8 +62,9 @@ const FLAG_DURABLE_LAG: u8 = 1;
 /// A lag that does not fit (or is not known) is stored as this and proves nothing.
 const LAG_UNKNOWN: u32 = u32::MAX;
 /// A new WAL starts this large (or at its capacity, if smaller) and doubles as needed. Every
-/// open creates the WAL anew, zero-filled and synced, so this is paid by every open: 256 KiB
-/// keeps opening a store to a few milliseconds, while a busy writer grows it in a few doublings.
+/// open creates the WAL anew, zero-filled (a local store's is synced by its first append), so
+/// this is written by every open: 256 KiB keeps that write small, while a busy writer grows
+/// the WAL in a few doublings.
 const INITIAL_BYTES: u64 = 256 << 10;
 
 /// A record read back during recovery.
@@ -118,6 +119,10 @@ pub(crate) struct Wal {
     wrapped: bool,
     salt: u64,
     db_id: u64,
+    /// Set when the WAL was created without syncing it (see [`Wal::create_unsynced`]): the
+    /// storage and path whose file and directory entry must be synced before the first frame
+    /// is appended.
+    unsynced: Option<(Arc<dyn Storage>, std::path::PathBuf)>,
 }
 
 fn frame_len(payload: usize) -> u64 {
@@ -366,6 +371,39 @@ impl Wal {
         max_len: u64,
         salt: u64,
     ) -> Result<Wal> {
+        let wal = Wal::create_in_cache(storage, path, db_id, max_len, salt)?;
+        wal.file.sync_all()?;
+        storage.sync_dir(path)?;
+        Ok(wal)
+    }
+
+    /// [`Wal::create`] without its two syncs (the file's and its directory's), which are done
+    /// by the first [`Wal::append`] instead: what a local store's open uses, so that opening a
+    /// store to read it waits for no disk flush. Until the first append nothing in this WAL is
+    /// needed by anyone: the durable meta names a fresh salt at `WAL_START`, so whatever a
+    /// power cut leaves of the file (missing, empty, zeros, the old WAL's frames of another
+    /// salt) recovers as "no records" — the same states a crash inside `create` could leave.
+    /// Not for a replicated store, whose WAL also holds the vote, written without `append`.
+    pub(crate) fn create_unsynced(
+        storage: Arc<dyn Storage>,
+        path: &Path,
+        db_id: u64,
+        max_len: u64,
+        salt: u64,
+    ) -> Result<Wal> {
+        let mut wal = Wal::create_in_cache(&*storage, path, db_id, max_len, salt)?;
+        wal.unsynced = Some((storage, path.to_path_buf()));
+        Ok(wal)
+    }
+
+    /// The writes of [`Wal::create`], unsynced.
+    fn create_in_cache(
+        storage: &dyn Storage,
+        path: &Path,
+        db_id: u64,
+        max_len: u64,
+        salt: u64,
+    ) -> Result<Wal> {
         let file = storage.open(path, true)?;
         file.set_len(0)?;
         let len = INITIAL_BYTES.min(max_len).max(WAL_START + (64 << 10));
@@ -377,8 +415,6 @@ impl Wal {
         let crc = crc32fast::hash(&header[..24]);
         put_u32(&mut header, 24, crc);
         file.write_all_at(&header, 0)?;
-        file.sync_all()?;
-        storage.sync_dir(path)?;
         Ok(Wal {
             file,
             buf: Vec::new(),
@@ -389,7 +425,20 @@ impl Wal {
             wrapped: false,
             salt,
             db_id,
+            unsynced: None,
         })
+    }
+
+    /// The syncs [`Wal::create_unsynced`] left out, if they are still due: after this the
+    /// file's header, its zero-filled length and its directory entry are durable, so a later
+    /// `fdatasync` of a frame is all that frame needs.
+    fn sync_created(&mut self) -> Result<()> {
+        if let Some((storage, path)) = &self.unsynced {
+            self.file.sync_all()?;
+            storage.sync_dir(path)?;
+            self.unsynced = None;
+        }
+        Ok(())
     }
 
     /// Bytes of records not yet covered by a checkpoint.
@@ -446,6 +495,7 @@ impl Wal {
         durable: u64,
         payload: &[u8],
     ) -> Result<bool> {
+        self.sync_created()?;
         let lag = u32::try_from(seq.saturating_sub(durable))
             .unwrap_or(LAG_UNKNOWN)
             .max(1);
@@ -678,6 +728,7 @@ impl Wal {
             wrapped,
             salt,
             db_id,
+            unsynced: None,
         }
     }
 

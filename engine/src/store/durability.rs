@@ -31,6 +31,12 @@ use crate::wal::WAL_START;
 /// Longest a group-commit leader waits for committers still appending.
 const GROUP_WAIT: Duration = Duration::from_micros(100);
 
+/// Sealed bytes that make a group commit ask for early writeback of the main file. A 10k-key
+/// batch seals tens of MiB and asks every round, as before; a single put seals about six pages
+/// (24 KiB) and asks about every fortieth commit, instead of waking the background thread and
+/// submitting a device write beside every WAL sync.
+const WRITEBACK_BYTES: u64 = 1 << 20;
+
 /// A started checkpoint, until it is finished: what the finish needs.
 pub(super) struct PendingCheckpoint {
     prepared: PreparedCheckpoint,
@@ -223,7 +229,7 @@ impl Store {
         }
         // The WAL file is taken with the sealed state: an installed snapshot replaces it (see
         // `transfer.rs`), and this round must sync the file its records went to.
-        let (snap, wal_file) = {
+        let (snap, wal_file, writeback) = {
             let t = Instant::now();
             let mut w = shared.writer.lock();
             let t = profile::add(&shared.timers.seal_lock_wait, t);
@@ -238,18 +244,20 @@ impl Store {
             let snap = snap?;
             let snap = Arc::new(snap);
             shared.live.register(&snap);
-            (snap, w.wal.as_ref().map(|wal| wal.file.clone()))
+            let writeback = w.pager.take_writeback_due(WRITEBACK_BYTES);
+            (snap, w.wal.as_ref().map(|wal| wal.file.clone()), writeback)
         };
         let Some(wal_file) = wal_file else {
             return Err(Error::ReadOnly {
                 path: shared.path.clone(),
             });
         };
-        // The background thread starts the writeback of the pages this round sealed while the
-        // WAL syncs (a hint: durability rests on the WAL sync and the checkpoint's fsync).
-        // Requesting it only after the sync was tried and measured no better (docs/
-        // benchmarks.md, "Scaling", the 16M run).
-        {
+        // The background thread starts the writeback of the pages sealed since the last
+        // request while the WAL syncs (a hint: durability rests on the WAL sync and the
+        // checkpoint's fsync), once they add up to `WRITEBACK_BYTES`. Requesting it only after
+        // the sync was tried and measured no better (docs/benchmarks.md, "Scaling", the 16M
+        // run).
+        if writeback {
             let mut bg = shared.background.lock();
             bg.writeback_requested = true;
             shared.background_cv.notify_all();

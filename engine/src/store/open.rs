@@ -194,7 +194,7 @@ impl Store {
             Some((log, wal)) => (Some(wal), Some(log)),
             None => {
                 let mut wal =
-                    open_recovered(&*storage, &mut pager, &opts, &wal_path, meta.db_id, salt)?;
+                    open_recovered(&storage, &mut pager, &opts, &wal_path, meta.db_id, salt)?;
                 let log = if opts.replicated {
                     // A local store becomes replicated: everything it holds is in the main
                     // file (replayed and checkpointed above), so its log starts empty after
@@ -380,11 +380,12 @@ fn open_main_file(
     Ok((file, registration))
 }
 
-/// The last step of recovery. A writable store gets a new WAL (generation `salt`). A read-only
-/// store seals what it replayed into its pager's in-memory overlay, so readers see it, and gets
-/// no WAL: nothing is written.
+/// The last step of recovery. A writable store gets a new WAL (generation `salt`); a local
+/// store's is synced by its first append rather than here (see [`Wal::create_unsynced`]), so an
+/// open waits for no disk flush. A read-only store seals what it replayed into its pager's
+/// in-memory overlay, so readers see it, and gets no WAL: nothing is written.
 fn open_recovered(
-    storage: &dyn Storage,
+    storage: &Arc<dyn Storage>,
     pager: &mut Pager,
     opts: &Options,
     wal_path: &Path,
@@ -395,7 +396,13 @@ fn open_recovered(
         pager.seal()?;
         return Ok(None);
     }
-    Wal::create(storage, wal_path, db_id, opts.wal_capacity, salt)
+    let created = if opts.replicated {
+        // A store that becomes replicated writes its vote into this WAL without an append.
+        Wal::create(&**storage, wal_path, db_id, opts.wal_capacity, salt)
+    } else {
+        Wal::create_unsynced(storage.clone(), wal_path, db_id, opts.wal_capacity, salt)
+    };
+    created
         .map(Some)
         .map_err(|e| e.opening(wal_path, OpenAction::CreateWal))
 }
