@@ -10,9 +10,7 @@
 //! openraft stopped it and the puts failed with `Shutdown`; without the follower's rule (the
 //! leader's admission alone) a follower's did and the test failed or hung.
 
-#[path = "support/blocking_members.rs"]
-#[allow(dead_code)] // its plain `start` is not used here
-mod blocking_members;
+use crate::blocking_members;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -20,6 +20,7 @@ mod forward_retry;
 mod lease_barrier;
 mod linearizability;
 mod local_network;
+mod log_admission;
 mod log_space;
 mod openraft_suite;
 mod optimistic_write;
