@@ -7,7 +7,7 @@
 //!
 //! ```sh
 //! ETCH_PROFILE_DB=/tmp/reads.etch ETCH_PROFILE_KEYS=1000000 ETCH_PROFILE_OPENS=50 \
-//!   cargo test --release -p etch-engine --test open_profile -- --ignored --nocapture
+//!   cargo test --release --workspace --test engine open_profile:: -- --ignored --nocapture
 //! perf record -g target/release/deps/open_profile-<hash> --ignored
 //! ```
 //!
