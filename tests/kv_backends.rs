@@ -11,6 +11,7 @@
 mod kv_cases;
 
 #[path = "../replication/tests/support/blocking_members.rs"]
+#[allow(dead_code)] // the replication tests use more of its helpers
 mod blocking_members;
 
 #[path = "../client/tests/support/serve.rs"]

@@ -21,11 +21,12 @@ use std::time::Instant;
 use etch_engine::{AutoCompaction, Options, WriteOp};
 
 const KEY_LEN: usize = 24;
-const VALUE_LEN: usize = 150;
+/// The data set's value length.
+pub(crate) const VALUE_LEN: usize = 150;
 const BATCH: u64 = 10_000;
 
 /// splitmix64, as the scale benchmark's key generator.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -43,20 +44,23 @@ fn fill(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
-fn key(i: u64) -> Vec<u8> {
+/// The data set's `i`-th key.
+pub(crate) fn key(i: u64) -> Vec<u8> {
     let mut k = mix(i).to_be_bytes().to_vec();
     k.extend_from_slice(&fill(i ^ 0x5EED, KEY_LEN - 8));
     k
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
+/// `name`'s value from the environment, else `default`.
+pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
 
-fn options() -> Options {
+/// How the profiles open the data set's file.
+pub(crate) fn options() -> Options {
     Options::new()
         .auto_compaction(AutoCompaction::Off)
         .max_txn_ops(BATCH as usize)
@@ -64,17 +68,13 @@ fn options() -> Options {
         .quota_bytes(None)
 }
 
-#[test]
-#[ignore]
-fn point_reads_for_a_profiler() {
+/// The data set's file (`$ETCH_PROFILE_DB`), loaded with `$ETCH_PROFILE_KEYS` keys if it does
+/// not exist yet, and the number of keys asked for.
+pub(crate) fn data_set() -> (PathBuf, u64) {
     let path = PathBuf::from(
         std::env::var("ETCH_PROFILE_DB").unwrap_or_else(|_| "/tmp/etch-read-profile.etch".into()),
     );
     let keys = env_u64("ETCH_PROFILE_KEYS", 1_000_000);
-    let reads = env_u64("ETCH_PROFILE_READS", 100_000);
-    // Passes over the same sample: the first maps and verifies the pages, later ones are warm,
-    // so the difference of two runs that differ by one pass is the cost of one warm pass.
-    let passes = env_u64("ETCH_PROFILE_PASSES", 2).max(1);
     if !path.exists() {
         let store = options().open(&path).unwrap();
         let mut i = 0;
@@ -87,6 +87,17 @@ fn point_reads_for_a_profiler() {
         }
         store.close().unwrap();
     }
+    (path, keys)
+}
+
+#[test]
+#[ignore]
+fn point_reads_for_a_profiler() {
+    let (path, _) = data_set();
+    let reads = env_u64("ETCH_PROFILE_READS", 100_000);
+    // Passes over the same sample: the first maps and verifies the pages, later ones are warm,
+    // so the difference of two runs that differ by one pass is the cost of one warm pass.
+    let passes = env_u64("ETCH_PROFILE_PASSES", 2).max(1);
     let store = options().open(&path).unwrap();
     let loaded = store.status().unwrap().key_count as u64;
     assert!(loaded > 0, "{}: no keys", path.display());

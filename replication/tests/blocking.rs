@@ -7,20 +7,15 @@ use crate::blocking_members;
 use std::sync::Arc;
 use std::time::Duration;
 
-use blocking_members::{start, wait_leader};
+use blocking_members::start;
 use etch_engine::{Range, Txn, TxnOp};
 use etch_replication::local::LocalNetwork;
-use etch_replication::{Error, Member};
+use etch_replication::Error;
 
 #[test]
 fn blocking_members_serve_the_store_api() {
     let dir = tempfile::tempdir().unwrap();
-    let net = Arc::new(LocalNetwork::new());
-    let members: Vec<Member> = (1..=3).map(|id| start(dir.path(), id, &net)).collect();
-    members[0]
-        .initialize([1, 2, 3].into_iter().collect())
-        .unwrap();
-    let leader = wait_leader(&members);
+    let (members, leader) = blocking_members::three(dir.path(), start);
     let follower = members.iter().find(|m| m.id() != leader).unwrap();
 
     // A watch on one member sees writes made through another.

@@ -31,13 +31,9 @@ const PUTS_PER_WRITER: usize = 30;
 const BURST_LIMIT: Duration = Duration::from_secs(60);
 
 fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
-    let mut config = blocking_members::config(id);
-    // Nothing but the ring's fill triggers a snapshot, and the lease tick (which also makes
-    // room) comes too rarely to matter: only the write and append paths keep the ring.
-    config.raft.snapshot_policy = openraft::SnapshotPolicy::Never;
-    config.lease_tick = Duration::from_secs(30);
-    let options = etch_engine::Options::new().wal_capacity(RING);
-    blocking_members::start_with(dir, net, config, options)
+    // The lease tick (which also makes room) comes too rarely to matter: only the write and
+    // append paths keep the ring.
+    crate::log_space::start_small_ring(dir, id, net, RING, Duration::from_secs(30))
 }
 
 /// Writer `w`'s `i`th value: 4 to 16 KiB, its bytes naming it.
@@ -70,12 +66,7 @@ fn local_get(m: &Member, key: &str) -> Option<Vec<u8>> {
 #[test]
 fn a_burst_never_fills_a_members_log() {
     let dir = tempfile::tempdir().unwrap();
-    let net = Arc::new(LocalNetwork::new());
-    let members: Vec<Member> = (1..=3).map(|id| start(dir.path(), id, &net)).collect();
-    members[0]
-        .initialize([1, 2, 3].into_iter().collect())
-        .unwrap();
-    blocking_members::wait_leader(&members);
+    let (members, _) = blocking_members::three(dir.path(), start);
 
     let refused = Arc::new(AtomicUsize::new(0));
     let unknown = Arc::new(AtomicUsize::new(0));

@@ -20,26 +20,33 @@ const RING: u64 = 1 << 20;
 const VALUE: usize = 4 << 10;
 const PUTS: usize = 1_200;
 
-fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
+/// A member whose Raft log lives in a `ring`-byte WAL with no snapshot policy, so that only the
+/// ring's fill makes room in it (`node/log_space.rs`), looking at its ring every `tick` (also
+/// used by `log_admission`).
+pub(crate) fn start_small_ring(
+    dir: &Path,
+    id: NodeId,
+    net: &Arc<LocalNetwork>,
+    ring: u64,
+    tick: Duration,
+) -> Member {
     let mut config = blocking_members::config(id);
-    // Nothing but the ring's fill triggers a snapshot.
     config.raft.snapshot_policy = openraft::SnapshotPolicy::Never;
+    config.lease_tick = tick;
+    let options = etch_engine::Options::new().wal_capacity(ring);
+    blocking_members::start_with(dir, net, config, options)
+}
+
+fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> Member {
     // Looked at often enough that a ring half of which holds 128 puts cannot fill between two
     // looks even with fast syncs (each put waits for at least one fdatasync).
-    config.lease_tick = Duration::from_millis(20);
-    let options = etch_engine::Options::new().wal_capacity(RING);
-    blocking_members::start_with(dir, net, config, options)
+    start_small_ring(dir, id, net, RING, Duration::from_millis(20))
 }
 
 #[test]
 fn members_purge_their_logs_before_the_ring_fills() {
     let dir = tempfile::tempdir().unwrap();
-    let net = Arc::new(LocalNetwork::new());
-    let members: Vec<Member> = (1..=3).map(|id| start(dir.path(), id, &net)).collect();
-    members[0]
-        .initialize([1, 2, 3].into_iter().collect())
-        .unwrap();
-    let leader = blocking_members::wait_leader(&members);
+    let (members, leader) = blocking_members::three(dir.path(), start);
     let leader = members.iter().find(|m| m.id() == leader).unwrap();
 
     let value = vec![b'v'; VALUE];

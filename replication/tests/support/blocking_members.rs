@@ -44,6 +44,21 @@ pub fn start_with(
     member
 }
 
+/// Members 1, 2 and 3, each started by `start` in `dir` on one new network, member 1
+/// initializing the cluster of all three; returns them and the leader they agree on.
+pub fn three(
+    dir: &Path,
+    start: impl Fn(&Path, NodeId, &Arc<LocalNetwork>) -> Member,
+) -> (Vec<Member>, NodeId) {
+    let net = Arc::new(LocalNetwork::new());
+    let members: Vec<Member> = (1..=3).map(|id| start(dir, id, &net)).collect();
+    members[0]
+        .initialize([1, 2, 3].into_iter().collect())
+        .unwrap();
+    let leader = wait_leader(&members);
+    (members, leader)
+}
+
 /// The leader all of `members` agree on, waited for up to 20 s.
 pub fn wait_leader(members: &[Member]) -> NodeId {
     let deadline = Instant::now() + Duration::from_secs(20);
