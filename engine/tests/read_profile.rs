@@ -99,7 +99,7 @@ fn point_reads_for_a_profiler() {
     // so the difference of two runs that differ by one pass is the cost of one warm pass.
     let passes = env_u64("ETCH_PROFILE_PASSES", 2).max(1);
     let store = options().open(&path).unwrap();
-    let loaded = store.status().unwrap().key_count as u64;
+    let loaded = store.status().unwrap().key_count;
     assert!(loaded > 0, "{}: no keys", path.display());
     let sample: Vec<Vec<u8>> = (0..reads).map(|n| key(mix(n ^ 0xBEEF) % loaded)).collect();
     let txn = store.read().unwrap();
