@@ -36,6 +36,25 @@ impl Gate {
         self.opened.notify_all();
     }
 
+    /// Closes the gate, starts a checkpoint on another thread and returns once that checkpoint
+    /// waits in its main-file sync (at most 10 s, else the test fails).
+    fn hold_checkpoint(&self, db: &Store) -> std::thread::JoinHandle<etch_engine::Result<()>> {
+        self.set_closed(true);
+        let checkpointer = {
+            let db = db.clone();
+            std::thread::spawn(move || db.checkpoint())
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.waiting.load(Ordering::SeqCst) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the checkpoint never reached its sync"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        checkpointer
+    }
+
     fn pass(&self) {
         let mut closed = self.closed.lock().unwrap();
         self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -146,19 +165,7 @@ fn commits_complete_while_a_checkpoint_syncs_the_main_file() {
     }
     let counter_before = checkpoint_counter(&path);
 
-    gate.set_closed(true);
-    let checkpointer = {
-        let db = db.clone();
-        std::thread::spawn(move || db.checkpoint())
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gate.waiting.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the checkpoint never reached its sync"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let checkpointer = gate.hold_checkpoint(&db);
     // The checkpoint is inside its main-file sync. Commits, reads and WAL syncs go on.
     let (done_tx, done_rx) = mpsc::channel();
     let writer = {
@@ -438,19 +445,7 @@ fn commit_profile_names_the_phases_commits_and_checkpoints_spent_time_in() {
     assert_eq!(loaded.wal_full_checkpoint, zero, "{loaded:?}");
 
     // A checkpoint held in its main-file sync: reported as running; commits go on without it.
-    gate.set_closed(true);
-    let checkpointer = {
-        let db = db.clone();
-        std::thread::spawn(move || db.checkpoint())
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gate.waiting.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the checkpoint never reached its sync"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let checkpointer = gate.hold_checkpoint(&db);
     let before_puts = db.commit_profile();
     assert!(before_puts.checkpoint_io_running);
     assert_eq!(before_puts.since(&start).checkpoints, 1);

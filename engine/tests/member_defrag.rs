@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etch_engine::sim::{CrashPolicy, SimDisk};
-use etch_engine::{Command, LogEntry, Options, PutOp, Range, Store, WriteOp};
+use etch_engine::{Command, Options, PutOp, Range, Store, WriteOp};
+
+use crate::common::{keys, log_entries};
 
 const DB: &str = "/sim/member.etch";
 const VOTE: &[u8] = b"vote term 3 for 2";
@@ -74,23 +76,6 @@ fn apply(store: &Store, from: u64, to: u64) {
     }
 }
 
-fn entries(store: &Store) -> Vec<LogEntry> {
-    let st = store.log_state().unwrap();
-    let first = st.last_purged.map_or(1, |p| p.0 + 1);
-    let last = st.last.map_or(0, |l| l.0);
-    store.log_read(first, last + 1).unwrap()
-}
-
-fn keys(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    store
-        .range(Range::all())
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| (kv.key, kv.value))
-        .collect()
-}
-
 /// A member's file: 60 entries in term 1, 1..=40 applied, 1..=10 purged, a vote.
 fn setup(disk: &SimDisk) -> Store {
     fill(options(disk).open(DB).unwrap())
@@ -118,7 +103,7 @@ struct Kept {
 
 fn kept(store: &Store) -> Kept {
     Kept {
-        log: entries(store)
+        log: log_entries(store)
             .into_iter()
             .map(|e| (e.index, e.term, e.payload))
             .collect(),

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etch_engine::sim::{CrashPolicy, SimDisk};
-use etch_engine::{Command, Error, LogEntry, Options, PutOp, Range, Store, WriteOp};
+use etch_engine::{Command, Error, LogEntry, Options, PutOp, Store, WriteOp};
 use proptest::prelude::*;
+
+use crate::common::{keys, log_entries};
 
 const DB: &str = "/sim/node.etch";
 
@@ -55,23 +57,6 @@ fn append(store: &Store, from: u64, to: u64, term: u64) -> Result<u64, Error> {
 
 fn ids(entries: &[LogEntry]) -> Vec<(u64, u64)> {
     entries.iter().map(|e| (e.index, e.term)).collect()
-}
-
-fn all_entries(store: &Store) -> Vec<LogEntry> {
-    let st = store.log_state().unwrap();
-    let first = st.last_purged.map_or(1, |p| p.0 + 1);
-    let last = st.last.map_or(0, |l| l.0);
-    store.log_read(first, last + 1).unwrap()
-}
-
-fn keys(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    store
-        .range(Range::all())
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| (kv.key, kv.value))
-        .collect()
 }
 
 /// Opens what a power cut now would leave of `disk` under `policy`.
@@ -176,7 +161,7 @@ fn the_log_api_on_a_replicated_store() {
         })
     ));
     assert_eq!(
-        ids(&all_entries(&store)),
+        ids(&log_entries(&store)),
         vec![(3, 1), (4, 2), (5, 2), (6, 2)]
     );
     store.save_vote(b"vote: term 2, node 1").unwrap();
@@ -333,7 +318,7 @@ fn a_replicated_store_installs_a_snapshot_keeping_its_vote() {
     let (_d, reopened) = reopen(root.path(), "after", &disk, CrashPolicy::KeepUnsynced);
     assert_eq!(reopened.applied(), (10, 1));
     assert_eq!(keys(&reopened), keys(&leader));
-    assert_eq!(ids(&all_entries(&reopened)), vec![(11, 2)]);
+    assert_eq!(ids(&log_entries(&reopened)), vec![(11, 2)]);
     let m = reopened.applied_membership().unwrap();
     assert_eq!((m.index, &m.membership[..]), (10, &b"voters {1, 2}"[..]));
     assert_eq!(reopened.read_vote().unwrap().unwrap(), b"term 1 for node 1");
@@ -400,12 +385,12 @@ fn power_cut_at_every_operation_of_a_replicated_install() {
                 append(&st, 11, 11, 2).unwrap();
                 st.wait_log_durable(11).unwrap();
                 let (_d3, third) = reopen(root.path(), &format!("again{i}"), &d2, policy);
-                assert_eq!(ids(&all_entries(&third)), vec![(11, 2)], "{what}");
+                assert_eq!(ids(&log_entries(&third)), vec![(11, 2)], "{what}");
             } else {
                 assert_eq!(st.applied(), (2, 1), "{what}");
                 assert_eq!(keys(&st), old_keys, "{what}");
                 let want: Vec<(u64, u64)> = (1..=12).map(|i| (i, 1)).collect();
-                assert_eq!(ids(&all_entries(&st)), want, "{what}");
+                assert_eq!(ids(&log_entries(&st)), want, "{what}");
                 assert_eq!(st.applied_membership(), None, "{what}");
             }
             st.check().unwrap();
@@ -474,7 +459,7 @@ fn power_cut_at_every_operation_of_a_truncation() {
         let done = store.log_truncate(6).is_ok();
         for (i, policy) in policies(k).into_iter().enumerate() {
             let (d2, reopened) = reopen(root.path(), "verify", &disk, policy);
-            let got = ids(&all_entries(&reopened));
+            let got = ids(&log_entries(&reopened));
             if done {
                 assert_eq!(
                     got, cut,
@@ -496,7 +481,7 @@ fn power_cut_at_every_operation_of_a_truncation() {
                 let (_d3, third) = reopen(root.path(), &format!("again{i}"), &d2, policy);
                 let mut want = cut.clone();
                 want.extend([(6, 2), (7, 2)]);
-                assert_eq!(ids(&all_entries(&third)), want, "op {k} {policy:?}");
+                assert_eq!(ids(&log_entries(&third)), want, "op {k} {policy:?}");
             }
         }
         disk.crash_at_op(u64::MAX);
@@ -570,7 +555,7 @@ fn torn_tails_lose_only_unacknowledged_entries() {
         };
         let (d2, reopened) = reopen(root.path(), "b", &disk, policy);
         drop(store);
-        let got = ids(&all_entries(&reopened));
+        let got = ids(&log_entries(&reopened));
         let n = got.len();
         assert!((10..=20).contains(&n), "seed {seed}: {n} entries");
         let want: Vec<(u64, u64)> = (1..=n as u64)
@@ -591,7 +576,7 @@ fn torn_tails_lose_only_unacknowledged_entries() {
         let (_d3, third) = reopen(root.path(), "c", &d2, policy);
         let mut want = want;
         want.extend((n as u64 + 1..=last).map(|i| (i, 3)));
-        assert_eq!(ids(&all_entries(&third)), want, "seed {seed}");
+        assert_eq!(ids(&log_entries(&third)), want, "seed {seed}");
     }
     println!(
         "torn groups: all lost {}, part kept {}, all kept {}",
@@ -620,7 +605,7 @@ fn a_truncation_past_the_end_claims_no_durability() {
         disk.crash_at_op(disk.ops() + 1);
         let d2 = SimDisk::from_image(&scratch(root.path(), "b"), &image).unwrap();
         let reopened = options(&d2).open(DB).unwrap();
-        let n = all_entries(&reopened).len();
+        let n = log_entries(&reopened).len();
         if n == 0 {
             lost_first += 1;
         }
@@ -686,7 +671,7 @@ fn group_commit_from_several_threads() {
     let appended = appended + threads * rounds;
     // Every acknowledged entry survives a power cut that drops everything unsynced.
     let (_d, reopened) = reopen(root.path(), "b", &disk, CrashPolicy::DropUnsynced);
-    let entries = all_entries(&reopened);
+    let entries = log_entries(&reopened);
     assert_eq!(entries.len() as u64, appended);
     for e in entries {
         assert_eq!(e.payload, payload(e.index, e.term));
@@ -877,7 +862,7 @@ fn run_model(ops: Vec<Op>, seed: u64) -> Result<(), TestCaseError> {
                 let (d, s) = reopen(root.path(), &name, &disk, policy);
                 drop(store);
                 (disk, store) = (d, s);
-                let got = ids(&all_entries(&store));
+                let got = ids(&log_entries(&store));
                 // Every durable entry survives; of the others, a prefix may.
                 prop_assert!(got.len() >= m.synced && got.len() <= m.log.len());
                 prop_assert_eq!(&got[..], &m.log[..got.len()], "policy {:?}", policy);

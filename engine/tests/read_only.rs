@@ -6,7 +6,7 @@
 //! The killed writer is a real process: this test binary re-executed as `ro_child`, which does
 //! nothing unless `ETCH_RO_CHILD` names a database path.
 
-use crate::common;
+use crate::common::{self, keys};
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader};
@@ -144,16 +144,6 @@ fn expected() -> BTreeMap<Vec<u8>, Vec<u8>> {
     }
     m.insert(b"leased".to_vec(), b"yes".to_vec());
     m
-}
-
-fn contents(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    store
-        .range(Range::all())
-        .unwrap()
-        .kvs
-        .into_iter()
-        .map(|kv| (kv.key, kv.value))
-        .collect()
 }
 
 /// Bytes and modification time of every file in `dir`, by name.
@@ -380,7 +370,7 @@ fn killed_writers_wal_is_replayed_into_memory_and_nothing_is_written() {
     let ro = || Options::new().read_only(true).storage(recording.clone());
     let store = ro().open(&path).unwrap();
     assert_eq!(store.revision(), acked);
-    assert_eq!(contents(&store), expected());
+    assert_eq!(keys(&store), expected());
     assert_eq!(store.lease_list().unwrap().len(), 1);
     let report = store.check().unwrap();
     let _ = report;
@@ -417,7 +407,7 @@ fn killed_writers_wal_is_replayed_into_memory_and_nothing_is_written() {
     let (mut reader, words) = spawn_child(&path, "reader");
     assert_eq!(words[1].parse::<i64>().unwrap(), acked);
     assert_eq!(words[2].parse::<usize>().unwrap(), expected().len());
-    assert_eq!(contents(&second), expected());
+    assert_eq!(keys(&second), expected());
     assert_eq!(third.revision(), acked);
     // ... and they keep a writer out, saying it is this process.
     match Store::open(&path).err() {
@@ -450,7 +440,7 @@ fn killed_writers_wal_is_replayed_into_memory_and_nothing_is_written() {
     // The WAL is still there for a writer to recover, with the same result.
     let store = Store::open(&path).unwrap();
     assert_eq!(store.revision(), acked);
-    assert_eq!(contents(&store), expected());
+    assert_eq!(keys(&store), expected());
     store.check().unwrap();
     store.close().unwrap();
 }
@@ -486,7 +476,7 @@ fn replay_past_the_end_of_the_file_stays_in_memory_on_a_simulated_disk() {
         .open("db.etch")
         .unwrap();
     assert_eq!(store.revision(), acked);
-    assert_eq!(contents(&store), expected());
+    assert_eq!(keys(&store), expected());
     let status = store.status().unwrap();
     assert_eq!(status.file_size, main_len);
     assert!(
@@ -517,7 +507,7 @@ fn replay_past_the_end_of_the_file_stays_in_memory_on_a_simulated_disk() {
         .storage(Arc::new(replay_disk.clone()))
         .open("copy.etch")
         .unwrap();
-    assert_eq!(contents(&restored), expected());
+    assert_eq!(keys(&restored), expected());
     restored.close().unwrap();
     // A writable open of the same image recovers the same state.
     let writable = Options::new()
@@ -525,7 +515,7 @@ fn replay_past_the_end_of_the_file_stays_in_memory_on_a_simulated_disk() {
         .open("db.etch")
         .unwrap();
     assert_eq!(writable.revision(), acked);
-    assert_eq!(contents(&writable), expected());
+    assert_eq!(keys(&writable), expected());
     writable.close().unwrap();
 }
 

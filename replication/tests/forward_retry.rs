@@ -19,7 +19,7 @@ use etch_replication::forward::ClientRequest;
 use etch_replication::local::LocalNetwork;
 use etch_replication::network::{BoxFuture, RaftReply, RaftRequest, Transport, TransportError};
 use etch_replication::types::NodeId;
-use etch_replication::{NodeConfig, ReplicatedStore};
+use etch_replication::ReplicatedStore;
 
 /// `LocalNetwork` with a fault script for forwarded proposals (`ClientRequest::Propose`).
 struct Scripted {
@@ -66,12 +66,8 @@ impl Transport for Scripted {
 }
 
 async fn start(dir: &Path, id: NodeId, net: &Arc<Scripted>) -> ReplicatedStore {
-    let mut config = NodeConfig::new(id);
-    config.raft.heartbeat_interval = 50;
-    config.raft.election_timeout_min = 300;
-    config.raft.election_timeout_max = 600;
     let member = ReplicatedStore::open(
-        config,
+        crate::blocking_members::config(id),
         dir.join(format!("n{id}.etch")),
         etch_engine::Options::new(),
         Arc::clone(net),

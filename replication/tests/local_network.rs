@@ -9,16 +9,12 @@ use std::time::{Duration, Instant};
 
 use etch_replication::local::LocalNetwork;
 use etch_replication::types::NodeId;
-use etch_replication::{NodeConfig, ReadConsistency, ReplicatedStore};
+use etch_replication::{ReadConsistency, ReplicatedStore};
 
 /// Starts member `id` with its file in `dir` and registers it on `net`.
 async fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> ReplicatedStore {
-    let mut config = NodeConfig::new(id);
-    config.raft.heartbeat_interval = 50;
-    config.raft.election_timeout_min = 300;
-    config.raft.election_timeout_max = 600;
     let member = ReplicatedStore::open(
-        config,
+        crate::blocking_members::config(id),
         dir.join(format!("n{id}.etch")),
         etch_engine::Options::new(),
         Arc::clone(net),

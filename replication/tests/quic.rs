@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etch_replication::network::{RaftReply, RaftRequest, Transport, TransportError};
-use etch_replication::quic::hello::{ClusterHash, Hello, HELLO_LIMIT};
 use etch_replication::quic::{frame, PeerTls, QuicConfig, QuicTransport};
 use etch_replication::types::NodeId;
 use etch_replication::{Error, NodeConfig, ReplicatedStore};
@@ -22,6 +21,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
+
+use crate::support::quic_peer::{answered_by, raw_connection, vote, Refuser};
 
 const TOKEN: &str = "etch-quic-test";
 
@@ -436,35 +437,6 @@ async fn peers_without_the_right_certificate_or_cluster_are_refused() {
     c.stop_all().await;
 }
 
-/// A raw QUIC client with a valid certificate that has passed the hello: the test then writes
-/// whatever it wants on its streams.
-async fn raw_connection(c: &QuicCluster, to: NodeId) -> (quinn::Endpoint, quinn::Connection) {
-    let tls = mtls(c.dir.path(), &c.ca, "raw", &c.ca_file)
-        .configs()
-        .unwrap();
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.client).unwrap();
-    let client = quinn::ClientConfig::new(Arc::new(crypto));
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let conn = endpoint
-        .connect_with(client, c.addrs[&to], "127.0.0.1")
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let hello = Hello {
-        cluster: ClusterHash::of(TOKEN),
-        from: 9,
-        to,
-    };
-    send.write_all(&frame::encode(&hello, HELLO_LIMIT).unwrap())
-        .await
-        .unwrap();
-    send.finish().unwrap();
-    let answer: Hello = frame::read(&mut recv, HELLO_LIMIT).await.unwrap();
-    assert_eq!(answer.from, to);
-    (endpoint, conn)
-}
-
 /// Writes `bytes` on a new stream and reads the answer frame.
 async fn raw_request(
     conn: &quinn::Connection,
@@ -515,7 +487,10 @@ async fn garbage_datagrams_and_malformed_frames_change_nothing() {
     }
 
     // Malformed frames on streams of an authenticated connection.
-    let (endpoint, conn) = raw_connection(&c, target).await;
+    let tls = mtls(c.dir.path(), &c.ca, "raw", &c.ca_file)
+        .configs()
+        .unwrap();
+    let (endpoint, conn) = raw_connection(tls, TOKEN, target, c.addrs[&target]).await;
     let valid_body = frame::encode(&disruptive_vote(), 1 << 20).unwrap();
     let mut garbage_body = valid_body.clone();
     for b in &mut garbage_body[5..] {
@@ -585,7 +560,6 @@ async fn a_dead_peer_costs_bounded_requests_and_backs_off() {
     config.backoff_max = Duration::from_secs(5);
     let transport = Arc::new(QuicTransport::bind(config.clone()).unwrap());
     transport.set_peer(2, hole.local_addr().unwrap());
-    let vote = || RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None));
 
     // Two requests take the two slots; the third is refused at once, not queued.
     let first = tokio::spawn({
@@ -630,35 +604,6 @@ async fn a_dead_peer_costs_bounded_requests_and_backs_off() {
     transport.shutdown().await;
 }
 
-/// A handler that answers every vote with a refusal carrying `id` as the voter: enough to see
-/// which endpoint answered.
-struct Refuser {
-    id: NodeId,
-}
-
-impl etch_replication::network::RaftHandler for Refuser {
-    fn handle(&self, request: RaftRequest) -> etch_replication::network::BoxFuture<'_, RaftReply> {
-        let id = self.id;
-        Box::pin(async move {
-            match request {
-                RaftRequest::Vote(_) => RaftReply::Vote(Ok(openraft::raft::VoteResponse::new(
-                    Vote::new(0, id),
-                    None,
-                    false,
-                ))),
-                other => panic!("unexpected {}", other.kind()),
-            }
-        })
-    }
-}
-
-fn answered_by(reply: Result<RaftReply, TransportError>) -> NodeId {
-    match reply {
-        Ok(RaftReply::Vote(Ok(v))) => v.vote.leader_id().voted_for().unwrap(),
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn auto_tls_peers_talk_and_a_moved_member_is_found_at_its_new_address() {
     let _serial = SERIAL.lock().await;
@@ -669,7 +614,6 @@ async fn auto_tls_peers_talk_and_a_moved_member_is_found_at_its_new_address() {
     let (one, two) = (bind(1), bind(2));
     two.serve(Arc::new(Refuser { id: 2 }));
     one.set_peer(2, two.local_addr().unwrap());
-    let vote = || RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None));
     assert_eq!(answered_by(one.send(1, 2, vote()).await), 2);
     assert_eq!(two.stats().accepted, 1);
     // Concurrent requests share the one connection.
@@ -787,7 +731,6 @@ async fn server_certificates_are_checked_against_the_peer_url_host() {
     let (one, two) = (bind(1), bind(2));
     two.serve(Arc::new(Refuser { id: 2 }));
     let addr = two.local_addr().unwrap();
-    let vote = || RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None));
     // Member 2's certificate names "n2" and 127.0.0.1, not "n3".
     one.set_peer_named(2, addr, "n3");
     assert_eq!(

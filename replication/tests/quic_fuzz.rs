@@ -39,6 +39,8 @@ use openraft::{
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
+use crate::support::quic_peer::raw_connection;
+
 /// The body limit peers use by default.
 const LIMIT: usize = 64 << 20;
 
@@ -504,35 +506,6 @@ impl Cluster {
     }
 }
 
-/// An authenticated connection (auto-TLS peers verify nobody) that passed the hello.
-async fn raw_connection(to: NodeId, addr: SocketAddr) -> (quinn::Endpoint, quinn::Connection) {
-    let tls = PeerTls::Auto.configs().unwrap();
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls.client).unwrap();
-    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let conn = endpoint
-        .connect_with(
-            quinn::ClientConfig::new(Arc::new(crypto)),
-            addr,
-            "127.0.0.1",
-        )
-        .unwrap()
-        .await
-        .unwrap();
-    let (mut send, mut recv) = conn.open_bi().await.unwrap();
-    let hello = Hello {
-        cluster: ClusterHash::of(TOKEN),
-        from: 9,
-        to,
-    };
-    send.write_all(&frame::encode(&hello, HELLO_LIMIT).unwrap())
-        .await
-        .unwrap();
-    send.finish().unwrap();
-    let answer: Hello = frame::read(&mut recv, HELLO_LIMIT).await.unwrap();
-    assert_eq!(answer.from, to);
-    (endpoint, conn)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_cluster_refuses_mutated_frames_and_keeps_serving() {
     let c = Cluster::boot().await;
@@ -564,7 +537,9 @@ async fn a_running_cluster_refuses_mutated_frames_and_keeps_serving() {
         }
     }
     let before = c.members[&target].1.stats();
-    let (endpoint, conn) = raw_connection(target, c.addrs[&target]).await;
+    // Auto-TLS peers verify nobody: any certificate passes.
+    let tls = PeerTls::Auto.configs().unwrap();
+    let (endpoint, conn) = raw_connection(tls, TOKEN, target, c.addrs[&target]).await;
     for (i, input) in bad.iter().enumerate() {
         let (mut send, mut recv) = conn.open_bi().await.unwrap();
         let _ = send.write_all(input).await; // the member may reset the stream first

@@ -5,45 +5,13 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use etch_replication::network::{RaftReply, RaftRequest, Transport, TransportError};
+use etch_replication::network::Transport;
 use etch_replication::quic::{PeerTls, QuicConfig, QuicTransport};
 use etch_replication::types::NodeId;
-use openraft::raft::VoteRequest;
-use openraft::Vote;
+
+use crate::support::quic_peer::{answered_by, vote, Refuser};
 
 const TOKEN: &str = "etch-quic-listen-test";
-
-/// Answers every vote with a refusal naming `id` as the voter: shows which member answered.
-struct Refuser {
-    id: NodeId,
-}
-
-impl etch_replication::network::RaftHandler for Refuser {
-    fn handle(&self, request: RaftRequest) -> etch_replication::network::BoxFuture<'_, RaftReply> {
-        let id = self.id;
-        Box::pin(async move {
-            match request {
-                RaftRequest::Vote(_) => RaftReply::Vote(Ok(openraft::raft::VoteResponse::new(
-                    Vote::new(0, id),
-                    None,
-                    false,
-                ))),
-                other => panic!("unexpected {}", other.kind()),
-            }
-        })
-    }
-}
-
-fn answered_by(reply: Result<RaftReply, TransportError>) -> NodeId {
-    match reply {
-        Ok(RaftReply::Vote(Ok(v))) => v.vote.leader_id().voted_for().unwrap(),
-        other => panic!("unexpected reply {other:?}"),
-    }
-}
-
-fn vote() -> RaftRequest {
-    RaftRequest::Vote(VoteRequest::new(Vote::new(1, 1), None))
-}
 
 /// A transport of member `id` on `listen` only.
 fn single(id: NodeId, tls: PeerTls) -> Arc<QuicTransport> {

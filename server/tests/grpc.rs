@@ -175,131 +175,95 @@ async fn kv_put_range_delete_with_headers_and_flags() {
     server.stop_and_check().await;
 }
 
+/// Asserts that a request was refused with etcd's status code and text.
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, message: &str) {
+    let err = result.unwrap_err();
+    assert_eq!((err.code(), err.message()), (code, message), "{err:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_errors_have_etcd_codes_and_texts() {
+    const NO_KEY: &str = "etcdserver: key is not provided";
+    const FUTURE: &str = "etcdserver: mvcc: required revision is a future revision";
+    const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
     let server = TestServer::start_with(|c| c.max_txn_ops = 4).await;
     let mut kv = server.kv().await;
-    let err = kv.put(put("", "v")).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(err.message(), "etcdserver: key is not provided");
-    let err = kv.range(get("")).await.unwrap_err();
-    assert_eq!(err.message(), "etcdserver: key is not provided");
-    let err = kv
-        .put(pb::PutRequest {
-            lease: 12345,
-            ..put("k", "v")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::NotFound);
-    assert_eq!(err.message(), "etcdserver: requested lease not found");
-    let err = kv
-        .put(pb::PutRequest {
-            ignore_value: true,
-            ..put("missing", "")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.message(), "etcdserver: key not found");
-    let err = kv
-        .put(pb::PutRequest {
-            ignore_value: true,
-            ..put("k", "v")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.message(), "etcdserver: value is provided");
+    assert_refused(kv.put(put("", "v")).await, Code::InvalidArgument, NO_KEY);
+    assert_refused(kv.range(get("")).await, Code::InvalidArgument, NO_KEY);
+    let with_lease = pb::PutRequest {
+        lease: 12345,
+        ..put("k", "v")
+    };
+    assert_refused(
+        kv.put(with_lease).await,
+        Code::NotFound,
+        "etcdserver: requested lease not found",
+    );
+    let keep_value = |key: &str, value: &str| pb::PutRequest {
+        ignore_value: true,
+        ..put(key, value)
+    };
+    assert_refused(
+        kv.put(keep_value("missing", "")).await,
+        Code::InvalidArgument,
+        "etcdserver: key not found",
+    );
+    assert_refused(
+        kv.put(keep_value("k", "v")).await,
+        Code::InvalidArgument,
+        "etcdserver: value is provided",
+    );
 
     for i in 0..5 {
         kv.put(put("k", &i.to_string())).await.unwrap();
     }
-    let err = kv
-        .range(pb::RangeRequest {
-            revision: 100,
-            ..get("k")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange);
-    assert_eq!(
-        err.message(),
-        "etcdserver: mvcc: required revision is a future revision"
+    let at = |revision: i64| pb::RangeRequest {
+        revision,
+        ..get("k")
+    };
+    let compact = |revision: i64, physical: bool| pb::CompactionRequest { revision, physical };
+    assert_refused(kv.range(at(100)).await, Code::OutOfRange, FUTURE);
+    kv.compact(compact(3, true)).await.unwrap();
+    assert_refused(kv.range(at(2)).await, Code::OutOfRange, COMPACTED);
+    assert_refused(
+        kv.compact(compact(2, false)).await,
+        Code::OutOfRange,
+        COMPACTED,
     );
-    kv.compact(pb::CompactionRequest {
-        revision: 3,
-        physical: true,
-    })
-    .await
-    .unwrap();
-    let err = kv
-        .range(pb::RangeRequest {
-            revision: 2,
-            ..get("k")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::OutOfRange);
-    assert_eq!(
-        err.message(),
-        "etcdserver: mvcc: required revision has been compacted"
+    assert_refused(
+        kv.compact(compact(99, false)).await,
+        Code::OutOfRange,
+        FUTURE,
     );
-    let err = kv
-        .compact(pb::CompactionRequest {
-            revision: 2,
-            physical: false,
-        })
-        .await
-        .unwrap_err();
+    let bad_order = pb::RangeRequest {
+        sort_order: 17,
+        ..get("k")
+    };
     assert_eq!(
-        err.message(),
-        "etcdserver: mvcc: required revision has been compacted"
+        kv.range(bad_order).await.unwrap_err().code(),
+        Code::InvalidArgument
     );
-    let err = kv
-        .compact(pb::CompactionRequest {
-            revision: 99,
-            physical: false,
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err.message(),
-        "etcdserver: mvcc: required revision is a future revision"
-    );
-    let err = kv
-        .range(pb::RangeRequest {
-            sort_order: 17,
-            ..get("k")
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
 
     // Too many operations, duplicate keys in one transaction.
-    let many = pb::TxnRequest {
-        success: (0..5)
-            .map(|i| pb::RequestOp {
-                request: Some(Op::RequestPut(put(&format!("t{i}"), "v"))),
+    let txn_of_puts = |keys: Vec<String>| pb::TxnRequest {
+        success: keys
+            .iter()
+            .map(|k| pb::RequestOp {
+                request: Some(Op::RequestPut(put(k, "v"))),
             })
             .collect(),
         ..Default::default()
     };
-    let err = kv.txn(many).await.unwrap_err();
-    assert_eq!(
-        err.message(),
-        "etcdserver: too many operations in txn request"
+    assert_refused(
+        kv.txn(txn_of_puts((0..5).map(|i| format!("t{i}")).collect()))
+            .await,
+        Code::InvalidArgument,
+        "etcdserver: too many operations in txn request",
     );
-    let dup = pb::TxnRequest {
-        success: (0..2)
-            .map(|_| pb::RequestOp {
-                request: Some(Op::RequestPut(put("same", "v"))),
-            })
-            .collect(),
-        ..Default::default()
-    };
-    let err = kv.txn(dup).await.unwrap_err();
-    assert_eq!(
-        err.message(),
-        "etcdserver: duplicate key given in txn request"
+    assert_refused(
+        kv.txn(txn_of_puts(vec!["same".into(); 2])).await,
+        Code::InvalidArgument,
+        "etcdserver: duplicate key given in txn request",
     );
 
     // Inverted range: nothing, not an error (as etcd).
@@ -322,12 +286,11 @@ async fn oversize_requests_are_refused_and_the_server_goes_on() {
     let server = TestServer::start_with(|c| c.max_request_bytes = 64 * 1024).await;
     let mut kv = server.kv().await;
     // Over the request limit but under the transport limit: etcd's "request is too large".
-    let err = kv
-        .put(put("big", &"x".repeat(100 * 1024)))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(err.message(), "etcdserver: request is too large");
+    assert_refused(
+        kv.put(put("big", &"x".repeat(100 * 1024))).await,
+        Code::InvalidArgument,
+        "etcdserver: request is too large",
+    );
     // Over the transport limit too: refused before decoding.
     let err = kv.put(put("huge", &"x".repeat(2 << 20))).await.unwrap_err();
     assert_ne!(err.code(), Code::Ok);

@@ -2,10 +2,11 @@
 // Each test binary compiles this module and uses only some of its helpers.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use etch_engine::sim::{CrashPolicy, SimDisk};
-use etch_engine::{Options, Store};
+use etch_engine::{LogEntry, Options, Range, Store};
 use tempfile::TempDir;
 
 /// A store at `path` on a fresh simulated disk whose files live in a new temporary directory.
@@ -43,4 +44,23 @@ pub fn test_name(module: &str, test: &str) -> String {
     } else {
         format!("{within}::{test}")
     }
+}
+
+/// Every key of `store` at its current revision, with its value.
+pub fn keys(store: &Store) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    store
+        .range(Range::all())
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect()
+}
+
+/// Every Raft log entry `store` holds (after its purged prefix).
+pub fn log_entries(store: &Store) -> Vec<LogEntry> {
+    let st = store.log_state().unwrap();
+    let first = st.last_purged.map_or(1, |p| p.0 + 1);
+    let last = st.last.map_or(0, |l| l.0);
+    store.log_read(first, last + 1).unwrap()
 }

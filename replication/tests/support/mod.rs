@@ -5,6 +5,7 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod quic_peer;
 pub mod workload;
 
 use std::collections::{BTreeMap, BTreeSet};
