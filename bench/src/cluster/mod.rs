@@ -29,12 +29,10 @@ use etch_server::proto::etcdserverpb::kv_client::KvClient;
 use etch_server::proto::etcdserverpb::{PutRequest, RangeRequest};
 use tonic::transport::Channel;
 
-use crate::server::load::{self, Op, RunResult, Target};
+use crate::server::kv_rows::{self, KvRow, KvScale, CLIENTS};
+use crate::server::load::{self, Op, Target};
 use crate::server::process::{self, Kind};
 use procs::{channel, ProcCluster};
-
-/// Client counts of the KV rows.
-const CLIENTS: [usize; 3] = [1, 64, 256];
 
 /// Members of each cluster.
 const MEMBERS: usize = 3;
@@ -43,12 +41,7 @@ const MEMBERS: usize = 3;
 #[derive(Clone, Copy, Debug)]
 struct Scale {
     name: &'static str,
-    /// Keys the KV rows write and read.
-    keys: u64,
-    /// Requests per KV row at 1 client: (puts, gets).
-    single: (u64, u64),
-    /// Requests per KV row at 64 and 256 clients: (puts, gets).
-    many: (u64, u64),
+    kv: KvScale,
     /// Keys loaded before a member is added.
     catch_up_keys: u64,
     /// Leader kills measured.
@@ -57,18 +50,22 @@ struct Scale {
 
 const QUICK: Scale = Scale {
     name: "quick",
-    keys: 1_000,
-    single: (100, 200),
-    many: (2_000, 4_000),
+    kv: KvScale {
+        keys: 1_000,
+        single: (100, 200),
+        many: (2_000, 4_000),
+    },
     catch_up_keys: 20_000,
     rounds: 1,
 };
 
 const FULL: Scale = Scale {
     name: "full",
-    keys: 10_000,
-    single: (1_000, 2_000),
-    many: (20_000, 40_000),
+    kv: KvScale {
+        keys: 10_000,
+        single: (1_000, 2_000),
+        many: (20_000, 40_000),
+    },
     catch_up_keys: 1_000_000,
     rounds: 3,
 };
@@ -87,17 +84,6 @@ struct Options {
     kv: bool,
     catch_up: bool,
     failover: bool,
-}
-
-/// One KV row: the same load on both clusters.
-#[derive(Clone, Debug, serde::Serialize)]
-struct KvRow {
-    op: &'static str,
-    clients: usize,
-    connections: usize,
-    requests: u64,
-    etcd: RunResult,
-    etch: RunResult,
 }
 
 /// A new member catching up on a loaded store.
@@ -176,18 +162,7 @@ fn loadavg() -> String {
 
 async fn run(scale: Scale, options: Options) -> Result<(), String> {
     let started = Instant::now();
-    let etcd_version = process::etcd_version().ok_or_else(|| {
-        format!(
-            "cannot run {} (install Debian's etcd-server or set ETCD_BIN)",
-            process::etcd_path().display()
-        )
-    })?;
-    if !process::etch_path().is_file() {
-        return Err(format!(
-            "{} is missing (cargo build --release -p etch-cli, or set ETCH_BIN)",
-            process::etch_path().display()
-        ));
-    }
+    let etcd_version = process::check_binaries()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let load_before = loadavg();
     println!(
@@ -203,7 +178,7 @@ async fn run(scale: Scale, options: Options) -> Result<(), String> {
         let mut etcd = ProcCluster::start(Kind::Etcd, MEMBERS, None).await?;
         let mut etch = ProcCluster::start(Kind::Etch, MEMBERS, None).await?;
         if options.kv {
-            rows = kv_rows(&scale, &etcd, &etch).await?;
+            rows = measure_kv(&scale.kv, &etcd, &etch).await?;
             print_kv(&rows);
         }
         if options.failover {
@@ -240,8 +215,7 @@ async fn run(scale: Scale, options: Options) -> Result<(), String> {
             "failover": failovers,
             "catch_up": catch_ups,
         });
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text + "\n").map_err(|e| format!("write {path}: {e}"))?;
+        process::write_json(&path, &doc)?;
     }
     Ok(())
 }
@@ -261,9 +235,10 @@ async fn connect(cluster: &ProcCluster, n: usize) -> Result<Vec<Channel>, String
     Ok(out)
 }
 
-/// The KV rows, etcd then etch for each.
-async fn kv_rows(
-    scale: &Scale,
+/// The KV rows, etcd then etch for each. The single client of the 1-client row talks to one
+/// member, a follower or the leader as the round robin falls, the same member index on both.
+async fn measure_kv(
+    scale: &KvScale,
     etcd: &ProcCluster,
     etch: &ProcCluster,
 ) -> Result<Vec<KvRow>, String> {
@@ -273,50 +248,17 @@ async fn kv_rows(
         .map(|&c| connections_for(c))
         .max()
         .unwrap_or(1);
-    let target = Target {
-        prefix: "kv/".to_string(),
-        keys: scale.keys,
-        epoch: Instant::now(),
-    };
-    let mut clusters = Vec::new();
+    let target = kv_rows::target(scale);
+    let mut deployments = Vec::new();
     for cluster in [etcd, etch] {
         // At least one connection per member, so the 1-client row can start on any member.
         let channels = connect(cluster, most.max(MEMBERS)).await?;
         load::prefill(&channels[0], &target).await?;
-        clusters.push((cluster.kind, channels));
+        deployments.push((cluster.kind, channels));
     }
-    let mut rows = Vec::new();
-    for op in [Op::Put, Op::GetLinearizable] {
-        for clients in CLIENTS {
-            let (puts, gets) = if clients == 1 {
-                scale.single
-            } else {
-                scale.many
-            };
-            let requests = if op == Op::Put { puts } else { gets };
-            let connections = connections_for(clients);
-            let mut results = Vec::new();
-            for (kind, channels) in &clusters {
-                eprintln!("  {} x{clients} on {}", op.name(), kind.name());
-                // The single client of the 1-client row talks to one member, a follower or
-                // the leader as the round robin falls, the same member index on both.
-                let (hist, seconds) =
-                    load::run(&channels[..connections], clients, requests, op, &target)
-                        .await
-                        .map_err(|e| format!("{} {}: {e}", kind.name(), op.name()))?;
-                results.push(RunResult::of(&hist, seconds));
-            }
-            rows.push(KvRow {
-                op: op.name(),
-                clients,
-                connections,
-                requests,
-                etch: results.pop().expect("etch result"),
-                etcd: results.pop().expect("etcd result"),
-            });
-        }
-    }
-    Ok(rows)
+    let deployments: [_; 2] = deployments.try_into().expect("two clusters");
+    let ops = [Op::Put, Op::GetLinearizable];
+    kv_rows::run(scale, &target, &ops, &deployments, connections_for).await
 }
 
 /// Kills the leader `rounds` times (restarting it in between) and times each failover.

@@ -25,29 +25,23 @@
 //! `ETCH_BIN`); both run in temporary directories under the current directory, on free
 //! loopback ports, and are killed by pid when the run ends or fails.
 
+pub(crate) mod kv_rows;
 pub(crate) mod load;
 pub(crate) mod process;
 mod watch;
 
 use std::time::{Duration, Instant};
 
-use load::{Op, RunResult, Target};
+use kv_rows::{KvRow, KvScale, CLIENTS};
+use load::Op;
 use process::{Kind, Server};
 use watch::{FanOut, FanOutResult, Shape};
-
-/// Client counts of the KV rows.
-const CLIENTS: [usize; 3] = [1, 64, 256];
 
 /// The sizes of a run.
 #[derive(Clone, Copy, Debug)]
 struct Scale {
     name: &'static str,
-    /// Keys the KV rows write and read.
-    keys: u64,
-    /// Requests per KV row at 1 client: (puts, gets).
-    single: (u64, u64),
-    /// Requests per KV row at 64 and 256 clients: (puts, gets).
-    many: (u64, u64),
+    kv: KvScale,
     /// Watch fan-out on distinct keys.
     distinct: FanOut,
     /// Watch fan-out on one shared prefix (each put is delivered to every watcher).
@@ -56,9 +50,11 @@ struct Scale {
 
 const SMALL: Scale = Scale {
     name: "small",
-    keys: 1_000,
-    single: (100, 200),
-    many: (2_000, 5_000),
+    kv: KvScale {
+        keys: 1_000,
+        single: (100, 200),
+        many: (2_000, 5_000),
+    },
     distinct: FanOut {
         watchers: 1_000,
         streams: 100,
@@ -79,9 +75,11 @@ const SMALL: Scale = Scale {
 
 const FULL: Scale = Scale {
     name: "full",
-    keys: 10_000,
-    single: (2_000, 10_000),
-    many: (20_000, 50_000),
+    kv: KvScale {
+        keys: 10_000,
+        single: (2_000, 10_000),
+        many: (20_000, 50_000),
+    },
     distinct: FanOut {
         watchers: 10_000,
         streams: 100,
@@ -125,18 +123,6 @@ fn number(arg: Option<String>) -> u64 {
         .unwrap_or_else(|| usage())
 }
 
-/// One KV row: the same load on both servers.
-#[derive(Clone, Debug, serde::Serialize)]
-struct KvRow {
-    op: &'static str,
-    clients: usize,
-    connections: usize,
-    /// Requests asked for (a run stops earlier at [`load::RUN_TIME_LIMIT`]).
-    requests: u64,
-    etcd: RunResult,
-    etch: RunResult,
-}
-
 /// Entry point of `etch-bench server ARGS`.
 pub fn main(mut args: impl Iterator<Item = String>) {
     let mut scale = FULL;
@@ -168,8 +154,8 @@ pub fn main(mut args: impl Iterator<Item = String>) {
         }
     }
     if let Some(n) = requests {
-        scale.many = (n, n);
-        scale.single = ((n / 10).max(1), (n / 10).max(1));
+        scale.kv.many = (n, n);
+        scale.kv.single = ((n / 10).max(1), (n / 10).max(1));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -183,18 +169,7 @@ pub fn main(mut args: impl Iterator<Item = String>) {
 
 async fn run(scale: Scale, options: Options) -> Result<(), String> {
     let started = Instant::now();
-    let etcd_version = process::etcd_version().ok_or_else(|| {
-        format!(
-            "cannot run {} (install Debian's etcd-server or set ETCD_BIN)",
-            process::etcd_path().display()
-        )
-    })?;
-    if !process::etch_path().is_file() {
-        return Err(format!(
-            "{} is missing (cargo build --release -p etch-cli, or set ETCH_BIN)",
-            process::etch_path().display()
-        ));
-    }
+    let etcd_version = process::check_binaries()?;
     let floor_ms = {
         let dir = tempfile::tempdir_in(".").map_err(|e| e.to_string())?;
         crate::floor::append_fdatasync_ms(dir.path(), 200)
@@ -207,7 +182,7 @@ async fn run(scale: Scale, options: Options) -> Result<(), String> {
     println!("floor: append 4 KiB + fdatasync {floor_ms:.3} ms per write");
 
     let rows = if options.kv {
-        kv_rows(&scale, options.connections).await?
+        measure_kv(&scale.kv, options.connections).await?
     } else {
         Vec::new()
     };
@@ -247,14 +222,13 @@ async fn run(scale: Scale, options: Options) -> Result<(), String> {
             "kv": rows,
             "watch": watch,
         });
-        let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-        std::fs::write(&path, text + "\n").map_err(|e| format!("write {path}: {e}"))?;
+        process::write_json(&path, &doc)?;
     }
     Ok(())
 }
 
 /// Every KV row, etcd then etch for each, on one server of each kind.
-async fn kv_rows(scale: &Scale, connections: Option<usize>) -> Result<Vec<KvRow>, String> {
+async fn measure_kv(scale: &KvScale, connections: Option<usize>) -> Result<Vec<KvRow>, String> {
     let etcd = Server::start(Kind::Etcd).await?;
     let etch = Server::start(Kind::Etch).await?;
     let connections_for =
@@ -264,47 +238,15 @@ async fn kv_rows(scale: &Scale, connections: Option<usize>) -> Result<Vec<KvRow>
         .map(|&c| connections_for(c))
         .max()
         .unwrap_or(1);
-    let target = Target {
-        prefix: "kv/".to_string(),
-        keys: scale.keys,
-        epoch: Instant::now(),
-    };
-    let mut servers = Vec::new();
+    let target = kv_rows::target(scale);
+    let mut deployments = Vec::new();
     for server in [&etcd, &etch] {
         let channels = server.connect(max_connections).await?;
         load::prefill(&channels[0], &target).await?;
-        servers.push((server, channels));
+        deployments.push((server.kind, channels));
     }
-    let mut rows = Vec::new();
-    for op in Op::ALL {
-        for clients in CLIENTS {
-            let (puts, gets) = if clients == 1 {
-                scale.single
-            } else {
-                scale.many
-            };
-            let requests = if op == Op::Put { puts } else { gets };
-            let connections = connections_for(clients);
-            let mut results = Vec::new();
-            for (server, channels) in &servers {
-                eprintln!("  {} x{clients} on {}", op.name(), server.kind.name());
-                let (hist, seconds) =
-                    load::run(&channels[..connections], clients, requests, op, &target)
-                        .await
-                        .map_err(|e| format!("{} {}: {e}", server.kind.name(), op.name()))?;
-                results.push(RunResult::of(&hist, seconds));
-            }
-            rows.push(KvRow {
-                op: op.name(),
-                clients,
-                connections,
-                requests,
-                etch: results.pop().expect("etch result"),
-                etcd: results.pop().expect("etcd result"),
-            });
-        }
-    }
-    Ok(rows)
+    let deployments: [_; 2] = deployments.try_into().expect("two servers");
+    kv_rows::run(scale, &target, &Op::ALL, &deployments, connections_for).await
 }
 
 fn micros(us: u64) -> String {

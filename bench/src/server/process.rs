@@ -77,6 +77,29 @@ pub fn etcd_version() -> Option<String> {
     text.lines().next().map(str::to_string)
 }
 
+/// Checks that both servers can be run; returns etcd's version line.
+pub fn check_binaries() -> Result<String, String> {
+    let etcd_version = etcd_version().ok_or_else(|| {
+        format!(
+            "cannot run {} (install Debian's etcd-server or set ETCD_BIN)",
+            etcd_path().display()
+        )
+    })?;
+    if !etch_path().is_file() {
+        return Err(format!(
+            "{} is missing (cargo build --release -p etch-cli, or set ETCH_BIN)",
+            etch_path().display()
+        ));
+    }
+    Ok(etcd_version)
+}
+
+/// Writes a run's JSON document to `path`.
+pub fn write_json(path: &str, doc: &serde_json::Value) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("write {path}: {e}"))
+}
+
 impl Server {
     /// Starts `kind` in a fresh temporary directory under the current one (the same file
     /// system for both servers) and waits until it answers a gRPC Range.
