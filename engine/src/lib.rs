@@ -58,7 +58,7 @@ pub use profile::CommitProfile;
 pub use raftlog::{LogEntry, LogState};
 pub use recipes::{Election, Leadership, Mutex, MutexGuard};
 pub use snapshot::{RangeIter, ReadTxn};
-pub use stm::WriteTxn;
+pub use stm::{guarded_txn, WriteTxn};
 pub use store::{AppliedMembership, LeaseGrant, LeaseInfo, SnapshotInfo, Store, WalRepair};
 pub use txn::{Compare, CompareOp, CompareTarget, Txn, TxnOp, TxnOpResponse, TxnResponse};
 pub use types::{

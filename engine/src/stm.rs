@@ -128,34 +128,53 @@ impl WriteTxn {
     }
 
     fn guarded_txn(self) -> Txn {
-        let next = self.snapshot.revision() + 1;
-        let mut compare: Vec<Compare> = self
-            .read_keys
+        guarded_txn(
+            self.snapshot.revision(),
+            self.read_keys,
+            self.read_ranges,
+            self.writes,
+        )
+    }
+}
+
+/// The guarded transaction that commits an optimistic attempt made on a snapshot at
+/// `revision`: one compare per key read (its mod revision is still the one seen; 0 for a key
+/// that was absent), one per range read (no key in it was changed after `revision`, which
+/// also catches keys inserted into it), the buffered writes (a value puts, `None` deletes) as
+/// the success branch, and no failure branch. [`WriteTxn`] commits this way; so do the
+/// bindings' attempts over a remote backend, which read through its calls instead of a
+/// snapshot.
+pub fn guarded_txn(
+    revision: Revision,
+    read_keys: BTreeMap<Vec<u8>, Revision>,
+    read_ranges: Vec<Range>,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+) -> Txn {
+    let next = revision + 1;
+    let mut compare: Vec<Compare> = read_keys
+        .into_iter()
+        .map(|(k, rev)| Compare::mod_revision(k, CompareOp::Equal, rev))
+        .collect();
+    compare.extend(
+        read_ranges
             .into_iter()
-            .map(|(k, rev)| Compare::mod_revision(k, CompareOp::Equal, rev))
-            .collect();
-        compare.extend(
-            self.read_ranges
-                .into_iter()
-                .map(|r| Compare::mod_revision(b"\0", CompareOp::Less, next).over(r)),
-        );
-        let success = self
-            .writes
-            .into_iter()
-            .map(|(k, w)| match w {
-                Some(value) => TxnOp::Put(PutOp {
-                    key: k,
-                    value,
-                    ..Default::default()
-                }),
-                None => TxnOp::delete(Range::key(k)),
-            })
-            .collect::<Vec<_>>();
-        Txn {
-            compare,
-            success,
-            failure: Vec::new(),
-        }
+            .map(|r| Compare::mod_revision(b"\0", CompareOp::Less, next).over(r)),
+    );
+    let success = writes
+        .into_iter()
+        .map(|(k, w)| match w {
+            Some(value) => TxnOp::Put(PutOp {
+                key: k,
+                value,
+                ..Default::default()
+            }),
+            None => TxnOp::delete(Range::key(k)),
+        })
+        .collect();
+    Txn {
+        compare,
+        success,
+        failure: Vec::new(),
     }
 }
 

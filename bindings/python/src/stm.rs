@@ -11,10 +11,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use etch_engine::{
-    Compare, CompareOp, KeyValue, PutOp, Range, RangeOptions, RangeResponse, Revision, Txn, TxnOp,
-    WriteTxn,
-};
+use etch_engine::{KeyValue, Range, RangeOptions, RangeResponse, Revision, WriteTxn};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -85,34 +82,9 @@ impl RemoteTxn {
         if self.writes.is_empty() {
             return Ok(Some(self.revision));
         }
-        let next = self.revision + 1;
-        let mut compare: Vec<Compare> = self
-            .read_keys
-            .into_iter()
-            .map(|(k, rev)| Compare::mod_revision(k, CompareOp::Equal, rev))
-            .collect();
-        compare.extend(
-            self.read_ranges
-                .into_iter()
-                .map(|r| Compare::mod_revision(b"\0", CompareOp::Less, next).over(r)),
-        );
-        let success = self
-            .writes
-            .into_iter()
-            .map(|(k, w)| match w {
-                Some(value) => TxnOp::Put(PutOp {
-                    key: k,
-                    value,
-                    ..Default::default()
-                }),
-                None => TxnOp::delete(Range::key(k)),
-            })
-            .collect();
-        let resp = self.backend.txn(Txn {
-            compare,
-            success,
-            failure: Vec::new(),
-        })?;
+        let txn =
+            etch_engine::guarded_txn(self.revision, self.read_keys, self.read_ranges, self.writes);
+        let resp = self.backend.txn(txn)?;
         Ok(resp.succeeded.then_some(resp.header_revision))
     }
 }
