@@ -16,8 +16,10 @@
 //! Staleness: a reader may see figures from just before a concurrent change. For the ring
 //! that is what reading the engine's state an instant earlier would give, which the admission
 //! rules already allow for (they count what they admitted until it is applied). An installed
-//! snapshot empties the ring without going through the log; until the next append the gauge
-//! then shows more used bytes than there are, which refuses early, never late.
+//! snapshot empties the ring without going through the log: the install refreshes the gauge
+//! itself, and every lease tick's look at the ring (`node::log_space`) too. A rule that would
+//! refuse on the gauge's figures reads the engine's before it does, so a figure left high
+//! refuses nothing.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -418,6 +418,10 @@ impl Machine {
             )));
         }
         self.gauge.applied(Some(last.index));
+        // The install emptied the log without going through it: show the ring as it is now.
+        if let Ok(state) = self.store.log_state() {
+            self.gauge.observe(&state);
+        }
         Ok(())
     }
 }

@@ -134,18 +134,26 @@ impl LogSpace {
         apply_lag_allows(inner)?;
         let bytes = proposal_bytes(proposal);
         // The ring as last changed, without the store's writer lock (crate::log_gauge).
-        let ring = inner.gauge.ring();
+        let mut ring = inner.gauge.ring();
         self.room_if_needed(inner, &ring);
         // Counted first, checked after: concurrent admissions each see the others' bytes, so
         // together they never pass the bound (one may be refused that alone would fit).
         let share = self.count(bytes);
         let pending = self.admitted.load(Ordering::Acquire);
-        if past(
-            ring.used_bytes.saturating_add(pending),
-            ring.capacity_bytes,
-            ADMIT_NUMERATOR,
-            ADMIT_DENOMINATOR,
-        ) {
+        let over = |ring: &RingFigures| {
+            past(
+                ring.used_bytes.saturating_add(pending),
+                ring.capacity_bytes,
+                ADMIT_NUMERATOR,
+                ADMIT_DENOMINATOR,
+            )
+        };
+        // Before refusing, the engine's own figures (the slow path only): the gauge may
+        // still show entries a purge or a snapshot install removed.
+        if over(&ring) {
+            ring = fresh_ring(inner).unwrap_or(ring);
+        }
+        if over(&ring) {
             tracing::debug!(
                 used = ring.used_bytes,
                 admitted = pending,
@@ -173,24 +181,17 @@ impl LogSpace {
     pub(super) fn fitting(&self, inner: &Inner, entries: &[Entry]) -> usize {
         let state = inner.gauge.ring();
         self.room_if_needed(inner, &state);
-        // Engine index = Raft index + 1 (crate::engine_log).
-        let last = state.last.map(|index| index.saturating_sub(1));
-        let mut used = state.used_bytes;
-        for (n, entry) in entries.iter().enumerate() {
-            if last.is_some_and(|l| entry.log_id.index <= l) {
-                continue;
-            }
-            used = used.saturating_add(entry_bytes(entry));
-            if past(
-                used,
-                state.capacity_bytes,
-                ACCEPT_NUMERATOR,
-                ACCEPT_DENOMINATOR,
-            ) {
-                return n;
-            }
+        let fit = fitting_in(&state, entries);
+        if fit == entries.len() {
+            return fit;
         }
-        entries.len()
+        // Before cutting, the engine's own figures (the slow path only): the gauge may still
+        // show entries a purge or a snapshot install removed, and a follower that never
+        // appends would never refresh it.
+        match fresh_ring(inner) {
+            Some(fresh) => fitting_in(&fresh, entries),
+            None => fit,
+        }
     }
 
     /// Starts a [`make_room`] on its own task when the ring is past half and none runs.
@@ -225,6 +226,37 @@ impl LogSpace {
     }
 }
 
+/// How many of `entries` fit a ring in `state` (rule 3; entries at or below its last index
+/// cost nothing).
+fn fitting_in(state: &RingFigures, entries: &[Entry]) -> usize {
+    // Engine index = Raft index + 1 (crate::engine_log).
+    let last = state.last.map(|index| index.saturating_sub(1));
+    let mut used = state.used_bytes;
+    for (n, entry) in entries.iter().enumerate() {
+        if last.is_some_and(|l| entry.log_id.index <= l) {
+            continue;
+        }
+        used = used.saturating_add(entry_bytes(entry));
+        if past(
+            used,
+            state.capacity_bytes,
+            ACCEPT_NUMERATOR,
+            ACCEPT_DENOMINATOR,
+        ) {
+            return n;
+        }
+    }
+    entries.len()
+}
+
+/// The ring as the engine reports it now (its writer lock), shown on the gauge too; `None`
+/// for a store that cannot report it (closed).
+fn fresh_ring(inner: &Inner) -> Option<RingFigures> {
+    let state = inner.machine.store().log_state().ok()?;
+    inner.gauge.observe(&state);
+    Some(inner.gauge.ring())
+}
+
 /// Rule 4 of the module documentation: [`Error::TooManyRequests`] while more than
 /// [`crate::NodeConfig::max_apply_lag`] committed entries wait to be applied on this member.
 pub(super) fn apply_lag_allows(inner: &Inner) -> Result<(), Error> {
@@ -256,6 +288,8 @@ async fn make_room(machine: &Machine, raft: &Raft) {
     let Ok(state) = machine.store().log_state() else {
         return;
     };
+    // Each look also corrects the write path's figures (crate::log_gauge).
+    machine.gauge().observe(&state);
     if state.used_bytes.saturating_mul(DENOMINATOR) < state.capacity_bytes.saturating_mul(NUMERATOR)
     {
         return;
