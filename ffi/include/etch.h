@@ -51,7 +51,8 @@
  * an in-process network), and a remote etch serve cluster or etcd server (etch_connect()).
  * Cluster and network failures have their own codes: ETCH_UNAVAILABLE (nothing was applied;
  * retrying is safe), ETCH_TIMEOUT (the outcome of a write is unknown), ETCH_NOT_MEMBER,
- * ETCH_CLUSTER. The few calls a backend does not offer (maintenance of a local file on a
+ * ETCH_CLUSTER, ETCH_BUSY (etcd's "too many requests": nothing was proposed; retry after a
+ * back-off). The few calls a backend does not offer (maintenance of a local file on a
  * member or remote handle, etch_member_info() elsewhere) return ETCH_UNSUPPORTED.
  *
  * Ownership. Every object the library allocates for the caller has exactly one release
@@ -273,6 +274,13 @@
  * etch_member_info() on a local file).
  */
 #define ETCH_UNSUPPORTED 23
+
+/**
+ * The cluster is too busy to take the write now (etcd's `too many requests`): the leader's
+ * Raft log has no safe room for it, or committed entries wait to be applied (more than
+ * `max_apply_lag`, etcd's 5,000). Nothing was proposed or applied; retry after a back-off.
+ */
+#define ETCH_BUSY 24
 
 /**
  * `etch_range_opts.sort_order`: key order (no sorting). The default.

@@ -22,7 +22,7 @@ use etch_replication::types::NodeId;
 use etch_replication::{Error as ClusterError, Member};
 
 use crate::error::{
-    code_of, Failure, FfiResult, ETCH_CLOSED, ETCH_CLUSTER, ETCH_EXISTS, ETCH_INTERNAL,
+    code_of, Failure, FfiResult, ETCH_BUSY, ETCH_CLOSED, ETCH_CLUSTER, ETCH_EXISTS, ETCH_INTERNAL,
     ETCH_INVALID, ETCH_IO, ETCH_NOT_MEMBER, ETCH_TIMEOUT, ETCH_UNAVAILABLE, ETCH_UNSUPPORTED,
 };
 
@@ -92,6 +92,10 @@ pub(crate) fn cluster_failure(err: ClusterError) -> Failure {
         ClusterError::Shutdown => ETCH_CLOSED,
         ClusterError::AlreadyMember { .. } | ClusterError::HasHistory => ETCH_EXISTS,
         ClusterError::NotLeader { .. } | ClusterError::Raft(_) => ETCH_CLUSTER,
+        ClusterError::TooManyRequests => ETCH_BUSY,
+        // A blocking call made where it would stall an async runtime: a misuse of the API.
+        ClusterError::BlockingInAsync => ETCH_INVALID,
+        // Variants added to the error later (it is non-exhaustive).
         _ => ETCH_INTERNAL,
     };
     Failure::new(code, err.to_string())
@@ -114,6 +118,10 @@ pub(crate) fn client_failure(err: ClientError) -> Failure {
             ..
         }
         | ClientError::DeadlineExceeded { .. } => ETCH_TIMEOUT,
+        // etcd's answer when the cluster cannot take a write now (`rpctypes.ErrTooManyRequests`).
+        ClientError::Server { message, .. } if message == "etcdserver: too many requests" => {
+            ETCH_BUSY
+        }
         ClientError::Server { .. } => ETCH_CLUSTER,
         ClientError::Io(_) => ETCH_IO,
         _ => ETCH_INTERNAL,
@@ -321,4 +329,46 @@ impl AnyWatcher {
 /// The id of a member and of the leader it knows (0: none).
 pub(crate) fn member_ids(member: &Member) -> (NodeId, NodeId) {
     (member.id(), member.leader().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cluster_error_has_a_code_of_its_own() {
+        let cases = [
+            (ClusterError::NoLeader, ETCH_UNAVAILABLE),
+            (ClusterError::Timeout, ETCH_TIMEOUT),
+            (ClusterError::NotMember { id: 2 }, ETCH_NOT_MEMBER),
+            (ClusterError::Shutdown, ETCH_CLOSED),
+            (ClusterError::HasHistory, ETCH_EXISTS),
+            (ClusterError::NotLeader { leader: None }, ETCH_CLUSTER),
+            (ClusterError::Raft("x".into()), ETCH_CLUSTER),
+            (ClusterError::TooManyRequests, ETCH_BUSY),
+            (ClusterError::BlockingInAsync, ETCH_INVALID),
+            (
+                ClusterError::Store(etch_engine::Error::EmptyKey),
+                ETCH_INVALID,
+            ),
+        ];
+        for (err, code) in cases {
+            let f = cluster_failure(err);
+            assert_eq!(f.code, code, "{}", f.message);
+        }
+    }
+
+    #[test]
+    fn a_servers_too_many_requests_is_busy() {
+        let busy = client_failure(ClientError::Server {
+            code: tonic::Code::ResourceExhausted,
+            message: "etcdserver: too many requests".into(),
+        });
+        assert_eq!(busy.code, ETCH_BUSY);
+        let other = client_failure(ClientError::Server {
+            code: tonic::Code::ResourceExhausted,
+            message: "etcdserver: mvcc: database space exceeded".into(),
+        });
+        assert_eq!(other.code, ETCH_CLUSTER);
+    }
 }

@@ -73,6 +73,10 @@ pub const ETCH_CLUSTER: c_int = 22;
 /// The call is not available on this kind of handle (e.g. etch_defrag() on a remote server,
 /// etch_member_info() on a local file).
 pub const ETCH_UNSUPPORTED: c_int = 23;
+/// The cluster is too busy to take the write now (etcd's `too many requests`): the leader's
+/// Raft log has no safe room for it, or committed entries wait to be applied (more than
+/// `max_apply_lag`, etcd's 5,000). Nothing was proposed or applied; retry after a back-off.
+pub const ETCH_BUSY: c_int = 24;
 
 /// A failed call: its status code and the message etch_errmsg() will return.
 #[derive(Debug)]
@@ -170,6 +174,7 @@ pub extern "C" fn etch_strerror(code: c_int) -> *const c_char {
         ETCH_NOT_MEMBER => b"this member is not in the cluster's membership\0",
         ETCH_CLUSTER => b"cluster or server error\0",
         ETCH_UNSUPPORTED => b"not supported by this kind of handle\0",
+        ETCH_BUSY => b"too many requests: the cluster is busy, retry after a back-off\0",
         _ => b"unknown status code\0",
     };
     text.as_ptr().cast()
@@ -261,7 +266,7 @@ mod tests {
     #[test]
     fn strerror_is_distinct_per_code_and_never_null() {
         let mut seen = std::collections::HashSet::new();
-        for code in ETCH_OK..=ETCH_UNSUPPORTED {
+        for code in ETCH_OK..=ETCH_BUSY {
             let p = etch_strerror(code);
             assert!(!p.is_null());
             // SAFETY: etch_strerror returns pointers to NUL-terminated static byte strings.

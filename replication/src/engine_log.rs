@@ -36,6 +36,9 @@
 
 use etch_engine as engine;
 
+use std::sync::Arc;
+
+use crate::log_gauge::LogGauge;
 use crate::log_store::{LogBounds, LogError, LogStore, StoredEntry};
 
 /// The [`LogStore`] in the WAL of a replicated engine store (see the module documentation).
@@ -43,6 +46,8 @@ pub struct EngineLog {
     store: engine::Store,
     /// A purge past the applied index, waiting (engine index, term); see the module docs.
     deferred: std::sync::Mutex<Option<(u64, u64)>>,
+    /// The log's figures for the write path, refreshed after every change of the log.
+    gauge: Arc<LogGauge>,
 }
 
 /// The engine index of Raft index `raft`.
@@ -78,9 +83,31 @@ impl EngineLog {
     /// The ring (`Options::wal_capacity`) must hold the entries between two purges, or appends
     /// fail with `Error::LogFull`.
     pub fn new(store: engine::Store) -> EngineLog {
-        EngineLog {
+        let gauge = Arc::new(LogGauge::default());
+        EngineLog::with_gauge(store, gauge)
+    }
+
+    /// [`EngineLog::new`], showing its figures on `gauge` (shared with the member's state
+    /// machine, which shows the applied index there).
+    pub fn with_gauge(store: engine::Store, gauge: Arc<LogGauge>) -> EngineLog {
+        let log = EngineLog {
             store,
             deferred: std::sync::Mutex::new(None),
+            gauge,
+        };
+        log.refresh();
+        log
+    }
+
+    /// The gauge this log shows its figures on.
+    pub fn gauge(&self) -> &Arc<LogGauge> {
+        &self.gauge
+    }
+
+    /// Shows the ring's state on the gauge after a change (a closed store leaves it as it was).
+    fn refresh(&self) {
+        if let Ok(state) = self.store.log_state() {
+            self.gauge.observe(&state);
         }
     }
 
@@ -102,6 +129,7 @@ impl LogStore for EngineLog {
         }
         // Durable before returning: openraft's flush callback follows this call.
         let last = self.store.log_append(&mapped).map_err(log_error)?;
+        self.refresh();
         self.store.wait_log_durable(last).map_err(log_error)
     }
 
@@ -113,10 +141,13 @@ impl LogStore for EngineLog {
         for &(index, term, payload) in entries {
             mapped.push((engine_index(index)?, term, payload));
         }
-        self.store
+        let appended = self
+            .store
             .log_append(&mapped)
             .map_err(log_error)
-            .map(|_| ())
+            .map(|_| ());
+        self.refresh();
+        appended
     }
 
     fn sync_through(&self, index: u64) -> Result<(), LogError> {
@@ -162,7 +193,9 @@ impl LogStore for EngineLog {
                 index - 1
             )));
         }
-        self.store.log_truncate(index).map_err(log_error)
+        let truncated = self.store.log_truncate(index).map_err(log_error);
+        self.refresh();
+        truncated
     }
 
     fn purge(&self, index: u64, term: u64) -> Result<(), LogError> {
@@ -200,7 +233,9 @@ impl LogStore for EngineLog {
                 now.1
             )));
         }
-        self.store.log_purge(now.0).map_err(log_error)
+        let purged = self.store.log_purge(now.0).map_err(log_error);
+        self.refresh();
+        purged
     }
 
     fn save_vote(&self, vote: &[u8]) -> Result<(), LogError> {
@@ -209,5 +244,9 @@ impl LogStore for EngineLog {
 
     fn read_vote(&self) -> Result<Option<Vec<u8>>, LogError> {
         self.store.read_vote().map_err(log_error)
+    }
+
+    fn committed(&self, index: Option<u64>) {
+        self.gauge.committed(index);
     }
 }

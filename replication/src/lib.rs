@@ -12,7 +12,8 @@
 //!   requests members [`forward`] to each other.
 //! - One store per member: [`engine_log`] keeps the Raft log in the WAL of the member's
 //!   replicated engine store (behind the [`log_store`] trait, under openraft's log storage,
-//!   [`raft_log`], synced inline or by a [`flush`] thread), and [`state_machine`] applies committed entries to the same store's trees
+//!   [`raft_log`], synced inline or by a [`flush`] thread; [`log_gauge`] shows its figures
+//!   to the write path without the store's lock), and [`state_machine`] applies committed entries to the same store's trees
 //!   with `Store::apply` and makes and installs its snapshots, as [`snapshot_file`]s on the
 //!   store's own storage.
 //! - [`network`], [`sim`] and [`local`]: the network as a trait, a deterministic simulated
@@ -33,6 +34,7 @@ pub mod error;
 pub mod flush;
 pub mod forward;
 pub mod local;
+pub mod log_gauge;
 pub mod log_store;
 pub mod network;
 pub mod node;

@@ -79,4 +79,11 @@ pub trait LogStore: Send + Sync + 'static {
     fn save_vote(&self, vote: &[u8]) -> Result<(), LogError>;
     /// The stored vote, if any.
     fn read_vote(&self) -> Result<Option<Vec<u8>>, LogError>;
+
+    /// Told that the log is committed up to `index` (openraft's `save_committed`). Not
+    /// persisted: a restarted member learns its commit index from the leader again. The
+    /// default ignores it.
+    fn committed(&self, index: Option<u64>) {
+        let _ = index;
+    }
 }

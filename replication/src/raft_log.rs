@@ -231,6 +231,16 @@ impl<L: LogStore> RaftLogStorage<TypeConfig> for RaftLog<L> {
         truncated
     }
 
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        // Only shown to the write path (crate::log_gauge); `read_committed` stays openraft's
+        // default (none), so a restart does not re-apply from a saved commit index.
+        self.store.committed(committed.map(|c| c.index));
+        Ok(())
+    }
+
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.store
             .purge(log_id.index, log_id.leader_id.term)

@@ -54,6 +54,7 @@ use tokio::sync::oneshot;
 
 use crate::codec;
 use crate::flush::LogFlusher;
+use crate::log_gauge::LogGauge;
 use crate::snapshot_file::SnapshotFile;
 use crate::types::{Applied, Entry, NodeId, TypeConfig};
 use engine::storage::{Storage, StorageFile};
@@ -93,6 +94,15 @@ pub struct Machine {
     storage: Arc<dyn Storage>,
     state: Mutex<State>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<CommandResult>>>,
+    /// The member's log figures; the applied index is shown here (crate::log_gauge).
+    gauge: Arc<LogGauge>,
+    /// Taken (shared) around every apply; [`Machine::hold_applies`] takes it exclusively.
+    apply_gate: Arc<tokio::sync::RwLock<()>>,
+}
+
+/// Holds a member's applies while it lives ([`Machine::hold_applies`]).
+pub struct ApplyHold {
+    _held: tokio::sync::OwnedRwLockWriteGuard<()>,
 }
 
 /// The number in the next snapshot file's name (see [`Machine::new_file`]).
@@ -188,6 +198,8 @@ impl Machine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(&dir)?,
             Err(e) => return Err(e),
         }
+        let gauge = Arc::new(LogGauge::default());
+        gauge.applied(raft_log_id(store.applied()).map(|l| l.index));
         Ok(Arc::new(Machine {
             me,
             path: path.to_path_buf(),
@@ -198,7 +210,25 @@ impl Machine {
                 receiving: None,
             }),
             waiters: Mutex::new(HashMap::new()),
+            gauge,
+            apply_gate: Arc::new(tokio::sync::RwLock::new(())),
         }))
+    }
+
+    /// The gauge the applied index is shown on; give it to the member's log
+    /// ([`crate::EngineLog::with_gauge`]) so that the write path sees both.
+    pub fn gauge(&self) -> Arc<LogGauge> {
+        Arc::clone(&self.gauge)
+    }
+
+    /// Stops this member from applying entries until the returned hold is dropped (waits
+    /// for an apply in progress). Entries go on being appended and committed meanwhile; what
+    /// a member does while its applies lag (etcd's `too many requests` once the lag passes
+    /// its bound) is tested with it.
+    pub async fn hold_applies(&self) -> ApplyHold {
+        ApplyHold {
+            _held: Arc::clone(&self.apply_gate).write_owned().await,
+        }
     }
 
     /// The member's store (a handle shared with its Raft log).
@@ -309,6 +339,7 @@ impl Machine {
                 let _ = tx.send(result);
             }
         }
+        self.gauge.applied(Some(e.log_id.index));
         Ok(Applied {
             index: e.log_id.index,
             revision: self.store.revision(),
@@ -386,6 +417,11 @@ impl Machine {
                 meta.snapshot_id, info.index, info.term
             )));
         }
+        self.gauge.applied(Some(last.index));
+        // The install emptied the log without going through it: show the ring as it is now.
+        if let Ok(state) = self.store.log_state() {
+            self.gauge.observe(&state);
+        }
         Ok(())
     }
 }
@@ -450,6 +486,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: OptionalSend,
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
+        let _gate = self.machine.apply_gate.read().await;
         if let (Some(flusher), Some(last)) = (&self.flusher, entries.last()) {
             // Applied means let out (answered, readable, watched): only durable entries. On
             // the leader this also makes every entry it answers for durable on a majority.

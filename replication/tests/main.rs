@@ -10,6 +10,7 @@ mod support;
 #[allow(dead_code)] // each test module uses some of its helpers
 mod blocking_members;
 
+mod apply_lag;
 mod blocking;
 mod check_leases;
 mod codec;
@@ -22,6 +23,7 @@ mod linearizability;
 mod local_network;
 mod log_admission;
 mod log_space;
+mod member_forward;
 mod openraft_suite;
 mod optimistic_write;
 mod promotion;

@@ -4,19 +4,27 @@
 //! answers changes a cluster cannot take. On a cluster member the table comes from the
 //! replicated membership (`crate::members`): MemberList shows every voter and learner with its
 //! URLs; MemberAdd (also as a learner), MemberRemove, MemberUpdate and MemberPromote change the
-//! Raft membership on the leader. A follower forwards them to the leader's advertised client
-//! URL (plain `http://` only), as etcd forwards them through Raft. On the leader, changes are
-//! queued (`members::ChangeTurn`): one waits for the one before it to commit instead of being
-//! refused, and each is checked against the table in its turn.
+//! Raft membership on the leader. Asked of a follower, they travel to the leader over the
+//! members' own transport (`ReplicatedStore::change_members`, as forwarded writes do), whatever
+//! the client URLs are (https only, behind client TLS): etcd forwards them through Raft too.
+//! The leader makes them with [`LeaderMembership`] (installed on every member by
+//! `crate::node::Node::new`), with the same checks and answers whoever was asked. On the
+//! leader, changes are queued (`members::ChangeTurn`): one waits for the one before it to
+//! commit instead of being refused, and each is checked against the table in its turn.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use etch_replication::forward::{
+    ForwardError, MemberAttributes, MemberChanged, MemberInfo, MemberRefusal, MemberRequest,
+    MemberService,
+};
+use etch_replication::network::BoxFuture;
+use etch_replication::node::MemberChangeError;
 use etch_replication::types::NodeId;
 use etch_replication::ReplicatedStore;
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers};
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::backend::Backend;
@@ -24,23 +32,15 @@ use crate::errors;
 use crate::members::{self, Change, ChangeError, ChangeTurn, MemberEntry, MemberRecord};
 use crate::node::Node;
 use crate::proto::etcdserverpb as pb;
-use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::cluster_server::Cluster;
 
 /// The peer URL etcd advertises by default; a single etch node has no peers but reports it
 /// so that tools printing members have something to show.
 const DEFAULT_PEER_URL: &str = "http://localhost:2380";
 
-/// Marks a membership request a follower forwarded, so that it is never forwarded twice (a
-/// leader that lost its leadership meanwhile answers "not leader" instead).
-const FORWARDED: &str = "etch-forwarded";
-
-/// How long a forwarded membership request may take: longer than the leader's own bound
-/// (`members::CHANGE_TIMEOUT`), so that the leader's answer arrives.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The pause before a forwarded request is sent again to a newly learned leader.
-const FORWARD_RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// How long a membership change asked of this member may take, forwarded or not: longer than
+/// the leader's own bound (`members::CHANGE_TIMEOUT`), so that the leader's answer arrives.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves etcd's Cluster service.
 pub struct ClusterService {
@@ -72,35 +72,6 @@ impl ClusterService {
             errors::member_not_found()
         }
     }
-
-    /// Where a membership change runs: `Ok(Some(m))` on the leader, `Ok(None)` when the
-    /// request must go to the leader (`Err` when it cannot: no leader, or already forwarded).
-    fn on_leader<'a, T>(
-        &self,
-        member: &'a ReplicatedStore,
-        request: &Request<T>,
-    ) -> Result<Option<&'a ReplicatedStore>, Status> {
-        if member.is_leader() {
-            return Ok(Some(member));
-        }
-        if request.metadata().get(FORWARDED).is_some() {
-            return Err(errors::not_leader());
-        }
-        Ok(None)
-    }
-
-    fn members_pb(&self, member: &ReplicatedStore) -> Vec<pb::Member> {
-        members::table(member).into_iter().map(member_pb).collect()
-    }
-}
-
-/// A request to forward, marked as forwarded.
-fn forwarded<T>(message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
-    request
 }
 
 fn member_pb(entry: MemberEntry) -> pb::Member {
@@ -150,95 +121,253 @@ fn new_member_id(
     Ok(id)
 }
 
-/// Metadata of a MemberUpdate that publishes a started member's attributes: the JSON of its
-/// [`MemberRecord`] (name and client URLs; the peer URLs are the request's). Sent by the
-/// member itself (`crate::launch`), as etcd publishes them through Raft.
-const PUBLISH: &str = "etch-publish";
+/// Makes membership changes on the leader, for requests made on it and forwarded to it from
+/// followers ([`MemberService`]): the checks and answers of etcd's Cluster service.
+pub(crate) struct LeaderMembership {
+    /// The cluster token member ids are derived from (`--initial-cluster-token`).
+    token: String,
+}
 
-/// Sends `record` (this member's attributes) to the leader's Cluster service.
+impl LeaderMembership {
+    /// The service for a cluster with `token`.
+    pub(crate) fn new(token: String) -> LeaderMembership {
+        LeaderMembership { token }
+    }
+}
+
+impl MemberService for LeaderMembership {
+    fn change<'a>(
+        &'a self,
+        leader: &'a ReplicatedStore,
+        request: MemberRequest,
+    ) -> BoxFuture<'a, Result<MemberChanged, ForwardError>> {
+        Box::pin(async move {
+            let made = match request {
+                MemberRequest::Add { peer_urls, learner } => {
+                    add(leader, &self.token, peer_urls, learner).await
+                }
+                MemberRequest::Promote { id } => promote(leader, id).await,
+                MemberRequest::Remove { id } => remove(leader, id).await,
+                MemberRequest::Update {
+                    id,
+                    peer_urls,
+                    attributes,
+                } => update(leader, id, peer_urls, attributes).await,
+            };
+            made.map_err(|status| refusal(leader, &status))
+        })
+    }
+}
+
+/// The answer to a change the leader did not make: "not leader" (it stepped down, nothing
+/// changed: the asking member retries with the new leader) or etcd's error as it is.
+fn refusal(leader: &ReplicatedStore, status: &Status) -> ForwardError {
+    let not_leader = errors::not_leader();
+    if status.code() == not_leader.code() && status.message() == not_leader.message() {
+        return ForwardError::NotLeader {
+            leader: leader.leader().filter(|&l| l != leader.id()),
+        };
+    }
+    ForwardError::MemberRefused(MemberRefusal {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+    })
+}
+
+/// etcd's error for a membership change this member asked for and that was not made.
+fn change_status(e: MemberChangeError) -> Status {
+    match e {
+        MemberChangeError::Refused(r) => Status::new(tonic::Code::from(r.code), r.message),
+        MemberChangeError::Cluster(e) => errors::cluster_to_status(&e),
+    }
+}
+
+fn member_info(entry: MemberEntry) -> MemberInfo {
+    MemberInfo {
+        id: entry.id,
+        name: entry.record.name,
+        peer_urls: entry.record.peer_urls,
+        client_urls: entry.record.client_urls,
+        is_learner: entry.is_learner,
+    }
+}
+
+fn info_pb(info: MemberInfo) -> pb::Member {
+    pb::Member {
+        id: info.id,
+        name: info.name,
+        peer_ur_ls: info.peer_urls,
+        client_ur_ls: info.client_urls,
+        is_learner: info.is_learner,
+    }
+}
+
+/// Every member after a change, as its answer lists them.
+fn members_after(leader: &ReplicatedStore, member: Option<MemberInfo>) -> MemberChanged {
+    MemberChanged {
+        member,
+        members: members::table(leader)
+            .into_iter()
+            .map(member_info)
+            .collect(),
+    }
+}
+
+/// MemberAdd on the leader.
+async fn add(
+    leader: &ReplicatedStore,
+    token: &str,
+    peer_urls: Vec<String>,
+    learner: bool,
+) -> Result<MemberChanged, Status> {
+    if peer_urls.is_empty() {
+        return Err(Status::invalid_argument(
+            "etcdserver: member add needs at least one peer URL",
+        ));
+    }
+    let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
+    let table = members::table(leader);
+    let used: BTreeSet<&String> = table.iter().flat_map(|e| &e.record.peer_urls).collect();
+    if peer_urls.iter().any(|u| used.contains(u)) {
+        return Err(errors::peer_url_exists());
+    }
+    let taken: BTreeSet<NodeId> = table.iter().map(|e| e.id).collect();
+    let id = new_member_id(&peer_urls, token, &taken)?;
+    let record = MemberRecord {
+        name: String::new(),
+        peer_urls: peer_urls.clone(),
+        client_urls: Vec::new(),
+    };
+    // etcd's MemberAdd returns at once: the new member is not running yet, so this does not
+    // wait for it to catch up.
+    let change = if learner {
+        Change::AddLearner(id, record.to_node())
+    } else {
+        Change::Members(ChangeMembers::AddVoters(BTreeMap::from([(
+            id,
+            record.to_node(),
+        )])))
+    };
+    turn.apply(leader, change).await.map_err(change_error)?;
+    tracing::info!(id = format!("{id:x}"), learner, "member added");
+    let added = MemberInfo {
+        id,
+        name: String::new(),
+        peer_urls,
+        client_urls: Vec::new(),
+        is_learner: learner,
+    };
+    Ok(members_after(leader, Some(added)))
+}
+
+/// MemberRemove on the leader.
+async fn remove(leader: &ReplicatedStore, id: NodeId) -> Result<MemberChanged, Status> {
+    let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
+    let Some(entry) = members::table(leader).into_iter().find(|e| e.id == id) else {
+        return Err(errors::member_not_found());
+    };
+    // Removed voters are not kept as learners: one change removes a voter or a learner.
+    let ids = BTreeSet::from([id]);
+    let change = if entry.is_learner {
+        ChangeMembers::RemoveNodes(ids)
+    } else {
+        ChangeMembers::RemoveVoters(ids)
+    };
+    turn.apply(leader, Change::Members(change))
+        .await
+        .map_err(change_error)?;
+    tracing::info!(id = format!("{id:x}"), "member removed");
+    Ok(members_after(leader, None))
+}
+
+/// MemberUpdate on the leader; with `attributes`, a started member publishing its name and
+/// client URLs.
+async fn update(
+    leader: &ReplicatedStore,
+    id: NodeId,
+    peer_urls: Vec<String>,
+    attributes: Option<MemberAttributes>,
+) -> Result<MemberChanged, Status> {
+    let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
+    let table = members::table(leader);
+    let Some(entry) = table.iter().find(|e| e.id == id) else {
+        return Err(errors::member_not_found());
+    };
+    if table
+        .iter()
+        .filter(|e| e.id != id)
+        .flat_map(|e| &e.record.peer_urls)
+        .any(|u| peer_urls.contains(u))
+    {
+        return Err(errors::peer_url_exists());
+    }
+    let record = match attributes {
+        Some(a) => MemberRecord {
+            name: a.name,
+            peer_urls,
+            client_urls: a.client_urls,
+        },
+        None => MemberRecord {
+            peer_urls,
+            ..entry.record.clone()
+        },
+    };
+    let change = ChangeMembers::SetNodes(BTreeMap::from([(id, record.to_node())]));
+    turn.apply(leader, Change::Members(change))
+        .await
+        .map_err(change_error)?;
+    Ok(members_after(leader, None))
+}
+
+/// MemberPromote on the leader.
+async fn promote(leader: &ReplicatedStore, id: NodeId) -> Result<MemberChanged, Status> {
+    let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
+    match members::table(leader).iter().find(|e| e.id == id) {
+        None => return Err(errors::member_not_found()),
+        Some(e) if !e.is_learner => return Err(errors::member_not_learner()),
+        Some(_) => {}
+    }
+    let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+    turn.apply(leader, Change::Members(change))
+        .await
+        .map_err(change_error)?;
+    tracing::info!(id = format!("{id:x}"), "learner promoted");
+    Ok(members_after(leader, None))
+}
+
+/// Publishes `record` (this member's name and client URLs) through the leader, as etcd
+/// publishes a started member's attributes through Raft.
 pub(crate) async fn publish_to_leader(
     member: &ReplicatedStore,
     record: &MemberRecord,
 ) -> Result<(), String> {
-    let mut client = leader_cluster_client(member)
-        .await
-        .map_err(|s| s.message().to_string())?;
-    let mut request = forwarded(pb::MemberUpdateRequest {
+    let request = MemberRequest::Update {
         id: member.id(),
-        peer_ur_ls: record.peer_urls.clone(),
-    });
-    let json = serde_json::to_string(record).map_err(|e| e.to_string())?;
-    let value = tonic::metadata::MetadataValue::try_from(json.as_str())
-        .map_err(|e| format!("member record is not valid metadata: {e}"))?;
-    request.metadata_mut().insert(PUBLISH, value);
-    client
-        .member_update(request)
+        peer_urls: record.peer_urls.clone(),
+        attributes: Some(MemberAttributes {
+            name: record.name.clone(),
+            client_urls: record.client_urls.clone(),
+        }),
+    };
+    member
+        .change_members(request, CHANGE_TIMEOUT)
         .await
         .map(|_| ())
-        .map_err(|s| s.message().to_string())
+        .map_err(|e| e.to_string())
 }
 
-/// Sends a membership request to the leader with `call`, within [`FORWARD_TIMEOUT`].
-///
-/// Leadership moves during elections: the member this one believes leads may have stepped
-/// down (it answers "not leader" and changed nothing), or no leader may be known yet. Those
-/// answers say the change was not made, so the request is sent again to the leader learned
-/// next, as etcd keeps a proposal waiting through an election. Any other answer, including a
-/// lost connection (the change may have been made), is returned as it is.
-async fn forward<R, F, Fut>(member: &ReplicatedStore, mut call: F) -> Result<Response<R>, Status>
-where
-    F: FnMut(ClusterClient<Channel>) -> Fut,
-    Fut: std::future::Future<Output = Result<Response<R>, Status>>,
-{
-    let deadline = tokio::time::Instant::now() + FORWARD_TIMEOUT;
-    loop {
-        let answer = match leader_cluster_client(member).await {
-            Ok(client) => call(client).await,
-            Err(e) => Err(e),
-        };
-        match answer {
-            Err(s)
-                if not_made_without_leader(&s)
-                    && tokio::time::Instant::now() + FORWARD_RETRY_PAUSE < deadline =>
-            {
-                tokio::time::sleep(FORWARD_RETRY_PAUSE).await;
-            }
-            other => return other,
-        }
+impl ClusterService {
+    /// Asks `member` to make `request` (on the leader: here, or forwarded).
+    async fn change(
+        &self,
+        member: &ReplicatedStore,
+        request: MemberRequest,
+    ) -> Result<MemberChanged, Status> {
+        member
+            .change_members(request, CHANGE_TIMEOUT)
+            .await
+            .map_err(change_status)
     }
-}
-
-/// Whether `status` says a membership change was refused for want of a leader (and so was
-/// not made): "not leader" from a member that stepped down, or "no leader" while none is known.
-fn not_made_without_leader(status: &Status) -> bool {
-    let leaderless = [errors::not_leader(), errors::no_leader()];
-    leaderless
-        .iter()
-        .any(|l| l.code() == status.code() && l.message() == status.message())
-}
-
-/// A client of the leader's Cluster service (at its first advertised `http://` client URL).
-async fn leader_cluster_client(member: &ReplicatedStore) -> Result<ClusterClient<Channel>, Status> {
-    let leader = member.leader().ok_or_else(errors::no_leader)?;
-    let table = members::table(member);
-    let url = table
-        .iter()
-        .find(|e| e.id == leader)
-        .and_then(|e| e.record.client_urls.iter().find(|u| u.starts_with("http://")))
-        .cloned()
-        .ok_or_else(|| {
-            Status::failed_precondition(
-                "etcdserver: not leader (the leader advertises no http:// client URL to forward to)",
-            )
-        })?;
-    let channel = Endpoint::from_shared(url)
-        .map_err(|e| Status::internal(format!("etch: bad leader URL: {e}")))?
-        .connect_timeout(FORWARD_TIMEOUT)
-        .timeout(FORWARD_TIMEOUT)
-        .connect()
-        .await
-        .map_err(|_| errors::no_leader())?;
-    Ok(ClusterClient::new(channel))
 }
 
 #[tonic::async_trait]
@@ -250,63 +379,16 @@ impl Cluster for ClusterService {
         let Backend::Member(member) = self.node.backend() else {
             return Err(errors::member_not_enough_started());
         };
-        let Some(leader) = self.on_leader(member, &request)? else {
-            let message = request.into_inner();
-            return forward(member, |mut client| {
-                let request = forwarded(message.clone());
-                async move { client.member_add(request).await }
-            })
-            .await;
-        };
         let req = request.into_inner();
-        if req.peer_ur_ls.is_empty() {
-            return Err(Status::invalid_argument(
-                "etcdserver: member add needs at least one peer URL",
-            ));
-        }
-        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
-        let table = members::table(leader);
-        let used: BTreeSet<&String> = table.iter().flat_map(|e| &e.record.peer_urls).collect();
-        if req.peer_ur_ls.iter().any(|u| used.contains(u)) {
-            return Err(errors::peer_url_exists());
-        }
-        let taken: BTreeSet<NodeId> = table.iter().map(|e| e.id).collect();
-        let id = new_member_id(
-            &req.peer_ur_ls,
-            &self.node.config().initial_cluster_token,
-            &taken,
-        )?;
-        let record = MemberRecord {
-            name: String::new(),
-            peer_urls: req.peer_ur_ls.clone(),
-            client_urls: Vec::new(),
+        let request = MemberRequest::Add {
+            peer_urls: req.peer_ur_ls,
+            learner: req.is_learner,
         };
-        // etcd's MemberAdd returns at once: the new member is not running yet, so this does
-        // not wait for it to catch up.
-        let change = if req.is_learner {
-            Change::AddLearner(id, record.to_node())
-        } else {
-            Change::Members(ChangeMembers::AddVoters(BTreeMap::from([(
-                id,
-                record.to_node(),
-            )])))
-        };
-        turn.apply(leader, change).await.map_err(change_error)?;
-        tracing::info!(
-            id = format!("{id:x}"),
-            learner = req.is_learner,
-            "member added"
-        );
+        let changed = self.change(member, request).await?;
         Ok(Response::new(pb::MemberAddResponse {
             header: self.node.current_header(),
-            member: Some(pb::Member {
-                id,
-                name: String::new(),
-                peer_ur_ls: req.peer_ur_ls,
-                client_ur_ls: Vec::new(),
-                is_learner: req.is_learner,
-            }),
-            members: self.members_pb(leader),
+            member: changed.member.map(info_pb),
+            members: changed.members.into_iter().map(info_pb).collect(),
         }))
     }
 
@@ -314,36 +396,14 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberRemoveRequest>,
     ) -> Result<Response<pb::MemberRemoveResponse>, Status> {
-        let Backend::Member(member) = self.node.backend() else {
-            return Err(self.refuse(request.into_inner().id));
-        };
-        let Some(leader) = self.on_leader(member, &request)? else {
-            let message = request.into_inner();
-            return forward(member, |mut client| {
-                let request = forwarded(message);
-                async move { client.member_remove(request).await }
-            })
-            .await;
-        };
         let id = request.into_inner().id;
-        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
-        let Some(entry) = members::table(leader).into_iter().find(|e| e.id == id) else {
-            return Err(errors::member_not_found());
+        let Backend::Member(member) = self.node.backend() else {
+            return Err(self.refuse(id));
         };
-        // Removed voters are not kept as learners: one change removes a voter or a learner.
-        let ids = BTreeSet::from([id]);
-        let change = if entry.is_learner {
-            ChangeMembers::RemoveNodes(ids)
-        } else {
-            ChangeMembers::RemoveVoters(ids)
-        };
-        turn.apply(leader, Change::Members(change))
-            .await
-            .map_err(change_error)?;
-        tracing::info!(id = format!("{id:x}"), "member removed");
+        let changed = self.change(member, MemberRequest::Remove { id }).await?;
         Ok(Response::new(pb::MemberRemoveResponse {
             header: self.node.current_header(),
-            members: self.members_pb(leader),
+            members: changed.members.into_iter().map(info_pb).collect(),
         }))
     }
 
@@ -351,69 +411,19 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberUpdateRequest>,
     ) -> Result<Response<pb::MemberUpdateResponse>, Status> {
-        let Backend::Member(member) = self.node.backend() else {
-            return Err(self.refuse(request.into_inner().id));
-        };
-        let published = match request.metadata().get(PUBLISH) {
-            Some(value) => {
-                let text = value
-                    .to_str()
-                    .map_err(|_| Status::invalid_argument("etch: bad member attributes"))?;
-                let record: MemberRecord = serde_json::from_str(text)
-                    .map_err(|_| Status::invalid_argument("etch: bad member attributes"))?;
-                Some(record)
-            }
-            None => None,
-        };
-        let Some(leader) = self.on_leader(member, &request)? else {
-            let message = request.into_inner();
-            let publish = published.as_ref().and_then(|r| {
-                serde_json::to_string(r)
-                    .ok()
-                    .and_then(|j| tonic::metadata::MetadataValue::try_from(j.as_str()).ok())
-            });
-            return forward(member, |mut client| {
-                let mut request = forwarded(message.clone());
-                if let Some(value) = publish.clone() {
-                    request.metadata_mut().insert(PUBLISH, value);
-                }
-                async move { client.member_update(request).await }
-            })
-            .await;
-        };
         let req = request.into_inner();
-        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
-        let table = members::table(leader);
-        let Some(entry) = table.iter().find(|e| e.id == req.id) else {
-            return Err(errors::member_not_found());
+        let Backend::Member(member) = self.node.backend() else {
+            return Err(self.refuse(req.id));
         };
-        if table
-            .iter()
-            .filter(|e| e.id != req.id)
-            .flat_map(|e| &e.record.peer_urls)
-            .any(|u| req.peer_ur_ls.contains(u))
-        {
-            return Err(errors::peer_url_exists());
-        }
-        let record = match published {
-            // A member publishing its own attributes: name and client URLs from it.
-            Some(p) => MemberRecord {
-                name: p.name,
-                peer_urls: req.peer_ur_ls,
-                client_urls: p.client_urls,
-            },
-            None => MemberRecord {
-                peer_urls: req.peer_ur_ls,
-                ..entry.record.clone()
-            },
+        let request = MemberRequest::Update {
+            id: req.id,
+            peer_urls: req.peer_ur_ls,
+            attributes: None,
         };
-        let change = ChangeMembers::SetNodes(BTreeMap::from([(req.id, record.to_node())]));
-        turn.apply(leader, Change::Members(change))
-            .await
-            .map_err(change_error)?;
+        let changed = self.change(member, request).await?;
         Ok(Response::new(pb::MemberUpdateResponse {
             header: self.node.current_header(),
-            members: self.members_pb(leader),
+            members: changed.members.into_iter().map(info_pb).collect(),
         }))
     }
 
@@ -423,7 +433,7 @@ impl Cluster for ClusterService {
     ) -> Result<Response<pb::MemberListResponse>, Status> {
         let members = match self.node.backend() {
             Backend::Local(_) => vec![self.this_member()],
-            Backend::Member(m) => self.members_pb(m),
+            Backend::Member(m) => members::table(m).into_iter().map(member_pb).collect(),
         };
         Ok(Response::new(pb::MemberListResponse {
             header: self.node.current_header(),
@@ -435,35 +445,17 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::MemberPromoteRequest>,
     ) -> Result<Response<pb::MemberPromoteResponse>, Status> {
+        let id = request.into_inner().id;
         let Backend::Member(member) = self.node.backend() else {
-            if request.into_inner().id == self.node.member_id() {
+            if id == self.node.member_id() {
                 return Err(errors::member_not_learner());
             }
             return Err(errors::member_not_found());
         };
-        let Some(leader) = self.on_leader(member, &request)? else {
-            let message = request.into_inner();
-            return forward(member, |mut client| {
-                let request = forwarded(message);
-                async move { client.member_promote(request).await }
-            })
-            .await;
-        };
-        let id = request.into_inner().id;
-        let turn = ChangeTurn::wait(leader).await.map_err(change_error)?;
-        match members::table(leader).iter().find(|e| e.id == id) {
-            None => return Err(errors::member_not_found()),
-            Some(e) if !e.is_learner => return Err(errors::member_not_learner()),
-            Some(_) => {}
-        }
-        let change = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
-        turn.apply(leader, Change::Members(change))
-            .await
-            .map_err(change_error)?;
-        tracing::info!(id = format!("{id:x}"), "learner promoted");
+        let changed = self.change(member, MemberRequest::Promote { id }).await?;
         Ok(Response::new(pb::MemberPromoteResponse {
             header: self.node.current_header(),
-            members: self.members_pb(leader),
+            members: changed.members.into_iter().map(info_pb).collect(),
         }))
     }
 }

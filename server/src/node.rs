@@ -84,7 +84,14 @@ impl Node {
         match &backend {
             // A single node leads from the start, once.
             Backend::Local(_) => metrics.leader_changed(),
-            Backend::Member(m) => count_leader_changes(m, Arc::clone(&metrics), shutdown.clone()),
+            Backend::Member(m) => {
+                count_leader_changes(m, Arc::clone(&metrics), shutdown.clone());
+                // This member makes the cluster's membership changes while it leads, asked of
+                // it or of a follower (crate::cluster).
+                m.set_member_service(Arc::new(crate::cluster::LeaderMembership::new(
+                    config.initial_cluster_token.clone(),
+                )));
+            }
         }
         Node {
             inner: Arc::new(Inner {

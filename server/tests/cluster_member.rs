@@ -59,6 +59,12 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_advertising(|cluster, i| vec![cluster.url(i)]).await
+    }
+
+    /// [`Cluster::start`] with the client URLs each member's record advertises chosen by
+    /// `client_urls` (the servers listen on plain http on loopback whatever they advertise).
+    async fn start_advertising(client_urls: impl Fn(&Cluster, usize) -> Vec<String>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let net = Arc::new(LocalNetwork::new());
         let mut members = Vec::new();
@@ -92,7 +98,7 @@ impl Cluster {
                     MemberRecord {
                         name: format!("m{}", i + 1),
                         peer_urls: vec![format!("http://127.0.0.1:{}", 12380 + i)],
-                        client_urls: vec![cluster.url(i)],
+                        client_urls: client_urls(&cluster, i),
                     },
                 )
             })
@@ -1092,5 +1098,130 @@ async fn snapshot_from_a_follower_is_a_standalone_store() {
         })
         .collect();
     assert_eq!(keys, want);
+    cluster.stop().await;
+}
+
+/// Membership changes asked of a follower reach the leader over the members' own transport,
+/// not over a client URL: here every member advertises only `https://` client URLs (which no
+/// plain gRPC client could use; the servers listen on plain http), and MemberAdd,
+/// MemberPromote, MemberUpdate and MemberRemove asked of a follower answer as on the leader,
+/// refusals included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_changes_through_a_follower_with_https_only_client_urls() {
+    let cluster =
+        Cluster::start_advertising(|cluster, i| vec![format!("https://{}", cluster.addr(i))]).await;
+    let leader = cluster.wait_leader().await;
+    let f = (leader + 1) % 3;
+    let mut follower = cluster.cluster(f).await;
+    let table = follower
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(table.len(), 3);
+    assert!(table
+        .iter()
+        .all(|m| m.client_ur_ls.iter().all(|u| u.starts_with("https://"))));
+
+    // MemberAdd (a learner) through the follower: the answer names it and lists it.
+    let peer = "http://127.0.0.1:14390".to_string();
+    let added = follower
+        .member_add(pb::MemberAddRequest {
+            peer_ur_ls: vec![peer.clone()],
+            is_learner: true,
+        })
+        .await
+        .expect("member add through a follower")
+        .into_inner();
+    let new = added.member.expect("the added member");
+    assert!(new.is_learner);
+    assert_eq!(new.peer_ur_ls, vec![peer.clone()]);
+    assert_eq!(added.members.len(), 4, "{:?}", added.members);
+    assert!(added.members.iter().any(|m| m.id == new.id && m.is_learner));
+    // The header is the follower's own.
+    assert_eq!(
+        added.header.expect("a header").member_id,
+        cluster.members[f].id()
+    );
+
+    // The same peer URL again: etcd's refusal, from the leader, unchanged.
+    let again = follower
+        .member_add(pb::MemberAddRequest {
+            peer_ur_ls: vec![peer.clone()],
+            is_learner: true,
+        })
+        .await
+        .expect_err("a peer URL in use");
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(again.message(), "etcdserver: Peer URLs already exists");
+
+    // MemberPromote of a voter: refused as etcd refuses it.
+    let voter = cluster.members[leader].id();
+    let not_learner = follower
+        .member_promote(pb::MemberPromoteRequest { id: voter })
+        .await
+        .expect_err("a voter is not a learner");
+    assert_eq!(not_learner.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        not_learner.message(),
+        "etcdserver: can only promote a learner member"
+    );
+
+    // MemberUpdate of the learner's peer URLs through the follower.
+    let moved = "http://127.0.0.1:14391".to_string();
+    let updated = follower
+        .member_update(pb::MemberUpdateRequest {
+            id: new.id,
+            peer_ur_ls: vec![moved.clone()],
+        })
+        .await
+        .expect("member update through a follower")
+        .into_inner();
+    let row = updated.members.iter().find(|m| m.id == new.id).unwrap();
+    assert_eq!(row.peer_ur_ls, vec![moved.clone()]);
+
+    // MemberPromote of the learner (it never runs: three of four voters are a majority).
+    let promoted = follower
+        .member_promote(pb::MemberPromoteRequest { id: new.id })
+        .await
+        .expect("member promote through a follower")
+        .into_inner();
+    let row = promoted.members.iter().find(|m| m.id == new.id).unwrap();
+    assert!(!row.is_learner, "{row:?}");
+
+    // MemberRemove through the follower; then again: not found.
+    let removed = follower
+        .member_remove(pb::MemberRemoveRequest { id: new.id })
+        .await
+        .expect("member remove through a follower")
+        .into_inner();
+    assert_eq!(removed.members.len(), 3, "{:?}", removed.members);
+    assert!(removed.members.iter().all(|m| m.id != new.id));
+    let gone = follower
+        .member_remove(pb::MemberRemoveRequest { id: new.id })
+        .await
+        .expect_err("already removed");
+    assert_eq!(gone.code(), tonic::Code::NotFound);
+    assert_eq!(gone.message(), "etcdserver: member not found");
+
+    // Every member's table agrees, and the cluster still takes writes through the follower.
+    for i in 0..3 {
+        let members = cluster
+            .cluster(i)
+            .await
+            .member_list(pb::MemberListRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .members;
+        assert_eq!(members.len(), 3, "member {i}: {members:?}");
+    }
+    cluster
+        .kv(f)
+        .await
+        .put(put("after", "changes"))
+        .await
+        .expect("a write through the follower after the changes");
     cluster.stop().await;
 }

@@ -176,6 +176,12 @@ create_exception!(
 );
 create_exception!(
     etch,
+    TooManyRequestsError,
+    UnavailableError,
+    "The cluster is too busy to take the write now (etcd's `too many requests`: the leader's Raft log has no safe room, or committed entries wait to be applied). Nothing was proposed (`maybe_applied` is False); retry after a back-off."
+);
+create_exception!(
+    etch,
     ClusterError,
     Error,
     "A cluster member refused the request for a cluster reason: not (or no longer) a member, not the leader, a Raft failure."
@@ -230,6 +236,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ConflictError,
         UnavailableError,
         DeadlineExceededError,
+        TooManyRequestsError,
         ClusterError,
         ServerError,
         UnsupportedError,
@@ -293,6 +300,13 @@ pub fn backend_to_py(err: BackendError) -> PyErr {
                 C::DeadlineExceeded { maybe_applied, .. } => deadline(msg, maybe_applied),
                 C::Tls(_) => unavailable(msg, false),
                 C::NoEndpoint | C::InvalidEndpoint { .. } => InvalidOptionError::new_err(msg),
+                // etcd's answer when the cluster cannot take a write now.
+                C::Server { message, .. } if message == "etcdserver: too many requests" => {
+                    with_attrs(
+                        TooManyRequestsError::new_err(msg),
+                        &[("maybe_applied", false)],
+                    )
+                }
                 C::Server { code, message } => Python::attach(|py| {
                     let e = ServerError::new_err(msg);
                     let v = e.value(py);
@@ -310,6 +324,10 @@ pub fn backend_to_py(err: BackendError) -> PyErr {
                 R::NoLeader => unavailable(msg, false),
                 R::Timeout => deadline(msg, true),
                 R::Shutdown => ClosedError::new_err(msg),
+                R::TooManyRequests => with_attrs(
+                    TooManyRequestsError::new_err(msg),
+                    &[("maybe_applied", false)],
+                ),
                 _ => ClusterError::new_err(msg),
             }
         }

@@ -56,6 +56,15 @@ def test_hierarchy() -> None:
     assert issubclass(etch.WatchTimedOut, TimeoutError)
 
 
+def test_too_many_requests_is_a_transient_unavailable_error() -> None:
+    # etcd's "too many requests": nothing proposed, retry after a back-off, like any
+    # UnavailableError; its own class so that callers can back off longer.
+    assert etch.TooManyRequestsError.__bases__ == (etch.UnavailableError,)
+    assert issubclass(etch.TooManyRequestsError, etch.Error)
+    assert etch.TooManyRequestsError.__doc__
+    assert etch.TooManyRequestsError.__module__ == "etch"
+
+
 def test_every_class_is_exported_with_a_docstring() -> None:
     for cls in INVALID_REQUEST + DIRECT + [etch.Error, etch.NoSpaceError]:
         assert getattr(etch, cls.__name__) is cls

@@ -96,7 +96,7 @@ impl Inner {
         }
     }
 
-    fn leader_hint(&self) -> Option<NodeId> {
+    pub(super) fn leader_hint(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
     }
 }
@@ -133,6 +133,9 @@ impl ReplicatedStore {
             store.admit(&command)?;
         }
         let inner = &self.inner;
+        // etcd's bound on the applies this member owes (log_space, rule 4), before anything is
+        // proposed; the leader checks its own when it admits the proposal.
+        super::log_space::apply_lag_allows(inner)?;
         let id = inner.next_proposal.fetch_add(1, Ordering::Relaxed);
         let applied = inner.machine.wait_for(id);
         let proposal = Proposal {
@@ -371,7 +374,7 @@ impl ReplicatedStore {
         }
     }
 
-    fn forward_error(&self, e: ForwardError) -> Error {
+    pub(super) fn forward_error(&self, e: ForwardError) -> Error {
         match e {
             ForwardError::NotLeader { leader } => Error::NotLeader { leader },
             ForwardError::NotMember => Error::NotMember { id: self.inner.id },
@@ -381,6 +384,7 @@ impl ReplicatedStore {
             ForwardError::Shutdown => Error::Shutdown,
             ForwardError::Unsupported => Error::Raft("the peer serves no client requests".into()),
             ForwardError::TooManyRequests => Error::TooManyRequests,
+            ForwardError::MemberRefused(r) => Error::Raft(r.message),
         }
     }
 }

@@ -47,14 +47,24 @@
 //!    confirm them to a new one. In a 3-member cluster every entry a follower holds is on a
 //!    majority (the leader and that follower), so it is committed and that follower can always
 //!    apply it and make room.
+//! 4. **Applies must keep up** ([`apply_lag_allows`]): etcd's second limit. A member refuses a
+//!    proposal with [`Error::TooManyRequests`] while its committed index is more than
+//!    [`crate::NodeConfig::max_apply_lag`] (5,000) entries ahead of its applied index: the
+//!    leader for every proposal it admits, the member a client asked for its own. The
+//!    committed index is the one openraft saves (`save_committed`, on every commit, before
+//!    the entries go to the state machine); the applied one the state machine's.
+//!
+//! The figures these rules read on the write path (the ring's used bytes and last index, the
+//! committed and applied indexes) come from the member's [`crate::log_gauge::LogGauge`],
+//! refreshed where they change, not from the store (whose `log_state` takes its writer lock,
+//! once per proposal before).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use etch_engine as engine;
-
 use super::Inner;
 use crate::error::Error;
+use crate::log_gauge::RingFigures;
 use crate::state_machine::Machine;
 use crate::types::{Entry, Proposal, Raft};
 
@@ -117,28 +127,37 @@ impl LogSpace {
     /// Rule 2 of the module documentation: counts `proposal` as admitted if the leader's ring
     /// can take it, else [`Error::TooManyRequests`]. Starts a [`make_room`] when the ring is
     /// past half. Keep the returned share until the proposal is applied on this member (or
-    /// has failed). A store that cannot report its log (closed) admits: the proposal then
-    /// fails on its own.
+    /// has failed). Also refuses while this member's applies lag its commits by more than
+    /// [`crate::NodeConfig::max_apply_lag`] entries (rule 4). The figures are the log's gauge
+    /// (`crate::log_gauge`), read without the store's writer lock.
     pub(super) fn admit(&self, inner: &Inner, proposal: &Proposal) -> Result<Admitted, Error> {
+        apply_lag_allows(inner)?;
         let bytes = proposal_bytes(proposal);
-        let Ok(state) = inner.machine.store().log_state() else {
-            return Ok(self.count(bytes));
-        };
-        self.room_if_needed(inner, &state);
+        // The ring as last changed, without the store's writer lock (crate::log_gauge).
+        let mut ring = inner.gauge.ring();
+        self.room_if_needed(inner, &ring);
         // Counted first, checked after: concurrent admissions each see the others' bytes, so
         // together they never pass the bound (one may be refused that alone would fit).
         let share = self.count(bytes);
         let pending = self.admitted.load(Ordering::Acquire);
-        if past(
-            state.used_bytes.saturating_add(pending),
-            state.capacity_bytes,
-            ADMIT_NUMERATOR,
-            ADMIT_DENOMINATOR,
-        ) {
+        let over = |ring: &RingFigures| {
+            past(
+                ring.used_bytes.saturating_add(pending),
+                ring.capacity_bytes,
+                ADMIT_NUMERATOR,
+                ADMIT_DENOMINATOR,
+            )
+        };
+        // Before refusing, the engine's own figures (the slow path only): the gauge may
+        // still show entries a purge or a snapshot install removed.
+        if over(&ring) {
+            ring = fresh_ring(inner).unwrap_or(ring);
+        }
+        if over(&ring) {
             tracing::debug!(
-                used = state.used_bytes,
+                used = ring.used_bytes,
                 admitted = pending,
-                capacity = state.capacity_bytes,
+                capacity = ring.capacity_bytes,
                 "write refused: the Raft log's ring has no safe room for it (too many requests)"
             );
             return Err(Error::TooManyRequests);
@@ -157,35 +176,26 @@ impl LogSpace {
     /// Rule 3 of the module documentation: how many of a leader's `entries` (the first of
     /// which follows, or overlaps, this member's log) this member appends now. Entries at or
     /// below this member's last index cost nothing (kept as they are or replacing a conflicting
-    /// tail). Starts a [`make_room`] when the ring is past half. A store that cannot report
-    /// its log takes them all (openraft then reports the store's own error).
+    /// tail). Starts a [`make_room`] when the ring is past half. The figures are the log's
+    /// gauge, as the last change of the log left them.
     pub(super) fn fitting(&self, inner: &Inner, entries: &[Entry]) -> usize {
-        let Ok(state) = inner.machine.store().log_state() else {
-            return entries.len();
-        };
+        let state = inner.gauge.ring();
         self.room_if_needed(inner, &state);
-        // Engine index = Raft index + 1 (crate::engine_log).
-        let last = state.last.map(|(index, _)| index.saturating_sub(1));
-        let mut used = state.used_bytes;
-        for (n, entry) in entries.iter().enumerate() {
-            if last.is_some_and(|l| entry.log_id.index <= l) {
-                continue;
-            }
-            used = used.saturating_add(entry_bytes(entry));
-            if past(
-                used,
-                state.capacity_bytes,
-                ACCEPT_NUMERATOR,
-                ACCEPT_DENOMINATOR,
-            ) {
-                return n;
-            }
+        let fit = fitting_in(&state, entries);
+        if fit == entries.len() {
+            return fit;
         }
-        entries.len()
+        // Before cutting, the engine's own figures (the slow path only): the gauge may still
+        // show entries a purge or a snapshot install removed, and a follower that never
+        // appends would never refresh it.
+        match fresh_ring(inner) {
+            Some(fresh) => fitting_in(&fresh, entries),
+            None => fit,
+        }
     }
 
     /// Starts a [`make_room`] on its own task when the ring is past half and none runs.
-    fn room_if_needed(&self, inner: &Inner, state: &engine::LogState) {
+    fn room_if_needed(&self, inner: &Inner, state: &RingFigures) {
         if !past(
             state.used_bytes,
             state.capacity_bytes,
@@ -216,6 +226,52 @@ impl LogSpace {
     }
 }
 
+/// How many of `entries` fit a ring in `state` (rule 3; entries at or below its last index
+/// cost nothing).
+fn fitting_in(state: &RingFigures, entries: &[Entry]) -> usize {
+    // Engine index = Raft index + 1 (crate::engine_log).
+    let last = state.last.map(|index| index.saturating_sub(1));
+    let mut used = state.used_bytes;
+    for (n, entry) in entries.iter().enumerate() {
+        if last.is_some_and(|l| entry.log_id.index <= l) {
+            continue;
+        }
+        used = used.saturating_add(entry_bytes(entry));
+        if past(
+            used,
+            state.capacity_bytes,
+            ACCEPT_NUMERATOR,
+            ACCEPT_DENOMINATOR,
+        ) {
+            return n;
+        }
+    }
+    entries.len()
+}
+
+/// The ring as the engine reports it now (its writer lock), shown on the gauge too; `None`
+/// for a store that cannot report it (closed).
+fn fresh_ring(inner: &Inner) -> Option<RingFigures> {
+    let state = inner.machine.store().log_state().ok()?;
+    inner.gauge.observe(&state);
+    Some(inner.gauge.ring())
+}
+
+/// Rule 4 of the module documentation: [`Error::TooManyRequests`] while more than
+/// [`crate::NodeConfig::max_apply_lag`] committed entries wait to be applied on this member.
+pub(super) fn apply_lag_allows(inner: &Inner) -> Result<(), Error> {
+    let lag = inner.gauge.apply_lag();
+    if lag > inner.config.max_apply_lag {
+        tracing::debug!(
+            lag,
+            bound = inner.config.max_apply_lag,
+            "proposal refused: applies lag commits (too many requests)"
+        );
+        return Err(Error::TooManyRequests);
+    }
+    Ok(())
+}
+
 /// Clears [`LogSpace::making_room`] when a look ends, also when its task is aborted.
 struct Running(Arc<AtomicBool>);
 
@@ -232,6 +288,8 @@ async fn make_room(machine: &Machine, raft: &Raft) {
     let Ok(state) = machine.store().log_state() else {
         return;
     };
+    // Each look also corrects the write path's figures (crate::log_gauge).
+    machine.gauge().observe(&state);
     if state.used_bytes.saturating_mul(DENOMINATOR) < state.capacity_bytes.saturating_mul(NUMERATOR)
     {
         return;

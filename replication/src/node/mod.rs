@@ -31,6 +31,7 @@ mod corruption;
 mod kv;
 mod lease;
 mod log_space;
+mod membership;
 mod serve;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -45,6 +46,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 pub use corruption::HashReport;
 pub use kv::ReadConsistency;
 pub use lease::{SteppedClock, TokioClock};
+pub use membership::MemberChangeError;
 
 use crate::engine_log::EngineLog;
 use crate::error::{Error, Result};
@@ -55,6 +57,9 @@ use crate::raft_log::RaftLog;
 use crate::state_machine::{Machine, StateMachine};
 use crate::types::{NodeId, Raft};
 use bootstrap::{cluster_state, open_store, FileState};
+
+/// etcd's `maxGapBetweenApplyAndCommitIndex` ([`NodeConfig::max_apply_lag`]).
+pub const MAX_APPLY_LAG: u64 = 5_000;
 
 /// A member's settings.
 #[derive(Clone, Debug)]
@@ -81,6 +86,12 @@ pub struct NodeConfig {
     /// [`NodeConfig::new`] sets) means openraft's maximum election timeout, whatever it is set
     /// to; [`NodeConfig::etcd_timing`] sets etcd's `election-timeout`.
     pub lease_grace: Option<Duration>,
+    /// etcd's second bound on proposals: a member refuses a new one with
+    /// [`Error::TooManyRequests`] while more than this many committed entries wait to be
+    /// applied on it (etcd's `maxGapBetweenApplyAndCommitIndex`, 5,000, what
+    /// [`NodeConfig::new`] sets). The leader checks it for every proposal it admits
+    /// (forwarded ones too), and the member a client asked checks its own.
+    pub max_apply_lag: u64,
 }
 
 impl NodeConfig {
@@ -100,6 +111,7 @@ impl NodeConfig {
             lease_tick: Duration::from_millis(500),
             log_flush: LogFlush::Auto,
             lease_grace: None,
+            max_apply_lag: MAX_APPLY_LAG,
         }
     }
 
@@ -136,7 +148,7 @@ impl NodeConfig {
     }
 }
 
-/// Remembers the forwarded proposals a member has handled and how each ended, so that a copy
+/// Remembers the forwarded proposals (and membership changes) a member has handled and how each ended, so that a copy
 /// the network duplicated, or a sender's retry after a lost message (same attempt number), is
 /// never proposed twice: it gets the first copy's answer, or [`ForwardError::Unknown`] while
 /// that one is still running. Bounded: the oldest are forgotten; a copy delayed past that many
@@ -146,7 +158,8 @@ struct SeenProposals {
     order: VecDeque<ProposalKey>,
 }
 
-/// (origin, proposal id, attempt).
+/// (origin, proposal id, attempt); for a membership change (sender, request id, attempt),
+/// from the same counter of the sender's ids.
 type ProposalKey = (NodeId, u64, u32);
 
 const SEEN_PROPOSALS: usize = 65_536;
@@ -212,6 +225,11 @@ struct Inner {
     flusher: Option<Arc<LogFlusher>>,
     /// Keeps the Raft log inside its WAL ring (`log_space`).
     log_space: log_space::LogSpace,
+    /// The log's figures and the applied index, read by the write path without the store's
+    /// writer lock (crate::log_gauge).
+    gauge: Arc<crate::log_gauge::LogGauge>,
+    /// Makes membership changes when this member leads (`membership`).
+    member_service: Mutex<Option<Arc<dyn crate::forward::MemberService>>>,
 }
 
 impl Inner {
@@ -271,8 +289,10 @@ impl ReplicatedStore {
                 .validate()
                 .map_err(|e| Error::Store(engine::Error::InvalidOption(e.to_string())))?,
         );
-        let log = Arc::new(EngineLog::new(store.clone()));
-        let machine = Machine::new(config.id, path, store).map_err(engine::Error::Io)?;
+        let machine = Machine::new(config.id, path, store.clone()).map_err(engine::Error::Io)?;
+        // One gauge for the log's figures and the applied index (crate::log_gauge).
+        let gauge = machine.gauge();
+        let log = Arc::new(EngineLog::with_gauge(store, Arc::clone(&gauge)));
         let flusher = if config.log_flush.background() {
             Some(LogFlusher::new(&log).map_err(engine::Error::Io)?)
         } else {
@@ -319,6 +339,8 @@ impl ReplicatedStore {
             background: Mutex::new(None),
             flusher,
             log_space: log_space::LogSpace::default(),
+            gauge,
+            member_service: Mutex::new(None),
         });
         let task = tokio::spawn(lease::leader_duties(Arc::downgrade(&inner)));
         *inner.background.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
@@ -344,6 +366,19 @@ impl ReplicatedStore {
     /// The leader this member knows of.
     pub fn leader(&self) -> Option<NodeId> {
         self.inner.raft.metrics().borrow().current_leader
+    }
+
+    /// Stops this member from applying committed entries until the returned hold is dropped
+    /// (see [`crate::state_machine::Machine::hold_applies`]): for tests of a member whose
+    /// applies lag its commits, which then refuses proposals past
+    /// [`NodeConfig::max_apply_lag`].
+    pub async fn hold_applies(&self) -> crate::state_machine::ApplyHold {
+        self.inner.machine.hold_applies().await
+    }
+
+    /// How many committed entries wait to be applied on this member.
+    pub fn apply_lag(&self) -> u64 {
+        self.inner.gauge.apply_lag()
     }
 
     /// Whether this member believes it is the leader.

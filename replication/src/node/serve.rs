@@ -1,6 +1,7 @@
 //! The receiving side of a member: Raft's messages go to openraft, client requests forwarded by
-//! other members are served here (proposals and ReadIndex on the leader, lease keep-alive and
-//! TTL by the leader's clock, hashes on any member).
+//! other members are served here (proposals, membership changes and ReadIndex on the leader,
+//! lease keep-alive and TTL by the leader's clock, hashes on any member). Forwarded proposals
+//! and membership changes are handled at most once per (sender, id, attempt).
 //!
 //! A keep-alive or TTL answer is the leader's, so it is given only after the member confirmed
 //! it still leads (a ReadIndex round: a quorum acknowledged its term) and applied everything
@@ -174,10 +175,13 @@ impl ReplicatedStore {
         if !self.knows_member(from) {
             return Err(ForwardError::NotMember);
         }
-        let ClientRequest::Propose { proposal, attempt } = &request else {
-            return self.serve_locally(&request).await;
+        let key = match &request {
+            ClientRequest::Propose { proposal, attempt } => {
+                (proposal.origin, proposal.id, *attempt)
+            }
+            ClientRequest::Member { id, attempt, .. } => (from, *id, *attempt),
+            _ => return self.serve_locally(&request).await,
         };
-        let key = (proposal.origin, proposal.id, *attempt);
         let seen = || self.inner.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(earlier) = seen().begin(key) {
             return earlier;
@@ -239,6 +243,10 @@ impl ReplicatedStore {
                     Err(e) => Err(store_error(e)),
                 }
             }
+            ClientRequest::Member { request, .. } => self
+                .serve_member(request.clone())
+                .await
+                .map(ClientReply::MemberChanged),
         }
     }
 }

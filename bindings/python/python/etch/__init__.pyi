@@ -148,6 +148,9 @@ class UnavailableError(Error):
 class DeadlineExceededError(UnavailableError):
     """A request to a server or a cluster did not complete within its timeout."""
 
+class TooManyRequestsError(UnavailableError):
+    """The cluster is too busy to take the write now (etcd's "too many requests"); retry later."""
+
 class ClusterError(Error):
     """A cluster member refused the request for a cluster reason."""
 

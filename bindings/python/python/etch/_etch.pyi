@@ -37,6 +37,7 @@ from etch import (
     Status as Status,
     StorageError as StorageError,
     TooManyOpsError as TooManyOpsError,
+    TooManyRequestsError as TooManyRequestsError,
     UnavailableError as UnavailableError,
     UnsupportedError as UnsupportedError,
     ValueProvidedError as ValueProvidedError,
