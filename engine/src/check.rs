@@ -317,26 +317,29 @@ fn run_workers<T: Send>(
     mut poll: impl FnMut(),
 ) -> Vec<T> {
     let running = AtomicUsize::new(n);
+    let caller = std::thread::current();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|w| {
-                let (work, running) = (&work, &running);
+                let (work, running, caller) = (&work, &running, &caller);
                 scope.spawn(move || {
-                    /// Counts the worker out even if it panics, so the poll loop ends.
-                    struct Out<'r>(&'r AtomicUsize);
+                    /// Counts the worker out even if it panics, and wakes the calling thread,
+                    /// so the poll loop ends as soon as the last worker does.
+                    struct Out<'r>(&'r AtomicUsize, &'r std::thread::Thread);
                     impl Drop for Out<'_> {
                         fn drop(&mut self) {
                             self.0.fetch_sub(1, AtomicOrdering::Release);
+                            self.1.unpark();
                         }
                     }
-                    let _out = Out(running);
+                    let _out = Out(running, caller);
                     work(w)
                 })
             })
             .collect();
         while running.load(AtomicOrdering::Acquire) > 0 {
             poll();
-            std::thread::sleep(PROGRESS_POLL);
+            std::thread::park_timeout(PROGRESS_POLL);
         }
         poll();
         handles
@@ -382,6 +385,10 @@ fn walk_trees<'s, 'a>(
             next.extend(top.check_node(t)?);
         }
         tasks = next;
+    }
+    if tasks.is_empty() {
+        // A small store: the calling thread has walked it all.
+        return Ok(top);
     }
     let taken = AtomicUsize::new(0);
     let mut reported = 0u64;
@@ -528,9 +535,14 @@ fn verify_log_part(view: &ReadView<'_>, st: &KsState, from: u64, to: u64) -> Res
 
 /// Verifies the whole change log on `threads` workers, each taking parts of its revision range
 /// (the parts cover every possible revision, so every entry is in exactly one part).
-fn verify_log(view: &ReadView<'_>, st: &KsState, threads: usize) -> Result<()> {
+/// `entries` is the log's size (from the walk): a log of one batch is verified on the calling
+/// thread.
+fn verify_log(view: &ReadView<'_>, st: &KsState, threads: usize, entries: u64) -> Result<()> {
     if st.roots.log == 0 {
         return Ok(());
+    }
+    if threads == 1 || entries <= LOG_BATCH_ENTRIES as u64 {
+        return verify_log_part(view, st, 0, u64::MAX);
     }
     let parts = if threads > 1 {
         threads as u64 * LOG_PARTS_PER_WORKER
@@ -685,6 +697,6 @@ pub(crate) fn check(
         cursor.next()?;
     }
     // Every change-log entry must point at a stored version of its key.
-    verify_log(view, st, threads)?;
+    verify_log(view, st, threads, walk.report.log_records)?;
     Ok(walk.report)
 }
