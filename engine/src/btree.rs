@@ -579,6 +579,99 @@ pub(crate) fn remove<W: TreeWriter>(
     Ok(old)
 }
 
+/// Removes the entries below `bound` from the tree's leftmost leaf (all of them when the whole
+/// leaf is below it), in one descent: the bulk form of [`remove`] for trimming a tree from its
+/// front (the change log's oldest entries). Returns how many entries were removed (0 when the
+/// first key is at or above `bound`) and the removed values that live on overflow pages, for
+/// the caller to free. Calling it until it returns 0 removes every key below `bound`.
+///
+/// The leaf loses entries and is rebalanced on the way up exactly as after single removals
+/// (an emptied leaf merges with its right neighbour), so the tree's invariants are those
+/// [`remove`] keeps; the cost is one copy of the leftmost path and of the leaf's right
+/// neighbour per call, instead of one descent and one slot shift per entry.
+pub(crate) fn remove_front<W: TreeWriter>(
+    w: &mut W,
+    root: &mut PageId,
+    order: KeyOrder,
+    tag: u8,
+    bound: &[u8],
+) -> Result<(u64, Vec<StoredValue>)> {
+    if *root == 0 {
+        return Ok((0, Vec::new()));
+    }
+    // Nothing below the bound: leave the tree untouched (no copy of its path).
+    {
+        let mut cur = Cursor::new(&*w, *root, order);
+        cur.first()?;
+        match cur.current() {
+            Some((k, _)) if order.cmp(k, bound) == Ordering::Less => {}
+            _ => return Ok((0, Vec::new())),
+        }
+    }
+    let id = w.cow(*root)?;
+    *root = id;
+    let mut values = Vec::new();
+    let (removed, split) = remove_front_rec(w, id, order, bound, 0, &mut values)?;
+    grow_root(w, root, tag, split);
+    // Shrink the root, as `remove` does.
+    loop {
+        let node = w.node(*root)?;
+        if node.is_leaf() {
+            if node.count() == 0 {
+                w.free_node(*root);
+                *root = 0;
+            }
+            break;
+        }
+        if node.count() > 0 {
+            break;
+        }
+        let only = node.child(0);
+        w.free_node(*root);
+        *root = only;
+    }
+    Ok((removed, values))
+}
+
+/// [`remove_front`] below writable node `id`: [`remove_rec`] with the leftmost child always
+/// taken and, at the leaf, every entry below `bound` removed.
+fn remove_front_rec<W: TreeWriter>(
+    w: &mut W,
+    id: PageId,
+    order: KeyOrder,
+    bound: &[u8],
+    depth: usize,
+    values: &mut Vec<StoredValue>,
+) -> Result<(u64, Split)> {
+    if depth >= MAX_DEPTH {
+        return Err(too_deep(id));
+    }
+    let node = w.dirty(id)?;
+    if node.is_leaf() {
+        let (below, _) = search(&NodeRef::Owned(node), order, bound);
+        for _ in 0..below {
+            let v = node.leaf_remove(0);
+            if matches!(v, StoredValue::Overflow { .. }) {
+                values.push(v);
+            }
+        }
+        return Ok((below as u64, None));
+    }
+    let first = node.child(0);
+    let child = w.cow(first)?;
+    w.dirty(id)?.set_child(0, child);
+    let (removed, split) = remove_front_rec(w, child, order, bound, depth + 1, values)?;
+    if let Some((sep, right)) = split {
+        return Ok((removed, insert_separator(w, id, order, sep, right, false)?));
+    }
+    let page_size = w.page_size();
+    let child_node = w.dirty(child)?;
+    if child_node.count() == 0 || child_node.used() < page_size / 4 {
+        return Ok((removed, rebalance(w, id, order, 0)?));
+    }
+    Ok((removed, None))
+}
+
 fn remove_rec<W: TreeWriter>(
     w: &mut W,
     id: PageId,

@@ -242,14 +242,16 @@ impl<'a> ReadView<'a> {
     }
 }
 
-impl ReadView<'_> {
-    /// Re-verifies page `id` even if it was verified before (for `check`).
-    pub(crate) fn verify_fully(&self, id: PageId) -> Result<()> {
+impl<'a> ReadView<'a> {
+    /// Re-verifies node page `id` even if it was verified before (for `check`), and returns it.
+    /// Marks it verified, as [`ReadView::node_at`] would: later reads need not verify it again.
+    pub(crate) fn verify_node_fully(&self, id: PageId) -> Result<NodeRef<'a>> {
         self.check_range(id, 1)?;
         let data = self.map.bytes(id, self.map.page_size);
         verify_page(data, id)?;
-        PageView::validate(id, data)?;
-        Ok(())
+        let view = PageView::validate(id, data)?;
+        self.map.mark_verified(id);
+        Ok(NodeRef::Page(view))
     }
 
     /// Re-verifies an overflow value's checksum (for `check`).

@@ -643,6 +643,160 @@ fn damaged_free_list_is_reported_at_open() {
     assert!(msg.contains(&format!("page {head}")), "{msg}");
 }
 
+/// A store large enough that `check()` splits its walk over worker threads (the calling thread
+/// checks the top levels until there are dozens of subtrees per worker, the workers take the
+/// rest) and its change-log verification over parts of the revision range: 30,000 keys in
+/// batches, every 7th overwritten, every 11th deleted.
+fn large_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.etch");
+    let store = Options::new().max_txn_ops(1000).open(&path).unwrap();
+    let n = 30_000;
+    let mut exp = Expected::new();
+    let put = |i: usize, gen: usize| etch_engine::WriteOp::put(key(i), value(i, gen));
+    for start in (0..n).step_by(1000) {
+        store
+            .batch((start..start + 1000).map(|i| put(i, 0)).collect())
+            .unwrap();
+    }
+    let over: Vec<usize> = (0..n).step_by(7).collect();
+    for chunk in over.chunks(1000) {
+        store
+            .batch(chunk.iter().map(|&i| put(i, 1)).collect())
+            .unwrap();
+    }
+    let dels: Vec<usize> = (3..n).step_by(11).collect();
+    for chunk in dels.chunks(1000) {
+        let ops = chunk
+            .iter()
+            .map(|&i| etch_engine::WriteOp::delete(Range::key(key(i))))
+            .collect();
+        store.batch(ops).unwrap();
+    }
+    for i in 0..n {
+        let gen = usize::from(i % 7 == 0);
+        if i < 3 || (i - 3) % 11 != 0 {
+            exp.insert(key(i).into_bytes(), value(i, gen));
+        }
+    }
+    let rev = store.revision();
+    store.close().unwrap();
+    Fixture {
+        _dir: dir,
+        path,
+        exp,
+        rev,
+    }
+}
+
+/// Rewrites page `id` with `edit` applied and its checksum recomputed: damage the checksum
+/// cannot see, only the structure checks.
+fn edit_page(path: &Path, id: u64, edit: impl FnOnce(&mut [u8])) {
+    let mut p = page(path, id);
+    edit(&mut p);
+    let crc = crc32fast::hash(&p[4..]);
+    p[..4].copy_from_slice(&crc.to_le_bytes());
+    write_at(path, id * PS as u64, &p);
+}
+
+#[test]
+fn check_split_over_workers_passes_a_sound_store_with_exact_counts() {
+    let fx = large_fixture();
+    let store = open(&fx.path).unwrap();
+    let mut last = (0u64, 0u64);
+    let mut calls = 0;
+    let report = store
+        .check_with_progress(|done, total| {
+            assert!(
+                done >= last.0 && done <= total,
+                "progress {done}/{total} after {last:?}"
+            );
+            last = (done, total);
+            calls += 1;
+        })
+        .unwrap();
+    assert!(calls >= 1);
+    assert_eq!(last.0, last.1, "progress ends at its total");
+    assert_eq!(report.keys, fx.exp.len() as u64);
+    // Nothing was compacted: every overwrite left the version it replaced in the history, every
+    // delete that version and its tombstone, and every change one log record.
+    let (over, dels) = (30_000u64.div_ceil(7), (30_000u64 - 3).div_ceil(11));
+    assert_eq!(report.history_records, over + 2 * dels);
+    assert_eq!(report.log_records, 30_000 + over + dels);
+    assert_eq!(
+        fx.rev,
+        (30 + over.div_ceil(1000) + dels.div_ceil(1000) + 1) as i64
+    );
+    // The same snapshot checked again (the pages now verified) gives the same counts.
+    assert_eq!(store.check().unwrap(), report);
+    assert_contents(&store, &fx.exp);
+}
+
+#[test]
+fn check_split_over_workers_reports_damage_in_any_subtree() {
+    let fx = large_fixture();
+    // The leftmost and rightmost leaf of each tree: the first and the last subtree the walk
+    // hands out, taken by different workers.
+    for root_at in [56usize, 64, 72] {
+        for rightmost in [false, true] {
+            let path_ids = tree_path(&fx.path, root_at, rightmost);
+            assert!(path_ids.len() >= 2, "want branches: {path_ids:?}");
+            let leaf = *path_ids.last().unwrap();
+            let (_d, path) = copy_of(&fx.path);
+            xor_byte(&path, leaf * PS as u64 + 2000, 0x10);
+            let store = open(&path).unwrap();
+            let msg = expect_corrupt(store.check(), &format!("check() with leaf {leaf} damaged"));
+            assert!(msg.contains(&format!("page {leaf}")), "{msg}");
+            let _ = store.close();
+        }
+    }
+}
+
+#[test]
+fn check_split_over_workers_reports_a_page_reached_twice() {
+    let fx = large_fixture();
+    let left = tree_path(&fx.path, 56, false);
+    let right = tree_path(&fx.path, 56, true);
+    let (left_leaf, parent) = (*left.last().unwrap(), right[right.len() - 2]);
+    let (_d, path) = copy_of(&fx.path);
+    // The rightmost leaf's parent now points at the leftmost leaf instead (its checksum
+    // recomputed): two subtrees reach that leaf, and the rightmost leaf is reached by none.
+    edit_page(&path, parent, |p| {
+        let n = u16_at(p, 6) as usize;
+        let off = u16_at(p, 24 + 2 * (n - 1)) as usize + 2;
+        p[off..off + 8].copy_from_slice(&left_leaf.to_le_bytes());
+    });
+    assert_eq!(*children(&page(&path, parent)).last().unwrap(), left_leaf);
+    let store = open(&path).unwrap();
+    let msg = expect_corrupt(store.check(), "check() with a leaf reached twice");
+    // Whichever worker comes second: the leaf is claimed twice, or its keys lie outside the
+    // bounds of the parent that now points at it.
+    assert!(msg.contains(&format!("page {left_leaf}")), "{msg}");
+    let _ = store.close();
+}
+
+#[test]
+fn check_split_over_workers_reports_a_log_entry_without_its_version() {
+    let fx = large_fixture();
+    for rightmost in [false, true] {
+        let leaf = *tree_path(&fx.path, 72, rightmost).last().unwrap();
+        let (_d, path) = copy_of(&fx.path);
+        // One change-log entry's key renamed ("key/" -> "kez/"), checksum recomputed: the
+        // entry names a key that was never written.
+        edit_page(&path, leaf, |p| {
+            let at = p
+                .windows(4)
+                .position(|w| w == b"key/")
+                .expect("a key in the leaf");
+            p[at + 2] = b'z';
+        });
+        let store = open(&path).unwrap();
+        let msg = expect_corrupt(store.check(), "check() with a renamed log entry");
+        assert!(msg.contains("has no stored version"), "{msg}");
+        let _ = store.close();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // (d) truncation.
 // ---------------------------------------------------------------------------------------------

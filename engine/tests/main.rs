@@ -23,6 +23,7 @@ mod fuzz_read_only;
 mod lease;
 mod lock;
 mod lock_timeout;
+mod maintenance_profile;
 mod member_defrag;
 mod model;
 mod model_etcd;

@@ -35,6 +35,11 @@ use crate::pager::Pager;
 /// History or log entries a step examines (a step ends at a key boundary, so a little more).
 pub(crate) const STEP_ENTRIES: usize = 16_384;
 
+/// A step of the log's trim removes this many times a sweep step's entries: it removes whole
+/// leaves' worth of entries from the log's leftmost leaf per descent (`btree::remove_front`),
+/// about as costly per leaf as the sweep is per entry, so the steps stay about as long.
+const LOG_TRIM_FACTOR: u64 = 16;
+
 /// Where a compaction's sweep has got to: the compact revision the current pass is complete
 /// for, and the first history key not yet swept (`None` once the pass is done and the log is
 /// being trimmed).
@@ -140,27 +145,21 @@ pub(crate) fn compact_step(
         return Ok(out);
     }
     // The log's front: entries at or below the revision the pass compacted the history to,
-    // oldest first (a later compact revision is the next pass's).
+    // oldest first (a later compact revision is the next pass's), a leaf at a time: the keys
+    // below the first key of revision `trim_to + 1`.
     let trim_to = pos.compact_revision;
-    let mut log_keys: Vec<[u8; 12]> = Vec::new();
-    {
-        let mut cur = Cursor::new(&*pager, st.roots.log, KeyOrder::Bytes);
-        cur.first()?;
-        while let Some((k, _)) = cur.current() {
-            if log_keys.len() >= max_entries.max(1) || log_revision(k)? > trim_to {
-                break;
-            }
-            let mut lk = [0u8; 12];
-            lk.copy_from_slice(k);
-            log_keys.push(lk);
-            cur.next()?;
+    let bound = log_key(trim_to.saturating_add(1), 0);
+    let budget = (max_entries.max(1) as u64).saturating_mul(LOG_TRIM_FACTOR);
+    while out.log_entries < budget {
+        let (removed, values) =
+            btree::remove_front(pager, &mut st.roots.log, KeyOrder::Bytes, TAG_LOG, &bound)?;
+        if removed == 0 {
+            break;
         }
-    }
-    for lk in log_keys {
-        if let Some(old) = btree::remove(pager, &mut st.roots.log, KeyOrder::Bytes, TAG_LOG, &lk)? {
-            pager.free_value(&old);
-            out.log_entries += 1;
+        for v in &values {
+            pager.free_value(v);
         }
+        out.log_entries += removed;
     }
     out.more = compaction_pending(&*pager, st)?;
     Ok(out)
