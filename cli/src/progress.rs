@@ -16,15 +16,34 @@ fn enabled() -> bool {
     std::io::stderr().is_terminal()
 }
 
+/// What a bar counts.
+#[derive(Clone, Copy)]
+enum Units {
+    /// Items: shown as done/total.
+    Count,
+    /// Bytes: shown in KiB, MiB, ...
+    Bytes,
+    /// Units of work with no meaning of their own: shown as a percentage.
+    Share,
+}
+
 /// A bar over `total` units (bytes when `bytes`), or a hidden one off a terminal.
 pub fn bar(total: u64, bytes: bool, message: &str) -> ProgressBar {
+    styled_bar(
+        total,
+        if bytes { Units::Bytes } else { Units::Count },
+        message,
+    )
+}
+
+fn styled_bar(total: u64, units: Units, message: &str) -> ProgressBar {
     if !enabled() {
         return ProgressBar::hidden();
     }
-    let template = if bytes {
-        "{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})"
-    } else {
-        "{msg} [{bar:40}] {pos}/{len} ({eta})"
+    let template = match units {
+        Units::Count => "{msg} [{bar:40}] {pos}/{len} ({eta})",
+        Units::Bytes => "{msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+        Units::Share => "{msg} [{bar:40}] {percent}% ({eta})",
     };
     let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(template) {
@@ -61,7 +80,8 @@ pub fn spin<T>(message: &str, work: impl FnOnce() -> T) -> T {
 
 /// Runs `work`, handing it a `(done, total)` callback that drives a bar with `message` on a
 /// terminal, shown only once the work has taken a second (as [`spin`]). For work that reports
-/// its own progress, such as `Store::check_with_progress`.
+/// its own progress in units of work, such as `Store::check_with_progress`; the bar shows a
+/// percentage.
 pub fn counted<T>(message: &str, work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
     if !enabled() {
         return work(&mut |_, _| {});
@@ -70,7 +90,7 @@ pub fn counted<T>(message: &str, work: impl FnOnce(&mut dyn FnMut(u64, u64)) -> 
     let mut pb: Option<ProgressBar> = None;
     let out = work(&mut |done, total| {
         if pb.is_none() && start.elapsed() >= SPINNER_DELAY {
-            pb = Some(bar(total, false, message));
+            pb = Some(styled_bar(total, Units::Share, message));
         }
         if let Some(pb) = &pb {
             pb.set_length(total);

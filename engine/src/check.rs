@@ -54,6 +54,14 @@ const LOG_BATCH_BYTES: usize = 4 << 20;
 /// Parts of the change log's revision range per worker (dynamically assigned, as the tasks).
 const LOG_PARTS_PER_WORKER: u64 = 8;
 
+/// How often (in change-log entries passed) a worker adds to the shared count.
+const LOG_PROGRESS_EVERY: u64 = 4096;
+
+/// The change log's share of the progress total, in multiples of the page walk's: verifying
+/// an entry costs a tree lookup, and at 4M-16M keys of batched history the log takes about 85%
+/// of a check's time (docs/benchmarks.md, issue 17), the walk the rest.
+const LOG_PROGRESS_SHARE: u64 = 4;
+
 /// How often the calling thread reports progress while the workers walk.
 const PROGRESS_POLL: Duration = Duration::from_millis(5);
 
@@ -494,8 +502,16 @@ impl LogBatch {
 
 /// Verifies the change-log entries with revisions in `[from, to)`: each lies in `[2, revision]`,
 /// and each above the compact revision points at a stored version of its key.
-fn verify_log_part(view: &ReadView<'_>, st: &KsState, from: u64, to: u64) -> Result<()> {
+/// Adds the entries it has passed to `scanned` as it goes (for progress).
+fn verify_log_part(
+    view: &ReadView<'_>,
+    st: &KsState,
+    from: u64,
+    to: u64,
+    scanned: &AtomicU64,
+) -> Result<()> {
     let mut cursor = btree::Cursor::new(view, st.roots.log, KeyOrder::Bytes);
+    let mut unreported = 0u64;
     if from == 0 {
         cursor.first()?;
     } else {
@@ -528,27 +544,39 @@ fn verify_log_part(view: &ReadView<'_>, st: &KsState, from: u64, to: u64) -> Res
                 batch.verify(view, st)?;
             }
         }
+        unreported += 1;
+        if unreported == LOG_PROGRESS_EVERY {
+            scanned.fetch_add(unreported, AtomicOrdering::Relaxed);
+            unreported = 0;
+        }
         cursor.next()?;
     }
-    batch.verify(view, st)
+    batch.verify(view, st)?;
+    scanned.fetch_add(unreported, AtomicOrdering::Relaxed);
+    Ok(())
 }
 
 /// Verifies the whole change log on `threads` workers, each taking parts of its revision range
 /// (the parts cover every possible revision, so every entry is in exactly one part).
 /// `entries` is the log's size (from the walk): a log of one batch is verified on the calling
-/// thread.
-fn verify_log(view: &ReadView<'_>, st: &KsState, threads: usize, entries: u64) -> Result<()> {
+/// thread. Calls `progress(scanned)` on the calling thread with the entries passed so far.
+fn verify_log(
+    view: &ReadView<'_>,
+    st: &KsState,
+    threads: usize,
+    entries: u64,
+    mut progress: impl FnMut(u64),
+) -> Result<()> {
+    let scanned = AtomicU64::new(0);
     if st.roots.log == 0 {
         return Ok(());
     }
-    if threads == 1 || entries <= LOG_BATCH_ENTRIES as u64 {
-        return verify_log_part(view, st, 0, u64::MAX);
+    if entries <= LOG_BATCH_ENTRIES as u64 {
+        return verify_log_part(view, st, 0, u64::MAX, &scanned);
     }
-    let parts = if threads > 1 {
-        threads as u64 * LOG_PARTS_PER_WORKER
-    } else {
-        1
-    };
+    // With one worker too, the log is verified on a worker thread: the calling thread then
+    // reports progress while it runs.
+    let parts = threads as u64 * LOG_PARTS_PER_WORKER;
     // Part i covers revisions [bound(i), bound(i + 1)): the entries above the compact revision
     // (the ones that cost lookups) are spread evenly, the first part also takes everything
     // below, the last everything above.
@@ -573,7 +601,7 @@ fn verify_log(view: &ReadView<'_>, st: &KsState, threads: usize, entries: u64) -
             if i >= parts || failed.load(AtomicOrdering::Relaxed) {
                 break;
             }
-            if let Err(e) = verify_log_part(view, st, bound(i), bound(i + 1)) {
+            if let Err(e) = verify_log_part(view, st, bound(i), bound(i + 1), &scanned) {
                 failed.store(true, AtomicOrdering::Relaxed);
                 errors
                     .lock()
@@ -582,7 +610,7 @@ fn verify_log(view: &ReadView<'_>, st: &KsState, threads: usize, entries: u64) -
                 break;
             }
         },
-        || {},
+        || progress(scanned.load(AtomicOrdering::Relaxed)),
     );
     // Of several errors, the one in the earliest part.
     let mut errors = errors.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -625,7 +653,8 @@ pub(crate) fn check_loaded(pager: &crate::pager::Pager, st: &KsState) -> Result<
 
 /// Checks a sealed state (see the module docs): the trees of `st` as read through `view`,
 /// whose file has `view.page_count` pages, `unused` of them outside the trees. Calls
-/// `progress(done, total)` as pages are walked.
+/// `progress(done, total)` on the calling thread as it goes (units of work: the page walk is
+/// the first fifth, the change log's verification the rest).
 pub(crate) fn check(
     view: &ReadView<'_>,
     st: &KsState,
@@ -643,14 +672,20 @@ pub(crate) fn check(
         failed: AtomicBool::new(false),
     };
     let total = hw.saturating_sub(2 + unused.len() as u64).max(1);
+    // Progress in units of work: the page walk is the first `total` units, the change log's
+    // verification (most of a check's time on a store with history: a tree lookup per entry)
+    // the following LOG_PROGRESS_SHARE * `total`, in proportion to the entries passed.
+    let units = total * (1 + LOG_PROGRESS_SHARE);
     shared.claim(0, OWNER_META)?;
     shared.claim(1, OWNER_META)?;
-    let mut walk = walk_trees(&shared, st, threads, total, &mut progress)?;
+    let mut walk = walk_trees(&shared, st, threads, total, &mut |done, _| {
+        progress(done, units)
+    })?;
     for &p in unused {
         shared.claim(p, OWNER_FREE)?;
         walk.report.free_pages += 1;
     }
-    progress(total, total);
+    progress(total, units);
     if let Some(lost) = shared
         .owner
         .iter()
@@ -697,6 +732,17 @@ pub(crate) fn check(
         cursor.next()?;
     }
     // Every change-log entry must point at a stored version of its key.
-    verify_log(view, st, threads, walk.report.log_records)?;
+    let entries = walk.report.log_records.max(1);
+    let mut reported = total;
+    verify_log(view, st, threads, entries, |scanned| {
+        let log_units =
+            (total * LOG_PROGRESS_SHARE) as u128 * scanned.min(entries) as u128 / entries as u128;
+        let done = total + log_units as u64;
+        if done > reported {
+            reported = done;
+            progress(done, units);
+        }
+    })?;
+    progress(units, units);
     Ok(walk.report)
 }

@@ -227,9 +227,12 @@ impl Store {
         self.check_with_progress(|_, _| {})
     }
 
-    /// [`Store::check`], calling `progress(done, total)` as it goes: `done` pages of the
-    /// `total` the snapshot's trees and values use (both in pages; `done` reaches `total` when
-    /// the walk is complete, and never passes it).
+    /// [`Store::check`], calling `progress(done, total)` as it goes, on the calling thread:
+    /// `done` units of work of `total` (never more, never decreasing, and equal at the end).
+    /// The walk of the pages the snapshot's trees and values use is the first fifth of
+    /// `total`, one unit per page; verifying the change log's entries against the stored
+    /// versions is the rest, in proportion to the entries passed (on a store with history
+    /// it is most of a check's time).
     ///
     /// Only the start holds the writer lock, briefly: it seals the working state, pins it as a
     /// snapshot (so none of its pages is reused while the check reads it) and copies the
