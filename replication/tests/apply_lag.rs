@@ -7,27 +7,15 @@
 //! admitted are committed by the followers, so its lag grows past a small bound (20 here,
 //! etcd's 5,000 by default).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etch_replication::local::LocalNetwork;
-use etch_replication::types::NodeId;
-use etch_replication::{Error, NodeConfig, ReplicatedStore};
+use etch_replication::Error;
+
+use crate::support::async_members::{self, wait_leader};
 
 const BOUND: u64 = 20;
-
-async fn wait_leader(members: &[ReplicatedStore]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let leaders: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
-        if let [Some(id)] = leaders.into_iter().collect::<Vec<_>>()[..] {
-            return members.iter().position(|m| m.id() == id).unwrap();
-        }
-        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proposals_are_refused_while_applies_lag_and_accepted_after() {
@@ -35,20 +23,10 @@ async fn proposals_are_refused_while_applies_lag_and_accepted_after() {
     let net = Arc::new(LocalNetwork::new());
     let mut members = Vec::new();
     for id in 1..=3 {
-        let mut config = NodeConfig::new(id);
-        config.raft.heartbeat_interval = 50;
-        config.raft.election_timeout_min = 300;
-        config.raft.election_timeout_max = 600;
+        let mut config = crate::blocking_members::config(id);
         config.request_timeout = Duration::from_secs(20);
         config.max_apply_lag = BOUND;
-        let member = ReplicatedStore::open(
-            config,
-            dir.path().join(format!("n{id}.etch")),
-            etch_engine::Options::new(),
-            Arc::clone(&net),
-        )
-        .await
-        .unwrap();
+        let member = async_members::open(dir.path(), config, &net).await;
         net.register(id, member.handler());
         members.push(member);
     }
@@ -56,7 +34,8 @@ async fn proposals_are_refused_while_applies_lag_and_accepted_after() {
         .initialize([1, 2, 3].into_iter().collect())
         .await
         .unwrap();
-    let l = wait_leader(&members).await;
+    let leader = wait_leader(&members).await;
+    let l = members.iter().position(|m| m.id() == leader).unwrap();
     let leader = members[l].clone();
     let follower = members[(l + 1) % 3].clone();
     leader.put("warm", "up").await.unwrap();

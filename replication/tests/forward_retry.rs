@@ -9,17 +9,17 @@
 //! delivered and its answer dropped (`Lost`), the resends are refused (`Unreachable`) for a
 //! while, then everything goes through.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use etch_replication::forward::ClientRequest;
 use etch_replication::local::LocalNetwork;
 use etch_replication::network::{BoxFuture, RaftReply, RaftRequest, Transport, TransportError};
 use etch_replication::types::NodeId;
 use etch_replication::ReplicatedStore;
+
+use crate::support::async_members::{self, wait_leader};
 
 /// `LocalNetwork` with a fault script for forwarded proposals (`ClientRequest::Propose`).
 struct Scripted {
@@ -66,28 +66,9 @@ impl Transport for Scripted {
 }
 
 async fn start(dir: &Path, id: NodeId, net: &Arc<Scripted>) -> ReplicatedStore {
-    let member = ReplicatedStore::open(
-        crate::blocking_members::config(id),
-        dir.join(format!("n{id}.etch")),
-        etch_engine::Options::new(),
-        Arc::clone(net),
-    )
-    .await
-    .unwrap();
+    let member = async_members::open(dir, crate::blocking_members::config(id), net).await;
     net.net.register(id, member.handler());
     member
-}
-
-async fn wait_leader(members: &[ReplicatedStore]) -> NodeId {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let leaders: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
-        if let [Some(id)] = leaders.into_iter().collect::<Vec<_>>()[..] {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A follower's put whose first forward is acted on with its answer lost, then `refused`

@@ -2,44 +2,20 @@
 //! files. Writes and reads through every member, and a member that leaves the network (a crash
 //! as the others see it) does not stop the other two.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use etch_replication::local::LocalNetwork;
 use etch_replication::types::NodeId;
 use etch_replication::{ReadConsistency, ReplicatedStore};
 
+use crate::support::async_members::{self, wait_leader};
+
 /// Starts member `id` with its file in `dir` and registers it on `net`.
 async fn start(dir: &Path, id: NodeId, net: &Arc<LocalNetwork>) -> ReplicatedStore {
-    let member = ReplicatedStore::open(
-        crate::blocking_members::config(id),
-        dir.join(format!("n{id}.etch")),
-        etch_engine::Options::new(),
-        Arc::clone(net),
-    )
-    .await
-    .unwrap();
+    let member = async_members::open(dir, crate::blocking_members::config(id), net).await;
     net.register(id, member.handler());
     member
-}
-
-/// Waits (bounded) until one of `members` leads and every one of them knows it.
-async fn wait_leader(members: &[&ReplicatedStore]) -> NodeId {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let leaders: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
-        if leaders.len() == 1 {
-            if let Some(Some(id)) = leaders.into_iter().next() {
-                if members.iter().any(|m| m.id() == id) {
-                    return id;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +30,7 @@ async fn three_members_in_one_process() {
         .initialize([1, 2, 3].into_iter().collect())
         .await
         .unwrap();
-    let leader = wait_leader(&members.iter().collect::<Vec<_>>()).await;
+    let leader = wait_leader(&members).await;
 
     // A write on every member, read linearizably on the next one.
     for (i, m) in members.iter().enumerate() {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use etch_replication::forward::{
     ClientRequest, ForwardError, MemberChanged, MemberInfo, MemberRefusal, MemberRequest,
@@ -22,8 +22,10 @@ use etch_replication::local::LocalNetwork;
 use etch_replication::network::{BoxFuture, RaftReply, RaftRequest, Transport, TransportError};
 use etch_replication::node::MemberChangeError;
 use etch_replication::types::NodeId;
-use etch_replication::{NodeConfig, ReplicatedStore};
+use etch_replication::ReplicatedStore;
 use openraft::BasicNode;
+
+use crate::support::async_members::{self, wait_leader};
 
 /// What the network does to membership requests.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,32 +153,9 @@ impl MemberService for Counting {
 }
 
 async fn start(dir: &Path, id: NodeId, net: &Arc<Scripted>) -> ReplicatedStore {
-    let mut config = NodeConfig::new(id);
-    config.raft.heartbeat_interval = 50;
-    config.raft.election_timeout_min = 300;
-    config.raft.election_timeout_max = 600;
-    let member = ReplicatedStore::open(
-        config,
-        dir.join(format!("n{id}.etch")),
-        etch_engine::Options::new(),
-        Arc::clone(net),
-    )
-    .await
-    .unwrap();
+    let member = async_members::open(dir, crate::blocking_members::config(id), net).await;
     net.net.register(id, member.handler());
     member
-}
-
-async fn wait_leader(members: &[ReplicatedStore]) -> NodeId {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let leaders: BTreeSet<Option<NodeId>> = members.iter().map(|m| m.leader()).collect();
-        if let [Some(id)] = leaders.into_iter().collect::<Vec<_>>()[..] {
-            return id;
-        }
-        assert!(Instant::now() < deadline, "no leader agreed on within 20 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Three members with a [`Counting`] service each; returns them, the services and the

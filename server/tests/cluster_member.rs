@@ -152,6 +152,11 @@ impl Cluster {
         ClusterClient::new(self.channel(i).await)
     }
 
+    /// Member `i`'s answer to MemberList.
+    async fn members(&self, i: usize) -> Vec<pb::Member> {
+        members_of(&mut self.cluster(i).await).await
+    }
+
     async fn maintenance(&self, i: usize) -> MaintenanceClient<Channel> {
         MaintenanceClient::new(self.channel(i).await)
     }
@@ -214,6 +219,16 @@ fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
         .unwrap_or_else(|| panic!("metric {name} missing in:\n{text}"))
+}
+
+/// The members a Cluster client's member lists.
+async fn members_of(client: &mut ClusterClient<Channel>) -> Vec<pb::Member> {
+    client
+        .member_list(pb::MemberListRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .members
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,12 +538,7 @@ async fn concurrent_membership_changes_are_queued() {
     for i in 0..3 {
         clients.push(cluster.cluster(i).await);
     }
-    let table = clients[leader]
-        .member_list(pb::MemberListRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .members;
+    let table = members_of(&mut clients[leader]).await;
     assert_eq!(table.len(), 3);
 
     // Round 1: four learners added and three records updated, all at once.
@@ -567,12 +577,7 @@ async fn concurrent_membership_changes_are_queued() {
         }
     }
     assert_eq!(learners.len(), 4);
-    let table = clients[leader]
-        .member_list(pb::MemberListRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .members;
+    let table = members_of(&mut clients[leader]).await;
     assert_eq!(table.len(), 7, "{table:?}");
     assert_eq!(table.iter().filter(|m| m.is_learner).count(), 4);
 
@@ -600,12 +605,7 @@ async fn concurrent_membership_changes_are_queued() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap().unwrap_or_else(|e| panic!("{e}"));
     }
-    let table = clients[leader]
-        .member_list(pb::MemberListRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .members;
+    let table = members_of(&mut clients[leader]).await;
     assert_eq!(table.len(), 5, "{table:?}");
     assert!(table.iter().all(|m| !m.is_learner), "{table:?}");
 
@@ -626,14 +626,7 @@ async fn concurrent_membership_changes_are_queued() {
         done.unwrap().unwrap_or_else(|e| panic!("{e}"));
     }
     let leader = cluster.wait_leader().await;
-    let table = cluster
-        .cluster(leader)
-        .await
-        .member_list(pb::MemberListRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .members;
+    let table = cluster.members(leader).await;
     assert_eq!(table.len(), 3, "{table:?}");
     cluster
         .kv(leader)
@@ -1113,12 +1106,7 @@ async fn membership_changes_through_a_follower_with_https_only_client_urls() {
     let leader = cluster.wait_leader().await;
     let f = (leader + 1) % 3;
     let mut follower = cluster.cluster(f).await;
-    let table = follower
-        .member_list(pb::MemberListRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .members;
+    let table = members_of(&mut follower).await;
     assert_eq!(table.len(), 3);
     assert!(table
         .iter()
@@ -1207,14 +1195,7 @@ async fn membership_changes_through_a_follower_with_https_only_client_urls() {
 
     // Every member's table agrees, and the cluster still takes writes through the follower.
     for i in 0..3 {
-        let members = cluster
-            .cluster(i)
-            .await
-            .member_list(pb::MemberListRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .members;
+        let members = cluster.members(i).await;
         assert_eq!(members.len(), 3, "member {i}: {members:?}");
     }
     cluster

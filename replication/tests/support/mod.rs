@@ -5,6 +5,7 @@
 // Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
+pub mod async_members;
 pub mod quic_peer;
 pub mod workload;
 
