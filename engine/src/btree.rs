@@ -558,8 +558,13 @@ pub(crate) fn remove<W: TreeWriter>(
     *root = id;
     let (old, split) = remove_rec(w, id, order, key, 0)?;
     grow_root(w, root, tag, split);
-    // Shrink the root: an empty leaf root means an empty tree; a branch root with a single child
-    // hands the root to that child.
+    shrink_root(w, root)?;
+    Ok(old)
+}
+
+/// Shrinks the root after removals: an empty leaf root means an empty tree; a branch root with
+/// a single child hands the root to that child.
+fn shrink_root<W: TreeWriter>(w: &mut W, root: &mut PageId) -> Result<()> {
     loop {
         let node = w.node(*root)?;
         if node.is_leaf() {
@@ -567,16 +572,15 @@ pub(crate) fn remove<W: TreeWriter>(
                 w.free_node(*root);
                 *root = 0;
             }
-            break;
+            return Ok(());
         }
         if node.count() > 0 {
-            break;
+            return Ok(());
         }
         let only = node.child(0);
         w.free_node(*root);
         *root = only;
     }
-    Ok(old)
 }
 
 /// Removes the entries below `bound` from the tree's leftmost leaf (all of them when the whole
@@ -613,23 +617,7 @@ pub(crate) fn remove_front<W: TreeWriter>(
     let mut values = Vec::new();
     let (removed, split) = remove_front_rec(w, id, order, bound, 0, &mut values)?;
     grow_root(w, root, tag, split);
-    // Shrink the root, as `remove` does.
-    loop {
-        let node = w.node(*root)?;
-        if node.is_leaf() {
-            if node.count() == 0 {
-                w.free_node(*root);
-                *root = 0;
-            }
-            break;
-        }
-        if node.count() > 0 {
-            break;
-        }
-        let only = node.child(0);
-        w.free_node(*root);
-        *root = only;
-    }
+    shrink_root(w, root)?;
     Ok((removed, values))
 }
 
