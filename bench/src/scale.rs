@@ -474,12 +474,13 @@ fn print_profiles(batches: &[Batch]) {
             b.thread.major_faults
         );
         println!(
-            "  {label} batch {n}: {:.0} ms = lock {:.1} + apply {:.1} + wal {:.1} + wal-full ckpt {:.1} + follow {:.1} + seal-lock {:.1} + seal {:.1} (grow {:.1} x{}, remap {:.1} x{}) + wal sync {:.1}; checkpoints: {} started, start {:.1}, io {:.1}, finish-wait {:.1}, finish {:.1}, io running at start/end {}/{}",
+            "  {label} batch {n}: {:.0} ms = lock {:.1} + apply {:.1} + wal {:.1} + wal-full ckpt {:.1} + wal-full wait {:.1} + follow {:.1} + seal-lock {:.1} + seal {:.1} (grow {:.1} x{}, remap {:.1} x{}) + wal sync {:.1}; checkpoints: {} started, start {:.1}, io {:.1}, finish-wait {:.1}, finish {:.1}, io running at start/end {}/{}",
             b.ms,
             ms(p.writer_wait),
             ms(p.apply),
             ms(p.wal_append),
             ms(p.wal_full_checkpoint),
+            ms(p.wal_full_drain),
             ms(p.sync_follow),
             ms(p.seal_lock_wait),
             ms(p.seal),

@@ -4,7 +4,8 @@
 //! nanoseconds against a commit's microseconds, so they are always on; nothing prints them.
 //!
 //! The phases of one durable commit, in order: waiting for the writer lock, applying the batch
-//! to the working trees, appending the WAL record (a WAL-full commit then checkpoints under the
+//! to the working trees, appending the WAL record (a commit that finds the WAL full waits for
+//! the checkpoint in flight to free its start, or with none in flight checkpoints under the
 //! lock), then waiting for durability: as the group-commit syncer, taking the writer lock again
 //! and *sealing* (writing the dirty pages to the main file, growing it and its map first if
 //! needed), then the WAL fdatasync; or, as a follower, waiting for another thread's round. A
@@ -21,6 +22,7 @@ pub(crate) struct Timers {
     pub(crate) apply: AtomicU64,
     pub(crate) wal_append: AtomicU64,
     pub(crate) wal_full_checkpoint: AtomicU64,
+    pub(crate) wal_full_drain: AtomicU64,
     pub(crate) sync_follow: AtomicU64,
     pub(crate) seal_lock_wait: AtomicU64,
     pub(crate) seal: AtomicU64,
@@ -59,6 +61,7 @@ impl Timers {
             apply: get(&self.apply),
             wal_append: get(&self.wal_append),
             wal_full_checkpoint: get(&self.wal_full_checkpoint),
+            wal_full_drain: get(&self.wal_full_drain),
             sync_follow: get(&self.sync_follow),
             seal_lock_wait: get(&self.seal_lock_wait),
             seal: get(&self.seal),
@@ -90,8 +93,12 @@ pub struct CommitProfile {
     pub apply: Duration,
     /// Encoding and writing WAL records (`pwrite`; includes the WAL file's growth).
     pub wal_append: Duration,
-    /// Checkpoints run under the writer lock by commits that found the WAL full.
+    /// Checkpoints run under the writer lock by commits that found the WAL full (or their
+    /// record too large for it) with no concurrent checkpoint to wait for.
     pub wal_full_checkpoint: Duration,
+    /// Commits that found the WAL full waiting, writer lock held, for the concurrent checkpoint
+    /// in flight to finish (which frees the WAL before its start), then appending.
+    pub wal_full_drain: Duration,
     /// Waiting for another thread's group-commit round to make a commit durable.
     pub sync_follow: Duration,
     /// A group-commit syncer waiting for the writer lock to seal.
@@ -134,6 +141,7 @@ impl CommitProfile {
             wal_full_checkpoint: self
                 .wal_full_checkpoint
                 .saturating_sub(earlier.wal_full_checkpoint),
+            wal_full_drain: self.wal_full_drain.saturating_sub(earlier.wal_full_drain),
             sync_follow: self.sync_follow.saturating_sub(earlier.sync_follow),
             seal_lock_wait: self.seal_lock_wait.saturating_sub(earlier.seal_lock_wait),
             seal: self.seal.saturating_sub(earlier.seal),

@@ -484,6 +484,88 @@ fn commit_profile_names_the_phases_commits_and_checkpoints_spent_time_in() {
     assert_eq!(db.get("big").unwrap().unwrap().value.len(), 300 << 10);
 }
 
+/// A commit that finds the WAL full while a concurrent checkpoint's I/O is in flight waits for
+/// that checkpoint, which frees the WAL before its start, and then appends its record: it runs
+/// no checkpoint of its own under the writer lock (whose sync would also have to write every
+/// page sealed since the first one started).
+#[test]
+fn a_commit_that_finds_the_wal_full_waits_for_the_checkpoint_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("full.etch");
+    let storage = GatedStorage::default();
+    let gate = storage.gate.clone();
+    let _open_gate = OpenOnDrop(gate.clone());
+    // A 1 MiB WAL that the size threshold never checkpoints on its own.
+    let db = Options::new()
+        .storage(Arc::new(storage))
+        .checkpoint_interval(Duration::from_secs(3600))
+        .wal_capacity(1 << 20)
+        .checkpoint_wal_fraction(0.95)
+        .open(&path)
+        .unwrap();
+    let value = |i: usize| vec![b'a' + (i % 26) as u8; 1000];
+    // About half the WAL before the checkpoint starts: what its finish frees.
+    for i in 0..450 {
+        db.put(format!("before/{i:03}"), value(i)).unwrap();
+    }
+    let counter_before = checkpoint_counter(&path);
+    let before = db.commit_profile();
+    let checkpointer = gate.hold_checkpoint(&db);
+    // More than the other half: some commit finds the WAL full while the sync is held.
+    const DURING: usize = 600;
+    let done = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let (db, done) = (db.clone(), done.clone());
+        std::thread::spawn(move || {
+            for i in 0..DURING {
+                db.put(format!("during/{i:03}"), value(i)).unwrap();
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    // The writer stops making progress (a whole second without a commit) before it is done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut seen, mut since) = (0, Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = done.load(Ordering::SeqCst);
+        assert!(now < DURING, "no commit found the WAL full");
+        assert!(Instant::now() < deadline, "the writer never stopped");
+        if now != seen {
+            (seen, since) = (now, Instant::now());
+        } else if now > 300 && since.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    // Only the checkpoint's sync waits at the gate: the commit waits for that checkpoint.
+    assert_eq!(gate.waiting.load(Ordering::SeqCst), 1);
+    gate.set_closed(false);
+    writer.join().unwrap();
+    checkpointer.join().unwrap().unwrap();
+    let after = db.commit_profile().since(&before);
+    assert!(after.wal_full_drain > Duration::ZERO, "{after:?}");
+    assert_eq!(after.wal_full_checkpoint, Duration::ZERO, "{after:?}");
+    // One checkpoint in all: the held one; the full commit ran none of its own.
+    assert_eq!(checkpoint_counter(&path), counter_before + 1);
+    assert!(db.status().unwrap().wal_size > 0);
+    db.close().unwrap();
+
+    let db = Store::open(&path).unwrap();
+    for i in 0..450 {
+        assert_eq!(
+            db.get(format!("before/{i:03}")).unwrap().unwrap().value,
+            value(i)
+        );
+    }
+    for i in 0..DURING {
+        assert_eq!(
+            db.get(format!("during/{i:03}")).unwrap().unwrap().value,
+            value(i)
+        );
+    }
+    db.check().unwrap();
+}
+
 #[test]
 fn power_cut_at_every_storage_op_during_checkpoints_with_commits_in_flight() {
     let root = tempfile::tempdir().unwrap();

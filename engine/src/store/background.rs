@@ -1,6 +1,7 @@
 //! The background thread (checkpoints by time, relaxed-mode syncs, lease expiry and
 //! auto-compaction when the store makes its own background writes, the steps of an unfinished
-//! compaction) and the auto-compaction decision it and a replication layer share.
+//! compaction), the writeback thread beside it, and the auto-compaction decision the
+//! background thread and a replication layer share.
 
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -18,10 +19,10 @@ pub(super) struct Background {
     /// A commit found the WAL past its checkpoint threshold: the thread runs a checkpoint now
     /// rather than at its next tick.
     pub(super) checkpoint_requested: bool,
-    /// Group commit sealed pages into the main file: the thread starts their writeback, so that
-    /// the main file's dirty pages reach the device a batch at a time rather than all at once
-    /// in the next checkpoint's fsync (which then competes with commits' WAL syncs for the
-    /// device for much longer).
+    /// Group commit sealed pages into the main file: the writeback thread starts their
+    /// writeback, so that the main file's dirty pages reach the device a batch at a time rather
+    /// than all at once in the next checkpoint's fsync (which then competes with commits' WAL
+    /// syncs for the device for much longer).
     pub(super) writeback_requested: bool,
     /// The concurrent checkpoint in flight, if any (see `durability.rs`).
     pub(super) checkpoint: CheckpointProgress,
@@ -178,11 +179,12 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                 if next_tick <= Instant::now() {
                     next_tick = Instant::now() + tick;
                 }
-                let (requested, writeback) = {
+                let requested = {
                     let mut bg = shared.background.lock();
-                    // Other notifications on the condvar (checkpoint progress) wake it too: it
-                    // sleeps on until the tick, a stop, or a checkpoint or writeback request.
-                    while !bg.stop && !bg.checkpoint_requested && !bg.writeback_requested {
+                    // Other notifications on the condvar (checkpoint progress, writeback
+                    // requests) wake it too: it sleeps on until the tick, a stop, or a
+                    // checkpoint request.
+                    while !bg.stop && !bg.checkpoint_requested {
                         if shared
                             .background_cv
                             .wait_until(&mut bg, next_tick)
@@ -194,17 +196,8 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                     if bg.stop {
                         return;
                     }
-                    (
-                        std::mem::take(&mut bg.checkpoint_requested),
-                        std::mem::take(&mut bg.writeback_requested),
-                    )
+                    std::mem::take(&mut bg.checkpoint_requested)
                 };
-                if writeback {
-                    // A hint only: an error here changes nothing durable, and the next sync
-                    // reports a real I/O problem.
-                    let main_file = shared.file.lock().clone();
-                    let _ = main_file.start_writeback();
-                }
                 if !requested && Instant::now() < next_tick {
                     continue;
                 }
@@ -241,6 +234,33 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
                 // Release the strong reference before sleeping, so it never keeps the store open.
                 drop(store);
             }
+        });
+}
+
+/// The writeback thread: starts the main file's writeback whenever group commit asks (see
+/// [`Background::writeback_requested`]). It is a thread of its own because the background
+/// thread spends a checkpoint's whole main-file sync blocked in it: requests left waiting for
+/// that sync to end kept every page sealed meanwhile dirty in the page cache, for the next
+/// checkpoint's sync to write all at once. It ends when the store closes (the stop flag).
+pub(super) fn spawn_writeback(weak: Weak<Shared>) {
+    let _ = std::thread::Builder::new()
+        .name("etch-writeback".into())
+        .spawn(move || loop {
+            let Some(shared) = weak.upgrade() else { return };
+            {
+                let mut bg = shared.background.lock();
+                while !bg.stop && !bg.writeback_requested {
+                    shared.background_cv.wait(&mut bg);
+                }
+                if bg.stop {
+                    return;
+                }
+                bg.writeback_requested = false;
+            }
+            // A hint only: an error here changes nothing durable, and the next sync reports a
+            // real I/O problem.
+            let main_file = shared.file.lock().clone();
+            let _ = main_file.start_writeback();
         });
 }
 

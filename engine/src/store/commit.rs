@@ -339,21 +339,41 @@ impl Store {
                 path: shared.path.clone(),
             });
         };
-        let appended = if wal.fits_at_all(payload.encoded_len()) {
-            let t = Instant::now();
-            let result = wal.append(seq, w.term, durable, &payload.encode());
-            profile::add(&shared.timers.wal_append, t);
-            self.guard(w, |_| result)?
-        } else {
-            false
+        let fits = wal.fits_at_all(payload.encoded_len());
+        let encoded = if fits { Some(payload.encode()) } else { None };
+        let mut appended = match &encoded {
+            Some(record) => {
+                let t = Instant::now();
+                let result = wal.append(seq, w.term, durable, record);
+                profile::add(&shared.timers.wal_append, t);
+                self.guard(w, |_| result)?
+            }
+            None => false,
         };
+        if let (false, Some(record)) = (appended, &encoded) {
+            // The WAL is full. A background checkpoint whose I/O is in flight frees the WAL
+            // before its start when it finishes (about the part before the threshold): wait for
+            // that, under the writer lock, rather than run a second checkpoint here, whose
+            // fsync would also write every page sealed since the first one started.
+            if shared.checkpoint_pending() {
+                let t = Instant::now();
+                shared.drain_checkpoint(w)?;
+                let durable = shared.sync.lock().durable_seq;
+                let term = w.term;
+                if let Some(wal) = w.wal.as_mut() {
+                    let result = wal.append(seq, term, durable, record);
+                    appended = self.guard(w, |_| result)?;
+                }
+                profile::add(&shared.timers.wal_full_drain, t);
+            }
+        }
         let fraction = shared.opts.checkpoint_wal_fraction;
         let past_threshold = w
             .wal
             .as_ref()
             .is_some_and(|wal| wal.used() > (wal.max_bytes() as f64 * fraction) as u64);
         if !appended {
-            // The WAL is full or too small for this record: a checkpoint under the writer lock
+            // The WAL is still full, or too small for this record: a checkpoint under the writer lock
             // makes this commit (and all before it) durable in the main file. It runs here, in
             // the committing thread, so the commit's acknowledgement waits for it rather than
             // for a WAL sync.

@@ -94,6 +94,11 @@ impl Shared {
         Error::Poisoned(message)
     }
 
+    /// A concurrent checkpoint was started and is not finished yet (its I/O may be over).
+    pub(super) fn checkpoint_pending(&self) -> bool {
+        self.background.lock().checkpoint.pending.is_some()
+    }
+
     /// Waits (writer lock held) for the in-flight checkpoint's I/O, if one is in flight, and
     /// finishes it. Afterwards no checkpoint I/O runs until the writer lock is released.
     pub(super) fn drain_checkpoint(&self, w: &mut Writer) -> Result<()> {
@@ -252,7 +257,7 @@ impl Store {
                 path: shared.path.clone(),
             });
         };
-        // The background thread starts the writeback of the pages sealed since the last
+        // The writeback thread starts the writeback of the pages sealed since the last
         // request while the WAL syncs (a hint: durability rests on the WAL sync and the
         // checkpoint's fsync), once they add up to `WRITEBACK_BYTES`. Requesting it only after
         // the sync was tried and measured no better (docs/benchmarks.md, "Scaling", the 16M

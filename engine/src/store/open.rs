@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::background::{spawn_background, Background};
+use super::background::{spawn_background, spawn_writeback, Background};
 use super::lease::LeaseClock;
 use super::{make_snapshot, CloseOnDrop, Shared, Store, SyncState, WalRepair, Writer};
 use crate::alloc::Allocator;
@@ -295,6 +295,7 @@ impl Store {
         // A read-only store has nothing for a background thread to do: every task of it writes.
         if !read_only {
             spawn_background(Arc::downgrade(&shared));
+            spawn_writeback(Arc::downgrade(&shared));
         }
         Ok(Store {
             _close_on_drop: Some(Arc::new(CloseOnDrop(shared.clone()))),
