@@ -49,10 +49,15 @@ fn command(payload: &[u8]) -> Command {
     })])
 }
 
+/// Appends entries `from..=to` of `term`; returns the last index, after checking that the state
+/// the append returned is the log's.
 fn append(store: &Store, from: u64, to: u64, term: u64) -> Result<u64, Error> {
     let bufs: Vec<(u64, Vec<u8>)> = (from..=to).map(|i| (i, payload(i, term))).collect();
     let entries: Vec<(u64, u64, &[u8])> = bufs.iter().map(|(i, p)| (*i, term, &p[..])).collect();
-    store.log_append(&entries)
+    let state = store.log_append(&entries)?;
+    assert_eq!(state.last, Some((to, term)));
+    assert_eq!(state, store.log_state().unwrap());
+    Ok(to)
 }
 
 fn ids(entries: &[LogEntry]) -> Vec<(u64, u64)> {
@@ -134,8 +139,9 @@ fn the_log_api_on_a_replicated_store() {
             applied: 3
         })
     ));
-    store.log_truncate(4).unwrap();
-    assert_eq!(store.log_state().unwrap().last, Some((3, 1)));
+    let truncated = store.log_truncate(4).unwrap();
+    assert_eq!(truncated.last, Some((3, 1)));
+    assert_eq!(truncated, store.log_state().unwrap());
     assert!(matches!(
         store.apply(4, 1, &Command::Noop),
         Err(Error::LogGap {
@@ -152,7 +158,9 @@ fn the_log_api_on_a_replicated_store() {
             applied: 3
         })
     ));
-    store.log_purge(2).unwrap();
+    let purged = store.log_purge(2).unwrap();
+    assert_eq!(purged.last_purged, Some((2, 1)));
+    assert_eq!(purged, store.log_state().unwrap());
     assert!(matches!(
         store.log_read(2, 4),
         Err(Error::LogPurged {

@@ -111,6 +111,22 @@ impl EngineLog {
         }
     }
 
+    /// Appends `entries` (engine indexes) and shows the log's state after it on the gauge: the
+    /// state the append returns, read under its lock, or after a refusal (`LogFull` may come
+    /// after some entries went in) the state read again.
+    fn append_observed(&self, entries: &[(u64, u64, &[u8])]) -> Result<engine::LogState, LogError> {
+        match self.store.log_append(entries) {
+            Ok(state) => {
+                self.gauge.observe(&state);
+                Ok(state)
+            }
+            Err(e) => {
+                self.refresh();
+                Err(log_error(e))
+            }
+        }
+    }
+
     /// The engine store holding the log (for its `log_state`, e.g. to watch how full the ring
     /// is).
     pub fn store(&self) -> &engine::Store {
@@ -128,8 +144,8 @@ impl LogStore for EngineLog {
             mapped.push((engine_index(index)?, term, payload));
         }
         // Durable before returning: openraft's flush callback follows this call.
-        let last = self.store.log_append(&mapped).map_err(log_error)?;
-        self.refresh();
+        let state = self.append_observed(&mapped)?;
+        let last = state.last.map_or(0, |(index, _)| index);
         self.store.wait_log_durable(last).map_err(log_error)
     }
 
@@ -141,13 +157,7 @@ impl LogStore for EngineLog {
         for &(index, term, payload) in entries {
             mapped.push((engine_index(index)?, term, payload));
         }
-        let appended = self
-            .store
-            .log_append(&mapped)
-            .map_err(log_error)
-            .map(|_| ());
-        self.refresh();
-        appended
+        self.append_observed(&mapped).map(|_| ())
     }
 
     fn sync_through(&self, index: u64) -> Result<(), LogError> {
@@ -193,9 +203,9 @@ impl LogStore for EngineLog {
                 index - 1
             )));
         }
-        let truncated = self.store.log_truncate(index).map_err(log_error);
-        self.refresh();
-        truncated
+        let truncated = self.store.log_truncate(index).map_err(log_error)?;
+        self.gauge.observe(&truncated);
+        Ok(())
     }
 
     fn purge(&self, index: u64, term: u64) -> Result<(), LogError> {
@@ -233,9 +243,9 @@ impl LogStore for EngineLog {
                 now.1
             )));
         }
-        let purged = self.store.log_purge(now.0).map_err(log_error);
-        self.refresh();
-        purged
+        let purged = self.store.log_purge(now.0).map_err(log_error)?;
+        self.gauge.observe(&purged);
+        Ok(())
     }
 
     fn save_vote(&self, vote: &[u8]) -> Result<(), LogError> {

@@ -155,19 +155,20 @@ impl Store {
     }
 
     /// Appends log entries `(index, term, payload)`; the first index must be the last one + 1
-    /// ([`Error::LogGap`] otherwise: truncate first to replace a suffix). Returns the last index
-    /// appended. The entries are not durable yet: [`Store::wait_log_durable`] waits for that,
+    /// ([`Error::LogGap`] otherwise: truncate first to replace a suffix). Returns the log's state
+    /// after the append, read under the same lock (its `last` is the last entry appended), so a
+    /// caller that keeps figures of the log needs no second [`Store::log_state`]. The entries are not durable yet: [`Store::wait_log_durable`] waits for that,
     /// sharing one fdatasync among every caller waiting at the time (group commit).
     ///
     /// A ring without room for an entry fails with [`Error::LogFull`] rather than overwrite
     /// unpurged entries; the entries before it stay appended. An I/O error poisons the store.
-    pub fn log_append(&self, entries: &[(u64, u64, &[u8])]) -> Result<u64> {
+    pub fn log_append(&self, entries: &[(u64, u64, &[u8])]) -> Result<LogState> {
         let mut guard = self.log_writer()?;
         let w = &mut *guard;
         let durable = self.shared.log_sync.state.lock().durable;
         let (log, wal) = parts(w)?;
         match log.append(wal, entries, durable) {
-            Ok(last) => Ok(last),
+            Ok(_) => Ok(log.state(wal)),
             Err(e @ (Error::LogGap { .. } | Error::LogFull { .. })) => Err(e),
             Err(e) => Err(self.poison(w, e)),
         }
@@ -247,8 +248,8 @@ impl Store {
     /// Drops every log entry with an index `>= index`, durably before returning: after a crash
     /// at any point later, none of them is read back. Entries the state machine has applied
     /// cannot be dropped ([`Error::LogApplied`]; Raft never truncates committed entries). An
-    /// index past the last entry changes nothing.
-    pub fn log_truncate(&self, index: u64) -> Result<()> {
+    /// index past the last entry changes nothing. Returns the log's state afterwards.
+    pub fn log_truncate(&self, index: u64) -> Result<LogState> {
         let mut guard = self.log_writer()?;
         let w = &mut *guard;
         if index <= w.seq {
@@ -260,24 +261,25 @@ impl Store {
         let (log, wal) = parts(w)?;
         if index > log.last().0 {
             // Nothing to drop, and nothing was synced: the durable index stays as it is.
-            return Ok(());
+            return Ok(log.state(wal));
         }
         let truncated = log.truncate(wal, index);
         let last = log.last().0;
+        let state = log.state(wal);
         self.guard(w, |_| truncated)?;
         // Truncation synced the WAL: what is left is durable, nothing past it exists.
         let mut s = self.shared.log_sync.state.lock();
         s.durable = last;
         s.epoch += 1;
-        Ok(())
+        Ok(state)
     }
 
     /// Forgets every log entry `<= index`: their space in the WAL ring may be reused. Only
     /// applied entries can go ([`Error::LogNotApplied`]), and first a checkpoint makes the main
     /// file hold the applied state and records the log's new start (so recovery never looks
     /// for a purged entry whose space was reused). An index at or below the last purge changes
-    /// nothing.
-    pub fn log_purge(&self, index: u64) -> Result<()> {
+    /// nothing. Returns the log's state afterwards.
+    pub fn log_purge(&self, index: u64) -> Result<LogState> {
         let mut guard = self.log_writer()?;
         let w = &mut *guard;
         let applied = (w.seq, w.term);
@@ -286,12 +288,13 @@ impl Store {
             log.purge_point(wal, index, applied)?
         };
         let Some(point) = point else {
-            return Ok(());
+            let (log, wal) = parts(w)?;
+            return Ok(log.state(wal));
         };
         self.checkpoint_with(w, Some(point))?;
         let (log, wal) = parts(w)?;
         log.purge(wal, point);
-        Ok(())
+        Ok(log.state(wal))
     }
 
     /// Stores the Raft vote (opaque bytes, at most 1024), durably before returning, in one of
