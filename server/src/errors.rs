@@ -164,18 +164,3 @@ pub fn cluster_to_status(e: &etch_replication::Error) -> Status {
         other => Status::internal(format!("etch: {other}")),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// etcd's clients recognise the refusal by code and text (clientv3's
-    /// `ErrTooManyRequests`) and back off; a write the leader had no room for must read the
-    /// same.
-    #[test]
-    fn too_many_requests_is_etcds_resource_exhausted() {
-        let status = cluster_to_status(&etch_replication::Error::TooManyRequests);
-        assert_eq!(status.code(), Code::ResourceExhausted);
-        assert_eq!(status.message(), "etcdserver: too many requests");
-    }
-}

@@ -8,5 +8,6 @@ mod cluster_member;
 mod etcdctl;
 mod grpc;
 mod tls;
+mod units;
 mod watch;
 mod watch_fanout;
