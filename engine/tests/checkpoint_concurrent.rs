@@ -402,6 +402,21 @@ fn fresh_dir(root: &Path, name: &str) -> PathBuf {
     p
 }
 
+/// A store on gated storage with a 1 MiB WAL that neither time nor the size threshold
+/// checkpoints on its own (0.95 of the WAL), the gate, and the guard that opens it on drop.
+fn open_gated_small_wal(path: &Path) -> (Store, Arc<Gate>, OpenOnDrop) {
+    let storage = GatedStorage::default();
+    let gate = storage.gate.clone();
+    let db = Options::new()
+        .storage(Arc::new(storage))
+        .checkpoint_interval(Duration::from_secs(3600))
+        .wal_capacity(1 << 20)
+        .checkpoint_wal_fraction(0.95)
+        .open(path)
+        .unwrap();
+    (db, gate.clone(), OpenOnDrop(gate))
+}
+
 /// The commit clocks (`Store::commit_profile`) name the phases a commit and a checkpoint went
 /// through: a durable commit's apply, WAL append, seal and WAL sync; a checkpoint's start, its
 /// unlocked I/O (at least as long as the gate held it, and reported as running meanwhile, while
@@ -410,17 +425,7 @@ fn fresh_dir(root: &Path, name: &str) -> PathBuf {
 #[test]
 fn commit_profile_names_the_phases_commits_and_checkpoints_spent_time_in() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("profiled.etch");
-    let storage = GatedStorage::default();
-    let gate = storage.gate.clone();
-    let _open_gate = OpenOnDrop(gate.clone());
-    let db = Options::new()
-        .storage(Arc::new(storage))
-        .checkpoint_interval(Duration::from_secs(3600))
-        .wal_capacity(1 << 20)
-        .checkpoint_wal_fraction(0.95)
-        .open(&path)
-        .unwrap();
+    let (db, gate, _open_gate) = open_gated_small_wal(&dir.path().join("profiled.etch"));
     let zero = Duration::ZERO;
     let start = db.commit_profile();
     assert_eq!(start.checkpoints, 0);
@@ -492,17 +497,7 @@ fn commit_profile_names_the_phases_commits_and_checkpoints_spent_time_in() {
 fn a_commit_that_finds_the_wal_full_waits_for_the_checkpoint_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("full.etch");
-    let storage = GatedStorage::default();
-    let gate = storage.gate.clone();
-    let _open_gate = OpenOnDrop(gate.clone());
-    // A 1 MiB WAL that the size threshold never checkpoints on its own.
-    let db = Options::new()
-        .storage(Arc::new(storage))
-        .checkpoint_interval(Duration::from_secs(3600))
-        .wal_capacity(1 << 20)
-        .checkpoint_wal_fraction(0.95)
-        .open(&path)
-        .unwrap();
+    let (db, gate, _open_gate) = open_gated_small_wal(&path);
     let value = |i: usize| vec![b'a' + (i % 26) as u8; 1000];
     // About half the WAL before the checkpoint starts: what its finish frees.
     for i in 0..450 {
