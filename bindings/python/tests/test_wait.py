@@ -121,8 +121,11 @@ def test_timed_out_watch_wait_loses_no_event(db: etch.Store) -> None:
 
 
 _CHILD = """
-import sys, time, etch
+import signal, sys, time, etch
 
+# Python leaves SIGINT ignored if the parent ignored it (as a shell's background job does):
+# restore the handler that raises KeyboardInterrupt, which is what is under test.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 db = etch.open(sys.argv[1])
 mode = sys.argv[2]
 if mode == "lock":
