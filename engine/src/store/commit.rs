@@ -373,8 +373,8 @@ impl Store {
             .as_ref()
             .is_some_and(|wal| wal.used() > (wal.max_bytes() as f64 * fraction) as u64);
         if !appended {
-            // The WAL is still full, or too small for this record: a checkpoint under the writer lock
-            // makes this commit (and all before it) durable in the main file. It runs here, in
+            // The WAL is still full, or too small for this record: a checkpoint under the writer
+            // lock makes this commit (and all before it) durable in the main file. It runs here, in
             // the committing thread, so the commit's acknowledgement waits for it rather than
             // for a WAL sync.
             let t = Instant::now();

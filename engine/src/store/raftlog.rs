@@ -157,8 +157,9 @@ impl Store {
     /// Appends log entries `(index, term, payload)`; the first index must be the last one + 1
     /// ([`Error::LogGap`] otherwise: truncate first to replace a suffix). Returns the log's state
     /// after the append, read under the same lock (its `last` is the last entry appended), so a
-    /// caller that keeps figures of the log needs no second [`Store::log_state`]. The entries are not durable yet: [`Store::wait_log_durable`] waits for that,
-    /// sharing one fdatasync among every caller waiting at the time (group commit).
+    /// caller that keeps figures of the log needs no second [`Store::log_state`]. The entries
+    /// are not durable yet: [`Store::wait_log_durable`] waits for that, sharing one fdatasync
+    /// among every caller waiting at the time (group commit).
     ///
     /// A ring without room for an entry fails with [`Error::LogFull`] rather than overwrite
     /// unpurged entries; the entries before it stay appended. An I/O error poisons the store.
