@@ -28,6 +28,8 @@ struct Gate {
     opened: std::sync::Condvar,
     /// Main-file syncs waiting at the gate right now.
     waiting: AtomicUsize,
+    /// Writeback starts asked of the main file so far.
+    writebacks: AtomicUsize,
 }
 
 impl Gate {
@@ -129,6 +131,12 @@ impl StorageFile for GatedFile {
     }
     fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>> {
         self.inner.map(len, random_access)
+    }
+    fn start_writeback(&self) -> io::Result<()> {
+        if let Some(gate) = &self.gate {
+            gate.writebacks.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.start_writeback()
     }
 }
 
@@ -559,6 +567,46 @@ fn a_commit_that_finds_the_wal_full_waits_for_the_checkpoint_in_flight() {
         );
     }
     db.check().unwrap();
+}
+
+/// Group commit's writeback requests are served while a checkpoint's main-file sync is held:
+/// the thread that starts the writeback is not the one blocked in the checkpoint.
+#[test]
+fn writeback_is_started_while_a_checkpoint_syncs_the_main_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = GatedStorage::default();
+    let gate = storage.gate.clone();
+    let _open_gate = OpenOnDrop(gate.clone());
+    let db = Options::new()
+        .storage(Arc::new(storage))
+        .checkpoint_interval(Duration::from_secs(3600))
+        .open(dir.path().join("writeback.etch"))
+        .unwrap();
+    let checkpointer = gate.hold_checkpoint(&db);
+    let before = gate.writebacks.load(Ordering::SeqCst);
+    // 1,500 keys of 1 KiB in batches of 100: over 1 MiB of sealed pages, so group commit asks.
+    for b in 0..15 {
+        let ops = (0..100)
+            .map(|i| WriteOp::put(format!("wb/{:04}", b * 100 + i), vec![7u8; 1000]))
+            .collect();
+        db.batch(ops).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.writebacks.load(Ordering::SeqCst) == before {
+        assert!(
+            Instant::now() < deadline,
+            "no writeback was started while the checkpoint's sync was held"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        gate.waiting.load(Ordering::SeqCst),
+        1,
+        "the sync is still held"
+    );
+    gate.set_closed(false);
+    checkpointer.join().unwrap().unwrap();
+    assert_eq!(db.get("wb/1499").unwrap().unwrap().value, vec![7u8; 1000]);
 }
 
 #[test]
