@@ -10,6 +10,7 @@
 //! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE] [--only kv|watch]
 //!                                             [--requests N] [--connections N] [--markdown]
 //! cargo run --release -p etch-bench -- scale [--max-keys N] [--step N] [--quick]   (see scale.rs)
+//! cargo run --release -p etch-bench -- reads [--sizes N,...] [--rounds N] [--quick]  (see reads.rs)
 //! cargo run --release -p etch-bench -- raft [--quick] [--seconds S] [--max-writes N]
 //! cargo run --release -p etch-bench -- cluster [--quick] [--json FILE]   (see cluster/mod.rs)
 //! ```
@@ -54,6 +55,7 @@ mod cluster;
 mod engines;
 mod floor;
 mod raft;
+mod reads;
 mod scale;
 mod server;
 mod workload;
@@ -69,6 +71,7 @@ fn usage() -> ! {
          \x20      etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
          \x20                        [--requests N] [--connections N] [--markdown]\n\
          \x20      etch-bench scale [--max-keys N] [--step N] [--quick] [--engines etch,lmdb]\n\
+         \x20      etch-bench reads [--sizes N,N,...] [--rounds N] [--reads N] [--quick]\n\
          \x20      etch-bench raft [--quick] [--seconds S] [--max-writes N]\n\
          \x20      etch-bench cluster [--quick] [--json FILE] [--catch-up-keys N] [--rounds N]\n\
          engines: {}",
@@ -125,6 +128,7 @@ fn main() {
         Some("server") => server::main(args),
         Some("cluster") => cluster::main(args),
         Some("scale") => scale::main(args),
+        Some("reads") => reads::main(args),
         // Internal: one engine's scale run (see scale.rs).
         Some("scale-engine") => scale::engine_main(args),
         Some("raft") => raft::main(args),

@@ -37,9 +37,9 @@ use heed::types::Bytes;
 use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 
 /// Keys per durable batch of the load and of the overwrite.
-const BATCH: u64 = 10_000;
+pub(crate) const BATCH: u64 = 10_000;
 const KEY_LEN: usize = 24;
-const VALUE_LEN: usize = 150;
+pub(crate) const VALUE_LEN: usize = 150;
 
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug)]
@@ -79,7 +79,7 @@ fn usage() -> ! {
 }
 
 /// splitmix64: a bijection, so distinct indices give distinct keys.
-fn mix(mut x: u64) -> u64 {
+pub(crate) fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -98,14 +98,14 @@ fn fill(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// The key of index `i`: its first 8 bytes are a bijection of `i`, so keys never collide.
-fn key(i: u64) -> Vec<u8> {
+pub(crate) fn key(i: u64) -> Vec<u8> {
     let mut k = mix(i).to_be_bytes().to_vec();
     k.extend_from_slice(&fill(i ^ 0x5EED, KEY_LEN - 8));
     k
 }
 
 /// Value of key `i` in generation `generation` (0: the load; then each overwrite).
-fn value(i: u64, generation: u64) -> Vec<u8> {
+pub(crate) fn value(i: u64, generation: u64) -> Vec<u8> {
     fill(
         i.wrapping_mul(31).wrapping_add(generation << 40) ^ 0xA11CE,
         VALUE_LEN,
@@ -312,7 +312,7 @@ pub(crate) fn mib(b: u64) -> f64 {
 }
 
 /// Value at quantile `q` of sorted `v`.
-fn quantile(v: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(v: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
@@ -501,7 +501,7 @@ fn print_profiles(batches: &[Batch]) {
 }
 
 /// A deterministic sample of `n` indices below `loaded`.
-fn sample(n: u64, loaded: u64, salt: u64) -> Vec<u64> {
+pub(crate) fn sample(n: u64, loaded: u64, salt: u64) -> Vec<u64> {
     (0..n).map(|j| mix(j ^ (salt << 32)) % loaded).collect()
 }
 
