@@ -17,9 +17,12 @@
 //! transaction with a borrowed point read per key (etch's `get_ref`, heed's `get`), as the scale
 //! benchmark's.
 //!
-//! Printed per size: each engine's median and fastest pass (ns per read), the ratio of the
-//! medians, and the median and range of the per-round ratios (etch / LMDB; below 1 is etch
-//! faster). `--quick` (200,000 keys, 5 rounds) is the CI smoke run.
+//! Each size is measured twice: reads that take only the value's length (as the scale benchmark;
+//! the value's bytes are never loaded) and reads that sum the value's bytes (as an application
+//! that uses what it fetched). Printed per size and use: each engine's median and fastest pass
+//! (ns per read), the ratio of the medians, and the median and range of the per-round ratios
+//! (etch / LMDB; below 1 is etch faster). Every pass checks that both engines found every key
+//! and the same bytes. `--quick` (200,000 keys, 5 rounds) is the CI smoke run.
 
 use std::path::Path;
 use std::time::Instant;
@@ -118,26 +121,18 @@ impl Lmdb {
     /// One pass: ns per read. Never inlined, so that a profiler can count it alone
     /// (`valgrind --tool=callgrind --toggle-collect=...`).
     #[inline(never)]
-    fn pass(&self, keys: &[Vec<u8>]) -> f64 {
+    fn pass(&self, keys: &[Vec<u8>], using: Use) -> (f64, u64) {
         let start = Instant::now();
         let txn = self.env.read_txn().expect("lmdb read_txn");
-        let bytes: usize = keys
+        let used: u64 = keys
             .iter()
             .map(|k| {
-                self.db
-                    .get(&txn, k)
-                    .expect("lmdb get")
-                    .map_or(0, <[u8]>::len)
+                let v = self.db.get(&txn, k).expect("lmdb get");
+                using.of(v.expect("lmdb lost a key"))
             })
             .sum();
         let ns = start.elapsed().as_nanos() as f64 / keys.len() as f64;
-        drop(txn);
-        assert_eq!(
-            bytes,
-            keys.len() * crate::scale::VALUE_LEN,
-            "lmdb lost a key"
-        );
-        ns
+        (ns, used)
     }
 }
 
@@ -162,25 +157,44 @@ fn etch_write(store: &Store, from: u64, to: u64) {
 
 /// One pass: ns per read. Never inlined, as [`Lmdb::pass`].
 #[inline(never)]
-fn etch_pass(store: &Store, keys: &[Vec<u8>]) -> f64 {
+fn etch_pass(store: &Store, keys: &[Vec<u8>], using: Use) -> (f64, u64) {
     let start = Instant::now();
     let txn = store.read().expect("etch read");
-    let bytes: usize = keys
+    let used: u64 = keys
         .iter()
         .map(|k| {
-            txn.get_ref(k)
-                .expect("etch get")
-                .map_or(0, |kv| kv.value.len())
+            let kv = txn.get_ref(k).expect("etch get");
+            using.of(kv.expect("etch lost a key").value)
         })
         .sum();
     let ns = start.elapsed().as_nanos() as f64 / keys.len() as f64;
-    drop(txn);
-    assert_eq!(
-        bytes,
-        keys.len() * crate::scale::VALUE_LEN,
-        "etch lost a key"
-    );
-    ns
+    (ns, used)
+}
+
+/// What each read does with the value it finds.
+#[derive(Clone, Copy)]
+enum Use {
+    /// Takes its length only, as the scale benchmark: the value's bytes are not touched.
+    Length,
+    /// Sums its bytes, as an application that reads what it fetched: the value's cache lines
+    /// are loaded too.
+    Bytes,
+}
+
+impl Use {
+    fn of(self, value: &[u8]) -> u64 {
+        match self {
+            Use::Length => value.len() as u64,
+            Use::Bytes => value.iter().map(|&b| u64::from(b)).sum(),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Use::Length => "length",
+            Use::Bytes => "bytes",
+        }
+    }
 }
 
 /// Runs `etch-bench reads`.
@@ -195,9 +209,9 @@ pub fn main(args: impl Iterator<Item = String>) {
         plan.rounds, plan.reads
     );
     println!(
-        "| keys | etch median / fastest ns | LMDB median / fastest ns | ratio of medians | per-round ratio: median (min-max) |"
+        "| keys | value used | etch median / fastest ns | LMDB median / fastest ns | ratio of medians | per-round ratio: median (min-max) |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     let mut loaded = 0;
     for &size in &plan.sizes {
         while loaded < size {
@@ -208,41 +222,45 @@ pub fn main(args: impl Iterator<Item = String>) {
         }
         // One pass over a sample to map (and, for etch, verify) the upper levels before timing.
         let warm: Vec<Vec<u8>> = (0..plan.reads).map(|j| key(mix(j) % loaded)).collect();
-        etch_pass(&store, &warm);
-        lmdb.pass(&warm);
-        let (mut etch, mut lm, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..plan.rounds {
-            let keys: Vec<Vec<u8>> = crate::scale::sample(plan.reads, loaded, round + 1)
-                .into_iter()
-                .map(key)
-                .collect();
-            let (e, l) = if round % 2 == 0 {
-                let e = etch_pass(&store, &keys);
-                (e, lmdb.pass(&keys))
-            } else {
-                let l = lmdb.pass(&keys);
-                (etch_pass(&store, &keys), l)
-            };
-            etch.push(e);
-            lm.push(l);
-            ratios.push(e / l);
+        etch_pass(&store, &warm, Use::Length);
+        lmdb.pass(&warm, Use::Length);
+        for using in [Use::Length, Use::Bytes] {
+            let (mut etch, mut lm, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..plan.rounds {
+                let keys: Vec<Vec<u8>> = crate::scale::sample(plan.reads, loaded, round + 1)
+                    .into_iter()
+                    .map(key)
+                    .collect();
+                let ((e, etch_used), (l, lmdb_used)) = if round % 2 == 0 {
+                    let e = etch_pass(&store, &keys, using);
+                    (e, lmdb.pass(&keys, using))
+                } else {
+                    let l = lmdb.pass(&keys, using);
+                    (etch_pass(&store, &keys, using), l)
+                };
+                assert_eq!(etch_used, lmdb_used, "etch and LMDB read different values");
+                etch.push(e);
+                lm.push(l);
+                ratios.push(e / l);
+            }
+            for v in [&mut etch, &mut lm, &mut ratios] {
+                v.sort_by(f64::total_cmp);
+            }
+            let (em, lmm) = (quantile(&etch, 0.5), quantile(&lm, 0.5));
+            println!(
+                "| {} | {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2}x | {:.2}x ({:.2}-{:.2}) |",
+                loaded,
+                using.name(),
+                em,
+                etch[0],
+                lmm,
+                lm[0],
+                em / lmm,
+                quantile(&ratios, 0.5),
+                ratios[0],
+                ratios[ratios.len() - 1],
+            );
         }
-        for v in [&mut etch, &mut lm, &mut ratios] {
-            v.sort_by(f64::total_cmp);
-        }
-        let (em, lmm) = (quantile(&etch, 0.5), quantile(&lm, 0.5));
-        println!(
-            "| {} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2}x | {:.2}x ({:.2}-{:.2}) |",
-            loaded,
-            em,
-            etch[0],
-            lmm,
-            lm[0],
-            em / lmm,
-            quantile(&ratios, 0.5),
-            ratios[0],
-            ratios[ratios.len() - 1],
-        );
     }
     store.close().expect("close etch store");
 }

@@ -39,7 +39,7 @@ use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 /// Keys per durable batch of the load and of the overwrite.
 pub(crate) const BATCH: u64 = 10_000;
 const KEY_LEN: usize = 24;
-pub(crate) const VALUE_LEN: usize = 150;
+const VALUE_LEN: usize = 150;
 
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug)]
