@@ -100,11 +100,7 @@ impl Lmdb {
                 .open(dir)
                 .expect("open lmdb env")
         };
-        let mut txn = env.write_txn().expect("lmdb write_txn");
-        let db = env
-            .create_database(&mut txn, Some("kv"))
-            .expect("lmdb create_database");
-        txn.commit().expect("lmdb commit");
+        let db = crate::engines::lmdb::kv_database(&env);
         Lmdb { env, db }
     }
 

@@ -7,6 +7,16 @@ use heed::{CompactionOption, Database, Env, EnvOpenOptions};
 
 use super::{Engine, Pair};
 
+/// Opens (creating it if needed) the one named database the benchmarks use in `env`.
+pub fn kv_database(env: &Env) -> Database<Bytes, Bytes> {
+    let mut txn = env.write_txn().expect("lmdb write_txn");
+    let db = env
+        .create_database(&mut txn, Some("kv"))
+        .expect("lmdb create_database");
+    txn.commit().expect("lmdb commit");
+    db
+}
+
 pub struct Lmdb {
     /// `None` only while [`Engine::reopen`] has closed it.
     env: Option<Env>,
@@ -32,11 +42,7 @@ impl Lmdb {
                 .open(&env_dir)
                 .expect("open lmdb env")
         };
-        let mut txn = env.write_txn().expect("lmdb write_txn");
-        let db = env
-            .create_database(&mut txn, Some("kv"))
-            .expect("lmdb create_database");
-        txn.commit().expect("lmdb commit");
+        let db = kv_database(&env);
         Lmdb {
             env: Some(env),
             db,
