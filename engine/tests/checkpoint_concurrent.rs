@@ -160,14 +160,7 @@ fn checkpoint_counter(path: &Path) -> u64 {
 fn commits_complete_while_a_checkpoint_syncs_the_main_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gated.etch");
-    let storage = GatedStorage::default();
-    let gate = storage.gate.clone();
-    let _open_gate = OpenOnDrop(gate.clone());
-    let db = Options::new()
-        .storage(Arc::new(storage))
-        .checkpoint_interval(Duration::from_secs(3600))
-        .open(&path)
-        .unwrap();
+    let (db, gate, _open_gate) = open_gated(&path, Options::new());
     for i in 0..100 {
         db.put(format!("before/{i:03}"), format!("v{i}")).unwrap();
     }
@@ -413,13 +406,22 @@ fn fresh_dir(root: &Path, name: &str) -> PathBuf {
 /// A store on gated storage with a 1 MiB WAL that neither time nor the size threshold
 /// checkpoints on its own (0.95 of the WAL), the gate, and the guard that opens it on drop.
 fn open_gated_small_wal(path: &Path) -> (Store, Arc<Gate>, OpenOnDrop) {
+    open_gated(
+        path,
+        Options::new()
+            .wal_capacity(1 << 20)
+            .checkpoint_wal_fraction(0.95),
+    )
+}
+
+/// `options` on gated storage, with no timed checkpoints; the guard opens the gate when the
+/// test ends, before the store is dropped, so that a close never waits on a held gate.
+fn open_gated(path: &Path, options: Options) -> (Store, Arc<Gate>, OpenOnDrop) {
     let storage = GatedStorage::default();
     let gate = storage.gate.clone();
-    let db = Options::new()
+    let db = options
         .storage(Arc::new(storage))
         .checkpoint_interval(Duration::from_secs(3600))
-        .wal_capacity(1 << 20)
-        .checkpoint_wal_fraction(0.95)
         .open(path)
         .unwrap();
     (db, gate.clone(), OpenOnDrop(gate))
@@ -574,14 +576,7 @@ fn a_commit_that_finds_the_wal_full_waits_for_the_checkpoint_in_flight() {
 #[test]
 fn writeback_is_started_while_a_checkpoint_syncs_the_main_file() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = GatedStorage::default();
-    let gate = storage.gate.clone();
-    let _open_gate = OpenOnDrop(gate.clone());
-    let db = Options::new()
-        .storage(Arc::new(storage))
-        .checkpoint_interval(Duration::from_secs(3600))
-        .open(dir.path().join("writeback.etch"))
-        .unwrap();
+    let (db, gate, _open_gate) = open_gated(&dir.path().join("writeback.etch"), Options::new());
     let checkpointer = gate.hold_checkpoint(&db);
     let before = gate.writebacks.load(Ordering::SeqCst);
     // 1,500 keys of 1 KiB in batches of 100: over 1 MiB of sealed pages, so group commit asks.
