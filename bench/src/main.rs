@@ -9,7 +9,7 @@
 //!                                              [--engines etch,redb,lmdb,sqlite,fjall]
 //! cargo run --release -p etch-bench -- server [--scale small|full] [--json FILE] [--only kv|watch]
 //!                                             [--requests N] [--connections N] [--markdown]
-//! cargo run --release -p etch-bench -- scale [--max-keys N] [--step N] [--quick]   (see scale.rs)
+//! cargo run --release -p etch-bench -- scale [--max-keys N] [--step N] [--puts N] [--quick]   (see scale.rs)
 //! cargo run --release -p etch-bench -- reads [--sizes N,...] [--rounds N] [--quick]  (see reads.rs)
 //! cargo run --release -p etch-bench -- raft [--quick] [--seconds S] [--max-writes N]
 //! cargo run --release -p etch-bench -- cluster [--quick] [--json FILE]   (see cluster/mod.rs)
@@ -70,7 +70,7 @@ fn usage() -> ! {
         "usage: etch-bench compare [--scale small|full] [--json FILE] [--engines a,b,...]\n\
          \x20      etch-bench server [--scale small|full] [--json FILE] [--only kv|watch]\n\
          \x20                        [--requests N] [--connections N] [--markdown]\n\
-         \x20      etch-bench scale [--max-keys N] [--step N] [--quick] [--engines etch,lmdb]\n\
+         \x20      etch-bench scale [--max-keys N] [--step N] [--puts N] [--quick] [--engines etch,lmdb]\n\
          \x20      etch-bench reads [--sizes N,N,...] [--rounds N] [--reads N] [--quick]\n\
          \x20      etch-bench raft [--quick] [--seconds S] [--max-writes N]\n\
          \x20      etch-bench cluster [--quick] [--json FILE] [--catch-up-keys N] [--rounds N]\n\

@@ -125,6 +125,11 @@ pub(crate) fn write_into(
         &mut slots,
         identity.wal_salt,
     )?;
+    // A copy is complete: it ends at its last page, without the room a growing file keeps
+    // ahead (`Pager::ensure_room`). The meta is durable already and names no page past here,
+    // so a crash before this length is synced leaves only unused bytes at the end.
+    file.set_len(pager.alloc.high_water * page_size as u64)?;
+    file.sync_all()?;
     storage.sync_dir(path)?;
     Ok(file.len()?)
 }

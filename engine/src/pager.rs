@@ -39,6 +39,13 @@ const MIN_MAP_BYTES: u64 = 1 << 30;
 /// allocator's free chunks, and the faults of the next large one, are noise beside its own cost.
 const RETURN_MEMORY_BYTES: u64 = 256 << 20;
 
+/// How far ahead of the pages in use the main file grows ([`Pager::ensure_room`]): a
+/// sixteenth of its length, at least 64 KiB and at most 64 MiB, so growth stays rare (a file
+/// grows by 6-12% at a time) and the unused tail small (at most 128 MiB).
+fn grow_ahead(file_len: u64) -> u64 {
+    (file_len / 16).clamp(64 << 10, 64 << 20)
+}
+
 /// Returns the free memory of the C allocator's heap to the OS. A seal frees one 4 KiB buffer
 /// per dirty node; glibc's `malloc` keeps freed small blocks for reuse and gives back only the
 /// top of its heap, so after a one-transaction load of a million keys (about 470 MiB of node
@@ -291,6 +298,9 @@ pub(crate) struct Pager {
     /// Bytes written to the main file since [`Pager::take_writeback_due`] last returned true:
     /// page-cache pages whose early writeback has not been asked for.
     unflushed_bytes: u64,
+    /// The byte range the file last grew into ahead of need, until
+    /// [`Pager::take_prefault_due`] hands it to the thread that brings it into the page cache.
+    prefault_pending: Option<(u64, u64)>,
     pub(crate) alloc: Allocator,
     /// Sequence number of the commit being built; frees are tagged with it.
     pub(crate) seq: u64,
@@ -317,6 +327,7 @@ impl Pager {
             dirty: IdMap::default(),
             unsealed_overflow: IdMap::default(),
             unflushed_bytes: 0,
+            prefault_pending: None,
             alloc,
             seq: 0,
             random_access: false,
@@ -358,19 +369,32 @@ impl Pager {
         Ok(())
     }
 
-    /// Grows the file (in steps, so growth is rare) and the map to hold `pages` pages. A
-    /// read-only store's file never grows: pages past its end live in the overlay.
+    /// Grows the file and the map to hold `pages` pages. A read-only store's file never grows:
+    /// pages past its end live in the overlay.
+    ///
+    /// The file grows ahead of need: once less than [`grow_ahead`] bytes are left past the
+    /// pages in use, it grows to twice that past them, and the region it grew into becomes due
+    /// for [`Pager::take_prefault_due`]. Writing a page the page cache does not hold yet makes
+    /// the kernel allocate it on the writer's time, and on a virtual machine that hands freed
+    /// memory back to its host that costs a commit 10-15x a write over a cached page
+    /// (docs/benchmarks.md, "the slow batches are fresh memory"); growing a step early lets
+    /// the writeback thread bring the new region in before commits need it.
     fn ensure_room(&mut self, pages: u64) -> Result<()> {
         if self.map.overlay.is_some() {
             return Ok(());
         }
         let need = pages * self.page_size as u64;
-        if need > self.file_len {
+        let ahead = grow_ahead(self.file_len);
+        if need + ahead > self.file_len {
             let t = Instant::now();
-            let step = (self.file_len / 8).clamp(64 << 10, 64 << 20);
-            let new_len = need.max(self.file_len + step).next_multiple_of(64 << 10);
+            let old_len = self.file_len;
+            let new_len = (need + 2 * ahead).next_multiple_of(64 << 10);
             self.file.set_len(new_len)?;
             self.file_len = new_len;
+            // Pages below `need` are this batch's: it writes them now.
+            let from = old_len.max(need);
+            let start = self.prefault_pending.map_or(from, |(s, _)| s.min(from));
+            self.prefault_pending = Some((start, new_len));
             profile::add(&self.timers.file_grow, t);
             self.timers.file_grows.fetch_add(1, Ordering::Relaxed);
         }
@@ -400,6 +424,12 @@ impl Pager {
         }
         self.unflushed_bytes = 0;
         true
+    }
+
+    /// The region the file grew into ahead of need since this was last asked, for the
+    /// writeback thread to bring into the page cache ([`StorageFile::prefault`]).
+    pub(crate) fn take_prefault_due(&mut self) -> Option<(u64, u64)> {
+        self.prefault_pending.take()
     }
 
     /// Writes a large value to fresh contiguous pages (a read-only store's to its overlay).
@@ -436,6 +466,12 @@ impl Pager {
     /// Writes every dirty node to the file (unsynced; a read-only store's to its overlay) and
     /// makes the batch immutable: the next change copies again. After this, a snapshot of the current roots may be published.
     pub(crate) fn seal(&mut self) -> Result<()> {
+        if self.dirty.is_empty() {
+            // Nothing to write (an overflow value is written when it is made, with room made
+            // for it then): no growth either, so a seal of a clean state never touches the file.
+            self.unsealed_overflow.clear();
+            return Ok(());
+        }
         self.ensure_room(self.alloc.high_water)?;
         let mut ids: Vec<PageId> = self.dirty.keys().copied().collect();
         ids.sort_unstable();

@@ -38,6 +38,9 @@ pub trait Storage: Send + Sync {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
 }
 
+/// How much [`StorageFile::prefault`] reads per call by default.
+const PREFAULT_CHUNK: u64 = 1 << 20;
+
 /// An open file.
 #[allow(clippy::len_without_is_empty)] // `len` is an I/O call; emptiness is never asked
 pub trait StorageFile: Send + Sync {
@@ -56,6 +59,21 @@ pub trait StorageFile: Send + Sync {
     /// Starts writing the file's dirty pages to the device without waiting for them: a hint
     /// that makes the next sync cheaper, promising no durability. The default does nothing.
     fn start_writeback(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Brings the bytes `[offset, offset + len)` into the page cache without changing them: a
+    /// hint, so that the writes that later fill a region the file just grew into find its
+    /// pages in memory instead of allocating them while a commit waits. The default reads the
+    /// range a mebibyte at a time into a scratch buffer and discards it.
+    fn prefault(&self, offset: u64, len: u64) -> io::Result<()> {
+        let mut buf = vec![0u8; PREFAULT_CHUNK.min(len) as usize];
+        let end = offset.saturating_add(len);
+        let mut at = offset;
+        while at < end {
+            let n = (end - at).min(PREFAULT_CHUNK) as usize;
+            self.read_exact_at(&mut buf[..n], at)?;
+            at += n as u64;
+        }
         Ok(())
     }
     /// Takes an exclusive lock; `Ok(false)` if someone else holds it (shared or exclusive).
@@ -319,5 +337,56 @@ impl StorageFile for ReadOnlyFile {
 
     fn map(&self, len: usize, random_access: bool) -> io::Result<Box<dyn Mapping>> {
         self.0.map(len, random_access)
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Which 4 KiB pages of `bytes` (page-aligned, as a mapping is) the page cache holds.
+    fn resident(bytes: &[u8]) -> Vec<bool> {
+        let pages = bytes.len().div_ceil(4096);
+        let mut vec = vec![0u8; pages];
+        // SAFETY: `bytes` is a whole mapping, so its start is page-aligned and its range mapped;
+        // `vec` has one byte for each of its 4 KiB pages, all `mincore` writes.
+        let rc = unsafe {
+            libc::mincore(
+                bytes.as_ptr() as *mut libc::c_void,
+                bytes.len(),
+                vec.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "mincore: {}", io::Error::last_os_error());
+        vec.iter().map(|v| v & 1 == 1).collect()
+    }
+
+    /// A prefault brings exactly the asked region of a just-grown (sparse) file into the page
+    /// cache, from its start, and changes no byte of the file.
+    #[test]
+    fn prefault_brings_the_region_into_the_page_cache_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = FsStorage.open(&dir.path().join("grown"), true).unwrap();
+        file.write_all_at(b"etch", 0).unwrap();
+        file.set_len(4 << 20).unwrap();
+        file.write_all_at(b"tail", (3 << 20) + 100).unwrap();
+        let map = file.map(4 << 20, true).unwrap();
+        let before = resident(map.bytes());
+        let region = 256..768; // pages: bytes [1 MiB, 3 MiB)
+        assert!(
+            before[region.clone()].iter().all(|&r| !r),
+            "a hole the file grew into is not cached before the prefault"
+        );
+        file.prefault(1 << 20, 2 << 20).unwrap();
+        let after = resident(map.bytes());
+        assert!(after[region].iter().all(|&r| r), "the region is cached");
+        assert_eq!(
+            after[1..256],
+            before[1..256],
+            "nothing before the region is read"
+        );
+        assert_eq!(&map.bytes()[..4], b"etch");
+        assert_eq!(&map.bytes()[(3 << 20) + 100..(3 << 20) + 104], b"tail");
+        assert!(map.bytes()[4..(3 << 20) + 100].iter().all(|&b| b == 0));
     }
 }

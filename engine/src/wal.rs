@@ -66,6 +66,11 @@ const LAG_UNKNOWN: u32 = u32::MAX;
 /// this is written by every open: 256 KiB keeps that write small, while a busy writer grows
 /// the WAL in a few doublings.
 const INITIAL_BYTES: u64 = 256 << 10;
+/// The most one growth adds. A growth zero-fills and syncs the new part while a commit waits
+/// (the commit that found no room), so it is bounded: doubling a 32 MiB WAL to the default
+/// 64 MiB held one commit for 105 ms (docs/benchmarks.md, "fresh memory"), an 8 MiB step about
+/// 25 ms.
+const MAX_GROWTH: u64 = 8 << 20;
 
 /// A record read back during recovery.
 pub(crate) struct ScannedRecord {
@@ -466,14 +471,15 @@ impl Wal {
         frame_len(payload) * 4 <= self.max_bytes()
     }
 
-    /// Grows the file (zero-filled, synced) so that `need` more bytes fit after `head`.
+    /// Grows the file (zero-filled, synced) so that `need` more bytes fit after `head`: it
+    /// doubles, by at most [`MAX_GROWTH`] at a time, unless one record needs more.
     fn grow(&mut self, need: u64) -> Result<bool> {
         if self.wrapped || self.head < self.tail {
             return Ok(false);
         }
         let mut new_len = self.len;
         while new_len < self.head + need && new_len < self.max_len {
-            new_len = (new_len * 2).min(self.max_len);
+            new_len = (new_len * 2).min(new_len + MAX_GROWTH).min(self.max_len);
         }
         if new_len < self.head + need {
             return Ok(false);
@@ -850,6 +856,44 @@ mod tests {
         // Wrong salt or database id: nothing.
         assert!(Wal::scan(&b, WAL_START, 1, 98, 7).records.is_empty());
         assert!(Wal::scan(&b, WAL_START, 1, 99, 8).records.is_empty());
+    }
+
+    /// The WAL doubles from its initial size, but by at most `MAX_GROWTH` at a time, up to
+    /// its capacity; a record larger than one step still gets room in one growth.
+    #[test]
+    fn growth_doubles_in_bounded_steps_up_to_the_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 40 << 20;
+        let mut w = wal(&dir, cap);
+        let mut lens = vec![w.len];
+        let record = vec![3u8; 256 << 10];
+        let mut seq = 0;
+        while w.len < w.max_len && seq < 1000 {
+            seq += 1;
+            assert!(w.append(seq, 0, seq - 1, &record).unwrap());
+            if w.len != *lens.last().unwrap() {
+                lens.push(w.len);
+            }
+        }
+        assert_eq!(w.len, w.max_len, "grew to {lens:?}");
+        assert_eq!(w.file.len().unwrap(), w.len);
+        for pair in lens.windows(2) {
+            let step = pair[1] - pair[0];
+            assert!(
+                step <= MAX_GROWTH
+                    && (step == pair[0] || step == MAX_GROWTH || pair[1] == w.max_len),
+                "steps {lens:?}"
+            );
+        }
+        // The records all read back in order.
+        let recs = Wal::scan(&bytes(&w), WAL_START, 1, 99, 7).records;
+        assert_eq!(recs.len() as u64, seq);
+        // One record larger than a step fits after a single growth of a fresh WAL.
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = wal(&dir, cap);
+        let big = vec![5u8; (MAX_GROWTH + (1 << 20)) as usize];
+        assert!(w.append(1, 0, 0, &big).unwrap());
+        assert!(w.len >= WAL_START + frame_len(big.len()));
     }
 
     #[test]

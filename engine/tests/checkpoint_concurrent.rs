@@ -30,6 +30,15 @@ struct Gate {
     waiting: AtomicUsize,
     /// Writeback starts asked of the main file so far.
     writebacks: AtomicUsize,
+    /// The main file's lengths, in the order it was set to them.
+    lengths: Mutex<Vec<u64>>,
+    /// The byte ranges of the main file prefaulted so far, in order.
+    prefaults: Mutex<Vec<(u64, u64)>>,
+    /// The main file's length before its first growth since the WAL's last sync (which ends a
+    /// commit's round: a seal, then the WAL sync).
+    grown_this_round: Mutex<Option<u64>>,
+    /// Writes to the main file past that length: into a region the same round grew into.
+    writes_into_own_growth: AtomicUsize,
 }
 
 impl Gate {
@@ -69,7 +78,10 @@ impl Gate {
 
 struct GatedFile {
     inner: Arc<dyn StorageFile>,
+    /// The main file's gate; `None` for the WAL.
     gate: Option<Arc<Gate>>,
+    /// Every file's: the WAL's syncs end a commit's round (see `Gate::grown_this_round`).
+    all: Arc<Gate>,
 }
 
 impl Storage for GatedStorage {
@@ -79,6 +91,7 @@ impl Storage for GatedStorage {
         Ok(Arc::new(GatedFile {
             inner,
             gate: is_main.then(|| self.gate.clone()),
+            all: self.gate.clone(),
         }))
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -97,17 +110,39 @@ impl StorageFile for GatedFile {
         self.inner.len()
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
+        if let Some(gate) = &self.gate {
+            let mut lengths = gate.lengths.lock().unwrap();
+            let mut grown = gate.grown_this_round.lock().unwrap();
+            if let Some(&old) = lengths.last() {
+                grown.get_or_insert(old);
+            }
+            lengths.push(len);
+        }
         self.inner.set_len(len)
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.inner.read_exact_at(buf, offset)
     }
+    fn prefault(&self, offset: u64, len: u64) -> io::Result<()> {
+        if let Some(gate) = &self.gate {
+            gate.prefaults.lock().unwrap().push((offset, offset + len));
+        }
+        self.inner.prefault(offset, len)
+    }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if let Some(gate) = &self.gate {
+            let grown = *gate.grown_this_round.lock().unwrap();
+            if grown.is_some_and(|old| offset + buf.len() as u64 > old) {
+                gate.writes_into_own_growth.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         self.inner.write_all_at(buf, offset)
     }
     fn sync_data(&self) -> io::Result<()> {
         if let Some(gate) = &self.gate {
             gate.pass();
+        } else {
+            *self.all.grown_this_round.lock().unwrap() = None;
         }
         self.inner.sync_data()
     }
@@ -602,6 +637,78 @@ fn writeback_is_started_while_a_checkpoint_syncs_the_main_file() {
     gate.set_closed(false);
     checkpointer.join().unwrap().unwrap();
     assert_eq!(db.get("wb/1499").unwrap().unwrap().value, vec![7u8; 1000]);
+}
+
+/// The main file grows ahead of need (docs/design.md, "File growth"), and the writeback thread
+/// brings each region it grew into into the page cache: commits smaller than the room kept ahead
+/// never write into a region the file has just grown into; the prefaulted ranges follow one
+/// another up the file, requests end where a growth set the file's length, the last at its end;
+/// and each growth adds more than the sixteenth of the file (64 KiB at least) it keeps ahead.
+#[test]
+fn the_writeback_thread_prefaults_what_the_file_grows_into() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("growth.etch");
+    let (db, gate, _open_gate) = open_gated(&path, Options::new());
+    // 4,000 keys of 1 KiB in batches of 10 (about 12 KiB of pages each, against 64 KiB kept
+    // ahead): about 4 MiB of leaves, several growths.
+    for b in 0..400 {
+        let ops = (0..10)
+            .map(|i| WriteOp::put(format!("grow/{:05}", b * 10 + i), vec![b as u8; 1000]))
+            .collect();
+        db.batch(ops).unwrap();
+    }
+    assert_eq!(
+        gate.writes_into_own_growth.load(Ordering::SeqCst),
+        0,
+        "a commit wrote into the region its own growth added"
+    );
+    let lengths = gate.lengths.lock().unwrap().clone();
+    assert!(lengths.len() >= 3, "the file grew only {lengths:?}");
+    let end = *lengths.last().unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), end);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gate.prefaults.lock().unwrap().last().map(|r| r.1) != Some(end) {
+        assert!(
+            Instant::now() < deadline,
+            "the file's end {end} was never prefaulted: {:?}",
+            gate.prefaults.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let prefaults = gate.prefaults.lock().unwrap().clone();
+    for pair in prefaults.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "overlapping prefaults {prefaults:?}"
+        );
+    }
+    // A prefault is cut into slices; the end of each request is a length the file was set to.
+    let ends: Vec<u64> = prefaults
+        .iter()
+        .map(|r| r.1)
+        .filter(|e| lengths.contains(e))
+        .collect();
+    assert!(
+        ends.len() >= 2,
+        "prefaults {prefaults:?}, lengths {lengths:?}"
+    );
+    for &(start, stop) in &prefaults {
+        assert!(
+            start < stop && stop <= end,
+            "prefault {start}..{stop}, file {end}"
+        );
+    }
+    // A growth adds more than the room it keeps ahead, a sixteenth of the old length.
+    for pair in lengths[1..].windows(2) {
+        let ahead = (pair[0] / 16).clamp(64 << 10, 64 << 20);
+        assert!(pair[1] > pair[0] + ahead, "lengths {lengths:?}");
+    }
+    assert!(db.status().unwrap().size_in_use < end);
+    assert_eq!(
+        db.get("grow/03999").unwrap().unwrap().value,
+        vec![143u8; 1000]
+    );
+    db.check().unwrap();
 }
 
 #[test]

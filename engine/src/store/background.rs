@@ -24,6 +24,9 @@ pub(super) struct Background {
     /// than all at once in the next checkpoint's fsync (which then competes with commits' WAL
     /// syncs for the device for much longer).
     pub(super) writeback_requested: bool,
+    /// The byte range the main file grew into ahead of need (see `Pager::ensure_room`): the
+    /// writeback thread brings it into the page cache before commits write it.
+    pub(super) prefault_requested: Option<(u64, u64)>,
     /// The concurrent checkpoint in flight, if any (see `durability.rs`).
     pub(super) checkpoint: CheckpointProgress,
     /// Change counts for [`AutoCompaction::Changes`].
@@ -238,30 +241,66 @@ pub(super) fn spawn_background(weak: Weak<Shared>) {
 }
 
 /// The writeback thread: starts the main file's writeback whenever group commit asks (see
-/// [`Background::writeback_requested`]). It is a thread of its own because the background
-/// thread spends a checkpoint's whole main-file sync blocked in it: requests left waiting for
-/// that sync to end kept every page sealed meanwhile dirty in the page cache, for the next
-/// checkpoint's sync to write all at once. It ends when the store closes (the stop flag).
+/// [`Background::writeback_requested`]), and brings the region the file grew into into the
+/// page cache ([`Background::prefault_requested`]). It is a thread of its own because the
+/// background thread spends a checkpoint's whole main-file sync blocked in it: requests left
+/// waiting for that sync to end kept every page sealed meanwhile dirty in the page cache, for
+/// the next checkpoint's sync to write all at once. It ends when the store closes (the stop
+/// flag).
 pub(super) fn spawn_writeback(weak: Weak<Shared>) {
     let _ = std::thread::Builder::new()
         .name("etch-writeback".into())
         .spawn(move || loop {
             let Some(shared) = weak.upgrade() else { return };
-            {
+            let (writeback, prefault) = {
                 let mut bg = shared.background.lock();
-                while !bg.stop && !bg.writeback_requested {
+                while !bg.stop && !bg.writeback_requested && bg.prefault_requested.is_none() {
                     shared.background_cv.wait(&mut bg);
                 }
                 if bg.stop {
                     return;
                 }
-                bg.writeback_requested = false;
-            }
-            // A hint only: an error here changes nothing durable, and the next sync reports a
-            // real I/O problem.
+                let writeback = std::mem::take(&mut bg.writeback_requested);
+                (writeback, bg.prefault_requested.take())
+            };
+            // Both are hints: an error here changes nothing durable, and the next sync reports
+            // a real I/O problem.
             let main_file = shared.file.lock().clone();
-            let _ = main_file.start_writeback();
+            if writeback {
+                let _ = main_file.start_writeback();
+            }
+            if let Some((start, end)) = prefault {
+                prefault_region(&shared, &*main_file, start, end);
+            }
         });
+}
+
+/// How much of a prefault runs between two looks at the stop flag.
+const PREFAULT_SLICE: u64 = 8 << 20;
+
+/// Brings `[start, end)` of the main file into the page cache, a slice at a time, stopping
+/// early when the store closes, or when group commit asks for writeback meanwhile: starting
+/// that matters more, and it waits at most one slice (8 MiB, 2-20 ms); the rest of the region
+/// is put back as requested, to go on after it.
+fn prefault_region(shared: &Shared, file: &dyn crate::storage::StorageFile, start: u64, end: u64) {
+    let mut at = start;
+    while at < end {
+        let n = (end - at).min(PREFAULT_SLICE);
+        if file.prefault(at, n).is_err() {
+            return;
+        }
+        at += n;
+        let mut bg = shared.background.lock();
+        if bg.stop {
+            return;
+        }
+        if bg.writeback_requested && at < end {
+            let rest = bg.prefault_requested.map_or(at, |(s, _)| s.min(at));
+            let rest_end = bg.prefault_requested.map_or(end, |(_, e)| e.max(end));
+            bg.prefault_requested = Some((rest, rest_end));
+            return;
+        }
+    }
 }
 
 /// The background thread's share of a pending compaction in one tick: at most

@@ -234,7 +234,7 @@ impl Store {
         }
         // The WAL file is taken with the sealed state: an installed snapshot replaces it (see
         // `transfer.rs`), and this round must sync the file its records went to.
-        let (snap, wal_file, writeback) = {
+        let (snap, wal_file, requests) = {
             let t = Instant::now();
             let mut w = shared.writer.lock();
             let t = profile::add(&shared.timers.seal_lock_wait, t);
@@ -250,7 +250,12 @@ impl Store {
             let snap = Arc::new(snap);
             shared.live.register(&snap);
             let writeback = w.pager.take_writeback_due(WRITEBACK_BYTES);
-            (snap, w.wal.as_ref().map(|wal| wal.file.clone()), writeback)
+            let prefault = w.pager.take_prefault_due();
+            (
+                snap,
+                w.wal.as_ref().map(|wal| wal.file.clone()),
+                (writeback, prefault),
+            )
         };
         let Some(wal_file) = wal_file else {
             return Err(Error::ReadOnly {
@@ -262,9 +267,16 @@ impl Store {
         // checkpoint's fsync), once they add up to `WRITEBACK_BYTES`. Requesting it only after
         // the sync was tried and measured no better (docs/benchmarks.md, "Scaling", the 16M
         // run).
-        if writeback {
+        // The same thread brings a region the file grew into into the page cache, ahead of the
+        // commits that will write it (see `Pager::ensure_room`).
+        let (writeback, prefault) = requests;
+        if writeback || prefault.is_some() {
             let mut bg = shared.background.lock();
-            bg.writeback_requested = true;
+            bg.writeback_requested |= writeback;
+            if let Some((start, end)) = prefault {
+                let merged = bg.prefault_requested.map_or(start, |(s, _)| s.min(start));
+                bg.prefault_requested = Some((merged, end));
+            }
             shared.background_cv.notify_all();
         }
         let t = Instant::now();
