@@ -553,12 +553,18 @@ fn run_engine(name: &str, plan: Plan) {
         );
 
         let mut puts = Vec::new();
-        // With profiling: (wall us, the thread's run-queue wait us) of each put.
+        // With profiling: (wall us, the thread's run-queue wait us) of each put, and the wall
+        // us of the puts made while a checkpoint's main-file I/O ran (at their start or end)
+        // and of the others.
         let mut put_waits = Vec::new();
+        let (mut during_checkpoint, mut outside_checkpoint) = (Vec::new(), Vec::new());
+        // With profiling: each put's WAL sync, and the rest of its time, in us.
+        let (mut put_syncs, mut put_rest) = (Vec::new(), Vec::new());
         for i in sample(plan.puts, loaded, loaded + 1) {
             put_generation += 1;
             let pair = [(key(i), value(i, put_generation))];
             let before = profiling().then(ThreadTimes::now);
+            let profile_before = before.and_then(|_| engine.profile());
             let t = Instant::now();
             engine.write(&pair);
             let us = t.elapsed().as_secs_f64() * 1e6;
@@ -566,6 +572,45 @@ fn run_engine(name: &str, plan: Plan) {
             if let Some(before) = before {
                 let runq = ThreadTimes::now().since(&before).runq_ns as f64 / 1e3;
                 put_waits.push((us, runq));
+            }
+            if let (Some(b), Some(a)) = (profile_before, engine.profile()) {
+                let running = b.checkpoint_io_running
+                    || a.checkpoint_io_running
+                    || a.checkpoints != b.checkpoints;
+                if running {
+                    during_checkpoint.push(us);
+                } else {
+                    outside_checkpoint.push(us);
+                }
+                let sync_us = a.since(&b).wal_sync.as_secs_f64() * 1e6;
+                put_syncs.push(sync_us);
+                put_rest.push((us - sync_us).max(0.0));
+            }
+        }
+        if !put_syncs.is_empty() {
+            put_syncs.sort_by(f64::total_cmp);
+            put_rest.sort_by(f64::total_cmp);
+            println!(
+                "  puts: WAL sync p50 / p99 {:.0} / {:.0} us; the rest of a put p50 / p99 {:.0} / {:.0} us",
+                quantile(&put_syncs, 0.5),
+                quantile(&put_syncs, 0.99),
+                quantile(&put_rest, 0.5),
+                quantile(&put_rest, 0.99)
+            );
+        }
+        for (what, v) in [
+            ("during a checkpoint's I/O", &mut during_checkpoint),
+            ("with no checkpoint running", &mut outside_checkpoint),
+        ] {
+            if !v.is_empty() {
+                v.sort_by(f64::total_cmp);
+                println!(
+                    "  puts {what}: {} of {}, p50 / p99 {:.0} / {:.0} us",
+                    v.len(),
+                    puts.len(),
+                    quantile(v, 0.5),
+                    quantile(v, 0.99)
+                );
             }
         }
         puts.sort_by(f64::total_cmp);

@@ -68,8 +68,8 @@ const LAG_UNKNOWN: u32 = u32::MAX;
 const INITIAL_BYTES: u64 = 256 << 10;
 /// The most one growth adds. A growth zero-fills and syncs the new part while a commit waits
 /// (the commit that found no room), so it is bounded: doubling a 32 MiB WAL to the default
-/// 64 MiB held one commit for 105 ms (docs/benchmarks.md, "fresh memory"), an 8 MiB step about
-/// 25 ms.
+/// 64 MiB held one commit for 105 ms (docs/benchmarks.md, "fresh memory"); a step writes and
+/// syncs at most a quarter of that.
 const MAX_GROWTH: u64 = 8 << 20;
 
 /// A record read back during recovery.
