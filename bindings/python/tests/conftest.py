@@ -150,7 +150,10 @@ def start_cluster(tmp: Path) -> List[etch.Store]:
     peers = {i: f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}" for i in ids}
     members: List[etch.Store] = []
     try:
-        for i in ids:
+        # The initializing member campaigns at once: open it last, so that its first vote
+        # requests find the others listening (opened first, it would wait out an election
+        # timeout to campaign again).
+        for i in sorted(ids, key=lambda i: i == 1):
             members.append(etch.open(tmp / f"member{i}.etch", cluster={
                 "id": i, "peers": peers, "initialize": i == 1,
                 "heartbeat": 0.05, "election_timeout": 0.3,
