@@ -46,6 +46,13 @@ fn grow_ahead(file_len: u64) -> u64 {
     (file_len / 16).clamp(64 << 10, 64 << 20)
 }
 
+/// The smallest byte range holding both `pending` (if any) and `[start, end)`: how requests to
+/// prefault a region the file grew into are merged while they wait (growth only moves up the
+/// file, so the ranges it adds follow one another).
+pub(crate) fn merge_ranges(pending: Option<(u64, u64)>, start: u64, end: u64) -> (u64, u64) {
+    pending.map_or((start, end), |(s, e)| (s.min(start), e.max(end)))
+}
+
 /// Returns the free memory of the C allocator's heap to the OS. A seal frees one 4 KiB buffer
 /// per dirty node; glibc's `malloc` keeps freed small blocks for reuse and gives back only the
 /// top of its heap, so after a one-transaction load of a million keys (about 470 MiB of node
@@ -393,8 +400,7 @@ impl Pager {
             self.file_len = new_len;
             // Pages below `need` are this batch's: it writes them now.
             let from = old_len.max(need);
-            let start = self.prefault_pending.map_or(from, |(s, _)| s.min(from));
-            self.prefault_pending = Some((start, new_len));
+            self.prefault_pending = Some(merge_ranges(self.prefault_pending, from, new_len));
             profile::add(&self.timers.file_grow, t);
             self.timers.file_grows.fetch_add(1, Ordering::Relaxed);
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::durability::CheckpointProgress;
 use super::{Shared, Store};
 use crate::options::{AutoCompaction, Durability};
+use crate::pager::merge_ranges;
 use crate::types::Revision;
 
 /// What the background thread shares with the store's other threads (under the `background`
@@ -295,9 +296,7 @@ fn prefault_region(shared: &Shared, file: &dyn crate::storage::StorageFile, star
             return;
         }
         if bg.writeback_requested && at < end {
-            let rest = bg.prefault_requested.map_or(at, |(s, _)| s.min(at));
-            let rest_end = bg.prefault_requested.map_or(end, |(_, e)| e.max(end));
-            bg.prefault_requested = Some((rest, rest_end));
+            bg.prefault_requested = Some(merge_ranges(bg.prefault_requested, at, end));
             return;
         }
     }

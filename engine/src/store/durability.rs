@@ -23,6 +23,7 @@ use crate::checkpoint::{
     WalPosition,
 };
 use crate::error::{Error, Result};
+use crate::pager::merge_ranges;
 use crate::profile;
 use crate::raftlog::PurgePoint;
 use crate::snapshot::SnapshotData;
@@ -234,7 +235,7 @@ impl Store {
         }
         // The WAL file is taken with the sealed state: an installed snapshot replaces it (see
         // `transfer.rs`), and this round must sync the file its records went to.
-        let (snap, wal_file, requests) = {
+        let (snap, wal_file, writeback, prefault) = {
             let t = Instant::now();
             let mut w = shared.writer.lock();
             let t = profile::add(&shared.timers.seal_lock_wait, t);
@@ -251,11 +252,8 @@ impl Store {
             shared.live.register(&snap);
             let writeback = w.pager.take_writeback_due(WRITEBACK_BYTES);
             let prefault = w.pager.take_prefault_due();
-            (
-                snap,
-                w.wal.as_ref().map(|wal| wal.file.clone()),
-                (writeback, prefault),
-            )
+            let wal_file = w.wal.as_ref().map(|wal| wal.file.clone());
+            (snap, wal_file, writeback, prefault)
         };
         let Some(wal_file) = wal_file else {
             return Err(Error::ReadOnly {
@@ -269,13 +267,11 @@ impl Store {
         // run).
         // The same thread brings a region the file grew into into the page cache, ahead of the
         // commits that will write it (see `Pager::ensure_room`).
-        let (writeback, prefault) = requests;
         if writeback || prefault.is_some() {
             let mut bg = shared.background.lock();
             bg.writeback_requested |= writeback;
             if let Some((start, end)) = prefault {
-                let merged = bg.prefault_requested.map_or(start, |(s, _)| s.min(start));
-                bg.prefault_requested = Some((merged, end));
+                bg.prefault_requested = Some(merge_ranges(bg.prefault_requested, start, end));
             }
             shared.background_cv.notify_all();
         }
